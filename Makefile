@@ -1,0 +1,80 @@
+# kefu — build, test and run. `make`, `make test`, `make run`, `make asan`.
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson
+OPT     ?= -O2 -g
+SAN     ?=
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOURCE \
+           -Iinclude -I$(BUILD) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+ENGINE   = kefu arena text rules rules_compile rules_regex router cli
+OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
+TESTS    = text rules router
+TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
+
+.PHONY: all deps test unit asan valgrind run install format clean
+all: kefu
+
+deps:
+	@scripts/deps.sh
+
+kefu: $(BUILD)/kefu
+	cp $< $@
+
+$(BUILD)/kefu: $(BUILD)/engine/main.o $(BUILD)/libkefu.a
+	$(CC) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libkefu.a: $(OBJS)
+	ar rcs $@ $^
+
+$(BUILD)/engine/%.o: engine/%.c $(BUILD)/hans_table.h | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
+	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
+
+# Traditional → simplified character table, generated from OpenCC's dictionaries.
+$(BUILD)/hans_table.h: scripts/gen-hans-table.sh | deps
+	@mkdir -p $(@D)
+	scripts/gen-hans-table.sh > $@.tmp && mv $@.tmp $@
+
+unit: $(TESTBINS) $(BUILD)/kefu
+	@BUILD=$(BUILD) tests/run.sh $(TESTBINS)
+
+test: unit
+
+# ASan + UBSan build of everything, then the whole suite under it.
+asan:
+	$(MAKE) BUILD=build-asan CC=clang OPT="-O1 -g" \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
+
+valgrind: $(TESTBINS)
+	@for t in $(TESTBINS); do \
+	    valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 $$t >/dev/null || exit 1; \
+	    echo "valgrind: $$t clean"; done
+
+run: kefu
+	./kefu chat
+
+install: kefu
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules
+	install -m 755 kefu $(DESTDIR)$(PREFIX)/bin/kefu
+	cp -r rules/. $(DESTDIR)$(PREFIX)/share/kefu/rules/
+
+format:
+	clang-format -i engine/*.c include/*.h tests/*.c
+
+clean:
+	rm -rf build build-asan kefu
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

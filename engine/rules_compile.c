@@ -1,0 +1,709 @@
+/* rules_compile.c — turn parsed rule files into the router's tables.
+ * Terms are normalized and deduplicated into literals; expressions become
+ * enode trees; regexes are checked and JIT-compiled; then every pattern
+ * gets its trigger literals and every literal its rarest index key, which
+ * is what keeps matching cost independent of the number of rules. */
+#include "kefu.h"
+#include "rules_build.h"
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MATCH_LIMIT 100000
+#define DEPTH_LIMIT 1000
+
+/* Growable uint32 vector in the tmp arena. */
+struct u32v {
+    uint32_t *v;
+    size_t n, cap;
+};
+
+struct litmap_slot {
+    uint32_t id_plus1;
+    uint32_t hash;
+};
+
+struct compiler {
+    struct builder *b;
+    struct rules *rs;
+    struct text_buf norm;
+    struct text_toks toks;
+    /* literals under construction */
+    struct lit *lits;
+    size_t n_lits, cap_lits;
+    struct litmap_slot *map;
+    size_t map_mask;
+    struct enode *nodes;
+    size_t n_nodes, cap_nodes;
+    struct pattern *pats;
+    size_t n_pats, cap_pats;
+    struct u32v *pat_trig; /* per pattern: trigger literals (none: n == 0) */
+    size_t cap_pat_trig;
+    int oom;
+};
+
+static uint32_t hash_bytes(const char *s, size_t n, uint32_t seed)
+{
+    uint32_t h = 2166136261u ^ seed;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static int u32_push(struct compiler *c, struct u32v *v, uint32_t x)
+{
+    uint32_t *slot = build_push(&c->b->tmp, &v->v, v->n, &v->cap, sizeof x);
+    if (!slot)
+        return c->oom = 1, -1;
+    *slot = x;
+    v->n++;
+    return 0;
+}
+
+static int litmap_grow(struct compiler *c)
+{
+    size_t size = c->map ? (c->map_mask + 1) * 2 : 1024;
+    struct litmap_slot *m = arena_alloc(&c->b->tmp, size * sizeof *m);
+    if (!m)
+        return -1;
+    for (size_t k = 0; c->map && k <= c->map_mask; k++) {
+        if (!c->map[k].id_plus1)
+            continue;
+        size_t h = c->map[k].hash & (size - 1);
+        while (m[h].id_plus1)
+            h = (h + 1) & (size - 1);
+        m[h] = c->map[k];
+    }
+    c->map = m;
+    c->map_mask = size - 1;
+    return 0;
+}
+
+/* Returns the id of the literal (kind, s[0..n)), adding it if new; -1 on OOM. */
+static long lit_intern(struct compiler *c, uint8_t kind, const char *s, size_t n, uint8_t nwords)
+{
+    if ((!c->map || c->n_lits * 2 >= c->map_mask) && litmap_grow(c) < 0)
+        return c->oom = 1, -1;
+    uint32_t h = hash_bytes(s, n, kind);
+    size_t k = h & c->map_mask;
+    while (c->map[k].id_plus1) {
+        const struct lit *l = &c->lits[c->map[k].id_plus1 - 1];
+        if (c->map[k].hash == h && l->kind == kind && l->len == n && memcmp(l->s, s, n) == 0)
+            return c->map[k].id_plus1 - 1;
+        k = (k + 1) & c->map_mask;
+    }
+    struct lit *l = build_push(&c->b->tmp, &c->lits, c->n_lits, &c->cap_lits, sizeof *l);
+    if (!l || !(l->s = arena_strndup(&c->rs->arena, s, n)))
+        return c->oom = 1, -1;
+    l->len = (uint32_t)n;
+    l->kind = kind;
+    l->nwords = nwords;
+    c->map[k].id_plus1 = (uint32_t)++c->n_lits;
+    c->map[k].hash = h;
+    return (long)c->n_lits - 1;
+}
+
+/* Turns a term as written into a literal id; -1 after an error. */
+static long term_literal(struct compiler *c, const char *text, size_t len, const struct bpos *pos)
+{
+    int rc = text_normalize(text, len, TEXT_FOLD, &c->norm);
+    if (rc < 0)
+        return rc == KEFU_ENOMEM ? (c->oom = 1, -1) : (build_error(c->b, pos, "term is not valid utf-8"), -1);
+    if (c->norm.len == 0) {
+        build_error(c->b, pos, "term '%.*s' is empty after normalization", (int)len, text);
+        return -1;
+    }
+    if (text_tokenize(c->norm.s, c->norm.len, 0, &c->toks) < 0)
+        return c->oom = 1, -1;
+    if (c->toks.n == 0) {
+        build_error(c->b, pos, "term '%.*s' has no letters, digits or chinese characters", (int)len, text);
+        return -1;
+    }
+    /* Only words separated by single spaces? Then compare word by word. */
+    size_t covered = 0;
+    int words_only = 1;
+    for (size_t k = 0; k < c->toks.n; k++) {
+        if (c->toks.v[k].kind != TEXT_TOK_WORD)
+            words_only = 0;
+        covered += c->toks.v[k].len;
+    }
+    if (words_only && c->toks.n > 0 && covered + c->toks.n - 1 == c->norm.len && c->toks.n < 256) {
+        char stems[1024];
+        size_t sl = 0;
+        for (size_t k = 0; k < c->toks.n; k++) {
+            const struct text_tok *t = &c->toks.v[k];
+            if (sl + t->len + 1 >= sizeof stems) {
+                build_error(c->b, pos, "term is too long");
+                return -1;
+            }
+            if (k)
+                stems[sl++] = ' ';
+            sl += text_stem(c->norm.s + t->off, t->len, stems + sl);
+        }
+        return lit_intern(c, LIT_WORDS, stems, sl, (uint8_t)c->toks.n);
+    }
+    if (c->norm.len < 3) {
+        build_error(c->b, pos, "term '%.*s' is too short to match as text; use a word or 3 or more bytes", (int)len,
+                    text);
+        return -1;
+    }
+    return lit_intern(c, LIT_SUBSTR, c->norm.s, c->norm.len, 0);
+}
+
+static long node_new(struct compiler *c, uint8_t op, uint32_t a, uint32_t b)
+{
+    struct enode *e = build_push(&c->b->tmp, &c->nodes, c->n_nodes, &c->cap_nodes, sizeof *e);
+    if (!e)
+        return c->oom = 1, -1;
+    e->op = op;
+    e->a = a;
+    e->b = b;
+    return (long)c->n_nodes++;
+}
+
+static struct bconcept *find_concept(struct builder *b, const char *name)
+{
+    for (size_t k = 0; k < b->n_concepts; k++)
+        if (strcmp(b->concepts[k].name, name) == 0)
+            return &b->concepts[k];
+    return NULL;
+}
+
+static long compile_expr(struct compiler *c, const struct bexpr *e);
+
+/* Compiles a concept once into an OR of its terms. */
+static long compile_concept(struct compiler *c, struct bconcept *k, const struct bpos *use)
+{
+    k->used = 1;
+    if (k->state == 2)
+        return k->node == UINT32_MAX ? -1 : (long)k->node;
+    if (k->state == 1) {
+        build_error(c->b, use, "concept '%s' refers to itself", k->name);
+        return -1;
+    }
+    k->state = 1;
+    long acc = -1;
+    int failed = 0;
+    for (size_t t = 0; t < k->n_terms; t++) {
+        long n = compile_expr(c, k->terms[t]);
+        if (n < 0) {
+            failed = 1;
+            continue;
+        }
+        acc = acc < 0 ? n : node_new(c, E_OR, (uint32_t)acc, (uint32_t)n);
+        if (acc < 0)
+            failed = 1;
+    }
+    k->state = 2;
+    k->node = failed || acc < 0 ? UINT32_MAX : (uint32_t)acc;
+    return failed ? -1 : acc;
+}
+
+static long compile_expr(struct compiler *c, const struct bexpr *e)
+{
+    long a, b;
+    switch (e->op) {
+    case BX_TERM:
+        a = term_literal(c, e->text, e->len, &e->pos);
+        return a < 0 ? -1 : node_new(c, E_LIT, (uint32_t)a, 0);
+    case BX_REF: {
+        struct bconcept *k = find_concept(c->b, e->text);
+        if (!k) {
+            build_error(c->b, &e->pos, "unknown concept '%s'", e->text);
+            return -1;
+        }
+        return compile_concept(c, k, &e->pos);
+    }
+    case BX_NOT:
+        a = compile_expr(c, e->a);
+        return a < 0 ? -1 : node_new(c, E_NOT, (uint32_t)a, 0);
+    default:
+        a = compile_expr(c, e->a);
+        b = compile_expr(c, e->b);
+        if (a < 0 || b < 0)
+            return -1;
+        return node_new(c, e->op == BX_AND ? E_AND : E_OR, (uint32_t)a, (uint32_t)b);
+    }
+}
+
+/* Trigger set of a node: literals one of which any true match contains.
+ * Returns 0 with the set in out, or 1 when there is none (negation). */
+static int triggers(struct compiler *c, uint32_t node, struct u32v *out, int depth)
+{
+    const struct enode *e = &c->nodes[node];
+    if (depth > 200)
+        return 1;
+    switch (e->op) {
+    case E_LIT: return u32_push(c, out, e->a) < 0 ? 1 : 0;
+    case E_NOT: return 1;
+    case E_OR: {
+        if (triggers(c, e->a, out, depth + 1))
+            return 1;
+        return triggers(c, e->b, out, depth + 1);
+    }
+    default: { /* E_AND: the side with fewer triggers */
+        struct u32v l = {0}, r = {0};
+        int nl = triggers(c, e->a, &l, depth + 1);
+        int nr = triggers(c, e->b, &r, depth + 1);
+        if (nl && nr)
+            return 1;
+        const struct u32v *pick = nl ? &r : nr ? &l : (l.n <= r.n ? &l : &r);
+        for (size_t k = 0; k < pick->n; k++)
+            if (u32_push(c, out, pick->v[k]) < 0)
+                return 1;
+        return 0;
+    }
+    }
+}
+
+static struct pattern *pat_new(struct compiler *c, uint8_t kind, uint32_t intent, const struct bpat *bp)
+{
+    struct pattern *p = build_push(&c->b->tmp, &c->pats, c->n_pats, &c->cap_pats, sizeof *p);
+    struct u32v *t = build_push(&c->b->tmp, &c->pat_trig, c->n_pats, &c->cap_pat_trig, sizeof *t);
+    if (!p || !t)
+        return c->oom = 1, NULL;
+    p->kind = kind;
+    p->intent = intent;
+    p->src = bp->text;
+    p->file = bp->pos.file;
+    p->line = bp->pos.line;
+    c->n_pats++;
+    return p;
+}
+
+/* Compiles a regex with the house options; reports PCRE2's error at its offset. */
+static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, int for_slot)
+{
+    size_t off;
+    const char *why = regex_danger(re->src, re->len, &off);
+    if (why) {
+        struct bpos p = re->pos;
+        p.col += 1 + (int)off; /* the slash, then the offset (ASCII before it in practice) */
+        build_error(c->b, &p, "dangerous regex: %s", why);
+        return NULL;
+    }
+    uint32_t opts = PCRE2_UTF | PCRE2_CASELESS | PCRE2_NO_UTF_CHECK;
+    if (re->extended)
+        opts |= PCRE2_EXTENDED;
+    int err;
+    PCRE2_SIZE eoff;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re->src, re->len, opts, &err, &eoff, NULL);
+    if (!code) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        struct bpos p = re->pos;
+        size_t i = 0;
+        int col = 1;
+        while (i < eoff && i < re->len) {
+            text_utf8_next(re->src, &i);
+            col++;
+        }
+        p.col += col;
+        build_error(c->b, &p, "bad regex: %s", (const char *)msg);
+        return NULL;
+    }
+    uint32_t groups = 0;
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &groups);
+    if (groups + 1 > c->rs->max_groups)
+        c->rs->max_groups = groups + 1;
+    if (pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0 && !for_slot)
+        build_warning(c->b, &re->pos, "regex could not be jit-compiled; it runs in the interpreter");
+    return code;
+}
+
+struct emit_ctx {
+    struct compiler *c;
+    struct u32v *trig;
+};
+
+static int emit_required(void *ctx, const char *s, size_t n)
+{
+    struct emit_ctx *e = ctx;
+    long id = lit_intern(e->c, LIT_SUBSTR, s, n, 0);
+    if (id < 0)
+        return -1;
+    return u32_push(e->c, e->trig, (uint32_t)id);
+}
+
+/* Checks {name} templates in a reply against the intent's slots. */
+static void check_templates(struct compiler *c, const struct bintent *bi, const char *text, const struct bpos *pos)
+{
+    for (const char *p = strchr(text, '{'); p; p = strchr(p + 1, '{')) {
+        const char *end = strchr(p, '}');
+        if (!end) {
+            build_error(c->b, pos, "unclosed '{' in reply (write {slot}, {customer.name} or {kb:ID})");
+            return;
+        }
+        size_t n = (size_t)(end - p - 1);
+        const char *name = p + 1;
+        if ((n > 3 && memcmp(name, "kb:", 3) == 0) || (n > 9 && memcmp(name, "customer.", 9) == 0))
+            continue;
+        int found = 0;
+        for (size_t k = 0; k < bi->n_slots && !found; k++)
+            found = strlen(bi->slots[k].name) == n && memcmp(bi->slots[k].name, name, n) == 0;
+        if (!found)
+            build_error(c->b, pos, "unknown slot '%.*s' in reply template", (int)n, name);
+    }
+}
+
+static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index)
+{
+    struct rules *rs = c->rs;
+    struct rules_intent *it = &rs->intents[index];
+    it->name = bi->name;
+    it->file = bi->pos.file;
+    it->line = bi->pos.line;
+    it->priority = bi->priority;
+    it->threshold = bi->has_threshold ? bi->threshold : c->b->default_threshold;
+    it->when = bi->when;
+    it->examples = bi->examples;
+    it->n_examples = bi->n_examples;
+    it->replies = bi->replies;
+    it->n_replies = bi->n_replies;
+    it->handoffs = bi->handoffs;
+    it->n_handoffs = bi->n_handoffs;
+    it->n_patterns = bi->n_pats;
+    if (bi->topic) {
+        it->topic = bi->topic;
+    } else {
+        const char *dot = strchr(bi->name, '.');
+        it->topic = dot ? arena_strndup(&rs->arena, bi->name, (size_t)(dot - bi->name)) : bi->name;
+    }
+    /* arrays handed to the public struct must outlive the tmp arena */
+    struct rules_example *ex = arena_alloc(&rs->arena, (bi->n_examples + 1) * sizeof *ex);
+    struct rules_reply *rp = arena_alloc(&rs->arena, (bi->n_replies + 1) * sizeof *rp);
+    struct rules_handoff *ho = arena_alloc(&rs->arena, (bi->n_handoffs + 1) * sizeof *ho);
+    struct rules_slot *sl = arena_alloc(&rs->arena, (bi->n_slots + 1) * sizeof *sl);
+    if (!ex || !rp || !ho || !sl)
+        return c->oom = 1, -1;
+    if (bi->n_examples)
+        memcpy(ex, bi->examples, bi->n_examples * sizeof *ex);
+    if (bi->n_replies)
+        memcpy(rp, bi->replies, bi->n_replies * sizeof *rp);
+    if (bi->n_handoffs)
+        memcpy(ho, bi->handoffs, bi->n_handoffs * sizeof *ho);
+    it->examples = ex;
+    it->replies = rp;
+    it->handoffs = ho;
+
+    for (size_t k = 0; k < bi->n_replies; k++)
+        check_templates(c, bi, bi->replies[k].text, &bi->reply_pos[k]);
+
+    for (size_t k = 0; k < bi->n_slots; k++) {
+        struct bslot *bs = &bi->slots[k];
+        sl[k].name = bs->name;
+        sl[k].ask = bs->ask;
+        sl[k].index = -1;
+        if (bs->n_asks) {
+            struct rules_reply *asks = arena_alloc(&rs->arena, bs->n_asks * sizeof *asks);
+            if (!asks)
+                return c->oom = 1, -1;
+            memcpy(asks, bs->asks, bs->n_asks * sizeof *asks);
+            sl[k].asks = asks;
+            sl[k].n_asks = bs->n_asks;
+        }
+        if (!bs->re.src) {
+            build_error(c->b, &bs->pos, "slot '%s' has no pattern (write: slot %s /PATTERN/ ask \"...\")", bs->name,
+                        bs->name);
+            continue;
+        }
+        pcre2_code *code = regex_compile(c, &bs->re, 1);
+        if (!code)
+            continue;
+        sl[k].index = (int)rs->n_slots;
+        rs->slots[rs->n_slots++].re = code;
+    }
+    it->slots = sl;
+    it->n_slots = bi->n_slots;
+
+    if (bi->n_pats == 0 && bi->n_examples == 0)
+        build_warning(c->b, &bi->pos, "intent '%s' has no match, regex or example: nothing can route to it",
+                      bi->name);
+    if (bi->n_replies == 0 && bi->n_handoffs == 0)
+        build_warning(c->b, &bi->pos, "intent '%s' has neither a reply nor a handoff", bi->name);
+
+    for (size_t k = 0; k < bi->n_pats; k++) {
+        struct bpat *bp = &bi->pats[k];
+        if (bp->kind == PAT_MATCH) {
+            long root = compile_expr(c, bp->expr);
+            if (root < 0)
+                continue;
+            struct pattern *p = pat_new(c, PAT_MATCH, index, bp);
+            if (!p)
+                return -1;
+            p->root = (uint32_t)root;
+            if (triggers(c, (uint32_t)root, &c->pat_trig[c->n_pats - 1], 0))
+                build_error(c->b, &bp->pos,
+                            "this match can be true with none of its terms in the message; add a term outside '!'");
+        } else {
+            pcre2_code *code = regex_compile(c, &bp->re, 0);
+            if (!code)
+                continue;
+            struct pattern *p = pat_new(c, PAT_REGEX, index, bp);
+            if (!p) {
+                pcre2_code_free(code);
+                return -1;
+            }
+            p->re = code;
+            struct emit_ctx ec = {c, &c->pat_trig[c->n_pats - 1]};
+            if (regex_required(bp->re.src, bp->re.len, bp->re.extended, emit_required, &ec) == 0)
+                build_warning(c->b, &bp->re.pos,
+                              "regex has no literal of 3 or more bytes that every match contains; it runs on every "
+                              "message");
+        }
+    }
+    return c->oom ? -1 : 0;
+}
+
+/* Candidate keys of a literal: byte trigrams of its stems or text, or a
+ * short-word key for a word of 1–2 bytes. Calls fn for each. */
+static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key), void *ctx)
+{
+    const unsigned char *s = (const unsigned char *)l->s;
+    if (l->kind == LIT_SUBSTR) {
+        for (size_t i = 0; i + 3 <= l->len; i++)
+            fn(ctx, key_trigram(s + i));
+        return;
+    }
+    size_t start = 0;
+    for (size_t i = 0; i <= l->len; i++) {
+        if (i < l->len && s[i] != ' ')
+            continue;
+        size_t wl = i - start;
+        if (wl < 3)
+            fn(ctx, key_short(s + start, wl));
+        for (size_t j = start; j + 3 <= i; j++)
+            fn(ctx, key_trigram(s + j));
+        start = i + 1;
+    }
+}
+
+/* A key → count table used twice: to count how many literals offer each
+ * key, then to choose each literal's rarest. */
+struct keycount {
+    uint32_t *key; /* key + 1, 0 empty */
+    uint32_t *count;
+    size_t mask;
+};
+
+static uint32_t *kc_slot(struct keycount *kc, uint32_t key)
+{
+    size_t h = (key * 2654435761u) & kc->mask;
+    while (kc->key[h] && kc->key[h] != key + 1)
+        h = (h + 1) & kc->mask;
+    kc->key[h] = key + 1;
+    return &kc->count[h];
+}
+
+struct choose_ctx {
+    struct keycount *kc;
+    uint32_t best_key, best_count;
+    uint32_t last; /* to count a key once per literal: last literal seen */
+};
+
+static void count_key(void *ctx, uint32_t key)
+{
+    struct choose_ctx *x = ctx;
+    (*kc_slot(x->kc, key))++;
+}
+
+static void pick_key(void *ctx, uint32_t key)
+{
+    struct choose_ctx *x = ctx;
+    uint32_t n = *kc_slot(x->kc, key);
+    if (n < x->best_count) {
+        x->best_count = n;
+        x->best_key = key;
+    }
+}
+
+static int build_index(struct compiler *c)
+{
+    struct rules *rs = c->rs;
+    size_t n = c->n_lits;
+    size_t size = 1024;
+    while (size < n * 24 + 64)
+        size *= 2;
+    struct keycount kc = {arena_alloc(&c->b->tmp, size * 4), arena_alloc(&c->b->tmp, size * 4), size - 1};
+    uint32_t *chosen = arena_alloc(&c->b->tmp, (n + 1) * 4);
+    if (!kc.key || !kc.count || !chosen)
+        return c->oom = 1, -1;
+    struct choose_ctx x = {.kc = &kc};
+    for (size_t k = 0; k < n; k++)
+        lit_keys(&c->lits[k], count_key, &x);
+    /* the final key table: literals per chosen key */
+    size_t ksize = 1024;
+    while (ksize < n * 2 + 64)
+        ksize *= 2;
+    rs->keys = arena_alloc(&rs->arena, ksize * sizeof *rs->keys);
+    rs->key_mask = ksize - 1;
+    rs->key_lits = arena_alloc(&rs->arena, (n + 1) * 4);
+    if (!rs->keys || !rs->key_lits)
+        return c->oom = 1, -1;
+    for (size_t k = 0; k < n; k++) {
+        x.best_count = UINT32_MAX;
+        x.best_key = 0;
+        lit_keys(&c->lits[k], pick_key, &x);
+        chosen[k] = x.best_key;
+        if (x.best_key & KEY_SHORT)
+            rs->has_short_keys = 1;
+    }
+    /* counting sort of literals by key slot */
+    for (size_t k = 0; k < n; k++) {
+        uint32_t key = chosen[k];
+        size_t h = (key * 2654435761u) & rs->key_mask;
+        while (rs->keys[h].key && rs->keys[h].key != key + 1)
+            h = (h + 1) & rs->key_mask;
+        rs->keys[h].key = key + 1;
+        rs->keys[h].n++;
+    }
+    uint32_t off = 0;
+    for (size_t h = 0; h <= rs->key_mask; h++) {
+        rs->keys[h].off = off;
+        off += rs->keys[h].n;
+        rs->keys[h].n = 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        uint32_t key = chosen[k];
+        size_t h = (key * 2654435761u) & rs->key_mask;
+        while (rs->keys[h].key != key + 1)
+            h = (h + 1) & rs->key_mask;
+        rs->key_lits[rs->keys[h].off + rs->keys[h].n++] = (uint32_t)k;
+    }
+    return 0;
+}
+
+/* Literal → patterns it triggers, and the list of untriggered patterns. */
+static int build_triggers(struct compiler *c)
+{
+    struct rules *rs = c->rs;
+    size_t total = 0;
+    for (size_t p = 0; p < c->n_pats; p++) {
+        total += c->pat_trig[p].n;
+        if (c->pat_trig[p].n == 0)
+            rs->n_always++;
+    }
+    rs->lit_pats = arena_alloc(&rs->arena, (total + 1) * 4);
+    rs->always = arena_alloc(&rs->arena, (rs->n_always + 1) * 4);
+    if (!rs->lit_pats || !rs->always)
+        return c->oom = 1, -1;
+    for (size_t p = 0; p < c->n_pats; p++)
+        for (size_t k = 0; k < c->pat_trig[p].n; k++)
+            c->lits[c->pat_trig[p].v[k]].pat_n++;
+    uint32_t off = 0;
+    for (size_t l = 0; l < c->n_lits; l++) {
+        c->lits[l].pat_off = off;
+        off += c->lits[l].pat_n;
+        c->lits[l].pat_n = 0;
+    }
+    size_t na = 0;
+    for (size_t p = 0; p < c->n_pats; p++) {
+        if (c->pat_trig[p].n == 0 && c->pats[p].kind == PAT_REGEX)
+            rs->always[na++] = (uint32_t)p;
+        for (size_t k = 0; k < c->pat_trig[p].n; k++) {
+            struct lit *l = &c->lits[c->pat_trig[p].v[k]];
+            /* the same pattern may list a literal twice (a | a): keep one */
+            if (l->pat_n && rs->lit_pats[l->pat_off + l->pat_n - 1] == p)
+                continue;
+            rs->lit_pats[l->pat_off + l->pat_n++] = (uint32_t)p;
+        }
+    }
+    rs->n_always = na;
+    return 0;
+}
+
+static void lint_names(struct builder *b)
+{
+    for (size_t i = 0; i < b->n_intents; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(b->intents[i].name, b->intents[j].name) == 0) {
+                build_error(b, &b->intents[i].pos, "duplicate intent '%s' (first defined at %s:%d)",
+                            b->intents[i].name, b->intents[j].pos.file, b->intents[j].pos.line);
+                break;
+            }
+    for (size_t i = 0; i < b->n_concepts; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(b->concepts[i].name, b->concepts[j].name) == 0) {
+                build_error(b, &b->concepts[i].pos, "duplicate concept '%s' (first defined at %s:%d)",
+                            b->concepts[i].name, b->concepts[j].pos.file, b->concepts[j].pos.line);
+                break;
+            }
+}
+
+/* Warns about a pattern written identically in an intent of no lower priority. */
+static void lint_shadowed(struct compiler *c)
+{
+    struct builder *b = c->b;
+    for (size_t i = 0; i < b->n_intents; i++)
+        for (size_t p = 0; p < b->intents[i].n_pats; p++) {
+            const struct bpat *bp = &b->intents[i].pats[p];
+            for (size_t j = 0; j < b->n_intents; j++) {
+                if (j == i || b->intents[j].priority < b->intents[i].priority)
+                    continue;
+                if (b->intents[j].priority == b->intents[i].priority && j > i)
+                    continue;
+                for (size_t q = 0; q < b->intents[j].n_pats; q++)
+                    if (b->intents[j].pats[q].kind == bp->kind && strcmp(b->intents[j].pats[q].text, bp->text) == 0) {
+                        build_warning(b, &bp->pos, "pattern is shadowed: intent '%s' (%s:%d) has the same one",
+                                      b->intents[j].name, b->intents[j].pats[q].pos.file,
+                                      b->intents[j].pats[q].pos.line);
+                        goto next;
+                    }
+            }
+        next:;
+        }
+}
+
+int rules_compile(struct builder *b, struct rules *rs)
+{
+    struct compiler c = {.b = b, .rs = rs};
+    text_buf_init(&c.norm);
+    text_toks_init(&c.toks);
+    rs->default_threshold = b->default_threshold;
+    rs->max_groups = 1;
+    lint_names(b);
+    rs->n_intents = b->n_intents;
+    rs->intents = arena_alloc(&rs->arena, (b->n_intents + 1) * sizeof *rs->intents);
+    size_t n_slots = 0;
+    for (size_t i = 0; i < b->n_intents; i++)
+        n_slots += b->intents[i].n_slots;
+    rs->slots = arena_alloc(&rs->arena, (n_slots + 1) * sizeof *rs->slots);
+    if (!rs->intents || !rs->slots)
+        c.oom = 1;
+    for (size_t i = 0; i < b->n_intents && !c.oom; i++)
+        compile_intent(&c, &b->intents[i], (uint32_t)i);
+    for (size_t k = 0; k < b->n_concepts && !c.oom; k++) {
+        if (!b->concepts[k].used)
+            build_warning(b, &b->concepts[k].pos, "concept '%s' is never used", b->concepts[k].name);
+        else if (b->concepts[k].state != 2)
+            compile_concept(&c, &b->concepts[k], &b->concepts[k].pos);
+    }
+    lint_shadowed(&c);
+    if (!c.oom && build_index(&c) == 0 && build_triggers(&c) == 0) {
+        rs->lits = arena_alloc(&rs->arena, (c.n_lits + 1) * sizeof *rs->lits);
+        rs->nodes = arena_alloc(&rs->arena, (c.n_nodes + 1) * sizeof *rs->nodes);
+        rs->pats = arena_alloc(&rs->arena, (c.n_pats + 1) * sizeof *rs->pats);
+        if (rs->lits && rs->nodes && rs->pats) {
+            memcpy(rs->lits, c.lits, c.n_lits * sizeof *rs->lits);
+            memcpy(rs->nodes, c.nodes, c.n_nodes * sizeof *rs->nodes);
+            memcpy(rs->pats, c.pats, c.n_pats * sizeof *rs->pats);
+            rs->n_lits = c.n_lits;
+            rs->n_nodes = c.n_nodes;
+            rs->n_pats = c.n_pats;
+        } else {
+            c.oom = 1;
+        }
+    }
+    if (c.oom || !rs->pats) {
+        /* regexes compiled so far are not yet owned by rs->pats */
+        for (size_t p = 0; p < c.n_pats; p++)
+            pcre2_code_free(c.pats[p].re);
+        rs->n_pats = 0;
+    }
+    text_buf_release(&c.norm);
+    text_toks_release(&c.toks);
+    if (c.oom)
+        return KEFU_ENOMEM;
+    return b->diag->errors ? KEFU_ESYNTAX : 0;
+}

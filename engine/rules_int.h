@@ -1,0 +1,136 @@
+/* rules_int.h — the compiled rule set as the router sees it. Private to
+ * rules*.c and router.c; nothing else includes it.
+ *
+ * Terms become literals (deduplicated across the whole set); match
+ * expressions become trees of enodes over literals; every pattern is
+ * reachable from the literals that trigger it, and every literal from the
+ * one key (a byte trigram, or a short word) that the router looks up. */
+#ifndef KEFU_RULES_INT_H
+#define KEFU_RULES_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "rules.h"
+
+enum lit_kind {
+    LIT_WORDS = 1,  /* stemmed words compared word by word: s is "stem stem ..." */
+    LIT_SUBSTR = 2, /* folded text compared as a substring */
+};
+
+struct lit {
+    char *s; /* folded text (LIT_SUBSTR) or stems joined by one space (LIT_WORDS) */
+    uint32_t len;
+    uint8_t kind;
+    uint8_t nwords;
+    uint32_t pat_off, pat_n; /* range in rules.lit_pats: patterns this literal triggers */
+};
+
+enum enode_op { E_LIT = 1, E_AND, E_OR, E_NOT };
+struct enode {
+    uint8_t op;
+    uint32_t a, b; /* E_LIT: a is a literal id; E_NOT: a; E_AND/E_OR: a, b */
+};
+
+enum pattern_kind { PAT_MATCH = 1, PAT_REGEX = 2 };
+struct pattern {
+    uint8_t kind;
+    uint32_t intent;
+    uint32_t root;  /* PAT_MATCH: root enode */
+    pcre2_code *re; /* PAT_REGEX: owned */
+    const char *src; /* the pattern as written */
+    const char *file;
+    int line;
+};
+
+struct slot_re {
+    pcre2_code *re; /* owned; runs on the light (unfolded) text */
+};
+
+/* Key space: a byte trigram packs into 24 bits; a short word (1 or 2 bytes)
+ * sets bit 24. */
+#define KEY_SHORT (1u << 24)
+
+struct keyslot {
+    uint32_t key;      /* key + 1, 0 marks an empty slot */
+    uint32_t off, n;   /* range in rules.key_lits */
+};
+
+/* Condition tree. */
+enum cond_op { C_AND = 1, C_OR, C_NOT, C_EQ, C_NE, C_LT, C_LE, C_GT, C_GE, C_IN };
+struct rules_cond {
+    uint8_t op;
+    const struct rules_cond *a, *b; /* C_AND/C_OR: a, b; C_NOT: a */
+    const char *attr;               /* comparisons */
+    const char **values;
+    size_t n_values;
+};
+
+struct rules {
+    atomic_int refs;
+    struct arena arena; /* every string and array below, except pcre2 codes */
+    double default_threshold;
+
+    struct rules_intent *intents;
+    size_t n_intents;
+
+    struct lit *lits;
+    size_t n_lits;
+    struct enode *nodes;
+    size_t n_nodes;
+    struct pattern *pats;
+    size_t n_pats;
+    uint32_t *lit_pats; /* CSR: patterns per literal */
+
+    uint32_t *always; /* patterns with no trigger: evaluated for every message */
+    size_t n_always;
+
+    struct keyslot *keys; /* open addressing, power of two */
+    size_t key_mask;
+    uint32_t *key_lits; /* CSR: literals per key */
+
+    struct slot_re *slots;
+    size_t n_slots;
+    uint32_t max_groups; /* largest capture count among patterns and slots */
+    int has_short_keys;
+};
+
+/* rules_regex.c */
+/* Returns NULL if the pattern has no nested unbounded quantifier, else a
+ * static description; *off is set to the byte offset of the offending group. */
+const char *regex_danger(const char *pat, size_t len, size_t *off);
+/* Finds the required literal runs of a regex: alternatives whose every
+ * match contains one of the returned lower-case strings. Calls emit() for
+ * each string of the chosen set and returns how many; 0 means the pattern
+ * has no usable literal (it must run on every message). */
+int regex_required(const char *pat, size_t len, int extended,
+                   int (*emit)(void *ctx, const char *s, size_t n), void *ctx);
+
+/* Packs the byte trigram at s into a key. */
+static inline uint32_t key_trigram(const unsigned char *s)
+{
+    return (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
+}
+/* Packs a 1–2 byte word into a key. */
+static inline uint32_t key_short(const unsigned char *s, size_t n)
+{
+    return KEY_SHORT | (uint32_t)s[0] << 8 | (n > 1 ? s[1] : 0);
+}
+/* Returns the literals indexed under key (count in *n); NULL if none. */
+static inline const uint32_t *rules_key_lits(const struct rules *rs, uint32_t key, uint32_t *n)
+{
+    uint32_t h = (key * 2654435761u) & (uint32_t)rs->key_mask;
+    for (;;) {
+        const struct keyslot *k = &rs->keys[h];
+        if (k->key == 0)
+            return *n = 0, (const uint32_t *)0;
+        if (k->key == key + 1)
+            return *n = k->n, rs->key_lits + k->off;
+        h = (h + 1) & (uint32_t)rs->key_mask;
+    }
+}
+
+#endif

@@ -1,0 +1,34 @@
+/* kefu.h — error codes and the few definitions every module shares.
+ * Functions return 0 on success or a negative KEFU_E* code; kefu_strerror()
+ * names the code. Only api turns codes into HTTP statuses. */
+#ifndef KEFU_H
+#define KEFU_H
+
+#include <stddef.h>
+
+enum {
+    KEFU_OK = 0,
+    KEFU_ENOMEM = -1,  /* allocation failed */
+    KEFU_EINVAL = -2,  /* bad argument or malformed input */
+    KEFU_EUTF8 = -3,   /* input is not well-formed UTF-8 */
+    KEFU_EIO = -4,     /* file or database I/O failed */
+    KEFU_ESYNTAX = -5, /* rule file does not parse or compile */
+    KEFU_ENOENT = -6,  /* no such file, intent or record */
+    KEFU_ERANGE = -7,  /* value or size out of range */
+    KEFU_ELIMIT = -8,  /* a resource limit was hit (regex match limit, ...) */
+};
+
+/* Returns a static, lowercase description of code. */
+const char *kefu_strerror(int code);
+
+/* Allocation goes through these so tests can fail the Nth call; never NULL-checks
+ * are skipped. kefu_malloc/kefu_calloc/kefu_realloc return NULL on failure. */
+void *kefu_malloc(size_t n);
+void *kefu_calloc(size_t n, size_t size);
+void *kefu_realloc(void *p, size_t n);
+/* Returns a new copy of s[0..n) with a NUL after it; free with free(). */
+char *kefu_strndup(const char *s, size_t n);
+/* Test hook: the nth allocation from now (1-based) fails; 0 turns it off. */
+void kefu_alloc_fail_after(long n);
+
+#endif

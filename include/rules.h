@@ -1,0 +1,125 @@
+/* rules.h — the rule language: load and compile rule files into an
+ * immutable, refcounted rule set, with errors that carry file:line:col.
+ * The router (router.h) matches messages against a compiled set; the
+ * dialog layer reads intents, replies, slots and handoffs from it. */
+#ifndef KEFU_RULES_H
+#define KEFU_RULES_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct rules; /* opaque, immutable once compiled */
+struct rules_cond; /* opaque condition tree */
+
+enum rules_severity { RULES_ERROR = 0, RULES_WARNING = 1 };
+
+/* One diagnostic: where, what, and the source line it points into. */
+struct rules_msg {
+    char *file; /* owned by the diag */
+    int line, col; /* 1-based; col counts characters */
+    int severity;  /* enum rules_severity */
+    char *text;    /* lowercase message, no full stop */
+    char *src;     /* the source line, without its newline; may be NULL */
+};
+
+/* Diagnostics collected while loading, compiling and checking. */
+struct rules_diag {
+    struct rules_msg *v;
+    size_t n, cap;
+    int errors, warnings;
+};
+void rules_diag_init(struct rules_diag *d);
+void rules_diag_release(struct rules_diag *d);
+/* Records a diagnostic (text is copied; src may be NULL). */
+void rules_diag_add(struct rules_diag *d, int severity, const char *file, int line, int col, const char *src,
+                    const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+/* Prints every diagnostic as "file:line:col: [warning: ]text", the source line and a caret. */
+void rules_diag_print(FILE *f, const struct rules_diag *d);
+
+/* Loads every *.rules file in dir (name order) and their includes, and
+ * compiles them. On success *out is new (release with rules_unref()).
+ * On failure returns KEFU_ESYNTAX or KEFU_EIO with the reasons in diag. */
+int rules_load_dir(const char *dir, struct rules_diag *diag, struct rules **out);
+/* Like rules_load_dir() for one file (and its includes). */
+int rules_load_file(const char *path, struct rules_diag *diag, struct rules **out);
+/* Compiles rule text held in memory; name is used in diagnostics, includes
+ * are resolved relative to the current directory. *out as above. */
+int rules_load_string(const char *name, const char *src, struct rules_diag *diag, struct rules **out);
+
+/* Takes one more reference to rs (thread-safe); returns rs. */
+struct rules *rules_ref(struct rules *rs);
+/* Drops one reference; the last frees the set. NULL is fine. */
+void rules_unref(struct rules *rs);
+
+/* A conversation attribute seen by conditions (channel, locale, tier, ...). */
+struct attr {
+    const char *key, *value;
+};
+struct attrs {
+    const struct attr *v;
+    size_t n;
+};
+/* Returns the value of key in a, or "" when absent; borrowed from a. */
+const char *attrs_get(const struct attrs *a, const char *key);
+
+enum rules_priority { RULES_PRIO_LOW = 0, RULES_PRIO_NORMAL = 1, RULES_PRIO_HIGH = 2, RULES_PRIO_URGENT = 3 };
+
+struct rules_reply {
+    const char *locale; /* "" for the default reply */
+    const char *text;
+};
+struct rules_slot {
+    const char *name;
+    const char *ask; /* default question, may be NULL */
+    const struct rules_reply *asks; /* per-locale questions */
+    size_t n_asks;
+    int index; /* index of the slot pattern inside the rule set */
+};
+struct rules_handoff {
+    const struct rules_cond *cond; /* NULL: always */
+    const char *queue;
+    int priority; /* enum rules_priority */
+};
+struct rules_example {
+    const char *text;
+    const char *file;
+    int line, col;
+};
+
+/* Everything the rule files say about one intent; borrowed from the rule set. */
+struct rules_intent {
+    const char *name, *topic, *file;
+    int line;
+    int priority;     /* -100..100 */
+    double threshold; /* effective threshold (own or global) */
+    const struct rules_cond *when; /* NULL: always */
+    const struct rules_example *examples;
+    size_t n_examples;
+    const struct rules_reply *replies;
+    size_t n_replies;
+    const struct rules_slot *slots;
+    size_t n_slots;
+    const struct rules_handoff *handoffs;
+    size_t n_handoffs;
+    size_t n_patterns;
+};
+
+/* Returns the number of intents in rs. */
+size_t rules_count(const struct rules *rs);
+/* Returns intent i (0 <= i < rules_count()); borrowed from rs. */
+const struct rules_intent *rules_intent(const struct rules *rs, size_t i);
+/* Returns the index of the intent called name, or -1. */
+long rules_find(const struct rules *rs, const char *name);
+/* Returns the global confidence threshold. */
+double rules_default_threshold(const struct rules *rs);
+/* Returns 1 if c holds for a (NULL holds), else 0. */
+int rules_cond_eval(const struct rules_cond *c, const struct attrs *a);
+/* Picks the reply for locale (exact, then its language, then default),
+ * variant number turn modulo the variants; borrowed, NULL if none. */
+const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *locale, unsigned turn);
+/* Returns the first handoff of it whose condition holds for a, or NULL. */
+const struct rules_handoff *rules_handoff_for(const struct rules_intent *it, const struct attrs *a);
+/* Returns the name of a priority ("low", "normal", "high", "urgent"). */
+const char *rules_priority_name(int priority);
+
+#endif

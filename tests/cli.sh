@@ -1,0 +1,71 @@
+#!/bin/sh
+# cli.sh — the kefu command line as an editor uses it. Prints "ok NAME" or
+# "not ok NAME" per case (tests/run.sh counts them).
+set -u
+KEFU="${BUILD:-build}/kefu"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+ok() { echo "ok $1"; }
+no() { echo "not ok $1"; [ $# -gt 1 ] && printf '  %s\n' "$2"; }
+
+# 1. the bundled rules check clean: every example routes to its own intent
+if "$KEFU" check rules >"$tmp/out" 2>"$tmp/err"; then
+    grep -q ' 0 misrouted, 0 errors' "$tmp/out" && ok check-bundled || no check-bundled "$(cat "$tmp/out")"
+else
+    no check-bundled "$(head -20 "$tmp/err")"
+fi
+
+# 2. a broken rule directory gives the exact file:line:col messages with carets, exit 1
+"$KEFU" check tests/broken >"$tmp/out" 2>"$tmp/err"
+status=$?
+if [ "$status" -eq 1 ] && diff -u tests/broken/expected.txt "$tmp/err" >"$tmp/diff"; then
+    ok check-broken
+else
+    no check-broken "status $status; $(cat "$tmp/diff")"
+fi
+
+# 3. ask: a request for a person is a handoff
+out=$("$KEFU" ask --json "我要转人工" 2>&1)
+echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||
+    no ask-handoff "$out"
+
+# 4. ask --explain names the candidate and the words that made it fire
+out=$("$KEFU" ask --explain "where is my order KF12345678" 2>&1)
+echo "$out" | grep -q '^-> ' && echo "$out" | grep -q "found '" && ok ask-explain || no ask-explain "$out"
+
+# 5. ask: traditional and simplified give the same intent
+a=$("$KEFU" ask --json "退款什么时候到账" | jq -r .intent)
+b=$("$KEFU" ask --json "退款什麼時候到賬" | jq -r .intent)
+[ -n "$a" ] && [ "$a" != null ] && [ "$a" = "$b" ] && ok ask-traditional || no ask-traditional "$a vs $b"
+
+# 6. route: one decision per input line, invalid UTF-8 reported, nothing lost
+printf 'where is my order\n\xff\xfe\nhello\nthe weather is nice\n' | "$KEFU" route >"$tmp/out" 2>"$tmp/err"
+lines=$(wc -l <"$tmp/out")
+[ "$lines" -eq 4 ] && grep -q 'invalid' "$tmp/out" && grep -q '1 of 4 lines were not valid utf-8' "$tmp/err" &&
+    ok route-lines || no route-lines "$(cat "$tmp/out" "$tmp/err")"
+
+# 7. route --json is one JSON object per line
+printf 'hello\n发票\n' | "$KEFU" route --json | jq -e -s 'length == 2 and all(has("intent") and has("confidence"))' \
+    >/dev/null 2>&1 && ok route-json || no route-json
+
+# 8. bad usage: one plain line and a non-zero exit
+"$KEFU" frobnicate >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "unknown command 'frobnicate'" "$tmp/err" &&
+    ok usage-unknown || no usage-unknown "$(cat "$tmp/err")"
+"$KEFU" ask --bogus x >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "unknown option '--bogus'" "$tmp/err" && ok usage-option || no usage-option
+"$KEFU" ask "$(printf 'bad \377')" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "not valid utf-8" "$tmp/err" && ok ask-invalid-utf8 || no ask-invalid-utf8
+"$KEFU" check /nonexistent >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q "cannot open rule directory '/nonexistent'" "$tmp/err" && ok check-missing-dir ||
+    no check-missing-dir "$(cat "$tmp/err")"
+
+# 9. --help on every command
+for c in check ask route chat; do
+    "$KEFU" "$c" --help | grep -q "usage: kefu $c" && ok "help-$c" || no "help-$c"
+done
+
+# 10. chat reads lines and answers each
+out=$(printf 'hello\n我要开发票\n' | "$KEFU" chat 2>&1)
+[ "$(echo "$out" | grep -c '^intent:')" -eq 2 ] && ok chat-lines || no chat-lines "$out"

@@ -1,0 +1,29 @@
+#!/bin/sh
+# run.sh — run the unit test binaries given as arguments, then the CLI tests,
+# and print one closing line: "N passed, N failed".
+# Each cmocka binary prints its own summary; this adds them up.
+set -u
+passed=0
+failed=0
+for t in "$@"; do
+    out=$("$t" 2>&1)
+    status=$?
+    printf '%s\n' "$out"
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | awk '{s+=$1} END {print s+0}')
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0}))
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "$t: exited with status $status" >&2
+        failed=$((failed + 1))
+    fi
+done
+# command-line tests: each prints "ok NAME" or "not ok NAME"
+cli=$(BUILD="${BUILD:-build}" sh tests/cli.sh 2>&1)
+printf '%s\n' "$cli"
+cp=$(printf '%s\n' "$cli" | grep -c '^ok ')
+cf=$(printf '%s\n' "$cli" | grep -c '^not ok ')
+passed=$((passed + cp))
+failed=$((failed + cf))
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

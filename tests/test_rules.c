@@ -1,0 +1,295 @@
+/* test_rules.c — the rule language: what parses, what compiles, and the
+ * exact file:line:col of every kind of mistake. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kefu.h"
+#include "rules.h"
+
+/* Compiles src; returns rc and leaves diagnostics in d. */
+static int compile(const char *src, struct rules_diag *d, struct rules **rs)
+{
+    rules_diag_init(d);
+    return rules_load_string("t.rules", src, d, rs);
+}
+
+static const struct err_case {
+    const char *id, *src;
+    int line, col;
+    const char *msg; /* prefix of the first error's text */
+} err_cases[] = {
+    {"1.1", "intent a\n  match ~refnd & status\n  reply x\n", 2, 9, "unknown concept 'refnd'"},
+    {"1.2", "intent a\n  reply x\nintent a\n  reply y\n", 3, 8, "duplicate intent 'a' (first defined at t.rules:1)"},
+    {"1.3", "intent a\n  frobnicate x\n", 2, 3, "unknown directive 'frobnicate'"},
+    {"1.4", "intent a\n  slot s /x/ ask \"open\n", 2, 18, "unterminated string"},
+    {"1.5", "intent a\n  regex /(abc/\n", 2, 14, "bad regex: missing closing parenthesis"},
+    {"1.6", "intent a\n  regex /(a+)+$/\n", 2, 10, "dangerous regex: nested unbounded quantifier"},
+    {"1.7", "intent a\n  regex /(\\w*)*x/\n", 2, 10, "dangerous regex: nested unbounded quantifier"},
+    {"1.8", "intent a\n  regex /(a|aa)+$/\n", 2, 10, "dangerous regex: repeated group whose alternatives"},
+    {"1.9", "match refund\n", 1, 1, "'match' outside an intent"},
+    {"1.10", "intent A.b\n", 1, 8, "bad intent name 'A.b'"},
+    {"1.11", "intent a\n  match refund & (status\n", 2, 18, "unclosed '('"},
+    {"1.12", "intent a\n  match !refund\n", 2, 3, "this match can be true with none of its terms"},
+    {"1.13", "intent a\n  match refund &\n", 2, 17, "expected a term"},
+    {"1.14", "intent a\n  regex /abc\n", 2, 9, "unterminated regex"},
+    {"1.15", "intent a\n  regex /abc/g\n", 2, 14, "unknown regex flag 'g'"},
+    {"1.16", "intent a\n  priority 500\n", 2, 12, "priority must be a whole number"},
+    {"1.17", "intent a\n  threshold 1.5\n", 2, 13, "threshold must be between 0 and 1"},
+    {"1.18", "intent a\n  when planet = mars\n", 2, 8, "unknown attribute 'planet'"},
+    {"1.19", "intent a\n  handoff queue\n", 2, 16, "expected a queue name"},
+    {"1.20", "intent a\n  handoff queue x priority extreme\n", 2, 28, "unknown priority 'extreme'"},
+    {"1.21", "intent a\n  reply hello {nme}\n", 2, 9, "unknown slot 'nme' in reply template"},
+    {"1.22", "concept c = ~d\nconcept d = ~c\nintent a\n  match ~c\n  reply x\n", 2, 13, "concept 'c' refers to itself"},
+    {"1.23", "include \"no-such-file.rules\"\n", 1, 9, "cannot open 'no-such-file.rules'"},
+    {"1.24", "intent a\n  reply@ZH x\n", 2, 9, "bad locale 'ZH'"},
+    {"1.25", "intent a\n  slot order /x/\n  slot order /y/\n", 3, 8, "slot 'order' already has a pattern"},
+    {"1.26", "intent a\n  match ,\n", 2, 9, "term ',' has no letters, digits or chinese characters"},
+    {"1.27", "intent 订单\n", 1, 8, "bad intent name '订单'"},
+    {"1.28", "intent a\n  when tier = vip\n  when channel = web\n", 3, 3, "intent 'a' already has a 'when' line"},
+    {"1.29", "intent a\n  handoff if misses >= x -> queue q\n", 2, 24, "'x' is not a number"},
+    {"1.30", "intent a\n  slot s ask \"q\"\n  reply x\n", 2, 8, "slot 's' has no pattern"},
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    int bad = 0;
+    for (size_t k = 0; k < sizeof err_cases / sizeof err_cases[0]; k++) {
+        const struct err_case *c = &err_cases[k];
+        struct rules_diag d;
+        struct rules *rs = NULL;
+        int rc = compile(c->src, &d, &rs);
+        const struct rules_msg *m = NULL;
+        for (size_t j = 0; j < d.n && !m; j++)
+            if (d.v[j].severity == RULES_ERROR)
+                m = &d.v[j];
+        if (rc == 0 || !m || m->line != c->line || m->col != c->col || strncmp(m->text, c->msg, strlen(c->msg)) != 0) {
+            print_error("case %s: want %d:%d '%s', got rc %d %d:%d '%s'\n", c->id, c->line, c->col, c->msg, rc,
+                        m ? m->line : 0, m ? m->col : 0, m ? m->text : "(none)");
+            bad++;
+        }
+        assert_null(rs);
+        rules_diag_release(&d);
+    }
+    assert_int_equal(bad, 0);
+}
+
+static void test_caret(void **state)
+{
+    (void)state;
+    struct rules_diag d;
+    struct rules *rs;
+    assert_int_equal(compile("intent a\n  match 退款 & ~refnd\n  reply x\n", &d, &rs), KEFU_ESYNTAX);
+    char buf[512] = "";
+    FILE *f = fmemopen(buf, sizeof buf, "w");
+    rules_diag_print(f, &d);
+    fclose(f);
+    /* the caret sits under '~', after two wide characters */
+    assert_string_equal(buf, "t.rules:2:14: unknown concept 'refnd'\n"
+                             "    match 退款 & ~refnd\n"
+                             "                 ^\n");
+    rules_diag_release(&d);
+}
+
+static const char *full =
+    "# a comment\n"
+    "default threshold 0.5\n"
+    "concept refund = refund, money back, 退款, 退钱\n"
+    "concept when = when, how long, 什么时候, 多久\n"
+    "concept unused = nothing\n"
+    "intent order.refund_status   # trailing comment\n"
+    "  priority 5\n"
+    "  threshold 0.7\n"
+    "  topic billing\n"
+    "  when channel != email\n"
+    "  example where is my refund\n"
+    "  example 退款什么时候到账\n"
+    "  match ~refund & (~when | status | 到账)\n"
+    "  regex /\\brefund(ed)?\\b.*\\b(yet|status)\\b/\n"
+    "  slot order_id /\\b([A-Z]{2}\\d{8})\\b/ ask \"Which order?\"\n"
+    "  slot@zh order_id ask \"哪个订单？\"\n"
+    "  reply Refunds take 3-5 days. {kb:refund-policy} \\# not a comment\n"
+    "  reply@zh 退款 3-5 个工作日到账。\n"
+    "  reply@zh 第二种说法 {order_id}\n"
+    "  handoff if tier = vip and misses >= 1 -> queue billing priority high\n"
+    "  handoff queue general\n"
+    "intent smalltalk.hello\n"
+    "  match hello | hi | 你好\n"
+    "  reply Hello {customer.name}!\n";
+
+static void test_full_intent(void **state)
+{
+    (void)state;
+    struct rules_diag d;
+    struct rules *rs;
+    assert_int_equal(compile(full, &d, &rs), 0);
+    assert_int_equal(d.errors, 0);
+    assert_int_equal(d.warnings, 1); /* the unused concept */
+    assert_string_equal(d.v[0].text, "concept 'unused' is never used");
+    assert_int_equal(rules_count(rs), 2);
+    assert_int_equal(rules_find(rs, "smalltalk.hello"), 1);
+    assert_int_equal(rules_find(rs, "nope"), -1);
+    const struct rules_intent *it = rules_intent(rs, 0);
+    assert_string_equal(it->name, "order.refund_status");
+    assert_string_equal(it->topic, "billing");
+    assert_string_equal(rules_intent(rs, 1)->topic, "smalltalk");
+    assert_int_equal(it->priority, 5);
+    assert_true(it->threshold > 0.69 && it->threshold < 0.71);
+    assert_true(rules_intent(rs, 1)->threshold > 0.49 && rules_intent(rs, 1)->threshold < 0.51);
+    assert_int_equal(it->n_examples, 2);
+    assert_string_equal(it->examples[1].text, "退款什么时候到账");
+    assert_int_equal(it->examples[1].line, 12);
+    assert_int_equal(it->n_patterns, 2);
+    assert_int_equal(it->n_slots, 1);
+    assert_string_equal(it->slots[0].ask, "Which order?");
+    assert_int_equal(it->slots[0].n_asks, 1);
+    assert_string_equal(it->slots[0].asks[0].text, "哪个订单？");
+    assert_int_equal(it->n_replies, 3);
+    assert_string_equal(it->replies[0].text, "Refunds take 3-5 days. {kb:refund-policy} # not a comment");
+    /* locale choice: exact, language, default; variants in turn */
+    assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh", 0), "退款 3-5 个工作日到账。");
+    assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh", 1), "第二种说法 {order_id}");
+    assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh-hant", 0), "退款 3-5 个工作日到账。");
+    assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "en", 0),
+                        "Refunds take 3-5 days. {kb:refund-policy} # not a comment");
+    /* conditions and handoffs */
+    struct attr web[] = {{"channel", "web"}, {"tier", "vip"}, {"misses", "1"}};
+    struct attr mail[] = {{"channel", "email"}, {"tier", "regular"}, {"misses", "0"}};
+    struct attrs a_web = {web, 3}, a_mail = {mail, 3};
+    assert_true(rules_cond_eval(it->when, &a_web));
+    assert_false(rules_cond_eval(it->when, &a_mail));
+    assert_int_equal(it->n_handoffs, 2);
+    const struct rules_handoff *h = rules_handoff_for(it, &a_web);
+    assert_string_equal(h->queue, "billing");
+    assert_string_equal(rules_priority_name(h->priority), "high");
+    assert_string_equal(rules_handoff_for(it, &a_mail)->queue, "general");
+    rules_diag_release(&d);
+    rules_unref(rs);
+}
+
+static const struct cond_case {
+    const char *id, *cond;
+    int expect_web_vip; /* channel=web tier=vip misses=2 locale=zh-hant */
+} cond_cases[] = {
+    {"3.1", "channel = web", 1},
+    {"3.2", "channel != web", 0},
+    {"3.3", "locale in (zh, zh-hant)", 1},
+    {"3.4", "misses >= 2 and tier = vip", 1},
+    {"3.5", "misses > 2 or tier = regular", 0},
+    {"3.6", "not (channel = app or channel = email)", 1},
+    {"3.7", "hours = open", 0},
+    {"3.8", "misses < 10", 1},
+    {"3.9", "customer.plan = \"gold plus\"", 0},
+};
+
+static void test_conditions(void **state)
+{
+    (void)state;
+    struct attr v[] = {{"channel", "web"}, {"tier", "vip"}, {"misses", "2"}, {"locale", "zh-hant"}};
+    struct attrs a = {v, 4};
+    for (size_t k = 0; k < sizeof cond_cases / sizeof cond_cases[0]; k++) {
+        char src[256];
+        snprintf(src, sizeof src, "intent a\n  when %s\n  match x1\n  reply r\n", cond_cases[k].cond);
+        struct rules_diag d;
+        struct rules *rs;
+        int rc = compile(src, &d, &rs);
+        if (rc != 0) {
+            rules_diag_print(stderr, &d);
+            fail_msg("case %s does not compile", cond_cases[k].id);
+        }
+        int got = rules_cond_eval(rules_intent(rs, 0)->when, &a);
+        if (got != cond_cases[k].expect_web_vip)
+            fail_msg("case %s: %s gave %d", cond_cases[k].id, cond_cases[k].cond, got);
+        rules_diag_release(&d);
+        rules_unref(rs);
+    }
+}
+
+static void test_warnings(void **state)
+{
+    (void)state;
+    struct rules_diag d;
+    struct rules *rs;
+    const char *src = "intent a\n  match refund\n  reply x\n"
+                      "intent b\n  match refund\n  reply y\n"
+                      "intent c\n  regex /\\d+/\n  reply z\n";
+    assert_int_equal(compile(src, &d, &rs), 0);
+    int shadow = 0, nolit = 0;
+    for (size_t k = 0; k < d.n; k++) {
+        shadow += strstr(d.v[k].text, "pattern is shadowed: intent 'a'") != NULL && d.v[k].line == 5;
+        nolit += strstr(d.v[k].text, "regex has no literal") != NULL && d.v[k].line == 8;
+    }
+    assert_int_equal(shadow, 1);
+    assert_int_equal(nolit, 1);
+    rules_diag_release(&d);
+    rules_unref(rs);
+}
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    struct rules_diag d;
+    struct rules *rs;
+    assert_int_equal(compile(full, &d, &rs), 0);
+    struct rules *again = rules_ref(rs);
+    assert_ptr_equal(again, rs);
+    rules_unref(rs);
+    assert_string_equal(rules_intent(again, 0)->name, "order.refund_status"); /* still alive */
+    rules_unref(again);
+    rules_unref(NULL);
+    rules_diag_release(&d);
+}
+
+/* Every allocation failure during a compile is reported, never a crash or a leak. */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    int failures = 0, succeeded = 0;
+    for (long n = 1; n < 1000 && !succeeded; n++) {
+        struct rules_diag d;
+        struct rules *rs = NULL;
+        rules_diag_init(&d);
+        kefu_alloc_fail_after(n);
+        int rc = rules_load_string("t.rules", full, &d, &rs);
+        kefu_alloc_fail_after(0);
+        if (rc < 0) {
+            failures++;
+            assert_null(rs);
+        } else {
+            succeeded = 1; /* n passed the number of allocations a compile makes */
+            assert_string_equal(rules_intent(rs, 0)->name, "order.refund_status");
+        }
+        rules_unref(rs);
+        rules_diag_release(&d);
+    }
+    assert_true(succeeded);
+    assert_true(failures >= 5);
+}
+
+static void test_bad_utf8_file(void **state)
+{
+    (void)state;
+    struct rules_diag d;
+    struct rules *rs;
+    assert_int_equal(compile("intent a\n  reply \xff\xfe\n", &d, &rs), KEFU_ESYNTAX);
+    assert_int_equal(d.v[0].line, 2);
+    assert_string_equal(d.v[0].text, "invalid utf-8 on this line; rule files must be utf-8");
+    rules_diag_release(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),     cmocka_unit_test(test_caret),       cmocka_unit_test(test_full_intent),
+        cmocka_unit_test(test_conditions), cmocka_unit_test(test_warnings),    cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_bad_utf8_file),
+    };
+    return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
+}
