@@ -416,6 +416,14 @@ static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32
         cw->confidence = confidence(sc, covered(sc, sc->spans, cx.n_spans));
         return 1;
     }
+    for (uint32_t g = 0; g < pat->chk_n; g++) { /* every required literal group first */
+        const struct lgroup *grp = &rs->chk[pat->chk_off + g];
+        uint32_t k = 0;
+        while (k < grp->n && !lit_present(sc, rs->chk_lits[grp->off + k]))
+            k++;
+        if (k == grp->n)
+            return 0;
+    }
     int rc = pcre2_match(pat->re, (PCRE2_SPTR)sc->fold.s, sc->fold.len, 0, PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;

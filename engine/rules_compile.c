@@ -40,6 +40,11 @@ struct compiler {
     size_t n_pats, cap_pats;
     struct u32v *pat_trig; /* per pattern: trigger literals (none: n == 0) */
     size_t cap_pat_trig;
+    struct u32v *pat_req; /* per regex: required literals, group after group */
+    size_t cap_pat_req;
+    struct u32v *pat_req_end; /* per regex: end index in pat_req of each group */
+    size_t cap_pat_req_end;
+    uint32_t *pop; /* per literal: how many patterns use it */
     int oom;
 };
 
@@ -227,8 +232,17 @@ static long compile_expr(struct compiler *c, const struct bexpr *e)
     }
 }
 
-/* Trigger set of a node: literals one of which any true match contains.
- * Returns 0 with the set in out, or 1 when there is none (negation). */
+static uint64_t set_cost(const struct compiler *c, const uint32_t *v, size_t n)
+{
+    uint64_t cost = 0;
+    for (size_t k = 0; k < n; k++)
+        cost += c->pop[v[k]];
+    return cost;
+}
+
+/* Trigger set of a node: literals one of which any true match contains,
+ * chosen to be rarely shared with other patterns. Returns 0 with the set
+ * appended to out, or 1 when there is none (a negation). */
 static int triggers(struct compiler *c, uint32_t node, struct u32v *out, int depth)
 {
     const struct enode *e = &c->nodes[node];
@@ -242,13 +256,16 @@ static int triggers(struct compiler *c, uint32_t node, struct u32v *out, int dep
             return 1;
         return triggers(c, e->b, out, depth + 1);
     }
-    default: { /* E_AND: the side with fewer triggers */
+    default: { /* E_AND: the side whose triggers are shared least */
         struct u32v l = {0}, r = {0};
         int nl = triggers(c, e->a, &l, depth + 1);
         int nr = triggers(c, e->b, &r, depth + 1);
         if (nl && nr)
             return 1;
-        const struct u32v *pick = nl ? &r : nr ? &l : (l.n <= r.n ? &l : &r);
+        const struct u32v *pick = nl                                                    ? &r
+                                  : nr                                                  ? &l
+                                  : set_cost(c, l.v, l.n) <= set_cost(c, r.v, r.n) ? &l
+                                                                                        : &r;
         for (size_t k = 0; k < pick->n; k++)
             if (u32_push(c, out, pick->v[k]) < 0)
                 return 1;
@@ -257,11 +274,92 @@ static int triggers(struct compiler *c, uint32_t node, struct u32v *out, int dep
     }
 }
 
+/* Counts, once per pattern, every literal it could be triggered by. */
+static void count_node(struct compiler *c, uint32_t node, uint32_t *stamp, uint32_t p, int depth)
+{
+    const struct enode *e = &c->nodes[node];
+    if (depth > 200 || e->op == E_NOT)
+        return;
+    if (e->op == E_LIT) {
+        if (stamp[e->a] != p + 1) {
+            stamp[e->a] = p + 1;
+            c->pop[e->a]++;
+        }
+        return;
+    }
+    count_node(c, e->a, stamp, p, depth + 1);
+    count_node(c, e->b, stamp, p, depth + 1);
+}
+
+/* Chooses every pattern's trigger set, knowing how widely each literal is
+ * shared; a regex keeps its other required groups as checks. */
+static int choose_triggers(struct compiler *c)
+{
+    c->pop = arena_alloc(&c->b->tmp, (c->n_lits + 1) * 4);
+    uint32_t *stamp = arena_alloc(&c->b->tmp, (c->n_lits + 1) * 4);
+    if (!c->pop || !stamp)
+        return c->oom = 1, -1;
+    for (size_t p = 0; p < c->n_pats; p++) {
+        if (c->pats[p].kind == PAT_MATCH) {
+            count_node(c, c->pats[p].root, stamp, (uint32_t)p, 0);
+            continue;
+        }
+        for (size_t k = 0; k < c->pat_req[p].n; k++) {
+            uint32_t l = c->pat_req[p].v[k];
+            if (stamp[l] != p + 1) {
+                stamp[l] = (uint32_t)p + 1;
+                c->pop[l]++;
+            }
+        }
+    }
+    for (size_t p = 0; p < c->n_pats; p++) {
+        struct pattern *pat = &c->pats[p];
+        struct u32v *t = &c->pat_trig[p];
+        if (pat->kind == PAT_MATCH) {
+            triggers(c, pat->root, t, 0);
+            continue;
+        }
+        const struct u32v *req = &c->pat_req[p], *ends = &c->pat_req_end[p];
+        size_t best = SIZE_MAX, start = 0;
+        uint64_t best_cost = UINT64_MAX;
+        for (size_t g = 0; g < ends->n; g++) {
+            uint64_t cost = set_cost(c, req->v + start, ends->v[g] - start);
+            if (cost < best_cost)
+                best_cost = cost, best = g;
+            start = ends->v[g];
+        }
+        start = 0;
+        for (size_t g = 0; g < ends->n; g++) {
+            if (g == best)
+                for (size_t k = start; k < ends->v[g]; k++)
+                    u32_push(c, t, req->v[k]);
+            start = ends->v[g];
+        }
+    }
+    return c->oom ? -1 : 0;
+}
+
+/* Returns 1 if node can be true with none of its literals present. */
+static int trigger_free(const struct compiler *c, uint32_t node, int depth)
+{
+    const struct enode *e = &c->nodes[node];
+    if (depth > 200)
+        return 1;
+    switch (e->op) {
+    case E_LIT: return 0;
+    case E_NOT: return 1;
+    case E_OR: return trigger_free(c, e->a, depth + 1) || trigger_free(c, e->b, depth + 1);
+    default: return trigger_free(c, e->a, depth + 1) && trigger_free(c, e->b, depth + 1);
+    }
+}
+
 static struct pattern *pat_new(struct compiler *c, uint8_t kind, uint32_t intent, const struct bpat *bp)
 {
     struct pattern *p = build_push(&c->b->tmp, &c->pats, c->n_pats, &c->cap_pats, sizeof *p);
     struct u32v *t = build_push(&c->b->tmp, &c->pat_trig, c->n_pats, &c->cap_pat_trig, sizeof *t);
-    if (!p || !t)
+    struct u32v *r = build_push(&c->b->tmp, &c->pat_req, c->n_pats, &c->cap_pat_req, sizeof *r);
+    struct u32v *re = build_push(&c->b->tmp, &c->pat_req_end, c->n_pats, &c->cap_pat_req_end, sizeof *re);
+    if (!p || !t || !r || !re)
         return c->oom = 1, NULL;
     p->kind = kind;
     p->intent = intent;
@@ -276,7 +374,7 @@ static struct pattern *pat_new(struct compiler *c, uint8_t kind, uint32_t intent
 static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, int for_slot)
 {
     size_t off;
-    const char *why = regex_danger(re->src, re->len, &off);
+    const char *why = regex_danger(re->src, re->len, re->extended, &off);
     if (why) {
         struct bpos p = re->pos;
         p.col += 1 + (int)off; /* the slash, then the offset (ASCII before it in practice) */
@@ -314,16 +412,19 @@ static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, in
 
 struct emit_ctx {
     struct compiler *c;
-    struct u32v *trig;
+    struct u32v *req, *ends;
 };
 
-static int emit_required(void *ctx, const char *s, size_t n)
+static int emit_required(void *ctx, int group, const char *s, size_t n)
 {
     struct emit_ctx *e = ctx;
     long id = lit_intern(e->c, LIT_SUBSTR, s, n, 0);
-    if (id < 0)
+    if (id < 0 || u32_push(e->c, e->req, (uint32_t)id) < 0)
         return -1;
-    return u32_push(e->c, e->trig, (uint32_t)id);
+    if ((size_t)group >= e->ends->n)
+        return u32_push(e->c, e->ends, (uint32_t)e->req->n);
+    e->ends->v[group] = (uint32_t)e->req->n;
+    return 0;
 }
 
 /* Checks {name} templates in a reply against the intent's slots. */
@@ -433,7 +534,7 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
             if (!p)
                 return -1;
             p->root = (uint32_t)root;
-            if (triggers(c, (uint32_t)root, &c->pat_trig[c->n_pats - 1], 0))
+            if (trigger_free(c, (uint32_t)root, 0))
                 build_error(c->b, &bp->pos,
                             "this match can be true with none of its terms in the message; add a term outside '!'");
         } else {
@@ -446,8 +547,11 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                 return -1;
             }
             p->re = code;
-            struct emit_ctx ec = {c, &c->pat_trig[c->n_pats - 1]};
-            if (regex_required(bp->re.src, bp->re.len, bp->re.extended, emit_required, &ec) == 0)
+            struct emit_ctx ec = {c, &c->pat_req[c->n_pats - 1], &c->pat_req_end[c->n_pats - 1]};
+            int groups = regex_required(bp->re.src, bp->re.len, bp->re.extended, emit_required, &ec);
+            if (groups < 0)
+                return c->oom = 1, -1;
+            if (groups == 0)
                 build_warning(c->b, &bp->re.pos,
                               "regex has no literal of 3 or more bytes that every match contains; it runs on every "
                               "message");
@@ -610,6 +714,27 @@ static int build_triggers(struct compiler *c)
         }
     }
     rs->n_always = na;
+    /* every required group of a regex, checked before PCRE2 runs */
+    size_t ng = 0, nl = 0;
+    for (size_t p = 0; p < c->n_pats; p++)
+        ng += c->pat_req_end[p].n, nl += c->pat_req[p].n;
+    rs->chk = arena_alloc(&rs->arena, (ng + 1) * sizeof *rs->chk);
+    rs->chk_lits = arena_alloc(&rs->arena, (nl + 1) * 4);
+    if (!rs->chk || !rs->chk_lits)
+        return c->oom = 1, -1;
+    ng = nl = 0;
+    for (size_t p = 0; p < c->n_pats; p++) {
+        const struct u32v *req = &c->pat_req[p], *ends = &c->pat_req_end[p];
+        c->pats[p].chk_off = (uint32_t)ng;
+        c->pats[p].chk_n = (uint32_t)ends->n;
+        uint32_t start = 0;
+        for (size_t g = 0; g < ends->n; g++) {
+            rs->chk[ng++] = (struct lgroup){(uint32_t)nl, ends->v[g] - start};
+            for (uint32_t k = start; k < ends->v[g]; k++)
+                rs->chk_lits[nl++] = req->v[k];
+            start = ends->v[g];
+        }
+    }
     return 0;
 }
 
@@ -631,28 +756,52 @@ static void lint_names(struct builder *b)
             }
 }
 
-/* Warns about a pattern written identically in an intent of no lower priority. */
+struct patref {
+    const struct bpat *pat;
+    const struct bintent *it;
+    size_t order;
+};
+
+static int patref_cmp(const void *a, const void *b)
+{
+    const struct patref *x = a, *y = b;
+    if (x->pat->kind != y->pat->kind)
+        return x->pat->kind < y->pat->kind ? -1 : 1;
+    int c = strcmp(x->pat->text, y->pat->text);
+    if (c)
+        return c;
+    /* the winner first: higher priority, then file order */
+    if (x->it->priority != y->it->priority)
+        return x->it->priority > y->it->priority ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Warns about a pattern written identically in an intent that wins over it. */
 static void lint_shadowed(struct compiler *c)
 {
     struct builder *b = c->b;
+    size_t n = 0;
     for (size_t i = 0; i < b->n_intents; i++)
-        for (size_t p = 0; p < b->intents[i].n_pats; p++) {
-            const struct bpat *bp = &b->intents[i].pats[p];
-            for (size_t j = 0; j < b->n_intents; j++) {
-                if (j == i || b->intents[j].priority < b->intents[i].priority)
-                    continue;
-                if (b->intents[j].priority == b->intents[i].priority && j > i)
-                    continue;
-                for (size_t q = 0; q < b->intents[j].n_pats; q++)
-                    if (b->intents[j].pats[q].kind == bp->kind && strcmp(b->intents[j].pats[q].text, bp->text) == 0) {
-                        build_warning(b, &bp->pos, "pattern is shadowed: intent '%s' (%s:%d) has the same one",
-                                      b->intents[j].name, b->intents[j].pats[q].pos.file,
-                                      b->intents[j].pats[q].pos.line);
-                        goto next;
-                    }
-            }
-        next:;
-        }
+        n += b->intents[i].n_pats;
+    struct patref *v = arena_alloc(&b->tmp, (n + 1) * sizeof *v);
+    if (!v)
+        return;
+    n = 0;
+    for (size_t i = 0; i < b->n_intents; i++)
+        for (size_t p = 0; p < b->intents[i].n_pats; p++)
+            v[n++] = (struct patref){&b->intents[i].pats[p], &b->intents[i], i};
+    qsort(v, n, sizeof *v, patref_cmp);
+    for (size_t k = 1; k < n; k++) {
+        size_t first = k - 1;
+        while (first > 0 && v[first - 1].pat->kind == v[k].pat->kind &&
+               strcmp(v[first - 1].pat->text, v[k].pat->text) == 0)
+            first--;
+        if (v[first].pat->kind != v[k].pat->kind || strcmp(v[first].pat->text, v[k].pat->text) != 0 ||
+            v[first].it == v[k].it)
+            continue;
+        build_warning(b, &v[k].pat->pos, "pattern is shadowed: intent '%s' (%s:%d) has the same one",
+                      v[first].it->name, v[first].pat->pos.file, v[first].pat->pos.line);
+    }
 }
 
 int rules_compile(struct builder *b, struct rules *rs)
@@ -680,7 +829,7 @@ int rules_compile(struct builder *b, struct rules *rs)
             compile_concept(&c, &b->concepts[k], &b->concepts[k].pos);
     }
     lint_shadowed(&c);
-    if (!c.oom && build_index(&c) == 0 && build_triggers(&c) == 0) {
+    if (!c.oom && choose_triggers(&c) == 0 && build_index(&c) == 0 && build_triggers(&c) == 0) {
         rs->lits = arena_alloc(&rs->arena, (c.n_lits + 1) * sizeof *rs->lits);
         rs->nodes = arena_alloc(&rs->arena, (c.n_nodes + 1) * sizeof *rs->nodes);
         rs->pats = arena_alloc(&rs->arena, (c.n_pats + 1) * sizeof *rs->pats);

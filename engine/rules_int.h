@@ -44,6 +44,12 @@ struct pattern {
     const char *src; /* the pattern as written */
     const char *file;
     int line;
+    uint32_t chk_off, chk_n; /* PAT_REGEX: groups in rules.chk that must all hold before it runs */
+};
+
+/* A requirement checked before a regex runs: one of lits[off..off+n) is present. */
+struct lgroup {
+    uint32_t off, n; /* range in rules.chk_lits */
 };
 
 struct slot_re {
@@ -85,6 +91,9 @@ struct rules {
     size_t n_pats;
     uint32_t *lit_pats; /* CSR: patterns per literal */
 
+    struct lgroup *chk; /* required literal groups of regexes */
+    uint32_t *chk_lits;
+
     uint32_t *always; /* patterns with no trigger: evaluated for every message */
     size_t n_always;
 
@@ -101,13 +110,14 @@ struct rules {
 /* rules_regex.c */
 /* Returns NULL if the pattern has no nested unbounded quantifier, else a
  * static description; *off is set to the byte offset of the offending group. */
-const char *regex_danger(const char *pat, size_t len, size_t *off);
-/* Finds the required literal runs of a regex: alternatives whose every
- * match contains one of the returned lower-case strings. Calls emit() for
- * each string of the chosen set and returns how many; 0 means the pattern
- * has no usable literal (it must run on every message). */
+const char *regex_danger(const char *pat, size_t len, int extended, size_t *off);
+/* Finds what every match of a regex contains: groups of lower-case strings,
+ * each group a requirement (one of its strings occurs), all groups at once.
+ * Calls emit() per string with its group number; returns the number of
+ * groups (0: no usable literal, the regex must run on every message), or
+ * -1 when emit() fails. */
 int regex_required(const char *pat, size_t len, int extended,
-                   int (*emit)(void *ctx, const char *s, size_t n), void *ctx);
+                   int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx);
 
 /* Packs the byte trigram at s into a key. */
 static inline uint32_t key_trigram(const unsigned char *s)

@@ -8,10 +8,12 @@
 #include "rules_int.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_SET 16 /* strings in one requirement; more means "not selective" */
 #define MAX_RUN 64
+#define MAX_CONJ 8 /* separate requirements kept for the top level */
 
 /* A requirement: a match contains at least one of these strings. */
 struct req {
@@ -27,6 +29,8 @@ struct rx {
     int depth;
     const char *danger;
     size_t danger_off;
+    struct req conj[MAX_CONJ]; /* every requirement of the current top-level alternative */
+    int n_conj;
 };
 
 /* Scores a requirement: the shortest string counts, more strings cost. */
@@ -47,8 +51,19 @@ static void req_offer(struct req *best, const struct req *cand)
         *best = *cand;
 }
 
+/* Offers a requirement of the sequence being read; at the top level it is
+ * also kept as one of the conjuncts every match must satisfy. */
+static void offer(struct rx *x, struct req *best, const struct req *cand)
+{
+    if (cand->n == 0)
+        return;
+    if (x->depth == 0 && x->n_conj < MAX_CONJ)
+        x->conj[x->n_conj++] = *cand;
+    req_offer(best, cand);
+}
+
 /* Offers the literal run as a one-string requirement (3 bytes at least). */
-static void offer_run(struct req *best, const char *run, size_t len)
+static void offer_run(struct rx *x, struct req *best, const char *run, size_t len)
 {
     /* trim spaces at the ends: they carry no selectivity */
     while (len && run[0] == ' ')
@@ -62,7 +77,7 @@ static void offer_run(struct req *best, const char *run, size_t len)
     struct req r = {.n = 1};
     memcpy(r.s[0], run, len);
     r.len[0] = (unsigned char)len;
-    req_offer(best, &r);
+    offer(x, best, &r);
 }
 
 static void skip_ext(struct rx *x)
@@ -193,6 +208,8 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
     memset(gi, 0, sizeof *gi);
     for (;;) {
         struct req best = {0};
+        if (x->depth == 0)
+            x->n_conj = 0;
         char run[MAX_RUN];
         size_t rl = 0, last_char = 0;
         int first_seen = 0;
@@ -257,10 +274,10 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
                 if (unb || inner.has_unbounded)
                     gi->has_unbounded = 1;
                 if (q != 1 && plain)
-                    req_offer(&best, &g);
+                    offer(x, &best, &g);
                 if (!first_seen)
                     first_seen = 1;
-                offer_run(&best, run, rl);
+                offer_run(x, &best, run, rl);
                 rl = 0;
                 continue;
             } else if (ch == '.' || ch == '^' || ch == '$') {
@@ -294,11 +311,11 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
                 (void)last_char;
             }
             if (!lit || q != 0) {
-                offer_run(&best, run, rl);
+                offer_run(x, &best, run, rl);
                 rl = 0;
             }
         }
-        offer_run(&best, run, rl);
+        offer_run(x, &best, run, rl);
         if (gi->n_alts < 8)
             gi->first[gi->n_alts] = first;
         gi->n_alts++;
@@ -320,6 +337,11 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
     }
     if (any_none)
         all.n = 0;
+    if (x->depth == 0 && gi->n_alts > 1) { /* top-level alternatives: only their union is required */
+        x->n_conj = 0;
+        if (all.n)
+            x->conj[x->n_conj++] = all;
+    }
     *out = all;
 }
 
@@ -343,24 +365,35 @@ static void analyze(const char *pat, size_t len, int extended, struct req *out, 
     }
 }
 
-const char *regex_danger(const char *pat, size_t len, size_t *off)
+const char *regex_danger(const char *pat, size_t len, int extended, size_t *off)
 {
     struct req r;
-    struct rx x;
-    analyze(pat, len, 0, &r, &x);
+    struct rx *x = malloc(sizeof *x);
+    if (!x)
+        return NULL; /* the match limit still guards */
+    analyze(pat, len, extended, &r, x);
+    const char *why = x->danger;
     if (off)
-        *off = x.danger_off;
-    return x.danger;
+        *off = x->danger_off;
+    free(x);
+    return why;
 }
 
-int regex_required(const char *pat, size_t len, int extended, int (*emit)(void *ctx, const char *s, size_t n),
-                   void *ctx)
+int regex_required(const char *pat, size_t len, int extended,
+                   int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx)
 {
     struct req r;
-    struct rx x;
-    analyze(pat, len, extended, &r, &x);
-    for (int k = 0; k < r.n; k++)
-        if (emit(ctx, r.s[k], r.len[k]) < 0)
-            return -1;
-    return r.n;
+    struct rx *x = malloc(sizeof *x);
+    if (!x)
+        return -1;
+    analyze(pat, len, extended, &r, x);
+    int n = x->n_conj;
+    for (int g = 0; g < n; g++)
+        for (int k = 0; k < x->conj[g].n; k++)
+            if (emit(ctx, g, x->conj[g].s[k], x->conj[g].len[k]) < 0) {
+                free(x);
+                return -1;
+            }
+    free(x);
+    return n;
 }

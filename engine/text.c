@@ -232,11 +232,11 @@ static char *put_cp(char *o, uint32_t c)
 
 int text_is_cjk(uint32_t cp)
 {
-    return (cp >= 0x4E00 && cp <= 0x9FFF)      /* Unified Ideographs */
-           || (cp >= 0x3400 && cp <= 0x4DBF)   /* Extension A */
-           || (cp >= 0x20000 && cp <= 0x2EBEF) /* Extensions B..F (and I) */
-           || (cp >= 0xF900 && cp <= 0xFAFF)   /* Compatibility Ideographs */
-           || (cp >= 0x2F800 && cp <= 0x2FA1F) /* Compatibility Supplement */
+    return (cp >= 0x4E00 && cp <= 0x9FFF)       /* Unified Ideographs */
+           || (cp >= 0x3400 && cp <= 0x4DBF)    /* Extension A */
+           || (cp >= 0x20000 && cp <= 0x2EBEF)  /* Extensions B..F (and I) */
+           || (cp >= 0xF900 && cp <= 0xFAFF)    /* Compatibility Ideographs */
+           || (cp >= 0x2F800 && cp <= 0x2FA1F)  /* Compatibility Supplement */
            || (cp >= 0x30000 && cp <= 0x323AF); /* Extensions G, H */
 }
 
@@ -245,17 +245,17 @@ int text_is_cjk_run(uint32_t cp)
     if (cp < 0x1100)
         return 0;
     return text_is_cjk(cp) || (cp >= 0x3005 && cp <= 0x3007) /* 々 〆 〇 */
-           || (cp >= 0x3040 && cp <= 0x309F)                  /* Hiragana */
-           || (cp >= 0x30A1 && cp <= 0x30FF && cp != 0x30FB)  /* Katakana, not ・ */
-           || (cp >= 0x3100 && cp <= 0x312F)                  /* Bopomofo */
-           || (cp >= 0x31A0 && cp <= 0x31BF)                  /* Bopomofo Extended */
-           || (cp >= 0x31F0 && cp <= 0x31FF)                  /* Katakana Phonetic Ext. */
-           || (cp >= 0x2E80 && cp <= 0x2FDF)                  /* CJK and Kangxi radicals */
-           || (cp >= 0x1100 && cp <= 0x11FF)                  /* Hangul Jamo */
-           || (cp >= 0x3130 && cp <= 0x318F)                  /* Hangul Compatibility Jamo */
-           || (cp >= 0xA960 && cp <= 0xA97F)                  /* Hangul Jamo Extended-A */
-           || (cp >= 0xAC00 && cp <= 0xD7FF)                  /* Hangul syllables, Ext-B */
-           || (cp >= 0xFF66 && cp <= 0xFFDC);                 /* half-width kana, Hangul */
+           || (cp >= 0x3040 && cp <= 0x309F)                 /* Hiragana */
+           || (cp >= 0x30A1 && cp <= 0x30FF && cp != 0x30FB) /* Katakana, not ・ */
+           || (cp >= 0x3100 && cp <= 0x312F)                 /* Bopomofo */
+           || (cp >= 0x31A0 && cp <= 0x31BF)                 /* Bopomofo Extended */
+           || (cp >= 0x31F0 && cp <= 0x31FF)                 /* Katakana Phonetic Ext. */
+           || (cp >= 0x2E80 && cp <= 0x2FDF)                 /* CJK and Kangxi radicals */
+           || (cp >= 0x1100 && cp <= 0x11FF)                 /* Hangul Jamo */
+           || (cp >= 0x3130 && cp <= 0x318F)                 /* Hangul Compatibility Jamo */
+           || (cp >= 0xA960 && cp <= 0xA97F)                 /* Hangul Jamo Extended-A */
+           || (cp >= 0xAC00 && cp <= 0xD7FF)                 /* Hangul syllables, Ext-B */
+           || (cp >= 0xFF66 && cp <= 0xFFDC);                /* half-width kana, Hangul */
 }
 
 /* 1 for non-ASCII code points that separate tokens (see the file comment). */
@@ -352,7 +352,7 @@ static const char cjk_punct[0x18] = {
 
 /* Small form variants U+FE50..U+FE6B → ASCII. */
 static const char small_forms[0x1C] = {
-    ',', ',', '.', 0,   ';', ':', '?', '!', '-', '(', ')', '{', '}', '[',
+    ',', ',', '.', 0,   ';', ':', '?', '!', '-', '(', ')',  '{', '}', '[',
     ']', '#', '&', '*', '+', '-', '<', '>', '=', 0,   '\\', '$', '%', '@',
 };
 
@@ -389,11 +389,10 @@ static uint32_t light_map(uint32_t c)
     if (c >= 0xFE50 && c <= 0xFE6B)
         return small_forms[c - 0xFE50] ? (uint32_t)(unsigned char)small_forms[c - 0xFE50] : c;
     switch (c) {
-    case 0x034F: /* combining grapheme joiner */
-    case 0x061C: /* Arabic letter mark */
-    case 0x180E: /* Mongolian vowel separator */
-    case 0xFEFF: /* zero-width no-break space, BOM */
-        return DROP;
+    case 0x034F:              /* combining grapheme joiner */
+    case 0x061C:              /* Arabic letter mark */
+    case 0x180E:              /* Mongolian vowel separator */
+    case 0xFEFF: return DROP; /* zero-width no-break space, BOM */
     case 0x1680: return ' ';
     case 0x301C: return '~';
     case 0xFF61: return '.';
@@ -439,7 +438,8 @@ static uint32_t fold_case(uint32_t c)
     if (c >= 0x391 && c <= 0x3AB && c != 0x3A2)
         return c + 32;
     if (c >= 0x386 && c <= 0x38F) {
-        static const uint16_t tonos[10] = {0x3AC, 0x387, 0x3AD, 0x3AE, 0x3AF, 0x38B, 0x3CC, 0x38D, 0x3CD, 0x3CE};
+        static const uint16_t tonos[10] = {0x3AC, 0x387, 0x3AD, 0x3AE, 0x3AF,
+                                           0x38B, 0x3CC, 0x38D, 0x3CD, 0x3CE};
         return tonos[c - 0x386];
     }
     if (c >= 0x400 && c <= 0x42F)

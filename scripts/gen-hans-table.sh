@@ -30,7 +30,7 @@ trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 
 for f in TSCharacters TWVariantsRev HKVariantsRev; do
-    opencc_dict -i "$DIR/$f.ocd2" -f ocd2 -o "$tmp/$f.txt" -t text >/dev/null 2>&1 ||
+    opencc_dict -i "$DIR/$f.ocd2" -f ocd2 -o "$tmp/$f.txt" -t text >/dev/null ||
         die "opencc_dict failed on '$DIR/$f.ocd2'"
     [ -s "$tmp/$f.txt" ] || die "opencc_dict wrote nothing for '$DIR/$f.ocd2'"
 done

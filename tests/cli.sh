@@ -40,7 +40,7 @@ b=$("$KEFU" ask --json "退款什麼時候到賬" | jq -r .intent)
 [ -n "$a" ] && [ "$a" != null ] && [ "$a" = "$b" ] && ok ask-traditional || no ask-traditional "$a vs $b"
 
 # 6. route: one decision per input line, invalid UTF-8 reported, nothing lost
-printf 'where is my order\n\xff\xfe\nhello\nthe weather is nice\n' | "$KEFU" route >"$tmp/out" 2>"$tmp/err"
+printf 'where is my order\n\377\376\nhello\nthe weather is nice\n' | "$KEFU" route >"$tmp/out" 2>"$tmp/err"
 lines=$(wc -l <"$tmp/out")
 [ "$lines" -eq 4 ] && grep -q 'invalid' "$tmp/out" && grep -q '1 of 4 lines were not valid utf-8' "$tmp/err" &&
     ok route-lines || no route-lines "$(cat "$tmp/out" "$tmp/err")"
