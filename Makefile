@@ -59,7 +59,7 @@ asan:
 
 valgrind: $(TESTBINS)
 	@for t in $(TESTBINS); do \
-	    valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
+	    KEFU_SLOW=50 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 $$t >/dev/null || exit 1; \
 	    echo "valgrind: $$t clean"; done
 

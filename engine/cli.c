@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #define DEFAULT_RULES "rules"
-#define MAX_LINE (64 * 1024)
+#define MAX_LINE      (64 * 1024)
 
 struct opts {
     const char *rules;
@@ -104,7 +104,8 @@ static int load(const char *dir, struct rules **rs, int quiet)
     if (rc < 0 || !quiet)
         rules_diag_print(stderr, &d);
     if (rc < 0)
-        fprintf(stderr, "kefu: cannot load rules from '%s': %d error%s\n", dir, d.errors, d.errors == 1 ? "" : "s");
+        fprintf(stderr, "kefu: cannot load rules from '%s': %d error%s\n", dir, d.errors,
+                d.errors == 1 ? "" : "s");
     rules_diag_release(&d);
     return rc;
 }
@@ -136,7 +137,8 @@ struct decision {
     const char *reply; /* borrowed template, may be NULL */
 };
 
-static void decide(const struct rules *rs, const struct router_result *r, const struct attrs *a, struct decision *d)
+static void decide(const struct rules *rs, const struct router_result *r, const struct attrs *a,
+                   struct decision *d)
 {
     memset(d, 0, sizeof *d);
     d->source = "fallback";
@@ -156,8 +158,8 @@ static void decide(const struct rules *rs, const struct router_result *r, const 
 
 /* Renders a reply template: {slot} from slots, {customer.x} from attrs,
  * {kb:ID} as a link marker. Writes into buf (always NUL-terminated). */
-static void render(const char *tpl, const struct router_slot *slots, size_t n_slots, const struct attrs *a, char *buf,
-                   size_t cap)
+static void render(const char *tpl, const struct router_slot *slots, size_t n_slots, const struct attrs *a,
+                   char *buf, size_t cap)
 {
     size_t o = 0;
     for (const char *p = tpl; *p && o + 1 < cap;) {
@@ -251,8 +253,8 @@ static size_t check_examples(const struct rules *rs, struct rules_diag *d, size_
                                r.cand[0].confidence, r.cand[0].file, r.cand[0].line, it->name);
             } else if (r.cand[0].confidence < it->threshold) {
                 rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
-                               "example routes to '%s' with confidence %.2f, below its threshold %.2f", it->name,
-                               r.cand[0].confidence, it->threshold);
+                               "example routes to '%s' with confidence %.2f, below its threshold %.2f",
+                               it->name, r.cand[0].confidence, it->threshold);
             } else {
                 continue;
             }
@@ -288,8 +290,9 @@ static int cmd_check(int argc, char **argv)
         rules_diag_print(stderr, &d);
     int failed = rc < 0 || bad > 0 || (o.strict && d.warnings > 0);
     if (rc == 0)
-        printf("%s: %zu intents, %zu examples, %zu misrouted, %d error%s, %d warning%s\n", dir, rules_count(rs),
-               total, bad, d.errors, d.errors == 1 ? "" : "s", d.warnings, d.warnings == 1 ? "" : "s");
+        printf("%s: %zu intents, %zu examples, %zu misrouted, %d error%s, %d warning%s\n", dir,
+               rules_count(rs), total, bad, d.errors, d.errors == 1 ? "" : "s", d.warnings,
+               d.warnings == 1 ? "" : "s");
     else
         printf("%s: %d error%s, %d warning%s\n", dir, d.errors, d.errors == 1 ? "" : "s", d.warnings,
                d.warnings == 1 ? "" : "s");
@@ -309,8 +312,9 @@ static json_t *result_json(const struct rules *rs, const struct router_result *r
     json_object_set_new(o, "confidence", json_real(r->n ? r->cand[0].confidence : 0));
     json_object_set_new(o, "reply", reply ? json_string(reply) : json_null());
     if (d->handoff) {
-        json_object_set_new(o, "handoff", json_pack("{s:s, s:s}", "queue", d->handoff->queue, "priority",
-                                                     rules_priority_name(d->handoff->priority)));
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", d->handoff->queue, "priority",
+                                      rules_priority_name(d->handoff->priority)));
     }
     json_t *js = json_object();
     for (size_t k = 0; k < n_slots; k++)
@@ -332,10 +336,11 @@ static json_t *result_json(const struct rules *rs, const struct router_result *r
             json_array_append_new(hits, json_pack("{s:s, s:s%}", "term", c->hits[h].what, "text",
                                                   r->norm + c->hits[h].start,
                                                   (size_t)(c->hits[h].end - c->hits[h].start)));
-        json_array_append_new(cands, json_pack("{s:s, s:f, s:f, s:f, s:i, s:s, s:s, s:i, s:o}", "intent", it->name,
-                                               "confidence", c->confidence, "rank", c->rank, "threshold",
-                                               it->threshold, "priority", it->priority, "pattern", c->pattern,
-                                               "file", c->file, "line", c->line, "hits", hits));
+        json_array_append_new(cands,
+                              json_pack("{s:s, s:f, s:f, s:f, s:i, s:s, s:s, s:i, s:o}", "intent", it->name,
+                                        "confidence", c->confidence, "rank", c->rank, "threshold",
+                                        it->threshold, "priority", it->priority, "pattern", c->pattern,
+                                        "file", c->file, "line", c->line, "hits", hits));
     }
     json_object_set_new(ex, "candidates", cands);
     json_t *sk = json_array();
@@ -358,11 +363,12 @@ static void print_explain(const struct rules *rs, const struct router_result *r)
         const struct router_cand *c = &r->cand[k];
         const struct rules_intent *it = rules_intent(rs, c->intent);
         printf("%s %-28s confidence %.2f  threshold %.2f  priority %d  %s\n", k == 0 ? "->" : "  ", it->name,
-               c->confidence, it->threshold, it->priority, c->confidence >= it->threshold ? "" : "(below threshold)");
+               c->confidence, it->threshold, it->priority,
+               c->confidence >= it->threshold ? "" : "(below threshold)");
         printf("     %s %s  (%s:%d)\n", c->regex ? "regex" : "match", c->pattern, c->file, c->line);
         for (size_t h = 0; h < c->n_hits; h++)
-            printf("     found '%.*s' for %s\n", (int)(c->hits[h].end - c->hits[h].start), r->norm + c->hits[h].start,
-                   c->hits[h].what);
+            printf("     found '%.*s' for %s\n", (int)(c->hits[h].end - c->hits[h].start),
+                   r->norm + c->hits[h].start, c->hits[h].what);
     }
     for (size_t k = 0; k < r->n_skipped; k++)
         printf("   %s fired but its 'when' condition does not hold\n", rules_intent(rs, r->skipped[k])->name);
@@ -421,15 +427,16 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
     if (d.intent)
         printf("intent:      %s (confidence %.2f)\n", d.intent->name, d.cand->confidence);
     else if (r.n)
-        printf("intent:      none above threshold (best %s at %.2f)\n", rules_intent(rs, r.cand[0].intent)->name,
-               r.cand[0].confidence);
+        printf("intent:      none above threshold (best %s at %.2f)\n",
+               rules_intent(rs, r.cand[0].intent)->name, r.cand[0].confidence);
     else
         printf("intent:      none\n");
     printf("source:      %s\n", d.source);
     for (size_t k = 0; k < n_slots; k++)
         printf("slot:        %s = %s\n", slots[k].name, slots[k].value);
     if (d.handoff)
-        printf("handoff:     queue %s, priority %s\n", d.handoff->queue, rules_priority_name(d.handoff->priority));
+        printf("handoff:     queue %s, priority %s\n", d.handoff->queue,
+               rules_priority_name(d.handoff->priority));
     if (*reply)
         printf("reply:       %s\n", reply);
     else if (!d.intent)
@@ -444,7 +451,8 @@ static int cmd_ask(int argc, char **argv)
     struct opts o;
     int rc = parse_opts(argc, argv, " --rules --json --explain --locale --channel --tier ", &o);
     if (rc == 1) {
-        puts("usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--rules DIR] TEXT\n\n"
+        puts("usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--rules DIR] "
+             "TEXT\n\n"
              "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
              "the literals the prefilter found, every candidate intent with its confidence and the\n"
              "words that made it fire.");

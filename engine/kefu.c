@@ -24,7 +24,10 @@ const char *kefu_strerror(int code)
     }
 }
 
-void kefu_alloc_fail_after(long n) { fail_countdown = n; }
+void kefu_alloc_fail_after(long n)
+{
+    fail_countdown = n;
+}
 
 static int should_fail(void)
 {
@@ -33,11 +36,20 @@ static int should_fail(void)
     return --fail_countdown == 0;
 }
 
-void *kefu_malloc(size_t n) { return should_fail() ? NULL : malloc(n ? n : 1); }
+void *kefu_malloc(size_t n)
+{
+    return should_fail() ? NULL : malloc(n ? n : 1);
+}
 
-void *kefu_calloc(size_t n, size_t size) { return should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1); }
+void *kefu_calloc(size_t n, size_t size)
+{
+    return should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
 
-void *kefu_realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n ? n : 1); }
+void *kefu_realloc(void *p, size_t n)
+{
+    return should_fail() ? NULL : realloc(p, n ? n : 1);
+}
 
 char *kefu_strndup(const char *s, size_t n)
 {

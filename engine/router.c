@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MATCH_LIMIT 100000
-#define DEPTH_LIMIT 1000
+#define MATCH_LIMIT    100000
+#define DEPTH_LIMIT    1000
 #define HEAP_LIMIT_KIB 8192
 
 struct word {
-    uint32_t off, len;        /* in the folded text */
+    uint32_t off, len;           /* in the folded text */
     uint32_t stem_off, stem_len; /* in stems */
 };
 
@@ -188,7 +188,8 @@ static int analyze(struct router_scratch *sc)
         return -1;
     sc->n_words = 0;
     size_t stem_len = 0;
-    if (grow(&sc->stems, &sc->cap_stems, len + 1, 1) < 0 || grow(&sc->weight, &sc->cap_weight, len + 1, 4) < 0)
+    if (grow(&sc->stems, &sc->cap_stems, len + 1, 1) < 0 ||
+        grow(&sc->weight, &sc->cap_weight, len + 1, 4) < 0)
         return -1;
     for (size_t k = 0; k < sc->toks.n; k++) {
         const struct text_tok *tk = &sc->toks.v[k];
@@ -359,7 +360,8 @@ static void collect(struct collect *cx, uint32_t node)
     for (size_t h = 0; h < cw->n_hits; h++)
         dup |= cw->hits[h].what == cx->rs->lits[e->a].s;
     if (!dup && cw->n_hits < ROUTER_MAX_HITS)
-        cw->hits[cw->n_hits++] = (struct router_hit){cx->rs->lits[e->a].s, sc->occ[off].start, sc->occ[off].end};
+        cw->hits[cw->n_hits++] =
+            (struct router_hit){cx->rs->lits[e->a].s, sc->occ[off].start, sc->occ[off].end};
 }
 
 static int span_cmp(const void *a, const void *b)
@@ -424,7 +426,8 @@ static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32
         if (k == grp->n)
             return 0;
     }
-    int rc = pcre2_match(pat->re, (PCRE2_SPTR)sc->fold.s, sc->fold.len, 0, PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
+    int rc =
+        pcre2_match(pat->re, (PCRE2_SPTR)sc->fold.s, sc->fold.len, 0, PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc < 0) {
@@ -535,8 +538,8 @@ int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t int
         const struct rules_slot *s = &it->slots[k];
         if (s->index < 0)
             continue;
-        int m = pcre2_match(rs->slots[s->index].re, (PCRE2_SPTR)sc->light.s, sc->light.len, 0, PCRE2_NO_UTF_CHECK,
-                            sc->md, sc->mctx);
+        int m = pcre2_match(rs->slots[s->index].re, (PCRE2_SPTR)sc->light.s, sc->light.len, 0,
+                            PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
         if (m <= 0)
             continue;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);

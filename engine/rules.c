@@ -40,8 +40,8 @@ static char *dup_or_null(const char *s)
     return s ? kefu_strndup(s, strlen(s)) : NULL;
 }
 
-static void diag_vadd(struct rules_diag *d, int severity, const char *file, int line, int col, const char *src,
-                      const char *fmt, va_list ap)
+static void diag_vadd(struct rules_diag *d, int severity, const char *file, int line, int col,
+                      const char *src, const char *fmt, va_list ap)
 {
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 16;
@@ -89,8 +89,8 @@ void rules_diag_print(FILE *f, const struct rules_diag *d)
 {
     for (size_t k = 0; k < d->n; k++) {
         const struct rules_msg *m = &d->v[k];
-        fprintf(f, "%s:%d:%d: %s%s\n", m->file, m->line, m->col, m->severity == RULES_WARNING ? "warning: " : "",
-                m->text);
+        fprintf(f, "%s:%d:%d: %s%s\n", m->file, m->line, m->col,
+                m->severity == RULES_WARNING ? "warning: " : "", m->text);
         if (!m->src)
             continue;
         fprintf(f, "  %s\n  ", m->src);
@@ -128,8 +128,8 @@ void *build_push(struct arena *a, void *v, size_t n, size_t *cap, size_t el)
 
 static void build_vreport(struct builder *b, int sev, const struct bpos *pos, const char *fmt, va_list ap)
 {
-    diag_vadd(b->diag, sev, pos ? pos->file : "", pos ? pos->line : 0, pos ? pos->col : 0, pos ? pos->src : NULL,
-              fmt, ap);
+    diag_vadd(b->diag, sev, pos ? pos->file : "", pos ? pos->line : 0, pos ? pos->col : 0,
+              pos ? pos->src : NULL, fmt, ap);
 }
 
 void build_error(struct builder *b, const struct bpos *pos, const char *fmt, ...)
@@ -452,13 +452,15 @@ static struct bexpr *parse_term(struct cur *c, int in_list)
         }
         return e;
     }
-    while (c->i < c->len && !is_op_char(c->line[c->i]) && !at_comment(c, c->i) && !(in_list && c->line[c->i] == ','))
+    while (c->i < c->len && !is_op_char(c->line[c->i]) && !at_comment(c, c->i) &&
+           !(in_list && c->line[c->i] == ','))
         c->i++;
     size_t end = c->i;
     while (end > at && (c->line[end - 1] == ' ' || c->line[end - 1] == '\t'))
         end--;
     if (end == at) {
-        err_at(c, at, c->i < c->len && !at_comment(c, c->i) ? "expected a term before '%c'" : "expected a term",
+        err_at(c, at,
+               c->i < c->len && !at_comment(c, c->i) ? "expected a term before '%c'" : "expected a term",
                c->i < c->len ? c->line[c->i] : ' ');
         return NULL;
     }
@@ -539,8 +541,8 @@ static struct bexpr *parse_or(struct cur *c, int depth)
 
 /* ---- conditions ---- */
 
-static const char *const known_attrs[] = {"channel",         "locale", "tier", "hours", "previous_intent",
-                                          "previous_topic", "misses", NULL};
+static const char *const known_attrs[] = {"channel",         "locale",         "tier",   "hours",
+                                          "previous_intent", "previous_topic", "misses", NULL};
 
 static int attr_known(const char *s, size_t n)
 {
@@ -588,7 +590,8 @@ static const struct rules_cond *parse_cmp(struct cur *c)
     }
     if (!attr_known(attr, n)) {
         err_at(c, at,
-               "unknown attribute '%.*s' (channel, locale, tier, hours, previous_intent, previous_topic, misses, "
+               "unknown attribute '%.*s' (channel, locale, tier, hours, previous_intent, previous_topic, "
+               "misses, "
                "customer.NAME)",
                (int)n, attr);
         return NULL;
@@ -777,7 +780,8 @@ static void stmt_concept(struct cur *c)
     size_t at = (skip_ws(c), c->i);
     size_t n = read_name(c, &name);
     if (n == 0 || !valid_intent_name(name, n)) {
-        err_at(c, at, n ? "bad concept name '%.*s' (use a-z, 0-9, _ and .)" : "expected a concept name", (int)n, name);
+        err_at(c, at, n ? "bad concept name '%.*s' (use a-z, 0-9, _ and .)" : "expected a concept name",
+               (int)n, name);
         return;
     }
     skip_ws(c);
@@ -922,8 +926,8 @@ static void stmt_slot(struct cur *c, struct bintent *it, const char *locale)
     skip_ws(c);
     int has_re = c->i < c->len && c->line[c->i] == '/';
     if (has_re && *locale) {
-        err_at(c, c->i, "a localized slot line only gives the question; put the pattern on 'slot %.*s'", (int)n,
-               name);
+        err_at(c, c->i, "a localized slot line only gives the question; put the pattern on 'slot %.*s'",
+               (int)n, name);
         return;
     }
     if (has_re && s && s->re.src) {
@@ -946,7 +950,8 @@ static void stmt_slot(struct cur *c, struct bintent *it, const char *locale)
     size_t wat = c->i;
     size_t wn = read_word(c, &w);
     if (!word_is(w, wn, "ask")) {
-        err_at(c, wat, has_re ? "expected 'ask \"question\"' after the slot pattern" : "expected a /pattern/ or ask");
+        err_at(c, wat,
+               has_re ? "expected 'ask \"question\"' after the slot pattern" : "expected a /pattern/ or ask");
         return;
     }
     char *q = read_string(c);
@@ -1017,7 +1022,8 @@ static void stmt_handoff(struct cur *c, struct bintent *it)
         }
     }
     expect_end(c);
-    struct rules_handoff *slot = build_push(&c->b->tmp, &it->handoffs, it->n_handoffs, &it->cap_handoffs, sizeof h);
+    struct rules_handoff *slot =
+        build_push(&c->b->tmp, &it->handoffs, it->n_handoffs, &it->cap_handoffs, sizeof h);
     if (slot && !c->failed) {
         *slot = h;
         it->n_handoffs++;
@@ -1119,8 +1125,8 @@ static void parse_line(struct cur *c)
         expect_end(c);
         return;
     }
-    static const char *const body[] = {"example", "match",     "regex", "slot",  "reply",
-                                       "when",    "priority", "threshold", "handoff", "topic", NULL};
+    static const char *const body[] = {"example",  "match",     "regex",   "slot",  "reply", "when",
+                                       "priority", "threshold", "handoff", "topic", NULL};
     int known = 0;
     for (int k = 0; body[k]; k++)
         known |= word_is(kw, base, body[k]);
@@ -1230,7 +1236,8 @@ static int load_path(struct builder *b, const char *path, const struct bpos *fro
         if (from)
             build_error(b, from, "cannot open '%s': %s", path, strerror(errno));
         else
-            rules_diag_add(b->diag, RULES_ERROR, path, 0, 0, NULL, "cannot open '%s': %s", path, strerror(errno));
+            rules_diag_add(b->diag, RULES_ERROR, path, 0, 0, NULL, "cannot open '%s': %s", path,
+                           strerror(errno));
         return KEFU_EIO;
     }
     for (size_t k = 0; k < b->n_seen; k++)

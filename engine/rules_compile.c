@@ -149,8 +149,8 @@ static long term_literal(struct compiler *c, const char *text, size_t len, const
         return lit_intern(c, LIT_WORDS, stems, sl, (uint8_t)c->toks.n);
     }
     if (c->norm.len < 3) {
-        build_error(c->b, pos, "term '%.*s' is too short to match as text; use a word or 3 or more bytes", (int)len,
-                    text);
+        build_error(c->b, pos, "term '%.*s' is too short to match as text; use a word or 3 or more bytes",
+                    (int)len, text);
         return -1;
     }
     return lit_intern(c, LIT_SUBSTR, c->norm.s, c->norm.len, 0);
@@ -220,9 +220,7 @@ static long compile_expr(struct compiler *c, const struct bexpr *e)
         }
         return compile_concept(c, k, &e->pos);
     }
-    case BX_NOT:
-        a = compile_expr(c, e->a);
-        return a < 0 ? -1 : node_new(c, E_NOT, (uint32_t)a, 0);
+    case BX_NOT: a = compile_expr(c, e->a); return a < 0 ? -1 : node_new(c, E_NOT, (uint32_t)a, 0);
     default:
         a = compile_expr(c, e->a);
         b = compile_expr(c, e->b);
@@ -262,10 +260,10 @@ static int triggers(struct compiler *c, uint32_t node, struct u32v *out, int dep
         int nr = triggers(c, e->b, &r, depth + 1);
         if (nl && nr)
             return 1;
-        const struct u32v *pick = nl                                                    ? &r
-                                  : nr                                                  ? &l
+        const struct u32v *pick = nl                                               ? &r
+                                  : nr                                             ? &l
                                   : set_cost(c, l.v, l.n) <= set_cost(c, r.v, r.n) ? &l
-                                                                                        : &r;
+                                                                                   : &r;
         for (size_t k = 0; k < pick->n; k++)
             if (u32_push(c, out, pick->v[k]) < 0)
                 return 1;
@@ -428,7 +426,8 @@ static int emit_required(void *ctx, int group, const char *s, size_t n)
 }
 
 /* Checks {name} templates in a reply against the intent's slots. */
-static void check_templates(struct compiler *c, const struct bintent *bi, const char *text, const struct bpos *pos)
+static void check_templates(struct compiler *c, const struct bintent *bi, const char *text,
+                            const struct bpos *pos)
 {
     for (const char *p = strchr(text, '{'); p; p = strchr(p + 1, '{')) {
         const char *end = strchr(p, '}');
@@ -505,8 +504,8 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
             sl[k].n_asks = bs->n_asks;
         }
         if (!bs->re.src) {
-            build_error(c->b, &bs->pos, "slot '%s' has no pattern (write: slot %s /PATTERN/ ask \"...\")", bs->name,
-                        bs->name);
+            build_error(c->b, &bs->pos, "slot '%s' has no pattern (write: slot %s /PATTERN/ ask \"...\")",
+                        bs->name, bs->name);
             continue;
         }
         pcre2_code *code = regex_compile(c, &bs->re, 1);
@@ -535,8 +534,9 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                 return -1;
             p->root = (uint32_t)root;
             if (trigger_free(c, (uint32_t)root, 0))
-                build_error(c->b, &bp->pos,
-                            "this match can be true with none of its terms in the message; add a term outside '!'");
+                build_error(
+                    c->b, &bp->pos,
+                    "this match can be true with none of its terms in the message; add a term outside '!'");
         } else {
             pcre2_code *code = regex_compile(c, &bp->re, 0);
             if (!code)
@@ -552,9 +552,10 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
             if (groups < 0)
                 return c->oom = 1, -1;
             if (groups == 0)
-                build_warning(c->b, &bp->re.pos,
-                              "regex has no literal of 3 or more bytes that every match contains; it runs on every "
-                              "message");
+                build_warning(
+                    c->b, &bp->re.pos,
+                    "regex has no literal of 3 or more bytes that every match contains; it runs on every "
+                    "message");
         }
     }
     return c->oom ? -1 : 0;
@@ -834,9 +835,12 @@ int rules_compile(struct builder *b, struct rules *rs)
         rs->nodes = arena_alloc(&rs->arena, (c.n_nodes + 1) * sizeof *rs->nodes);
         rs->pats = arena_alloc(&rs->arena, (c.n_pats + 1) * sizeof *rs->pats);
         if (rs->lits && rs->nodes && rs->pats) {
-            memcpy(rs->lits, c.lits, c.n_lits * sizeof *rs->lits);
-            memcpy(rs->nodes, c.nodes, c.n_nodes * sizeof *rs->nodes);
-            memcpy(rs->pats, c.pats, c.n_pats * sizeof *rs->pats);
+            if (c.n_lits) /* the vectors are NULL while empty */
+                memcpy(rs->lits, c.lits, c.n_lits * sizeof *rs->lits);
+            if (c.n_nodes)
+                memcpy(rs->nodes, c.nodes, c.n_nodes * sizeof *rs->nodes);
+            if (c.n_pats)
+                memcpy(rs->pats, c.pats, c.n_pats * sizeof *rs->pats);
             rs->n_lits = c.n_lits;
             rs->n_nodes = c.n_nodes;
             rs->n_pats = c.n_pats;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SET 16 /* strings in one requirement; more means "not selective" */
-#define MAX_RUN 64
+#define MAX_SET  16 /* strings in one requirement; more means "not selective" */
+#define MAX_RUN  64
 #define MAX_CONJ 8 /* separate requirements kept for the top level */
 
 /* A requirement: a match contains at least one of these strings. */

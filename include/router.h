@@ -17,19 +17,19 @@ struct router_scratch *router_scratch_create(void);
 void router_scratch_free(struct router_scratch *sc); /* NULL is fine */
 
 #define ROUTER_MAX_CANDS 8
-#define ROUTER_MAX_HITS 6
+#define ROUTER_MAX_HITS  6
 
 /* A piece of the message that made a pattern true. */
 struct router_hit {
-    const char *what;   /* the literal or regex as compiled; borrowed from the rule set */
+    const char *what;    /* the literal or regex as compiled; borrowed from the rule set */
     uint32_t start, end; /* byte range in router_result.norm */
 };
 
 struct router_cand {
-    uint32_t intent;   /* index for rules_intent() */
-    double confidence; /* 0..1, see docs/rules.md "Scoring" */
-    double rank;       /* confidence + priority / 100 */
-    int regex;         /* 1 if the best pattern is a regex */
+    uint32_t intent;     /* index for rules_intent() */
+    double confidence;   /* 0..1, see docs/rules.md "Scoring" */
+    double rank;         /* confidence + priority / 100 */
+    int regex;           /* 1 if the best pattern is a regex */
     const char *pattern; /* the best pattern as written; borrowed from the rule set */
     const char *file;
     int line;
@@ -42,7 +42,7 @@ struct router_cand {
 struct router_result {
     struct router_cand cand[ROUTER_MAX_CANDS]; /* best first */
     size_t n;
-    const char *norm;     /* the normalized (folded) message; borrowed from the scratch */
+    const char *norm; /* the normalized (folded) message; borrowed from the scratch */
     size_t norm_len;
     uint32_t skipped[ROUTER_MAX_CANDS]; /* intents that fired but whose 'when' failed */
     size_t n_skipped;

@@ -8,14 +8,14 @@
 #include <stddef.h>
 #include <stdio.h>
 
-struct rules; /* opaque, immutable once compiled */
+struct rules;      /* opaque, immutable once compiled */
 struct rules_cond; /* opaque condition tree */
 
 enum rules_severity { RULES_ERROR = 0, RULES_WARNING = 1 };
 
 /* One diagnostic: where, what, and the source line it points into. */
 struct rules_msg {
-    char *file; /* owned by the diag */
+    char *file;    /* owned by the diag */
     int line, col; /* 1-based; col counts characters */
     int severity;  /* enum rules_severity */
     char *text;    /* lowercase message, no full stop */
@@ -70,7 +70,7 @@ struct rules_reply {
 };
 struct rules_slot {
     const char *name;
-    const char *ask; /* default question, may be NULL */
+    const char *ask;                /* default question, may be NULL */
     const struct rules_reply *asks; /* per-locale questions */
     size_t n_asks;
     int index; /* index of the slot pattern inside the rule set */
@@ -90,8 +90,8 @@ struct rules_example {
 struct rules_intent {
     const char *name, *topic, *file;
     int line;
-    int priority;     /* -100..100 */
-    double threshold; /* effective threshold (own or global) */
+    int priority;                  /* -100..100 */
+    double threshold;              /* effective threshold (own or global) */
     const struct rules_cond *when; /* NULL: always */
     const struct rules_example *examples;
     size_t n_examples;

@@ -16,35 +16,34 @@
 #include "router.h"
 #include "rules.h"
 
-static const char *small =
-    "concept refund = refund, money back, 退款, 退钱\n"
-    "concept when = when, how long, 什么时候, 多久, 到账\n"
-    "concept human = human, real person, agent, 人工, 真人\n"
-    "intent order.refund_status\n"
-    "  match ~refund & (~when | status)\n"
-    "  slot order_id /\\b([A-Z]{2}\\d{8})\\b/ ask \"Which order?\"\n"
-    "  reply Refunds take 3-5 days.\n"
-    "intent order.refund_request\n"
-    "  match ~refund & !~when & !status\n"
-    "  reply Tell me the order.\n"
-    "intent order.track\n"
-    "  match (where | track) & (order | package | parcel) | 物流 | 快递到哪\n"
-    "  regex /\\bwhere is my (order|package)\\b/\n"
-    "  reply Tracking is in your account.\n"
-    "intent human\n"
-    "  priority 50\n"
-    "  match ~human | talk to someone | 转人工\n"
-    "  handoff queue general\n"
-    "intent smalltalk.hello\n"
-    "  match hello | hi | 你好\n"
-    "  reply Hello!\n"
-    "intent vip.only\n"
-    "  when tier = vip\n"
-    "  match gold lounge\n"
-    "  reply Welcome to the lounge.\n"
-    "intent invoice\n"
-    "  match 发票 | invoice | receipt\n"
-    "  reply Invoices are in your account.\n";
+static const char *small = "concept refund = refund, money back, 退款, 退钱\n"
+                           "concept when = when, how long, 什么时候, 多久, 到账\n"
+                           "concept human = human, real person, agent, 人工, 真人\n"
+                           "intent order.refund_status\n"
+                           "  match ~refund & (~when | status)\n"
+                           "  slot order_id /\\b([A-Z]{2}\\d{8})\\b/ ask \"Which order?\"\n"
+                           "  reply Refunds take 3-5 days.\n"
+                           "intent order.refund_request\n"
+                           "  match ~refund & !~when & !status\n"
+                           "  reply Tell me the order.\n"
+                           "intent order.track\n"
+                           "  match (where | track) & (order | package | parcel) | 物流 | 快递到哪\n"
+                           "  regex /\\bwhere is my (order|package)\\b/\n"
+                           "  reply Tracking is in your account.\n"
+                           "intent human\n"
+                           "  priority 50\n"
+                           "  match ~human | talk to someone | 转人工\n"
+                           "  handoff queue general\n"
+                           "intent smalltalk.hello\n"
+                           "  match hello | hi | 你好\n"
+                           "  reply Hello!\n"
+                           "intent vip.only\n"
+                           "  when tier = vip\n"
+                           "  match gold lounge\n"
+                           "  reply Welcome to the lounge.\n"
+                           "intent invoice\n"
+                           "  match 发票 | invoice | receipt\n"
+                           "  reply Invoices are in your account.\n";
 
 struct fixture {
     struct rules *rs;
@@ -91,7 +90,7 @@ static const struct route_case {
 } route_cases[] = {
     {"1.1", "where is my refund? when does it arrive", "order.refund_status"},
     {"1.2", "退款什么时候到账", "order.refund_status"},
-    {"1.3", "退款什麼時候到賬", "order.refund_status"}, /* traditional */
+    {"1.3", "退款什麼時候到賬", "order.refund_status"},          /* traditional */
     {"1.4", "ＲＥＦＵＮＤ ＳＴＡＴＵＳ", "order.refund_status"}, /* full-width */
     {"1.5", "Refunded yet? what's the status", "order.refund_status"},
     {"1.6", "I want my money back", "order.refund_request"},
@@ -143,7 +142,8 @@ static void test_conditions_and_confidence(void **state)
     /* a fully covered message scores 1.0; one word in a long sentence much less */
     double full, part;
     top(f, "invoice", NULL, &full);
-    top(f, "yesterday I bought three shirts and a lamp and now I need the invoice for my company", NULL, &part);
+    top(f, "yesterday I bought three shirts and a lamp and now I need the invoice for my company", NULL,
+        &part);
     assert_true(full > 0.999);
     assert_true(part > 0.6 && part < 0.8);
 }
@@ -220,7 +220,9 @@ static void test_regex_limit(void **state)
     struct rules_diag d;
     struct rules *rs;
     rules_diag_init(&d);
-    assert_int_equal(rules_load_string("l.rules", "intent slow\n  regex /aaa.*a.*a.*a.*a.*a.*a.*(b|c)/\n  reply x\n", &d, &rs),
+    assert_int_equal(rules_load_string("l.rules",
+                                       "intent slow\n  regex /aaa.*a.*a.*a.*a.*a.*a.*(b|c)/\n  reply x\n", &d,
+                                       &rs),
                      0);
     struct router_scratch *sc = router_scratch_create();
     char msg[4096];
@@ -245,9 +247,10 @@ static void test_prefilter_scales(void **state)
     size_t cap = 1 << 20, n = 0;
     char *src = malloc(cap);
     for (int i = 0; i < 5000; i++)
-        n += (size_t)snprintf(src + n, cap - n,
-                              "intent gen.i%d\n  match product%d & (price | cost)\n  regex /\\bsku%d\\b/\n  reply r\n",
-                              i, i, i);
+        n += (size_t)snprintf(
+            src + n, cap - n,
+            "intent gen.i%d\n  match product%d & (price | cost)\n  regex /\\bsku%d\\b/\n  reply r\n", i, i,
+            i);
     struct rules_diag d;
     struct rules *rs;
     rules_diag_init(&d);
@@ -275,7 +278,8 @@ static const char *const variants[][3] = {
     {"优惠券用不了", "優惠券用不了", "优惠券用不了。"},
     {"忘记密码了怎么办", "忘記密碼了怎麼辦", "忘记密码了怎么办？"},
     {"where is my order", "WHERE IS MY ORDER", "ｗｈｅｒｅ　ｉｓ　ｍｙ　ｏｒｄｅｒ"},
-    {"I want to return this item", "I WANT TO RETURN THIS ITEM", "Ｉ ｗａｎｔ ｔｏ ｒｅｔｕｒｎ ｔｈｉｓ ｉｔｅｍ"},
+    {"I want to return this item", "I WANT TO RETURN THIS ITEM",
+     "Ｉ ｗａｎｔ ｔｏ ｒｅｔｕｒｎ ｔｈｉｓ ｉｔｅｍ"},
     {"can I get an invoice", "Can I get an INVOICE?", "ｃａｎ Ｉ ｇｅｔ ａｎ ｉｎｖｏｉｃｅ？"},
 };
 
@@ -307,7 +311,8 @@ static void test_bundled_variants(void **state)
     /* a 4 KiB adversarial message: mixed scripts, regex bait, repeated keywords */
     char msg[4097];
     size_t n = 0;
-    const char *bits[] = {"退款", "refund ", "aaaa", "((((", "订单KF1234567", "\xe2\x80\x8b", "ｒｅｆｕｎｄ", "where is my "};
+    const char *bits[] = {"退款",          "refund ",      "aaaa",         "((((",
+                          "订单KF1234567", "\xe2\x80\x8b", "ｒｅｆｕｎｄ", "where is my "};
     for (int i = 0; n + 16 < sizeof msg; i++) {
         size_t l = strlen(bits[i % 8]);
         memcpy(msg + n, bits[i % 8], l);
@@ -370,9 +375,9 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),         cmocka_unit_test(test_conditions_and_confidence),
-        cmocka_unit_test(test_explain),        cmocka_unit_test(test_slots),
-        cmocka_unit_test(test_invalid_utf8),   cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_routes),       cmocka_unit_test(test_conditions_and_confidence),
+        cmocka_unit_test(test_explain),      cmocka_unit_test(test_slots),
+        cmocka_unit_test(test_invalid_utf8), cmocka_unit_test(test_threads),
     };
     const struct CMUnitTest standalone[] = {
         cmocka_unit_test(test_regex_limit),

@@ -26,7 +26,8 @@ static const struct err_case {
     const char *msg; /* prefix of the first error's text */
 } err_cases[] = {
     {"1.1", "intent a\n  match ~refnd & status\n  reply x\n", 2, 9, "unknown concept 'refnd'"},
-    {"1.2", "intent a\n  reply x\nintent a\n  reply y\n", 3, 8, "duplicate intent 'a' (first defined at t.rules:1)"},
+    {"1.2", "intent a\n  reply x\nintent a\n  reply y\n", 3, 8,
+     "duplicate intent 'a' (first defined at t.rules:1)"},
     {"1.3", "intent a\n  frobnicate x\n", 2, 3, "unknown directive 'frobnicate'"},
     {"1.4", "intent a\n  slot s /x/ ask \"open\n", 2, 18, "unterminated string"},
     {"1.5", "intent a\n  regex /(abc/\n", 2, 14, "bad regex: missing closing parenthesis"},
@@ -46,13 +47,15 @@ static const struct err_case {
     {"1.19", "intent a\n  handoff queue\n", 2, 16, "expected a queue name"},
     {"1.20", "intent a\n  handoff queue x priority extreme\n", 2, 28, "unknown priority 'extreme'"},
     {"1.21", "intent a\n  reply hello {nme}\n", 2, 9, "unknown slot 'nme' in reply template"},
-    {"1.22", "concept c = ~d\nconcept d = ~c\nintent a\n  match ~c\n  reply x\n", 2, 13, "concept 'c' refers to itself"},
+    {"1.22", "concept c = ~d\nconcept d = ~c\nintent a\n  match ~c\n  reply x\n", 2, 13,
+     "concept 'c' refers to itself"},
     {"1.23", "include \"no-such-file.rules\"\n", 1, 9, "cannot open 'no-such-file.rules'"},
     {"1.24", "intent a\n  reply@ZH x\n", 2, 9, "bad locale 'ZH'"},
     {"1.25", "intent a\n  slot order /x/\n  slot order /y/\n", 3, 8, "slot 'order' already has a pattern"},
     {"1.26", "intent a\n  match ,\n", 2, 9, "term ',' has no letters, digits or chinese characters"},
     {"1.27", "intent 订单\n", 1, 8, "bad intent name '订单'"},
-    {"1.28", "intent a\n  when tier = vip\n  when channel = web\n", 3, 3, "intent 'a' already has a 'when' line"},
+    {"1.28", "intent a\n  when tier = vip\n  when channel = web\n", 3, 3,
+     "intent 'a' already has a 'when' line"},
     {"1.29", "intent a\n  handoff if misses >= x -> queue q\n", 2, 24, "'x' is not a number"},
     {"1.30", "intent a\n  slot s ask \"q\"\n  reply x\n", 2, 8, "slot 's' has no pattern"},
 };
@@ -70,9 +73,10 @@ static void test_errors(void **state)
         for (size_t j = 0; j < d.n && !m; j++)
             if (d.v[j].severity == RULES_ERROR)
                 m = &d.v[j];
-        if (rc == 0 || !m || m->line != c->line || m->col != c->col || strncmp(m->text, c->msg, strlen(c->msg)) != 0) {
-            print_error("case %s: want %d:%d '%s', got rc %d %d:%d '%s'\n", c->id, c->line, c->col, c->msg, rc,
-                        m ? m->line : 0, m ? m->col : 0, m ? m->text : "(none)");
+        if (rc == 0 || !m || m->line != c->line || m->col != c->col ||
+            strncmp(m->text, c->msg, strlen(c->msg)) != 0) {
+            print_error("case %s: want %d:%d '%s', got rc %d %d:%d '%s'\n", c->id, c->line, c->col, c->msg,
+                        rc, m ? m->line : 0, m ? m->col : 0, m ? m->text : "(none)");
             bad++;
         }
         assert_null(rs);
@@ -98,31 +102,30 @@ static void test_caret(void **state)
     rules_diag_release(&d);
 }
 
-static const char *full =
-    "# a comment\n"
-    "default threshold 0.5\n"
-    "concept refund = refund, money back, 退款, 退钱\n"
-    "concept when = when, how long, 什么时候, 多久\n"
-    "concept unused = nothing\n"
-    "intent order.refund_status   # trailing comment\n"
-    "  priority 5\n"
-    "  threshold 0.7\n"
-    "  topic billing\n"
-    "  when channel != email\n"
-    "  example where is my refund\n"
-    "  example 退款什么时候到账\n"
-    "  match ~refund & (~when | status | 到账)\n"
-    "  regex /\\brefund(ed)?\\b.*\\b(yet|status)\\b/\n"
-    "  slot order_id /\\b([A-Z]{2}\\d{8})\\b/ ask \"Which order?\"\n"
-    "  slot@zh order_id ask \"哪个订单？\"\n"
-    "  reply Refunds take 3-5 days. {kb:refund-policy} \\# not a comment\n"
-    "  reply@zh 退款 3-5 个工作日到账。\n"
-    "  reply@zh 第二种说法 {order_id}\n"
-    "  handoff if tier = vip and misses >= 1 -> queue billing priority high\n"
-    "  handoff queue general\n"
-    "intent smalltalk.hello\n"
-    "  match hello | hi | 你好\n"
-    "  reply Hello {customer.name}!\n";
+static const char *full = "# a comment\n"
+                          "default threshold 0.5\n"
+                          "concept refund = refund, money back, 退款, 退钱\n"
+                          "concept when = when, how long, 什么时候, 多久\n"
+                          "concept unused = nothing\n"
+                          "intent order.refund_status   # trailing comment\n"
+                          "  priority 5\n"
+                          "  threshold 0.7\n"
+                          "  topic billing\n"
+                          "  when channel != email\n"
+                          "  example where is my refund\n"
+                          "  example 退款什么时候到账\n"
+                          "  match ~refund & (~when | status | 到账)\n"
+                          "  regex /\\brefund(ed)?\\b.*\\b(yet|status)\\b/\n"
+                          "  slot order_id /\\b([A-Z]{2}\\d{8})\\b/ ask \"Which order?\"\n"
+                          "  slot@zh order_id ask \"哪个订单？\"\n"
+                          "  reply Refunds take 3-5 days. {kb:refund-policy} \\# not a comment\n"
+                          "  reply@zh 退款 3-5 个工作日到账。\n"
+                          "  reply@zh 第二种说法 {order_id}\n"
+                          "  handoff if tier = vip and misses >= 1 -> queue billing priority high\n"
+                          "  handoff queue general\n"
+                          "intent smalltalk.hello\n"
+                          "  match hello | hi | 你好\n"
+                          "  reply Hello {customer.name}!\n";
 
 static void test_full_intent(void **state)
 {
@@ -156,7 +159,8 @@ static void test_full_intent(void **state)
     /* locale choice: exact, language, default; variants in turn */
     assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh", 0), "退款 3-5 个工作日到账。");
     assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh", 1), "第二种说法 {order_id}");
-    assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh-hant", 0), "退款 3-5 个工作日到账。");
+    assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "zh-hant", 0),
+                        "退款 3-5 个工作日到账。");
     assert_string_equal(rules_reply_pick(it->replies, it->n_replies, "en", 0),
                         "Refunds take 3-5 days. {kb:refund-policy} # not a comment");
     /* conditions and handoffs */
@@ -287,8 +291,9 @@ static void test_bad_utf8_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_caret),       cmocka_unit_test(test_full_intent),
-        cmocka_unit_test(test_conditions), cmocka_unit_test(test_warnings),    cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_caret),
+        cmocka_unit_test(test_full_intent),    cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_warnings),       cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_bad_utf8_file),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
