@@ -16,7 +16,7 @@ OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean
+.PHONY: all deps test unit asan valgrind run install format clean bench-router
 all: kefu
 
 deps:
@@ -65,6 +65,15 @@ valgrind: $(TESTBINS)
 
 run: kefu
 	./kefu chat
+
+# Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
+$(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-router: $(BUILD)/bench/router_bench
+	@bench/messages.sh > $(BUILD)/bench/messages.txt
+	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules

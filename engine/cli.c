@@ -239,7 +239,8 @@ static size_t check_examples(const struct rules *rs, struct rules_diag *d, size_
             const struct rules_example *ex = &it->examples[e];
             struct router_result r;
             (*total)++;
-            if (router_match(rs, sc, ex->text, strlen(ex->text), NULL, ROUTER_IGNORE_WHEN, &r) < 0)
+            struct router_opts opts = {(long)i}; /* its own 'when' holds; the others see no attributes */
+            if (router_match(rs, sc, ex->text, strlen(ex->text), NULL, &opts, &r) < 0)
                 continue;
             char src[1024];
             const char *line = line_of(ex->file, ex->line, src, sizeof src);
@@ -386,7 +387,7 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
     struct attrs a;
     build_attrs(o, locale, av, &a);
     struct router_result r;
-    if (router_match(rs, sc, text, len, &a, 0, &r) < 0)
+    if (router_match(rs, sc, text, len, &a, NULL, &r) < 0)
         return fail("cannot route the message: out of memory");
     struct decision d;
     decide(rs, &r, &a, &d);
@@ -519,7 +520,7 @@ static int cmd_route(int argc, char **argv)
         build_attrs(&o, o.locale ? o.locale : "en", av, &a);
         struct router_result r;
         struct decision d = {.source = "fallback"};
-        if (router_match(rs, sc, line, len, &a, 0, &r) < 0) {
+        if (router_match(rs, sc, line, len, &a, NULL, &r) < 0) {
             invalid++;
             memset(&r, 0, sizeof r);
             d.source = "invalid";

@@ -239,8 +239,10 @@ static int verify(struct router_scratch *sc, const struct rules *rs, uint32_t id
             p += l->len;
         }
     } else {
-        /* compare stems word by word */
+        /* compare stems word by word, the first one cheaply */
         for (size_t w = 0; w + l->nwords <= sc->n_words; w++) {
+            if (sc->words[w].stem_len != l->w0len || memcmp(sc->stems + sc->words[w].stem_off, l->s, l->w0len) != 0)
+                continue;
             const char *ls = l->s;
             size_t rest = l->len, k = 0;
             for (; k < l->nwords; k++) {
@@ -283,12 +285,12 @@ static int find_literals(struct router_scratch *sc, const struct rules *rs)
 {
     const unsigned char *t = (const unsigned char *)sc->fold.s;
     size_t len = sc->fold.len;
-    for (size_t i = 0; i + 3 <= len; i++)
-        if (lookup(sc, rs, key_trigram(t + i)) < 0)
+    for (size_t w = 0; w < sc->n_words; w++)
+        if (lookup(sc, rs, key_word(sc->stems + sc->words[w].stem_off, sc->words[w].stem_len)) < 0)
             return -1;
-    if (rs->has_short_keys)
-        for (size_t w = 0; w < sc->n_words; w++)
-            if (sc->words[w].len < 3 && lookup(sc, rs, key_short(t + sc->words[w].off, sc->words[w].len)) < 0)
+    if (rs->has_trigram_keys)
+        for (size_t i = 0; i + 3 <= len; i++)
+            if (lookup(sc, rs, key_trigram(t + i)) < 0)
                 return -1;
     for (size_t k = 0; k < sc->n_present; k++) {
         const struct lit *l = &rs->lits[sc->present[k]];
@@ -451,7 +453,7 @@ static int cand_cmp(const void *a, const void *b)
 }
 
 int router_match(const struct rules *rs, struct router_scratch *sc, const char *text, size_t len,
-                 const struct attrs *attrs, unsigned flags, struct router_result *out)
+                 const struct attrs *attrs, const struct router_opts *opts, struct router_result *out)
 {
     memset(out, 0, sizeof *out);
     int rc = text_normalize(text, len, TEXT_FOLD, &sc->fold);
@@ -479,7 +481,7 @@ int router_match(const struct rules *rs, struct router_scratch *sc, const char *
         if (!m)
             continue;
         uint32_t i = cw.intent;
-        if (!(flags & ROUTER_IGNORE_WHEN) && !rules_cond_eval(it->when, attrs)) {
+        if (!(opts && opts->assume == (long)i) && !rules_cond_eval(it->when, attrs)) {
             int seen = 0;
             for (size_t s = 0; s < out->n_skipped; s++)
                 seen |= out->skipped[s] == i;

@@ -104,6 +104,8 @@ static long lit_intern(struct compiler *c, uint8_t kind, const char *s, size_t n
     l->len = (uint32_t)n;
     l->kind = kind;
     l->nwords = nwords;
+    const char *sp = memchr(s, ' ', n);
+    l->w0len = (uint8_t)(sp ? (size_t)(sp - s) : n > 255 ? 255 : n);
     c->map[k].id_plus1 = (uint32_t)++c->n_lits;
     c->map[k].hash = h;
     return (long)c->n_lits - 1;
@@ -561,8 +563,8 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
     return c->oom ? -1 : 0;
 }
 
-/* Candidate keys of a literal: byte trigrams of its stems or text, or a
- * short-word key for a word of 1–2 bytes. Calls fn for each. */
+/* Candidate keys of a literal: every stem of a word literal, every byte
+ * trigram of a text literal. Calls fn for each. */
 static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key), void *ctx)
 {
     const unsigned char *s = (const unsigned char *)l->s;
@@ -575,11 +577,7 @@ static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key), v
     for (size_t i = 0; i <= l->len; i++) {
         if (i < l->len && s[i] != ' ')
             continue;
-        size_t wl = i - start;
-        if (wl < 3)
-            fn(ctx, key_short(s + start, wl));
-        for (size_t j = start; j + 3 <= i; j++)
-            fn(ctx, key_trigram(s + j));
+        fn(ctx, key_word(l->s + start, i - start));
         start = i + 1;
     }
 }
@@ -594,7 +592,7 @@ struct keycount {
 
 static uint32_t *kc_slot(struct keycount *kc, uint32_t key)
 {
-    size_t h = (key * 2654435761u) & kc->mask;
+    size_t h = key_hash(key) & kc->mask;
     while (kc->key[h] && kc->key[h] != key + 1)
         h = (h + 1) & kc->mask;
     kc->key[h] = key + 1;
@@ -651,17 +649,19 @@ static int build_index(struct compiler *c)
         x.best_key = 0;
         lit_keys(&c->lits[k], pick_key, &x);
         chosen[k] = x.best_key;
-        if (x.best_key & KEY_SHORT)
-            rs->has_short_keys = 1;
+        if (!(x.best_key & KEY_WORD))
+            rs->has_trigram_keys = 1;
     }
     /* counting sort of literals by key slot */
     for (size_t k = 0; k < n; k++) {
         uint32_t key = chosen[k];
-        size_t h = (key * 2654435761u) & rs->key_mask;
+        size_t h = key_hash(key) & rs->key_mask;
         while (rs->keys[h].key && rs->keys[h].key != key + 1)
             h = (h + 1) & rs->key_mask;
         rs->keys[h].key = key + 1;
         rs->keys[h].n++;
+        uint32_t hh = key_hash(key);
+        rs->keybits[hh >> 22] |= 1ull << (hh >> 16 & 63);
     }
     uint32_t off = 0;
     for (size_t h = 0; h <= rs->key_mask; h++) {
@@ -671,7 +671,7 @@ static int build_index(struct compiler *c)
     }
     for (size_t k = 0; k < n; k++) {
         uint32_t key = chosen[k];
-        size_t h = (key * 2654435761u) & rs->key_mask;
+        size_t h = key_hash(key) & rs->key_mask;
         while (rs->keys[h].key != key + 1)
             h = (h + 1) & rs->key_mask;
         rs->key_lits[rs->keys[h].off + rs->keys[h].n++] = (uint32_t)k;

@@ -26,6 +26,7 @@ struct lit {
     uint32_t len;
     uint8_t kind;
     uint8_t nwords;
+    uint8_t w0len; /* LIT_WORDS: length of the first stem */
     uint32_t pat_off, pat_n; /* range in rules.lit_pats: patterns this literal triggers */
 };
 
@@ -56,9 +57,9 @@ struct slot_re {
     pcre2_code *re; /* owned; runs on the light (unfolded) text */
 };
 
-/* Key space: a byte trigram packs into 24 bits; a short word (1 or 2 bytes)
- * sets bit 24. */
-#define KEY_SHORT (1u << 24)
+/* Key space: a byte trigram packs into 24 bits (text literals); a stemmed
+ * word hashes into 31 bits with bit 31 set (word literals). */
+#define KEY_WORD (1u << 31)
 
 struct keyslot {
     uint32_t key;      /* key + 1, 0 marks an empty slot */
@@ -97,6 +98,7 @@ struct rules {
     uint32_t *always; /* patterns with no trigger: evaluated for every message */
     size_t n_always;
 
+    uint64_t keybits[1024]; /* one bit per key hash: most message trigrams stop here */
     struct keyslot *keys; /* open addressing, power of two */
     size_t key_mask;
     uint32_t *key_lits; /* CSR: literals per key */
@@ -104,7 +106,7 @@ struct rules {
     struct slot_re *slots;
     size_t n_slots;
     uint32_t max_groups; /* largest capture count among patterns and slots */
-    int has_short_keys;
+    int has_trigram_keys; /* some literal is filed under a trigram: scan the bytes */
 };
 
 /* rules_regex.c */
@@ -124,15 +126,25 @@ static inline uint32_t key_trigram(const unsigned char *s)
 {
     return (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
 }
-/* Packs a 1–2 byte word into a key. */
-static inline uint32_t key_short(const unsigned char *s, size_t n)
+/* Hashes a stemmed word into a key. */
+static inline uint32_t key_word(const char *s, size_t n)
 {
-    return KEY_SHORT | (uint32_t)s[0] << 8 | (n > 1 ? s[1] : 0);
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return KEY_WORD | h;
+}
+static inline uint32_t key_hash(uint32_t key)
+{
+    return key * 2654435761u;
 }
 /* Returns the literals indexed under key (count in *n); NULL if none. */
 static inline const uint32_t *rules_key_lits(const struct rules *rs, uint32_t key, uint32_t *n)
 {
-    uint32_t h = (key * 2654435761u) & (uint32_t)rs->key_mask;
+    uint32_t hh = key_hash(key);
+    if (!(rs->keybits[hh >> 22] >> (hh >> 16 & 63) & 1))
+        return *n = 0, (const uint32_t *)0;
+    uint32_t h = hh & (uint32_t)rs->key_mask;
     for (;;) {
         const struct keyslot *k = &rs->keys[h];
         if (k->key == 0)

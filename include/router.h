@@ -51,14 +51,16 @@ struct router_result {
     size_t limit_hits;     /* regexes stopped by the match or depth limit */
 };
 
-enum {
-    ROUTER_IGNORE_WHEN = 1 << 0, /* consider intents whatever their 'when' says (kefu check) */
+/* How to treat conditions; NULL options mean: evaluate every 'when'. */
+struct router_opts {
+    long assume; /* index of an intent whose 'when' is taken as true, or -1 (kefu check) */
 };
 
 /* Routes text[0..len) (raw UTF-8) against rs with conversation attributes
- * attrs (may be NULL) and ROUTER_* flags. Returns 0, KEFU_EUTF8 or KEFU_ENOMEM. */
+ * attrs (may be NULL) and options opts (may be NULL). Returns 0, KEFU_EUTF8
+ * or KEFU_ENOMEM. */
 int router_match(const struct rules *rs, struct router_scratch *sc, const char *text, size_t len,
-                 const struct attrs *attrs, unsigned flags, struct router_result *out);
+                 const struct attrs *attrs, const struct router_opts *opts, struct router_result *out);
 
 struct router_slot {
     const char *name;  /* borrowed from the rule set */

@@ -11,7 +11,7 @@ missing() {
     for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka; do
         pkg-config --exists "$lib" 2>/dev/null || { echo "$lib"; return; }
     done
-    for cmd in cc opencc_dict clang valgrind sqlite3 curl jq; do
+    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }

@@ -78,7 +78,7 @@ static int teardown(void **state)
 static const char *top(struct fixture *f, const char *text, const struct attrs *a, double *conf)
 {
     struct router_result r;
-    int rc = router_match(f->rs, f->sc, text, strlen(text), a, 0, &r);
+    int rc = router_match(f->rs, f->sc, text, strlen(text), a, NULL, &r);
     assert_int_equal(rc, 0);
     if (conf)
         *conf = r.n ? r.cand[0].confidence : 0;
@@ -134,10 +134,11 @@ static void test_conditions_and_confidence(void **state)
     struct attrs a = {vip, 1};
     assert_string_equal(top(f, "gold lounge", &a, NULL), "vip.only");
     struct router_result r;
-    assert_int_equal(router_match(f->rs, f->sc, "gold lounge", 11, NULL, 0, &r), 0);
+    assert_int_equal(router_match(f->rs, f->sc, "gold lounge", 11, NULL, NULL, &r), 0);
     assert_int_equal(r.n, 0);
     assert_int_equal(r.n_skipped, 1);
-    assert_int_equal(router_match(f->rs, f->sc, "gold lounge", 11, NULL, ROUTER_IGNORE_WHEN, &r), 0);
+    struct router_opts assume = {rules_find(f->rs, "vip.only")};
+    assert_int_equal(router_match(f->rs, f->sc, "gold lounge", 11, NULL, &assume, &r), 0);
     assert_int_equal(r.n, 1);
     /* a fully covered message scores 1.0; one word in a long sentence much less */
     double full, part;
@@ -153,7 +154,7 @@ static void test_explain(void **state)
     struct fixture *f = *state;
     struct router_result r;
     const char *msg = "When will my REFUND arrive?";
-    assert_int_equal(router_match(f->rs, f->sc, msg, strlen(msg), NULL, 0, &r), 0);
+    assert_int_equal(router_match(f->rs, f->sc, msg, strlen(msg), NULL, NULL, &r), 0);
     assert_string_equal(r.norm, "when will my refund arrive?");
     assert_true(r.n >= 1);
     const struct router_cand *c = &r.cand[0];
@@ -175,7 +176,7 @@ static void test_slots(void **state)
     struct fixture *f = *state;
     struct router_result r;
     const char *msg = "refund status for ＫＦ12345678 please";
-    assert_int_equal(router_match(f->rs, f->sc, msg, strlen(msg), NULL, 0, &r), 0);
+    assert_int_equal(router_match(f->rs, f->sc, msg, strlen(msg), NULL, NULL, &r), 0);
     assert_true(r.n >= 1);
     struct router_slot s[4];
     size_t n;
@@ -184,7 +185,7 @@ static void test_slots(void **state)
     assert_string_equal(s[0].name, "order_id");
     assert_string_equal(s[0].value, "KF12345678"); /* case kept, full-width folded */
     const char *none = "refund status please";
-    assert_int_equal(router_match(f->rs, f->sc, none, strlen(none), NULL, 0, &r), 0);
+    assert_int_equal(router_match(f->rs, f->sc, none, strlen(none), NULL, NULL, &r), 0);
     assert_int_equal(router_slots(f->rs, f->sc, r.cand[0].intent, s, 4, &n), 0);
     assert_int_equal(n, 0);
 }
@@ -193,7 +194,7 @@ static void test_invalid_utf8(void **state)
 {
     struct fixture *f = *state;
     struct router_result r;
-    assert_int_equal(router_match(f->rs, f->sc, "refund \xc0\xaf", 9, NULL, 0, &r), KEFU_EUTF8);
+    assert_int_equal(router_match(f->rs, f->sc, "refund \xc0\xaf", 9, NULL, NULL, &r), KEFU_EUTF8);
     assert_int_equal(r.n, 0);
     /* and the scratch still works afterwards */
     assert_string_equal(top(f, "转人工", NULL, NULL), "human");
@@ -230,7 +231,7 @@ static void test_regex_limit(void **state)
     msg[sizeof msg - 1] = 0;
     struct router_result r;
     double t0 = now_ms();
-    assert_int_equal(router_match(rs, sc, msg, strlen(msg), NULL, 0, &r), 0);
+    assert_int_equal(router_match(rs, sc, msg, strlen(msg), NULL, NULL, &r), 0);
     double ms = now_ms() - t0;
     assert_int_equal(r.n, 0);
     assert_int_equal(r.limit_hits, 1);
@@ -258,7 +259,7 @@ static void test_prefilter_scales(void **state)
     struct router_scratch *sc = router_scratch_create();
     struct router_result r;
     const char *msg = "what is the price of product4242 and sku17";
-    assert_int_equal(router_match(rs, sc, msg, strlen(msg), NULL, 0, &r), 0);
+    assert_int_equal(router_match(rs, sc, msg, strlen(msg), NULL, NULL, &r), 0);
     assert_int_equal(r.n, 2);
     assert_true(r.patterns_tried <= 4);
     assert_string_equal(rules_intent(rs, r.cand[0].intent)->name, "gen.i4242");
@@ -298,7 +299,7 @@ static void test_bundled_variants(void **state)
         long first = -1;
         for (int v = 0; v < 3; v++) {
             struct router_result r;
-            assert_int_equal(router_match(rs, sc, variants[k][v], strlen(variants[k][v]), NULL, 0, &r), 0);
+            assert_int_equal(router_match(rs, sc, variants[k][v], strlen(variants[k][v]), NULL, NULL, &r), 0);
             if (r.n == 0)
                 fail_msg("variant %zu.%d '%s' routes nowhere", k, v, variants[k][v]);
             if (v == 0)
@@ -323,7 +324,7 @@ static void test_bundled_variants(void **state)
     double best = 1e9;
     for (int rep = 0; rep < 5; rep++) {
         double t0 = now_ms();
-        assert_int_equal(router_match(rs, sc, msg, n, NULL, 0, &r), 0);
+        assert_int_equal(router_match(rs, sc, msg, n, NULL, NULL, &r), 0);
         double ms = now_ms() - t0;
         if (ms < best)
             best = ms;
@@ -347,7 +348,7 @@ static void *route_loop(void *p)
         struct router_result r;
         const char *m = i % 2 ? "退款什么时候到账" : "let me talk to a human";
         const char *want = i % 2 ? "order.refund_status" : "human";
-        if (router_match(a->rs, sc, m, strlen(m), NULL, 0, &r) != 0 || r.n == 0 ||
+        if (router_match(a->rs, sc, m, strlen(m), NULL, NULL, &r) != 0 || r.n == 0 ||
             strcmp(rules_intent(a->rs, r.cand[0].intent)->name, want) != 0)
             a->mismatches++;
     }
