@@ -26,6 +26,9 @@ struct opts {
     int json, explain, strict, quiet;
     const char *args[8];
     int n_args;
+    struct attr extra[16]; /* --attr key=value; keys point into key_buf */
+    size_t n_extra;
+    char key_buf[16][64];
 };
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,6 +90,18 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             o->strict = 1;
         else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)
             o->quiet = 1;
+        else if (strcmp(a, "--attr") == 0) {
+            const char *kv = i + 1 < argc ? argv[++i] : "";
+            const char *eq = strchr(kv, '=');
+            if (!eq || eq == kv || eq - kv >= 64)
+                return fail("--attr takes key=value, like --attr hours=closed");
+            if (o->n_extra == 16)
+                return fail("at most 16 --attr options");
+            memcpy(o->key_buf[o->n_extra], kv, (size_t)(eq - kv));
+            o->key_buf[o->n_extra][eq - kv] = 0;
+            o->extra[o->n_extra] = (struct attr){o->key_buf[o->n_extra], eq + 1};
+            o->n_extra++;
+        }
         if (val) {
             if (i + 1 >= argc)
                 return fail("option '%s' needs a value", a);
@@ -194,6 +209,7 @@ static void render(const char *tpl, const struct router_slot *slots, size_t n_sl
     buf[o] = 0;
 }
 
+/* The conversation attributes for a command-line message: defaults, then --attr. */
 static void build_attrs(const struct opts *o, const char *locale, struct attr *v, struct attrs *a)
 {
     size_t n = 0;
@@ -202,6 +218,14 @@ static void build_attrs(const struct opts *o, const char *locale, struct attr *v
     v[n++] = (struct attr){"tier", o->tier ? o->tier : "regular"};
     v[n++] = (struct attr){"hours", "open"};
     v[n++] = (struct attr){"misses", "0"};
+    for (size_t k = 0; k < o->n_extra; k++) {
+        size_t j = 0;
+        while (j < n && strcmp(v[j].key, o->extra[k].key) != 0)
+            j++;
+        v[j] = o->extra[k];
+        if (j == n)
+            n++;
+    }
     a->v = v;
     a->n = n;
 }
@@ -239,8 +263,13 @@ static size_t check_examples(const struct rules *rs, struct rules_diag *d, size_
             const struct rules_example *ex = &it->examples[e];
             struct router_result r;
             (*total)++;
-            struct router_opts opts = {(long)i}; /* its own 'when' holds; the others see no attributes */
-            if (router_match(rs, sc, ex->text, strlen(ex->text), NULL, &opts, &r) < 0)
+            /* route as in a conversation where its own 'when' holds */
+            struct attr wv[16];
+            size_t wn;
+            rules_cond_witness(it->when, wv, 16, &wn);
+            struct attrs wa = {wv, wn};
+            struct router_opts opts = {(long)i};
+            if (router_match(rs, sc, ex->text, strlen(ex->text), &wa, &opts, &r) < 0)
                 continue;
             char src[1024];
             const char *line = line_of(ex->file, ex->line, src, sizeof src);
@@ -383,7 +412,7 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
     if (!text_utf8_valid(text, len))
         return fail("the message is not valid utf-8");
     const char *locale = o->locale ? o->locale : guess_locale(text, len);
-    struct attr av[8];
+    struct attr av[24];
     struct attrs a;
     build_attrs(o, locale, av, &a);
     struct router_result r;
@@ -450,13 +479,14 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
 static int cmd_ask(int argc, char **argv)
 {
     struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --json --explain --locale --channel --tier ", &o);
+    int rc = parse_opts(argc, argv, " --rules --json --explain --locale --channel --tier --attr ", &o);
     if (rc == 1) {
         puts("usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--rules DIR] "
              "TEXT\n\n"
              "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
              "the literals the prefilter found, every candidate intent with its confidence and the\n"
-             "words that made it fire.");
+             "words that made it fire. --attr sets any conversation attribute a condition reads\n"
+             "(hours=closed, misses=2, previous_intent=order.track, customer.plan=gold).");
         return 0;
     }
     if (rc)
@@ -493,7 +523,7 @@ static void json_str(FILE *f, const char *s)
 static int cmd_route(int argc, char **argv)
 {
     struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --json --locale --channel --tier ", &o);
+    int rc = parse_opts(argc, argv, " --rules --json --locale --channel --tier --attr ", &o);
     if (rc == 1) {
         puts("usage: kefu route [--json] [--rules DIR] < messages.txt\n\n"
              "Reads one message per line on stdin and writes one decision per line:\n"
@@ -510,7 +540,7 @@ static int cmd_route(int argc, char **argv)
     char *line = kefu_malloc(MAX_LINE);
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
-    struct attr av[8];
+    struct attr av[24];
     struct attrs a;
     size_t lineno = 0, invalid = 0;
     while (sc && line && fgets(line, MAX_LINE, stdin)) {
@@ -553,7 +583,7 @@ static int cmd_route(int argc, char **argv)
 static int cmd_chat(int argc, char **argv)
 {
     struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --explain --locale --channel --tier ", &o);
+    int rc = parse_opts(argc, argv, " --rules --explain --locale --channel --tier --attr ", &o);
     if (rc == 1) {
         puts("usage: kefu chat [--explain] [--locale L] [--rules DIR]\n\n"
              "An interactive conversation with the rules in the terminal. Type a message,\n"

@@ -241,7 +241,8 @@ static int verify(struct router_scratch *sc, const struct rules *rs, uint32_t id
     } else {
         /* compare stems word by word, the first one cheaply */
         for (size_t w = 0; w + l->nwords <= sc->n_words; w++) {
-            if (sc->words[w].stem_len != l->w0len || memcmp(sc->stems + sc->words[w].stem_off, l->s, l->w0len) != 0)
+            if (sc->words[w].stem_len != l->w0len ||
+                memcmp(sc->stems + sc->words[w].stem_off, l->s, l->w0len) != 0)
                 continue;
             const char *ls = l->s;
             size_t rest = l->len, k = 0;

@@ -1484,6 +1484,71 @@ int rules_cond_eval(const struct rules_cond *c, const struct attrs *a)
     }
 }
 
+static void witness_set(struct attr *v, size_t cap, size_t *n, const char *key, const char *value)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (strcmp(v[k].key, key) == 0) {
+            v[k].value = value;
+            return;
+        }
+    if (*n < cap)
+        v[(*n)++] = (struct attr){key, value};
+}
+
+static void witness(const struct rules_cond *c, int negated, struct attr *v, size_t cap, size_t *n)
+{
+    struct attrs a = {v, *n};
+    uint8_t op = c->op;
+    if (op == C_NOT) {
+        witness(c->a, !negated, v, cap, n);
+        return;
+    }
+    if (op == C_AND || op == C_OR) {
+        /* not (a or b) is (not a) and (not b): both sides must hold then */
+        if ((op == C_AND) != negated) {
+            witness(c->a, negated, v, cap, n);
+            witness(c->b, negated, v, cap, n);
+        } else {
+            witness(c->a, negated, v, cap, n);
+        }
+        return;
+    }
+    if (negated) /* flip the comparison */
+        op = op == C_EQ   ? C_NE
+             : op == C_NE ? C_EQ
+             : op == C_LT ? C_GE
+             : op == C_LE ? C_GT
+             : op == C_GT ? C_LE
+             : op == C_GE ? C_LT
+                          : op;
+    const char *cur = attrs_get(&a, c->attr);
+    switch (op) {
+    case C_EQ: witness_set(v, cap, n, c->attr, c->values[0]); break;
+    case C_IN:
+        if (!negated)
+            witness_set(v, cap, n, c->attr, c->values[0]);
+        break;
+    case C_NE:
+        if (strcmp(cur, c->values[0]) == 0)
+            witness_set(v, cap, n, c->attr, *c->values[0] ? "" : "-");
+        break;
+    case C_LE:
+    case C_GE: witness_set(v, cap, n, c->attr, c->values[0]); break;
+    case C_LT: witness_set(v, cap, n, c->attr, "-1e300"); break;
+    case C_GT: witness_set(v, cap, n, c->attr, "1e300"); break;
+    }
+}
+
+int rules_cond_witness(const struct rules_cond *c, struct attr *v, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (!c)
+        return 1;
+    witness(c, 0, v, cap, n);
+    struct attrs a = {v, *n};
+    return rules_cond_eval(c, &a);
+}
+
 const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *locale, unsigned turn)
 {
     /* three passes: exact locale, its language, the default */

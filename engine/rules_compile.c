@@ -800,6 +800,8 @@ static void lint_shadowed(struct compiler *c)
         if (v[first].pat->kind != v[k].pat->kind || strcmp(v[first].pat->text, v[k].pat->text) != 0 ||
             v[first].it == v[k].it)
             continue;
+        if (v[first].it->has_when || v[k].it->has_when)
+            continue; /* conditions may keep them apart */
         build_warning(b, &v[k].pat->pos, "pattern is shadowed: intent '%s' (%s:%d) has the same one",
                       v[first].it->name, v[first].pat->pos.file, v[first].pat->pos.line);
     }

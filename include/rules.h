@@ -114,6 +114,11 @@ long rules_find(const struct rules *rs, const char *name);
 double rules_default_threshold(const struct rules *rs);
 /* Returns 1 if c holds for a (NULL holds), else 0. */
 int rules_cond_eval(const struct rules_cond *c, const struct attrs *a);
+/* Fills v (up to cap entries, count in *n) with attribute values under
+ * which c holds, found by simple reasoning (= takes the value, in takes the
+ * first, != keeps the empty string, ...). Returns 1 if c holds for them,
+ * else 0. Values are borrowed from the rule set or static. */
+int rules_cond_witness(const struct rules_cond *c, struct attr *v, size_t cap, size_t *n);
 /* Picks the reply for locale (exact, then its language, then default),
  * variant number turn modulo the variants; borrowed, NULL if none. */
 const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *locale, unsigned turn);

@@ -69,3 +69,27 @@ done
 # 10. chat reads lines and answers each
 out=$(printf 'hello\n我要开发票\n' | "$KEFU" chat 2>&1)
 [ "$(echo "$out" | grep -c '^intent:')" -eq 2 ] && ok chat-lines || no chat-lines "$out"
+
+# 11. intents told apart only by 'when': check keeps both, --attr picks one
+mkdir -p "$tmp/when"
+cat >"$tmp/when/a.rules" <<'X'
+intent human.agent
+  when     hours != closed
+  example  talk to a person
+  match    talk to a person
+  reply    Connecting you.
+
+intent human.agent_offline
+  when     hours = closed
+  example  i need to talk to a person
+  match    talk to a person
+  reply    Agents are offline; leave a message.
+X
+out=$("$KEFU" check "$tmp/when" 2>&1)
+echo "$out" | grep -q '2 examples, 0 misrouted, 0 errors, 0 warnings' && ok check-when-alternatives ||
+    no check-when-alternatives "$out"
+a=$("$KEFU" ask --json --rules "$tmp/when" "talk to a person" | jq -r .intent)
+b=$("$KEFU" ask --json --rules "$tmp/when" --attr hours=closed "talk to a person" | jq -r .intent)
+[ "$a" = human.agent ] && [ "$b" = human.agent_offline ] && ok ask-attr || no ask-attr "$a / $b"
+"$KEFU" ask --attr nokey "x" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q -- '--attr takes key=value' "$tmp/err" && ok ask-attr-bad || no ask-attr-bad

@@ -216,6 +216,30 @@ static void test_conditions(void **state)
     }
 }
 
+/* A witness makes its condition true, whatever the shape. */
+static void test_witness(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof cond_cases / sizeof cond_cases[0]; k++) {
+        char src[256];
+        snprintf(src, sizeof src, "intent a\n  when %s\n  match x1\n  reply r\n", cond_cases[k].cond);
+        struct rules_diag d;
+        struct rules *rs;
+        assert_int_equal(compile(src, &d, &rs), 0);
+        struct attr v[8];
+        size_t n;
+        if (!rules_cond_witness(rules_intent(rs, 0)->when, v, 8, &n))
+            fail_msg("case %s: no witness for %s", cond_cases[k].id, cond_cases[k].cond);
+        struct attrs a = {v, n};
+        assert_true(rules_cond_eval(rules_intent(rs, 0)->when, &a));
+        rules_diag_release(&d);
+        rules_unref(rs);
+    }
+    size_t n;
+    assert_int_equal(rules_cond_witness(NULL, NULL, 0, &n), 1);
+    assert_int_equal(n, 0);
+}
+
 static void test_warnings(void **state)
 {
     (void)state;
@@ -291,10 +315,11 @@ static void test_bad_utf8_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_caret),
-        cmocka_unit_test(test_full_intent),    cmocka_unit_test(test_conditions),
-        cmocka_unit_test(test_warnings),       cmocka_unit_test(test_refcount),
-        cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_bad_utf8_file),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_caret),
+        cmocka_unit_test(test_full_intent),   cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_witness),       cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_refcount),      cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_bad_utf8_file),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
