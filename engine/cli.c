@@ -547,7 +547,7 @@ static int cmd_route(int argc, char **argv)
         lineno++;
         size_t len = strcspn(line, "\r\n");
         line[len] = 0;
-        build_attrs(&o, o.locale ? o.locale : "en", av, &a);
+        build_attrs(&o, o.locale ? o.locale : guess_locale(line, len), av, &a);
         struct router_result r;
         struct decision d = {.source = "fallback"};
         if (router_match(rs, sc, line, len, &a, NULL, &r) < 0) {

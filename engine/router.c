@@ -271,13 +271,24 @@ static int verify(struct router_scratch *sc, const struct rules *rs, uint32_t id
     return 0;
 }
 
-static int lookup(struct router_scratch *sc, const struct rules *rs, uint32_t key)
+/* Looks key up; at is where a trigram key sits in the text (UINT32_MAX for a
+ * word key), so that a text literal is first compared there, in place. */
+static int lookup(struct router_scratch *sc, const struct rules *rs, uint32_t key, uint32_t at)
 {
     uint32_t n;
     const uint32_t *ids = rules_key_lits(rs, key, &n);
-    for (uint32_t k = 0; k < n; k++)
-        if (sc->lit_stamp[ids[k]] != sc->epoch && verify(sc, rs, ids[k]) < 0)
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t id = ids[k];
+        if (sc->lit_stamp[id] == sc->epoch)
+            continue;
+        const struct lit *l = &rs->lits[id];
+        if (at != UINT32_MAX && l->kind == LIT_SUBSTR &&
+            (at < l->key_off || at - l->key_off + l->len > sc->fold.len ||
+             memcmp(sc->fold.s + at - l->key_off, l->s, l->len) != 0))
+            continue; /* not here; another of its keys in the text may still find it */
+        if (verify(sc, rs, id) < 0)
             return -1;
+    }
     return 0;
 }
 
@@ -287,11 +298,12 @@ static int find_literals(struct router_scratch *sc, const struct rules *rs)
     const unsigned char *t = (const unsigned char *)sc->fold.s;
     size_t len = sc->fold.len;
     for (size_t w = 0; w < sc->n_words; w++)
-        if (lookup(sc, rs, key_word(sc->stems + sc->words[w].stem_off, sc->words[w].stem_len)) < 0)
+        if (lookup(sc, rs, key_word(sc->stems + sc->words[w].stem_off, sc->words[w].stem_len), UINT32_MAX) <
+            0)
             return -1;
     if (rs->has_trigram_keys)
         for (size_t i = 0; i + 3 <= len; i++)
-            if (lookup(sc, rs, key_trigram(t + i)) < 0)
+            if (lookup(sc, rs, key_trigram(t + i), (uint32_t)i) < 0)
                 return -1;
     for (size_t k = 0; k < sc->n_present; k++) {
         const struct lit *l = &rs->lits[sc->present[k]];

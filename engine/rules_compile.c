@@ -565,19 +565,19 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
 
 /* Candidate keys of a literal: every stem of a word literal, every byte
  * trigram of a text literal. Calls fn for each. */
-static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key), void *ctx)
+static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key, uint32_t pos), void *ctx)
 {
     const unsigned char *s = (const unsigned char *)l->s;
     if (l->kind == LIT_SUBSTR) {
         for (size_t i = 0; i + 3 <= l->len; i++)
-            fn(ctx, key_trigram(s + i));
+            fn(ctx, key_trigram(s + i), (uint32_t)i);
         return;
     }
     size_t start = 0;
     for (size_t i = 0; i <= l->len; i++) {
         if (i < l->len && s[i] != ' ')
             continue;
-        fn(ctx, key_word(l->s + start, i - start));
+        fn(ctx, key_word(l->s + start, i - start), (uint32_t)start);
         start = i + 1;
     }
 }
@@ -601,23 +601,25 @@ static uint32_t *kc_slot(struct keycount *kc, uint32_t key)
 
 struct choose_ctx {
     struct keycount *kc;
-    uint32_t best_key, best_count;
+    uint32_t best_key, best_count, best_pos;
     uint32_t last; /* to count a key once per literal: last literal seen */
 };
 
-static void count_key(void *ctx, uint32_t key)
+static void count_key(void *ctx, uint32_t key, uint32_t pos)
 {
+    (void)pos;
     struct choose_ctx *x = ctx;
     (*kc_slot(x->kc, key))++;
 }
 
-static void pick_key(void *ctx, uint32_t key)
+static void pick_key(void *ctx, uint32_t key, uint32_t pos)
 {
     struct choose_ctx *x = ctx;
     uint32_t n = *kc_slot(x->kc, key);
     if (n < x->best_count) {
         x->best_count = n;
         x->best_key = key;
+        x->best_pos = pos;
     }
 }
 
@@ -649,6 +651,7 @@ static int build_index(struct compiler *c)
         x.best_key = 0;
         lit_keys(&c->lits[k], pick_key, &x);
         chosen[k] = x.best_key;
+        c->lits[k].key_off = x.best_pos;
         if (!(x.best_key & KEY_WORD))
             rs->has_trigram_keys = 1;
     }

@@ -26,7 +26,8 @@ struct lit {
     uint32_t len;
     uint8_t kind;
     uint8_t nwords;
-    uint8_t w0len; /* LIT_WORDS: length of the first stem */
+    uint8_t w0len;   /* LIT_WORDS: length of the first stem */
+    uint32_t key_off; /* LIT_SUBSTR: where its key trigram starts in s */
     uint32_t pat_off, pat_n; /* range in rules.lit_pats: patterns this literal triggers */
 };
 

@@ -304,6 +304,10 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
             int q = read_quant(x, &unb);
             if (unb)
                 gi->has_unbounded = 1;
+            /* normalized text has single spaces: \s+ (or ' '+) is exactly one space */
+            int one_space = lit && q == 2 && bl == 1 && buf[0] == ' ';
+            if (one_space)
+                q = 0;
             if (lit && q != 1 && rl + bl < MAX_RUN) {
                 last_char = rl;
                 memcpy(run + rl, buf, bl);
