@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -249,13 +250,67 @@ static const char *line_of(const char *file, int line, char *buf, size_t cap)
     return res;
 }
 
+struct example_ref {
+    char *norm; /* owned */
+    const struct rules_example *ex;
+    size_t intent;
+};
+
+static int example_cmp(const void *a, const void *b)
+{
+    const struct example_ref *x = a, *y = b;
+    int c = strcmp(x->norm, y->norm);
+    return c ? c : x->intent < y->intent ? -1 : x->intent > y->intent;
+}
+
+/* Reports an example written (after normalization) in two intents that no
+ * condition keeps apart. */
+static size_t check_duplicate_examples(const struct rules *rs, struct rules_diag *d)
+{
+    size_t n = 0, bad = 0;
+    for (size_t i = 0; i < rules_count(rs); i++)
+        n += rules_intent(rs, i)->n_examples;
+    struct example_ref *v = kefu_calloc(n + 1, sizeof *v);
+    struct text_buf b;
+    text_buf_init(&b);
+    if (!v)
+        return 0;
+    n = 0;
+    for (size_t i = 0; i < rules_count(rs); i++) {
+        const struct rules_intent *it = rules_intent(rs, i);
+        for (size_t e = 0; e < it->n_examples; e++) {
+            const char *t = it->examples[e].text;
+            if (text_normalize(t, strlen(t), TEXT_FOLD, &b) == 0 && (v[n].norm = kefu_strndup(b.s, b.len)))
+                v[n].ex = &it->examples[e], v[n++].intent = i;
+        }
+    }
+    qsort(v, n, sizeof *v, example_cmp);
+    for (size_t k = 1; k < n; k++) {
+        if (strcmp(v[k].norm, v[k - 1].norm) != 0 || v[k].intent == v[k - 1].intent)
+            continue;
+        if (rules_intent(rs, v[k].intent)->when || rules_intent(rs, v[k - 1].intent)->when)
+            continue; /* alternatives under different conditions may share examples */
+        char src[1024];
+        rules_diag_add(d, RULES_ERROR, v[k].ex->file, v[k].ex->line, v[k].ex->col,
+                       line_of(v[k].ex->file, v[k].ex->line, src, sizeof src),
+                       "the same example is in intent '%s' (%s:%d); it cannot route to both",
+                       rules_intent(rs, v[k - 1].intent)->name, v[k - 1].ex->file, v[k - 1].ex->line);
+        bad++;
+    }
+    for (size_t k = 0; k < n; k++)
+        free(v[k].norm);
+    free(v);
+    text_buf_release(&b);
+    return bad;
+}
+
 /* Routes every example line to its own intent; records failures in d. */
 static size_t check_examples(const struct rules *rs, struct rules_diag *d, size_t *total)
 {
     struct router_scratch *sc = router_scratch_create();
     if (!sc)
         return 0;
-    size_t bad = 0;
+    size_t bad = check_duplicate_examples(rs, d);
     *total = 0;
     for (size_t i = 0; i < rules_count(rs); i++) {
         const struct rules_intent *it = rules_intent(rs, i);
@@ -300,7 +355,7 @@ static int cmd_check(int argc, char **argv)
     struct opts o;
     int rc = parse_opts(argc, argv, " --rules --strict --quiet -q ", &o);
     if (rc == 1) {
-        puts("usage: kefu check [--strict] [--quiet] [RULES_DIR]\n\n"
+        puts("usage: kefu check [--strict] [--quiet] [RULES_DIR | FILE.rules]\n\n"
              "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
              "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
              "reach its own intent. Exits 1 on errors (and on warnings with --strict).");
@@ -312,7 +367,12 @@ static int cmd_check(int argc, char **argv)
     struct rules_diag d;
     rules_diag_init(&d);
     struct rules *rs = NULL;
-    rc = rules_load_dir(dir, &d, &rs);
+    struct stat st;
+    size_t dl = strlen(dir);
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode) && dl > 6 && strcmp(dir + dl - 6, ".rules") == 0)
+        rc = rules_load_file(dir, &d, &rs); /* one file and its includes */
+    else
+        rc = rules_load_dir(dir, &d, &rs);
     size_t total = 0, bad = 0;
     if (rc == 0)
         bad = check_examples(rs, &d, &total);

@@ -1259,6 +1259,8 @@ static int load_path(struct builder *b, const char *path, const struct bpos *fro
     const char *file = arena_strndup(b->keep, path, strlen(path));
     if (!copy || !file)
         return KEFU_ENOMEM;
+    if (b->single && !b->entry)
+        b->entry = file; /* the file asked for; the rest are its includes */
     parse_text(b, file, copy, len);
     return 0;
 }
@@ -1365,6 +1367,7 @@ static int load_dir_fn(struct builder *b, const void *arg)
 
 static int load_file_fn(struct builder *b, const void *arg)
 {
+    b->single = 1;
     return load_path(b, arg, NULL);
 }
 

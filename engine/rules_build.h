@@ -89,6 +89,8 @@ struct builder {
     size_t n_intents, cap_intents;
     double default_threshold;
     struct bpos default_pos;
+    const char *entry; /* single-file load: the file asked for (others are includes) */
+    int single;
 };
 
 /* Grows *v (elements of size el, capacity *cap) inside a so that index n

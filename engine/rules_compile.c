@@ -829,7 +829,7 @@ int rules_compile(struct builder *b, struct rules *rs)
     for (size_t i = 0; i < b->n_intents && !c.oom; i++)
         compile_intent(&c, &b->intents[i], (uint32_t)i);
     for (size_t k = 0; k < b->n_concepts && !c.oom; k++) {
-        if (!b->concepts[k].used)
+        if (!b->concepts[k].used && (!b->entry || b->concepts[k].pos.file == b->entry))
             build_warning(b, &b->concepts[k].pos, "concept '%s' is never used", b->concepts[k].name);
         else if (b->concepts[k].state != 2)
             compile_concept(&c, &b->concepts[k], &b->concepts[k].pos);

@@ -21,10 +21,12 @@ enum {
 /* Returns a static, lowercase description of code. */
 const char *kefu_strerror(int code);
 
-/* Allocation goes through these so tests can fail the Nth call; never NULL-checks
- * are skipped. kefu_malloc/kefu_calloc/kefu_realloc return NULL on failure. */
+/* Allocation goes through these so that tests can fail the Nth call.
+ * Each returns new memory (free with free()) or NULL on failure. */
 void *kefu_malloc(size_t n);
+/* Like calloc(): n zeroed elements of size bytes; new memory or NULL. */
 void *kefu_calloc(size_t n, size_t size);
+/* Like realloc(): p is moved or kept; NULL on failure leaves p intact. */
 void *kefu_realloc(void *p, size_t n);
 /* Returns a new copy of s[0..n) with a NUL after it; free with free(). */
 char *kefu_strndup(const char *s, size_t n);

@@ -28,7 +28,9 @@ struct rules_diag {
     size_t n, cap;
     int errors, warnings;
 };
+/* Prepares an empty diagnostics list. */
 void rules_diag_init(struct rules_diag *d);
+/* Frees every diagnostic; d is empty again. */
 void rules_diag_release(struct rules_diag *d);
 /* Records a diagnostic (text is copied; src may be NULL). */
 void rules_diag_add(struct rules_diag *d, int severity, const char *file, int line, int col, const char *src,

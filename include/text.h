@@ -14,6 +14,7 @@ struct text_buf {
     size_t len; /* bytes, without the NUL */
     size_t cap;
 };
+/* Prepares an empty buffer (no allocation until first use). */
 void text_buf_init(struct text_buf *b);
 void text_buf_release(struct text_buf *b); /* frees s; b can be reused after init */
 
@@ -60,7 +61,9 @@ struct text_toks {
     struct text_tok *v; /* owned */
     size_t n, cap;
 };
+/* Prepares an empty token list. */
 void text_toks_init(struct text_toks *t);
+/* Frees the tokens; t can be reused after text_toks_init(). */
 void text_toks_release(struct text_toks *t);
 
 enum {

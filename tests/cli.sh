@@ -93,3 +93,18 @@ b=$("$KEFU" ask --json --rules "$tmp/when" --attr hours=closed "talk to a person
 [ "$a" = human.agent ] && [ "$b" = human.agent_offline ] && ok ask-attr || no ask-attr "$a / $b"
 "$KEFU" ask --attr nokey "x" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q -- '--attr takes key=value' "$tmp/err" && ok ask-attr-bad || no ask-attr-bad
+
+# 12. the same example in two intents is an error at the second one
+mkdir -p "$tmp/dup"
+printf 'intent a\n  example Hello there\n  match hello\n  reply x\nintent b\n  example hello  THERE\n  match there\n  reply y\n' \
+    >"$tmp/dup/a.rules"
+"$KEFU" check "$tmp/dup" >/dev/null 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q "a.rules:6:11: the same example is in intent 'a'" "$tmp/err" && ok check-duplicate-example ||
+    no check-duplicate-example "$(cat "$tmp/err")"
+
+# 13. one file can be checked alone; concepts from its includes are not "unused"
+printf 'include "shared.inc"\nintent a\n  example refund please\n  match ~refund\n  reply x\n' >"$tmp/dup/one.rules"
+printf 'concept refund = refund, 退款\nconcept other = other\n' >"$tmp/dup/shared.inc"
+out=$("$KEFU" check "$tmp/dup/one.rules" 2>&1)
+echo "$out" | grep -q '1 intents, 1 examples, 0 misrouted, 0 errors, 0 warnings' && ok check-one-file ||
+    no check-one-file "$out"

@@ -312,6 +312,73 @@ static void test_bad_utf8_file(void **state)
     rules_diag_release(&d);
 }
 
+/* Reads every bundled rule file into one string; NULL if rules/ is missing. */
+static char *bundled_text(size_t *len)
+{
+    *len = 0;
+    FILE *p = popen("cat rules/*.rules 2>/dev/null", "r");
+    if (!p)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
+        n += r;
+        if (n + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+    }
+    pclose(p);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+/* Mutated rule files (operators, quotes, slashes, stray bytes, cut lines)
+ * compile or fail with diagnostics, and never crash or leak (ASan, valgrind). */
+static void test_mutations(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *orig = bundled_text(&len);
+    assert_non_null(orig);
+    assert_true(len > 1000);
+    char *buf = malloc(len + 1);
+    const char *slow = getenv("KEFU_SLOW");
+    int rounds = slow && atoi(slow) > 1 ? 2000 / atoi(slow) : 2000;
+    static const char pool[] = "~&|!()\"/\\#{}=,@ \n\t\xe9\x80\xff*+?[]^$";
+    unsigned seed = 12345;
+    int compiled = 0, rejected = 0;
+    for (int round = 0; round < rounds; round++) {
+        memcpy(buf, orig, len + 1);
+        int edits = 1 + round % 8;
+        for (int e = 0; e < edits; e++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            buf[at] = pool[(seed >> 8) % (sizeof pool - 1)];
+        }
+        if (round % 5 == 4) /* cut the text somewhere */
+            buf[(seed >> 4) % len] = 0;
+        struct rules_diag d;
+        struct rules *rs = NULL;
+        int rc = compile(buf, &d, &rs);
+        if (rc == 0) {
+            compiled++;
+            assert_non_null(rs);
+        } else {
+            rejected++;
+            assert_null(rs);
+            assert_true(d.errors > 0);
+        }
+        rules_unref(rs);
+        rules_diag_release(&d);
+    }
+    assert_int_equal(compiled + rejected, rounds);
+    assert_true(rejected > 0);
+    free(buf);
+    free(orig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,7 +386,7 @@ int main(void)
         cmocka_unit_test(test_full_intent),   cmocka_unit_test(test_conditions),
         cmocka_unit_test(test_witness),       cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_refcount),      cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_bad_utf8_file),
+        cmocka_unit_test(test_bad_utf8_file), cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
