@@ -756,7 +756,7 @@ static struct bintent *current_intent(struct cur *c, const char *kw, size_t n, s
     return &c->b->intents[c->b->n_intents - 1];
 }
 
-static void stmt_include(struct cur *c, size_t at)
+static void stmt_include(struct cur *c)
 {
     size_t sat = (skip_ws(c), c->i);
     char *rel = read_string(c);
@@ -770,7 +770,6 @@ static void stmt_include(struct cur *c, size_t at)
     else
         snprintf(path, sizeof path, "%.*s/%s", (int)(slash - c->file), c->file, rel);
     struct bpos p = pos_at(c, sat);
-    (void)at;
     load_path(c->b, path, &p);
 }
 
@@ -1101,7 +1100,7 @@ static void parse_line(struct cur *c)
         locale = keep_copy(c, at_sign + 1, ln);
     }
     if (word_is(kw, kn, "include"))
-        return stmt_include(c, at);
+        return stmt_include(c);
     if (word_is(kw, kn, "concept"))
         return stmt_concept(c);
     if (word_is(kw, kn, "intent"))

@@ -418,6 +418,12 @@ struct emit_ctx {
 static int emit_required(void *ctx, int group, const char *s, size_t n)
 {
     struct emit_ctx *e = ctx;
+    /* the regex runs on folded text: file the literal in the same form */
+    int rc = text_normalize(s, n, TEXT_FOLD, &e->c->norm);
+    if (rc == 0 && e->c->norm.len >= 3) {
+        s = e->c->norm.s;
+        n = e->c->norm.len;
+    }
     long id = lit_intern(e->c, LIT_SUBSTR, s, n, 0);
     if (id < 0 || u32_push(e->c, e->req, (uint32_t)id) < 0)
         return -1;

@@ -211,7 +211,7 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
         if (x->depth == 0)
             x->n_conj = 0;
         char run[MAX_RUN];
-        size_t rl = 0, last_char = 0;
+        size_t rl = 0;
         int first_seen = 0;
         unsigned char first = 0;
         while (x->i < x->n && x->p[x->i] != '|' && x->p[x->i] != ')') {
@@ -234,7 +234,7 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
                 } else if (e && !isalnum((unsigned char)e)) {
                     buf[bl++] = e;
                     lit = 1;
-                } else if (e == 'p' || e == 'P' || e == 'x' || e == 'g' || e == 'k') {
+                } else if (e == 'p' || e == 'P' || e == 'x' || e == 'g' || e == 'k' || e == 'N' || e == 'o') {
                     if (x->i < x->n && (x->p[x->i] == '{' || x->p[x->i] == '<')) {
                         char close = x->p[x->i] == '{' ? '}' : '>';
                         while (x->i < x->n && x->p[x->i] != close)
@@ -309,10 +309,8 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
             if (one_space)
                 q = 0;
             if (lit && q != 1 && rl + bl < MAX_RUN) {
-                last_char = rl;
                 memcpy(run + rl, buf, bl);
                 rl += bl;
-                (void)last_char;
             }
             if (!lit || q != 0) {
                 offer_run(x, &best, run, rl);
@@ -383,9 +381,30 @@ const char *regex_danger(const char *pat, size_t len, int extended, size_t *off)
     return why;
 }
 
+/* Returns 1 if the pattern turns on extended mode inline, like (?x) or
+ * (?ix:...): its spaces then mean nothing, and this reader gives up. */
+static int inline_extended(const char *pat, size_t len)
+{
+    for (size_t i = 0; i + 2 < len; i++) {
+        if (pat[i] == '\\') {
+            i++;
+            continue;
+        }
+        if (pat[i] != '(' || pat[i + 1] != '?')
+            continue;
+        for (size_t j = i + 2; j < len && (isalpha((unsigned char)pat[j]) || pat[j] == '-' || pat[j] == '^');
+             j++)
+            if (pat[j] == 'x' && j + 1 < len)
+                return 1;
+    }
+    return 0;
+}
+
 int regex_required(const char *pat, size_t len, int extended,
                    int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx)
 {
+    if (inline_extended(pat, len))
+        return 0;
     struct req r;
     struct rx *x = malloc(sizeof *x);
     if (!x)

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
@@ -373,6 +376,116 @@ static void test_threads(void **state)
     }
 }
 
+/* The prefilter never hides a regex match: for every pattern and message,
+ * the router fires exactly when PCRE2 alone matches the normalized text. */
+static const char *const prop_patterns[] = {
+    "\\brefund(ed)?\\b.*\\b(yet|status)\\b",
+    "^\\s*(?:reset|change)\\s+my\\s+password[\\s.,!?;:]*$",
+    "^\\s*where\\s+is\\s+my\\s+(.+?)\\s+order[\\s.,!?;:]*$",
+    "(track|trace)(ing)? (my )?(order|parcel)s?",
+    "colou?r",
+    "ab+c d{2,}e",
+    "(?:退款|退钱)(?:什么时候|多久)",
+    "订单\\s*号?\\s*(kf\\d{8})",
+    "\\bkf\\d{8}\\b",
+    "x*y?z+ well",
+    "(?i)Mixed CASE",
+    "(?x) spaced \\  out # comment",
+    "[abc]def|ghi[jk]",
+    "a\\.b\\-c\\/d",
+    "\\Qa.b\\E and more",
+    "caf\u00e9|\u00c9cole",
+    "(?<=pre)fix",
+    "(?:one|two|three){2}",
+    "pay(ment)?s? (fail|declin)",
+    "^$",
+    "\\bhi\\b",
+    "(好|坏)评",
+};
+
+static const char *const prop_messages[] = {"where is my refund, refunded yet?",
+                                            "my refund status",
+                                            "reset my password",
+                                            "Change my password!!",
+                                            "where is my blue order",
+                                            "where is my order",
+                                            "tracking my orders",
+                                            "trace parcel",
+                                            "the color is nice",
+                                            "the colour is nice",
+                                            "abbbc dddde",
+                                            "abc dde",
+                                            "退款什么时候到账",
+                                            "退钱多久",
+                                            "我的订单号 KF12345678",
+                                            "订单KF12345678",
+                                            "kf1234567",
+                                            "zzz well",
+                                            "y well",
+                                            "MIXED case",
+                                            "spaced out",
+                                            "adef",
+                                            "ghik",
+                                            "a.b-c/d",
+                                            "a.b and more",
+                                            "CAFÉ",
+                                            "école",
+                                            "prefix",
+                                            "fix",
+                                            "onetwo",
+                                            "one two",
+                                            "payments failing",
+                                            "payment declined",
+                                            "",
+                                            "hi there",
+                                            "this",
+                                            "好评",
+                                            "差评",
+                                            "ＲＥＦＵＮＤ ｓｔａｔｕｓ",
+                                            "退款什麼時候到賬"};
+
+static void test_prefilter_is_exact(void **state)
+{
+    (void)state;
+    struct router_scratch *sc = router_scratch_create();
+    size_t checked = 0, fired = 0;
+    for (size_t p = 0; p < sizeof prop_patterns / sizeof prop_patterns[0]; p++) {
+        char src[512];
+        snprintf(src, sizeof src, "intent t\n  regex /%s/\n  reply x\n", prop_patterns[p]);
+        struct rules_diag d;
+        struct rules *rs;
+        rules_diag_init(&d);
+        if (rules_load_string("p.rules", src, &d, &rs) != 0) {
+            rules_diag_print(stderr, &d);
+            fail_msg("pattern %zu does not compile", p);
+        }
+        int err;
+        PCRE2_SIZE eoff;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)prop_patterns[p], PCRE2_ZERO_TERMINATED,
+                                       PCRE2_UTF | PCRE2_CASELESS, &err, &eoff, NULL);
+        assert_non_null(re);
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+        for (size_t m = 0; m < sizeof prop_messages / sizeof prop_messages[0]; m++) {
+            struct router_result r;
+            const char *msg = prop_messages[m];
+            assert_int_equal(router_match(rs, sc, msg, strlen(msg), NULL, NULL, &r), 0);
+            int direct = pcre2_match(re, (PCRE2_SPTR)r.norm, r.norm_len, 0, 0, md, NULL) >= 0;
+            if (direct != (r.n > 0))
+                fail_msg("pattern /%s/ on '%s' (normalized '%s'): pcre2 %d, router %d", prop_patterns[p], msg,
+                         r.norm, direct, (int)r.n);
+            checked++;
+            fired += direct;
+        }
+        pcre2_match_data_free(md);
+        pcre2_code_free(re);
+        rules_unref(rs);
+        rules_diag_release(&d);
+    }
+    assert_true(fired > 30); /* the table really exercises matches, not only misses */
+    assert_true(checked > 800);
+    router_scratch_free(sc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_regex_limit),
         cmocka_unit_test(test_prefilter_scales),
         cmocka_unit_test(test_bundled_variants),
+        cmocka_unit_test(test_prefilter_is_exact),
     };
     int failed = cmocka_run_group_tests_name("router", tests, setup, teardown);
     failed += cmocka_run_group_tests_name("router_scale", standalone, NULL, NULL);
