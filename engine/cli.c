@@ -350,25 +350,25 @@ static size_t check_examples(const struct rules *rs, struct rules_diag *d, size_
     return bad;
 }
 
-static int cmd_check(int argc, char **argv)
-{
+/* What a command works with: its options and, for the commands that
+ * route, the loaded rules, a scratch and a line buffer. */
+struct session {
     struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --strict --quiet -q ", &o);
-    if (rc == 1) {
-        puts("usage: kefu check [--strict] [--quiet] [RULES_DIR | FILE.rules]\n\n"
-             "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
-             "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
-             "reach its own intent. Exits 1 on errors (and on warnings with --strict).");
-        return 0;
-    }
-    if (rc)
-        return rc;
-    const char *dir = o.n_args ? o.args[0] : o.rules;
+    struct rules *rs;
+    struct router_scratch *sc;
+    char *line;
+};
+
+static int cmd_check(struct session *s)
+{
+    const struct opts *o = &s->o;
+    const char *dir = o->n_args ? o->args[0] : o->rules;
     struct rules_diag d;
     rules_diag_init(&d);
     struct rules *rs = NULL;
     struct stat st;
     size_t dl = strlen(dir);
+    int rc;
     if (stat(dir, &st) == 0 && S_ISREG(st.st_mode) && dl > 6 && strcmp(dir + dl - 6, ".rules") == 0)
         rc = rules_load_file(dir, &d, &rs); /* one file and its includes */
     else
@@ -376,9 +376,9 @@ static int cmd_check(int argc, char **argv)
     size_t total = 0, bad = 0;
     if (rc == 0)
         bad = check_examples(rs, &d, &total);
-    if (!o.quiet || d.errors)
+    if (!o->quiet || d.errors)
         rules_diag_print(stderr, &d);
-    int failed = rc < 0 || bad > 0 || (o.strict && d.warnings > 0);
+    int failed = rc < 0 || bad > 0 || (o->strict && d.warnings > 0);
     if (rc == 0)
         printf("%s: %zu intents, %zu examples, %zu misrouted, %d error%s, %d warning%s\n", dir,
                rules_count(rs), total, bad, d.errors, d.errors == 1 ? "" : "s", d.warnings,
@@ -536,31 +536,11 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
     return 0;
 }
 
-static int cmd_ask(int argc, char **argv)
+static int cmd_ask(struct session *s)
 {
-    struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --json --explain --locale --channel --tier --attr ", &o);
-    if (rc == 1) {
-        puts("usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--rules DIR] "
-             "TEXT\n\n"
-             "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
-             "the literals the prefilter found, every candidate intent with its confidence and the\n"
-             "words that made it fire. --attr sets any conversation attribute a condition reads\n"
-             "(hours=closed, misses=2, previous_intent=order.track, customer.plan=gold).");
-        return 0;
-    }
-    if (rc)
-        return rc;
-    if (o.n_args != 1)
+    if (s->o.n_args != 1)
         return fail("ask needs exactly one message (quote it)");
-    struct rules *rs;
-    if (load(o.rules, &rs, 1) < 0)
-        return 2;
-    struct router_scratch *sc = router_scratch_create();
-    rc = sc ? ask_one(rs, sc, &o, o.args[0]) : fail("out of memory");
-    router_scratch_free(sc);
-    rules_unref(rs);
-    return rc;
+    return ask_one(s->rs, s->sc, &s->o, s->o.args[0]);
 }
 
 /* ---- kefu route ---- */
@@ -580,34 +560,22 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static int cmd_route(int argc, char **argv)
+static int cmd_route(struct session *s)
 {
-    struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --json --locale --channel --tier --attr ", &o);
-    if (rc == 1) {
-        puts("usage: kefu route [--json] [--rules DIR] < messages.txt\n\n"
-             "Reads one message per line on stdin and writes one decision per line:\n"
-             "intent<TAB>source<TAB>confidence (intent '-' when nothing answers), or one JSON\n"
-             "object per line with --json. For batch checks and benchmarks.");
-        return 0;
-    }
-    if (rc)
-        return rc;
-    struct rules *rs;
-    if (load(o.rules, &rs, 1) < 0)
-        return 2;
-    struct router_scratch *sc = router_scratch_create();
-    char *line = kefu_malloc(MAX_LINE);
+    const struct opts *o = &s->o;
+    const struct rules *rs = s->rs;
+    struct router_scratch *sc = s->sc;
+    char *line = s->line;
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
     struct attr av[24];
     struct attrs a;
     size_t lineno = 0, invalid = 0;
-    while (sc && line && fgets(line, MAX_LINE, stdin)) {
+    while (fgets(line, MAX_LINE, stdin)) {
         lineno++;
         size_t len = strcspn(line, "\r\n");
         line[len] = 0;
-        build_attrs(&o, o.locale ? o.locale : guess_locale(line, len), av, &a);
+        build_attrs(o, o->locale ? o->locale : guess_locale(line, len), av, &a);
         struct router_result r;
         struct decision d = {.source = "fallback"};
         if (router_match(rs, sc, line, len, &a, NULL, &r) < 0) {
@@ -618,7 +586,7 @@ static int cmd_route(int argc, char **argv)
             decide(rs, &r, &a, &d);
         }
         double conf = r.n ? r.cand[0].confidence : 0;
-        if (o.json) {
+        if (o->json) {
             fputs("{\"intent\":", stdout);
             if (d.intent)
                 json_str(stdout, d.intent->name);
@@ -632,53 +600,33 @@ static int cmd_route(int argc, char **argv)
     fflush(stdout);
     if (invalid)
         fprintf(stderr, "kefu: %zu of %zu lines were not valid utf-8\n", invalid, lineno);
-    free(line);
-    router_scratch_free(sc);
-    rules_unref(rs);
     return 0;
 }
 
 /* ---- kefu chat ---- */
 
-static int cmd_chat(int argc, char **argv)
+static int cmd_chat(struct session *s)
 {
-    struct opts o;
-    int rc = parse_opts(argc, argv, " --rules --explain --locale --channel --tier --attr ", &o);
-    if (rc == 1) {
-        puts("usage: kefu chat [--explain] [--locale L] [--rules DIR]\n\n"
-             "An interactive conversation with the rules in the terminal. Type a message,\n"
-             "read the answer; an empty line or Ctrl-D ends it.");
-        return 0;
-    }
-    if (rc)
-        return rc;
-    struct rules *rs;
-    if (load(o.rules, &rs, 1) < 0)
-        return 2;
-    struct router_scratch *sc = router_scratch_create();
-    char *line = kefu_malloc(MAX_LINE);
     int tty = isatty(0);
     if (tty)
-        printf("kefu chat: %zu intents from %s. Ask something (Ctrl-D to quit).\n", rules_count(rs), o.rules);
-    while (sc && line) {
+        printf("kefu chat: %zu intents from %s. Ask something (Ctrl-D to quit).\n", rules_count(s->rs),
+               s->o.rules);
+    for (;;) {
         if (tty) {
             fputs("> ", stdout);
             fflush(stdout);
         }
-        if (!fgets(line, MAX_LINE, stdin))
+        if (!fgets(s->line, MAX_LINE, stdin))
             break;
-        line[strcspn(line, "\r\n")] = 0;
-        if (!*line) {
+        s->line[strcspn(s->line, "\r\n")] = 0;
+        if (!*s->line) {
             if (tty)
                 break;
             continue;
         }
-        ask_one(rs, sc, &o, line);
+        ask_one(s->rs, s->sc, &s->o, s->line);
         fflush(stdout);
     }
-    free(line);
-    router_scratch_free(sc);
-    rules_unref(rs);
     return 0;
 }
 
@@ -694,6 +642,59 @@ static void usage(FILE *f)
           f);
 }
 
+static const struct command {
+    const char *name;
+    const char *flags; /* the options it accepts, space-separated with spaces around */
+    int routes;        /* 1: load the rules and a scratch before run() */
+    int (*run)(struct session *s);
+    const char *usage;
+} commands[] = {
+    {"check", " --rules --strict --quiet -q ", 0, cmd_check,
+     "usage: kefu check [--strict] [--quiet] [RULES_DIR | FILE.rules]\n\n"
+     "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
+     "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
+     "reach its own intent. Exits 1 on errors (and on warnings with --strict)."},
+    {"ask", " --rules --json --explain --locale --channel --tier --attr ", 1, cmd_ask,
+     "usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--attr K=V]...\n"
+     "                [--rules DIR] TEXT\n\n"
+     "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
+     "the literals the prefilter found, every candidate intent with its confidence and the\n"
+     "words that made it fire. --attr sets any conversation attribute a condition reads\n"
+     "(hours=closed, misses=2, previous_intent=order.track, customer.plan=gold)."},
+    {"route", " --rules --json --locale --channel --tier --attr ", 1, cmd_route,
+     "usage: kefu route [--json] [--locale L] [--attr K=V]... [--rules DIR] < messages.txt\n\n"
+     "Reads one message per line on stdin and writes one decision per line:\n"
+     "intent<TAB>source<TAB>confidence (intent '-' when nothing answers), or one JSON\n"
+     "object per line with --json. For batch checks and benchmarks."},
+    {"chat", " --rules --explain --locale --channel --tier --attr ", 1, cmd_chat,
+     "usage: kefu chat [--explain] [--locale L] [--attr K=V]... [--rules DIR]\n\n"
+     "An interactive conversation with the rules in the terminal. Type a message,\n"
+     "read the answer; an empty line or Ctrl-D ends it."},
+};
+
+static int run_command(const struct command *c, int argc, char **argv)
+{
+    struct session s = {0};
+    int rc = parse_opts(argc, argv, c->flags, &s.o);
+    if (rc == 1) {
+        puts(c->usage);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (!c->routes)
+        return c->run(&s);
+    if (load(s.o.rules, &s.rs, 1) < 0)
+        return 2;
+    s.sc = router_scratch_create();
+    s.line = kefu_malloc(MAX_LINE);
+    rc = s.sc && s.line ? c->run(&s) : fail("out of memory");
+    free(s.line);
+    router_scratch_free(s.sc);
+    rules_unref(s.rs);
+    return rc;
+}
+
 int cli_main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -705,13 +706,9 @@ int cli_main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {{"check", cmd_check}, {"ask", cmd_ask}, {"route", cmd_route}, {"chat", cmd_chat}};
-    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
-        if (strcmp(cmd, cmds[k].name) == 0)
-            return cmds[k].fn(argc - 1, argv + 1);
+    for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
+        if (strcmp(cmd, commands[k].name) == 0)
+            return run_command(&commands[k], argc - 1, argv + 1);
     fprintf(stderr, "kefu: unknown command '%s' (see kefu --help)\n", cmd);
     return 2;
 }

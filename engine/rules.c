@@ -503,18 +503,23 @@ static struct bexpr *parse_unary(struct cur *c, int depth)
     return parse_term(c, 0);
 }
 
-static struct bexpr *parse_and(struct cur *c, int depth)
+/* Parses one level of binary operators: level 0 is '|' between '&'
+ * expressions, level 1 is '&' between unary ones. */
+static struct bexpr *parse_level(struct cur *c, int depth, int level)
 {
-    struct bexpr *l = parse_unary(c, depth);
+    if (level == 2)
+        return parse_unary(c, depth);
+    char op = level == 0 ? '|' : '&';
+    struct bexpr *l = parse_level(c, depth, level + 1);
     while (l) {
         skip_ws(c);
-        if (c->i >= c->len || c->line[c->i] != '&')
+        if (c->i >= c->len || c->line[c->i] != op)
             break;
-        struct bexpr *e = bx_new(c, BX_AND, c->i++);
+        struct bexpr *e = bx_new(c, level == 0 ? BX_OR : BX_AND, c->i++);
         if (!e)
             return NULL;
         e->a = l;
-        if (!(e->b = parse_unary(c, depth)))
+        if (!(e->b = parse_level(c, depth, level + 1)))
             return NULL;
         l = e;
     }
@@ -523,20 +528,7 @@ static struct bexpr *parse_and(struct cur *c, int depth)
 
 static struct bexpr *parse_or(struct cur *c, int depth)
 {
-    struct bexpr *l = parse_and(c, depth);
-    while (l) {
-        skip_ws(c);
-        if (c->i >= c->len || c->line[c->i] != '|')
-            break;
-        struct bexpr *e = bx_new(c, BX_OR, c->i++);
-        if (!e)
-            return NULL;
-        e->a = l;
-        if (!(e->b = parse_and(c, depth)))
-            return NULL;
-        l = e;
-    }
-    return l;
+    return parse_level(c, depth, 0);
 }
 
 /* ---- conditions ---- */
@@ -711,16 +703,21 @@ static const struct rules_cond *parse_cond_unary(struct cur *c, int depth)
     return parse_cmp(c);
 }
 
-static const struct rules_cond *parse_cond_and(struct cur *c, int depth)
+/* Parses one level of condition operators: level 0 is 'or' between 'and'
+ * terms, level 1 is 'and' between unary ones. */
+static const struct rules_cond *parse_cond_level(struct cur *c, int depth, int level)
 {
-    const struct rules_cond *l = parse_cond_unary(c, depth);
-    while (l && peek_keyword(c, "and")) {
-        c->i += 3;
-        struct rules_cond *k = cond_new(c, C_AND);
+    if (level == 2)
+        return parse_cond_unary(c, depth);
+    const char *kw = level == 0 ? "or" : "and";
+    const struct rules_cond *l = parse_cond_level(c, depth, level + 1);
+    while (l && peek_keyword(c, kw)) {
+        c->i += strlen(kw);
+        struct rules_cond *k = cond_new(c, level == 0 ? C_OR : C_AND);
         if (!k)
             return NULL;
         k->a = l;
-        if (!(k->b = parse_cond_unary(c, depth)))
+        if (!(k->b = parse_cond_level(c, depth, level + 1)))
             return NULL;
         l = k;
     }
@@ -729,18 +726,7 @@ static const struct rules_cond *parse_cond_and(struct cur *c, int depth)
 
 static const struct rules_cond *parse_cond_or(struct cur *c, int depth)
 {
-    const struct rules_cond *l = parse_cond_and(c, depth);
-    while (l && peek_keyword(c, "or")) {
-        c->i += 2;
-        struct rules_cond *k = cond_new(c, C_OR);
-        if (!k)
-            return NULL;
-        k->a = l;
-        if (!(k->b = parse_cond_and(c, depth)))
-            return NULL;
-        l = k;
-    }
-    return l;
+    return parse_cond_level(c, depth, 0);
 }
 
 /* ---- statements ---- */
