@@ -345,6 +345,18 @@ static int read_number(struct cur *c, double *out)
     return 0;
 }
 
+/* Consumes the ')' that closes the '(' at open; reports it missing. */
+static int expect_close(struct cur *c, size_t open)
+{
+    skip_ws(c);
+    if (c->i >= c->len || c->line[c->i] != ')') {
+        err_at(c, open, "unclosed '('");
+        return -1;
+    }
+    c->i++;
+    return 0;
+}
+
 /* ---- regex literals: /pattern/flags ---- */
 
 static int read_regex(struct cur *c, struct bregex *re)
@@ -490,15 +502,7 @@ static struct bexpr *parse_unary(struct cur *c, int depth)
     if (c->i < c->len && c->line[c->i] == '(') {
         c->i++;
         struct bexpr *e = parse_or(c, depth + 1);
-        if (!e)
-            return NULL;
-        skip_ws(c);
-        if (c->i >= c->len || c->line[c->i] != ')') {
-            err_at(c, at, "unclosed '('");
-            return NULL;
-        }
-        c->i++;
-        return e;
+        return e && expect_close(c, at) == 0 ? e : NULL;
     }
     return parse_term(c, 0);
 }
@@ -690,15 +694,7 @@ static const struct rules_cond *parse_cond_unary(struct cur *c, int depth)
     if (c->i < c->len && c->line[c->i] == '(') {
         size_t at = c->i++;
         const struct rules_cond *k = parse_cond_or(c, depth + 1);
-        if (!k)
-            return NULL;
-        skip_ws(c);
-        if (c->i >= c->len || c->line[c->i] != ')') {
-            err_at(c, at, "unclosed '('");
-            return NULL;
-        }
-        c->i++;
-        return k;
+        return k && expect_close(c, at) == 0 ? k : NULL;
     }
     return parse_cmp(c);
 }
