@@ -64,6 +64,9 @@ static int buf_reserve(struct text_buf *b, size_t need)
     char *s = kefu_realloc(b->s, cap);
     if (!s)
         return KEFU_ENOMEM;
+    /* Zero the new part: PCRE2's JIT may read a little past the subject's
+     * end within the buffer, and those bytes must be defined. */
+    memset(s + b->cap, 0, cap - b->cap);
     b->s = s;
     b->cap = cap;
     return 0;
