@@ -57,11 +57,15 @@ asan:
 	$(MAKE) BUILD=build-asan CC=clang OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit
 
-valgrind: $(TESTBINS)
+valgrind: $(TESTBINS) $(BUILD)/kefu
 	@for t in $(TESTBINS); do \
 	    KEFU_SLOW=50 valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible \
 	        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 $$t >/dev/null || exit 1; \
 	    echo "valgrind: $$t clean"; done
+	@KEFU_SLOW=50 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+	    --error-exitcode=9 $(BUILD)/kefu check rules >/dev/null && echo "valgrind: kefu check rules clean"
+	@echo "where is my order KF12345678" | valgrind -q --leak-check=full --error-exitcode=9 \
+	    $(BUILD)/kefu route >/dev/null && echo "valgrind: kefu route clean"
 
 run: kefu
 	./kefu chat
