@@ -483,7 +483,7 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
     struct router_slot slots[16];
     size_t n_slots = 0;
     if (d.intent)
-        router_slots(rs, sc, r.cand[0].intent, slots, 16, &n_slots);
+        router_slots(rs, sc, r.cand[0].intent, text, len, slots, 16, &n_slots);
     char reply[4096] = "";
     const char *ask = NULL;
     if (d.intent) {

@@ -29,6 +29,12 @@ struct span {
     uint32_t start, end;
 };
 
+/* What one message knows about one literal: valid when stamp is the epoch. */
+struct lit_state {
+    uint32_t stamp;
+    uint32_t occ_off, occ_n; /* its occurrences in scratch.occ; occ_n 0: absent */
+};
+
 struct cand_work {
     uint32_t intent;
     double confidence, rank;
@@ -39,7 +45,7 @@ struct cand_work {
 
 struct router_scratch {
     uint32_t epoch;
-    struct text_buf fold, light, raw;
+    struct text_buf fold, light;
     struct text_toks toks;
     struct word *words;
     size_t n_words, cap_words;
@@ -49,7 +55,7 @@ struct router_scratch {
     size_t cap_weight;
 
     /* per literal / pattern / intent, sized for the largest rule set seen */
-    uint32_t *lit_stamp, *lit_occ_off, *lit_occ_n;
+    struct lit_state *lits;
     size_t cap_lits;
     uint32_t *pat_stamp;
     size_t cap_pats;
@@ -97,7 +103,6 @@ struct router_scratch *router_scratch_create(void)
         return NULL;
     text_buf_init(&sc->fold);
     text_buf_init(&sc->light);
-    text_buf_init(&sc->raw);
     text_toks_init(&sc->toks);
     sc->mctx = pcre2_match_context_create(NULL);
     sc->jit = pcre2_jit_stack_create(32 * 1024, 512 * 1024, NULL);
@@ -118,14 +123,11 @@ void router_scratch_free(struct router_scratch *sc)
         return;
     text_buf_release(&sc->fold);
     text_buf_release(&sc->light);
-    text_buf_release(&sc->raw);
     text_toks_release(&sc->toks);
     free(sc->words);
     free(sc->stems);
     free(sc->weight);
-    free(sc->lit_stamp);
-    free(sc->lit_occ_off);
-    free(sc->lit_occ_n);
+    free(sc->lits);
     free(sc->pat_stamp);
     free(sc->intent_stamp);
     free(sc->intent_cand);
@@ -144,16 +146,9 @@ void router_scratch_free(struct router_scratch *sc)
 /* Sizes the scratch for rs and starts a new epoch. */
 static int prepare(struct router_scratch *sc, const struct rules *rs)
 {
-    size_t cl = sc->cap_lits, cp = sc->cap_pats, ci = sc->cap_intents;
-    if (grow(&sc->lit_stamp, &cl, rs->n_lits + 1, 4) < 0)
+    size_t cp = sc->cap_pats, ci = sc->cap_intents;
+    if (grow(&sc->lits, &sc->cap_lits, rs->n_lits + 1, sizeof *sc->lits) < 0)
         return -1;
-    cl = sc->cap_lits;
-    if (grow(&sc->lit_occ_off, &cl, rs->n_lits + 1, 4) < 0)
-        return -1;
-    cl = sc->cap_lits;
-    if (grow(&sc->lit_occ_n, &cl, rs->n_lits + 1, 4) < 0)
-        return -1;
-    sc->cap_lits = cl;
     if (grow(&sc->pat_stamp, &cp, rs->n_pats + 1, 4) < 0)
         return -1;
     sc->cap_pats = cp;
@@ -170,7 +165,7 @@ static int prepare(struct router_scratch *sc, const struct rules *rs)
             return -1;
     }
     if (++sc->epoch == 0) { /* wrapped: forget every stamp */
-        memset(sc->lit_stamp, 0, sc->cap_lits * 4);
+        memset(sc->lits, 0, sc->cap_lits * sizeof *sc->lits);
         memset(sc->pat_stamp, 0, sc->cap_pats * 4);
         memset(sc->intent_stamp, 0, sc->cap_intents * 4);
         sc->epoch = 1;
@@ -184,7 +179,7 @@ static int analyze(struct router_scratch *sc)
 {
     const char *t = sc->fold.s;
     size_t len = sc->fold.len;
-    if (text_tokenize(t, len, 0, &sc->toks) < 0)
+    if (text_tokenize(t, len, TEXT_TOK_WORDS, &sc->toks) < 0)
         return -1;
     sc->n_words = 0;
     size_t stem_len = 0;
@@ -227,8 +222,9 @@ static int add_occ(struct router_scratch *sc, uint32_t start, uint32_t end)
 static int verify(struct router_scratch *sc, const struct rules *rs, uint32_t id)
 {
     const struct lit *l = &rs->lits[id];
-    sc->lit_stamp[id] = sc->epoch;
-    sc->lit_occ_off[id] = (uint32_t)sc->n_occ;
+    struct lit_state *st = &sc->lits[id];
+    st->stamp = sc->epoch;
+    st->occ_off = (uint32_t)sc->n_occ;
     const char *t = sc->fold.s;
     size_t len = sc->fold.len;
     if (l->kind == LIT_SUBSTR) {
@@ -262,8 +258,8 @@ static int verify(struct router_scratch *sc, const struct rules *rs, uint32_t id
             }
         }
     }
-    sc->lit_occ_n[id] = (uint32_t)sc->n_occ - sc->lit_occ_off[id];
-    if (sc->lit_occ_n[id]) {
+    st->occ_n = (uint32_t)sc->n_occ - st->occ_off;
+    if (st->occ_n) {
         if (grow(&sc->present, &sc->cap_present, sc->n_present + 1, 4) < 0)
             return -1;
         sc->present[sc->n_present++] = id;
@@ -279,7 +275,7 @@ static int lookup(struct router_scratch *sc, const struct rules *rs, uint32_t ke
     const uint32_t *ids = rules_key_lits(rs, key, &n);
     for (uint32_t k = 0; k < n; k++) {
         uint32_t id = ids[k];
-        if (sc->lit_stamp[id] == sc->epoch)
+        if (sc->lits[id].stamp == sc->epoch)
             continue;
         const struct lit *l = &rs->lits[id];
         if (at != UINT32_MAX && l->kind == LIT_SUBSTR &&
@@ -327,7 +323,7 @@ static int find_literals(struct router_scratch *sc, const struct rules *rs)
 
 static int lit_present(const struct router_scratch *sc, uint32_t id)
 {
-    return sc->lit_stamp[id] == sc->epoch && sc->lit_occ_n[id] > 0;
+    return sc->lits[id].stamp == sc->epoch && sc->lits[id].occ_n > 0;
 }
 
 static int eval(const struct router_scratch *sc, const struct rules *rs, uint32_t node)
@@ -363,7 +359,7 @@ static void collect(struct collect *cx, uint32_t node)
     struct router_scratch *sc = cx->sc;
     if (!lit_present(sc, e->a))
         return;
-    uint32_t off = sc->lit_occ_off[e->a], n = sc->lit_occ_n[e->a];
+    uint32_t off = sc->lits[e->a].occ_off, n = sc->lits[e->a].occ_n;
     if (grow(&sc->spans, &sc->cap_spans, cx->n_spans + n, sizeof *sc->spans) < 0) {
         cx->oom = 1;
         return;
@@ -472,12 +468,6 @@ int router_match(const struct rules *rs, struct router_scratch *sc, const char *
     int rc = text_normalize(text, len, TEXT_FOLD, &sc->fold);
     if (rc < 0)
         return rc;
-    sc->raw.len = 0;
-    if (grow(&sc->raw.s, &sc->raw.cap, len + 1, 1) < 0)
-        return KEFU_ENOMEM;
-    memcpy(sc->raw.s, text, len);
-    sc->raw.s[len] = 0;
-    sc->raw.len = len;
     out->norm = sc->fold.s;
     out->norm_len = sc->fold.len;
     if (prepare(sc, rs) < 0 || analyze(sc) < 0 || find_literals(sc, rs) < 0)
@@ -534,8 +524,8 @@ int router_match(const struct rules *rs, struct router_scratch *sc, const char *
     return 0;
 }
 
-int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t intent, struct router_slot *out,
-                 size_t cap, size_t *n)
+int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t intent, const char *text,
+                 size_t len, struct router_slot *out, size_t cap, size_t *n)
 {
     *n = 0;
     if (intent >= rs->n_intents)
@@ -543,7 +533,7 @@ int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t int
     const struct rules_intent *it = &rs->intents[intent];
     if (it->n_slots == 0)
         return 0;
-    int rc = text_normalize(sc->raw.s ? sc->raw.s : "", sc->raw.len, 0, &sc->light);
+    int rc = text_normalize(text, len, 0, &sc->light);
     if (rc < 0)
         return rc;
     if (grow(&sc->slot_values, &sc->cap_slot_values, (sc->light.len + 1) * it->n_slots, 1) < 0)

@@ -1533,33 +1533,33 @@ int rules_cond_witness(const struct rules_cond *c, struct attr *v, size_t cap, s
     return rules_cond_eval(c, &a);
 }
 
+/* Does reply locale l serve the wanted locale in this pass: 0 exact, 1 the
+ * same language (lang bytes of it), 2 the default? */
+static int locale_serves(const char *l, const char *locale, size_t lang, int pass)
+{
+    if (pass == 0)
+        return locale && *locale && strcmp(l, locale) == 0;
+    if (pass == 1)
+        return lang && strlen(l) == lang && strncmp(l, locale, lang) == 0;
+    return !*l;
+}
+
 const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *locale, unsigned turn)
 {
-    /* three passes: exact locale, its language, the default */
     size_t lang = 0;
     if (locale)
         while (locale[lang] && locale[lang] != '-' && locale[lang] != '_')
             lang++;
     for (int pass = 0; pass < 3; pass++) {
         size_t count = 0;
-        for (size_t k = 0; k < n; k++) {
-            const char *l = v[k].locale;
-            int ok = pass == 0   ? locale && *locale && strcmp(l, locale) == 0
-                     : pass == 1 ? lang && strlen(l) == lang && strncmp(l, locale, lang) == 0
-                                 : !*l;
-            count += ok;
-        }
+        for (size_t k = 0; k < n; k++)
+            count += locale_serves(v[k].locale, locale, lang, pass);
         if (count == 0)
             continue;
         size_t want = turn % count;
-        for (size_t k = 0; k < n; k++) {
-            const char *l = v[k].locale;
-            int ok = pass == 0   ? strcmp(l, locale) == 0
-                     : pass == 1 ? strlen(l) == lang && strncmp(l, locale, lang) == 0
-                                 : !*l;
-            if (ok && want-- == 0)
+        for (size_t k = 0; k < n; k++)
+            if (locale_serves(v[k].locale, locale, lang, pass) && want-- == 0)
                 return v[k].text;
-        }
     }
     return NULL;
 }

@@ -611,7 +611,7 @@ int text_tokenize(const char *t, size_t len, unsigned flags, struct text_toks *o
         if (cl == CL_WORD && !in_word) {
             in_word = 1;
             word = at;
-        } else if (cl == CL_CJK && rc == 0) {
+        } else if (cl == CL_CJK && rc == 0 && !(flags & TEXT_TOK_WORDS)) {
             rc = cjk_add(&run, at, i - at, flags, out);
         }
     }

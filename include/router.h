@@ -67,9 +67,10 @@ struct router_slot {
     const char *value; /* borrowed from the scratch until its next call */
 };
 
-/* Extracts the slots of intent from the message last given to
- * router_match() on sc; fills up to cap entries, the count in *n. */
-int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t intent, struct router_slot *out,
-                 size_t cap, size_t *n);
+/* Extracts the slots of intent from text[0..len) (the raw message); fills
+ * up to cap entries, the count in *n. Values are borrowed from the scratch
+ * until its next call. Returns 0, KEFU_EINVAL, KEFU_EUTF8 or KEFU_ENOMEM. */
+int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t intent, const char *text,
+                 size_t len, struct router_slot *out, size_t cap, size_t *n);
 
 #endif

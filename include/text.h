@@ -68,6 +68,7 @@ void text_toks_release(struct text_toks *t);
 
 enum {
     TEXT_TOK_UNIGRAMS = 1 << 0, /* emit every CJK character as CJK1 as well as the bigrams */
+    TEXT_TOK_WORDS = 1 << 1,    /* emit words only, no CJK tokens (the router's word index) */
 };
 
 /* Tokenizes normalized text t[0..len) into out (replacing its contents), in

@@ -183,13 +183,13 @@ static void test_slots(void **state)
     assert_true(r.n >= 1);
     struct router_slot s[4];
     size_t n;
-    assert_int_equal(router_slots(f->rs, f->sc, r.cand[0].intent, s, 4, &n), 0);
+    assert_int_equal(router_slots(f->rs, f->sc, r.cand[0].intent, msg, strlen(msg), s, 4, &n), 0);
     assert_int_equal(n, 1);
     assert_string_equal(s[0].name, "order_id");
     assert_string_equal(s[0].value, "KF12345678"); /* case kept, full-width folded */
     const char *none = "refund status please";
     assert_int_equal(router_match(f->rs, f->sc, none, strlen(none), NULL, NULL, &r), 0);
-    assert_int_equal(router_slots(f->rs, f->sc, r.cand[0].intent, s, 4, &n), 0);
+    assert_int_equal(router_slots(f->rs, f->sc, r.cand[0].intent, none, strlen(none), s, 4, &n), 0);
     assert_int_equal(n, 0);
 }
 

@@ -457,6 +457,31 @@ static void test_tokenize_offsets(void **state)
     text_toks_release(&t);
 }
 
+/* TEXT_TOK_WORDS keeps exactly the words, at the same offsets. */
+static void test_tokenize_words_only(void **state)
+{
+    (void)state;
+    static const char s[] = "iphone15退货了吗? my 订单 status";
+    struct text_toks all, words;
+    text_toks_init(&all);
+    text_toks_init(&words);
+    assert_int_equal(text_tokenize(BYTES(s), 0, &all), 0);
+    assert_int_equal(text_tokenize(BYTES(s), TEXT_TOK_WORDS, &words), 0);
+    size_t n = 0;
+    for (size_t i = 0; i < all.n; i++) {
+        if (all.v[i].kind != TEXT_TOK_WORD)
+            continue;
+        assert_true(n < words.n);
+        assert_int_equal(words.v[n].off, all.v[i].off);
+        assert_int_equal(words.v[n].len, all.v[i].len);
+        n++;
+    }
+    assert_int_equal(n, 3); /* iphone15, my, status */
+    assert_int_equal(words.n, n);
+    text_toks_release(&all);
+    text_toks_release(&words);
+}
+
 static void test_tokenize_memory(void **state)
 {
     char long_text[2048];
@@ -593,6 +618,7 @@ int main(void)
         cmocka_unit_test(test_is_cjk),
         cmocka_unit_test(test_tokenize),
         cmocka_unit_test(test_tokenize_offsets),
+        cmocka_unit_test(test_tokenize_words_only),
         cmocka_unit_test(test_tokenize_memory),
         cmocka_unit_test(test_stem),
     };
