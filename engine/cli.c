@@ -119,7 +119,7 @@ static int load(const char *dir, struct rules **rs, int quiet)
     int rc = rules_load_dir(dir, &d, rs);
     if (rc < 0 || !quiet)
         rules_diag_print(stderr, &d);
-    if (rc < 0)
+    if (rc == KEFU_ESYNTAX) /* the diagnostics above say where; this says what it means */
         fprintf(stderr, "kefu: cannot load rules from '%s': %d error%s\n", dir, d.errors,
                 d.errors == 1 ? "" : "s");
     rules_diag_release(&d);
@@ -571,9 +571,19 @@ static int cmd_route(struct session *s)
     struct attr av[24];
     struct attrs a;
     size_t lineno = 0, invalid = 0;
+    size_t too_long = 0;
     while (fgets(line, MAX_LINE, stdin)) {
         lineno++;
         size_t len = strcspn(line, "\r\n");
+        if (!line[len] && !feof(stdin)) { /* longer than the buffer: one line, one answer */
+            int ch;
+            while ((ch = getchar()) != EOF && ch != '\n')
+                ;
+            too_long++;
+            puts(o->json ? "{\"intent\":null,\"source\":\"too_long\",\"confidence\":0.000}"
+                         : "-\ttoo_long\t0.000");
+            continue;
+        }
         line[len] = 0;
         build_attrs(o, o->locale ? o->locale : guess_locale(line, len), av, &a);
         struct router_result r;
@@ -600,6 +610,8 @@ static int cmd_route(struct session *s)
     fflush(stdout);
     if (invalid)
         fprintf(stderr, "kefu: %zu of %zu lines were not valid utf-8\n", invalid, lineno);
+    if (too_long)
+        fprintf(stderr, "kefu: %zu of %zu lines were longer than %d bytes\n", too_long, lineno, MAX_LINE - 2);
     return 0;
 }
 

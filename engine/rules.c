@@ -89,8 +89,11 @@ void rules_diag_print(FILE *f, const struct rules_diag *d)
 {
     for (size_t k = 0; k < d->n; k++) {
         const struct rules_msg *m = &d->v[k];
-        fprintf(f, "%s:%d:%d: %s%s\n", m->file, m->line, m->col,
-                m->severity == RULES_WARNING ? "warning: " : "", m->text);
+        const char *sev = m->severity == RULES_WARNING ? "warning: " : "";
+        if (m->line > 0)
+            fprintf(f, "%s:%d:%d: %s%s\n", m->file, m->line, m->col, sev, m->text);
+        else /* about a whole file or directory */
+            fprintf(f, "%s: %s%s\n", m->file, sev, m->text);
         if (!m->src)
             continue;
         fprintf(f, "  %s\n  ", m->src);

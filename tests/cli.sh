@@ -108,3 +108,13 @@ printf 'concept refund = refund, 退款\nconcept other = other\n' >"$tmp/dup/sha
 out=$("$KEFU" check "$tmp/dup/one.rules" 2>&1)
 echo "$out" | grep -q '1 intents, 1 examples, 0 misrouted, 0 errors, 0 warnings' && ok check-one-file ||
     no check-one-file "$out"
+
+# 14. a line longer than the buffer is one line with one answer, and reported
+awk 'BEGIN { s = "a"; while (length(s) < 70000) s = s s; print s; print "hello" }' | "$KEFU" route >"$tmp/out" 2>"$tmp/err"
+[ "$(wc -l <"$tmp/out")" -eq 2 ] && head -1 "$tmp/out" | grep -q too_long && grep -q '1 of 2 lines were longer' "$tmp/err" &&
+    ok route-too-long || no route-too-long "$(cat "$tmp/out" "$tmp/err")"
+
+# 15. a missing rule directory: one plain line, no 0:0 position
+"$KEFU" ask --rules "$tmp/none" "x" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^$tmp/none: cannot open rule directory" "$tmp/err" &&
+    ok load-missing-dir || no load-missing-dir "$(cat "$tmp/err")"
