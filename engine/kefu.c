@@ -20,6 +20,10 @@ const char *kefu_strerror(int code)
     case KEFU_ENOENT: return "not found";
     case KEFU_ERANGE: return "out of range";
     case KEFU_ELIMIT: return "limit exceeded";
+    case KEFU_EAUTH: return "not authenticated";
+    case KEFU_EPERM: return "not allowed";
+    case KEFU_ECONFLICT: return "conflicts with the current state";
+    case KEFU_EBUSY: return "temporarily unavailable";
     default: return "unknown error";
     }
 }

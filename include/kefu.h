@@ -16,6 +16,10 @@ enum {
     KEFU_ENOENT = -6,  /* no such file, intent or record */
     KEFU_ERANGE = -7,  /* value or size out of range */
     KEFU_ELIMIT = -8,  /* a resource limit was hit (regex match limit, ...) */
+    KEFU_EAUTH = -9,     /* missing or wrong credentials */
+    KEFU_EPERM = -10,    /* credentials valid, action not allowed for them */
+    KEFU_ECONFLICT = -11, /* the action does not fit the current state */
+    KEFU_EBUSY = -12,    /* temporarily unavailable (overload, draining, no capacity) */
 };
 
 /* Returns a static, lowercase description of code. */

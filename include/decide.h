@@ -1,0 +1,79 @@
+/* decide.h — the decision policy for one message, without conversation
+ * state: rules → examples → articles → clarify → fallback, with global and
+ * per-intent thresholds (docs/routing.md). The dialog module adds the
+ * state (misses, pending slots, handoff triggers) around it; kefu ask,
+ * route and eval call it directly. */
+#ifndef KEFU_DECIDE_H
+#define KEFU_DECIDE_H
+
+#include <stddef.h>
+
+#include "kb.h"
+#include "router.h"
+#include "rules.h"
+
+enum decide_source {
+    DECIDE_FALLBACK = 0, /* nothing confident: ask again, then hand off */
+    DECIDE_RULE,         /* a rule pattern fired above its threshold */
+    DECIDE_EXAMPLE,      /* the nearest examples agree on an intent */
+    DECIDE_KB,           /* an article answers */
+    DECIDE_CLARIFY,      /* two close candidates: "did you mean A or B?" */
+    DECIDE_HANDOFF,      /* the chosen intent's handoff directive holds */
+};
+/* Returns "fallback", "rule", "example", "kb", "clarify" or "handoff". */
+const char *decide_source_name(int source);
+
+/* Thresholds; decide_policy_default() gives the documented defaults. */
+struct decide_policy {
+    double example_min;   /* example vote confidence needed to answer */
+    double kb_min;        /* article confidence needed to answer */
+    double clarify_gap;   /* top two within this margin (and both above clarify_min): clarify */
+    double clarify_min;
+    int use_examples, use_kb; /* stages on (1) or off (0) */
+};
+void decide_policy_default(struct decide_policy *p);
+
+/* A candidate as one stage saw it, for explanations and clarifications. */
+struct decide_cand {
+    int stage;          /* DECIDE_RULE, DECIDE_EXAMPLE or DECIDE_KB */
+    long intent;        /* rules_intent() index, or -1 for an article */
+    const char *name;   /* intent name or article id; borrowed */
+    const char *title;  /* article title (NULL for intents); borrowed */
+    double confidence;
+    double threshold;
+};
+
+#define DECIDE_MAX_CANDS 12
+
+/* The outcome for one message. Pointers are borrowed from the rule set,
+ * the kb and the scratch until the next decide_message() with them. */
+struct decision {
+    int source;                       /* enum decide_source */
+    long intent;                      /* chosen intent, or -1 */
+    double confidence;                /* of the chosen answer (or the best candidate) */
+    const struct rules_handoff *handoff; /* when source is DECIDE_HANDOFF */
+    const char *reply;                /* reply template for the locale, NULL if none */
+    struct kb_hit article;            /* when source is DECIDE_KB */
+    struct decide_cand clarify[2];    /* when source is DECIDE_CLARIFY */
+    struct decide_cand cand[DECIDE_MAX_CANDS]; /* every stage's candidates, for --explain */
+    size_t n_cand;
+    struct router_result route;       /* the router's own result */
+    struct kb_result kb;              /* the article search (n = 0 if not run) */
+};
+
+/* Per-thread working set: the router scratch and, when given, the kb and
+ * examples connections (both may be NULL: those stages are skipped). */
+struct decide_ctx {
+    const struct rules *rs;
+    struct router_scratch *sc;
+    struct kb_examples *ex;
+    struct kb *kb;
+    struct decide_policy policy;
+};
+
+/* Decides text[0..len) for attrs (locale, channel, tier, misses, ...).
+ * Returns 0, KEFU_EUTF8 or KEFU_ENOMEM. */
+int decide_message(struct decide_ctx *c, const char *text, size_t len, const struct attrs *attrs,
+                   struct decision *out);
+
+#endif

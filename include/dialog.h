@@ -1,0 +1,103 @@
+/* dialog.h — conversations: the per-message pipeline and the state machine
+ * bot → queued → agent → resolved (→ bot on the next message).
+ * This is the whole engine as the api module sees it: api authenticates,
+ * parses and validates the HTTP request, calls one function here, and
+ * turns the result (a JSON object) or the error code into a response.
+ * Nothing here knows about HTTP. Every call is thread-safe; a call that
+ * changes state returns only after its change has been committed.
+ *
+ * Errors: functions return 0 or a negative KEFU_E* code, and leave a
+ * one-line, lowercase reason for the calling thread in dialog_error():
+ *   KEFU_EINVAL   malformed request (400)      KEFU_EUTF8  invalid UTF-8 (400)
+ *   KEFU_ERANGE   text or field too long (413) KEFU_EAUTH  bad credentials (401)
+ *   KEFU_EPERM    not yours (403)              KEFU_ENOENT no such conversation (404)
+ *   KEFU_ECONFLICT wrong state (409)           KEFU_ELIMIT rate limited (429)
+ *   KEFU_EBUSY    no capacity (503)            KEFU_EIO    storage failed (500) */
+#ifndef KEFU_DIALOG_H
+#define KEFU_DIALOG_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "rules.h"
+#include "text.h"
+
+struct dialog; /* opaque */
+
+#define DIALOG_MAX_TEXT 4096 /* bytes in one message, after UTF-8 validation */
+
+struct dialog_config {
+    const char *data_dir;   /* holds kefu.db (conversations) and kb.db (articles); created if missing */
+    const char *rules_dir;  /* rule files */
+    const char *corpus_dir; /* articles, imported into kb.db at open (incremental) */
+    int miss_limit;         /* consecutive misses before a handoff (default 2; 0 = default) */
+    const char *hours;      /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
+    int tz_offset_min;      /* minutes east of UTC for hours (480 = Beijing) */
+    const char *agents;     /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
+    int group_commit;       /* 1: group commit (default); -1: one commit per write (benchmarks) */
+};
+/* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
+void dialog_config_default(struct dialog_config *c);
+
+/* Opens the store, imports the corpus, compiles the rules. Rule errors are
+ * in diag. *out is new, close with dialog_close(). */
+int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct dialog **out);
+/* Waits for pending writes to commit, then frees everything. NULL is fine. */
+void dialog_close(struct dialog *d);
+/* Compiles the rule directory again and swaps it in only if it compiles;
+ * on failure the running set stays and diag says why (KEFU_ESYNTAX). */
+int dialog_reload(struct dialog *d, struct rules_diag *diag);
+
+/* The calling thread's reason for its last failed call; static or thread-local. */
+const char *dialog_error(void);
+
+/* Called after a committed change: conv got message seq (conv NULL: the
+ * queue changed). Runs on an internal thread; must not block or call back. */
+typedef void (*dialog_notify_fn)(void *ctx, const char *conv, long seq);
+void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
+
+/* ---- customer side; every *out is a new JSON object (json_decref it) ---- */
+
+/* req {channel, customer:{id, name?, tier?}, locale?} (borrowed) →
+ * {id, token, state, messages:[greeting]}. */
+int dialog_conversation_create(struct dialog *d, json_t *req, json_t **out);
+/* Checks the conversation's token in constant time: 0, KEFU_ENOENT or KEFU_EPERM. */
+int dialog_customer_auth(struct dialog *d, const char *conv, const char *token);
+/* req {text, client_id?} → {reply:{text, source, intent?, confidence, articles?,
+ * quick_replies?}, state, seq, queue?:{name, position, wait_s}}; the reply is
+ * null while queued or with an agent. Repeating a client_id returns the first answer. */
+int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out);
+/* → {messages:[{seq, from, text, source?, at}...] with seq > after, state, queue?}. */
+int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out);
+/* req {rating:1..5, comment?} → {ok:true}. */
+int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **out);
+
+/* ---- agent side (agent is the name dialog_agent_auth() returned) ---- */
+
+/* Finds the agent whose token this is (constant time); *agent is borrowed. */
+int dialog_agent_auth(struct dialog *d, const char *token, const char **agent);
+/* → {queues:[...], conversations:[{id, queue, priority, waiting_s, customer, reason, first_message}]}
+ * for the queues the agent serves, in claim order. */
+int dialog_queue_list(struct dialog *d, const char *agent, json_t **out);
+/* Claims conv (NULL: the next one the agent may take) → the context as below. */
+int dialog_claim(struct dialog *d, const char *agent, const char *conv, json_t **out);
+/* → the full context: conversation, transcript, customer profile, history
+ * across channels, intents with scores, slots, handoff reason, suggested articles. */
+int dialog_context(struct dialog *d, const char *agent, const char *conv, json_t **out);
+/* req {text, client_id?} → {seq}. The conversation must be the agent's. */
+int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, json_t *req, json_t **out);
+/* req {queue} → {state, queue}. */
+int dialog_transfer(struct dialog *d, const char *agent, const char *conv, json_t *req, json_t **out);
+/* Gives the conversation back to its queue → {state}. */
+int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t **out);
+/* → {state:"resolved"}; the customer is asked for a rating. */
+int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
+
+/* ---- operator ---- */
+
+/* Appends the Prometheus text exposition of every counter to out. */
+int dialog_metrics(struct dialog *d, struct text_buf *out);
+/* → {status:"ok", rules:{intents, loaded_at}, kb:{articles}, store:{...}}. */
+int dialog_health(struct dialog *d, json_t **out);
+
+#endif
