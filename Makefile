@@ -11,9 +11,9 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue cli
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue cli log metrics rate api http
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router store queue
+TESTS    = text rules router store queue http
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router
@@ -40,6 +40,10 @@ $(BUILD)/tests/%.o: tests/%.c | deps
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
+	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
+
+# The HTTP protocol tests run against an in-memory fake of dialog.h.
+$(BUILD)/tests/test_http: $(BUILD)/tests/test_http.o $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
