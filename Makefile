@@ -11,9 +11,10 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router cli log metrics rate api http serve
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli \
+           log metrics rate api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router http
+TESTS    = text rules router store queue dialog http
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router
@@ -72,7 +73,7 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    $(BUILD)/kefu route >/dev/null && echo "valgrind: kefu route clean"
 
 run: kefu
-	./kefu chat
+	./kefu serve
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a

@@ -4,9 +4,11 @@
  * and a non-zero exit; rule errors carry file:line:col and a caret. */
 #include "cli.h"
 
+#include "decide.h"
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
+#include "serve.h"
 #include "text.h"
 
 #include <jansson.h>
@@ -142,34 +144,6 @@ static const char *guess_locale(const char *text, size_t len)
         }
     }
     return cjk ? (trad ? "zh-hant" : "zh") : "en";
-}
-
-/* The decision for one message, as the dialog layer will make it. */
-struct decision {
-    const char *source; /* rule, clarify, handoff, fallback */
-    const struct rules_intent *intent;
-    const struct router_cand *cand;
-    const struct rules_handoff *handoff;
-    const char *reply; /* borrowed template, may be NULL */
-};
-
-static void decide(const struct rules *rs, const struct router_result *r, const struct attrs *a,
-                   struct decision *d)
-{
-    memset(d, 0, sizeof *d);
-    d->source = "fallback";
-    if (r->n == 0)
-        return;
-    const struct router_cand *top = &r->cand[0];
-    const struct rules_intent *it = rules_intent(rs, top->intent);
-    if (top->confidence < it->threshold)
-        return;
-    d->intent = it;
-    d->cand = top;
-    d->source = "rule";
-    d->reply = rules_reply_pick(it->replies, it->n_replies, attrs_get(a, "locale"), 0);
-    if ((d->handoff = rules_handoff_for(it, a)))
-        d->source = "handoff";
 }
 
 /* Renders a reply template: {slot} from slots, {customer.x} from attrs,
@@ -356,7 +330,10 @@ struct session {
     struct opts o;
     struct rules *rs;
     struct router_scratch *sc;
+    struct decide_ctx dc;
     char *line;
+    int argc; /* the command's own argv, for commands that parse their flags */
+    char **argv;
 };
 
 static int cmd_check(struct session *s)
@@ -393,25 +370,14 @@ static int cmd_check(struct session *s)
 
 /* ---- kefu ask ---- */
 
-static json_t *result_json(const struct rules *rs, const struct router_result *r, const struct decision *d,
-                           const char *reply, const struct router_slot *slots, size_t n_slots, int explain)
+/* The intent a decision answers with (or NULL); borrowed from rs. */
+static const struct rules_intent *chosen(const struct rules *rs, const struct decision *d)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "source", json_string(d->source));
-    json_object_set_new(o, "intent", d->intent ? json_string(d->intent->name) : json_null());
-    json_object_set_new(o, "confidence", json_real(r->n ? r->cand[0].confidence : 0));
-    json_object_set_new(o, "reply", reply ? json_string(reply) : json_null());
-    if (d->handoff) {
-        json_object_set_new(o, "handoff",
-                            json_pack("{s:s, s:s}", "queue", d->handoff->queue, "priority",
-                                      rules_priority_name(d->handoff->priority)));
-    }
-    json_t *js = json_object();
-    for (size_t k = 0; k < n_slots; k++)
-        json_object_set_new(js, slots[k].name, json_string(slots[k].value));
-    json_object_set_new(o, "slots", js);
-    if (!explain)
-        return o;
+    return d->intent >= 0 ? rules_intent(rs, (size_t)d->intent) : NULL;
+}
+
+static json_t *route_json(const struct rules *rs, const struct router_result *r)
+{
     json_t *ex = json_object();
     json_object_set_new(ex, "normalized", json_stringn(r->norm, r->norm_len));
     json_object_set_new(ex, "literals_found", json_integer((json_int_t)r->literals_found));
@@ -437,7 +403,29 @@ static json_t *result_json(const struct rules *rs, const struct router_result *r
     for (size_t k = 0; k < r->n_skipped; k++)
         json_array_append_new(sk, json_string(rules_intent(rs, r->skipped[k])->name));
     json_object_set_new(ex, "skipped_by_condition", sk);
-    json_object_set_new(o, "explain", ex);
+    return ex;
+}
+
+static json_t *result_json(const struct rules *rs, const struct decision *d, const char *reply,
+                           const struct router_slot *slots, size_t n_slots, int explain)
+{
+    const struct rules_intent *it = chosen(rs, d);
+    json_t *o = json_object();
+    json_object_set_new(o, "source", json_string(decide_source_name(d->source)));
+    json_object_set_new(o, "intent", it ? json_string(it->name) : json_null());
+    json_object_set_new(o, "confidence", json_real(d->confidence));
+    json_object_set_new(o, "reply", reply ? json_string(reply) : json_null());
+    if (d->handoff) {
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", d->handoff->queue, "priority",
+                                      rules_priority_name(d->handoff->priority)));
+    }
+    json_t *js = json_object();
+    for (size_t k = 0; k < n_slots; k++)
+        json_object_set_new(js, slots[k].name, json_string(slots[k].value));
+    json_object_set_new(o, "slots", js);
+    if (explain)
+        json_object_set_new(o, "explain", route_json(rs, &d->route));
     return o;
 }
 
@@ -466,8 +454,50 @@ static void print_explain(const struct rules *rs, const struct router_result *r)
         puts("no pattern fired");
 }
 
-static int ask_one(const struct rules *rs, struct router_scratch *sc, const struct opts *o, const char *text)
+/* The question for the first slot of it that text did not fill, or NULL. */
+static const char *missing_slot_ask(const struct rules_intent *it, const struct router_slot *slots,
+                                    size_t n_slots, const char *locale)
 {
+    for (size_t k = 0; k < it->n_slots; k++) {
+        const struct rules_slot *s = &it->slots[k];
+        int have = 0;
+        for (size_t j = 0; j < n_slots; j++)
+            have |= strcmp(slots[j].name, s->name) == 0;
+        if (!have && (s->ask || s->n_asks)) {
+            const char *ask = rules_reply_pick(s->asks, s->n_asks, locale, 0);
+            return ask ? ask : s->ask;
+        }
+    }
+    return NULL;
+}
+
+static void print_decision(const struct rules *rs, const struct decision *d, const char *reply,
+                           const struct router_slot *slots, size_t n_slots)
+{
+    const struct rules_intent *it = chosen(rs, d);
+    const struct router_result *r = &d->route;
+    if (it)
+        printf("intent:      %s (confidence %.2f)\n", it->name, d->confidence);
+    else if (r->n)
+        printf("intent:      none above threshold (best %s at %.2f)\n",
+               rules_intent(rs, r->cand[0].intent)->name, r->cand[0].confidence);
+    else
+        printf("intent:      none\n");
+    printf("source:      %s\n", decide_source_name(d->source));
+    for (size_t k = 0; k < n_slots; k++)
+        printf("slot:        %s = %s\n", slots[k].name, slots[k].value);
+    if (d->handoff)
+        printf("handoff:     queue %s, priority %s\n", d->handoff->queue,
+               rules_priority_name(d->handoff->priority));
+    if (*reply)
+        printf("reply:       %s\n", reply);
+    else if (!it)
+        printf("reply:       (no answer: kefu would ask again, then hand off to a person)\n");
+}
+
+static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text)
+{
+    const struct rules *rs = dc->rs;
     size_t len = strlen(text);
     if (!text_utf8_valid(text, len))
         return fail("the message is not valid utf-8");
@@ -475,64 +505,34 @@ static int ask_one(const struct rules *rs, struct router_scratch *sc, const stru
     struct attr av[24];
     struct attrs a;
     build_attrs(o, locale, av, &a);
-    struct router_result r;
-    if (router_match(rs, sc, text, len, &a, NULL, &r) < 0)
-        return fail("cannot route the message: out of memory");
     struct decision d;
-    decide(rs, &r, &a, &d);
+    if (decide_message(dc, text, len, &a, &d) < 0)
+        return fail("cannot route the message: out of memory");
+    const struct rules_intent *it = chosen(rs, &d);
     struct router_slot slots[16];
     size_t n_slots = 0;
-    if (d.intent)
-        router_slots(rs, sc, r.cand[0].intent, text, len, slots, 16, &n_slots);
+    if (it)
+        router_slots(rs, dc->sc, (uint32_t)d.intent, text, len, slots, 16, &n_slots);
     char reply[4096] = "";
-    const char *ask = NULL;
-    if (d.intent) {
-        for (size_t k = 0; k < d.intent->n_slots && !ask; k++) {
-            const struct rules_slot *s = &d.intent->slots[k];
-            int have = 0;
-            for (size_t j = 0; j < n_slots; j++)
-                have |= strcmp(slots[j].name, s->name) == 0;
-            if (!have && (s->ask || s->n_asks)) {
-                ask = rules_reply_pick(s->asks, s->n_asks, locale, 0);
-                if (!ask)
-                    ask = s->ask;
-            }
-        }
-        if (ask)
-            snprintf(reply, sizeof reply, "%s", ask);
-        else if (d.reply)
-            render(d.reply, slots, n_slots, &a, reply, sizeof reply);
-    }
+    const char *ask = it ? missing_slot_ask(it, slots, n_slots, locale) : NULL;
+    if (ask)
+        snprintf(reply, sizeof reply, "%s", ask);
+    else if (d.reply)
+        render(d.reply, slots, n_slots, &a, reply, sizeof reply);
     if (o->json) {
-        json_t *j = result_json(rs, &r, &d, *reply ? reply : NULL, slots, n_slots, o->explain);
+        json_t *j = result_json(rs, &d, *reply ? reply : NULL, slots, n_slots, o->explain);
         json_object_set_new(j, "locale", json_string(locale));
         if (ask)
             json_object_set_new(j, "asking", json_true());
-        char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII * 0);
+        char *s = json_dumps(j, JSON_COMPACT);
         puts(s ? s : "{}");
         free(s);
         json_decref(j);
         return 0;
     }
-    if (d.intent)
-        printf("intent:      %s (confidence %.2f)\n", d.intent->name, d.cand->confidence);
-    else if (r.n)
-        printf("intent:      none above threshold (best %s at %.2f)\n",
-               rules_intent(rs, r.cand[0].intent)->name, r.cand[0].confidence);
-    else
-        printf("intent:      none\n");
-    printf("source:      %s\n", d.source);
-    for (size_t k = 0; k < n_slots; k++)
-        printf("slot:        %s = %s\n", slots[k].name, slots[k].value);
-    if (d.handoff)
-        printf("handoff:     queue %s, priority %s\n", d.handoff->queue,
-               rules_priority_name(d.handoff->priority));
-    if (*reply)
-        printf("reply:       %s\n", reply);
-    else if (!d.intent)
-        printf("reply:       (no answer: kefu would ask again, then hand off to a person)\n");
+    print_decision(rs, &d, reply, slots, n_slots);
     if (o->explain)
-        print_explain(rs, &r);
+        print_explain(rs, &d.route);
     return 0;
 }
 
@@ -540,7 +540,7 @@ static int cmd_ask(struct session *s)
 {
     if (s->o.n_args != 1)
         return fail("ask needs exactly one message (quote it)");
-    return ask_one(s->rs, s->sc, &s->o, s->o.args[0]);
+    return ask_one(&s->dc, &s->o, s->o.args[0]);
 }
 
 /* ---- kefu route ---- */
@@ -560,11 +560,24 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Writes one route answer: intent (or none), source name, confidence. */
+static void route_print(const struct opts *o, const char *intent, const char *source, double conf)
+{
+    if (o->json) {
+        fputs("{\"intent\":", stdout);
+        if (intent)
+            json_str(stdout, intent);
+        else
+            fputs("null", stdout);
+        printf(",\"source\":\"%s\",\"confidence\":%.3f}\n", source, conf);
+    } else {
+        printf("%s\t%s\t%.3f\n", intent ? intent : "-", source, conf);
+    }
+}
+
 static int cmd_route(struct session *s)
 {
     const struct opts *o = &s->o;
-    const struct rules *rs = s->rs;
-    struct router_scratch *sc = s->sc;
     char *line = s->line;
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
@@ -580,32 +593,19 @@ static int cmd_route(struct session *s)
             while ((ch = getchar()) != EOF && ch != '\n')
                 ;
             too_long++;
-            puts(o->json ? "{\"intent\":null,\"source\":\"too_long\",\"confidence\":0.000}"
-                         : "-\ttoo_long\t0.000");
+            route_print(o, NULL, "too_long", 0);
             continue;
         }
         line[len] = 0;
         build_attrs(o, o->locale ? o->locale : guess_locale(line, len), av, &a);
-        struct router_result r;
-        struct decision d = {.source = "fallback"};
-        if (router_match(rs, sc, line, len, &a, NULL, &r) < 0) {
+        struct decision d;
+        if (decide_message(&s->dc, line, len, &a, &d) < 0) {
             invalid++;
-            memset(&r, 0, sizeof r);
-            d.source = "invalid";
-        } else {
-            decide(rs, &r, &a, &d);
+            route_print(o, NULL, "invalid", 0);
+            continue;
         }
-        double conf = r.n ? r.cand[0].confidence : 0;
-        if (o->json) {
-            fputs("{\"intent\":", stdout);
-            if (d.intent)
-                json_str(stdout, d.intent->name);
-            else
-                fputs("null", stdout);
-            printf(",\"source\":\"%s\",\"confidence\":%.3f}\n", d.source, conf);
-        } else {
-            printf("%s\t%s\t%.3f\n", d.intent ? d.intent->name : "-", d.source, conf);
-        }
+        const struct rules_intent *it = chosen(s->rs, &d);
+        route_print(o, it ? it->name : NULL, decide_source_name(d.source), d.confidence);
     }
     fflush(stdout);
     if (invalid)
@@ -636,10 +636,17 @@ static int cmd_chat(struct session *s)
                 break;
             continue;
         }
-        ask_one(s->rs, s->sc, &s->o, s->line);
+        ask_one(&s->dc, &s->o, s->line);
         fflush(stdout);
     }
     return 0;
+}
+
+/* ---- kefu serve (engine/serve.c) ---- */
+
+static int cmd_serve(struct session *s)
+{
+    return serve_main(s->argc, s->argv);
 }
 
 static void usage(FILE *f)
@@ -649,7 +656,8 @@ static void usage(FILE *f)
           "  check [RULES_DIR]   parse, compile and lint rules; every example must route to its intent\n"
           "  ask TEXT            what kefu would answer, and why (--explain, --json)\n"
           "  route               one decision per stdin line (--json)\n"
-          "  chat                talk to the rules in the terminal\n\n"
+          "  chat                talk to the rules in the terminal\n"
+          "  serve               run the HTTP API server (see kefu serve --help)\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
           f);
 }
@@ -678,6 +686,7 @@ static const struct command {
      "Reads one message per line on stdin and writes one decision per line:\n"
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers), or one JSON\n"
      "object per line with --json. For batch checks and benchmarks."},
+    {"serve", NULL /* serve parses its own flags */, 0, cmd_serve, NULL},
     {"chat", " --rules --explain --locale --channel --tier --attr ", 1, cmd_chat,
      "usage: kefu chat [--explain] [--locale L] [--attr K=V]... [--rules DIR]\n\n"
      "An interactive conversation with the rules in the terminal. Type a message,\n"
@@ -686,7 +695,9 @@ static const struct command {
 
 static int run_command(const struct command *c, int argc, char **argv)
 {
-    struct session s = {0};
+    struct session s = {.argc = argc, .argv = argv};
+    if (!c->flags)
+        return c->run(&s);
     int rc = parse_opts(argc, argv, c->flags, &s.o);
     if (rc == 1) {
         puts(c->usage);
@@ -700,6 +711,8 @@ static int run_command(const struct command *c, int argc, char **argv)
         return 2;
     s.sc = router_scratch_create();
     s.line = kefu_malloc(MAX_LINE);
+    s.dc = (struct decide_ctx){.rs = s.rs, .sc = s.sc};
+    decide_policy_default(&s.dc.policy);
     rc = s.sc && s.line ? c->run(&s) : fail("out of memory");
     free(s.line);
     router_scratch_free(s.sc);

@@ -30,12 +30,12 @@ cp rules/*.rules "$tmp/rules/"
 echo 'kefu' >"$tmp/web/static/hello.txt"
 echo 'secret' >"$tmp/secret.txt"
 
-KEFU_AGENT_TOKENS="alice:tok-alice-123,bob:tok-bob-456" KEFU_ADMIN_TOKEN="adm-789" \
+KEFU_AGENT_TOKENS="alice:tok-alice-0123456789,bob:tok-bob-0123456789ab" KEFU_ADMIN_TOKEN="adm-0123456789abcdef" \
     "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/data" --rules "$tmp/rules" --corpus "$tmp/corpus" \
     --web "$tmp/web" --rate-limit 0 --cors-origin https://shop.example >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 i=0
-while [ $i -lt 100 ] && ! grep -q 'serving on' "$tmp/out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 URL=$(sed -n 's/^kefu: serving on //p' "$tmp/out")
 if [ -z "$URL" ]; then
     no serve-start "$(cat "$tmp/log")"
@@ -59,9 +59,9 @@ body() { cat "$tmp/body"; }
 jqb() { jq -r "$1" "$tmp/body" 2>/dev/null; }
 errcode() { jq -r '.error.code' "$tmp/body" 2>/dev/null; }
 
-AL="Authorization: Bearer tok-alice-123"
-BO="Authorization: Bearer tok-bob-456"
-AD="Authorization: Bearer adm-789"
+AL="Authorization: Bearer tok-alice-0123456789"
+BO="Authorization: Bearer tok-bob-0123456789ab"
+AD="Authorization: Bearer adm-0123456789abcdef"
 
 # 1. health and a new conversation with its greeting
 s=$(req GET /healthz)
@@ -90,8 +90,8 @@ s=$(req POST "/v1/conversations/$CID/claim" "" -H "$BO")
 check claim-twice-409 "$([ "$s" = 409 ] && [ "$(errcode)" = conflict ]; echo $?)" "$s $(body)"
 
 # 5. long-poll and SSE both deliver the agent's reply within 1 s
-MSGS=$(curl -s -m 5 -H "$CT" "$URL/v1/conversations/$CID/messages")
-LAST=$(echo "$MSGS" | jq '[.messages[].seq] | max')
+curl -s -m 5 -H "$CT" -o "$tmp/msgs" "$URL/v1/conversations/$CID/messages"
+LAST=$(jq '[.messages[].seq] | max' "$tmp/msgs")
 curl -s -m 15 -H "$CT" -o "$tmp/poll" -w '%{http_code}' "$URL/v1/conversations/$CID/messages?after=$LAST&wait=10" \
     >"$tmp/poll.code" &
 echo $! >"$tmp/bg.poll"
@@ -138,7 +138,7 @@ s=$(req GET "/v1/conversations/$CID/messages")
 check no-token-401 "$([ "$s" = 401 ] && [ "$(errcode)" = unauthorized ]; echo $?)" "$s $(body)"
 s=$(req GET /v1/queue)
 check agent-missing-401 "$([ "$s" = 401 ]; echo $?)" "$s $(body)"
-s=$(req GET /v1/queue "" -H "Authorization: Bearer tok-alice-12")
+s=$(req GET /v1/queue "" -H "Authorization: Bearer tok-alice-012345678")
 check agent-wrong-401 "$([ "$s" = 401 ]; echo $?)" "$s $(body)"
 s=$(req POST /v1/admin/reload "" -H "$AL")
 check admin-wrong-401 "$([ "$s" = 401 ]; echo $?)" "$s $(body)"
@@ -224,7 +224,7 @@ h=$(curl -s -m 5 -o /dev/null -D - -X OPTIONS -H 'Origin: https://shop.example' 
 check cors-preflight "$(echo "$h" | grep -q '^Access-Control-Allow-Origin: https://shop.example' && echo "$h" | grep -q '^HTTP/1.1 204'; echo $?)" "$h"
 jq -e -s 'length > 10 and all(has("ts") and has("level") and has("msg"))' "$tmp/log" >/dev/null 2>&1
 check log-json $?
-! grep -q -e "$TOK" -e 'tok-alice-123' -e 'adm-789' -e 'KF12345678' "$tmp/log"
+! grep -q -e "$TOK" -e 'tok-alice-0123456789' -e 'adm-0123456789abcdef' -e 'KF12345678' "$tmp/log"
 check log-no-secrets $?
 
 # 13. SIGTERM drains a parked long-poll and exits 0
