@@ -140,7 +140,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
     o->drain_s = 10;
     if (read_env(o))
         return 2;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every flag takes a value */
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return 1;
         if (argv[i][0] != '-')
@@ -149,7 +149,6 @@ static int parse(int argc, char **argv, struct serve_opts *o)
             return bad("option '%s' needs a value", argv[i]);
         if (flag(o, argv[i], argv[i + 1]))
             return 2;
-        i++;
     }
     o->ac.rate_ip = o->rate;
     o->ac.rate_conv = o->rate > 0 ? 2 : 0;

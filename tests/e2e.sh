@@ -13,7 +13,7 @@ pid=""
 cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
     for p in $(cat "$tmp"/bg.* 2>/dev/null); do kill "$p" 2>/dev/null; done
-    rm -rf "$tmp"
+    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
