@@ -657,6 +657,7 @@ static void usage(FILE *f)
           "  ask TEXT            what kefu would answer, and why (--explain, --json)\n"
           "  route               one decision per stdin line (--json)\n"
           "  chat                talk to the rules in the terminal\n"
+          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
           "  serve               run the HTTP API server (see kefu serve --help)\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
           f);
@@ -731,6 +732,8 @@ int cli_main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "kb") == 0) /* subcommands with their own options: cli_kb.c */
+        return cli_kb(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

@@ -1170,6 +1170,7 @@ static int turn_load(struct turn *t, const char *id)
         return rc;
     store_get_customer(t->d->st, t->c.customer, &t->cu);
     t->mem = json_loads(t->c.memory ? t->c.memory : "{}", 0, NULL);
+    store_conv_release(&t->c); /* t->mem is the memory from now on */
     if (!json_is_object(t->mem)) {
         json_decref(t->mem);
         t->mem = json_object();
