@@ -11,9 +11,10 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue cli log metrics rate api http
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
+           kb kb_tok kb_parse kb_import kb_ex log metrics rate api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router store queue http
+TESTS    = text rules router kb store queue dialog http
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router
@@ -70,9 +71,17 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    --error-exitcode=9 $(BUILD)/kefu check rules >/dev/null && echo "valgrind: kefu check rules clean"
 	@echo "where is my order KF12345678" | valgrind -q --leak-check=full --error-exitcode=9 \
 	    $(BUILD)/kefu route >/dev/null && echo "valgrind: kefu route clean"
+	@d=$$(mktemp -d) && KEFU_SLOW=50 valgrind -q --leak-check=full --error-exitcode=9 \
+	    $(BUILD)/kefu kb import tests/corpus --db $$d/kb.db >/dev/null && \
+	    valgrind -q --leak-check=full --error-exitcode=9 $(BUILD)/kefu kb search --db $$d/kb.db \
+	    "退款什麼時候到賬 refund" >/dev/null && rm -rf $$d && echo "valgrind: kefu kb import, search clean"
+	@KEFU_SLOW=10 E2E_TRAFFIC=20 E2E_RELOADS=2 KEFU="valgrind -q --leak-check=full --error-exitcode=9 \
+	    --errors-for-leak-kinds=definite,indirect,possible $(BUILD)/kefu" sh tests/e2e.sh >$(BUILD)/e2e-valgrind.txt 2>&1; \
+	    if grep -q '^not ok' $(BUILD)/e2e-valgrind.txt; then cat $(BUILD)/e2e-valgrind.txt; exit 1; fi; \
+	    echo "valgrind: kefu serve under tests/e2e.sh clean"
 
 run: kefu
-	./kefu chat
+	./kefu serve
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -707,7 +708,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         r->status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
     double secs = now_mono() - r->t0;
     metrics_observe(h->metrics, r->route, r->status, secs);
-    log_request(r, secs * 1000);
+    log_request(r, floor(secs * 1e6) / 1e3);
     api_response_release(&r->resp);
     free(r->body);
     free(r);
@@ -797,11 +798,11 @@ static int start_daemon(struct http *h, const struct sockaddr_storage *ss)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 << 10, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
-        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, h},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+                              MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!h->mhd)
         return KEFU_EIO;
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);

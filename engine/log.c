@@ -57,7 +57,7 @@ void log_json(int level, const char *msg, json_t *fields)
     json_object_set_new(o, "msg", json_string(msg ? msg : ""));
     if (fields)
         json_object_update(o, fields);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     json_decref(o);
     if (!s)
         return;

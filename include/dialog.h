@@ -27,14 +27,16 @@ struct dialog; /* opaque */
 #define DIALOG_MAX_TEXT 4096 /* bytes in one message, after UTF-8 validation */
 
 struct dialog_config {
-    const char *data_dir;   /* holds kefu.db (conversations) and kb.db (articles); created if missing */
-    const char *rules_dir;  /* rule files */
-    const char *corpus_dir; /* articles, imported into kb.db at open (incremental) */
-    int miss_limit;         /* consecutive misses before a handoff (default 2; 0 = default) */
-    const char *hours;      /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
-    int tz_offset_min;      /* minutes east of UTC for hours (480 = Beijing) */
-    const char *agents;     /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
-    int group_commit;       /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    const char *data_dir;        /* holds kefu.db (conversations) and kb.db (articles); created if missing */
+    const char *rules_dir;       /* rule files */
+    const char *corpus_dir;      /* articles, imported into kb.db at open (incremental) */
+    int miss_limit;              /* consecutive misses before a handoff (default 2; 0 = default) */
+    const char *hours;           /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
+    int tz_offset_min;           /* minutes east of UTC for hours (480 = Beijing) */
+    const char *agents;          /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
+    int group_commit;            /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
+    void *now_ctx;
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
@@ -52,7 +54,9 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag);
 const char *dialog_error(void);
 
 /* Called after a committed change: conv got message seq (conv NULL: the
- * queue changed). Runs on an internal thread; must not block or call back. */
+ * queue changed). Runs on the thread of the call that made the change,
+ * after its commit and outside every dialog lock; must not block or call
+ * back. Set it before serving. */
 typedef void (*dialog_notify_fn)(void *ctx, const char *conv, long seq);
 void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
 
