@@ -12,9 +12,9 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
-           kb kb_tok kb_parse kb_import kb_ex
+           kb kb_tok kb_parse kb_import kb_ex log metrics rate api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router kb store queue dialog
+TESTS    = text rules router kb store queue dialog http
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router
@@ -41,6 +41,10 @@ $(BUILD)/tests/%.o: tests/%.c | deps
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
+	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
+
+# The HTTP protocol tests run against an in-memory fake of dialog.h.
+$(BUILD)/tests/test_http: $(BUILD)/tests/test_http.o $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
@@ -73,7 +77,7 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    "退款什麼時候到賬 refund" >/dev/null && rm -rf $$d && echo "valgrind: kefu kb import, search clean"
 
 run: kefu
-	./kefu chat
+	./kefu serve
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a

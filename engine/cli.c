@@ -8,6 +8,7 @@
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
+#include "serve.h"
 #include "text.h"
 
 #include <jansson.h>
@@ -331,6 +332,8 @@ struct session {
     struct router_scratch *sc;
     struct decide_ctx dc;
     char *line;
+    int argc; /* the command's own argv, for commands that parse their flags */
+    char **argv;
 };
 
 static int cmd_check(struct session *s)
@@ -639,6 +642,13 @@ static int cmd_chat(struct session *s)
     return 0;
 }
 
+/* ---- kefu serve (engine/serve.c) ---- */
+
+static int cmd_serve(struct session *s)
+{
+    return serve_main(s->argc, s->argv);
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: kefu COMMAND [OPTIONS]\n\n"
@@ -647,7 +657,8 @@ static void usage(FILE *f)
           "  ask TEXT            what kefu would answer, and why (--explain, --json)\n"
           "  route               one decision per stdin line (--json)\n"
           "  chat                talk to the rules in the terminal\n"
-          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n\n"
+          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
+          "  serve               run the HTTP API server (see kefu serve --help)\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
           f);
 }
@@ -676,6 +687,7 @@ static const struct command {
      "Reads one message per line on stdin and writes one decision per line:\n"
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers), or one JSON\n"
      "object per line with --json. For batch checks and benchmarks."},
+    {"serve", NULL /* serve parses its own flags */, 0, cmd_serve, NULL},
     {"chat", " --rules --explain --locale --channel --tier --attr ", 1, cmd_chat,
      "usage: kefu chat [--explain] [--locale L] [--attr K=V]... [--rules DIR]\n\n"
      "An interactive conversation with the rules in the terminal. Type a message,\n"
@@ -684,7 +696,9 @@ static const struct command {
 
 static int run_command(const struct command *c, int argc, char **argv)
 {
-    struct session s = {0};
+    struct session s = {.argc = argc, .argv = argv};
+    if (!c->flags)
+        return c->run(&s);
     int rc = parse_opts(argc, argv, c->flags, &s.o);
     if (rc == 1) {
         puts(c->usage);
