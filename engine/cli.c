@@ -658,7 +658,8 @@ static void usage(FILE *f)
           "  route               one decision per stdin line (--json)\n"
           "  chat                talk to the rules in the terminal\n"
           "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
-          "  serve               run the HTTP API server (see kefu serve --help)\n\n"
+          "  serve               run the HTTP API server (see kefu serve --help)\n"
+          "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
           f);
 }
@@ -734,6 +735,8 @@ int cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "kb") == 0) /* subcommands with their own options: cli_kb.c */
         return cli_kb(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0) /* conversation tests: cli_test.c */
+        return cli_test(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

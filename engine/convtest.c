@@ -16,8 +16,8 @@ enum expect_op { OP_EQ = 1, OP_NE, OP_HAS, OP_GE, OP_LE, OP_NONE };
 
 struct step {
     int kind, op, line;
-    char *text;  /* message, agent argument or expected value; owned */
-    char *key;   /* expectation key; owned */
+    char *text; /* message, agent argument or expected value; owned */
+    char *key;  /* expectation key; owned */
 };
 
 struct convo {
@@ -107,8 +107,11 @@ static int parse_expect(struct step *st, const char *p)
 static const struct {
     const char *word;
     int op, arg; /* arg: 1 takes text */
-} agent_ops[] = {{"claim", AG_CLAIM, 0},       {"says", AG_SAYS, 1},     {"transfer", AG_TRANSFER, 1},
-                 {"release", AG_RELEASE, 0},   {"resolve", AG_RESOLVE, 0}};
+} agent_ops[] = {{"claim", AG_CLAIM, 0},
+                 {"says", AG_SAYS, 1},
+                 {"transfer", AG_TRANSFER, 1},
+                 {"release", AG_RELEASE, 0},
+                 {"resolve", AG_RESOLVE, 0}};
 
 static int parse_agent(struct step *st, const char *p)
 {
@@ -259,10 +262,14 @@ static void value_of(json_t *res, const char *key, char *buf, size_t cap)
     json_t *reply = json_object_get(res, "reply");
     json_t *v = NULL;
     buf[0] = 0;
+    json_t *conv = json_object_get(res, "conversation"); /* an agent step returns the context */
     if (strcmp(key, "state") == 0 || strcmp(key, "seq") == 0)
-        v = json_object_get(res, key);
+        v = json_object_get(conv ? conv : res, key);
     else if (strcmp(key, "queue") == 0)
-        v = json_object_get(json_object_get(res, "queue"), "name");
+        v = conv ? json_object_get(conv, "queue")
+            : json_is_string(json_object_get(res, "queue"))
+                ? json_object_get(res, "queue")
+                : json_object_get(json_object_get(res, "queue"), "name");
     else if (strcmp(key, "position") == 0)
         v = json_object_get(json_object_get(res, "queue"), "position");
     else if (strcmp(key, "reply") == 0)
@@ -275,8 +282,9 @@ static void value_of(json_t *res, const char *key, char *buf, size_t cap)
         json_t *e;
         json_array_foreach(a, i, e)
         {
-            const char *t = json_is_string(e) ? json_string_value(e)
-                                              : json_string_value(json_object_get(e, key[0] == 'a' ? "id" : "text"));
+            const char *t = json_is_string(e)
+                                ? json_string_value(e)
+                                : json_string_value(json_object_get(e, key[0] == 'a' ? "id" : "text"));
             o += (size_t)snprintf(buf + o, o < cap ? cap - o : 0, "%s%s", i ? " | " : "", t ? t : "");
         }
         return;
@@ -324,7 +332,8 @@ static json_t *text_req(const char *text)
 }
 
 /* Runs one step; *res is replaced by its result (NULL on failure). */
-static int run_step(struct dialog *d, const char *agent, const char *conv, const struct step *st, json_t **res)
+static int run_step(struct dialog *d, const char *agent, const char *conv, const struct step *st,
+                    json_t **res)
 {
     json_t *req = NULL, *out = NULL;
     int rc = KEFU_EINVAL;
@@ -372,8 +381,8 @@ static json_t *create_req(const struct convo *c, size_t serial)
 }
 
 /* Runs conversation c; returns the number of failed checks (a failed call counts). */
-static size_t run_convo(struct dialog *d, const char *agent, const char *path, const struct convo *c, size_t serial,
-                        FILE *out, struct convtest_stats *stats)
+static size_t run_convo(struct dialog *d, const char *agent, const char *path, const struct convo *c,
+                        size_t serial, FILE *out, struct convtest_stats *stats)
 {
     json_t *req = create_req(c, serial), *res = NULL;
     int rc = dialog_conversation_create(d, req, &res);
@@ -392,7 +401,8 @@ static size_t run_convo(struct dialog *d, const char *agent, const char *path, c
         if (st->kind != STEP_EXPECT) {
             if ((rc = run_step(d, agent, conv, st, &res)) < 0) {
                 fprintf(out, "  %s:%d: %s failed: %s (%s)\n", path, st->line,
-                        st->kind == STEP_SAY ? "customer message" : "step", kefu_strerror(rc), dialog_error());
+                        st->kind == STEP_SAY ? "customer message" : "step", kefu_strerror(rc),
+                        dialog_error());
                 bad++;
             }
             dead = rc < 0;
@@ -406,8 +416,8 @@ static size_t run_convo(struct dialog *d, const char *agent, const char *path, c
             if (st->op == OP_NONE)
                 fprintf(out, "  %s:%d: expected no reply, got '%s'\n", path, st->line, got);
             else
-                fprintf(out, "  %s:%d: expected %s %s '%s', got '%s'\n", path, st->line, st->key, op_word(st->op),
-                        st->text, *got ? got : "(nothing)");
+                fprintf(out, "  %s:%d: expected %s %s '%s', got '%s'\n", path, st->line, st->key,
+                        op_word(st->op), st->text, *got ? got : "(nothing)");
             bad++;
         }
     }

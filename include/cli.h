@@ -6,5 +6,7 @@
 int cli_main(int argc, char **argv);
 /* Runs `kefu kb ...` (argv[0] is "kb"); returns the process exit status. */
 int cli_kb(int argc, char **argv);
+/* Runs `kefu test ...` (argv[0] is "test"); returns the process exit status. */
+int cli_test(int argc, char **argv);
 
 #endif
