@@ -420,20 +420,33 @@ static int query_term(void *ctx, int colocated, const char *tok, size_t n, size_
     struct kb_query *q = ctx;
     if (q->n == KB_MAX_TERMS || n == 0 || kb_query_has(q, tok, n))
         return 0;
-    int rc = 0;
     q->off[q->n] = (uint32_t)q->text.len;
     q->len[q->n] = (uint32_t)n;
-    rc = kb_buf_add(&q->text, tok, n);
-    if (rc == 0 && q->n)
-        rc = kb_buf_add(&q->match, " OR ", 4);
-    if (rc == 0)
-        rc = kb_buf_add(&q->match, "\"", 1);
-    for (size_t k = 0; k < n && rc == 0; k++) /* a term never holds '"'; double it anyway */
-        rc = kb_buf_add(&q->match, tok[k] == '"' ? "\"\"" : tok + k, tok[k] == '"' ? 2 : 1);
-    if (rc == 0)
-        rc = kb_buf_add(&q->match, "\"", 1);
+    int rc = kb_buf_add(&q->text, tok, n);
     if (rc == 0)
         q->n++;
+    return rc;
+}
+
+int kb_query_match(struct kb_query *q, const unsigned char *keep)
+{
+    int rc = 0;
+    size_t used = 0;
+    q->match.len = 0;
+    rc = kb_buf_add(&q->match, "", 0);
+    for (size_t t = 0; t < q->n && rc == 0; t++) {
+        if (keep && !keep[t])
+            continue;
+        const char *tok = q->text.s + q->off[t];
+        if (used++)
+            rc = kb_buf_add(&q->match, " OR ", 4);
+        if (rc == 0)
+            rc = kb_buf_add(&q->match, "\"", 1);
+        for (size_t k = 0; k < q->len[t] && rc == 0; k++) /* a term never holds '"'; double it anyway */
+            rc = kb_buf_add(&q->match, tok[k] == '"' ? "\"\"" : tok + k, tok[k] == '"' ? 2 : 1);
+        if (rc == 0)
+            rc = kb_buf_add(&q->match, "\"", 1);
+    }
     return rc;
 }
 
@@ -448,5 +461,6 @@ int kb_query_build(struct kb_tok_buf *b, const char *text, size_t len, struct kb
         return rc;
     if (!text_utf8_valid(text, len))
         return KEFU_EUTF8;
-    return kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    rc = kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    return rc ? rc : kb_query_match(q, NULL);
 }

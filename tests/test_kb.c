@@ -752,7 +752,8 @@ static void test_examples(void **state)
             fail_msg("out of scope '%s' has confidence %.3f", oos[k], conf);
     }
     /* 'when' keeps an intent out unless it holds */
-    assert_string_not_equal(top_intent(ex, rs, "where is the vip lounge", NULL, &conf), "vip.lounge");
+    const char *got = top_intent(ex, rs, "where is the vip lounge", NULL, &conf);
+    assert_true(got == NULL || strcmp(got, "vip.lounge") != 0);
     struct attr vip[] = {{"tier", "vip"}};
     struct attrs a = {vip, 1};
     assert_string_equal(top_intent(ex, rs, "where is the vip lounge", &a, &conf), "vip.lounge");
