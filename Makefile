@@ -12,6 +12,7 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
+           cli_chat cli_report \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb store queue dialog http
