@@ -316,7 +316,7 @@ void dialog_config_default(struct dialog_config *c)
     c->rules_dir = "rules";
     c->corpus_dir = "corpus";
     c->miss_limit = 2;
-    c->tz_offset_min = 480;
+    c->tz_offset_min = 0;
     c->group_commit = 1;
 }
 
