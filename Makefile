@@ -12,12 +12,13 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
-           kb kb_tok kb_parse kb_import kb_ex log metrics rate api http serve convtest cli_test
+           cli_chat cli_report cli_test convtest \
+           kb kb_tok kb_parse kb_import kb_ex log metrics rate api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb store queue dialog http
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router
+.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog
 all: kefu
 
 deps:
@@ -93,6 +94,24 @@ $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
 bench-router: $(BUILD)/bench/router_bench
 	@bench/messages.sh > $(BUILD)/bench/messages.txt
 	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
+
+# Durable writes per second through the store, with and without group commit.
+$(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-store: $(BUILD)/bench/store_bench
+	$(BUILD)/bench/store_bench $(BUILD)/bench 16 500
+
+# Customer messages per second through the conversation pipeline, in process.
+$(BUILD)/bench/dialog_bench: bench/dialog_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-dialog: $(BUILD)/bench/dialog_bench
+	@d=$$(mktemp -d) && $(BUILD)/bench/dialog_bench rules $$d 1 1000 && \
+	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
+	    rm -rf $$d
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules

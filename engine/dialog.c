@@ -316,7 +316,7 @@ void dialog_config_default(struct dialog_config *c)
     c->rules_dir = "rules";
     c->corpus_dir = "corpus";
     c->miss_limit = 2;
-    c->tz_offset_min = 480;
+    c->tz_offset_min = 0;
     c->group_commit = 1;
 }
 
@@ -617,6 +617,7 @@ struct turn {
     const char *text, *client_id;
     size_t len;
     const char *locale;
+    char locale_buf[16];
     long long now;
     struct rules *rs;
     struct dialog_worker *w;
@@ -665,7 +666,8 @@ static const char *turn_locale(struct turn *t)
         return trad ? "zh-hant" : "zh";
     if (letters >= 3 && !(*t->c.locale && strncmp(t->c.locale, "zh", 2) == 0 && letters < 6))
         return "en";
-    return *t->c.locale ? t->c.locale : "en";
+    snprintf(t->locale_buf, sizeof t->locale_buf, "%s", *t->c.locale ? t->c.locale : "en");
+    return t->locale_buf;
 }
 
 static const char *mem_str(json_t *mem, const char *key)

@@ -243,6 +243,7 @@ static void test_journey(void **state)
 
     r = say(d, id, "5", NULL);
     expect_str(r, "reply.source", "feedback");
+    expect_str(r, "reply.text", "感谢您的评价！"); /* the conversation's language, not the digit's */
     expect_str(r, "state", "resolved");
     json_decref(r);
 
