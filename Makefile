@@ -17,7 +17,7 @@ OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb store queue dialog http
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router
+.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-http
 all: kefu
 
 deps:
@@ -91,6 +91,14 @@ $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
 bench-router: $(BUILD)/bench/router_bench
 	@bench/messages.sh > $(BUILD)/bench/messages.txt
 	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
+
+# HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
+$(BUILD)/bench/bare_mhd: bench/bare_mhd.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+bench-http: $(BUILD)/kefu $(BUILD)/bench/bare_mhd
+	BUILD=$(BUILD) bench/http.sh 10 32 256
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules
