@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson
+PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -12,9 +12,9 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
-           kb kb_tok kb_parse kb_import kb_ex log metrics rate api http serve
+           kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router kb store queue dialog http
+TESTS    = text rules router kb store queue dialog http webhook
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-http
@@ -44,7 +44,8 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
-$(BUILD)/tests/test_http: $(BUILD)/tests/test_http.o $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
+$(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+    $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
