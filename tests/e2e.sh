@@ -33,6 +33,14 @@ cp rules/*.rules "$tmp/rules/"
 echo 'kefu' >"$tmp/web/static/hello.txt"
 echo 'secret' >"$tmp/secret.txt"
 
+# 0. the command line: help, a bad flag, a bad address
+$KEFU serve --help >"$tmp/help" 2>&1
+check serve-help "$([ $? -eq 0 ] && grep -q -- '--listen ADDR:PORT' "$tmp/help"; echo $?)" "$(cat "$tmp/help")"
+$KEFU serve --nope 1 >/dev/null 2>"$tmp/err"
+check serve-bad-flag "$([ $? -eq 2 ] && grep -q "unknown option '--nope'" "$tmp/err"; echo $?)" "$(cat "$tmp/err")"
+$KEFU serve --listen nowhere --data "$tmp/data0" --rules "$tmp/rules" --corpus "$tmp/corpus" >/dev/null 2>"$tmp/err"
+check serve-bad-listen "$([ $? -eq 1 ] && grep -q "cannot listen on 'nowhere'" "$tmp/err"; echo $?)" "$(cat "$tmp/err")"
+
 # shellcheck disable=SC2086
 KEFU_AGENT_TOKENS="alice:tok-alice-0123456789,bob:tok-bob-0123456789ab" KEFU_ADMIN_TOKEN="adm-0123456789abcdef" \
     exec_kefu serve --listen 127.0.0.1:0 --data "$tmp/data" --rules "$tmp/rules" --corpus "$tmp/corpus" \
