@@ -11,7 +11,7 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router decide cli
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval cli
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
