@@ -26,7 +26,7 @@ else
 fi
 
 # 3. ask: a request for a person is a handoff
-out=$("$KEFU" ask --json "我要转人工" 2>&1)
+out=$("$KEFU" ask --json "我要转人工" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||
     no ask-handoff "$out"
 
