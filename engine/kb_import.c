@@ -1,7 +1,7 @@
 /* kb_import.c — incremental import of a corpus directory into the
  * articles database, in one transaction.
  *
- * Every *.md file under the directory is read and hashed. A file whose
+ * Every *.md file under the directory (but README.md) is read and hashed. A file whose
  * hash matches the stored row is unchanged and skipped; rows whose file
  * vanished are removed; new and changed files are parsed (kb_parse.c) and
  * (re)indexed. (id, locale) pairs are claimed first by unchanged files,
@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define KB_MAX_FILE  (1 << 20)
@@ -119,13 +120,14 @@ static void files_release(struct files *fs)
     free(fs->v);
 }
 
+/* An article file: *.md, except README.md, which describes the corpus itself. */
 static int ends_md(const char *name)
 {
     size_t n = strlen(name);
-    return n > 3 && strcmp(name + n - 3, ".md") == 0;
+    return n > 3 && strcmp(name + n - 3, ".md") == 0 && strcasecmp(name, "README.md") != 0;
 }
 
-/* Collects every *.md under root/rel (hidden entries skipped). */
+/* Collects every *.md under root/rel (hidden entries and README.md skipped). */
 static int walk(const char *root, const char *rel, int depth, struct files *fs, struct rules_diag *d)
 {
     char dir[4096];

@@ -209,3 +209,20 @@ status=$?
 [ "$status" -eq 2 ] && grep -q 'bad.test:3:3: an expectation is' "$tmp/err" && grep -q 'bad.test:4:3: unknown agent step' "$tmp/err" &&
     ok test-syntax || no test-syntax "status $status; $(cat "$tmp/err")"
 "$KEFU" test --help | grep -q "usage: kefu test" && ok help-test || no help-test
+
+# 21. the bundled corpus imports cleanly, and the retrieval set (tests/kb_queries.tsv: English,
+#     simplified, traditional and mixed queries written apart from the articles) finds the
+#     expected article first for at least 90% of all queries and 85% in each script
+mkdir -p "$tmp/bundled"
+out=$("$KEFU" kb import corpus --db "$tmp/bundled/kb.db" 2>&1)
+echo "$out" | grep -q ' 0 failed$' && ok kb-bundled-import || no kb-bundled-import "$out"
+cut -f1 tests/kb_queries.tsv | while IFS= read -r q; do
+    "$KEFU" kb search --json --db "$tmp/bundled/kb.db" "$q" 2>/dev/null | jq -r '"\(.locale)\t\(.hits[0].id // "-")"'
+done >"$tmp/got"
+paste tests/kb_queries.tsv "$tmp/got" | awk -F'\t' '
+    { s = $3; if (s != "en" && $1 ~ /[A-Za-z][A-Za-z][A-Za-z]/) s = "mixed" }
+    { n[s]++; if ($2 == $4) hit[s]++ }
+    END { bad = length(n) < 4
+          for (k in n) { printf "%s %d/%d\n", k, hit[k], n[k]; t += n[k]; h += hit[k]; if (hit[k] < 0.85 * n[k]) bad = 1 }
+          exit bad || h < 0.9 * t }
+    ' >"$tmp/rates" && ok kb-bundled-retrieval || no kb-bundled-retrieval "$(cat "$tmp/rates")"
