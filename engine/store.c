@@ -94,15 +94,15 @@ static const char *const sql[N_STMT] = {
                    " name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END,"
                    " tier = CASE WHEN excluded.tier <> '' THEN excluded.tier ELSE tier END,"
                    " last_seen = max(last_seen, excluded.last_seen)",
-    [W_CONV] =
-        "INSERT INTO conversations(" CONV_COLS ", packet)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-        " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
-        " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
-        " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
-        " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
-        " last_seq = excluded.last_seq, memory = excluded.memory,"
-        " packet = coalesce(excluded.packet, packet)",
+    [W_CONV] = "INSERT INTO conversations(" CONV_COLS ", packet)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+               "coalesce(?18, '{}'), ?19)"
+               " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
+               " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
+               " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
+               " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
+               " last_seq = excluded.last_seq, memory = coalesce(?18, memory),"
+               " packet = coalesce(excluded.packet, packet)",
     [W_MESSAGE] =
         "INSERT INTO messages(conv, seq, sender, text, source, intent, confidence, client_id, result,"
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -352,7 +352,7 @@ static int apply_conv(struct conn *w, const struct store_conv *c, const char *pa
     sqlite3_bind_int64(s, 15, c->updated_at);
     sqlite3_bind_int64(s, 16, c->queued_at);
     sqlite3_bind_int64(s, 17, c->last_seq);
-    bind_text(s, 18, c->memory ? c->memory : "{}");
+    bind_text(s, 18, c->memory); /* NULL keeps the stored memory */
     bind_text(s, 19, packet);
     return step_write(s);
 }
