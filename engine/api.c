@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct api {
     struct api_config cfg;
@@ -487,6 +488,26 @@ static int h_create(struct call *c)
     return ok(c, 201, rc, out);
 }
 
+/* Sends the handoff packet to the webhook: the conversation, its queue,
+ * the bot's handoff reply and the transcript so far. */
+static void notify_handoff(struct call *c, json_t *out)
+{
+    json_t *reply = json_object_get(out, "reply");
+    const char *source = json_string_value(json_object_get(reply, "source"));
+    if (!c->a->cfg.webhook || !source || strcmp(source, "handoff") != 0)
+        return;
+    json_t *msgs = NULL;
+    dialog_messages(c->a->cfg.dialog, c->conv, 0, &msgs);
+    json_t *ev = json_pack("{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?}", "event", "handoff", "conversation",
+                           c->conv, "at", (json_int_t)time(NULL), "state", json_object_get(out, "state"),
+                           "queue", json_object_get(out, "queue"), "reply", reply, "transcript",
+                           json_object_get(msgs, "messages"));
+    if (ev)
+        webhook_post(c->a->cfg.webhook, ev);
+    json_decref(ev);
+    json_decref(msgs);
+}
+
 static int h_message(struct call *c)
 {
     if (check_text(c) < 0)
@@ -496,6 +517,8 @@ static int h_message(struct call *c)
         return 0;
     json_t *out = NULL;
     int rc = dialog_customer_message(c->a->cfg.dialog, c->conv, c->body, &out);
+    if (rc == 0)
+        notify_handoff(c, out);
     return ok(c, 200, rc, out);
 }
 
@@ -634,6 +657,17 @@ static int h_metrics(struct call *c)
         rc = metrics_render(c->a->cfg.metrics, &r->text);
     if (rc == 0 && c->a->cfg.gauges)
         c->a->cfg.gauges(c->a->cfg.gauges_ctx, &r->text);
+    if (rc == 0 && c->a->cfg.webhook) {
+        struct webhook_stats ws;
+        webhook_stats(c->a->cfg.webhook, &ws);
+        rc = metrics_printf(&r->text,
+                            "# TYPE kefu_webhook_events_total counter\n"
+                            "kefu_webhook_events_total{result=\"queued\"} %lu\n"
+                            "kefu_webhook_events_total{result=\"delivered\"} %lu\n"
+                            "kefu_webhook_events_total{result=\"dropped\"} %lu\n"
+                            "# TYPE kefu_webhook_retries_total counter\nkefu_webhook_retries_total %lu\n",
+                            ws.queued, ws.delivered, ws.dropped, ws.retries);
+    }
     if (rc < 0) {
         fail_rc(r, rc);
         return rc;

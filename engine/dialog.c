@@ -1097,6 +1097,9 @@ static json_t *turn_result(struct turn *t, long seq)
             json_object_set(reply, "quick_replies", t->quick);
         if (*t->notice)
             json_object_set_new(reply, "notice", json_string(t->notice));
+        json_t *slots = json_object_get(t->mem, "slots");
+        if (json_is_object(slots) && json_object_size(slots))
+            json_object_set(reply, "slots", slots);
     }
     json_object_set_new(o, "reply", reply);
     json_object_set_new(o, "state", json_string(store_state_name(t->c.state)));

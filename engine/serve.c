@@ -10,6 +10,7 @@
 #include "kefu.h"
 #include "log.h"
 #include "rules.h"
+#include "webhook.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -25,17 +26,20 @@ struct serve_opts {
     struct api_config ac;
     double rate;
     int drain_s;
+    struct webhook_config wc;
     char cors_buf[1024]; /* KEFU_CORS_ORIGINS, split in place */
 };
 
 static const char *usage_text =
     "usage: kefu serve [--listen ADDR:PORT] [--data DIR] [--rules DIR] [--corpus DIR] [--web DIR]\n"
     "                  [--rate-limit N] [--cors-origin ORIGIN]... [--miss-limit N] [--hours HH:MM-HH:MM]\n"
-    "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n\n"
+    "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
+    "                  [--webhook http://HOST:PORT/PATH]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
-    "KEFU_ADMIN_TOKEN, KEFU_CORS_ORIGINS (comma-separated), KEFU_LOG_LEVEL.\n"
+    "KEFU_ADMIN_TOKEN, KEFU_CORS_ORIGINS (comma-separated), KEFU_LOG_LEVEL,\n"
+    "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook).\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
 static int bad(const char *fmt, const char *arg)
@@ -59,6 +63,7 @@ static int read_env(struct serve_opts *o)
 {
     o->dc.agents = getenv("KEFU_AGENT_TOKENS");
     o->ac.admin_token = getenv("KEFU_ADMIN_TOKEN");
+    o->wc.secret = getenv("KEFU_WEBHOOK_SECRET");
     const char *lv = getenv("KEFU_LOG_LEVEL");
     if (lv && log_level_parse(lv) < 0)
         return bad("KEFU_LOG_LEVEL must be debug, info, warn or error, not '%s'", lv);
@@ -99,6 +104,8 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         o->hc.web_dir = v;
     else if (strcmp(f, "--hours") == 0)
         o->dc.hours = v;
+    else if (strcmp(f, "--webhook") == 0)
+        o->wc.url = v;
     else if (strcmp(f, "--cors-origin") == 0)
         return add_origin(o, v);
     else if (strcmp(f, "--log-level") == 0) {
@@ -210,10 +217,18 @@ static int run(struct serve_opts *o, int sfd)
     log_diag(&diag);
     rules_diag_release(&diag);
     o->ac.dialog = d;
+    struct webhook *wh = NULL;
+    if (o->wc.url && webhook_create(&o->wc, &wh) < 0) {
+        fprintf(stderr, "kefu: cannot use webhook '%s': only http://HOST[:PORT]/PATH\n", o->wc.url);
+        dialog_close(d);
+        return 2;
+    }
+    o->ac.webhook = wh;
     struct http *h = NULL;
     if ((rc = http_start(&o->hc, &o->ac, &h)) < 0) {
         fprintf(stderr, "kefu: cannot listen on '%s': %s\n", o->hc.listen,
                 rc == KEFU_EINVAL ? "not ADDR:PORT" : "address in use or not available");
+        webhook_free(wh);
         dialog_close(d);
         return 1;
     }
@@ -228,6 +243,7 @@ static int run(struct serve_opts *o, int sfd)
     log_msg(LOG_LEVEL_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     int left = http_drain(h, o->drain_s * 1000);
     http_stop(h);
+    webhook_free(wh);
     dialog_close(d);
     log_msg(LOG_LEVEL_INFO, "stopped (%d requests cut)", left);
     return 0;

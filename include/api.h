@@ -14,6 +14,7 @@
 #include "dialog.h"
 #include "metrics.h"
 #include "text.h"
+#include "webhook.h"
 
 #define API_ID_MAX      64         /* bytes in a conversation id */
 #define API_BODY_MAX    (64 << 10) /* request body cap (413 beyond) */
@@ -34,6 +35,7 @@ struct api_config {
     /* appends the transport's gauges to /metrics (may be NULL) */
     void (*gauges)(void *ctx, struct text_buf *out);
     void *gauges_ctx;
+    struct webhook *webhook; /* borrowed; gets each handoff (may be NULL) */
 };
 
 /* One request as the transport parsed it; everything is borrowed. Header

@@ -6,7 +6,9 @@
 # "not ok NAME" per case (tests/run.sh counts them). Every loop is bounded;
 # the server is stopped by its own pid.
 set -u
-KEFU="${KEFU:-${BUILD:-build}/kefu}"
+KEFU="${KEFU:-${BUILD:-build}/kefu}" # may carry a wrapper: "valgrind -q build/kefu"
+TRAFFIC="${E2E_TRAFFIC:-300}"
+RELOADS="${E2E_RELOADS:-10}"
 SLOW="${KEFU_SLOW:-1}"
 tmp=$(mktemp -d)
 pid=""
@@ -24,18 +26,28 @@ check() { # check NAME CONDITION-EXIT-STATUS [DETAIL]
 }
 now_ms() { date +%s%3N; }
 
+exec_kefu() { exec $KEFU "$@"; }
 mkdir -p "$tmp/rules" "$tmp/data" "$tmp/web/static"
 cp rules/*.rules "$tmp/rules/"
 [ -d corpus ] && cp -r corpus "$tmp/corpus" || mkdir -p "$tmp/corpus"
 echo 'kefu' >"$tmp/web/static/hello.txt"
 echo 'secret' >"$tmp/secret.txt"
 
+# 0. the command line: help, a bad flag, a bad address
+$KEFU serve --help >"$tmp/help" 2>&1
+check serve-help "$([ $? -eq 0 ] && grep -q -- '--listen ADDR:PORT' "$tmp/help"; echo $?)" "$(cat "$tmp/help")"
+$KEFU serve --nope 1 >/dev/null 2>"$tmp/err"
+check serve-bad-flag "$([ $? -eq 2 ] && grep -q "unknown option '--nope'" "$tmp/err"; echo $?)" "$(cat "$tmp/err")"
+$KEFU serve --listen nowhere --data "$tmp/data0" --rules "$tmp/rules" --corpus "$tmp/corpus" >/dev/null 2>"$tmp/err"
+check serve-bad-listen "$([ $? -eq 1 ] && grep -q "cannot listen on 'nowhere'" "$tmp/err"; echo $?)" "$(cat "$tmp/err")"
+
+# shellcheck disable=SC2086
 KEFU_AGENT_TOKENS="alice:tok-alice-0123456789,bob:tok-bob-0123456789ab" KEFU_ADMIN_TOKEN="adm-0123456789abcdef" \
-    "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/data" --rules "$tmp/rules" --corpus "$tmp/corpus" \
+    exec_kefu serve --listen 127.0.0.1:0 --data "$tmp/data" --rules "$tmp/rules" --corpus "$tmp/corpus" \
     --web "$tmp/web" --rate-limit 0 --cors-origin https://shop.example >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 i=0
-while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt $((100 * SLOW)) ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 URL=$(sed -n 's/^kefu: serving on //p' "$tmp/out")
 if [ -z "$URL" ]; then
     no serve-start "$(cat "$tmp/log")"
@@ -102,11 +114,11 @@ t0=$(now_ms)
 s=$(req POST "/v1/conversations/$CID/agent-messages" '{"text":"Hi, this is Alice. Let me check."}' -H "$AL")
 check agent-reply "$([ "$s" = 200 ]; echo $?)" "$s $(body)"
 i=0
-while [ $i -lt 40 ] && ! grep -q 'Alice' "$tmp/poll" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt $((40 * SLOW)) ] && ! grep -q 'Alice' "$tmp/poll" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 t1=$(now_ms)
 check long-poll-1s "$(grep -q 'Alice' "$tmp/poll" && [ $((t1 - t0)) -le $((1000 * SLOW)) ]; echo $?)" "$((t1 - t0)) ms: $(cat "$tmp/poll")"
 i=0
-while [ $i -lt 40 ] && ! grep -q 'Alice' "$tmp/sse" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt $((40 * SLOW)) ] && ! grep -q 'Alice' "$tmp/sse" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 t1=$(now_ms)
 check sse-1s "$(grep -q '^data: .*Alice' "$tmp/sse" && grep -q '^id: ' "$tmp/sse" && [ $((t1 - t0)) -le $((1000 * SLOW)) ]; echo $?)" "$((t1 - t0)) ms: $(cat "$tmp/sse")"
 kill "$(cat "$tmp/bg.sse")" 2>/dev/null
@@ -191,11 +203,11 @@ sleep 0.3
 grep -q '"rules reloaded"' "$tmp/log"
 check sighup-reload $?
 
-# 11. reloads under traffic fail no request (300 requests, 10 reloads, bounded by curl -m)
+# 11. reloads under traffic fail no request ($TRAFFIC requests, $RELOADS reloads, bounded by curl -m)
 T3="Authorization: Bearer $(jq -r .token "$tmp/c3")"
 (
     n=0 bad=0
-    while [ $n -lt 300 ]; do
+    while [ $n -lt "$TRAFFIC" ]; do
         c=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "$T3" -H 'Content-Type: application/json' \
             -d '{"text":"how long does delivery take"}' "$URL/v1/conversations/$CID3/messages")
         [ "$c" = 200 ] || bad=$((bad + 1))
@@ -205,7 +217,7 @@ T3="Authorization: Bearer $(jq -r .token "$tmp/c3")"
 ) &
 echo $! >"$tmp/bg.traffic"
 r=0 rbad=0
-while [ $r -lt 10 ]; do
+while [ $r -lt "$RELOADS" ]; do
     c=$(curl -s -m 10 -o /dev/null -w '%{http_code}' -X POST -H "$AD" "$URL/v1/admin/reload")
     [ "$c" = 200 ] || rbad=$((rbad + 1))
     r=$((r + 1))
@@ -234,7 +246,7 @@ cp=$!
 sleep 0.3
 kill -TERM "$pid"
 i=0
-while [ $i -lt 100 ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt $((100 * SLOW)) ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 wait "$pid"
 st=$?
 pid=""
