@@ -1173,6 +1173,9 @@ static int commit_turn(struct turn *t, json_t **out)
         NULL,    NULL,  t->now};
     struct store_batch b;
     store_batch_init(&b);
+    t->cu.last_seen = t->now;
+    if (*t->cu.id)
+        store_put_customer(&b, &t->cu);
     store_put_conv(&b, &t->c, packet);
     store_add_message(&b, t->c.id, &cm);
     if (bot)

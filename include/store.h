@@ -91,6 +91,7 @@ struct store_batch {
     size_t n;
     int rc, done;             /* set by the writer */
     struct store_batch *next; /* the writer's queue */
+    void *wake;               /* the waiting caller's condition variable */
 };
 /* Prepares an empty batch. */
 void store_batch_init(struct store_batch *b);
