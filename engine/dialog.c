@@ -891,7 +891,8 @@ static void miss(struct turn *t, const char *question)
     }
 }
 
-/* "Did you mean A or B?" with the candidates' first examples as quick replies. */
+/* "Did you mean A or B?" with the candidates' labels (an example in the
+ * customer's script, or an article's title) as quick replies. */
 static void clarify(struct turn *t, const struct decision *dec)
 {
     t->src = SRC_CLARIFY;
@@ -899,12 +900,7 @@ static void clarify(struct turn *t, const struct decision *dec)
     snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "clarify"));
     t->quick = json_array();
     for (int k = 0; k < 2; k++) {
-        const struct decide_cand *c = &dec->clarify[k];
-        const char *label = c->title;
-        if (c->intent >= 0) {
-            const struct rules_intent *it = rules_intent(t->rs, (size_t)c->intent);
-            label = it->n_examples ? it->examples[0].text : it->name;
-        }
+        const char *label = decide_label(t->rs, &dec->clarify[k], t->locale);
         if (label)
             json_array_append_new(t->quick, json_string(label));
     }
