@@ -847,35 +847,6 @@ static void hand_off(struct turn *t, int why, const char *name, int prio)
         snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "handoff"));
 }
 
-/* Answers with intent i: asks for a missing slot first, else renders its reply. */
-static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
-{
-    const struct rules_slot *s = missing_slot(t, i);
-    t->src = src;
-    t->intent = i;
-    t->confidence = confidence;
-    t->c.misses = 0;
-    *t->c.pending = 0;
-    if (s)
-        ask_slot(t, i, s);
-    else if (tpl)
-        render(t, tpl);
-    else
-        snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "handoff"));
-}
-
-/* Why a rule's handoff fired: the customer asked, complained, or the rule said so. */
-static int rule_reason(struct turn *t, long i)
-{
-    char topic[64];
-    intent_topic(t, i, topic, sizeof topic);
-    if (strcmp(topic, "human") == 0)
-        return WHY_REQUESTED;
-    if (strcmp(topic, "complaint") == 0)
-        return WHY_COMPLAINT;
-    return WHY_RULE;
-}
-
 /* A bot miss: counted; the limit (or a VIP's first miss) hands off. */
 static void miss(struct turn *t, const char *question)
 {
@@ -889,6 +860,35 @@ static void miss(struct turn *t, const char *question)
         *t->reply = 0;
         hand_off(t, WHY_MISSES, "general", RULES_PRIO_NORMAL);
     }
+}
+
+/* Answers with intent i: asks for a missing slot first, else renders its reply. */
+static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
+{
+    const struct rules_slot *s = missing_slot(t, i);
+    t->src = src;
+    t->intent = i;
+    t->confidence = confidence;
+    t->c.misses = 0;
+    *t->c.pending = 0;
+    if (s)
+        ask_slot(t, i, s);
+    else if (tpl)
+        render(t, tpl);
+    else if (src != SRC_HANDOFF)
+        miss(t, NULL); /* an intent with nothing to say for this locale has not answered */
+}
+
+/* Why a rule's handoff fired: the customer asked, complained, or the rule said so. */
+static int rule_reason(struct turn *t, long i)
+{
+    char topic[64];
+    intent_topic(t, i, topic, sizeof topic);
+    if (strcmp(topic, "human") == 0)
+        return WHY_REQUESTED;
+    if (strcmp(topic, "complaint") == 0)
+        return WHY_COMPLAINT;
+    return WHY_RULE;
 }
 
 /* "Did you mean A or B?" with the candidates' labels (an example in the

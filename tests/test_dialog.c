@@ -784,7 +784,8 @@ static void test_clarify(void **state)
     assert_non_null(fp);
     fputs("intent card.lost\n  threshold 0.95\n  example lost card\n  match lost & card\n  reply Lost.\n"
           "intent card.blocked\n  threshold 0.95\n  example card blocked\n  match card & blocked\n"
-          "  reply Blocked.\n",
+          "  reply Blocked.\n"
+          "intent card.mute\n  example mute card\n  match mute & card\n",
           fp);
     fclose(fp);
     dialog_close(f->d);
@@ -803,6 +804,11 @@ static void test_clarify(void **state)
                     (strcmp(b, "lost card") == 0 && strcmp(a, "card blocked") == 0));
         json_decref(r);
     }
+    /* an intent with no reply has not answered: a miss, not a silent "rule" */
+    json_t *r = say(f->d, id, "mute card", NULL);
+    expect_str(r, "reply.source", "fallback");
+    expect_str(r, "reply.intent", "card.mute");
+    json_decref(r);
 }
 
 struct chatter {
