@@ -1223,6 +1223,9 @@ static int replay(struct turn *t, json_t **out)
         return KEFU_ENOENT;
     *out = result ? json_loads(result, 0, NULL) : json_pack("{s:n, s:I}", "reply", "seq", (json_int_t)seq);
     free(result);
+    json_t *q = *out && json_object_get(*out, "queue") ? queue_json(t->d, t->c.id, t->now) : NULL;
+    if (q) /* the first answer, with where the conversation stands now */
+        json_object_set_new(*out, "queue", q);
     return *out ? 0 : KEFU_ENOMEM;
 }
 

@@ -306,6 +306,14 @@ static void test_client_id(void **state)
     json_decref(a);
     json_decref(b);
     json_decref(c);
+    /* a repeated handoff message: the first answer, with the queue position as it is now */
+    a = say(f->d, id, "转人工", "msg-3");
+    b = say(f->d, id, "转人工", "msg-3");
+    expect_str(b, "reply.source", "handoff");
+    assert_int_equal(num(b, "queue", "position"), 1);
+    assert_int_equal(count_messages(f->d, id), n + 4);
+    json_decref(a);
+    json_decref(b);
 }
 
 /* 2.2 claims and resolves repeat without changing anything twice */
