@@ -11,9 +11,9 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval cli
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval cli cli_kb kb kb_tok kb_parse kb_import kb_ex
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router
+TESTS    = text rules router kb decide
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router
@@ -66,6 +66,10 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    --error-exitcode=9 $(BUILD)/kefu check rules >/dev/null && echo "valgrind: kefu check rules clean"
 	@echo "where is my order KF12345678" | valgrind -q --leak-check=full --error-exitcode=9 \
 	    $(BUILD)/kefu route >/dev/null && echo "valgrind: kefu route clean"
+	@d=$$(mktemp -d) && KEFU_SLOW=50 valgrind -q --leak-check=full --error-exitcode=9 \
+	    $(BUILD)/kefu kb import tests/corpus --db $$d/kb.db >/dev/null && \
+	    valgrind -q --leak-check=full --error-exitcode=9 $(BUILD)/kefu kb search --db $$d/kb.db \
+	    "退款什麼時候到賬 refund" >/dev/null && rm -rf $$d && echo "valgrind: kefu kb import, search clean"
 
 run: kefu
 	./kefu chat

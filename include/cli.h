@@ -4,5 +4,7 @@
 
 /* Runs the command named by argv[1]; returns the process exit status. */
 int cli_main(int argc, char **argv);
+/* Runs `kefu kb ...` (argv[0] is "kb"); returns the process exit status. */
+int cli_kb(int argc, char **argv);
 
 #endif

@@ -36,6 +36,14 @@ struct kb_result {
  * *out is new, free it with kb_close(). Returns 0, KEFU_EIO or KEFU_ENOMEM. */
 int kb_open(const char *path, int read_only, struct kb **out);
 void kb_close(struct kb *kb); /* NULL is fine */
+/* Like kb_open(); on failure also writes the reason, one lowercase line,
+ * to err[0..cap) (err may be NULL when cap is 0). */
+int kb_open_err(const char *path, int read_only, struct kb **out, char *err, size_t cap);
+/* The reason for kb's last failed call; borrowed from kb. */
+const char *kb_error(const struct kb *kb);
+/* Guesses the locale of text[0..len): "zh-hant" when it has Chinese that
+ * folding changes, "zh" for other Chinese, else "en"; static. */
+const char *kb_locale_guess(const char *text, size_t len);
 
 struct kb_import_stats {
     size_t files, added, updated, unchanged, removed, failed;

@@ -26,7 +26,7 @@ else
 fi
 
 # 3. ask: a request for a person is a handoff
-out=$("$KEFU" ask --json "我要转人工" 2>&1)
+out=$("$KEFU" ask --json "我要转人工" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||
     no ask-handoff "$out"
 
@@ -118,3 +118,50 @@ awk 'BEGIN { s = "a"; while (length(s) < 70000) s = s s; print s; print "hello" 
 "$KEFU" ask --rules "$tmp/none" "x" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "^$tmp/none: cannot open rule directory" "$tmp/err" &&
     ok load-missing-dir || no load-missing-dir "$(cat "$tmp/err")"
+
+# 16. kb import: a summary line, then nothing to do; a broken article is file:line:col and exit 1
+kbdir="$tmp/kb"
+mkdir -p "$kbdir" && cp -r tests/corpus "$kbdir/c"
+out=$("$KEFU" kb import "$kbdir/c" --db "$kbdir/data/kb.db" 2>"$tmp/err")
+[ $? -eq 0 ] && [ "$out" = "$kbdir/c: 9 files, 9 added, 0 updated, 0 unchanged, 0 removed, 0 failed" ] &&
+    [ ! -s "$tmp/err" ] && ok kb-import || no kb-import "$out $(cat "$tmp/err")"
+out=$("$KEFU" kb import "$kbdir/c" --db "$kbdir/data/kb.db" 2>&1)
+[ "$out" = "$kbdir/c: 9 files, 0 added, 0 updated, 9 unchanged, 0 removed, 0 failed" ] && ok kb-import-again ||
+    no kb-import-again "$out"
+printf 'id: broken\nlocale: en\ntitel: Oops\n\nBody.\n' >"$kbdir/c/en/broken.md"
+"$KEFU" kb import "$kbdir/c" --db "$kbdir/data/kb.db" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q "^$kbdir/c/en/broken.md:3:1: unknown key 'titel'" "$tmp/err" &&
+    grep -q ' 10 files, 0 added, 0 updated, 9 unchanged, 0 removed, 1 failed$' "$tmp/out" && ok kb-import-error ||
+    no kb-import-error "$(cat "$tmp/out" "$tmp/err")"
+rm "$kbdir/c/en/broken.md"
+
+# 17. kb search: ranked hits with snippets; --json is one object; traditional finds the simplified article
+out=$("$KEFU" kb search --db "$kbdir/data/kb.db" "when will I get my refund" 2>&1)
+echo "$out" | head -1 | grep -q '^1\. refund-policy (en)  Refund policy  score ' && echo "$out" | grep -q '^confidence ' &&
+    ok kb-search || no kb-search "$out"
+out=$("$KEFU" kb search --json --db "$kbdir/data/kb.db" "退款什麼時候到賬" 2>&1)
+echo "$out" | jq -e '.locale == "zh-hant" and .hits[0].id == "refund-policy" and .hits[0].locale == "zh"
+    and (.hits[0].snippet | length) > 0 and .confidence > 0 and .terms > 0' >/dev/null 2>&1 &&
+    [ "$(echo "$out" | wc -l)" -eq 1 ] && ok kb-search-json || no kb-search-json "$out"
+out=$("$KEFU" kb search --json --locale en --db "$kbdir/data/kb.db" '"); DROP TABLE articles; -- NEAR(a b) *:^{}' 2>&1)
+echo "$out" | jq -e '.hits | type == "array"' >/dev/null 2>&1 && ok kb-search-hostile || no kb-search-hostile "$out"
+
+# 18. kb stats, and the errors: a missing database, a bad option, invalid UTF-8
+out=$("$KEFU" kb stats --db "$kbdir/data/kb.db" 2>&1)
+echo "$out" | grep -q ': 9 articles in 3 locales, [0-9]* terms, ' && ok kb-stats || no kb-stats "$out"
+"$KEFU" kb stats --db "$tmp/none.db" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "does not exist (run 'kefu kb import')" "$tmp/err" &&
+    [ ! -e "$tmp/none.db" ] && ok kb-missing-db || no kb-missing-db "$(cat "$tmp/err")"
+"$KEFU" kb search --bogus x >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "unknown option '--bogus'" "$tmp/err" && ok kb-usage ||
+    no kb-usage "$(cat "$tmp/err")"
+"$KEFU" kb search --db "$kbdir/data/kb.db" "$(printf 'bad \377')" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "not valid utf-8" "$tmp/err" && ok kb-invalid-utf8 || no kb-invalid-utf8 "$(cat "$tmp/err")"
+"$KEFU" kb frob >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "unknown kb command 'frob'" "$tmp/err" && ok kb-unknown || no kb-unknown
+
+# 19. kb --help and each subcommand's --help
+"$KEFU" kb --help | grep -q "usage: kefu kb COMMAND" && ok help-kb || no help-kb
+for c in import search stats; do
+    "$KEFU" kb "$c" --help | grep -q "usage: kefu kb $c" && ok "help-kb-$c" || no "help-kb-$c"
+done

@@ -1,0 +1,468 @@
+/* kb.c — the articles database: schema, incremental import, search, get
+ * and stats. One struct kb is one SQLite connection (use one per thread).
+ *
+ * Schema (PRAGMA user_version 1): a plain table `articles` holds each
+ * article as imported (id, locale, title, tags, questions, the Markdown
+ * body, its plain text, the file's path, content hash and mtime) and an
+ * FTS5 table `articles_fts` (title, tags, questions, body) indexes it with
+ * the "kefu" tokenizer (kb_tok.c), sharing its rowid.
+ *
+ * Ranking: -bm25() with weights title 4, tags 2, questions 3, body 1,
+ * times a locale factor (1 same locale, 0.9 same language, 0.5 other);
+ * one hit per article id. The confidence of the top hit is its coverage
+ * (the IDF-weighted share of the query's terms it contains, kefu_cover())
+ * times (0.5 + 0.5 × margin), margin = (s1 - s2) / s1 over the next
+ * article's score. docs/corpus.md explains why. */
+#include "kb.h"
+
+#include "arena.h"
+#include "kb_int.h"
+#include "kefu.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KB_SCHEMA     1
+#define KB_CANDIDATES 32        /* BM25 hits read before the locale preference and dedup */
+#define KB_MAX_FILE   (1 << 20) /* bytes in one article file */
+#define KB_LEAD       200       /* bytes of body kb_get() gives as its snippet */
+#define KB_EVIDENCE   4.0       /* IDF mass at which the evidence factor reaches 1 - 1/e */
+
+struct kb {
+    sqlite3 *db;
+    int read_only;
+    struct kb_tok_buf tb;
+    struct kb_query q;
+    struct arena ar; /* strings of the last result */
+    sqlite3_stmt *search, *snippet, *get;
+    char err[256];
+};
+
+static const char *const schema =
+    "CREATE TABLE articles ("
+    "  doc INTEGER PRIMARY KEY,"
+    "  id TEXT NOT NULL,"
+    "  locale TEXT NOT NULL,"
+    "  title TEXT NOT NULL,"
+    "  tags TEXT NOT NULL DEFAULT '',"
+    "  questions TEXT NOT NULL DEFAULT '',"
+    "  body TEXT NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  path TEXT NOT NULL UNIQUE,"
+    "  hash TEXT NOT NULL,"
+    "  mtime INTEGER NOT NULL DEFAULT 0,"
+    "  UNIQUE (id, locale));"
+    "CREATE VIRTUAL TABLE articles_fts USING fts5(title, tags, questions, body, tokenize='" KB_TOKENIZER "');"
+    "PRAGMA user_version = 1;";
+
+/* BM25 weights of title, tags, questions, body (docs/corpus.md). */
+#define KB_WEIGHTS "4.0, 2.0, 3.0, 1.0"
+
+static const char *const sql_search =
+    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS
+    "), " KB_COVER_FN "(articles_fts), " KB_COVER_FN "(articles_fts, 1) "
+    "FROM articles_fts JOIN articles ON articles.doc = articles_fts.rowid "
+    "WHERE articles_fts MATCH ?1 ORDER BY bm25(articles_fts, " KB_WEIGHTS ") LIMIT ?2";
+static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
+                                       "WHERE articles_fts MATCH ?1 AND rowid = ?2";
+static const char *const sql_get = "SELECT id, locale, title, text FROM articles WHERE id = ?1 ORDER BY "
+                                   "CASE WHEN locale = ?2 THEN 0 WHEN substr(locale, 1, 2) = substr(?2, 1, "
+                                   "2) THEN 1 ELSE 2 END, locale LIMIT 1";
+
+static int kb_fail(struct kb *kb, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int kb_fail(struct kb *kb, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(kb->err, sizeof kb->err, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int db_fail(struct kb *kb, const char *what)
+{
+    int code = sqlite3_errcode(kb->db) == SQLITE_NOMEM ? KEFU_ENOMEM : KEFU_EIO;
+    return kb_fail(kb, code, "cannot %s: %s", what, sqlite3_errmsg(kb->db));
+}
+
+const char *kb_error(const struct kb *kb)
+{
+    return kb && kb->err[0] ? kb->err : "no error";
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+static int exec(struct kb *kb, const char *sql, const char *what)
+{
+    return sqlite3_exec(kb->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(kb, what);
+}
+
+static int user_version(struct kb *kb, int *v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(kb->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(kb, "read the schema version");
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(kb, "read the schema version");
+}
+
+/* Creates the schema in an empty database; refuses an unknown version. */
+static int migrate(struct kb *kb, const char *path)
+{
+    int v, rc = user_version(kb, &v);
+    if (rc < 0 || v == KB_SCHEMA)
+        return rc;
+    if (v > KB_SCHEMA)
+        return kb_fail(kb, KEFU_EIO, "'%s' has schema version %d, newer than this kefu (%d)", path, v,
+                       KB_SCHEMA);
+    if (kb->read_only)
+        return kb_fail(kb, KEFU_ENOENT, "'%s' holds no knowledge base (run 'kefu kb import')", path);
+    if ((rc = exec(kb, "BEGIN IMMEDIATE", "start the schema")) < 0)
+        return rc;
+    if ((rc = exec(kb, schema, "create the schema")) < 0) {
+        sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return exec(kb, "COMMIT", "commit the schema");
+}
+
+static int prepare(struct kb *kb, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v3(kb->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) == SQLITE_OK
+               ? 0
+               : db_fail(kb, "prepare a query");
+}
+
+static int open_db(struct kb *kb, const char *path)
+{
+    int flags = kb->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int memory = strcmp(path, ":memory:") == 0;
+    if (kb->read_only && !memory && access(path, F_OK) != 0)
+        return kb_fail(kb, KEFU_ENOENT, "'%s' does not exist (run 'kefu kb import')", path);
+    if (sqlite3_open_v2(path, &kb->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        return kb->db ? db_fail(kb, "open the knowledge base") : kb_fail(kb, KEFU_ENOMEM, "out of memory");
+    sqlite3_busy_timeout(kb->db, 5000);
+    if (kb_tok_register(kb->db) < 0)
+        return kb_fail(kb, KEFU_EIO, "cannot register the tokenizer (sqlite without fts5?)");
+    int rc = migrate(kb, path);
+    if (rc == 0 && !kb->read_only && !memory)
+        rc = exec(kb, "PRAGMA journal_mode = WAL", "switch to wal mode");
+    if (rc == 0)
+        rc = prepare(kb, sql_search, &kb->search);
+    if (rc == 0)
+        rc = prepare(kb, sql_snippet, &kb->snippet);
+    if (rc == 0)
+        rc = prepare(kb, sql_get, &kb->get);
+    return rc;
+}
+
+/* Variant of kb_open() that also returns the reason for a failure in
+ * err[0..cap) (always NUL-terminated). */
+int kb_open_err(const char *path, int read_only, struct kb **out, char *err, size_t cap)
+{
+    *out = NULL;
+    struct kb *kb = kefu_calloc(1, sizeof *kb);
+    if (!kb) {
+        if (cap)
+            snprintf(err, cap, "out of memory");
+        return KEFU_ENOMEM;
+    }
+    kb->read_only = read_only;
+    kb_tok_buf_init(&kb->tb);
+    kb_query_init(&kb->q);
+    arena_init(&kb->ar, 4096);
+    int rc = open_db(kb, path);
+    if (rc < 0) {
+        if (cap)
+            snprintf(err, cap, "%s", kb->err);
+        kb_close(kb);
+        return rc;
+    }
+    *out = kb;
+    return 0;
+}
+
+int kb_open(const char *path, int read_only, struct kb **out)
+{
+    return kb_open_err(path, read_only, out, NULL, 0);
+}
+
+void kb_close(struct kb *kb)
+{
+    if (!kb)
+        return;
+    sqlite3_finalize(kb->search);
+    sqlite3_finalize(kb->snippet);
+    sqlite3_finalize(kb->get);
+    sqlite3_close(kb->db);
+    kb_tok_buf_release(&kb->tb);
+    kb_query_release(&kb->q);
+    arena_release(&kb->ar);
+    free(kb);
+}
+
+/* ---- search ----------------------------------------------------------- */
+
+struct cand {
+    sqlite3_int64 doc;
+    const char *id, *locale, *title;
+    double score, cover, mass;
+};
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    return x->score < y->score ? 1 : x->score > y->score ? -1 : x->doc < y->doc ? -1 : x->doc > y->doc;
+}
+
+static const char *col_dup(struct kb *kb, sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    return arena_strndup(&kb->ar, s ? s : "", s ? (size_t)sqlite3_column_bytes(st, col) : 0);
+}
+
+/* Reads up to KB_CANDIDATES BM25 hits, scored with the locale preference. */
+static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t *n)
+{
+    static const double factor[3] = {0.5, 0.9, 1.0};
+    sqlite3_stmt *st = kb->search;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, KB_CANDIDATES);
+    int rc;
+    *n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < KB_CANDIDATES) {
+        struct cand *x = &c[*n];
+        x->doc = sqlite3_column_int64(st, 0);
+        x->id = col_dup(kb, st, 1);
+        x->locale = col_dup(kb, st, 2);
+        x->title = col_dup(kb, st, 3);
+        if (!x->id || !x->locale || !x->title)
+            return kb_fail(kb, KEFU_ENOMEM, "out of memory");
+        x->score = sqlite3_column_double(st, 4) * factor[kb_locale_match(x->locale, locale)];
+        x->cover = sqlite3_column_double(st, 5);
+        x->mass = sqlite3_column_double(st, 6);
+        (*n)++;
+    }
+    int ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    return ok ? 0 : db_fail(kb, "search the knowledge base");
+}
+
+/* Sorts candidates best first and keeps one per article id. */
+static size_t dedup(struct cand *c, size_t n)
+{
+    qsort(c, n, sizeof *c, cand_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < m && strcmp(c[j].id, c[i].id) != 0)
+            j++;
+        if (j == m)
+            c[m++] = c[i];
+    }
+    return m;
+}
+
+/* Turns line breaks into single spaces, in place: a snippet is one line. */
+static void one_line(char *s)
+{
+    char *o = s;
+    for (const char *p = s; *p; p++) {
+        if (*p == '\n' || *p == '\r') {
+            if (o > s && o[-1] != ' ')
+                *o++ = ' ';
+            continue;
+        }
+        if (*p == ' ' && o > s && o[-1] == ' ')
+            continue;
+        *o++ = *p;
+    }
+    *o = 0;
+}
+
+/* Cuts the snippet of doc: about 20 words, or 24 Chinese characters (a
+ * character is two positions, its unigram and its bigram). */
+static int snippet_of(struct kb *kb, sqlite3_int64 doc, const char *locale, const char **out)
+{
+    sqlite3_stmt *st = kb->snippet;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, doc);
+    sqlite3_bind_int(st, 3, strncmp(locale, "zh", 2) == 0 ? 48 : 20);
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW ? col_dup(kb, st, 0) : "";
+    sqlite3_reset(st);
+    if (*out && **out)
+        one_line((char *)*out);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_fail(kb, "cut a snippet");
+    return *out ? 0 : kb_fail(kb, KEFU_ENOMEM, "out of memory");
+}
+
+/* The documented confidence: coverage × (0.5 + 0.5 × relative margin) ×
+ * evidence, evidence = 1 - exp(-mass / KB_EVIDENCE) from the IDF mass of
+ * the query terms the article holds (one common word is weak evidence). */
+static double confidence(double cover, double mass, double s1, double s2)
+{
+    if (s1 <= 0)
+        return 0;
+    double margin = (s1 - s2) / s1;
+    if (margin < 0)
+        margin = 0;
+    double c = cover * (0.5 + 0.5 * margin) * (1 - exp(-mass / KB_EVIDENCE));
+    return c < 0 ? 0 : c > 1 ? 1 : c;
+}
+
+int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out)
+{
+    memset(out, 0, sizeof *out);
+    arena_release(&kb->ar);
+    int rc = kb_query_build(&kb->tb, text, len, &kb->q);
+    if (rc == KEFU_EUTF8)
+        return kb_fail(kb, rc, "the text is not valid utf-8");
+    if (rc < 0)
+        return kb_fail(kb, rc, "cannot tokenize the text: %s", kefu_strerror(rc));
+    out->n_terms = kb->q.n;
+    if (kb->q.n == 0)
+        return 0;
+    struct cand c[KB_CANDIDATES];
+    size_t n;
+    if ((rc = read_cands(kb, locale, c, &n)) < 0)
+        return rc;
+    n = dedup(c, n);
+    for (size_t i = 0; i < n && i < KB_MAX_HITS && rc == 0; i++) {
+        struct kb_hit *h = &out->hit[out->n++];
+        *h = (struct kb_hit){c[i].id, c[i].locale, c[i].title, "", c[i].score};
+        rc = snippet_of(kb, c[i].doc, c[i].locale, &h->snippet);
+    }
+    if (n)
+        out->confidence = confidence(c[0].cover, c[0].mass, c[0].score, n > 1 ? c[1].score : 0);
+    return rc;
+}
+
+/* ---- get and stats ---------------------------------------------------- */
+
+/* The first KB_LEAD bytes of text, cut after a space or at a character
+ * boundary, with "..." when cut; owned by the arena. */
+static const char *lead_text(struct kb *kb, const char *s, size_t n)
+{
+    if (n <= KB_LEAD)
+        return arena_strndup(&kb->ar, s, n);
+    size_t cut = KB_LEAD;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    for (size_t k = cut; k > KB_LEAD / 2; k--)
+        if (s[k] == ' ' || s[k] == '\n') {
+            cut = k;
+            break;
+        }
+    char *r = arena_alloc(&kb->ar, cut + 4);
+    if (r) {
+        memcpy(r, s, cut);
+        memcpy(r + cut, "...", 4);
+        for (size_t k = 0; k < cut; k++)
+            r[k] = r[k] == '\n' ? ' ' : r[k];
+    }
+    return r;
+}
+
+int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit)
+{
+    memset(hit, 0, sizeof *hit);
+    arena_release(&kb->ar);
+    sqlite3_stmt *st = kb->get;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, locale ? locale : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        hit->id = col_dup(kb, st, 0);
+        hit->locale = col_dup(kb, st, 1);
+        hit->title = col_dup(kb, st, 2);
+        const char *t = (const char *)sqlite3_column_text(st, 3);
+        hit->snippet = lead_text(kb, t ? t : "", t ? (size_t)sqlite3_column_bytes(st, 3) : 0);
+        if (!hit->id || !hit->locale || !hit->title || !hit->snippet)
+            ret = kb_fail(kb, KEFU_ENOMEM, "out of memory");
+    } else if (rc == SQLITE_DONE) {
+        ret = kb_fail(kb, KEFU_ENOENT, "no article '%s'", id);
+    } else {
+        ret = db_fail(kb, "read an article");
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
+static int count(struct kb *kb, const char *sql, long long *v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(kb->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(kb, "count");
+    int rc = sqlite3_step(st);
+    *v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(kb, "count");
+}
+
+int kb_stats(struct kb *kb, struct kb_stats *out)
+{
+    long long a = 0, l = 0, t = 0, pages = 0, size = 0;
+    memset(out, 0, sizeof *out);
+    int rc = count(kb, "SELECT count(*) FROM articles", &a);
+    if (rc == 0)
+        rc = count(kb, "SELECT count(DISTINCT locale) FROM articles", &l);
+    if (rc == 0)
+        rc = exec(kb,
+                  "CREATE VIRTUAL TABLE IF NOT EXISTS temp.kb_vocab USING fts5vocab(main, articles_fts, row)",
+                  "read the vocabulary");
+    if (rc == 0)
+        rc = count(kb, "SELECT count(*) FROM temp.kb_vocab", &t);
+    if (rc == 0)
+        rc = count(kb, "PRAGMA page_count", &pages);
+    if (rc == 0)
+        rc = count(kb, "PRAGMA page_size", &size);
+    out->articles = (size_t)a;
+    out->locales = (size_t)l;
+    out->terms = (size_t)t;
+    out->bytes = pages * size;
+    return rc;
+}
+
+const char *kb_locale_guess(const char *text, size_t len)
+{
+    size_t i = 0, cjk = 0, trad = 0;
+    if (!text_utf8_valid(text, len))
+        return "en";
+    while (i < len) {
+        uint32_t cp = text_utf8_next(text, &i);
+        if (text_is_cjk(cp)) {
+            cjk++;
+            trad += text_fold_hans(cp) != cp;
+        }
+    }
+    return cjk ? (trad ? "zh-hant" : "zh") : "en";
+}
+
+/* ---- for kb_import.c ---------------------------------------------------- */
+
+sqlite3 *kb_db(struct kb *kb)
+{
+    return kb->db;
+}
+
+int kb_fail_db(struct kb *kb, const char *what)
+{
+    return db_fail(kb, what);
+}
+
+int kb_fail_msg(struct kb *kb, int code, const char *msg)
+{
+    return kb_fail(kb, code, "%s", msg);
+}

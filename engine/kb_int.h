@@ -1,0 +1,110 @@
+/* kb_int.h — private declarations shared by the knowledge-base files:
+ * the tokenizer and query builder (kb_tok.c), the article parser and
+ * Markdown stripper (kb_parse.c), the articles database (kb.c) and the
+ * example matcher (kb_ex.c). */
+#ifndef KEFU_KB_INT_H
+#define KEFU_KB_INT_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules.h"
+#include "text.h"
+
+#define KB_MAX_TERMS    64 /* query terms kept from one message */
+#define KB_MAX_WORD     64 /* longer words are not indexed (hashes, URLs, noise) */
+#define KB_TOKENIZER    "kefu"
+#define KB_COVER_FN     "kefu_cover"
+
+/* Scratch for one tokenization; reuse it across calls. */
+struct kb_tok_buf {
+    struct text_buf norm;    /* the normalized text */
+    uint32_t *start, *end;   /* per normalized byte: the source range it came from */
+    size_t cap;              /* entries in start and end */
+    struct text_toks toks;   /* tokens of norm */
+    struct text_buf one;     /* one code point, normalized */
+    char stem[KB_MAX_WORD];
+};
+/* Prepares an empty scratch (no allocation until first use). */
+void kb_tok_buf_init(struct kb_tok_buf *b);
+void kb_tok_buf_release(struct kb_tok_buf *b); /* frees every buffer */
+
+enum {
+    KB_TOK_DOC = 0,   /* index form: words, CJK unigrams and bigrams */
+    KB_TOK_TERMS = 1, /* query form: words, CJK bigrams, unigrams only for one-character runs */
+};
+
+/* Receives one token: its index-form text tok[0..n) (borrowed for the
+ * call), whether it shares the previous token's position (never, today), and the byte
+ * range [start, end) of the source text it came from. Non-zero stops. */
+typedef int (*kb_tok_fn)(void *ctx, int colocated, const char *tok, size_t n, size_t start, size_t end);
+
+/* Normalizes s[0..len) (invalid bytes separate tokens), tokenizes it in
+ * mode (KB_TOK_*) and calls fn for every token in text order. Returns 0,
+ * the first non-zero value fn returned, or KEFU_ENOMEM. */
+int kb_tok_each(struct kb_tok_buf *b, const char *s, size_t len, int mode, kb_tok_fn fn, void *ctx);
+
+/* The distinct query terms of one message and the MATCH expression built
+ * from them (each term double-quoted, joined with OR). */
+struct kb_query {
+    struct text_buf match; /* "t1" OR "t2" ...; empty when n == 0 */
+    struct text_buf text;  /* the terms, back to back */
+    uint32_t off[KB_MAX_TERMS], len[KB_MAX_TERMS];
+    size_t n;
+};
+void kb_query_init(struct kb_query *q);
+void kb_query_release(struct kb_query *q);
+/* Builds q from text[0..len) (raw UTF-8, validated here). Returns 0,
+ * KEFU_EUTF8 or KEFU_ENOMEM. */
+int kb_query_build(struct kb_tok_buf *b, const char *text, size_t len, struct kb_query *q);
+/* Rebuilds q->match from the terms t with keep[t] != 0 (keep NULL: all).
+ * Returns 0 or KEFU_ENOMEM. */
+int kb_query_match(struct kb_query *q, const unsigned char *keep);
+/* Returns 1 if term t[0..n) is one of q's terms. */
+int kb_query_has(const struct kb_query *q, const char *t, size_t n);
+
+/* Registers the "kefu" tokenizer and the kefu_cover() ranking helper on db.
+ * Returns 0 or KEFU_EIO. */
+int kb_tok_register(sqlite3 *db);
+
+/* Appends s[0..n) to b (NUL-terminated). Returns 0 or KEFU_ENOMEM. */
+int kb_buf_add(struct text_buf *b, const char *s, size_t n);
+
+/* ---- the connection behind a struct kb (kb.c) ---- */
+
+struct kb;
+/* Returns kb's SQLite connection; borrowed. */
+sqlite3 *kb_db(struct kb *kb);
+/* Records "cannot <what>: <sqlite message>" as kb's error; returns KEFU_EIO or KEFU_ENOMEM. */
+int kb_fail_db(struct kb *kb, const char *what);
+/* Records msg as kb's error; returns code. */
+int kb_fail_msg(struct kb *kb, int code, const char *msg);
+
+/* ---- articles (kb_parse.c) ---- */
+
+/* One parsed article; every string is owned (free with kb_article_release). */
+struct kb_article {
+    char *id, *locale, *title, *tags;
+    struct text_buf questions; /* one per line */
+    char *body;                /* the Markdown body as written */
+    struct text_buf text;      /* the body as plain text (markup stripped) */
+    int id_line;               /* where the id was given, for diagnostics */
+};
+void kb_article_init(struct kb_article *a);
+void kb_article_release(struct kb_article *a);
+/* Parses the article file named file (for diagnostics) with content
+ * src[0..len). Errors go to d with file:line:col. Returns 0, KEFU_ESYNTAX
+ * or KEFU_ENOMEM. */
+int kb_article_parse(const char *file, const char *src, size_t len, struct kb_article *a, struct rules_diag *d);
+/* Writes the plain text of Markdown md[0..len) to out (replacing it).
+ * Returns 0 or KEFU_ENOMEM. */
+int kb_md_strip(const char *md, size_t len, struct text_buf *out);
+
+/* Returns 1 for the locales an article may have: en, zh, zh-hant. */
+int kb_locale_valid(const char *l);
+/* How well article locale a serves the wanted locale w: 2 same, 1 same
+ * language, 0 other (w NULL or "": 2 for every locale). */
+int kb_locale_match(const char *a, const char *w);
+
+#endif

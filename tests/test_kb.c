@@ -1,0 +1,884 @@
+/* test_kb.c — the knowledge base: the tokenizer and its source offsets,
+ * safe queries, retrieval in Chinese (simplified and traditional) and
+ * English, snippets, incremental import, article errors with positions,
+ * and example-based intent matching. The fixture corpus is tests/corpus/;
+ * every database lives in a temporary directory or in memory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../engine/kb_int.h"
+#include "kb.h"
+#include "kefu.h"
+#include "rules.h"
+#include "text.h"
+
+#define FIXTURE "tests/corpus"
+
+/* Slow builds (valgrind) stretch the time bounds by KEFU_SLOW. */
+static double slow(void)
+{
+    const char *s = getenv("KEFU_SLOW");
+    return s && atof(s) > 1 ? atof(s) : 1;
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void run(const char *cmd)
+{
+    if (system(cmd) != 0)
+        fail_msg("command failed: %s", cmd);
+}
+
+/* A fresh temporary directory; the caller removes it with rm_tree(). */
+static char *temp_dir(void)
+{
+    char *d = strdup("/tmp/kefu-kb-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void rm_tree(char *d)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    run(cmd);
+    free(d);
+}
+
+/* ---- tokenizer -------------------------------------------------------- */
+
+struct tok_log {
+    const char *src;
+    size_t n, colocated;
+    char text[64][32];
+    size_t start[64], end[64];
+    int coloc[64];
+};
+
+static int log_tok(void *ctx, int colocated, const char *tok, size_t n, size_t start, size_t end)
+{
+    struct tok_log *l = ctx;
+    if (l->n < 64) {
+        snprintf(l->text[l->n], sizeof l->text[0], "%.*s", (int)n, tok);
+        l->start[l->n] = start;
+        l->end[l->n] = end;
+        l->coloc[l->n] = colocated;
+        l->n++;
+    }
+    l->colocated += colocated != 0;
+    return 0;
+}
+
+/* Every token must be what the pipeline makes of the source bytes it points at. */
+static void check_offsets(struct kb_tok_buf *b, const char *src)
+{
+    struct tok_log l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(kb_tok_each(b, src, strlen(src), KB_TOK_DOC, log_tok, &l), 0);
+    struct text_buf whole, part;
+    text_buf_init(&whole);
+    text_buf_init(&part);
+    if (text_utf8_valid(src, strlen(src))) { /* the mapped normalization is text_normalize() */
+        assert_int_equal(text_normalize(src, strlen(src), TEXT_FOLD, &whole), 0);
+        assert_string_equal(b->norm.s, whole.s);
+    }
+    for (size_t k = 0; k < l.n; k++) {
+        assert_true(l.start[k] < l.end[k] && l.end[k] <= strlen(src));
+        assert_int_equal(text_normalize(src + l.start[k], l.end[k] - l.start[k], TEXT_FOLD, &part), 0);
+        char stem[128];
+        size_t n = part.len;
+        memcpy(stem, part.s, n);
+        if ((unsigned char)part.s[0] < 0x80)
+            n = text_stem(part.s, part.len, stem);
+        stem[n] = 0;
+        if (strcmp(stem, l.text[k]) != 0)
+            fail_msg("'%s': token %zu '%s' points at '%.*s' (%s)", src, k, l.text[k],
+                     (int)(l.end[k] - l.start[k]), src + l.start[k], stem);
+    }
+    text_buf_release(&whole);
+    text_buf_release(&part);
+}
+
+static void test_tok_offsets(void **state)
+{
+    static const char *const texts[] = {
+        "退款什麼時候到賬",
+        "ＲＥＦＵＮＤ　ｓｔａｔｕｓ：退貨",
+        "Refunds\u200bshipped 退\u200b款 don't",
+        "訂單KF12345678現在什麼狀態？",
+        "emoji 😀 between 退款😀到账",
+        "  leading\tand\ntrailing…  ",
+        "Café Straße ПРИВЕТ",
+        "𠮷野家 and 々 〇",
+        "a",
+        "",
+        "\xff\xfe broken \xe9\x80 bytes 退款",
+    };
+    struct kb_tok_buf b;
+    kb_tok_buf_init(&b);
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
+        check_offsets(&b, texts[k]);
+    kb_tok_buf_release(&b);
+}
+
+static void test_tok_positions(void **state)
+{
+    struct kb_tok_buf b;
+    kb_tok_buf_init(&b);
+    struct tok_log l;
+    memset(&l, 0, sizeof l);
+    assert_int_equal(kb_tok_each(&b, "退款到賬 refunds", strlen("退款到賬 refunds"), KB_TOK_DOC, log_tok, &l),
+                     0);
+    /* 退, 退款, 款, 款到, 到, 到账, 账, refund: each at its own position */
+    static const char *const want[] = {"退", "退款", "款", "款到", "到", "到账", "账", "refund"};
+    assert_int_equal(l.n, 8);
+    for (size_t k = 0; k < 8; k++) {
+        assert_string_equal(l.text[k], want[k]);
+        assert_int_equal(l.coloc[k], 0);
+    }
+    assert_int_equal(l.start[6], 9); /* 賬 is bytes 9..12 of the source */
+    assert_int_equal(l.end[6], 12);
+    /* query form: bigrams, no unigrams for a longer run, a lone character kept */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(
+        kb_tok_each(&b, "退款到 和 Shipping", strlen("退款到 和 Shipping"), KB_TOK_TERMS, log_tok, &l), 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.text[0], "退款");
+    assert_string_equal(l.text[1], "款到");
+    assert_string_equal(l.text[2], "和");
+    assert_string_equal(l.text[3], "ship");
+    kb_tok_buf_release(&b);
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+static const char *const hostile[] = {
+    "\"",
+    "\"\"",
+    "\"refund",
+    "refund\"",
+    "'",
+    "a\"b\"c",
+    "AND",
+    "OR",
+    "NOT",
+    "NEAR",
+    "NEAR(refund invoice, 2)",
+    "refund AND",
+    "OR refund",
+    "NOT NOT NOT",
+    "refund NOT invoice",
+    "*",
+    "refund*",
+    "*refund",
+    "^refund",
+    "title:refund",
+    "questions : refund",
+    "body:",
+    "{title body}: refund",
+    "{",
+    "}",
+    "(",
+    ")",
+    "((((",
+    "))))",
+    "(refund OR invoice",
+    "-refund",
+    "refund-policy",
+    "--",
+    "+",
+    "\\",
+    "\\\"",
+    "\\x00",
+    "a\\b",
+    ":",
+    "::::",
+    "%",
+    "_",
+    "'; DROP TABLE articles; --",
+    "\"); DELETE FROM articles_fts; --",
+    "退款\"",
+    "\"退款",
+    "退款 AND 发票",
+    "退款 NOT",
+    "退*",
+    "退款:",
+    "😀",
+    "😀😀😀 refund 😀",
+    "\u200b",
+    "\u200b\u200b退款",
+    "ＡＮＤ ＯＲ ＮＯＴ",
+    "＂退款＂",
+    "（退款）",
+    "rank",
+    "bm25",
+    "rowid",
+    "articles_fts",
+    "match",
+    "MATCH '*'",
+    "NEAR/3",
+    "x NEAR/3 y",
+    "a + b",
+    "a+b",
+    "@",
+    "#",
+    "$",
+    "&",
+    "|",
+    "~",
+    "`",
+    "<>",
+    "\t\n\r",
+    " ",
+    "",
+};
+
+static void test_query_build(void **state)
+{
+    struct kb_tok_buf b;
+    struct kb_query q;
+    kb_tok_buf_init(&b);
+    kb_query_init(&q);
+    assert_int_equal(kb_query_build(&b, "Refund AND \"refunds\" 退款 退款",
+                                    strlen("Refund AND \"refunds\" 退款 退款"), &q),
+                     0);
+    assert_int_equal(q.n, 3); /* refund, and, 退款: distinct terms */
+    assert_string_equal(q.match.s, "\"refund\" OR \"and\" OR \"退款\"");
+    assert_int_equal(kb_query_build(&b, "bad \xff", 5, &q), KEFU_EUTF8);
+    char big[4097];
+    for (size_t k = 0; k < 4096; k++)
+        big[k] = "abcdefghij klmnopqrstuvwxyz"[(k * 7 + k / 27) % 27];
+    big[4096] = 0;
+    assert_int_equal(kb_query_build(&b, big, 4096, &q), 0);
+    assert_true(q.n <= KB_MAX_TERMS);
+    for (size_t k = 0; k < sizeof hostile / sizeof hostile[0]; k++) {
+        assert_int_equal(kb_query_build(&b, hostile[k], strlen(hostile[k]), &q), 0);
+        for (size_t t = 0; t < q.n; t++) /* terms are words or CJK only */
+            assert_null(memchr(q.text.s + q.off[t], '"', q.len[t]));
+    }
+    kb_query_release(&q);
+    kb_tok_buf_release(&b);
+}
+
+/* ---- search ----------------------------------------------------------- */
+
+struct kb_fixture {
+    char *dir;
+    struct kb *kb;
+};
+
+static int kb_setup(void **state)
+{
+    struct kb_fixture *f = calloc(1, sizeof *f);
+    f->dir = temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/kb.db", f->dir);
+    if (kb_open(path, 0, &f->kb) != 0)
+        return -1;
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct kb_import_stats s;
+    int rc = kb_import(f->kb, FIXTURE, &d, NULL, NULL, &s);
+    rules_diag_print(stderr, &d);
+    rules_diag_release(&d);
+    if (rc != 0 || s.failed || s.added != 9)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int kb_teardown(void **state)
+{
+    struct kb_fixture *f = *state;
+    kb_close(f->kb);
+    rm_tree(f->dir);
+    free(f);
+    return 0;
+}
+
+static const struct search_case {
+    const char *id, *text, *locale, *want, *want_locale;
+} search_cases[] = {
+    {"1.1", "when will I get my refund", "en", "refund-policy", "en"},
+    {"1.2", "How long do refunds take?", "en", "refund-policy", "en"},
+    {"1.3", "I forgot my password", "en", "password-reset", "en"},
+    {"1.4", "can't log in, need to reset password", "en", "password-reset", "en"},
+    {"1.5", "company name wrong on the invoice", "en", "invoice", "en"},
+    {"1.6", "how long does delivery take", "en", "shipping-times", "en"},
+    {"1.7", "ＲＥＦＵＮＤ", "en", "refund-policy", "en"},
+    {"2.1", "退款什么时候到账", "zh", "refund-policy", "zh"},
+    {"2.2", "忘记密码了", "zh", "password-reset", "zh"},
+    {"2.3", "发票抬头写错了", "zh", "invoice", "zh"},
+    {"2.4", "快递多久能到", "zh", "shipping-times", "zh"},
+    {"2.5", "运费多少", "zh", "shipping-times", "zh"},
+    {"3.1", "退款什麼時候到賬", "zh-hant", "refund-policy", "zh"},
+    {"3.2", "忘記密碼", "zh-hant", "password-reset", "zh"},
+    {"3.3", "發票抬頭寫錯了", "zh-hant", "invoice", "zh"},
+    {"3.4", "礼品卡怎么用", "zh", "gift-card", "zh-hant"}, /* a traditional article for a simplified query */
+    {"4.1", "invoice 发票 怎么开", "zh", "invoice", "zh"},
+    {"4.2", "my refund 退款", "en", "refund-policy", "en"},
+    {"4.3", "refund", NULL, "refund-policy", NULL},
+    {"5.1", "退", "zh", "refund-policy", "zh"}, /* one character */
+    {"5.2", "票", "zh", "invoice", "zh"},
+    {"5.3", "碼", "zh-hant", "password-reset", "zh"},
+};
+
+static void test_search_cases(void **state)
+{
+    struct kb_fixture *f = *state;
+    for (size_t k = 0; k < sizeof search_cases / sizeof search_cases[0]; k++) {
+        const struct search_case *c = &search_cases[k];
+        struct kb_result r;
+        assert_int_equal(kb_search(f->kb, c->text, strlen(c->text), c->locale, &r), 0);
+        if (r.n == 0)
+            fail_msg("case %s '%s': no hit, want %s", c->id, c->text, c->want);
+        if (strcmp(r.hit[0].id, c->want) != 0 ||
+            (c->want_locale && strcmp(r.hit[0].locale, c->want_locale) != 0))
+            fail_msg("case %s '%s': want %s (%s), got %s (%s)", c->id, c->text, c->want,
+                     c->want_locale ? c->want_locale : "any", r.hit[0].id, r.hit[0].locale);
+        for (size_t h = 1; h < r.n; h++) {
+            assert_true(r.hit[h - 1].score >= r.hit[h].score);
+            assert_true(strcmp(r.hit[h].id, r.hit[0].id) != 0); /* one hit per article */
+        }
+        assert_true(r.confidence > 0 && r.confidence <= 1);
+        assert_true(r.n_terms > 0);
+    }
+}
+
+static void test_search_confidence(void **state)
+{
+    struct kb_fixture *f = *state;
+    struct kb_result in, out, empty;
+    const char *q1 = "how long does a refund take, when will I get my money back";
+    const char *q2 = "what is the weather like in the mountains tomorrow";
+    assert_int_equal(kb_search(f->kb, q1, strlen(q1), "en", &in), 0);
+    assert_string_equal(in.hit[0].id, "refund-policy");
+    /* the snippet is plain text around the match */
+    assert_non_null(strstr(in.hit[0].snippet, "refund"));
+    assert_null(strstr(in.hit[0].snippet, "**"));
+    assert_null(strchr(in.hit[0].snippet, '\n'));
+    assert_int_equal(kb_search(f->kb, q2, strlen(q2), "en", &out), 0);
+    if (!(in.confidence > 0.5 && out.confidence < 0.2))
+        fail_msg("in-scope %.3f should be > 0.5, out-of-scope %.3f < 0.2", in.confidence, out.confidence);
+    assert_int_equal(kb_search(f->kb, "?! ...", 6, "en", &empty), 0);
+    assert_int_equal(empty.n_terms, 0);
+    assert_int_equal(empty.n, 0);
+    assert_true(empty.confidence == 0);
+}
+
+static void test_search_hostile(void **state)
+{
+    struct kb_fixture *f = *state;
+    struct kb_result r;
+    for (size_t k = 0; k < sizeof hostile / sizeof hostile[0]; k++) {
+        int rc = kb_search(f->kb, hostile[k], strlen(hostile[k]), "en", &r);
+        if (rc != 0)
+            fail_msg("'%s': %s (%s)", hostile[k], kefu_strerror(rc), kb_error(f->kb));
+    }
+    char big[4097]; /* 4 KiB of every printable ASCII character and some Chinese */
+    for (size_t k = 0; k < 4096;) {
+        if (k % 97 == 0 && k + 3 <= 4096) {
+            memcpy(big + k, "退", 3);
+            k += 3;
+        } else {
+            big[k] = (char)(' ' + (k * 31) % 95);
+            k++;
+        }
+    }
+    big[4096] = 0;
+    assert_int_equal(kb_search(f->kb, big, strlen(big), NULL, &r), 0);
+    assert_true(r.n_terms <= KB_MAX_TERMS);
+    assert_int_equal(kb_search(f->kb, "bad \xc3\x28", 6, "en", &r), KEFU_EUTF8);
+    assert_int_equal(kb_search(f->kb, "nul\0inside", 10, "en", &r), KEFU_EUTF8);
+    /* the tables are intact */
+    assert_int_equal(kb_search(f->kb, "refund", 6, "en", &r), 0);
+    assert_string_equal(r.hit[0].id, "refund-policy");
+}
+
+static void test_get_and_stats(void **state)
+{
+    struct kb_fixture *f = *state;
+    struct kb_hit h;
+    assert_int_equal(kb_get(f->kb, "refund-policy", "zh-hant", &h), 0);
+    assert_string_equal(h.locale, "zh"); /* same language */
+    assert_string_equal(h.title, "退款政策");
+    assert_int_equal(kb_get(f->kb, "refund-policy", "en", &h), 0);
+    assert_string_equal(h.locale, "en");
+    assert_non_null(strstr(h.snippet, "Once we approve your return, the refund"));
+    assert_int_equal(kb_get(f->kb, "gift-card", "en", &h), 0);
+    assert_string_equal(h.locale, "zh-hant"); /* any */
+    assert_int_equal(kb_get(f->kb, "no-such", "en", &h), KEFU_ENOENT);
+    struct kb_stats s;
+    assert_int_equal(kb_stats(f->kb, &s), 0);
+    assert_int_equal(s.articles, 9);
+    assert_int_equal(s.locales, 3);
+    assert_true(s.terms > 100 && s.bytes > 0);
+}
+
+/* Snippets and highlights cut the original text, however normalization
+ * changed its length (traditional, full-width, zero-width characters). */
+static void test_snippet_offsets(void **state)
+{
+    char *dir = temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/a.md", dir);
+    write_file(path, "id: t\nlocale: zh-hant\ntitle: 退貨\n\n"
+                     "請先登入ＡＣＣＯＵＮＴ，再到「我的訂單」申請退\u200b貨。退貨運費由我們負擔。Ｒｅｆｕｎ"
+                     "ｄｓ ｔａｋｅ 3 days.\n");
+    struct kb *kb;
+    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
+    struct rules_diag d;
+    rules_diag_init(&d);
+    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, NULL), 0);
+    assert_int_equal(d.n, 0);
+    struct kb_result r;
+    assert_int_equal(kb_search(kb, "退货运费", 12, "zh", &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_non_null(strstr(r.hit[0].snippet, "退貨運費由我們負擔")); /* the source, not the folded form */
+    /* highlight() marks exactly the matched source characters */
+    struct kb_tok_buf b;
+    struct kb_query q;
+    kb_tok_buf_init(&b);
+    kb_query_init(&q);
+    static const struct {
+        const char *query, *want;
+    } marks[] = {
+        {"运费", "退貨[運費]由"},
+        {"account", "登入[ＡＣＣＯＵＮＴ]，"},
+        {"refund", "[Ｒｅｆｕｎｄｓ] ｔａｋｅ"},
+        {"退货", "申請[退\u200b貨]。"},
+        {"订单", "「我的[訂單]」"},
+    };
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb),
+                                        "SELECT highlight(articles_fts, 3, '[', ']') FROM articles_fts "
+                                        "WHERE articles_fts MATCH ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++) {
+        assert_int_equal(kb_query_build(&b, marks[k].query, strlen(marks[k].query), &q), 0);
+        sqlite3_bind_text(st, 1, q.match.s, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        const char *hl = (const char *)sqlite3_column_text(st, 0);
+        if (!strstr(hl, marks[k].want))
+            fail_msg("'%s': want '%s' in '%s'", marks[k].query, marks[k].want, hl);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    kb_query_release(&q);
+    kb_tok_buf_release(&b);
+    rules_diag_release(&d);
+    kb_close(kb);
+    rm_tree(dir);
+}
+
+/* ---- import ----------------------------------------------------------- */
+
+static void import_expect(struct kb *kb, const char *dir, size_t files, size_t added, size_t updated,
+                          size_t unchanged, size_t removed, size_t failed)
+{
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct kb_import_stats s;
+    size_t calls = 0;
+    assert_int_equal(kb_import(kb, dir, &d, NULL, &calls, &s), 0);
+    if (s.files != files || s.added != added || s.updated != updated || s.unchanged != unchanged ||
+        s.removed != removed || s.failed != failed) {
+        rules_diag_print(stderr, &d);
+        fail_msg("got %zu files, %zu added, %zu updated, %zu unchanged, %zu removed, %zu failed", s.files,
+                 s.added, s.updated, s.unchanged, s.removed, s.failed);
+    }
+    rules_diag_release(&d);
+}
+
+static void count_progress(void *ctx, size_t done, size_t total)
+{
+    size_t *calls = ctx;
+    (*calls)++;
+    assert_true(done == *calls && done <= total);
+}
+
+static void test_import_incremental(void **state)
+{
+    char *dir = temp_dir(), cmd[1024], db[512];
+    snprintf(cmd, sizeof cmd, "cp -r %s '%s/c'", FIXTURE, dir);
+    run(cmd);
+    snprintf(db, sizeof db, "%s/kb.db", dir);
+    struct kb *kb;
+    assert_int_equal(kb_open(db, 0, &kb), 0);
+    char c[512];
+    snprintf(c, sizeof c, "%s/c", dir);
+    size_t calls = 0;
+    struct kb_import_stats s;
+    struct rules_diag d;
+    rules_diag_init(&d);
+    assert_int_equal(kb_import(kb, c, &d, count_progress, &calls, &s), 0);
+    assert_int_equal(calls, 9);
+    rules_diag_release(&d);
+    import_expect(kb, c, 9, 0, 0, 9, 0, 0);
+    /* touch one (same content), modify one, delete one, add one */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && touch -d '2001-01-01' en/invoice.md && printf '\\nAlso by bank transfer.\\n' >> "
+             "en/refund-policy.md "
+             "&& rm zh/invoice.md && sed 's/^id: invoice/id: invoice-copy/' en/invoice.md > en/copy.md",
+             c);
+    run(cmd);
+    import_expect(kb, c, 9, 1, 1, 7, 1, 0);
+    struct kb_result r;
+    assert_int_equal(kb_search(kb, "bank transfer", 13, "en", &r), 0);
+    assert_string_equal(r.hit[0].id, "refund-policy");
+    assert_int_equal(kb_search(kb, "发票抬头", 12, "zh", &r), 0);
+    for (size_t k = 0; k < r.n; k++) /* the deleted article is gone from the index */
+        assert_false(strcmp(r.hit[k].id, "invoice") == 0 && strcmp(r.hit[k].locale, "zh") == 0);
+    /* a file that stops parsing keeps its old version and counts as failed */
+    snprintf(cmd, sizeof cmd, "cd '%s' && sed -i 's/^title:/titel:/' en/copy.md", c);
+    run(cmd);
+    import_expect(kb, c, 9, 0, 0, 8, 0, 1);
+    struct kb_hit h;
+    assert_int_equal(kb_get(kb, "invoice-copy", "en", &h), 0);
+    /* a reopened database is read as it was left */
+    kb_close(kb);
+    assert_int_equal(kb_open(db, 1, &kb), 0);
+    struct kb_stats st;
+    assert_int_equal(kb_stats(kb, &st), 0);
+    assert_int_equal(st.articles, 9);
+    kb_close(kb);
+    assert_int_equal(kb_open("/nonexistent/kb.db", 1, &kb), KEFU_ENOENT);
+    assert_null(kb);
+    rm_tree(dir);
+}
+
+static const struct parse_case {
+    const char *id, *text, *want; /* want: "line:col: message start" */
+} parse_cases[] = {
+    {"1", "id: a\nlocale: en\ntitle: T\nauthor: me\n\nBody.\n", "4:1: unknown key 'author'"},
+    {"2", "id: a\nlocale: en\n\nBody.\n", "2:1: missing 'title'"},
+    {"3", "id: Bad_Id\nlocale: en\ntitle: T\n\nBody.\n", "1:5: invalid id"},
+    {"4", "id: a\nlocale: fr\ntitle: T\n\nBody.\n", "2:9: unknown locale"},
+    {"5", "id: a\nlocale: en\ntitle: T\ntitle: U\n\nBody.\n", "4:1: duplicate 'title' (first on line 3)"},
+    {"6", "id: a\nlocale: en\ntitle: 退款\xff\n\nBody.\n", "3:10: invalid utf-8"},
+    {"7", "id: a\nlocale: en\ntitle: T\n\n\n", "4:1: the article has no body"},
+    {"8", "id: a\nlocale: en\nthis is not a header\n\nBody.\n", "3:5: expected 'key: value'"},
+    {"9", "id: a\nlocale: en\ntitle:\n\nBody.\n", "3:7: 'title' has no value"},
+    {"10", "Body first, no header.\n\nMore.\n", "1:5: expected 'key: value'"},
+};
+
+static void test_parse_errors(void **state)
+{
+    char *dir = temp_dir(), path[512];
+    for (size_t k = 0; k < sizeof parse_cases / sizeof parse_cases[0]; k++) {
+        snprintf(path, sizeof path, "%s/bad%02zu.md", dir, k);
+        write_file(path, parse_cases[k].text);
+    }
+    snprintf(path, sizeof path, "%s/good.md", dir);
+    write_file(path, "id: good\r\nlocale: zh\r\ntitle: 好\r\ntags: x\r\nquestion: q1\r\nquestion: "
+                     "q2\r\n\r\nBody **text**.\r\n");
+    snprintf(path, sizeof path, "%s/good2.md", dir);
+    write_file(path, "id: good\nlocale: zh\ntitle: Again\n\nSame id and locale.\n");
+    struct kb *kb;
+    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct kb_import_stats s;
+    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, &s), 0);
+    assert_int_equal(s.added, 1);
+    assert_int_equal(s.failed, sizeof parse_cases / sizeof parse_cases[0] + 1);
+    for (size_t k = 0; k < sizeof parse_cases / sizeof parse_cases[0]; k++) {
+        const struct parse_case *c = &parse_cases[k];
+        char file[512], got[600];
+        snprintf(file, sizeof file, "%s/bad%02zu.md", dir, k);
+        int found = 0;
+        for (size_t m = 0; m < d.n && !found; m++) {
+            snprintf(got, sizeof got, "%d:%d: %s", d.v[m].line, d.v[m].col, d.v[m].text);
+            found = strcmp(d.v[m].file, file) == 0 && strncmp(got, c->want, strlen(c->want)) == 0;
+        }
+        if (!found) {
+            rules_diag_print(stderr, &d);
+            fail_msg("case %s: no '%s' for %s", c->id, c->want, file);
+        }
+    }
+    int dup = 0;
+    for (size_t m = 0; m < d.n; m++)
+        dup |= strstr(d.v[m].file, "good2.md") && d.v[m].line == 1 && strstr(d.v[m].text, "is already in");
+    assert_true(dup);
+    struct kb_hit h;
+    assert_int_equal(kb_get(kb, "good", "zh", &h), 0);
+    assert_string_equal(h.title, "好");
+    assert_string_equal(h.snippet, "Body text.");
+    rules_diag_release(&d);
+    kb_close(kb);
+    rm_tree(dir);
+}
+
+static void test_markdown(void **state)
+{
+    static const struct {
+        const char *md, *text;
+    } cases[] = {
+        {"# Title\nSome **bold** and *em* and `code`.", "Title\nSome bold and em and code."},
+        {"A [link](https://x.y/z) and ![img](a.png).", "A link and img."},
+        {"- one\n- two\n1. three", "one\ntwo\nthree"},
+        {"line one\nline two\n\nnext para", "line one line two\n\nnext para"},
+        {"> quoted\n\n---\n\nafter", "quoted\n\nafter"},
+        {"snake_case stays, _em_ goes", "snake_case stays, em goes"},
+        {"```\ncode **kept**\n```", "code **kept**"},
+        {"| a | b |\n|---|---|\n| 1 | 2 |", "a b\n1 2"},
+        {"<b>html</b> <https://k.example>", "html https://k.example"},
+        {"  spaced   out  \n\n\n\n  text  ", "spaced out\n\ntext"},
+    };
+    struct text_buf out;
+    text_buf_init(&out);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        assert_int_equal(kb_md_strip(cases[k].md, strlen(cases[k].md), &out), 0);
+        if (strcmp(out.s, cases[k].text) != 0)
+            fail_msg("case %zu: want '%s', got '%s'", k, cases[k].text, out.s);
+    }
+    text_buf_release(&out);
+}
+
+/* ---- examples --------------------------------------------------------- */
+
+static const char *ex_rules = "intent refund.status\n"
+                              "  example where is my refund\n"
+                              "  example when will my money come back\n"
+                              "  example 退款什么时候到账\n"
+                              "  example 钱什么时候退回来\n"
+                              "  match refund\n"
+                              "intent order.track\n"
+                              "  example where is my parcel\n"
+                              "  example track my package\n"
+                              "  example 快递到哪了\n"
+                              "  example 物流怎么不更新\n"
+                              "  match parcel\n"
+                              "intent password.reset\n"
+                              "  example I forgot my password\n"
+                              "  example how do I reset my password\n"
+                              "  example 忘记密码了\n"
+                              "  example 密码怎么改\n"
+                              "  match password\n"
+                              "intent vip.lounge\n"
+                              "  when tier = vip\n"
+                              "  example where is the vip lounge\n"
+                              "  match lounge\n";
+
+static const struct ex_case {
+    const char *id, *text, *intent;
+} ex_cases[] = {
+    {"1.1", "where's my refund?", "refund.status"},
+    {"1.2", "when does my money come back", "refund.status"},
+    {"1.3", "退款什麼時候到賬", "refund.status"},
+    {"1.4", "钱什么时候退", "refund.status"},
+    {"2.1", "where is my package", "order.track"},
+    {"2.2", "tracking my parcels", "order.track"},
+    {"2.3", "我的快递到哪里了", "order.track"},
+    {"3.1", "forgot password", "password.reset"},
+    {"3.2", "reset my password please", "password.reset"},
+    {"3.3", "忘記密碼", "password.reset"},
+};
+
+static struct rules *load_rules(const char *src)
+{
+    struct rules *rs = NULL;
+    struct rules_diag d;
+    rules_diag_init(&d);
+    if (rules_load_string("ex.rules", src, &d, &rs) != 0)
+        rules_diag_print(stderr, &d);
+    rules_diag_release(&d);
+    assert_non_null(rs);
+    return rs;
+}
+
+static const char *top_intent(struct kb_examples *ex, const struct rules *rs, const char *text,
+                              const struct attrs *a, double *conf)
+{
+    struct kb_votes v;
+    assert_int_equal(kb_examples_match(ex, text, strlen(text), a, &v), 0);
+    *conf = v.n ? v.v[0].confidence : 0;
+    for (size_t k = 1; k < v.n; k++)
+        assert_true(v.v[k - 1].confidence >= v.v[k].confidence);
+    return v.n ? rules_intent(rs, v.v[0].intent)->name : NULL;
+}
+
+static void test_examples(void **state)
+{
+    struct rules *rs = load_rules(ex_rules);
+    struct kb_examples *ex;
+    assert_int_equal(kb_examples_build(rs, &ex), 0);
+    double conf;
+    for (size_t k = 0; k < sizeof ex_cases / sizeof ex_cases[0]; k++) {
+        const struct ex_case *c = &ex_cases[k];
+        const char *got = top_intent(ex, rs, c->text, NULL, &conf);
+        if (!got || strcmp(got, c->intent) != 0)
+            fail_msg("case %s '%s': want %s, got %s", c->id, c->text, c->intent, got ? got : "(none)");
+        if (conf < 0.4)
+            fail_msg("case %s '%s': confidence %.3f is too low", c->id, c->text, conf);
+    }
+    /* an exact example is near-certain; out-of-scope text is not */
+    assert_string_equal(top_intent(ex, rs, "how do I reset my password", NULL, &conf), "password.reset");
+    assert_true(conf > 0.9);
+    static const char *const oos[] = {"what is the weather like tomorrow",
+                                      "tell me a joke about cats",
+                                      "今天天气怎么样",
+                                      "is it raining",
+                                      "my",
+                                      "的"};
+    for (size_t k = 0; k < sizeof oos / sizeof oos[0]; k++) {
+        top_intent(ex, rs, oos[k], NULL, &conf);
+        if (conf >= 0.35)
+            fail_msg("out of scope '%s' has confidence %.3f", oos[k], conf);
+    }
+    /* 'when' keeps an intent out unless it holds */
+    const char *got = top_intent(ex, rs, "where is the vip lounge", NULL, &conf);
+    assert_true(got == NULL || strcmp(got, "vip.lounge") != 0);
+    struct attr vip[] = {{"tier", "vip"}};
+    struct attrs a = {vip, 1};
+    assert_string_equal(top_intent(ex, rs, "where is the vip lounge", &a, &conf), "vip.lounge");
+    struct kb_votes v;
+    assert_int_equal(kb_examples_match(ex, "bad \xff", 5, NULL, &v), KEFU_EUTF8);
+    for (size_t k = 0; k < sizeof hostile / sizeof hostile[0]; k++)
+        assert_int_equal(kb_examples_match(ex, hostile[k], strlen(hostile[k]), NULL, &v), 0);
+    kb_examples_free(ex);
+    rules_unref(rs);
+}
+
+struct ex_thread {
+    struct kb_examples *ex;
+    const struct rules *rs;
+    int ok;
+};
+
+static void *ex_worker(void *arg)
+{
+    struct ex_thread *t = arg;
+    t->ok = 1;
+    for (int round = 0; round < 50; round++)
+        for (size_t k = 0; k < sizeof ex_cases / sizeof ex_cases[0]; k++) {
+            struct kb_votes v;
+            const struct ex_case *c = &ex_cases[k];
+            if (kb_examples_match(t->ex, c->text, strlen(c->text), NULL, &v) != 0 || !v.n ||
+                strcmp(rules_intent(t->rs, v.v[0].intent)->name, c->intent) != 0)
+                t->ok = 0;
+        }
+    return NULL;
+}
+
+static void test_examples_clone_threads(void **state)
+{
+    struct rules *rs = load_rules(ex_rules);
+    struct kb_examples *ex, *c1, *c2;
+    assert_int_equal(kb_examples_build(rs, &ex), 0);
+    assert_int_equal(kb_examples_clone(ex, &c1), 0);
+    kb_examples_free(ex); /* clones outlive the original */
+    assert_int_equal(kb_examples_clone(c1, &c2), 0);
+    struct ex_thread t1 = {c1, rs, 0}, t2 = {c2, rs, 0};
+    pthread_t p1, p2;
+    pthread_create(&p1, NULL, ex_worker, &t1);
+    pthread_create(&p2, NULL, ex_worker, &t2);
+    pthread_join(p1, NULL);
+    pthread_join(p2, NULL);
+    assert_true(t1.ok && t2.ok);
+    kb_examples_free(c1);
+    kb_examples_free(c2);
+    rules_unref(rs);
+}
+
+/* The bundled rules: every example finds its own intent among the votes,
+ * nearly always first; matching is fast. */
+static void test_examples_bundled(void **state)
+{
+    struct rules *rs = NULL;
+    struct rules_diag d;
+    rules_diag_init(&d);
+    assert_int_equal(rules_load_dir("rules", &d, &rs), 0);
+    rules_diag_release(&d);
+    struct kb_examples *ex;
+    double t0 = now_ms();
+    assert_int_equal(kb_examples_build(rs, &ex), 0);
+    double build = now_ms() - t0;
+    size_t total = 0, first = 0;
+    t0 = now_ms();
+    for (size_t i = 0; i < rules_count(rs); i++) {
+        const struct rules_intent *it = rules_intent(rs, i);
+        struct attr wv[16];
+        size_t wn;
+        rules_cond_witness(it->when, wv, 16, &wn);
+        struct attrs wa = {wv, wn};
+        for (size_t e = 0; e < it->n_examples; e++) {
+            struct kb_votes v;
+            const char *t = it->examples[e].text;
+            assert_int_equal(kb_examples_match(ex, t, strlen(t), &wa, &v), 0);
+            total++;
+            first += v.n && v.v[0].intent == i;
+        }
+    }
+    double per = (now_ms() - t0) / (double)(total ? total : 1);
+    fprintf(stderr, "examples: %zu indexed in %.1f ms, %zu/%zu first, %.3f ms per match\n", total, build,
+            first, total, per);
+    assert_true(total > 100);
+    assert_true(first * 100 >= total * 95);
+    assert_true(per < 1.0 * slow());
+    kb_examples_free(ex);
+    rules_unref(rs);
+}
+
+static void test_search_speed(void **state)
+{
+    struct kb_fixture *f = *state;
+    struct kb_result r;
+    double t0 = now_ms();
+    int n = 0;
+    for (int round = 0; round < 20; round++)
+        for (size_t k = 0; k < sizeof search_cases / sizeof search_cases[0]; k++, n++)
+            assert_int_equal(kb_search(f->kb, search_cases[k].text, strlen(search_cases[k].text),
+                                       search_cases[k].locale, &r),
+                             0);
+    double per = (now_ms() - t0) / n;
+    fprintf(stderr, "search: %.3f ms per query on the fixture\n", per);
+    assert_true(per < 2.0 * slow());
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tok_offsets),
+        cmocka_unit_test(test_tok_positions),
+        cmocka_unit_test(test_query_build),
+        cmocka_unit_test_setup_teardown(test_search_cases, kb_setup, kb_teardown),
+        cmocka_unit_test_setup_teardown(test_search_confidence, kb_setup, kb_teardown),
+        cmocka_unit_test_setup_teardown(test_search_hostile, kb_setup, kb_teardown),
+        cmocka_unit_test_setup_teardown(test_get_and_stats, kb_setup, kb_teardown),
+        cmocka_unit_test_setup_teardown(test_search_speed, kb_setup, kb_teardown),
+        cmocka_unit_test(test_snippet_offsets),
+        cmocka_unit_test(test_import_incremental),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_markdown),
+        cmocka_unit_test(test_examples),
+        cmocka_unit_test(test_examples_clone_threads),
+        cmocka_unit_test(test_examples_bundled),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
