@@ -27,7 +27,7 @@ const char *decide_source_name(int source)
 
 void decide_policy_default(struct decide_policy *p)
 {
-    p->example_min = 0.10;
+    p->example_min = 0.20;
     p->example_lead = 0.13;
     p->kb_min = 0.20;
     p->kb_lead = 0.34;

@@ -198,8 +198,8 @@ static int item_by_label(const void *a, const void *b)
 }
 
 /* Marks repeats inside a label and texts under two labels (both dropped). */
-static void learn_dedupe(struct learn_item *v, size_t n, const struct eval_tsv *t, FILE *errs,
-                         struct eval_learn_stats *st)
+static void learn_dedupe(struct learn_item *v, size_t n, const struct eval_tsv *t, const char *name,
+                         FILE *errs, struct eval_learn_stats *st)
 {
     qsort(v, n, sizeof *v, item_by_key);
     for (size_t i = 0; i < n;) {
@@ -217,9 +217,9 @@ static void learn_dedupe(struct learn_item *v, size_t n, const struct eval_tsv *
         if (mixed) {
             v[i].drop = 1;
             st->conflicts += j - i;
-            fprintf(errs, "line %d: '%s' is labelled both '%s' and '%s' (line %d); dropped from both\n",
-                    t->v[v[i + 1].row].line, t->v[v[i].row].f[0], v[i].label, v[i + 1].label,
-                    t->v[v[i].row].line);
+            fprintf(errs, "%s:%d: '%s' is labelled both '%s' (line %d) and '%s'; dropped from both\n", name,
+                    t->v[v[i + 1].row].line, t->v[v[i].row].f[0], v[i].label, t->v[v[i].row].line,
+                    v[i + 1].label);
         }
         i = j;
     }
@@ -282,7 +282,7 @@ int eval_learn(const struct eval_tsv *t, const char *name, FILE *out, FILE *errs
             v[n].row = r, n += v[n].key != NULL;
     }
     if (rc == 0) {
-        learn_dedupe(v, n, t, errs, st);
+        learn_dedupe(v, n, t, name, errs, st);
         learn_write(out, name, v, n, t, st);
         if (fflush(out) != 0 || ferror(out))
             rc = KEFU_EIO;
