@@ -51,6 +51,8 @@ struct http {
     struct api *api;
     struct dialog *dialog; /* borrowed; notifies us */
     struct metrics *metrics;
+    const char *const *route_names; /* static, from api_route_names() */
+    size_t n_routes;
     struct http_config cfg;
     char web[PATH_MAX];
     int have_web;
@@ -677,10 +679,10 @@ static void log_request(struct req *r, double ms)
     int level = r->status >= 500 ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO;
     if (!log_enabled(level))
         return;
-    size_t n;
-    const char *const *names = api_route_names(&n);
+    size_t n = r->h->n_routes;
+    const char *route = r->h->route_names[r->route < n ? r->route : n - 1];
     json_t *f = json_pack("{s:s, s:s, s:i, s:f, s:s, s:s}", "method", r->method, "path", r->path, "status",
-                          r->status, "ms", ms, "ip", r->ip, "route", names[r->route < n ? r->route : 0]);
+                          r->status, "ms", ms, "ip", r->ip, "route", route);
     if (!f) /* a path that is not valid UTF-8 */
         f = json_pack("{s:s, s:i, s:f, s:s}", "method", r->method, "status", r->status, "ms", ms, "ip",
                       r->ip);
@@ -863,10 +865,9 @@ int http_start(const struct http_config *cfg, const struct api_config *acfg, str
         return rc;
     }
     web_dir(h);
-    size_t n;
-    const char *const *names = api_route_names(&n);
+    h->route_names = api_route_names(&h->n_routes);
     struct api_config ac = *acfg;
-    if ((rc = hub_init(h)) < 0 || (rc = metrics_create(names, n, &h->metrics)) < 0)
+    if ((rc = hub_init(h)) < 0 || (rc = metrics_create(h->route_names, h->n_routes, &h->metrics)) < 0)
         goto fail;
     ac.metrics = h->metrics;
     ac.gauges = gauges;
