@@ -12,12 +12,14 @@ LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
+           cli_chat cli_report \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb store queue dialog http webhook
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-http
+.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
+        bench-http
 all: kefu
 
 deps:
@@ -92,6 +94,24 @@ $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
 bench-router: $(BUILD)/bench/router_bench
 	@bench/messages.sh > $(BUILD)/bench/messages.txt
 	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
+
+# Durable writes per second through the store, with and without group commit.
+$(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-store: $(BUILD)/bench/store_bench
+	$(BUILD)/bench/store_bench $(BUILD)/bench 16 500
+
+# Customer messages per second through the conversation pipeline, in process.
+$(BUILD)/bench/dialog_bench: bench/dialog_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-dialog: $(BUILD)/bench/dialog_bench
+	@d=$$(mktemp -d) && $(BUILD)/bench/dialog_bench rules $$d 1 1000 && \
+	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
+	    rm -rf $$d
 
 # HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
 $(BUILD)/bench/bare_mhd: bench/bare_mhd.c

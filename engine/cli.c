@@ -615,33 +615,6 @@ static int cmd_route(struct session *s)
     return 0;
 }
 
-/* ---- kefu chat ---- */
-
-static int cmd_chat(struct session *s)
-{
-    int tty = isatty(0);
-    if (tty)
-        printf("kefu chat: %zu intents from %s. Ask something (Ctrl-D to quit).\n", rules_count(s->rs),
-               s->o.rules);
-    for (;;) {
-        if (tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
-        }
-        if (!fgets(s->line, MAX_LINE, stdin))
-            break;
-        s->line[strcspn(s->line, "\r\n")] = 0;
-        if (!*s->line) {
-            if (tty)
-                break;
-            continue;
-        }
-        ask_one(&s->dc, &s->o, s->line);
-        fflush(stdout);
-    }
-    return 0;
-}
-
 /* ---- kefu serve (engine/serve.c) ---- */
 
 static int cmd_serve(struct session *s)
@@ -656,7 +629,8 @@ static void usage(FILE *f)
           "  check [RULES_DIR]   parse, compile and lint rules; every example must route to its intent\n"
           "  ask TEXT            what kefu would answer, and why (--explain, --json)\n"
           "  route               one decision per stdin line (--json)\n"
-          "  chat                talk to the rules in the terminal\n"
+          "  chat                a conversation with kefu in the terminal (state, slots, handoff)\n"
+          "  report              automation, handoffs, per-intent containment, unanswered messages\n"
           "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
           "  serve               run the HTTP API server (see kefu serve --help)\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
@@ -688,10 +662,6 @@ static const struct command {
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers), or one JSON\n"
      "object per line with --json. For batch checks and benchmarks."},
     {"serve", NULL /* serve parses its own flags */, 0, cmd_serve, NULL},
-    {"chat", " --rules --explain --locale --channel --tier --attr ", 1, cmd_chat,
-     "usage: kefu chat [--explain] [--locale L] [--attr K=V]... [--rules DIR]\n\n"
-     "An interactive conversation with the rules in the terminal. Type a message,\n"
-     "read the answer; an empty line or Ctrl-D ends it."},
 };
 
 static int run_command(const struct command *c, int argc, char **argv)
@@ -734,6 +704,10 @@ int cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "kb") == 0) /* subcommands with their own options: cli_kb.c */
         return cli_kb(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0) /* a conversation through dialog: cli_chat.c */
+        return cli_chat(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) /* cli_report.c */
+        return cli_report(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

@@ -236,34 +236,49 @@ static void closed_notice(struct dialog *d, const char *locale, char *buf, size_
 
 /* ---- rules and workers ---- */
 
-/* Returns a new reference to the running rule set. */
-static struct rules *rules_get(struct dialog *d)
+/* Brings w up to the running rule set: a new reference and a fresh copy of its examples. */
+static void worker_sync(struct dialog *d, struct dialog_worker *w)
 {
     pthread_mutex_lock(&d->rules_lock);
-    struct rules *rs = rules_ref(d->rs);
+    if (w->rs != d->rs) { /* w's reference keeps its set alive, so the pointers cannot be reused */
+        kb_examples_free(w->ex);
+        w->ex = NULL;
+        rules_unref(w->rs);
+        w->rs = rules_ref(d->rs);
+        if (d->ex && kb_examples_clone(d->ex, &w->ex) < 0)
+            w->ex = NULL; /* the examples stage is skipped */
+    }
     pthread_mutex_unlock(&d->rules_lock);
-    return rs;
+    if (!w->kb && d->kb_path && kb_open(d->kb_path, 1, &w->kb) < 0)
+        w->kb = NULL;
 }
 
-static struct dialog_worker *worker_get(struct dialog *d)
+static void worker_free(struct dialog_worker *w)
+{
+    kb_examples_free(w->ex);
+    rules_unref(w->rs);
+    kb_close(w->kb);
+    router_scratch_free(w->sc);
+    free(w);
+}
+
+struct dialog_worker *dialog_worker_get(struct dialog *d)
 {
     pthread_mutex_lock(&d->workers_lock);
     struct dialog_worker *w = d->workers;
     if (w)
         d->workers = w->next;
     pthread_mutex_unlock(&d->workers_lock);
-    if (w)
-        return w;
-    if (!(w = kefu_calloc(1, sizeof *w)))
-        return NULL;
-    if (!(w->sc = router_scratch_create())) {
+    if (!w && (w = kefu_calloc(1, sizeof *w)) && !(w->sc = router_scratch_create())) {
         free(w);
-        return NULL;
+        w = NULL;
     }
+    if (w)
+        worker_sync(d, w);
     return w;
 }
 
-static void worker_put(struct dialog *d, struct dialog_worker *w)
+void dialog_worker_put(struct dialog *d, struct dialog_worker *w)
 {
     pthread_mutex_lock(&d->workers_lock);
     w->next = d->workers;
@@ -277,11 +292,17 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag)
     int rc = rules_load_dir(d->rules_dir, diag, &fresh);
     if (rc < 0)
         return dialog_fail(rc, "cannot load rules from '%s'; the running rules stay", d->rules_dir);
+    struct kb_examples *ex = NULL;
+    if (kb_examples_build(fresh, &ex) < 0)
+        ex = NULL; /* answers still work without the examples stage */
     pthread_mutex_lock(&d->rules_lock);
     struct rules *old = d->rs;
+    struct kb_examples *old_ex = d->ex;
     d->rs = fresh;
+    d->ex = ex;
     d->rules_loaded_at = dialog_now(d);
     pthread_mutex_unlock(&d->rules_lock);
+    kb_examples_free(old_ex);
     rules_unref(old); /* requests still using it hold their own reference */
     return 0;
 }
@@ -295,7 +316,7 @@ void dialog_config_default(struct dialog_config *c)
     c->rules_dir = "rules";
     c->corpus_dir = "corpus";
     c->miss_limit = 2;
-    c->tz_offset_min = 480;
+    c->tz_offset_min = 0;
     c->group_commit = 1;
 }
 
@@ -354,6 +375,27 @@ static int rebuild_queue(struct dialog *d)
     return rc < 0 ? dialog_fail(rc, "cannot rebuild the queue from the store") : 0;
 }
 
+/* Imports the corpus (if there is one) into data_dir/kb.db; workers open it read-only. */
+static int open_kb(struct dialog *d, struct rules_diag *diag)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/kb.db", d->data_dir);
+    if (d->corpus_dir && stat(d->corpus_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        struct kb *kb;
+        struct kb_import_stats is;
+        int rc = kb_open(path, 0, &kb);
+        if (rc == 0)
+            rc = kb_import(kb, d->corpus_dir, diag, NULL, NULL, &is);
+        kb_close(kb);
+        if (rc < 0)
+            return dialog_fail(rc, "cannot import the articles in '%s' into '%s'", d->corpus_dir, path);
+    }
+    if (stat(path, &sb) == 0 && !(d->kb_path = kefu_strndup(path, strlen(path))))
+        return KEFU_ENOMEM;
+    return 0;
+}
+
 static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct rules_diag *diag)
 {
     if (mkdir(d->data_dir, 0700) < 0 && errno != EEXIST)
@@ -364,6 +406,10 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
     if (rc < 0)
         return dialog_fail(rc, "cannot load rules from '%s'", d->rules_dir);
     d->rules_loaded_at = dialog_now(d);
+    if (kb_examples_build(d->rs, &d->ex) < 0)
+        d->ex = NULL;
+    if ((rc = open_kb(d, diag)) < 0)
+        return rc;
     if (!(d->q = queue_create()))
         return KEFU_ENOMEM;
     if ((rc = parse_agents(d, cfg->agents)) < 0)
@@ -410,12 +456,13 @@ void dialog_close(struct dialog *d)
         return;
     store_close(d->st); /* commits what is queued */
     queue_free(d->q);
-    rules_unref(d->rs);
     for (struct dialog_worker *w = d->workers, *next; w; w = next) {
         next = w->next;
-        router_scratch_free(w->sc);
-        free(w);
+        worker_free(w);
     }
+    kb_examples_free(d->ex);
+    rules_unref(d->rs);
+    free(d->kb_path);
     pthread_mutex_destroy(&d->rules_lock);
     pthread_mutex_destroy(&d->workers_lock);
     for (int i = 0; i < CONV_LOCKS; i++)
@@ -570,6 +617,7 @@ struct turn {
     const char *text, *client_id;
     size_t len;
     const char *locale;
+    char locale_buf[16];
     long long now;
     struct rules *rs;
     struct dialog_worker *w;
@@ -618,7 +666,8 @@ static const char *turn_locale(struct turn *t)
         return trad ? "zh-hant" : "zh";
     if (letters >= 3 && !(*t->c.locale && strncmp(t->c.locale, "zh", 2) == 0 && letters < 6))
         return "en";
-    return *t->c.locale ? t->c.locale : "en";
+    snprintf(t->locale_buf, sizeof t->locale_buf, "%s", *t->c.locale ? t->c.locale : "en");
+    return t->locale_buf;
 }
 
 static const char *mem_str(json_t *mem, const char *key)
@@ -695,11 +744,18 @@ static const char *slot_question(struct turn *t, const struct rules_slot *s)
     return q ? q : s->ask ? s->ask : "";
 }
 
+/* Adds article id (with its title when the kb has it) to the reply's articles. */
 static void add_article(struct turn *t, const char *id, size_t n)
 {
+    char key[128];
+    struct kb_hit hit;
+    snprintf(key, sizeof key, "%.*s", (int)n, id);
     if (!t->articles)
         t->articles = json_array();
-    json_array_append_new(t->articles, json_pack("{s:s%}", "id", id, n));
+    json_t *a = json_pack("{s:s}", "id", key);
+    if (t->w && t->w->kb && kb_get(t->w->kb, key, t->locale, &hit) == 0 && hit.title)
+        json_object_set_new(a, "title", json_string(hit.title));
+    json_array_append_new(t->articles, a);
 }
 
 /* Renders a reply template into t->reply: {slot} and {customer.x} are
@@ -848,6 +904,24 @@ static int fill_pending(struct turn *t, const struct decision *dec)
     return t->src == SRC_FALLBACK || t->handoff;
 }
 
+/* Answers with the article the decision found: its title and the start of its body. */
+static void answer_article(struct turn *t, const struct decision *dec)
+{
+    char id[128];
+    struct kb_hit hit = dec->article;
+    snprintf(id, sizeof id, "%s", hit.id ? hit.id : "");
+    t->src = SRC_KB;
+    t->confidence = dec->confidence;
+    t->c.misses = 0;
+    *t->c.pending = 0;
+    snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "", hit.snippet ? hit.snippet : "");
+    if (t->w->kb && *id && kb_get(t->w->kb, id, t->locale, &hit) == 0) /* the body's start, not a snippet */
+        snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "",
+                 hit.snippet ? hit.snippet : "");
+    if (*id)
+        add_article(t, id, strlen(id));
+}
+
 /* Answers from the decision: rule, example, article, clarification or fallback. */
 static void answer(struct turn *t, const struct decision *dec)
 {
@@ -858,15 +932,7 @@ static void answer(struct turn *t, const struct decision *dec)
         answer_intent(t, dec->intent, dec->reply, dec->source == DECIDE_RULE ? SRC_RULE : SRC_EXAMPLE,
                       dec->confidence);
         break;
-    case DECIDE_KB:
-        t->src = SRC_KB;
-        t->confidence = dec->confidence;
-        t->c.misses = 0;
-        snprintf(t->reply, sizeof t->reply, "%s: %s", dec->article.title ? dec->article.title : "",
-                 dec->article.snippet ? dec->article.snippet : "");
-        if (dec->article.id)
-            add_article(t, dec->article.id, strlen(dec->article.id));
-        break;
+    case DECIDE_KB: answer_article(t, dec); break;
     case DECIDE_CLARIFY: clarify(t, dec); break;
     default:
         t->confidence = dec->confidence;
@@ -923,7 +989,7 @@ static int bot_turn(struct turn *t)
     char misses[16];
     struct attrs a;
     turn_attrs(t, av, misses, &a);
-    struct decide_ctx ctx = {.rs = t->rs, .sc = t->w->sc};
+    struct decide_ctx ctx = {.rs = t->rs, .sc = t->w->sc, .ex = t->w->ex, .kb = t->w->kb};
     decide_policy_default(&ctx.policy);
     struct decision *dec = kefu_malloc(sizeof *dec);
     struct text_buf norm;
@@ -1048,7 +1114,7 @@ static int commit_turn(struct turn *t, json_t **out)
     if (t->handoff) {
         turn_handoff_state(t);
         json_t *extra = turn_messages(t, bot ? bot_text : NULL);
-        json_t *ctx = dialog_build_context(t->d, &t->c, extra);
+        json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
         packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
         json_decref(ctx);
         json_decref(extra);
@@ -1142,8 +1208,8 @@ static int handle_message(struct turn *t, json_t **out)
     if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
         wait_turn(t);
     } else {
-        t->rs = rules_get(t->d);
-        t->w = worker_get(t->d);
+        t->w = dialog_worker_get(t->d);
+        t->rs = t->w ? t->w->rs : NULL;
         rc = t->w ? bot_turn(t) : KEFU_ENOMEM;
         if (rc == 0 && t->handoff)
             handoff_notice(t);
@@ -1154,8 +1220,7 @@ static int handle_message(struct turn *t, json_t **out)
 static void turn_release(struct turn *t)
 {
     if (t->w)
-        worker_put(t->d, t->w);
-    rules_unref(t->rs);
+        dialog_worker_put(t->d, t->w);
     json_decref(t->mem);
     json_decref(t->quick);
     json_decref(t->articles);

@@ -94,12 +94,41 @@ static json_t *understood(const struct store_conv *c)
     return u;
 }
 
-json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_t *extra)
+/* Articles for what the customer said (the last few messages), best first. */
+static json_t *suggest(struct kb *kb, json_t *transcript, const char *locale)
+{
+    json_t *v = json_array();
+    char text[2048];
+    size_t o = 0, n = 0;
+    for (size_t i = json_array_size(transcript); i-- > 0 && n < 5;) {
+        json_t *m = json_array_get(transcript, i);
+        const char *t = json_string_value(json_object_get(m, "text"));
+        if (!t || strcmp(json_string_value(json_object_get(m, "from")), "customer") != 0)
+            continue;
+        size_t len = strlen(t);
+        if (o + len + 2 > sizeof text)
+            break;
+        memcpy(text + o, t, len);
+        o += len;
+        text[o++] = ' ';
+        n++;
+    }
+    struct kb_result r;
+    if (!kb || o == 0 || kb_search(kb, text, o, *locale ? locale : NULL, &r) < 0)
+        return v;
+    for (size_t k = 0; k < r.n && k < 3; k++)
+        json_array_append_new(v, json_pack("{s:s, s:s, s:f}", "id", r.hit[k].id, "title",
+                                           r.hit[k].title ? r.hit[k].title : "", "score", r.hit[k].score));
+    return v;
+}
+
+json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_t *extra, struct kb *kb)
 {
     json_t *transcript = json_array();
     store_messages(d->st, c->id, 0, 0, transcript_msg, transcript);
     if (extra)
         json_array_extend(transcript, extra);
+    json_t *articles = suggest(kb, transcript, c->locale);
     json_t *conv = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "id", c->id, "state",
                              store_state_name(c->state), "channel", c->channel, "locale", c->locale, "queue",
                              c->queue, "priority", rules_priority_name(c->priority), "agent", c->agent,
@@ -107,14 +136,17 @@ json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_
                              "misses", (json_int_t)c->misses);
     return json_pack("{s:o, s:o, s:o, s:o, s:o, s:s, s:o}", "conversation", conv, "customer",
                      customer_json(d, c->customer), "transcript", transcript, "history", history(d, c),
-                     "understood", understood(c), "reason", c->reason, "articles", json_array());
+                     "understood", understood(c), "reason", c->reason, "articles", articles);
 }
 
 /* The context now, with the packet stored at the handoff. */
 static int context_json(struct dialog *d, const struct store_conv *c, json_t **out)
 {
     char *packet = NULL;
-    *out = dialog_build_context(d, c, NULL);
+    struct dialog_worker *w = dialog_worker_get(d);
+    *out = dialog_build_context(d, c, NULL, w ? w->kb : NULL);
+    if (w)
+        dialog_worker_put(d, w);
     if (!*out)
         return dialog_fail(KEFU_ENOMEM, "out of memory");
     store_get_packet(d->st, c->id, &packet);
@@ -580,9 +612,16 @@ int dialog_health(struct dialog *d, json_t **out)
     pthread_mutex_unlock(&d->rules_lock);
     struct store_stats ss;
     store_stats(d->st, &ss);
-    *out = json_pack("{s:s, s:{s:I, s:I}, s:{s:i}, s:{s:i, s:I, s:I, s:I}}", "status", "ok", "rules",
-                     "intents", (json_int_t)intents, "loaded_at", (json_int_t)loaded, "kb", "articles", 0,
-                     "store", "version", store_version(d->st), "commits", (json_int_t)ss.commits, "batches",
-                     (json_int_t)ss.batches, "failed", (json_int_t)ss.failed);
+    struct kb_stats ks = {0};
+    struct dialog_worker *w = dialog_worker_get(d);
+    if (w && w->kb)
+        kb_stats(w->kb, &ks);
+    if (w)
+        dialog_worker_put(d, w);
+    *out =
+        json_pack("{s:s, s:{s:I, s:I}, s:{s:I}, s:{s:i, s:I, s:I, s:I}}", "status", "ok", "rules", "intents",
+                  (json_int_t)intents, "loaded_at", (json_int_t)loaded, "kb", "articles",
+                  (json_int_t)ks.articles, "store", "version", store_version(d->st), "commits",
+                  (json_int_t)ss.commits, "batches", (json_int_t)ss.batches, "failed", (json_int_t)ss.failed);
     return *out ? 0 : KEFU_ENOMEM;
 }

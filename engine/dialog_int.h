@@ -4,6 +4,7 @@
 #define KEFU_DIALOG_INT_H
 
 #include "dialog.h"
+#include "kb.h"
 #include "queue.h"
 #include "router.h"
 #include "rules.h"
@@ -40,10 +41,15 @@ struct dialog_agent {
     char skills[256];
 };
 
-/* Per-call working set, reused through a free list. */
+/* Per-call working set, reused through a free list: a router scratch,
+ * the rule set it last used with a private copy of its examples index,
+ * and a read-only connection to the articles. */
 struct dialog_worker {
     struct dialog_worker *next;
     struct router_scratch *sc;
+    struct rules *rs;       /* a reference */
+    struct kb_examples *ex; /* clone of the examples of rs, or NULL */
+    struct kb *kb;          /* NULL without articles */
 };
 
 struct dialog {
@@ -56,7 +62,9 @@ struct dialog {
     struct queue *q;
     pthread_mutex_t rules_lock;
     struct rules *rs;
+    struct kb_examples *ex; /* the examples index of rs (workers clone it) */
     long long rules_loaded_at;
+    char *kb_path;          /* the articles database, NULL if none */
     pthread_mutex_t workers_lock;
     struct dialog_worker *workers;
     pthread_mutex_t conv_lock[CONV_LOCKS];
@@ -80,11 +88,15 @@ void dialog_notify(struct dialog *d, const char *conv, long seq);
 int dialog_load(struct dialog *d, const char *id, struct store_conv *c);
 /* 1 if the business hours hold at now. */
 int dialog_hours_open(struct dialog *d, long long now);
+/* Takes a worker synced with the running rules (NULL on OOM); give it back with dialog_worker_put(). */
+struct dialog_worker *dialog_worker_get(struct dialog *d);
+void dialog_worker_put(struct dialog *d, struct dialog_worker *w);
 /* Puts a stored conversation into the in-memory queue. */
 int dialog_enqueue(struct dialog *d, const struct store_conv *c);
 /* The agent-facing context of conversation c (new JSON); extra messages
- * not yet stored (a JSON array, borrowed, may be NULL) join the transcript. */
-json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_t *extra);
+ * not yet stored (a JSON array, borrowed, may be NULL) join the transcript;
+ * kb (may be NULL) suggests articles for it. */
+json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_t *extra, struct kb *kb);
 /* Text from a JSON request field: 0, KEFU_EINVAL, KEFU_EUTF8 or KEFU_ERANGE. */
 int dialog_req_text(json_t *req, const char *key, size_t max, int required, const char **out);
 /* The localized system text for key in locale; static. */

@@ -137,7 +137,8 @@ static const char *const sql[N_STMT] = {
     [R_REPORT0 + STORE_R_RATINGS] = "SELECT CAST(rating AS TEXT), count(*), 0 FROM feedback GROUP BY rating"
                                     " ORDER BY rating",
     [R_REPORT0 + STORE_R_UNANSWERED] = "SELECT text, count(*), 0 FROM messages WHERE sender = 'customer'"
-                                       " AND source = 'fallback' GROUP BY text ORDER BY 2 DESC, 1",
+                                       " AND (source = 'fallback' OR (source = 'handoff' AND intent IS "
+                                       "NULL)) GROUP BY text ORDER BY 2 DESC, 1",
     [R_REPORT0 + STORE_R_TOTALS] =
         "SELECT 'conversations', count(*), 0 FROM conversations"
         " UNION ALL SELECT 'customer_messages', count(*), 0 FROM messages WHERE sender = 'customer'"

@@ -243,6 +243,7 @@ static void test_journey(void **state)
 
     r = say(d, id, "5", NULL);
     expect_str(r, "reply.source", "feedback");
+    expect_str(r, "reply.text", "感谢您的评价！"); /* the conversation's language, not the digit's */
     expect_str(r, "state", "resolved");
     json_decref(r);
 
@@ -664,6 +665,36 @@ static void test_reload(void **state)
     json_decref(r);
 }
 
+/* 6.4 with a corpus: replies link their articles with titles, the packet suggests articles */
+static void test_articles(void **state)
+{
+    struct fixture *f = *state;
+    dialog_close(f->d);
+    f->cfg.corpus_dir = "tests/corpus";
+    open_dialog(f);
+    json_t *h;
+    assert_int_equal(dialog_health(f->d, &h), 0);
+    assert_true(json_integer_value(json_object_get(json_object_get(h, "kb"), "articles")) >= 5);
+    json_decref(h);
+    char id[40], token[40];
+    new_conv(f->d, "k1", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "我的退款什么时候到账 KF12345678", NULL);
+    expect_str(r, "reply.intent", "returns.refund_status");
+    json_t *a = json_array_get(json_object_get(json_object_get(r, "reply"), "articles"), 0);
+    expect_str(a, "id", "refund-policy");
+    assert_non_null(str(a, "title"));
+    assert_null(strstr(str(r, "reply.text"), "{kb:"));
+    json_decref(r);
+    json_decref(say(f->d, id, "转人工", NULL));
+    json_t *ctx;
+    assert_int_equal(dialog_claim(f->d, "amy", id, &ctx), 0);
+    json_t *sug = json_object_get(ctx, "articles");
+    assert_true(json_array_size(sug) >= 1);
+    expect_str(json_array_get(sug, 0), "id", "refund-policy");
+    expect_str(json_object_get(ctx, "understood"), "slots.order_id", "KF12345678");
+    json_decref(ctx);
+}
+
 struct chatter {
     struct dialog *d;
     char id[40];
@@ -746,6 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };
