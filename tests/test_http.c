@@ -866,6 +866,44 @@ static void test_listen_parse(void **state)
     assert_int_equal(start(0, 0), 0);
 }
 
+/* Every allocation kefu makes while creating the api and answering a
+ * create, a message and /metrics can fail: no crash, no leak, and an
+ * answer is always a status with a body (checked under ASan/valgrind). */
+static void test_alloc_failures(void **state)
+{
+    for (long n = 1; n < 200; n++) {
+        struct api_config ac = {.dialog = dlg, .rate_ip = 5, .rate_conv = 1};
+        struct api *a = NULL;
+        kefu_alloc_fail_after(n);
+        int rc = api_create(&ac, &a);
+        if (rc < 0) {
+            kefu_alloc_fail_after(0);
+            assert_int_equal(rc, KEFU_ENOMEM);
+            continue;
+        }
+        const char *body = "{\"channel\":\"web\",\"customer\":{\"id\":\"u\"}}";
+        struct api_request q = {.method = "POST",
+                                .path = "/v1/conversations",
+                                .content_type = "application/json",
+                                .body = body,
+                                .body_len = strlen(body),
+                                .ip = "10.0.0.1"};
+        struct api_response r;
+        api_response_init(&r);
+        api_handle(a, &q, &r);
+        assert_true(r.status == 201 || r.status >= 400);
+        api_response_release(&r);
+        struct api_request m = {.method = "GET", .path = "/metrics", .ip = "10.0.0.1"};
+        api_response_init(&r);
+        api_handle(a, &m, &r);
+        assert_true(r.status == 200 || r.status >= 500);
+        assert_true(r.status != 200 || r.text.len > 0);
+        api_response_release(&r);
+        kefu_alloc_fail_after(0);
+        api_free(a);
+    }
+}
+
 static void test_depth_scan(void **state)
 {
     assert_int_equal(api_json_too_deep("[[1]]", 5, 2), 0);
@@ -877,14 +915,23 @@ static void test_depth_scan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_depth_scan), cmocka_unit_test(test_conversation_flow),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_dialog_errors),
-        cmocka_unit_test(test_limits),     cmocka_unit_test(test_keep_alive),
-        cmocka_unit_test(test_agent_flow), cmocka_unit_test(test_cors),
-        cmocka_unit_test(test_static),     cmocka_unit_test(test_long_poll),
-        cmocka_unit_test(test_sse),        cmocka_unit_test(test_metrics_health),
-        cmocka_unit_test(test_reload),     cmocka_unit_test(test_rate_limits),
-        cmocka_unit_test(test_drain),      cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_depth_scan),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_conversation_flow),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_dialog_errors),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_agent_flow),
+        cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_static),
+        cmocka_unit_test(test_long_poll),
+        cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_metrics_health),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_listen_parse),
     };
     return cmocka_run_group_tests_name("http", tests, setup, teardown);
 }
