@@ -824,6 +824,13 @@ static void test_drain(void **state)
     auth_header(a.header, tok);
     pthread_t t;
     pthread_create(&t, NULL, long_poll, &a);
+    int sse = dial(port); /* and an open event stream */
+    char raw[256];
+    int n = sprintf(raw, "GET /v1/conversations/%s/events?token=%s HTTP/1.1\r\nHost: x\r\n\r\n", id, tok);
+    send_all(sse, raw, (size_t)n);
+    static char buf[1 << 16];
+    size_t len = 0;
+    assert_true(read_until(sse, buf, sizeof buf, &len, "retry: 2000", 2 * slow()));
     usleep(300 * 1000);
     double t0 = now_s();
     int left = http_drain(srv, (int)(5000 * slow()));
@@ -832,6 +839,9 @@ static void test_drain(void **state)
     expect(&a.r, 200, NULL); /* the parked poll was answered, not cut */
     assert_true(a.t_end - t0 < 2 * slow());
     done(&a.r);
+    /* the stream ended properly: the last chunk of the chunked body */
+    assert_true(read_until(sse, buf, sizeof buf, &len, "\r\n0\r\n\r\n", 2 * slow()));
+    close(sse);
     /* new connections are refused now */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
