@@ -28,6 +28,7 @@
 #include "http.h"
 #include "kefu.h"
 #include "log.h"
+#include "rate.h"
 
 /* ---- a tiny HTTP client ---- */
 
@@ -914,6 +915,32 @@ static void test_alloc_failures(void **state)
     }
 }
 
+/* Token buckets: the burst, the refill, Retry-After, separate keys, off
+ * at 0, and a flood of keys bounded by the table (old keys reused). */
+static void test_rate_buckets(void **state)
+{
+    struct rate *r;
+    assert_int_equal(rate_create(2, 4, 64, &r), 0);
+    double retry = 0;
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(rate_take(r, "a", 1, 100.0, &retry), 0);
+    assert_int_equal(rate_take(r, "a", 1, 100.0, &retry), KEFU_ELIMIT);
+    assert_true(retry > 0.49 && retry < 0.51);                /* one token at 2/s */
+    assert_int_equal(rate_take(r, "b", 1, 100.0, &retry), 0); /* another key has its own */
+    assert_int_equal(rate_take(r, "a", 1, 100.6, &retry), 0); /* refilled */
+    assert_int_equal(rate_take(r, "a", 1, 100.6, &retry), KEFU_ELIMIT);
+    char key[16];
+    for (int k = 0; k < 10000; k++) { /* a flood of new keys never fails them */
+        int n = sprintf(key, "k%d", k);
+        assert_int_equal(rate_take(r, key, (size_t)n, 200.0, &retry), 0);
+    }
+    rate_free(r);
+    assert_int_equal(rate_create(0, 1, 8, &r), 0);
+    for (int k = 0; k < 100; k++)
+        assert_int_equal(rate_take(r, "a", 1, 1.0, &retry), 0);
+    rate_free(r);
+}
+
 static void test_depth_scan(void **state)
 {
     assert_int_equal(api_json_too_deep("[[1]]", 5, 2), 0);
@@ -926,6 +953,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_depth_scan),
+        cmocka_unit_test(test_rate_buckets),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_conversation_flow),
         cmocka_unit_test(test_errors),
