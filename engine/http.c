@@ -590,6 +590,27 @@ static void client_ip(struct MHD_Connection *c, char *buf, size_t cap)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf, (socklen_t)cap);
 }
 
+/* Behind a trusted proxy, the client is the address the proxy appended
+ * last to X-Forwarded-For (earlier ones are the client's own claims). */
+static void forwarded_ip(struct MHD_Connection *c, char *buf, size_t cap)
+{
+    const char *xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    size_t n = strcspn(last, " ");
+    if (n == 0 || n >= cap)
+        return;
+    for (size_t i = 0; i < n; i++) /* an address, nothing else */
+        if (!strchr("0123456789abcdefABCDEF.:", last[i]))
+            return;
+    memcpy(buf, last, n);
+    buf[n] = 0;
+}
+
 static struct req *req_new(struct http *h, struct MHD_Connection *c, const char *url, const char *method)
 {
     struct req *r = kefu_calloc(1, sizeof *r);
@@ -603,6 +624,8 @@ static struct req *req_new(struct http *h, struct MHD_Connection *c, const char 
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     client_ip(c, r->ip, sizeof r->ip);
+    if (h->cfg.trust_proxy)
+        forwarded_ip(c, r->ip, sizeof r->ip);
     atomic_fetch_add(&h->in_flight, 1);
     return r;
 }

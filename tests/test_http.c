@@ -193,6 +193,8 @@ static void write_file(const char *rel, const char *text)
 
 static const char *good_rules = "intent hello\n  match hello\n  reply Hi.\n";
 
+static int trust_proxy; /* for the next start() */
+
 static int start(double rate_ip, double rate_conv)
 {
     struct dialog_config dc;
@@ -215,6 +217,7 @@ static int start(double rate_ip, double rate_conv)
     hc.web_dir = web;
     hc.threads = 2;
     hc.ping_s = 0.3;
+    hc.trust_proxy = trust_proxy;
     struct api_config ac = {
         .dialog = dlg, .admin_token = "sekrit", .rate_ip = rate_ip, .rate_conv = rate_conv};
     ac.cors[ac.n_cors++] = "https://shop.example";
@@ -796,6 +799,25 @@ static void test_rate_limits(void **state)
     if (limited < 10 || retry < 1)
         fail_msg("limited at request %d, Retry-After %d", limited, retry);
     call("GET", "/healthz", NULL, NULL, &r); /* operators are never limited */
+    expect(&r, 200, NULL);
+    done(&r);
+    /* untrusted X-Forwarded-For changes nothing: still the same address */
+    call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 10.9.9.9\r\n", NULL, &r);
+    expect(&r, 429, "rate_limited");
+    done(&r);
+    stop();
+    trust_proxy = 1; /* behind a proxy: each forwarded client has its own bucket */
+    assert_int_equal(start(5, 0), 0);
+    trust_proxy = 0;
+    for (int k = 0; k < 10; k++) {
+        call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 1.1.1.1, 10.0.0.1\r\n",
+             NULL, &r);
+        done(&r);
+    }
+    call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 10.0.0.1\r\n", NULL, &r);
+    expect(&r, 429, "rate_limited"); /* the last address is the client, whatever came before */
+    done(&r);
+    call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 10.0.0.2\r\n", NULL, &r);
     expect(&r, 200, NULL);
     done(&r);
     stop();
