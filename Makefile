@@ -11,8 +11,8 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router decide store queue dialog dialog_agent cli cli_kb \
-           cli_chat cli_report \
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval store queue dialog dialog_agent cli cli_kb \
+           cli_chat cli_report cli_test convtest \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb store queue dialog http webhook
@@ -78,6 +78,8 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    $(BUILD)/kefu kb import tests/corpus --db $$d/kb.db >/dev/null && \
 	    valgrind -q --leak-check=full --error-exitcode=9 $(BUILD)/kefu kb search --db $$d/kb.db \
 	    "退款什麼時候到賬 refund" >/dev/null && rm -rf $$d && echo "valgrind: kefu kb import, search clean"
+	@valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
+	    $(BUILD)/kefu test >/dev/null && echo "valgrind: kefu test clean"
 	@KEFU_SLOW=10 E2E_TRAFFIC=20 E2E_RELOADS=2 KEFU="valgrind -q --leak-check=full --error-exitcode=9 \
 	    --errors-for-leak-kinds=definite,indirect,possible $(BUILD)/kefu" sh tests/e2e.sh >$(BUILD)/e2e-valgrind.txt 2>&1; \
 	    if grep -q '^not ok' $(BUILD)/e2e-valgrind.txt; then cat $(BUILD)/e2e-valgrind.txt; exit 1; fi; \

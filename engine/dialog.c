@@ -363,15 +363,54 @@ static int parse_agents(struct dialog *d, const char *spec)
     return 0;
 }
 
-static int rebuild_one(void *ctx, const struct store_conv *c)
+struct open_convs {
+    struct store_conv *v;
+    size_t n, cap;
+};
+
+/* Copies one open conversation (without its memory) for rebuild_queue(). */
+static int collect_open(void *ctx, const struct store_conv *c)
 {
-    return dialog_enqueue(ctx, c) < 0;
+    struct open_convs *o = ctx;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        struct store_conv *v = kefu_realloc(o->v, cap * sizeof *v);
+        if (!v)
+            return 1;
+        o->v = v, o->cap = cap;
+    }
+    o->v[o->n] = *c;
+    o->v[o->n++].memory = NULL;
+    return 0;
 }
 
-/* Fills the in-memory queue from the conversations the store has open. */
+/* A conversation held by an agent who is no longer configured waits again. */
+static int unhold_stale(struct dialog *d, struct store_conv *c)
+{
+    struct store_batch b;
+    store_batch_init(&b);
+    c->state = STORE_QUEUED;
+    *c->agent = 0;
+    store_put_conv(&b, c, NULL);
+    store_add_event(&b, c->id, dialog_now(d), "release", NULL, c->queue, "agent removed");
+    return store_write(d->st, &b);
+}
+
+/* Fills the in-memory queue from the conversations the store has open
+ * (collected first: no store call runs inside another's callback). */
 static int rebuild_queue(struct dialog *d)
 {
-    int rc = store_open_convs(d->st, rebuild_one, d);
+    struct open_convs o = {0};
+    int rc = store_open_convs(d->st, collect_open, &o);
+    for (size_t i = 0; i < o.n && rc == 0; i++) {
+        struct store_conv *c = &o.v[i];
+        c->memory = NULL; /* store_put_conv() writes "{}" for NULL: keep the stored memory */
+        if (c->state == STORE_AGENT && !queue_agent_serves(d->q, c->agent, c->queue))
+            rc = unhold_stale(d, c);
+        if (rc == 0)
+            rc = dialog_enqueue(d, c);
+    }
+    free(o.v);
     return rc < 0 ? dialog_fail(rc, "cannot rebuild the queue from the store") : 0;
 }
 
@@ -1058,6 +1097,9 @@ static json_t *turn_result(struct turn *t, long seq)
             json_object_set(reply, "quick_replies", t->quick);
         if (*t->notice)
             json_object_set_new(reply, "notice", json_string(t->notice));
+        json_t *slots = json_object_get(t->mem, "slots");
+        if (json_is_object(slots) && json_object_size(slots))
+            json_object_set(reply, "slots", slots);
     }
     json_object_set_new(o, "reply", reply);
     json_object_set_new(o, "state", json_string(store_state_name(t->c.state)));
@@ -1131,6 +1173,9 @@ static int commit_turn(struct turn *t, json_t **out)
         NULL,    NULL,  t->now};
     struct store_batch b;
     store_batch_init(&b);
+    t->cu.last_seen = t->now;
+    if (*t->cu.id)
+        store_put_customer(&b, &t->cu);
     store_put_conv(&b, &t->c, packet);
     store_add_message(&b, t->c.id, &cm);
     if (bot)

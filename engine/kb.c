@@ -60,11 +60,14 @@ static const char *const schema =
     "CREATE VIRTUAL TABLE articles_fts USING fts5(title, tags, questions, body, tokenize='" KB_TOKENIZER "');"
     "PRAGMA user_version = 1;";
 
+/* BM25 weights of title, tags, questions, body (docs/corpus.md). */
+#define KB_WEIGHTS "4.0, 2.0, 3.0, 1.0"
+
 static const char *const sql_search =
-    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, 4.0, 2.0, 3.0, "
-    "1.0), " KB_COVER_FN "(articles_fts), " KB_COVER_FN
-    "(articles_fts, 1) FROM articles_fts JOIN articles ON articles.doc = articles_fts.rowid "
-    "WHERE articles_fts MATCH ?1 ORDER BY bm25(articles_fts, 4.0, 2.0, 3.0, 1.0) LIMIT ?2";
+    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS
+    "), " KB_COVER_FN "(articles_fts), " KB_COVER_FN "(articles_fts, 1) "
+    "FROM articles_fts JOIN articles ON articles.doc = articles_fts.rowid "
+    "WHERE articles_fts MATCH ?1 ORDER BY bm25(articles_fts, " KB_WEIGHTS ") LIMIT ?2";
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_get = "SELECT id, locale, title, text FROM articles WHERE id = ?1 ORDER BY "

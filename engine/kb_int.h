@@ -58,6 +58,9 @@ void kb_query_release(struct kb_query *q);
 /* Builds q from text[0..len) (raw UTF-8, validated here). Returns 0,
  * KEFU_EUTF8 or KEFU_ENOMEM. */
 int kb_query_build(struct kb_tok_buf *b, const char *text, size_t len, struct kb_query *q);
+/* Rebuilds q->match from the terms t with keep[t] != 0 (keep NULL: all).
+ * Returns 0 or KEFU_ENOMEM. */
+int kb_query_match(struct kb_query *q, const unsigned char *keep);
 /* Returns 1 if term t[0..n) is one of q's terms. */
 int kb_query_has(const struct kb_query *q, const char *t, size_t n);
 

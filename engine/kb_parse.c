@@ -137,7 +137,8 @@ static int set_once(struct parser *p, const struct header_line *h, char **slot, 
 }
 
 struct header_seen {
-    int id, locale, title, tags;
+    int id, locale, title, tags; /* the line each was first set on */
+    unsigned mentioned;          /* 1 id, 2 locale, 4 title: present, even with a bad value */
 };
 
 /* Interprets one `key: value` line. Returns 0 or KEFU_ENOMEM (errors go to p). */
@@ -146,6 +147,10 @@ static int header_field(struct parser *p, const struct header_line *h, struct kb
 {
     const char *k = h->ls + h->key, *v = h->ls + h->val;
     size_t kn = h->key_len;
+    s->mentioned |= (kn == 2 && memcmp(k, "id", 2) == 0)       ? 1u
+                    : (kn == 6 && memcmp(k, "locale", 6) == 0) ? 2u
+                    : (kn == 5 && memcmp(k, "title", 5) == 0)  ? 4u
+                                                               : 0u;
     if (h->val_len == 0) {
         char key[64];
         snprintf(key, sizeof key, "%.*s", (int)(kn < 60 ? kn : 60), k);
@@ -212,7 +217,7 @@ static int header_split(struct parser *p, struct header_line *h)
 }
 
 /* Reports a required key the header lacks, at line (the end of the header). */
-static void require(struct parser *p, int line, const char *ls, size_t ll, const void *have, const char *key)
+static void require(struct parser *p, int line, const char *ls, size_t ll, unsigned have, const char *key)
 {
     if (!have)
         perr(p, line, ls, ll, 0, "missing '%s' in the article header", key);
@@ -221,7 +226,7 @@ static void require(struct parser *p, int line, const char *ls, size_t ll, const
 /* Parses the header; *body is set to the offset where the body starts. */
 static int parse_header(struct parser *p, struct kb_article *a, size_t *body, int *body_line)
 {
-    struct header_seen seen = {0, 0, 0, 0};
+    struct header_seen seen = {0, 0, 0, 0, 0};
     size_t i = 0;
     int line = 1, rc = 0;
     if (p->len >= 3 && memcmp(p->src, "\xEF\xBB\xBF", 3) == 0)
@@ -249,9 +254,9 @@ static int parse_header(struct parser *p, struct kb_article *a, size_t *body, in
     }
     *body = i;
     *body_line = line;
-    require(p, last_line, last, last_len, a->id, "id");
-    require(p, last_line, last, last_len, a->locale, "locale");
-    require(p, last_line, last, last_len, a->title, "title");
+    require(p, last_line, last, last_len, seen.mentioned & 1, "id");
+    require(p, last_line, last, last_len, seen.mentioned & 2, "locale");
+    require(p, last_line, last, last_len, seen.mentioned & 4, "title");
     return rc;
 }
 

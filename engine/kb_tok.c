@@ -96,14 +96,28 @@ static int map_reserve(struct kb_tok_buf *b, size_t n)
 
 /* ---- normalization with a source map ---------------------------------- */
 
-/* Length of the well-formed UTF-8 sequence at s[i] (i < len), or 0. */
+/* Length of the well-formed UTF-8 sequence at s[i] (i < len), or 0 (the
+ * same rules as text_utf8_valid(): no overlongs, surrogates, NUL or code
+ * points above U+10FFFF). */
 static size_t seq_len(const char *s, size_t len, size_t i)
 {
-    unsigned char c = (unsigned char)s[i];
-    size_t n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
-    if (!n || i + n > len)
+    const unsigned char *p = (const unsigned char *)s + i;
+    unsigned char c = p[0];
+    size_t left = len - i;
+    if (c < 0x80)
+        return c ? 1 : 0;
+    if (c < 0xC2)
         return 0;
-    return text_utf8_valid(s + i, n) ? n : 0;
+    if (c < 0xE0)
+        return left >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (left < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+            return 0;
+        return (c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0) ? 0 : 3;
+    }
+    if (c > 0xF4 || left < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80)
+        return 0;
+    return (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90) ? 0 : 4;
 }
 
 /* Encodes cp as UTF-8 into o; returns the byte count. */
@@ -173,6 +187,10 @@ static int normalize_mapped(struct kb_tok_buf *b, const char *s, size_t len)
 {
     b->norm.len = 0;
     int space = 0, rc;
+    /* at most 4/3 of a code point's bytes plus a pending space each (a
+     * 1-byte character gives at most 2; a 3-byte one at most 4 + 1) */
+    if ((rc = map_reserve(b, 2 * len + 16)) < 0)
+        return rc;
     for (size_t i = 0; i < len;) {
         size_t at = i, n = seq_len(s, len, i), on = 0;
         char out[16];
@@ -194,15 +212,13 @@ static int normalize_mapped(struct kb_tok_buf *b, const char *s, size_t len)
         space |= sp;
         if (!on)
             continue;
-        if ((rc = map_reserve(b, b->norm.len + on + 1)) < 0)
-            return rc;
+        if (b->norm.len + on + 2 > b->cap && (rc = map_reserve(b, b->norm.len + on + 2)) < 0)
+            return rc; /* only a very unusual normalization gets here */
         if (space && b->norm.len)
             map_put(b, " ", 1, at, at);
         space = 0;
         map_put(b, out, on, at, i);
     }
-    if ((rc = map_reserve(b, b->norm.len + 1)) < 0)
-        return rc;
     b->norm.s[b->norm.len] = 0;
     return 0;
 }
@@ -288,8 +304,8 @@ static int fts_tokenize(Fts5Tokenizer *tok, void *ctx, int flags, const char *te
     t->busy++;
     int rc = kb_tok_each(b, text, (size_t)n, KB_TOK_DOC, fts_emit, &c);
     t->busy--;
-    if (b == &local)
-        kb_tok_buf_release(&local);
+    if (b == &local || b->cap > (1u << 20)) /* keep no huge buffers between calls */
+        kb_tok_buf_release(b);
     if (c.rc != SQLITE_OK)
         return c.rc;
     return rc == 0 ? SQLITE_OK : rc == KEFU_ENOMEM ? SQLITE_NOMEM : SQLITE_TOOBIG;
@@ -420,20 +436,33 @@ static int query_term(void *ctx, int colocated, const char *tok, size_t n, size_
     struct kb_query *q = ctx;
     if (q->n == KB_MAX_TERMS || n == 0 || kb_query_has(q, tok, n))
         return 0;
-    int rc = 0;
     q->off[q->n] = (uint32_t)q->text.len;
     q->len[q->n] = (uint32_t)n;
-    rc = kb_buf_add(&q->text, tok, n);
-    if (rc == 0 && q->n)
-        rc = kb_buf_add(&q->match, " OR ", 4);
-    if (rc == 0)
-        rc = kb_buf_add(&q->match, "\"", 1);
-    for (size_t k = 0; k < n && rc == 0; k++) /* a term never holds '"'; double it anyway */
-        rc = kb_buf_add(&q->match, tok[k] == '"' ? "\"\"" : tok + k, tok[k] == '"' ? 2 : 1);
-    if (rc == 0)
-        rc = kb_buf_add(&q->match, "\"", 1);
+    int rc = kb_buf_add(&q->text, tok, n);
     if (rc == 0)
         q->n++;
+    return rc;
+}
+
+int kb_query_match(struct kb_query *q, const unsigned char *keep)
+{
+    int rc = 0;
+    size_t used = 0;
+    q->match.len = 0;
+    rc = kb_buf_add(&q->match, "", 0);
+    for (size_t t = 0; t < q->n && rc == 0; t++) {
+        if (keep && !keep[t])
+            continue;
+        const char *tok = q->text.s + q->off[t];
+        if (used++)
+            rc = kb_buf_add(&q->match, " OR ", 4);
+        if (rc == 0)
+            rc = kb_buf_add(&q->match, "\"", 1);
+        for (size_t k = 0; k < q->len[t] && rc == 0; k++) /* a term never holds '"'; double it anyway */
+            rc = kb_buf_add(&q->match, tok[k] == '"' ? "\"\"" : tok + k, tok[k] == '"' ? 2 : 1);
+        if (rc == 0)
+            rc = kb_buf_add(&q->match, "\"", 1);
+    }
     return rc;
 }
 
@@ -448,5 +477,6 @@ int kb_query_build(struct kb_tok_buf *b, const char *text, size_t len, struct kb
         return rc;
     if (!text_utf8_valid(text, len))
         return KEFU_EUTF8;
-    return kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    rc = kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    return rc ? rc : kb_query_match(q, NULL);
 }

@@ -26,7 +26,7 @@ else
 fi
 
 # 3. ask: a request for a person is a handoff
-out=$("$KEFU" ask --json "我要转人工" 2>&1)
+out=$("$KEFU" ask --json "我要转人工" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||
     no ask-handoff "$out"
 
@@ -184,3 +184,28 @@ echo "$out" | grep -q ': 9 articles in 3 locales, [0-9]* terms, ' && ok kb-stats
 for c in import search stats; do
     "$KEFU" kb "$c" --help | grep -q "usage: kefu kb $c" && ok "help-kb-$c" || no "help-kb-$c"
 done
+
+# 20. kefu test: the bundled conversation tests pass; a wrong expectation fails with its
+#     file:line and what came; a malformed file is a file:line:col error and runs nothing
+out=$("$KEFU" test 2>&1)
+[ $? -eq 0 ] && echo "$out" | grep -q ' 0 failed$' && ! echo "$out" | grep -q '^FAIL' && ok test-bundled ||
+    no test-bundled "$out"
+mkdir -p "$tmp/convo"
+cat >"$tmp/convo/wrong.test" <<'X'
+conversation invoice question expected elsewhere
+  with locale=en
+  > how do I get an invoice
+  < intent = shipping.cost
+  < state = bot
+X
+out=$("$KEFU" test "$tmp/convo/wrong.test" 2>&1)
+status=$?
+[ "$status" -eq 1 ] && echo "$out" | grep -q '^FAIL invoice question expected elsewhere' &&
+    echo "$out" | grep -q "wrong.test:4: expected intent = 'shipping.cost', got 'invoice.request'" &&
+    echo "$out" | grep -q '1 passed\|0 passed, 1 failed' && ok test-fails || no test-fails "status $status; $out"
+printf 'conversation x\n  > hello\n  < intent shipping.cost\n  agent dance\n' >"$tmp/convo/bad.test"
+"$KEFU" test "$tmp/convo/bad.test" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 2 ] && grep -q 'bad.test:3:3: an expectation is' "$tmp/err" && grep -q 'bad.test:4:3: unknown agent step' "$tmp/err" &&
+    ok test-syntax || no test-syntax "status $status; $(cat "$tmp/err")"
+"$KEFU" test --help | grep -q "usage: kefu test" && ok help-test || no help-test

@@ -13,9 +13,11 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -609,6 +611,26 @@ static void test_restart(void **state)
     assert_int_equal(dialog_claim(f->d, "amy", c, &out), KEFU_EBUSY);
 }
 
+/* 6.1b an agent removed from the configuration: their conversations wait again for others */
+static void test_agent_removed(void **state)
+{
+    struct fixture *f = *state;
+    char a[40], token[40];
+    new_conv(f->d, "ar", "regular", "web", a, token);
+    json_decref(say(f->d, a, "转人工", NULL));
+    json_t *out;
+    assert_int_equal(dialog_claim(f->d, "amy", a, &out), 0);
+    json_decref(out);
+    dialog_close(f->d);
+    f->cfg.agents = "cat:" CAT ":*:10";
+    open_dialog(f);
+    assert_int_equal(dialog_claim(f->d, "cat", NULL, &out), 0);
+    expect_str(out, "conversation.id", a);
+    json_t *intents = json_object_get(json_object_get(out, "understood"), "intents");
+    expect_str(json_array_get(intents, 0), "intent", "human.agent"); /* the memory survived the release */
+    json_decref(out);
+}
+
 /* 6.2 the packet carries the customer's other conversations on every channel */
 static void test_history(void **state)
 {
@@ -695,6 +717,56 @@ static void test_articles(void **state)
     json_decref(ctx);
 }
 
+/* 7.0 a process answering customers is killed with SIGKILL: every answered message is in the file */
+static void test_kill9(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "k9", "regular", "web", id, token);
+    dialog_close(f->d);
+    f->d = NULL;
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        struct rules_diag diag;
+        rules_diag_init(&diag);
+        struct dialog *d;
+        if (dialog_open(&f->cfg, &diag, &d) < 0)
+            _exit(1);
+        for (long i = 1;; i++) {
+            char cid[32];
+            snprintf(cid, sizeof cid, "m%ld", i);
+            json_t *req = json_pack("{s:s, s:s}", "text", i % 2 ? "我要开发票" : "hello", "client_id", cid),
+                   *out;
+            if (dialog_customer_message(d, id, req, &out) < 0 || write(fd[1], &i, sizeof i) != sizeof i)
+                _exit(1);
+        }
+    }
+    close(fd[1]);
+    long last = 0, i;
+    while (last < 60 && read(fd[0], &i, sizeof i) == sizeof i)
+        last = i;
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    while (read(fd[0], &i, sizeof i) == sizeof i)
+        last = i;
+    close(fd[0]);
+    assert_true(WIFSIGNALED(status));
+    open_dialog(f);
+    int n = count_messages(f->d, id); /* greeting + a question and an answer per message */
+    assert_true(n >= 1 + 2 * last);
+    assert_true(n <= 1 + 2 * (last + 1));
+    char cid[32];
+    snprintf(cid, sizeof cid, "m%ld", last); /* the last acknowledged one is known: a retry repeats nothing */
+    json_t *r = say(f->d, id, "hello", cid);
+    assert_int_equal(count_messages(f->d, id), n);
+    json_decref(r);
+}
+
 struct chatter {
     struct dialog *d;
     char id[40];
@@ -775,9 +847,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_business_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_filling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };

@@ -25,13 +25,6 @@
 
 #define FIXTURE "tests/corpus"
 
-/* Slow builds (valgrind) stretch the time bounds by KEFU_SLOW. */
-static double slow(void)
-{
-    const char *s = getenv("KEFU_SLOW");
-    return s && atof(s) > 1 ? atof(s) : 1;
-}
-
 static double now_ms(void)
 {
     struct timespec t;
@@ -752,7 +745,8 @@ static void test_examples(void **state)
             fail_msg("out of scope '%s' has confidence %.3f", oos[k], conf);
     }
     /* 'when' keeps an intent out unless it holds */
-    assert_string_not_equal(top_intent(ex, rs, "where is the vip lounge", NULL, &conf), "vip.lounge");
+    const char *got = top_intent(ex, rs, "where is the vip lounge", NULL, &conf);
+    assert_true(got == NULL || strcmp(got, "vip.lounge") != 0);
     struct attr vip[] = {{"tier", "vip"}};
     struct attrs a = {vip, 1};
     assert_string_equal(top_intent(ex, rs, "where is the vip lounge", &a, &conf), "vip.lounge");
@@ -806,7 +800,7 @@ static void test_examples_clone_threads(void **state)
 }
 
 /* The bundled rules: every example finds its own intent among the votes,
- * nearly always first; matching is fast. */
+ * nearly always first. */
 static void test_examples_bundled(void **state)
 {
     struct rules *rs = NULL;
@@ -839,7 +833,58 @@ static void test_examples_bundled(void **state)
             first, total, per);
     assert_true(total > 100);
     assert_true(first * 100 >= total * 95);
-    assert_true(per < 1.0 * slow());
+    kb_examples_free(ex); /* speed is reported above and measured in bench/, not asserted */
+    rules_unref(rs);
+}
+
+/* Every allocation kefu makes on these paths can fail: no crash, no leak,
+ * and an error code instead of a result (SQLite's own allocations are its). */
+static void test_alloc_failures(void **state)
+{
+    struct rules *rs = load_rules(ex_rules);
+    int failed = 0, done = 0;
+    for (long n = 1; n < 400 && !done; n++) {
+        kefu_alloc_fail_after(n);
+        struct kb *kb = NULL;
+        struct kb_examples *ex = NULL, *cl = NULL;
+        struct rules_diag d;
+        rules_diag_init(&d);
+        struct kb_result r;
+        struct kb_votes v;
+        int rc = kb_open(":memory:", 0, &kb);
+        if (rc == 0)
+            rc = kb_import(kb, FIXTURE, &d, NULL, NULL, NULL);
+        if (rc == 0)
+            rc = kb_search(kb, "退款什麼時候到賬 refund", strlen("退款什麼時候到賬 refund"), "zh", &r);
+        if (rc == 0)
+            rc = kb_examples_build(rs, &ex);
+        if (rc == 0)
+            rc = kb_examples_clone(ex, &cl);
+        if (rc == 0)
+            rc = kb_examples_match(cl, "where is my parcel", 18, NULL, &v);
+        kefu_alloc_fail_after(0);
+        done = rc == 0; /* the nth allocation came after the whole sequence */
+        failed += rc != 0;
+        kb_examples_free(cl);
+        kb_examples_free(ex);
+        kb_close(kb);
+        rules_diag_release(&d);
+    }
+    kefu_alloc_fail_after(0);
+    fprintf(stderr, "allocation failures: %d runs failed cleanly before one completed\n", failed);
+    assert_true(done);
+    assert_true(failed > 10);
+    rules_unref(rs);
+}
+
+static void test_examples_empty(void **state)
+{
+    struct rules *rs = load_rules("intent a\n  match hello\n  reply hi\n");
+    struct kb_examples *ex;
+    assert_int_equal(kb_examples_build(rs, &ex), 0);
+    struct kb_votes v;
+    assert_int_equal(kb_examples_match(ex, "hello", 5, NULL, &v), 0);
+    assert_int_equal(v.n, 0);
     kb_examples_free(ex);
     rules_unref(rs);
 }
@@ -856,8 +901,7 @@ static void test_search_speed(void **state)
                                        search_cases[k].locale, &r),
                              0);
     double per = (now_ms() - t0) / n;
-    fprintf(stderr, "search: %.3f ms per query on the fixture\n", per);
-    assert_true(per < 2.0 * slow());
+    fprintf(stderr, "search: %.3f ms per query on the fixture (reported, not asserted)\n", per);
 }
 
 int main(void)
@@ -878,6 +922,8 @@ int main(void)
         cmocka_unit_test(test_examples),
         cmocka_unit_test(test_examples_clone_threads),
         cmocka_unit_test(test_examples_bundled),
+        cmocka_unit_test(test_examples_empty),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
