@@ -1138,7 +1138,39 @@ static void turn_handoff_state(struct turn *t)
     *t->c.agent = 0;
 }
 
-/* Stores the turn in one batch (waits for the commit), then queues it. */
+/* Moves a handed-off conversation to its queue state and returns its packet (new string, or NULL). */
+static char *handoff_packet(struct turn *t, const char *bot_text)
+{
+    turn_handoff_state(t);
+    json_t *extra = turn_messages(t, bot_text);
+    json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
+    char *packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    json_decref(ctx);
+    json_decref(extra);
+    return packet;
+}
+
+/* Everything the turn changes, as one batch: profile, conversation, messages, events. */
+static void turn_batch(struct turn *t, struct store_batch *b, const struct store_msg *cm,
+                       const struct store_msg *bm, const char *packet)
+{
+    store_batch_init(b);
+    t->cu.last_seen = t->now;
+    if (*t->cu.id)
+        store_put_customer(b, &t->cu);
+    store_put_conv(b, &t->c, packet);
+    store_add_message(b, t->c.id, cm);
+    if (bm)
+        store_add_message(b, t->c.id, bm);
+    if (t->event)
+        store_add_event(b, t->c.id, t->now, t->event, NULL, NULL, NULL);
+    if (t->handoff)
+        store_add_event(b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
+    if (t->feedback)
+        store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
+}
+
+/* Stores the turn in one batch and waits for its commit; *out is the answer (new). */
 static int commit_turn(struct turn *t, json_t **out)
 {
     long seq = t->c.last_seq + 1;
@@ -1146,42 +1178,19 @@ static int commit_turn(struct turn *t, json_t **out)
     char bot_text[sizeof t->reply + sizeof t->notice + 2];
     if (bot)
         snprintf(bot_text, sizeof bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
-    char *packet = NULL;
     char *memory = json_dumps(t->mem, JSON_COMPACT);
     t->c.memory = memory;
-    if (t->handoff) {
-        turn_handoff_state(t);
-        json_t *extra = turn_messages(t, bot ? bot_text : NULL);
-        json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
-        packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
-        json_decref(ctx);
-        json_decref(extra);
-    }
+    char *packet = t->handoff ? handoff_packet(t, bot ? bot_text : NULL) : NULL;
     *out = turn_result(t, bot ? seq + 1 : seq);
     char *result = json_dumps(*out, JSON_COMPACT);
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
-    struct store_msg cm = {
-        seq,          "customer", t->text, dialog_src_names[t->src], intent_name(t, t->intent), t->confidence,
-        t->client_id, result,     t->now};
-    struct store_msg bm = {
-        seq + 1, "bot", bot_text, dialog_src_names[t->src], intent_name(t, t->intent), t->confidence,
-        NULL,    NULL,  t->now};
+    const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);
+    struct store_msg cm = {seq,           "customer",   t->text, src,   intent,
+                           t->confidence, t->client_id, result,  t->now};
+    struct store_msg bm = {seq + 1, "bot", bot_text, src, intent, t->confidence, NULL, NULL, t->now};
     struct store_batch b;
-    store_batch_init(&b);
-    t->cu.last_seen = t->now;
-    if (*t->cu.id)
-        store_put_customer(&b, &t->cu);
-    store_put_conv(&b, &t->c, packet);
-    store_add_message(&b, t->c.id, &cm);
-    if (bot)
-        store_add_message(&b, t->c.id, &bm);
-    if (t->event)
-        store_add_event(&b, t->c.id, t->now, t->event, NULL, NULL, NULL);
-    if (t->handoff)
-        store_add_event(&b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
-    if (t->feedback)
-        store_add_feedback(&b, t->c.id, t->now, t->feedback, NULL);
+    turn_batch(t, &b, &cm, bot ? &bm : NULL, packet);
     int rc = result && memory ? store_write(t->d->st, &b) : KEFU_ENOMEM;
     free(packet);
     free(result);
