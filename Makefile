@@ -15,7 +15,7 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
            cli_chat cli_report cli_test convtest \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router kb store queue dialog http webhook
+TESTS    = text rules router kb decide store queue dialog http webhook
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
@@ -114,6 +114,7 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 	@d=$$(mktemp -d) && $(BUILD)/bench/dialog_bench rules $$d 1 1000 && \
 	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
 	    rm -rf $$d
+
 # HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
 $(BUILD)/bench/bare_mhd: bench/bare_mhd.c
 	@mkdir -p $(@D)

@@ -13,6 +13,7 @@
 #include "text.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,13 +93,19 @@ static const struct route routes[] = {
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 static const char *route_names[N_ROUTES + 2];
+static pthread_once_t route_names_once = PTHREAD_ONCE_INIT;
 
-const char *const *api_route_names(size_t *n)
+static void fill_route_names(void)
 {
     for (size_t k = 0; k < N_ROUTES; k++)
         route_names[k] = routes[k].name;
     route_names[N_ROUTES] = "static";
     route_names[N_ROUTES + 1] = "unmatched";
+}
+
+const char *const *api_route_names(size_t *n)
+{
+    pthread_once(&route_names_once, fill_route_names);
     *n = N_ROUTES + 2;
     return route_names;
 }

@@ -79,13 +79,13 @@ struct api_response {
  * in *n. The last two are "static" and "unmatched"; api_route_static() is
  * the index of "static". */
 const char *const *api_route_names(size_t *n);
-size_t api_route_static(void);
-size_t api_route_unmatched(void);
+size_t api_route_static(void);    /* the metrics index of static files */
+size_t api_route_unmatched(void); /* the metrics index of requests no route matched */
 
 /* Creates the API over cfg (copied; pointers inside stay borrowed).
  * *out is new, free it with api_free(). */
 int api_create(const struct api_config *cfg, struct api **out);
-void api_free(struct api *a); /* NULL is fine */
+void api_free(struct api *a); /* frees a and its rate tables; NULL is fine */
 /* While draining, /healthz answers 503 so balancers stop sending. */
 void api_set_draining(struct api *a, int on);
 
