@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define KB_MAX_FILE  (1 << 20)
@@ -119,10 +120,11 @@ static void files_release(struct files *fs)
     free(fs->v);
 }
 
-static int ends_md(const char *name)
+/* 1 for an article file: *.md, except README.md (the corpus's own documentation). */
+static int is_article(const char *name)
 {
     size_t n = strlen(name);
-    return n > 3 && strcmp(name + n - 3, ".md") == 0;
+    return n > 3 && strcmp(name + n - 3, ".md") == 0 && strcasecmp(name, "readme.md") != 0;
 }
 
 /* Collects every *.md under root/rel (hidden entries skipped). */
@@ -148,7 +150,7 @@ static int walk(const char *root, const char *rel, int depth, struct files *fs, 
             continue;
         if (S_ISDIR(st.st_mode) && depth < KB_MAX_DEPTH)
             rc = walk(root, sub, depth + 1, fs, d);
-        else if (S_ISREG(st.st_mode) && ends_md(e->d_name))
+        else if (S_ISREG(st.st_mode) && is_article(e->d_name))
             rc = files_push(fs, sub);
     }
     closedir(dp);

@@ -268,6 +268,11 @@ static void test_query_build(void **state)
                      0);
     assert_int_equal(q.n, 3); /* refund, and, 退款: distinct terms */
     assert_string_equal(q.match.s, "\"refund\" OR \"and\" OR \"退款\"");
+    /* particle bigrams stay out, unless they are all the text has */
+    assert_int_equal(kb_query_build(&b, "优惠券怎么用呢", strlen("优惠券怎么用呢"), &q), 0);
+    assert_string_equal(q.match.s, "\"优惠\" OR \"惠券\" OR \"券怎\""); /* not 怎么, 么用, 用呢 */
+    assert_int_equal(kb_query_build(&b, "在吗", strlen("在吗"), &q), 0);
+    assert_string_equal(q.match.s, "\"在吗\"");
     assert_int_equal(kb_query_build(&b, "bad \xff", 5, &q), KEFU_EUTF8);
     char big[4097];
     for (size_t k = 0; k < 4096; k++)
@@ -449,6 +454,11 @@ static void test_snippet_offsets(void **state)
     write_file(path, "id: t\nlocale: zh-hant\ntitle: 退貨\n\n"
                      "請先登入ＡＣＣＯＵＮＴ，再到「我的訂單」申請退\u200b貨。退貨運費由我們負擔。Ｒｅｆｕｎ"
                      "ｄｓ ｔａｋｅ 3 days.\n");
+    for (int k = 0; k < 2; k++) { /* FTS5's BM25 needs three articles to weigh a word at all */
+        snprintf(path, sizeof path, "%s/u%d.md", dir, k);
+        write_file(path, k ? "id: u1\nlocale: en\ntitle: Unrelated\n\nNothing in common.\n"
+                           : "id: u0\nlocale: en\ntitle: Other\n\nNothing either.\n");
+    }
     struct kb *kb;
     assert_int_equal(kb_open(":memory:", 0, &kb), 0);
     struct rules_diag d;
@@ -577,6 +587,7 @@ static const struct parse_case {
 } parse_cases[] = {
     {"1", "id: a\nlocale: en\ntitle: T\nauthor: me\n\nBody.\n", "4:1: unknown key 'author'"},
     {"2", "id: a\nlocale: en\n\nBody.\n", "2:1: missing 'title'"},
+    {"2b", "id: a\ntitle: T\ntags: x\n\nBody.\n", "3:1: missing 'locale'"},
     {"3", "id: Bad_Id\nlocale: en\ntitle: T\n\nBody.\n", "1:5: invalid id"},
     {"4", "id: a\nlocale: fr\ntitle: T\n\nBody.\n", "2:9: unknown locale"},
     {"5", "id: a\nlocale: en\ntitle: T\ntitle: U\n\nBody.\n", "4:1: duplicate 'title' (first on line 3)"},
@@ -597,6 +608,8 @@ static void test_parse_errors(void **state)
     snprintf(path, sizeof path, "%s/good.md", dir);
     write_file(path, "id: good\r\nlocale: zh\r\ntitle: 好\r\ntags: x\r\nquestion: q1\r\nquestion: "
                      "q2\r\n\r\nBody **text**.\r\n");
+    snprintf(path, sizeof path, "%s/README.md", dir); /* documentation, not an article */
+    write_file(path, "# About these articles\n");
     snprintf(path, sizeof path, "%s/good2.md", dir);
     write_file(path, "id: good\nlocale: zh\ntitle: Again\n\nSame id and locale.\n");
     struct kb *kb;
