@@ -160,6 +160,11 @@ echo "$out" | grep -q ': 9 articles in 3 locales, [0-9]* terms, ' && ok kb-stats
 "$KEFU" kb frob >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "unknown kb command 'frob'" "$tmp/err" && ok kb-unknown || no kb-unknown
 
+kefu_abs="$(cd "$(dirname "$KEFU")" && pwd)/$(basename "$KEFU")"
+(cd "$tmp" && "$kefu_abs" kb import >"$tmp/out" 2>"$tmp/err")
+[ $? -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "cannot open corpus directory 'corpus'" "$tmp/err" &&
+    [ ! -e "$tmp/data" ] && ok kb-import-missing || no kb-import-missing "$(cat "$tmp/err")"
+
 # 19. kb --help and each subcommand's --help
 "$KEFU" kb --help | grep -q "usage: kefu kb COMMAND" && ok help-kb || no help-kb
 for c in import search stats; do
