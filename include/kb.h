@@ -91,11 +91,13 @@ struct kb_votes {
 /* Indexes every example line of rs in a new in-memory FTS5 database; rs
  * must outlive it. *out is new, free with kb_examples_free(). */
 int kb_examples_build(const struct rules *rs, struct kb_examples **out);
-/* A second connection to the same examples for another thread; *out is new. */
+/* A second connection to the same examples for another thread (a private
+ * copy of the index; safe while ex is in use elsewhere); *out is new. */
 int kb_examples_clone(const struct kb_examples *ex, struct kb_examples **out);
 void kb_examples_free(struct kb_examples *ex); /* NULL is fine */
 /* Matches text[0..len) against the examples; intents whose 'when' fails for
- * attrs (may be NULL) do not vote. Returns 0, KEFU_EUTF8 or KEFU_EIO. */
+ * attrs (NULL: no attributes) do not vote. Returns 0, KEFU_EUTF8, KEFU_ENOMEM
+ * or KEFU_EIO. */
 int kb_examples_match(struct kb_examples *ex, const char *text, size_t len, const struct attrs *attrs,
                       struct kb_votes *out);
 
