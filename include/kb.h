@@ -60,7 +60,8 @@ int kb_import(struct kb *kb, const char *dir, struct rules_diag *diag, kb_progre
               struct kb_import_stats *stats);
 
 /* Searches articles for text[0..len) (raw UTF-8), preferring locale ("en",
- * "zh", "zh-hant"; NULL: any). Fills out. Returns 0, KEFU_EUTF8 or KEFU_EIO. */
+ * "zh", "zh-hant"; NULL: any). Fills out. Returns 0, KEFU_EUTF8, KEFU_ENOMEM
+ * or KEFU_EIO (kb_error() says why). */
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out);
 
 /* Looks up article id in locale (falling back to its language, then any);
