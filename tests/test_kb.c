@@ -112,7 +112,8 @@ static void check_offsets(struct kb_tok_buf *b, const char *src)
         char stem[128];
         size_t n = part.len;
         memcpy(stem, part.s, n);
-        if ((unsigned char)part.s[0] < 0x80)
+        size_t i0 = 0;
+        if (!text_is_cjk_run(text_utf8_next(part.s, &i0))) /* a word: stemmed */
             n = text_stem(part.s, part.len, stem);
         stem[n] = 0;
         if (strcmp(stem, l.text[k]) != 0)
@@ -142,6 +143,45 @@ static void test_tok_offsets(void **state)
     kb_tok_buf_init(&b);
     for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
         check_offsets(&b, texts[k]);
+    kb_tok_buf_release(&b);
+}
+
+/* Awkward pieces of text for random inputs (the last three are invalid UTF-8). */
+static const char *const pieces[] = {
+    "a",      "Refund", "ED",     "'s",           "'",  " ",  "\t",   "\n",       "-",
+    "\"",     "*",      ":",      "退",           "款", "貨", "運",   "費",       "什",
+    "麼",     "ＡＢ",   "ｃ",     "１２",         "　", "，", "。",   "「",       "」",
+    "\u200b", "\u200d", "\ufeff", "\u00ad",       "é",  "Ä",  "ß",    "П",        "😀",
+    "\u0301", "𠮷",     "々",     "\xe2\x80\xa6", "カ", "한", "\xff", "\xe9\x80", "\xc0\xaf",
+};
+
+/* Fills text with a random mix of pieces (valid UTF-8 unless invalid is set). */
+static size_t random_text(char *text, size_t cap, int invalid)
+{
+    size_t n = 0, np = sizeof pieces / sizeof pieces[0] - (invalid ? 0 : 3);
+    int parts = 1 + rand() % 24;
+    for (int k = 0; k < parts; k++) {
+        const char *p = pieces[rand() % (int)np];
+        if (n + strlen(p) + 1 > cap)
+            break;
+        memcpy(text + n, p, strlen(p));
+        n += strlen(p);
+    }
+    text[n] = 0;
+    return n;
+}
+
+/* Random texts from awkward pieces: every token still points at its source. */
+static void test_tok_offsets_random(void **state)
+{
+    struct kb_tok_buf b;
+    kb_tok_buf_init(&b);
+    srand(7);
+    char text[256];
+    for (int round = 0; round < 3000; round++) {
+        random_text(text, sizeof text, 1);
+        check_offsets(&b, text);
+    }
     kb_tok_buf_release(&b);
 }
 
@@ -417,6 +457,14 @@ static void test_search_hostile(void **state)
     big[4096] = 0;
     assert_int_equal(kb_search(f->kb, big, strlen(big), NULL, &r), 0);
     assert_true(r.n_terms <= KB_MAX_TERMS);
+    srand(11);
+    for (int k = 0; k < 300; k++) {
+        char t[256];
+        size_t n = random_text(t, sizeof t, 0);
+        int rc = kb_search(f->kb, t, n, k % 2 ? "zh" : "en", &r);
+        if (rc != 0)
+            fail_msg("'%s': %s (%s)", t, kefu_strerror(rc), kb_error(f->kb));
+    }
     assert_int_equal(kb_search(f->kb, "bad \xc3\x28", 6, "en", &r), KEFU_EUTF8);
     assert_int_equal(kb_search(f->kb, "nul\0inside", 10, "en", &r), KEFU_EUTF8);
     /* the tables are intact */
@@ -930,6 +978,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tok_offsets),
+        cmocka_unit_test(test_tok_offsets_random),
         cmocka_unit_test(test_tok_positions),
         cmocka_unit_test(test_query_build),
         cmocka_unit_test_setup_teardown(test_search_cases, kb_setup, kb_teardown),
