@@ -16,7 +16,7 @@ OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router
+.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-kb
 all: kefu
 
 deps:
@@ -82,6 +82,15 @@ $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
 bench-router: $(BUILD)/bench/router_bench
 	@bench/messages.sh > $(BUILD)/bench/messages.txt
 	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
+
+# Knowledge-base latency: the fixture corpus, the bundled rules' examples, the same messages.
+$(BUILD)/bench/kb_bench: bench/kb_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-kb: $(BUILD)/bench/kb_bench
+	@bench/messages.sh > $(BUILD)/bench/messages.txt
+	$(BUILD)/bench/kb_bench $${CORPUS:-tests/corpus} rules $(BUILD)/bench/messages.txt
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules
