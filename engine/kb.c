@@ -103,6 +103,7 @@ static int exec(struct kb *kb, const char *sql, const char *what)
     return sqlite3_exec(kb->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(kb, what);
 }
 
+/* Reads PRAGMA user_version, the schema version. */
 static int user_version(struct kb *kb, int *v)
 {
     sqlite3_stmt *st;
@@ -141,6 +142,7 @@ static int prepare(struct kb *kb, const char *sql, sqlite3_stmt **st)
                : db_fail(kb, "prepare a query");
 }
 
+/* Opens the connection, registers the tokenizer, migrates, prepares the queries. */
 static int open_db(struct kb *kb, const char *path)
 {
     int flags = kb->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -223,6 +225,7 @@ static int cand_cmp(const void *a, const void *b)
     return x->score < y->score ? 1 : x->score > y->score ? -1 : x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
+/* Copies a text column into the result arena; NULL on OOM. */
 static const char *col_dup(struct kb *kb, sqlite3_stmt *st, int col)
 {
     const char *s = (const char *)sqlite3_column_text(st, col);
@@ -403,6 +406,7 @@ int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit
     return ret;
 }
 
+/* Runs a one-number query into *v. */
 static int count(struct kb *kb, const char *sql, long long *v)
 {
     sqlite3_stmt *st;

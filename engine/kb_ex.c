@@ -130,6 +130,7 @@ static int set_add(void *ctx, int colocated, const char *tok, size_t n, size_t s
     return 0;
 }
 
+/* Fills s with the distinct terms of text, dropping particle bigrams as queries do. */
 static int terms_of(struct kb_tok_buf *b, const char *text, struct term_set *s)
 {
     s->n = s->dropped = 0;
@@ -168,6 +169,7 @@ static int count_terms(struct ex_shared *sh, struct kb_tok_buf *b)
     return 0;
 }
 
+/* The BM25-style IDF of a term held by df of the examples (always > 0). */
 static double idf(const struct ex_shared *sh, uint32_t df)
 {
     double n = (double)sh->n;
@@ -189,6 +191,7 @@ static int ex_new(struct kb_examples **out)
     return kb_tok_register(ex->db);
 }
 
+/* Prepares the nearest-examples query on ex's connection. */
 static int ex_prepare(struct kb_examples *ex)
 {
     static const char *const sql =

@@ -222,6 +222,7 @@ static const struct {
 
 #define STMT(im, k) (*(sqlite3_stmt **)((char *)(im) + stmts[k].off))
 
+/* Prepares the import's statements (finalized by import_finalize()). */
 static int import_prepare(struct import *im)
 {
     for (size_t k = 0; k < sizeof stmts / sizeof stmts[0]; k++)
@@ -244,6 +245,7 @@ static int run(struct import *im, sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : kb_fail_db(im->kb, "update the knowledge base");
 }
 
+/* Deletes one article from both tables. */
 static int delete_doc(struct import *im, sqlite3_int64 doc)
 {
     sqlite3_bind_int64(im->del, 1, doc);
@@ -277,6 +279,7 @@ static int classify(struct import *im)
     return rc;
 }
 
+/* 1 if rel is among the (sorted) files found. */
 static int seen(const struct files *fs, const char *rel)
 {
     size_t lo = 0, hi = fs->n;
@@ -389,6 +392,7 @@ static int import_one(struct import *im, size_t i)
     return rc;
 }
 
+/* Counts the unchanged and unreadable files, imports the others, reports progress. */
 static int import_files(struct import *im, kb_progress_fn progress, void *ctx)
 {
     int rc = 0;
@@ -406,6 +410,7 @@ static int import_files(struct import *im, kb_progress_fn progress, void *ctx)
     return rc;
 }
 
+/* Walks, reads and hashes the files, then updates the database in one transaction. */
 static int import_run(struct import *im, kb_progress_fn progress, void *ctx)
 {
     int rc = walk(im->root, "", 0, &im->fs, im->d);
