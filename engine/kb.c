@@ -10,9 +10,10 @@
  * Ranking: -bm25() with weights title 4, tags 2, questions 3, body 1,
  * times a locale factor (1 same locale, 0.9 same language, 0.5 other);
  * one hit per article id. The confidence of the top hit is its coverage
- * (the IDF-weighted share of the query's terms it contains, kefu_cover())
- * times (0.5 + 0.5 × margin), margin = (s1 - s2) / s1 over the next
- * article's score. docs/corpus.md explains why. */
+ * (the IDF-weighted share of the query's terms it contains, kefu_cover(),
+ * computed for that hit only) times (0.5 + 0.5 × margin), margin =
+ * (s1 - s2) / s1 over the next article's score, times an evidence factor
+ * from the IDF mass of the shared terms. docs/corpus.md explains why. */
 #include "kb.h"
 
 #include "arena.h"
@@ -40,7 +41,7 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *get;
+    sqlite3_stmt *search, *snippet, *snippet_cover, *get;
     char err[256];
 };
 
@@ -65,12 +66,16 @@ static const char *const schema =
 #define KB_WEIGHTS "4.0, 2.0, 3.0, 1.0"
 
 static const char *const sql_search =
-    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS
-    "), " KB_COVER_FN "(articles_fts), " KB_COVER_FN "(articles_fts, 1) "
+    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS ") "
     "FROM articles_fts JOIN articles ON articles.doc = articles_fts.rowid "
     "WHERE articles_fts MATCH ?1 ORDER BY bm25(articles_fts, " KB_WEIGHTS ") LIMIT ?2";
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
+/* The same for the first hit, with its coverage (kefu_cover() is computed
+ * only here: for every matching row it would cost a pass over each term). */
+static const char *const sql_snippet_cover =
+    "SELECT snippet(articles_fts, 3, '', '', '...', ?3), " KB_COVER_FN "(articles_fts), " KB_COVER_FN
+    "(articles_fts, 1) FROM articles_fts WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_get = "SELECT id, locale, title, text FROM articles WHERE id = ?1 ORDER BY "
                                    "CASE WHEN locale = ?2 THEN 0 WHEN substr(locale, 1, 2) = substr(?2, 1, "
                                    "2) THEN 1 ELSE 2 END, locale LIMIT 1";
@@ -162,6 +167,8 @@ static int open_db(struct kb *kb, const char *path)
     if (rc == 0)
         rc = prepare(kb, sql_snippet, &kb->snippet);
     if (rc == 0)
+        rc = prepare(kb, sql_snippet_cover, &kb->snippet_cover);
+    if (rc == 0)
         rc = prepare(kb, sql_get, &kb->get);
     return rc;
 }
@@ -203,6 +210,7 @@ void kb_close(struct kb *kb)
         return;
     sqlite3_finalize(kb->search);
     sqlite3_finalize(kb->snippet);
+    sqlite3_finalize(kb->snippet_cover);
     sqlite3_finalize(kb->get);
     sqlite3_close(kb->db);
     kb_tok_buf_release(&kb->tb);
@@ -253,8 +261,7 @@ static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t 
         if (!x->id || !x->locale || !x->title)
             return kb_fail(kb, KEFU_ENOMEM, "out of memory");
         x->score = sqlite3_column_double(st, 4) * factor[kb_locale_match(x->locale, locale)];
-        x->cover = sqlite3_column_double(st, 5);
-        x->mass = sqlite3_column_double(st, 6);
+        x->cover = x->mass = 0;
         (*n)++;
     }
     int ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
@@ -294,17 +301,22 @@ static void one_line(char *s)
     *o = 0;
 }
 
-/* Cuts the snippet of doc: about 20 words, or 24 Chinese characters (a
- * character is two positions, its unigram and its bigram). */
-static int snippet_of(struct kb *kb, sqlite3_int64 doc, const char *locale, const char **out)
+/* Cuts the snippet of candidate x: about 20 words, or 24 Chinese characters
+ * (a character is two positions, its unigram and its bigram); with_cover
+ * also reads its coverage and IDF mass into x. */
+static int snippet_of(struct kb *kb, struct cand *x, int with_cover, const char **out)
 {
-    sqlite3_stmt *st = kb->snippet;
+    sqlite3_stmt *st = with_cover ? kb->snippet_cover : kb->snippet;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, doc);
-    sqlite3_bind_int(st, 3, strncmp(locale, "zh", 2) == 0 ? 48 : 20);
+    sqlite3_bind_int64(st, 2, x->doc);
+    sqlite3_bind_int(st, 3, strncmp(x->locale, "zh", 2) == 0 ? 48 : 20);
     int rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? col_dup(kb, st, 0) : "";
+    if (rc == SQLITE_ROW && with_cover) {
+        x->cover = sqlite3_column_double(st, 1);
+        x->mass = sqlite3_column_double(st, 2);
+    }
     sqlite3_reset(st);
     if (*out && **out)
         one_line((char *)*out);
@@ -347,7 +359,7 @@ int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, s
     for (size_t i = 0; i < n && i < KB_MAX_HITS && rc == 0; i++) {
         struct kb_hit *h = &out->hit[out->n++];
         *h = (struct kb_hit){c[i].id, c[i].locale, c[i].title, "", c[i].score};
-        rc = snippet_of(kb, c[i].doc, c[i].locale, &h->snippet);
+        rc = snippet_of(kb, &c[i], i == 0, &h->snippet);
     }
     if (n)
         out->confidence = confidence(c[0].cover, c[0].mass, c[0].score, n > 1 ? c[1].score : 0);

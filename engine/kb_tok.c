@@ -192,6 +192,16 @@ static int normalize_mapped(struct kb_tok_buf *b, const char *s, size_t len)
     if ((rc = map_reserve(b, 2 * len + 16)) < 0)
         return rc;
     for (size_t i = 0; i < len;) {
+        unsigned char a = (unsigned char)s[i];
+        if (a > ' ' && a < 0x7F) { /* printable ASCII, the common case; within the reserve */
+            if (space && b->norm.len)
+                map_put(b, " ", 1, i, i);
+            space = 0;
+            char lc = (char)(a >= 'A' && a <= 'Z' ? a + 32 : a);
+            map_put(b, &lc, 1, i, i + 1);
+            i++;
+            continue;
+        }
         size_t at = i, n = seq_len(s, len, i), on = 0;
         char out[16];
         int sp = 0;
