@@ -4,9 +4,13 @@
  * and a non-zero exit; rule errors carry file:line:col and a caret. */
 #include "cli.h"
 
+#include "decide.h"
+#include "eval.h"
+#include "kb.h"
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
+#include "serve.h"
 #include "text.h"
 
 #include <jansson.h>
@@ -20,11 +24,15 @@
 
 #define DEFAULT_RULES "rules"
 #define MAX_LINE      (64 * 1024)
+#define DEFAULT_DB    "data/kb.db"
 
 struct opts {
     const char *rules;
     const char *locale, *channel, *tier;
     int json, explain, strict, quiet;
+    const char *db, *out, *faq; /* --db PATH, -o FILE, --faq FILE */
+    int sweep, no_examples, no_kb, rules_set;
+    double example_min, kb_min; /* --example-min, --kb-min; < 0: the default */
     const char *args[8];
     int n_args;
     struct attr extra[16]; /* --attr key=value; keys point into key_buf */
@@ -55,6 +63,7 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
 {
     memset(o, 0, sizeof *o);
     o->rules = DEFAULT_RULES;
+    o->example_min = o->kb_min = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -76,7 +85,7 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             return fail("unknown option '%s' for '%s' (see kefu %s --help)", a, argv[0], argv[0]);
         const char **val = NULL;
         if (strcmp(a, "--rules") == 0)
-            val = &o->rules;
+            val = &o->rules, o->rules_set = 1;
         else if (strcmp(a, "--locale") == 0)
             val = &o->locale;
         else if (strcmp(a, "--channel") == 0)
@@ -91,6 +100,26 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             o->strict = 1;
         else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0)
             o->quiet = 1;
+        else if (strcmp(a, "--db") == 0)
+            val = &o->db;
+        else if (strcmp(a, "-o") == 0)
+            val = &o->out;
+        else if (strcmp(a, "--faq") == 0)
+            val = &o->faq;
+        else if (strcmp(a, "--sweep") == 0)
+            o->sweep = 1;
+        else if (strcmp(a, "--no-examples") == 0)
+            o->no_examples = 1;
+        else if (strcmp(a, "--no-kb") == 0)
+            o->no_kb = 1;
+        else if (strcmp(a, "--example-min") == 0 || strcmp(a, "--kb-min") == 0) {
+            char *end;
+            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
+            if (i + 1 >= argc || *end || v < 0 || v > 1)
+                return fail("option '%s' takes a number from 0 to 1", a);
+            *(a[2] == 'e' ? &o->example_min : &o->kb_min) = v;
+            i++;
+        }
         else if (strcmp(a, "--attr") == 0) {
             const char *kv = i + 1 < argc ? argv[++i] : "";
             const char *eq = strchr(kv, '=');
@@ -116,7 +145,13 @@ static int load(const char *dir, struct rules **rs, int quiet)
 {
     struct rules_diag d;
     rules_diag_init(&d);
-    int rc = rules_load_dir(dir, &d, rs);
+    struct stat st;
+    size_t dl = strlen(dir);
+    int rc;
+    if (stat(dir, &st) == 0 && S_ISREG(st.st_mode) && dl > 6 && strcmp(dir + dl - 6, ".rules") == 0)
+        rc = rules_load_file(dir, &d, rs); /* one file and its includes */
+    else
+        rc = rules_load_dir(dir, &d, rs);
     if (rc < 0 || !quiet)
         rules_diag_print(stderr, &d);
     if (rc == KEFU_ESYNTAX) /* the diagnostics above say where; this says what it means */
@@ -126,56 +161,11 @@ static int load(const char *dir, struct rules **rs, int quiet)
     return rc;
 }
 
-/* Guesses a locale from the text when none is given: Chinese characters
- * make it zh (zh-hant when folding changed them), otherwise en. */
-static const char *guess_locale(const char *text, size_t len)
-{
-    size_t i = 0;
-    int cjk = 0, trad = 0;
-    if (!text_utf8_valid(text, len))
-        return "en";
-    while (i < len) {
-        uint32_t cp = text_utf8_next(text, &i);
-        if (text_is_cjk(cp)) {
-            cjk++;
-            trad += text_fold_hans(cp) != cp;
-        }
-    }
-    return cjk ? (trad ? "zh-hant" : "zh") : "en";
-}
-
-/* The decision for one message, as the dialog layer will make it. */
-struct decision {
-    const char *source; /* rule, clarify, handoff, fallback */
-    const struct rules_intent *intent;
-    const struct router_cand *cand;
-    const struct rules_handoff *handoff;
-    const char *reply; /* borrowed template, may be NULL */
-};
-
-static void decide(const struct rules *rs, const struct router_result *r, const struct attrs *a,
-                   struct decision *d)
-{
-    memset(d, 0, sizeof *d);
-    d->source = "fallback";
-    if (r->n == 0)
-        return;
-    const struct router_cand *top = &r->cand[0];
-    const struct rules_intent *it = rules_intent(rs, top->intent);
-    if (top->confidence < it->threshold)
-        return;
-    d->intent = it;
-    d->cand = top;
-    d->source = "rule";
-    d->reply = rules_reply_pick(it->replies, it->n_replies, attrs_get(a, "locale"), 0);
-    if ((d->handoff = rules_handoff_for(it, a)))
-        d->source = "handoff";
-}
-
 /* Renders a reply template: {slot} from slots, {customer.x} from attrs,
- * {kb:ID} as a link marker. Writes into buf (always NUL-terminated). */
+ * {kb:ID} as the article's title and id when kb has it, else a marker.
+ * Writes into buf (always NUL-terminated). */
 static void render(const char *tpl, const struct router_slot *slots, size_t n_slots, const struct attrs *a,
-                   char *buf, size_t cap)
+                   struct kb *kb, char *buf, size_t cap)
 {
     size_t o = 0;
     for (const char *p = tpl; *p && o + 1 < cap;) {
@@ -187,9 +177,13 @@ static void render(const char *tpl, const struct router_slot *slots, size_t n_sl
         char name[128];
         snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
         const char *val = NULL;
-        char tmp[160];
+        char tmp[512];
+        struct kb_hit hit;
         if (strncmp(name, "kb:", 3) == 0) {
-            snprintf(tmp, sizeof tmp, "[article %s]", name + 3);
+            if (kb && kb_get(kb, name + 3, attrs_get(a, "locale"), &hit) == 0)
+                snprintf(tmp, sizeof tmp, "[%s](kb:%s)", hit.title, name + 3);
+            else
+                snprintf(tmp, sizeof tmp, "[article %s]", name + 3);
             val = tmp;
         } else if (strncmp(name, "customer.", 9) == 0) {
             val = attrs_get(a, name);
@@ -304,48 +298,87 @@ static size_t check_duplicate_examples(const struct rules *rs, struct rules_diag
     return bad;
 }
 
+/* Checks one example of intent i through the router; returns 1 if it fails. */
+static int check_routed(const struct rules *rs, struct router_scratch *sc, size_t i, const struct rules_example *ex,
+                        const struct attrs *wa, struct rules_diag *d)
+{
+    const struct rules_intent *it = rules_intent(rs, i);
+    struct router_result r;
+    struct router_opts opts = {(long)i};
+    if (router_match(rs, sc, ex->text, strlen(ex->text), wa, &opts, &r) < 0)
+        return 0;
+    char src[1024];
+    const char *line = line_of(ex->file, ex->line, src, sizeof src);
+    if (r.n == 0) {
+        rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
+                       "example matches no pattern; it should route to '%s'", it->name);
+    } else if (r.cand[0].intent != i) {
+        const struct rules_intent *other = rules_intent(rs, r.cand[0].intent);
+        rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
+                       "example routes to '%s' (%.2f, %s:%d) instead of '%s'", other->name, r.cand[0].confidence,
+                       r.cand[0].file, r.cand[0].line, it->name);
+    } else if (r.cand[0].confidence < it->threshold) {
+        rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
+                       "example routes to '%s' with confidence %.2f, below its threshold %.2f", it->name,
+                       r.cand[0].confidence, it->threshold);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Checks one example of an intent without patterns (example-based matching
+ * is its only route): the nearest examples must vote for its own intent
+ * first. Returns 1 if it fails. */
+static int check_voted(const struct rules *rs, struct kb_examples *kx, size_t i, const struct rules_example *ex,
+                       const struct attrs *wa, struct rules_diag *d)
+{
+    const struct rules_intent *it = rules_intent(rs, i);
+    struct kb_votes v;
+    if (!kx || kb_examples_match(kx, ex->text, strlen(ex->text), wa, &v) < 0)
+        return 0;
+    char src[1024];
+    const char *line = line_of(ex->file, ex->line, src, sizeof src);
+    if (v.n == 0) {
+        rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
+                       "example has no word example matching can use; '%s' has no pattern", it->name);
+    } else if (v.v[0].intent != i) {
+        rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
+                       "example is nearer to the examples of '%s' (%.2f, \"%s\") than to those of '%s'",
+                       rules_intent(rs, v.v[0].intent)->name, v.v[0].confidence, v.v[0].example, it->name);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* Routes every example line to its own intent; records failures in d. */
 static size_t check_examples(const struct rules *rs, struct rules_diag *d, size_t *total)
 {
     struct router_scratch *sc = router_scratch_create();
+    struct kb_examples *kx = NULL;
     if (!sc)
         return 0;
     size_t bad = check_duplicate_examples(rs, d);
     *total = 0;
     for (size_t i = 0; i < rules_count(rs); i++) {
         const struct rules_intent *it = rules_intent(rs, i);
+        if (it->n_patterns == 0 && it->n_examples && !kx && kb_examples_build(rs, &kx) < 0)
+            rules_diag_add(d, RULES_ERROR, it->file, it->line, 1, NULL, "cannot index the example lines");
         for (size_t e = 0; e < it->n_examples; e++) {
-            const struct rules_example *ex = &it->examples[e];
-            struct router_result r;
             (*total)++;
             /* route as in a conversation where its own 'when' holds */
             struct attr wv[16];
             size_t wn;
             rules_cond_witness(it->when, wv, 16, &wn);
             struct attrs wa = {wv, wn};
-            struct router_opts opts = {(long)i};
-            if (router_match(rs, sc, ex->text, strlen(ex->text), &wa, &opts, &r) < 0)
-                continue;
-            char src[1024];
-            const char *line = line_of(ex->file, ex->line, src, sizeof src);
-            if (r.n == 0) {
-                rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
-                               "example matches no pattern; it should route to '%s'", it->name);
-            } else if (r.cand[0].intent != i) {
-                const struct rules_intent *other = rules_intent(rs, r.cand[0].intent);
-                rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
-                               "example routes to '%s' (%.2f, %s:%d) instead of '%s'", other->name,
-                               r.cand[0].confidence, r.cand[0].file, r.cand[0].line, it->name);
-            } else if (r.cand[0].confidence < it->threshold) {
-                rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
-                               "example routes to '%s' with confidence %.2f, below its threshold %.2f",
-                               it->name, r.cand[0].confidence, it->threshold);
-            } else {
-                continue;
-            }
-            bad++;
+            if (it->n_patterns)
+                bad += (size_t)check_routed(rs, sc, i, &it->examples[e], &wa, d);
+            else
+                bad += (size_t)check_voted(rs, kx, i, &it->examples[e], &wa, d);
         }
     }
+    kb_examples_free(kx);
     router_scratch_free(sc);
     return bad;
 }
@@ -356,7 +389,10 @@ struct session {
     struct opts o;
     struct rules *rs;
     struct router_scratch *sc;
+    struct decide_ctx dc; /* its ex and kb are owned by the session */
     char *line;
+    int argc; /* the command's own argv, for commands that parse their flags */
+    char **argv;
 };
 
 static int cmd_check(struct session *s)
@@ -393,25 +429,14 @@ static int cmd_check(struct session *s)
 
 /* ---- kefu ask ---- */
 
-static json_t *result_json(const struct rules *rs, const struct router_result *r, const struct decision *d,
-                           const char *reply, const struct router_slot *slots, size_t n_slots, int explain)
+/* The intent a decision answers with (or NULL); borrowed from rs. */
+static const struct rules_intent *chosen(const struct rules *rs, const struct decision *d)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "source", json_string(d->source));
-    json_object_set_new(o, "intent", d->intent ? json_string(d->intent->name) : json_null());
-    json_object_set_new(o, "confidence", json_real(r->n ? r->cand[0].confidence : 0));
-    json_object_set_new(o, "reply", reply ? json_string(reply) : json_null());
-    if (d->handoff) {
-        json_object_set_new(o, "handoff",
-                            json_pack("{s:s, s:s}", "queue", d->handoff->queue, "priority",
-                                      rules_priority_name(d->handoff->priority)));
-    }
-    json_t *js = json_object();
-    for (size_t k = 0; k < n_slots; k++)
-        json_object_set_new(js, slots[k].name, json_string(slots[k].value));
-    json_object_set_new(o, "slots", js);
-    if (!explain)
-        return o;
+    return d->intent >= 0 ? rules_intent(rs, (size_t)d->intent) : NULL;
+}
+
+static json_t *route_json(const struct rules *rs, const struct router_result *r)
+{
     json_t *ex = json_object();
     json_object_set_new(ex, "normalized", json_stringn(r->norm, r->norm_len));
     json_object_set_new(ex, "literals_found", json_integer((json_int_t)r->literals_found));
@@ -437,18 +462,217 @@ static json_t *result_json(const struct rules *rs, const struct router_result *r
     for (size_t k = 0; k < r->n_skipped; k++)
         json_array_append_new(sk, json_string(rules_intent(rs, r->skipped[k])->name));
     json_object_set_new(ex, "skipped_by_condition", sk);
-    json_object_set_new(o, "explain", ex);
+    return ex;
+}
+
+/* The stage names as --explain prints them. */
+static const char *stage_name(int stage)
+{
+    return stage == DECIDE_RULE ? "rules" : stage == DECIDE_EXAMPLE ? "examples" : "articles";
+}
+
+/* 1 if candidate k is the first (best) of its stage. */
+static int stage_best(const struct decision *d, size_t k)
+{
+    for (size_t j = 0; j < k; j++)
+        if (d->cand[j].stage == d->cand[k].stage)
+            return 0;
+    return 1;
+}
+
+/* Why candidate k was or was not taken, in a few words. */
+static const char *cand_why(const struct decision *d, size_t k)
+{
+    const struct decide_cand *c = &d->cand[k];
+    int best = stage_best(d, k);
+    if (best && d->stage == c->stage)
+        return d->source == DECIDE_HANDOFF ? "taken: its handoff holds" : "taken";
+    if (d->source == DECIDE_CLARIFY)
+        for (int j = 0; j < 2; j++)
+            if (d->clarify[j].stage == c->stage && d->clarify[j].confidence == c->confidence &&
+                d->clarify[j].name == c->name)
+                return "offered in the clarifying question";
+    if (c->confidence < c->threshold)
+        return "below threshold";
+    if (!best)
+        return "not the best of its stage";
+    if (d->stage && d->stage < c->stage)
+        return "not needed: an earlier stage answered";
+    return "above threshold";
+}
+
+/* Why a stage has no candidates, or NULL when it has some. */
+static const char *stage_note(const struct decide_ctx *dc, const struct decision *d, int stage)
+{
+    for (size_t k = 0; k < d->n_cand; k++)
+        if (d->cand[k].stage == stage)
+            return NULL;
+    if (stage == DECIDE_RULE)
+        return d->route.n_skipped ? "patterns fired, but their 'when' conditions do not hold" : "no pattern fired";
+    if (stage == DECIDE_EXAMPLE && !dc->policy.use_examples)
+        return "off";
+    if (stage == DECIDE_EXAMPLE && !dc->ex)
+        return "no example lines in the rules";
+    if (stage == DECIDE_KB && !dc->policy.use_kb)
+        return "off";
+    if (stage == DECIDE_KB && !dc->kb)
+        return "no knowledge base";
+    if (stage == DECIDE_KB && d->kb.n_terms == 0 && d->kb.n == 0)
+        return "nothing searchable in the message";
+    return stage == DECIDE_KB ? "no article matched" : "no example is near";
+}
+
+/* Why the clarifying question was or was not asked. */
+static void clarify_why(const struct decide_ctx *dc, const struct decision *d, char *buf, size_t cap)
+{
+    const struct decide_policy *p = &dc->policy;
+    if (d->source == DECIDE_CLARIFY) {
+        snprintf(buf, cap, "asked: %s %.2f and %s %.2f are within %.2f, both at least %.2f", d->clarify[0].name,
+                 d->clarify[0].confidence, d->clarify[1].name, d->clarify[1].confidence, p->clarify_gap,
+                 p->clarify_min);
+        return;
+    }
+    if (d->stage) {
+        snprintf(buf, cap, "not needed: the %s stage answered", stage_name(d->stage));
+        return;
+    }
+    size_t a = SIZE_MAX, b = SIZE_MAX;
+    for (size_t k = 0; k < d->n_cand; k++) {
+        const char *n = d->cand[k].name;
+        long i = d->cand[k].intent;
+        if (a == SIZE_MAX || d->cand[k].confidence > d->cand[a].confidence) {
+            if (a != SIZE_MAX && !(d->cand[a].intent == i && (i >= 0 || d->cand[a].name == n)))
+                b = a;
+            a = k;
+        } else if (!(d->cand[a].intent == i && (i >= 0 || d->cand[a].name == n)) &&
+                   (b == SIZE_MAX || d->cand[k].confidence > d->cand[b].confidence)) {
+            b = k;
+        }
+    }
+    if (a == SIZE_MAX)
+        snprintf(buf, cap, "no: no candidate at all");
+    else if (b == SIZE_MAX)
+        snprintf(buf, cap, "no: only one candidate (%s)", d->cand[a].name);
+    else if (d->cand[b].confidence < p->clarify_min)
+        snprintf(buf, cap, "no: the second candidate %s %.2f is below %.2f", d->cand[b].name, d->cand[b].confidence,
+                 p->clarify_min);
+    else
+        snprintf(buf, cap, "no: %s %.2f leads %s %.2f by more than %.2f", d->cand[a].name, d->cand[a].confidence,
+                 d->cand[b].name, d->cand[b].confidence, p->clarify_gap);
+}
+
+static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d)
+{
+    json_t *st = json_array();
+    for (int s = DECIDE_RULE; s <= DECIDE_KB; s++) {
+        json_t *cands = json_array();
+        for (size_t k = 0; k < d->n_cand; k++) {
+            const struct decide_cand *c = &d->cand[k];
+            if (c->stage != s)
+                continue;
+            json_t *j = json_pack("{s:s, s:f, s:f, s:s}", "name", c->name, "confidence", c->confidence,
+                                  "threshold", c->threshold, "why", cand_why(d, k));
+            if (c->title)
+                json_object_set_new(j, "title", json_string(c->title));
+            if (s == DECIDE_EXAMPLE && d->votes.v[0].example)
+                for (size_t v = 0; v < d->votes.n; v++)
+                    if ((long)d->votes.v[v].intent == c->intent && d->votes.v[v].example)
+                        json_object_set_new(j, "nearest", json_string(d->votes.v[v].example));
+            json_array_append_new(cands, j);
+        }
+        const char *note = stage_note(dc, d, s);
+        json_array_append_new(st, json_pack("{s:s, s:s?, s:o}", "stage", stage_name(s), "note", note,
+                                            "candidates", cands));
+    }
+    return st;
+}
+
+static void print_stage(const struct decide_ctx *dc, const struct decision *d, int s)
+{
+    const char *note = stage_note(dc, d, s);
+    printf("%s:%*s%s\n", stage_name(s), (int)(12 - strlen(stage_name(s))), "", note ? note : "");
+    for (size_t k = 0; k < d->n_cand; k++) {
+        const struct decide_cand *c = &d->cand[k];
+        if (c->stage != s)
+            continue;
+        printf("   %-28s confidence %.2f  threshold %.2f  %s\n", c->name, c->confidence, c->threshold,
+               cand_why(d, k));
+        if (c->title)
+            printf("     title: %s\n", c->title);
+        for (size_t v = 0; s == DECIDE_EXAMPLE && v < d->votes.n; v++)
+            if ((long)d->votes.v[v].intent == c->intent && d->votes.v[v].example)
+                printf("     nearest example: %s\n", d->votes.v[v].example);
+    }
+}
+
+/* The explanation after the router's own: the later stages, then clarify. */
+static void print_stages(const struct decide_ctx *dc, const struct decision *d)
+{
+    print_stage(dc, d, DECIDE_EXAMPLE);
+    print_stage(dc, d, DECIDE_KB);
+    char why[512];
+    clarify_why(dc, d, why, sizeof why);
+    printf("clarify:     %s\n", why);
+}
+
+/* What the customer would see: the reply text and up to two quick replies. */
+struct answer {
+    char text[4096];
+    const char *quick[2];
+    size_t n_quick;
+    const char *ask; /* the slot question, when the reply asks for a missing slot */
+};
+
+static json_t *result_json(const struct decide_ctx *dc, const struct decision *d, const struct answer *ans,
+                           const struct router_slot *slots, size_t n_slots, int explain)
+{
+    const struct rules_intent *it = chosen(dc->rs, d);
+    json_t *o = json_object();
+    json_object_set_new(o, "source", json_string(decide_source_name(d->source)));
+    json_object_set_new(o, "intent", it ? json_string(it->name) : json_null());
+    json_object_set_new(o, "confidence", json_real(d->confidence));
+    json_object_set_new(o, "reply", *ans->text ? json_string(ans->text) : json_null());
+    if (d->handoff) {
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", d->handoff->queue, "priority",
+                                      rules_priority_name(d->handoff->priority)));
+    }
+    if (d->source == DECIDE_KB)
+        json_object_set_new(o, "articles",
+                            json_pack("[{s:s, s:s, s:f}]", "id", d->article.id, "title",
+                                      d->article.title ? d->article.title : "", "score", d->article.score));
+    if (ans->n_quick) {
+        json_t *q = json_array();
+        for (size_t k = 0; k < ans->n_quick; k++)
+            json_array_append_new(q, json_string(ans->quick[k]));
+        json_object_set_new(o, "quick_replies", q);
+    }
+    json_t *js = json_object();
+    for (size_t k = 0; k < n_slots; k++)
+        json_object_set_new(js, slots[k].name, json_string(slots[k].value));
+    json_object_set_new(o, "slots", js);
+    if (explain) {
+        json_t *ex = route_json(dc->rs, &d->route);
+        json_object_set_new(ex, "stages", stages_json(dc, d));
+        char why[512];
+        clarify_why(dc, d, why, sizeof why);
+        json_object_set_new(ex, "clarify", json_string(why));
+        json_object_set_new(o, "explain", ex);
+    }
     return o;
 }
 
-static void print_explain(const struct rules *rs, const struct router_result *r)
+static void print_explain(const struct decide_ctx *dc, const struct decision *d)
 {
+    const struct rules *rs = dc->rs;
+    const struct router_result *r = &d->route;
     printf("normalized:  %.*s\n", (int)r->norm_len, r->norm);
     printf("prefilter:   %zu literal%s found, %zu pattern%s tried", r->literals_found,
            r->literals_found == 1 ? "" : "s", r->patterns_tried, r->patterns_tried == 1 ? "" : "s");
     if (r->limit_hits)
         printf(", %zu regex limit hit%s", r->limit_hits, r->limit_hits == 1 ? "" : "s");
     putchar('\n');
+    printf("rules:%*s%s\n", 7, "", r->n ? "" : stage_note(dc, d, DECIDE_RULE));
     for (size_t k = 0; k < r->n; k++) {
         const struct router_cand *c = &r->cand[k];
         const struct rules_intent *it = rules_intent(rs, c->intent);
@@ -459,80 +683,119 @@ static void print_explain(const struct rules *rs, const struct router_result *r)
         for (size_t h = 0; h < c->n_hits; h++)
             printf("     found '%.*s' for %s\n", (int)(c->hits[h].end - c->hits[h].start),
                    r->norm + c->hits[h].start, c->hits[h].what);
+        if (k < d->n_cand && d->cand[k].stage == DECIDE_RULE)
+            printf("     %s\n", cand_why(d, k));
     }
     for (size_t k = 0; k < r->n_skipped; k++)
         printf("   %s fired but its 'when' condition does not hold\n", rules_intent(rs, r->skipped[k])->name);
     if (r->n == 0)
         puts("no pattern fired");
+    print_stages(dc, d);
 }
 
-static int ask_one(const struct rules *rs, struct router_scratch *sc, const struct opts *o, const char *text)
+/* The question for the first slot of it that text did not fill, or NULL. */
+static const char *missing_slot_ask(const struct rules_intent *it, const struct router_slot *slots,
+                                    size_t n_slots, const char *locale)
 {
+    for (size_t k = 0; k < it->n_slots; k++) {
+        const struct rules_slot *s = &it->slots[k];
+        int have = 0;
+        for (size_t j = 0; j < n_slots; j++)
+            have |= strcmp(slots[j].name, s->name) == 0;
+        if (!have && (s->ask || s->n_asks)) {
+            const char *ask = rules_reply_pick(s->asks, s->n_asks, locale, 0);
+            return ask ? ask : s->ask;
+        }
+    }
+    return NULL;
+}
+
+static void print_decision(const struct rules *rs, const struct decision *d, const struct answer *ans,
+                           const struct router_slot *slots, size_t n_slots)
+{
+    const struct rules_intent *it = chosen(rs, d);
+    const struct router_result *r = &d->route;
+    if (it)
+        printf("intent:      %s (confidence %.2f)\n", it->name, d->confidence);
+    else if (d->source == DECIDE_KB)
+        printf("article:     %s (confidence %.2f)\n", d->article.id, d->confidence);
+    else if (r->n)
+        printf("intent:      none above threshold (best %s at %.2f)\n", rules_intent(rs, r->cand[0].intent)->name,
+               r->cand[0].confidence);
+    else
+        printf("intent:      none\n");
+    printf("source:      %s\n", decide_source_name(d->source));
+    for (size_t k = 0; k < n_slots; k++)
+        printf("slot:        %s = %s\n", slots[k].name, slots[k].value);
+    if (d->handoff)
+        printf("handoff:     queue %s, priority %s\n", d->handoff->queue, rules_priority_name(d->handoff->priority));
+    if (*ans->text)
+        printf("reply:       %s\n", ans->text);
+    else if (!it)
+        printf("reply:       (no answer: kefu would ask again, then hand off to a person)\n");
+    for (size_t k = 0; k < ans->n_quick; k++)
+        printf("quick reply: %s\n", ans->quick[k]);
+}
+
+/* Builds what the customer sees for decision d of text[0..len). */
+static void build_answer(struct decide_ctx *dc, const struct decision *d, const struct attrs *a,
+                         const struct router_slot *slots, size_t n_slots, struct answer *ans)
+{
+    const char *locale = attrs_get(a, "locale");
+    const struct rules_intent *it = chosen(dc->rs, d);
+    int zh = strncmp(locale, "zh", 2) == 0;
+    memset(ans, 0, sizeof *ans);
+    if (it && (ans->ask = missing_slot_ask(it, slots, n_slots, locale)))
+        snprintf(ans->text, sizeof ans->text, "%s", ans->ask);
+    else if (d->reply)
+        render(d->reply, slots, n_slots, a, dc->kb, ans->text, sizeof ans->text);
+    else if (d->source == DECIDE_KB)
+        snprintf(ans->text, sizeof ans->text, "%s: %s", d->article.title ? d->article.title : d->article.id,
+                 d->article.snippet ? d->article.snippet : "");
+    if (d->source != DECIDE_CLARIFY)
+        return;
+    ans->quick[0] = decide_label(dc->rs, &d->clarify[0], locale);
+    ans->quick[1] = decide_label(dc->rs, &d->clarify[1], locale);
+    ans->n_quick = 2;
+    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%s，还是 %s？" : "Did you mean: %s, or %s?", ans->quick[0],
+             ans->quick[1]);
+}
+
+static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text)
+{
+    const struct rules *rs = dc->rs;
     size_t len = strlen(text);
     if (!text_utf8_valid(text, len))
         return fail("the message is not valid utf-8");
-    const char *locale = o->locale ? o->locale : guess_locale(text, len);
+    const char *locale = o->locale ? o->locale : decide_guess_locale(text, len);
     struct attr av[24];
     struct attrs a;
     build_attrs(o, locale, av, &a);
-    struct router_result r;
-    if (router_match(rs, sc, text, len, &a, NULL, &r) < 0)
-        return fail("cannot route the message: out of memory");
     struct decision d;
-    decide(rs, &r, &a, &d);
+    int rc = decide_message(dc, text, len, &a, &d);
+    if (rc < 0)
+        return fail("cannot decide the message: %s", kefu_strerror(rc));
+    const struct rules_intent *it = chosen(rs, &d);
     struct router_slot slots[16];
     size_t n_slots = 0;
-    if (d.intent)
-        router_slots(rs, sc, r.cand[0].intent, text, len, slots, 16, &n_slots);
-    char reply[4096] = "";
-    const char *ask = NULL;
-    if (d.intent) {
-        for (size_t k = 0; k < d.intent->n_slots && !ask; k++) {
-            const struct rules_slot *s = &d.intent->slots[k];
-            int have = 0;
-            for (size_t j = 0; j < n_slots; j++)
-                have |= strcmp(slots[j].name, s->name) == 0;
-            if (!have && (s->ask || s->n_asks)) {
-                ask = rules_reply_pick(s->asks, s->n_asks, locale, 0);
-                if (!ask)
-                    ask = s->ask;
-            }
-        }
-        if (ask)
-            snprintf(reply, sizeof reply, "%s", ask);
-        else if (d.reply)
-            render(d.reply, slots, n_slots, &a, reply, sizeof reply);
-    }
+    if (it)
+        router_slots(rs, dc->sc, (uint32_t)d.intent, text, len, slots, 16, &n_slots);
+    struct answer ans;
+    build_answer(dc, &d, &a, slots, n_slots, &ans);
     if (o->json) {
-        json_t *j = result_json(rs, &r, &d, *reply ? reply : NULL, slots, n_slots, o->explain);
+        json_t *j = result_json(dc, &d, &ans, slots, n_slots, o->explain);
         json_object_set_new(j, "locale", json_string(locale));
-        if (ask)
+        if (ans.ask)
             json_object_set_new(j, "asking", json_true());
-        char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII * 0);
+        char *s = json_dumps(j, JSON_COMPACT);
         puts(s ? s : "{}");
         free(s);
         json_decref(j);
         return 0;
     }
-    if (d.intent)
-        printf("intent:      %s (confidence %.2f)\n", d.intent->name, d.cand->confidence);
-    else if (r.n)
-        printf("intent:      none above threshold (best %s at %.2f)\n",
-               rules_intent(rs, r.cand[0].intent)->name, r.cand[0].confidence);
-    else
-        printf("intent:      none\n");
-    printf("source:      %s\n", d.source);
-    for (size_t k = 0; k < n_slots; k++)
-        printf("slot:        %s = %s\n", slots[k].name, slots[k].value);
-    if (d.handoff)
-        printf("handoff:     queue %s, priority %s\n", d.handoff->queue,
-               rules_priority_name(d.handoff->priority));
-    if (*reply)
-        printf("reply:       %s\n", reply);
-    else if (!d.intent)
-        printf("reply:       (no answer: kefu would ask again, then hand off to a person)\n");
+    print_decision(rs, &d, &ans, slots, n_slots);
     if (o->explain)
-        print_explain(rs, &r);
+        print_explain(dc, &d);
     return 0;
 }
 
@@ -540,7 +803,7 @@ static int cmd_ask(struct session *s)
 {
     if (s->o.n_args != 1)
         return fail("ask needs exactly one message (quote it)");
-    return ask_one(s->rs, s->sc, &s->o, s->o.args[0]);
+    return ask_one(&s->dc, &s->o, s->o.args[0]);
 }
 
 /* ---- kefu route ---- */
@@ -560,11 +823,24 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Writes one route answer: intent (or none), source name, confidence. */
+static void route_print(const struct opts *o, const char *intent, const char *source, double conf)
+{
+    if (o->json) {
+        fputs("{\"intent\":", stdout);
+        if (intent)
+            json_str(stdout, intent);
+        else
+            fputs("null", stdout);
+        printf(",\"source\":\"%s\",\"confidence\":%.3f}\n", source, conf);
+    } else {
+        printf("%s\t%s\t%.3f\n", intent ? intent : "-", source, conf);
+    }
+}
+
 static int cmd_route(struct session *s)
 {
     const struct opts *o = &s->o;
-    const struct rules *rs = s->rs;
-    struct router_scratch *sc = s->sc;
     char *line = s->line;
     static char outbuf[1 << 16];
     setvbuf(stdout, outbuf, _IOFBF, sizeof outbuf);
@@ -580,32 +856,20 @@ static int cmd_route(struct session *s)
             while ((ch = getchar()) != EOF && ch != '\n')
                 ;
             too_long++;
-            puts(o->json ? "{\"intent\":null,\"source\":\"too_long\",\"confidence\":0.000}"
-                         : "-\ttoo_long\t0.000");
+            route_print(o, NULL, "too_long", 0);
             continue;
         }
         line[len] = 0;
-        build_attrs(o, o->locale ? o->locale : guess_locale(line, len), av, &a);
-        struct router_result r;
-        struct decision d = {.source = "fallback"};
-        if (router_match(rs, sc, line, len, &a, NULL, &r) < 0) {
+        build_attrs(o, o->locale ? o->locale : decide_guess_locale(line, len), av, &a);
+        struct decision d;
+        if (decide_message(&s->dc, line, len, &a, &d) < 0) {
             invalid++;
-            memset(&r, 0, sizeof r);
-            d.source = "invalid";
-        } else {
-            decide(rs, &r, &a, &d);
+            route_print(o, NULL, "invalid", 0);
+            continue;
         }
-        double conf = r.n ? r.cand[0].confidence : 0;
-        if (o->json) {
-            fputs("{\"intent\":", stdout);
-            if (d.intent)
-                json_str(stdout, d.intent->name);
-            else
-                fputs("null", stdout);
-            printf(",\"source\":\"%s\",\"confidence\":%.3f}\n", d.source, conf);
-        } else {
-            printf("%s\t%s\t%.3f\n", d.intent ? d.intent->name : "-", d.source, conf);
-        }
+        const struct rules_intent *it = chosen(s->rs, &d);
+        const char *name = it ? it->name : d.source == DECIDE_KB ? d.article.id : NULL;
+        route_print(o, name, decide_source_name(d.source), d.confidence);
     }
     fflush(stdout);
     if (invalid)
@@ -615,31 +879,111 @@ static int cmd_route(struct session *s)
     return 0;
 }
 
-/* ---- kefu chat ---- */
+/* ---- kefu serve (engine/serve.c) ---- */
 
-static int cmd_chat(struct session *s)
+static int cmd_serve(struct session *s)
 {
-    int tty = isatty(0);
-    if (tty)
-        printf("kefu chat: %zu intents from %s. Ask something (Ctrl-D to quit).\n", rules_count(s->rs),
-               s->o.rules);
-    for (;;) {
-        if (tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
-        }
-        if (!fgets(s->line, MAX_LINE, stdin))
-            break;
-        s->line[strcspn(s->line, "\r\n")] = 0;
-        if (!*s->line) {
-            if (tty)
-                break;
-            continue;
-        }
-        ask_one(s->rs, s->sc, &s->o, s->line);
-        fflush(stdout);
+    return serve_main(s->argc, s->argv);
+}
+
+/* ---- kefu learn ---- */
+
+static int cmd_learn(struct session *s)
+{
+    const struct opts *o = &s->o;
+    if (o->n_args != 1)
+        return fail("learn needs one labelled file (text<TAB>label per line)");
+    struct eval_tsv t;
+    int rc = eval_tsv_load(o->args[0], 2, stderr, &t);
+    if (rc < 0)
+        return fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
+    FILE *out = o->out ? fopen(o->out, "w") : stdout;
+    if (!out) {
+        eval_tsv_release(&t);
+        return fail("cannot write '%s'", o->out);
     }
-    return 0;
+    struct eval_learn_stats st;
+    rc = eval_learn(&t, o->args[0], out, stderr, &st);
+    if (o->out && fclose(out) != 0 && rc == 0)
+        rc = KEFU_EIO;
+    if (rc == 0)
+        fprintf(stderr,
+                "kefu: %zu intents, %zu examples from %s (%zu oos lines skipped, %zu repeated, %zu under two labels, "
+                "%zu malformed)\n",
+                st.intents, st.examples, o->args[0], st.oos, st.duplicates, st.conflicts, t.bad);
+    eval_tsv_release(&t);
+    if (rc < 0)
+        return fail("cannot learn from '%s': %s", o->args[0], kefu_strerror(rc));
+    return st.intents ? 0 : 1;
+}
+
+/* ---- kefu eval ---- */
+
+/* Draws a progress bar on stderr (only called when it is a terminal). */
+static void progress_bar(void *ctx, size_t done, size_t total)
+{
+    size_t *last = ctx, pct = total ? done * 100 / total : 100;
+    if (pct == *last && done != total)
+        return;
+    *last = pct;
+    char bar[41];
+    memset(bar, '.', 40);
+    memset(bar, '#', pct * 40 / 100);
+    bar[40] = 0;
+    fprintf(stderr, "\r[%s] %zu/%zu%s", bar, done, total, done == total ? "\n" : "");
+}
+
+/* Imports the FAQ table at path into a new in-memory kb through a
+ * temporary directory of articles; *kb is new. */
+static int faq_kb(const char *path, struct kb **kb)
+{
+    struct eval_tsv faq;
+    int rc = eval_tsv_load(path, 3, stderr, &faq);
+    if (rc < 0)
+        return fail("cannot read '%s': %s", path, kefu_strerror(rc));
+    char dir[] = "/tmp/kefu-faq-XXXXXX";
+    if (!mkdtemp(dir)) {
+        eval_tsv_release(&faq);
+        return fail("cannot create a temporary directory");
+    }
+    rc = eval_faq_write(&faq, dir);
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct kb_import_stats st = {0};
+    if (rc == 0 && (rc = kb_open(":memory:", 0, kb)) == 0)
+        rc = kb_import(*kb, dir, &d, NULL, NULL, &st);
+    if (d.n)
+        rules_diag_print(stderr, &d);
+    rules_diag_release(&d);
+    eval_faq_remove(&faq, dir);
+    if (rc == 0)
+        fprintf(stderr, "kefu: %zu articles from %s (%zu malformed lines, %zu not imported)\n", st.added + st.updated,
+                path, faq.bad, st.failed);
+    eval_tsv_release(&faq);
+    return rc < 0 ? fail("cannot build a knowledge base from '%s': %s", path, kefu_strerror(rc)) : 0;
+}
+
+static int cmd_eval(struct session *s)
+{
+    const struct opts *o = &s->o;
+    if (o->n_args != 1)
+        return fail("eval needs one labelled file (text<TAB>label per line)");
+    if (o->faq && faq_kb(o->faq, &s->dc.kb) != 0)
+        return 2;
+    struct eval_tsv t;
+    int rc = eval_tsv_load(o->args[0], 2, stderr, &t);
+    if (rc < 0)
+        return fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
+    struct eval_report r;
+    size_t last = SIZE_MAX;
+    rc = eval_run(&s->dc, &t, o->faq != NULL, o->sweep, isatty(2) ? progress_bar : NULL, &last, &r);
+    if (rc == 0 && o->json)
+        rc = eval_report_json(stdout, o->args[0], &r);
+    else if (rc == 0)
+        eval_report_print(stdout, o->args[0], &r);
+    eval_report_release(&r);
+    eval_tsv_release(&t);
+    return rc < 0 ? fail("cannot evaluate '%s': %s", o->args[0], kefu_strerror(rc)) : 0;
 }
 
 static void usage(FILE *f)
@@ -649,8 +993,13 @@ static void usage(FILE *f)
           "  check [RULES_DIR]   parse, compile and lint rules; every example must route to its intent\n"
           "  ask TEXT            what kefu would answer, and why (--explain, --json)\n"
           "  route               one decision per stdin line (--json)\n"
-          "  chat                talk to the rules in the terminal\n"
-          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n\n"
+          "  chat                a conversation with kefu in the terminal (state, slots, handoff)\n"
+          "  report              automation, handoffs, per-intent containment, unanswered messages\n"
+          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
+          "  serve               run the HTTP API server (see kefu serve --help)\n"
+          "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
+          "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
+          "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
           f);
 }
@@ -658,7 +1007,7 @@ static void usage(FILE *f)
 static const struct command {
     const char *name;
     const char *flags; /* the options it accepts, space-separated with spaces around */
-    int routes;        /* 1: load the rules and a scratch before run() */
+    int routes;        /* 1: load the rules, a scratch, examples and kb before run(); 2: the same for eval */
     int (*run)(struct session *s);
     const char *usage;
 } commands[] = {
@@ -667,27 +1016,122 @@ static const struct command {
      "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
      "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
      "reach its own intent. Exits 1 on errors (and on warnings with --strict)."},
-    {"ask", " --rules --json --explain --locale --channel --tier --attr ", 1, cmd_ask,
+    {"ask", " --rules --json --explain --locale --channel --tier --attr --db --no-examples --no-kb --example-min --kb-min ", 1, cmd_ask,
      "usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--attr K=V]...\n"
-     "                [--rules DIR] TEXT\n\n"
+     "                [--rules DIR] [--db PATH] TEXT\n\n"
      "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
-     "the literals the prefilter found, every candidate intent with its confidence and the\n"
-     "words that made it fire. --attr sets any conversation attribute a condition reads\n"
-     "(hours=closed, misses=2, previous_intent=order.track, customer.plan=gold)."},
-    {"route", " --rules --json --locale --channel --tier --attr ", 1, cmd_route,
-     "usage: kefu route [--json] [--locale L] [--attr K=V]... [--rules DIR] < messages.txt\n\n"
+     "the literals the prefilter found, then every stage of the decision (rules, examples,\n"
+     "articles, clarify) with each candidate's confidence, threshold and why it was or was\n"
+     "not taken. --attr sets any conversation attribute a condition reads (hours=closed,\n"
+     "misses=2, previous_intent=order.track, customer.plan=gold). Articles are searched in\n"
+     "--db PATH (default data/kb.db; skipped with a note when missing). --no-examples and\n"
+     "--no-kb turn stages off; --example-min X and --kb-min X set their thresholds\n"
+     "(docs/routing.md)."},
+    {"route", " --rules --json --locale --channel --tier --attr --db --no-examples --no-kb --example-min --kb-min ", 1, cmd_route,
+     "usage: kefu route [--json] [--locale L] [--attr K=V]... [--rules DIR] [--db PATH] < messages.txt\n\n"
      "Reads one message per line on stdin and writes one decision per line:\n"
-     "intent<TAB>source<TAB>confidence (intent '-' when nothing answers), or one JSON\n"
-     "object per line with --json. For batch checks and benchmarks."},
-    {"chat", " --rules --explain --locale --channel --tier --attr ", 1, cmd_chat,
-     "usage: kefu chat [--explain] [--locale L] [--attr K=V]... [--rules DIR]\n\n"
-     "An interactive conversation with the rules in the terminal. Type a message,\n"
-     "read the answer; an empty line or Ctrl-D ends it."},
+     "intent<TAB>source<TAB>confidence (intent '-' when nothing answers; the article id\n"
+     "for source kb), or one JSON object per line with --json. Takes the stage options\n"
+     "of kefu ask. For batch checks and benchmarks."},
+    {"serve", NULL /* serve parses its own flags */, 0, cmd_serve, NULL},
+    {"learn", " -o ", 0, cmd_learn,
+     "usage: kefu learn FILE.tsv [-o OUT.rules]\n\n"
+     "Turns labelled lines (text<TAB>label) into rules: one intent per label, made only\n"
+     "of example lines and a placeholder reply, so that example-based matching routes to\n"
+     "it. Labels become intent names (AddToPlaylist -> add_to_playlist, alarm/set_alarm ->\n"
+     "alarm.set_alarm); the label 'oos' (out of scope) is skipped; a text under two labels\n"
+     "is dropped. Malformed lines are reported as file:line. Writes to stdout without -o."},
+    {"eval", " --rules --json --sweep --faq --db --no-examples --no-kb --example-min --kb-min ", 2, cmd_eval,
+     "usage: kefu eval [--rules DIR|FILE.rules] [--json] [--sweep] FILE.tsv\n"
+     "       kefu eval --faq FAQ.tsv [--json] [--sweep] QUERIES.tsv\n\n"
+     "Routes every labelled line (text<TAB>label; label 'oos' = out of scope) through the\n"
+     "decision policy and reports accuracy (top-1 right, answered or not), automation\n"
+     "(in-scope lines answered by a rule, examples or an article), precision (automatic\n"
+     "answers that are right), oos handoff (oos lines not answered) and the same per label.\n"
+     "--faq imports FAQ.tsv (id<TAB>question<TAB>answer) into a temporary knowledge base\n"
+     "and scores article retrieval for QUERIES.tsv (text<TAB>faq_id): top-1, top-3,\n"
+     "automation, precision. --sweep adds the automation/precision curve as the example\n"
+     "and article thresholds move together from 0 to 1. --example-min and --kb-min set\n"
+     "those thresholds; --db PATH also searches an articles database; --json prints one\n"
+     "JSON object. A progress bar is drawn on stderr when it is a terminal."},
 };
+
+/* 1 if some intent of rs has example lines. */
+static int has_examples(const struct rules *rs)
+{
+    for (size_t i = 0; i < rules_count(rs); i++)
+        if (rules_intent(rs, i)->n_examples)
+            return 1;
+    return 0;
+}
+
+/* Opens the articles database at path read-only; a missing file skips
+ * the kb stage (with a note when note is set). */
+static int open_kb(const char *path, int note, struct kb **kb)
+{
+    *kb = NULL;
+    if (access(path, R_OK) != 0) {
+        if (note)
+            fprintf(stderr, "kefu: no knowledge base at '%s'; articles are not searched (kefu kb import builds it)\n",
+                    path);
+        return 0;
+    }
+    int rc = kb_open(path, 1, kb);
+    if (rc < 0)
+        return fail("cannot open the knowledge base '%s': %s", path, kefu_strerror(rc));
+    return 0;
+}
+
+/* Loads what a routing command needs: rules, scratch, line buffer, the
+ * examples of the rules and (for ask, route and chat) the kb. */
+static int session_open(struct session *s, const struct command *c)
+{
+    struct opts *o = &s->o;
+    int rc;
+    if (c->routes == 2 && o->faq && !o->rules_set) { /* kefu eval --faq: articles only */
+        struct rules_diag d;
+        rules_diag_init(&d);
+        rc = rules_load_string("(no rules)", "", &d, &s->rs);
+        rules_diag_release(&d);
+    } else {
+        rc = load(o->rules, &s->rs, 1);
+    }
+    if (rc < 0)
+        return 2;
+    s->sc = router_scratch_create();
+    s->line = kefu_malloc(MAX_LINE);
+    if (!s->sc || !s->line)
+        return fail("out of memory");
+    s->dc = (struct decide_ctx){.rs = s->rs, .sc = s->sc};
+    decide_policy_default(&s->dc.policy);
+    if (o->example_min >= 0)
+        s->dc.policy.example_min = o->example_min;
+    if (o->kb_min >= 0)
+        s->dc.policy.kb_min = o->kb_min;
+    s->dc.policy.use_examples = !o->no_examples;
+    s->dc.policy.use_kb = !o->no_kb;
+    s->dc.policy.all_stages = o->explain;
+    if (!o->no_examples && has_examples(s->rs) && (rc = kb_examples_build(s->rs, &s->dc.ex)) < 0)
+        return fail("cannot index the example lines: %s", kefu_strerror(rc));
+    if (o->no_kb || (c->routes == 2 && !o->db))
+        return 0; /* kefu eval searches articles only with --db or --faq */
+    return open_kb(o->db ? o->db : DEFAULT_DB, c->run != cmd_route, &s->dc.kb) ? 2 : 0;
+}
+
+static void session_close(struct session *s)
+{
+    kb_close(s->dc.kb);
+    kb_examples_free(s->dc.ex);
+    free(s->line);
+    router_scratch_free(s->sc);
+    rules_unref(s->rs);
+}
 
 static int run_command(const struct command *c, int argc, char **argv)
 {
-    struct session s = {0};
+    struct session s = {.argc = argc, .argv = argv};
+    if (!c->flags)
+        return c->run(&s);
     int rc = parse_opts(argc, argv, c->flags, &s.o);
     if (rc == 1) {
         puts(c->usage);
@@ -697,14 +1141,10 @@ static int run_command(const struct command *c, int argc, char **argv)
         return rc;
     if (!c->routes)
         return c->run(&s);
-    if (load(s.o.rules, &s.rs, 1) < 0)
-        return 2;
-    s.sc = router_scratch_create();
-    s.line = kefu_malloc(MAX_LINE);
-    rc = s.sc && s.line ? c->run(&s) : fail("out of memory");
-    free(s.line);
-    router_scratch_free(s.sc);
-    rules_unref(s.rs);
+    rc = session_open(&s, c);
+    if (rc == 0)
+        rc = c->run(&s);
+    session_close(&s);
     return rc;
 }
 
@@ -721,6 +1161,12 @@ int cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "kb") == 0) /* subcommands with their own options: cli_kb.c */
         return cli_kb(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0) /* conversation tests: cli_test.c */
+        return cli_test(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0) /* a conversation through dialog: cli_chat.c */
+        return cli_chat(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) /* cli_report.c */
+        return cli_report(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

@@ -416,7 +416,8 @@ static int import_run(struct import *im, kb_progress_fn progress, void *ctx)
     int rc = walk(im->root, "", 0, &im->fs, im->d);
     if (rc < 0)
         return rc == KEFU_EIO ? kb_fail_msg(im->kb, rc, "cannot open corpus directory") : rc;
-    qsort(im->fs.v, im->fs.n, sizeof *im->fs.v, file_cmp);
+    if (im->fs.n) /* qsort(NULL, 0, ...) is undefined */
+        qsort(im->fs.v, im->fs.n, sizeof *im->fs.v, file_cmp);
     im->stats->files = im->fs.n;
     for (size_t i = 0; i < im->fs.n && rc == 0; i++)
         rc = read_file(im->root, &im->fs.v[i], im->d);

@@ -30,6 +30,7 @@ struct decide_policy {
     double clarify_gap;   /* top two within this margin (and both above clarify_min): clarify */
     double clarify_min;
     int use_examples, use_kb; /* stages on (1) or off (0) */
+    int all_stages; /* 1: run every stage even after one answered (explanations, sweeps) */
 };
 void decide_policy_default(struct decide_policy *p);
 
@@ -59,6 +60,8 @@ struct decision {
     size_t n_cand;
     struct router_result route;       /* the router's own result */
     struct kb_result kb;              /* the article search (n = 0 if not run) */
+    struct kb_votes votes;            /* the example vote (n = 0 if not run) */
+    int stage;                        /* the stage that chose the answer (DECIDE_RULE, _EXAMPLE, _KB), 0 if none */
 };
 
 /* Per-thread working set: the router scratch and, when given, the kb and
@@ -75,5 +78,19 @@ struct decide_ctx {
  * Returns 0, KEFU_EUTF8 or KEFU_ENOMEM. */
 int decide_message(struct decide_ctx *c, const char *text, size_t len, const struct attrs *attrs,
                    struct decision *out);
+
+/* Applies c->policy again to the stage results already in d (route, votes,
+ * kb from decide_message()), rewriting the outcome fields; for threshold
+ * sweeps. Reads no text and calls no stage. */
+void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct decision *d);
+
+/* Guesses a locale from text: "zh" for Chinese, "zh-hant" when folding
+ * changed characters, else "en"; static. */
+const char *decide_guess_locale(const char *text, size_t len);
+
+/* A customer-facing label for candidate c (a clarify quick reply): the
+ * article title, else the intent's first example in the locale's script,
+ * else its name; borrowed from rs or the kb. */
+const char *decide_label(const struct rules *rs, const struct decide_cand *c, const char *locale);
 
 #endif

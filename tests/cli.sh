@@ -26,7 +26,7 @@ else
 fi
 
 # 3. ask: a request for a person is a handoff
-out=$("$KEFU" ask --json "我要转人工" 2>&1)
+out=$("$KEFU" ask --json "我要转人工" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||
     no ask-handoff "$out"
 
@@ -62,13 +62,32 @@ printf 'hello\n发票\n' | "$KEFU" route --json | jq -e -s 'length == 2 and all(
     no check-missing-dir "$(cat "$tmp/err")"
 
 # 9. --help on every command
-for c in check ask route chat; do
+for c in check ask route chat report; do
     "$KEFU" "$c" --help | grep -q "usage: kefu $c" && ok "help-$c" || no "help-$c"
 done
 
-# 10. chat reads lines and answers each
-out=$(printf 'hello\n我要开发票\n' | "$KEFU" chat 2>&1)
-[ "$(echo "$out" | grep -c '^intent:')" -eq 2 ] && ok chat-lines || no chat-lines "$out"
+# 10. chat is a conversation: each line answered, a slot asked then filled, a handoff shown
+out=$(printf 'hello\n我要开发票\n' | "$KEFU" chat --corpus "$tmp/nocorpus" 2>&1)
+[ "$(echo "$out" | grep -c '^kefu (rule, ')" -eq 2 ] && ok chat-lines || no chat-lines "$out"
+out=$(printf 'where is my order\nKF12345678\n转人工\nhello?\n/claim\n/agent on it\n/resolve\n5\n' |
+    "$KEFU" chat --corpus "$tmp/nocorpus" --data "$tmp/chat" 2>&1)
+echo "$out" | grep -q '^kefu (rule, order.status, .*order number' &&
+    echo "$out" | grep -q '^kefu (rule, order.status, .*KF12345678' &&
+    echo "$out" | grep -q "^   -- queued in queue 'general', position 1" &&
+    echo "$out" | grep -q '^kefu: (silent: the conversation is queued)' &&
+    echo "$out" | grep -q '^agent claimed it; handoff reason: requested' &&
+    echo "$out" | grep -q '^kefu (feedback, ' && ok chat-journey || no chat-journey "$out"
+
+# 10b. report: automation, handoff reasons, per-intent figures, unanswered messages grouped
+printf 'asdf qwer\nhello\nASDF  Qwer\n' | "$KEFU" chat --corpus "$tmp/nocorpus" --data "$tmp/chat" >/dev/null 2>&1
+out=$("$KEFU" report --data "$tmp/chat" --json 2>&1)
+echo "$out" | jq -e '.conversations == 2 and .handoff_reasons.requested == 1 and .feedback == 1
+    and .intents["order.status"].answered == 2 and .intents["order.status"].rating == 5
+    and .unanswered[0].text == "asdf qwer" and .unanswered[0].count == 2 and .automation == 0.5' >/dev/null 2>&1 &&
+    ok report-json || no report-json "$out"
+"$KEFU" report --data "$tmp/chat" | grep -q '^automation: ' && ok report-text || no report-text
+"$KEFU" report --data "$tmp/none" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "no conversations in" "$tmp/err" && ok report-missing || no report-missing "$(cat "$tmp/err")"
 
 # 11. intents told apart only by 'when': check keeps both, --attr picks one
 mkdir -p "$tmp/when"
@@ -170,3 +189,28 @@ kefu_abs="$(cd "$(dirname "$KEFU")" && pwd)/$(basename "$KEFU")"
 for c in import search stats; do
     "$KEFU" kb "$c" --help | grep -q "usage: kefu kb $c" && ok "help-kb-$c" || no "help-kb-$c"
 done
+
+# 20. kefu test: the bundled conversation tests pass; a wrong expectation fails with its
+#     file:line and what came; a malformed file is a file:line:col error and runs nothing
+out=$("$KEFU" test 2>&1)
+[ $? -eq 0 ] && echo "$out" | grep -q ' 0 failed$' && ! echo "$out" | grep -q '^FAIL' && ok test-bundled ||
+    no test-bundled "$out"
+mkdir -p "$tmp/convo"
+cat >"$tmp/convo/wrong.test" <<'X'
+conversation invoice question expected elsewhere
+  with locale=en
+  > how do I get an invoice
+  < intent = shipping.cost
+  < state = bot
+X
+out=$("$KEFU" test "$tmp/convo/wrong.test" 2>&1)
+status=$?
+[ "$status" -eq 1 ] && echo "$out" | grep -q '^FAIL invoice question expected elsewhere' &&
+    echo "$out" | grep -q "wrong.test:4: expected intent = 'shipping.cost', got 'invoice.request'" &&
+    echo "$out" | grep -q '1 passed\|0 passed, 1 failed' && ok test-fails || no test-fails "status $status; $out"
+printf 'conversation x\n  > hello\n  < intent shipping.cost\n  agent dance\n' >"$tmp/convo/bad.test"
+"$KEFU" test "$tmp/convo/bad.test" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 2 ] && grep -q 'bad.test:3:3: an expectation is' "$tmp/err" && grep -q 'bad.test:4:3: unknown agent step' "$tmp/err" &&
+    ok test-syntax || no test-syntax "status $status; $(cat "$tmp/err")"
+"$KEFU" test --help | grep -q "usage: kefu test" && ok help-test || no help-test

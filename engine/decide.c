@@ -1,0 +1,261 @@
+/* decide.c — the decision for one message, without conversation state.
+ * Stages run in order and the first confident one answers: rules (a
+ * pattern above its intent's threshold), then examples, then articles;
+ * when none is confident, two close candidates become a clarifying
+ * question, and otherwise the message falls back. Every candidate a stage
+ * saw is kept in the decision, so kefu ask --explain can say why each was
+ * or was not taken (docs/routing.md). The dialog module wraps this with
+ * conversation state; kefu ask, route and eval call it directly. */
+#include "decide.h"
+
+#include "kefu.h"
+#include "text.h"
+
+#include <string.h>
+
+const char *decide_source_name(int source)
+{
+    switch (source) {
+    case DECIDE_RULE: return "rule";
+    case DECIDE_EXAMPLE: return "example";
+    case DECIDE_KB: return "kb";
+    case DECIDE_CLARIFY: return "clarify";
+    case DECIDE_HANDOFF: return "handoff";
+    default: return "fallback";
+    }
+}
+
+void decide_policy_default(struct decide_policy *p)
+{
+    p->example_min = 0.80;
+    p->kb_min = 0.80;
+    p->clarify_gap = 0.10;
+    p->clarify_min = 0.50;
+    p->use_examples = 1;
+    p->use_kb = 1;
+    p->all_stages = 0;
+}
+
+/* Records a candidate for the explanation; full lists keep the first ones. */
+static void add_cand(struct decision *d, int stage, long intent, const char *name, const char *title,
+                     double confidence, double threshold)
+{
+    if (d->n_cand == DECIDE_MAX_CANDS)
+        return;
+    d->cand[d->n_cand++] = (struct decide_cand){stage, intent, name, title, confidence, threshold};
+}
+
+/* Answers with intent i from stage: its reply for the locale, or its
+ * handoff when one holds for attrs. */
+static void choose_intent(const struct rules *rs, struct decision *d, int stage, long i, double confidence,
+                          const struct attrs *attrs)
+{
+    const struct rules_intent *it = rules_intent(rs, (size_t)i);
+    d->source = d->stage = stage;
+    d->intent = i;
+    d->confidence = confidence;
+    d->reply = rules_reply_pick(it->replies, it->n_replies, attrs_get(attrs, "locale"), 0);
+    if ((d->handoff = rules_handoff_for(it, attrs)))
+        d->source = DECIDE_HANDOFF;
+}
+
+/* 1 if the router's top candidate reaches its intent's threshold. */
+static int rule_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    const struct router_result *r = &d->route;
+    return r->n && r->cand[0].confidence >= rules_intent(c->rs, r->cand[0].intent)->threshold;
+}
+
+/* The confidence an example vote needs for intent i: the global
+ * example_min, or the intent's own threshold when it sets a higher one. */
+static double example_threshold(const struct decide_ctx *c, unsigned i)
+{
+    double own = rules_intent(c->rs, i)->threshold;
+    int set = own != rules_default_threshold(c->rs);
+    return set && own > c->policy.example_min ? own : c->policy.example_min;
+}
+
+/* 1 if the best example vote reaches its threshold. */
+static int example_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    const struct kb_votes *v = &d->votes;
+    return c->policy.use_examples && v->n && v->v[0].confidence >= example_threshold(c, v->v[0].intent);
+}
+
+/* 1 if the best article reaches kb_min. */
+static int kb_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    return c->policy.use_kb && d->kb.n && d->kb.confidence >= c->policy.kb_min;
+}
+
+/* The confidence of article hit k: the search's confidence for the first,
+ * scaled by relative BM25 score for the rest. */
+static double kb_hit_confidence(const struct kb_result *r, size_t k)
+{
+    if (k == 0 || r->hit[0].score <= 0)
+        return k == 0 ? r->confidence : 0;
+    return r->confidence * r->hit[k].score / r->hit[0].score;
+}
+
+static void collect_rules(const struct decide_ctx *c, struct decision *d)
+{
+    const struct router_result *r = &d->route;
+    for (size_t k = 0; k < r->n; k++) {
+        const struct rules_intent *it = rules_intent(c->rs, r->cand[k].intent);
+        add_cand(d, DECIDE_RULE, (long)r->cand[k].intent, it->name, NULL, r->cand[k].confidence, it->threshold);
+    }
+}
+
+static void collect_examples(const struct decide_ctx *c, struct decision *d)
+{
+    for (size_t k = 0; k < d->votes.n && c->policy.use_examples; k++) {
+        const struct kb_vote *v = &d->votes.v[k];
+        add_cand(d, DECIDE_EXAMPLE, (long)v->intent, rules_intent(c->rs, v->intent)->name, NULL, v->confidence,
+                 example_threshold(c, v->intent));
+    }
+}
+
+static void collect_kb(const struct decide_ctx *c, struct decision *d)
+{
+    for (size_t k = 0; k < d->kb.n && c->policy.use_kb; k++)
+        add_cand(d, DECIDE_KB, -1, d->kb.hit[k].id, d->kb.hit[k].title, kb_hit_confidence(&d->kb, k),
+                 c->policy.kb_min);
+}
+
+/* 1 if candidates a and b lead to the same answer (intent or article). */
+static int same_target(const struct decide_cand *a, const struct decide_cand *b)
+{
+    if (a->intent >= 0 || b->intent >= 0)
+        return a->intent == b->intent;
+    return a->name && b->name && strcmp(a->name, b->name) == 0;
+}
+
+/* Finds the best two candidates that lead to different answers; returns
+ * how many were found (0..2) with their indexes in best[]. */
+static int best_two(const struct decision *d, size_t best[2])
+{
+    int n = 0;
+    for (size_t k = 0; k < d->n_cand; k++) {
+        const struct decide_cand *x = &d->cand[k];
+        if (n > 0 && same_target(x, &d->cand[best[0]])) {
+            if (x->confidence > d->cand[best[0]].confidence)
+                best[0] = k;
+            continue;
+        }
+        if (n > 1 && same_target(x, &d->cand[best[1]])) {
+            if (x->confidence > d->cand[best[1]].confidence)
+                best[1] = k;
+        } else if (n < 2) {
+            best[n++] = k;
+        } else if (x->confidence > d->cand[best[1]].confidence) {
+            best[1] = k;
+        }
+        if (n == 2 && d->cand[best[1]].confidence > d->cand[best[0]].confidence) {
+            size_t t = best[0];
+            best[0] = best[1];
+            best[1] = t;
+        }
+    }
+    return n;
+}
+
+/* No stage answered: two close candidates make a clarifying question,
+ * otherwise the message falls back with the best confidence seen. */
+static void clarify_or_fall_back(const struct decide_ctx *c, struct decision *d)
+{
+    size_t best[2] = {0, 0};
+    int n = best_two(d, best);
+    if (n == 0)
+        return;
+    const struct decide_cand *a = &d->cand[best[0]], *b = &d->cand[best[1]];
+    d->confidence = a->confidence;
+    if (n < 2 || b->confidence < c->policy.clarify_min || a->confidence - b->confidence > c->policy.clarify_gap)
+        return;
+    d->source = DECIDE_CLARIFY;
+    d->clarify[0] = *a;
+    d->clarify[1] = *b;
+}
+
+void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct decision *d)
+{
+    d->source = DECIDE_FALLBACK;
+    d->stage = 0;
+    d->intent = -1;
+    d->confidence = 0;
+    d->handoff = NULL;
+    d->reply = NULL;
+    memset(&d->article, 0, sizeof d->article);
+    memset(d->clarify, 0, sizeof d->clarify);
+    d->n_cand = 0;
+    collect_rules(c, d);
+    collect_examples(c, d);
+    collect_kb(c, d);
+    if (rule_answers(c, d)) {
+        const struct router_cand *top = &d->route.cand[0];
+        choose_intent(c->rs, d, DECIDE_RULE, (long)top->intent, top->confidence, attrs);
+    } else if (example_answers(c, d)) {
+        choose_intent(c->rs, d, DECIDE_EXAMPLE, (long)d->votes.v[0].intent, d->votes.v[0].confidence, attrs);
+    } else if (kb_answers(c, d)) {
+        d->source = d->stage = DECIDE_KB;
+        d->article = d->kb.hit[0];
+        d->confidence = d->kb.confidence;
+    } else {
+        clarify_or_fall_back(c, d);
+    }
+}
+
+int decide_message(struct decide_ctx *c, const char *text, size_t len, const struct attrs *attrs,
+                   struct decision *out)
+{
+    memset(out, 0, sizeof *out);
+    int rc = router_match(c->rs, c->sc, text, len, attrs, NULL, &out->route);
+    int all = c->policy.all_stages;
+    if (rc == 0 && c->ex && c->policy.use_examples && (all || !rule_answers(c, out)))
+        rc = kb_examples_match(c->ex, text, len, attrs, &out->votes);
+    if (rc == 0 && c->kb && c->policy.use_kb && (all || (!rule_answers(c, out) && !example_answers(c, out)))) {
+        const char *locale = attrs_get(attrs, "locale");
+        rc = kb_search(c->kb, text, len, *locale ? locale : NULL, &out->kb);
+    }
+    if (rc < 0)
+        return rc;
+    decide_apply(c, attrs, out);
+    return 0;
+}
+
+const char *decide_guess_locale(const char *text, size_t len)
+{
+    size_t i = 0;
+    int cjk = 0, trad = 0;
+    if (!text_utf8_valid(text, len))
+        return "en";
+    while (i < len) {
+        uint32_t cp = text_utf8_next(text, &i);
+        if (text_is_cjk(cp)) {
+            cjk++;
+            trad += text_fold_hans(cp) != cp;
+        }
+    }
+    return cjk ? (trad ? "zh-hant" : "zh") : "en";
+}
+
+/* 1 if s holds a CJK ideograph. */
+static int has_cjk(const char *s)
+{
+    size_t i = 0, len = strlen(s);
+    while (i < len)
+        if (text_is_cjk(text_utf8_next(s, &i)))
+            return 1;
+    return 0;
+}
+
+const char *decide_label(const struct rules *rs, const struct decide_cand *c, const char *locale)
+{
+    if (c->intent < 0)
+        return c->title && *c->title ? c->title : c->name;
+    const struct rules_intent *it = rules_intent(rs, (size_t)c->intent);
+    int zh = locale && strncmp(locale, "zh", 2) == 0;
+    for (size_t k = 0; k < it->n_examples; k++)
+        if (has_cjk(it->examples[k].text) == zh)
+            return it->examples[k].text;
+    return it->name;
+}
