@@ -12,18 +12,18 @@
 #include "rules.h"
 #include "text.h"
 
-#define KB_MAX_TERMS    64 /* query terms kept from one message */
-#define KB_MAX_WORD     64 /* longer words are not indexed (hashes, URLs, noise) */
-#define KB_TOKENIZER    "kefu"
-#define KB_COVER_FN     "kefu_cover"
+#define KB_MAX_TERMS 64 /* query terms kept from one message */
+#define KB_MAX_WORD  64 /* longer words are not indexed (hashes, URLs, noise) */
+#define KB_TOKENIZER "kefu"
+#define KB_COVER_FN  "kefu_cover"
 
 /* Scratch for one tokenization; reuse it across calls. */
 struct kb_tok_buf {
-    struct text_buf norm;    /* the normalized text */
-    uint32_t *start, *end;   /* per normalized byte: the source range it came from */
-    size_t cap;              /* entries in start and end */
-    struct text_toks toks;   /* tokens of norm */
-    struct text_buf one;     /* one code point, normalized */
+    struct text_buf norm;  /* the normalized text */
+    uint32_t *start, *end; /* per normalized byte: the source range it came from */
+    size_t cap;            /* entries in start and end */
+    struct text_toks toks; /* tokens of norm */
+    struct text_buf one;   /* one code point, normalized */
     char stem[KB_MAX_WORD];
 };
 /* Prepares an empty scratch (no allocation until first use). */
@@ -102,7 +102,8 @@ void kb_article_release(struct kb_article *a);
 /* Parses the article file named file (for diagnostics) with content
  * src[0..len). Errors go to d with file:line:col. Returns 0, KEFU_ESYNTAX
  * or KEFU_ENOMEM. */
-int kb_article_parse(const char *file, const char *src, size_t len, struct kb_article *a, struct rules_diag *d);
+int kb_article_parse(const char *file, const char *src, size_t len, struct kb_article *a,
+                     struct rules_diag *d);
 /* Writes the plain text of Markdown md[0..len) to out (replacing it).
  * Returns 0 or KEFU_ENOMEM. */
 int kb_md_strip(const char *md, size_t len, struct text_buf *out);
