@@ -19,7 +19,7 @@ TESTS    = text rules router kb decide store queue dialog http webhook
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
-        bench-http
+        bench-http bench-kb
 all: kefu
 
 deps:
@@ -122,6 +122,15 @@ $(BUILD)/bench/bare_mhd: bench/bare_mhd.c
 
 bench-http: $(BUILD)/kefu $(BUILD)/bench/bare_mhd
 	BUILD=$(BUILD) bench/http.sh 10 32 256
+
+# Knowledge-base latency: the fixture corpus, the bundled rules' examples, the same messages.
+$(BUILD)/bench/kb_bench: bench/kb_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-kb: $(BUILD)/bench/kb_bench
+	@bench/messages.sh > $(BUILD)/bench/messages.txt
+	$(BUILD)/bench/kb_bench $${CORPUS:-tests/corpus} rules $(BUILD)/bench/messages.txt
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules

@@ -1,7 +1,7 @@
 /* kb_import.c — incremental import of a corpus directory into the
  * articles database, in one transaction.
  *
- * Every *.md file under the directory (but README.md) is read and hashed. A file whose
+ * Every *.md file under the directory is read and hashed. A file whose
  * hash matches the stored row is unchanged and skipped; rows whose file
  * vanished are removed; new and changed files are parsed (kb_parse.c) and
  * (re)indexed. (id, locale) pairs are claimed first by unchanged files,
@@ -120,14 +120,14 @@ static void files_release(struct files *fs)
     free(fs->v);
 }
 
-/* An article file: *.md, except README.md, which describes the corpus itself. */
-static int ends_md(const char *name)
+/* 1 for an article file: *.md, except README.md (the corpus's own documentation). */
+static int is_article(const char *name)
 {
     size_t n = strlen(name);
-    return n > 3 && strcmp(name + n - 3, ".md") == 0 && strcasecmp(name, "README.md") != 0;
+    return n > 3 && strcmp(name + n - 3, ".md") == 0 && strcasecmp(name, "readme.md") != 0;
 }
 
-/* Collects every *.md under root/rel (hidden entries and README.md skipped). */
+/* Collects every *.md under root/rel (hidden entries skipped). */
 static int walk(const char *root, const char *rel, int depth, struct files *fs, struct rules_diag *d)
 {
     char dir[4096];
@@ -150,7 +150,7 @@ static int walk(const char *root, const char *rel, int depth, struct files *fs, 
             continue;
         if (S_ISDIR(st.st_mode) && depth < KB_MAX_DEPTH)
             rc = walk(root, sub, depth + 1, fs, d);
-        else if (S_ISREG(st.st_mode) && ends_md(e->d_name))
+        else if (S_ISREG(st.st_mode) && is_article(e->d_name))
             rc = files_push(fs, sub);
     }
     closedir(dp);
@@ -222,6 +222,7 @@ static const struct {
 
 #define STMT(im, k) (*(sqlite3_stmt **)((char *)(im) + stmts[k].off))
 
+/* Prepares the import's statements (finalized by import_finalize()). */
 static int import_prepare(struct import *im)
 {
     for (size_t k = 0; k < sizeof stmts / sizeof stmts[0]; k++)
@@ -244,6 +245,7 @@ static int run(struct import *im, sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : kb_fail_db(im->kb, "update the knowledge base");
 }
 
+/* Deletes one article from both tables. */
 static int delete_doc(struct import *im, sqlite3_int64 doc)
 {
     sqlite3_bind_int64(im->del, 1, doc);
@@ -277,6 +279,7 @@ static int classify(struct import *im)
     return rc;
 }
 
+/* 1 if rel is among the (sorted) files found. */
 static int seen(const struct files *fs, const char *rel)
 {
     size_t lo = 0, hi = fs->n;
@@ -389,6 +392,7 @@ static int import_one(struct import *im, size_t i)
     return rc;
 }
 
+/* Counts the unchanged and unreadable files, imports the others, reports progress. */
 static int import_files(struct import *im, kb_progress_fn progress, void *ctx)
 {
     int rc = 0;
@@ -406,6 +410,7 @@ static int import_files(struct import *im, kb_progress_fn progress, void *ctx)
     return rc;
 }
 
+/* Walks, reads and hashes the files, then updates the database in one transaction. */
 static int import_run(struct import *im, kb_progress_fn progress, void *ctx)
 {
     int rc = walk(im->root, "", 0, &im->fs, im->d);

@@ -13,11 +13,15 @@
  * it came from. Normalization is per code point except for white space,
  * which collapses to one space, so the result equals text_normalize().
  *
- * Positions: every token has its own position (c1, c1c2, c2, c2c3, ...),
- * none is FTS5_TOKEN_COLOCATED. FTS5's highlight() and snippet() take the
- * offsets of the token at a matched position: with a bigram colocated with
- * its unigram, a matched bigram would be cut to its first character.
- * Queries are OR-ed single terms, so no phrase needs adjacent positions.
+ * Positions: each CJK character is one position carrying its unigram; the
+ * bigram that starts there is FTS5_TOKEN_COLOCATED with it, so an article's
+ * length is its number of characters and words. This matters for snippet()
+ * and highlight(): they skip colocated tokens and cut the text between the
+ * offsets of consecutive positions, which must not overlap: FTS5 appends
+ * "the rest of the text" when a cut has a negative length, so overlapping
+ * bigram tokens at their own positions (c1c2 then c2) made snippets repeat
+ * the article. The cost: highlight() marks a matched bigram by its first
+ * character. Queries are OR-ed single terms: no phrase needs positions.
  *
  * Queries. With FTS5_TOKENIZE_QUERY the tokenizer takes its input as one
  * term already in index form: MATCH strings are only ever built by
@@ -192,6 +196,16 @@ static int normalize_mapped(struct kb_tok_buf *b, const char *s, size_t len)
     if ((rc = map_reserve(b, 2 * len + 16)) < 0)
         return rc;
     for (size_t i = 0; i < len;) {
+        unsigned char a = (unsigned char)s[i];
+        if (a > ' ' && a < 0x7F) { /* printable ASCII, the common case; within the reserve */
+            if (space && b->norm.len)
+                map_put(b, " ", 1, i, i);
+            space = 0;
+            char lc = (char)(a >= 'A' && a <= 'Z' ? a + 32 : a);
+            map_put(b, &lc, 1, i, i + 1);
+            i++;
+            continue;
+        }
         size_t at = i, n = seq_len(s, len, i), on = 0;
         char out[16];
         int sp = 0;
@@ -233,6 +247,7 @@ int kb_tok_each(struct kb_tok_buf *b, const char *s, size_t len, int mode, kb_to
     unsigned flags = mode == KB_TOK_DOC ? TEXT_TOK_UNIGRAMS : 0;
     if (rc == 0)
         rc = text_tokenize(b->norm.s, b->norm.len, flags, &b->toks);
+    const struct text_tok *prev = NULL;
     for (size_t k = 0; rc == 0 && k < b->toks.n; k++) {
         const struct text_tok *t = &b->toks.v[k];
         const char *w = b->norm.s + t->off;
@@ -243,7 +258,10 @@ int kb_tok_each(struct kb_tok_buf *b, const char *s, size_t len, int mode, kb_to
             n = text_stem(w, n, b->stem);
             w = b->stem;
         }
-        rc = fn(ctx, 0, w, n, b->start[t->off], b->end[t->off + t->len - 1]);
+        /* a bigram shares the position of the unigram just before it */
+        int coloc = t->kind == TEXT_TOK_CJK2 && prev && prev->kind == TEXT_TOK_CJK1 && prev->off == t->off;
+        rc = fn(ctx, coloc, w, n, b->start[t->off], b->end[t->off + t->len - 1]);
+        prev = t;
     }
     return rc;
 }
@@ -430,12 +448,29 @@ int kb_query_has(const struct kb_query *q, const char *t, size_t n)
     return 0;
 }
 
+/* 1 for a Chinese bigram holding a sentence particle or the 么 of 什么/怎么:
+ * across a word boundary (么用, 券吗) or a question word, never a topic. */
+int kb_term_particle(const char *tok, size_t n)
+{
+    static const char *const particles[] = {"的", "了", "吗", "呢", "吧", "啊", "么", "呀", "嘛"};
+    if (n != 6 || (unsigned char)tok[0] < 0xE0)
+        return 0;
+    for (size_t k = 0; k < sizeof particles / sizeof particles[0]; k++)
+        if (memcmp(tok, particles[k], 3) == 0 || memcmp(tok + 3, particles[k], 3) == 0)
+            return 1;
+    return 0;
+}
+
 /* Adds one term (distinct, up to KB_MAX_TERMS) to the query. */
 static int query_term(void *ctx, int colocated, const char *tok, size_t n, size_t start, size_t end)
 {
     struct kb_query *q = ctx;
     if (q->n == KB_MAX_TERMS || n == 0 || kb_query_has(q, tok, n))
         return 0;
+    if (!q->all && kb_term_particle(tok, n)) {
+        q->dropped++;
+        return 0;
+    }
     q->off[q->n] = (uint32_t)q->text.len;
     q->len[q->n] = (uint32_t)n;
     int rc = kb_buf_add(&q->text, tok, n);
@@ -477,6 +512,12 @@ int kb_query_build(struct kb_tok_buf *b, const char *text, size_t len, struct kb
         return rc;
     if (!text_utf8_valid(text, len))
         return KEFU_EUTF8;
+    q->all = 0;
+    q->dropped = 0;
     rc = kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    if (rc == 0 && q->n == 0 && q->dropped) { /* 在吗: the particles are all there is */
+        q->all = 1;
+        rc = kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    }
     return rc ? rc : kb_query_match(q, NULL);
 }

@@ -105,7 +105,8 @@ static void check_offsets(struct kb_tok_buf *b, const char *src)
         char stem[128];
         size_t n = part.len;
         memcpy(stem, part.s, n);
-        if ((unsigned char)part.s[0] < 0x80)
+        size_t i0 = 0;
+        if (!text_is_cjk_run(text_utf8_next(part.s, &i0))) /* a word: stemmed */
             n = text_stem(part.s, part.len, stem);
         stem[n] = 0;
         if (strcmp(stem, l.text[k]) != 0)
@@ -138,6 +139,45 @@ static void test_tok_offsets(void **state)
     kb_tok_buf_release(&b);
 }
 
+/* Awkward pieces of text for random inputs (the last three are invalid UTF-8). */
+static const char *const pieces[] = {
+    "a",      "Refund", "ED",     "'s",           "'",  " ",  "\t",   "\n",       "-",
+    "\"",     "*",      ":",      "退",           "款", "貨", "運",   "費",       "什",
+    "麼",     "ＡＢ",   "ｃ",     "１２",         "　", "，", "。",   "「",       "」",
+    "\u200b", "\u200d", "\ufeff", "\u00ad",       "é",  "Ä",  "ß",    "П",        "😀",
+    "\u0301", "𠮷",     "々",     "\xe2\x80\xa6", "カ", "한", "\xff", "\xe9\x80", "\xc0\xaf",
+};
+
+/* Fills text with a random mix of pieces (valid UTF-8 unless invalid is set). */
+static size_t random_text(char *text, size_t cap, int invalid)
+{
+    size_t n = 0, np = sizeof pieces / sizeof pieces[0] - (invalid ? 0 : 3);
+    int parts = 1 + rand() % 24;
+    for (int k = 0; k < parts; k++) {
+        const char *p = pieces[rand() % (int)np];
+        if (n + strlen(p) + 1 > cap)
+            break;
+        memcpy(text + n, p, strlen(p));
+        n += strlen(p);
+    }
+    text[n] = 0;
+    return n;
+}
+
+/* Random texts from awkward pieces: every token still points at its source. */
+static void test_tok_offsets_random(void **state)
+{
+    struct kb_tok_buf b;
+    kb_tok_buf_init(&b);
+    srand(7);
+    char text[256];
+    for (int round = 0; round < 3000; round++) {
+        random_text(text, sizeof text, 1);
+        check_offsets(&b, text);
+    }
+    kb_tok_buf_release(&b);
+}
+
 static void test_tok_positions(void **state)
 {
     struct kb_tok_buf b;
@@ -146,12 +186,13 @@ static void test_tok_positions(void **state)
     memset(&l, 0, sizeof l);
     assert_int_equal(kb_tok_each(&b, "退款到賬 refunds", strlen("退款到賬 refunds"), KB_TOK_DOC, log_tok, &l),
                      0);
-    /* 退, 退款, 款, 款到, 到, 到账, 账, refund: each at its own position */
+    /* 退, 退款 (same position), 款, 款到, 到, 到账, 账, refund */
     static const char *const want[] = {"退", "退款", "款", "款到", "到", "到账", "账", "refund"};
+    static const int coloc[] = {0, 1, 0, 1, 0, 1, 0, 0};
     assert_int_equal(l.n, 8);
     for (size_t k = 0; k < 8; k++) {
         assert_string_equal(l.text[k], want[k]);
-        assert_int_equal(l.coloc[k], 0);
+        assert_int_equal(l.coloc[k], coloc[k]);
     }
     assert_int_equal(l.start[6], 9); /* 賬 is bytes 9..12 of the source */
     assert_int_equal(l.end[6], 12);
@@ -261,6 +302,11 @@ static void test_query_build(void **state)
                      0);
     assert_int_equal(q.n, 3); /* refund, and, 退款: distinct terms */
     assert_string_equal(q.match.s, "\"refund\" OR \"and\" OR \"退款\"");
+    /* particle bigrams stay out, unless they are all the text has */
+    assert_int_equal(kb_query_build(&b, "优惠券怎么用呢", strlen("优惠券怎么用呢"), &q), 0);
+    assert_string_equal(q.match.s, "\"优惠\" OR \"惠券\" OR \"券怎\""); /* not 怎么, 么用, 用呢 */
+    assert_int_equal(kb_query_build(&b, "在吗", strlen("在吗"), &q), 0);
+    assert_string_equal(q.match.s, "\"在吗\"");
     assert_int_equal(kb_query_build(&b, "bad \xff", 5, &q), KEFU_EUTF8);
     char big[4097];
     for (size_t k = 0; k < 4096; k++)
@@ -313,6 +359,44 @@ static int kb_teardown(void **state)
     return 0;
 }
 
+/* Lines joined with single spaces, as a snippet is. */
+static void one_line(const char *src, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = src; *p && o + 1 < cap; p++) {
+        char c = *p == '\n' || *p == '\r' ? ' ' : *p;
+        if (c == ' ' && o > 0 && out[o - 1] == ' ')
+            continue;
+        out[o++] = c;
+    }
+    out[o] = 0;
+}
+
+/* A snippet is short, and every piece of it between "..." is the article's own text. */
+static void check_snippet(struct kb *kb, const struct kb_hit *h, const char *query)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "SELECT text FROM articles WHERE id = ?1 AND locale = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, h->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, h->locale, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    static char text[1 << 16], piece[1024];
+    one_line((const char *)sqlite3_column_text(st, 0), text, sizeof text);
+    sqlite3_finalize(st);
+    if (strlen(h->snippet) > 300)
+        fail_msg("'%s': snippet of %s is %zu bytes: %s", query, h->id, strlen(h->snippet), h->snippet);
+    for (const char *p = h->snippet; *p;) {
+        const char *e = strstr(p, "...");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        snprintf(piece, sizeof piece, "%.*s", (int)n, p);
+        if (n && !strstr(text, piece))
+            fail_msg("'%s': snippet piece '%s' is not in %s (%s)", query, piece, h->id, h->locale);
+        p += n + (e ? 3 : 0);
+    }
+}
+
 static const struct search_case {
     const char *id, *text, *locale, *want, *want_locale;
 } search_cases[] = {
@@ -353,6 +437,8 @@ static void test_search_cases(void **state)
             (c->want_locale && strcmp(r.hit[0].locale, c->want_locale) != 0))
             fail_msg("case %s '%s': want %s (%s), got %s (%s)", c->id, c->text, c->want,
                      c->want_locale ? c->want_locale : "any", r.hit[0].id, r.hit[0].locale);
+        for (size_t h = 0; h < r.n; h++)
+            check_snippet(f->kb, &r.hit[h], c->text);
         for (size_t h = 1; h < r.n; h++) {
             assert_true(r.hit[h - 1].score >= r.hit[h].score);
             assert_true(strcmp(r.hit[h].id, r.hit[0].id) != 0); /* one hit per article */
@@ -391,6 +477,8 @@ static void test_search_hostile(void **state)
         int rc = kb_search(f->kb, hostile[k], strlen(hostile[k]), "en", &r);
         if (rc != 0)
             fail_msg("'%s': %s (%s)", hostile[k], kefu_strerror(rc), kb_error(f->kb));
+        for (size_t h = 0; h < r.n; h++)
+            check_snippet(f->kb, &r.hit[h], hostile[k]);
     }
     char big[4097]; /* 4 KiB of every printable ASCII character and some Chinese */
     for (size_t k = 0; k < 4096;) {
@@ -405,6 +493,16 @@ static void test_search_hostile(void **state)
     big[4096] = 0;
     assert_int_equal(kb_search(f->kb, big, strlen(big), NULL, &r), 0);
     assert_true(r.n_terms <= KB_MAX_TERMS);
+    srand(11);
+    for (int k = 0; k < 300; k++) {
+        char t[256];
+        size_t n = random_text(t, sizeof t, 0);
+        int rc = kb_search(f->kb, t, n, k % 2 ? "zh" : "en", &r);
+        if (rc != 0)
+            fail_msg("'%s': %s (%s)", t, kefu_strerror(rc), kb_error(f->kb));
+        for (size_t h = 0; h < r.n; h++)
+            check_snippet(f->kb, &r.hit[h], t);
+    }
     assert_int_equal(kb_search(f->kb, "bad \xc3\x28", 6, "en", &r), KEFU_EUTF8);
     assert_int_equal(kb_search(f->kb, "nul\0inside", 10, "en", &r), KEFU_EUTF8);
     /* the tables are intact */
@@ -442,6 +540,11 @@ static void test_snippet_offsets(void **state)
     write_file(path, "id: t\nlocale: zh-hant\ntitle: 退貨\n\n"
                      "請先登入ＡＣＣＯＵＮＴ，再到「我的訂單」申請退\u200b貨。退貨運費由我們負擔。Ｒｅｆｕｎ"
                      "ｄｓ ｔａｋｅ 3 days.\n");
+    for (int k = 0; k < 2; k++) { /* FTS5's BM25 needs three articles to weigh a word at all */
+        snprintf(path, sizeof path, "%s/u%d.md", dir, k);
+        write_file(path, k ? "id: u1\nlocale: en\ntitle: Unrelated\n\nNothing in common.\n"
+                           : "id: u0\nlocale: en\ntitle: Other\n\nNothing either.\n");
+    }
     struct kb *kb;
     assert_int_equal(kb_open(":memory:", 0, &kb), 0);
     struct rules_diag d;
@@ -460,11 +563,13 @@ static void test_snippet_offsets(void **state)
     static const struct {
         const char *query, *want;
     } marks[] = {
-        {"运费", "退貨[運費]由"},
+        /* a matched bigram is marked by its first character (it shares that position) */
+        {"运费", "退貨[運]費由"},
+        {"费", "運[費]由"},
         {"account", "登入[ＡＣＣＯＵＮＴ]，"},
         {"refund", "[Ｒｅｆｕｎｄｓ] ｔａｋｅ"},
-        {"退货", "申請[退\u200b貨]。"},
-        {"订单", "「我的[訂單]」"},
+        {"退货", "申請[退]\u200b貨。[退]貨運"},
+        {"订单", "「我的[訂]單」"},
     };
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(kb_db(kb),
@@ -560,6 +665,20 @@ static void test_import_incremental(void **state)
     assert_int_equal(kb_stats(kb, &st), 0);
     assert_int_equal(st.articles, 9);
     kb_close(kb);
+    /* a database of schema 1 (bigrams not colocated) is rebuilt by a writer; a reader asks for that */
+    assert_int_equal(kb_open(db, 0, &kb), 0);
+    assert_int_equal(sqlite3_exec(kb_db(kb), "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    kb_close(kb);
+    assert_int_equal(kb_open(db, 1, &kb), KEFU_EIO);
+    assert_int_equal(kb_open(db, 0, &kb), 0);
+    sqlite3_stmt *v;
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "PRAGMA user_version", -1, &v, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(v), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(v, 0), 2);
+    sqlite3_finalize(v);
+    assert_int_equal(kb_search(kb, "bank transfer", 13, "en", &r), 0);
+    assert_string_equal(r.hit[0].id, "refund-policy");
+    kb_close(kb);
     assert_int_equal(kb_open("/nonexistent/kb.db", 1, &kb), KEFU_ENOENT);
     assert_null(kb);
     rm_tree(dir);
@@ -570,6 +689,7 @@ static const struct parse_case {
 } parse_cases[] = {
     {"1", "id: a\nlocale: en\ntitle: T\nauthor: me\n\nBody.\n", "4:1: unknown key 'author'"},
     {"2", "id: a\nlocale: en\n\nBody.\n", "2:1: missing 'title'"},
+    {"2b", "id: a\ntitle: T\ntags: x\n\nBody.\n", "3:1: missing 'locale'"},
     {"3", "id: Bad_Id\nlocale: en\ntitle: T\n\nBody.\n", "1:5: invalid id"},
     {"4", "id: a\nlocale: fr\ntitle: T\n\nBody.\n", "2:9: unknown locale"},
     {"5", "id: a\nlocale: en\ntitle: T\ntitle: U\n\nBody.\n", "4:1: duplicate 'title' (first on line 3)"},
@@ -590,6 +710,8 @@ static void test_parse_errors(void **state)
     snprintf(path, sizeof path, "%s/good.md", dir);
     write_file(path, "id: good\r\nlocale: zh\r\ntitle: 好\r\ntags: x\r\nquestion: q1\r\nquestion: "
                      "q2\r\n\r\nBody **text**.\r\n");
+    snprintf(path, sizeof path, "%s/README.md", dir); /* documentation, not an article */
+    write_file(path, "# About these articles\n");
     snprintf(path, sizeof path, "%s/good2.md", dir);
     write_file(path, "id: good\nlocale: zh\ntitle: Again\n\nSame id and locale.\n");
     struct kb *kb;
@@ -908,6 +1030,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tok_offsets),
+        cmocka_unit_test(test_tok_offsets_random),
         cmocka_unit_test(test_tok_positions),
         cmocka_unit_test(test_query_build),
         cmocka_unit_test_setup_teardown(test_search_cases, kb_setup, kb_teardown),
