@@ -666,6 +666,76 @@ static void test_long_poll(void **state)
     done(&a.r);
 }
 
+static void test_agent_push(void **state)
+{
+    const char *alice = "Authorization: Bearer tok-alice\r\n";
+    struct resp r;
+    call("GET", "/v1/queue", alice, NULL, &r);
+    expect(&r, 200, NULL);
+    json_t *j = body_json(&r);
+    long version = (long)json_integer_value(json_object_get(j, "version"));
+    json_decref(j);
+    done(&r);
+    /* the queue long-poll wakes when a conversation is handed off */
+    struct poll_arg a = {0};
+    sprintf(a.path, "/v1/queue?since=%ld&wait=10", version);
+    strcpy(a.header, alice);
+    pthread_t t;
+    pthread_create(&t, NULL, long_poll, &a);
+    usleep(300 * 1000);
+    char id[64], tok[64], path[128], h[128];
+    create(id, tok);
+    auth_header(h, tok);
+    sprintf(path, "/v1/conversations/%s/messages", id);
+    double t0 = now_s();
+    call("POST", path, h, "{\"text\":\"human please\"}", &r);
+    done(&r);
+    pthread_join(t, NULL);
+    expect(&a.r, 200, NULL);
+    assert_non_null(strstr(a.r.body, id));
+    j = body_json(&a.r);
+    assert_true(json_integer_value(json_object_get(j, "version")) > version);
+    json_decref(j);
+    if (a.t_end - t0 > 1.0 * slow())
+        fail_msg("queue poll took %.3f s", a.t_end - t0);
+    done(&a.r);
+    /* an old version answers at once; a bad one is refused */
+    sprintf(a.path, "/v1/queue?since=%ld&wait=10", version);
+    t0 = now_s();
+    long_poll(&a);
+    expect(&a.r, 200, NULL);
+    assert_true(a.t_end - t0 < 0.5 * slow());
+    done(&a.r);
+    call("GET", "/v1/queue?since=x&wait=1", alice, NULL, &r);
+    expect(&r, 400, "invalid_request");
+    done(&r);
+    /* the agent follows the conversation: its long-poll gets the customer's words */
+    sprintf(path, "/v1/conversations/%s/claim", id);
+    call("POST", path, alice, NULL, &r);
+    expect(&r, 200, NULL);
+    done(&r);
+    sprintf(a.path, "/v1/conversations/%s/messages?after=3&wait=10", id);
+    strcpy(a.header, alice);
+    pthread_create(&t, NULL, long_poll, &a);
+    usleep(300 * 1000);
+    sprintf(path, "/v1/conversations/%s/messages", id);
+    t0 = now_s();
+    call("POST", path, h, "{\"text\":\"are you there\"}", &r);
+    expect(&r, 200, NULL);
+    done(&r);
+    pthread_join(t, NULL);
+    expect(&a.r, 200, NULL);
+    assert_non_null(strstr(a.r.body, "are you there"));
+    if (a.t_end - t0 > 1.0 * slow())
+        fail_msg("agent poll took %.3f s", a.t_end - t0);
+    done(&a.r);
+    /* an unknown agent token is not the customer's either */
+    sprintf(path, "/v1/conversations/%s/messages", id);
+    call("GET", path, "Authorization: Bearer tok-mallory\r\n", NULL, &r);
+    expect(&r, 403, "forbidden");
+    done(&r);
+}
+
 /* Reads from fd until needle appears or secs pass; returns 1 if found. */
 static int read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, double secs)
 {
@@ -987,6 +1057,7 @@ int main(void)
         cmocka_unit_test(test_static),
         cmocka_unit_test(test_long_poll),
         cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_agent_push),
         cmocka_unit_test(test_metrics_health),
         cmocka_unit_test(test_reload),
         cmocka_unit_test(test_rate_limits),
