@@ -32,7 +32,7 @@ struct opts {
     int json, explain, strict, quiet;
     const char *db, *out, *faq; /* --db PATH, -o FILE, --faq FILE */
     int sweep, no_examples, no_kb, rules_set;
-    double example_min, kb_min; /* --example-min, --kb-min; < 0: the default */
+    double th[4]; /* --example-min, --example-lead, --kb-min, --kb-lead; < 0: the default */
     const char *args[8];
     int n_args;
     struct attr extra[16]; /* --attr key=value; keys point into key_buf */
@@ -57,13 +57,25 @@ struct flag {
     int takes_value;
 };
 
+static const char *const threshold_flags[4] = {"--example-min", "--example-lead", "--kb-min", "--kb-lead"};
+
+/* The index of a threshold option in threshold_flags, or -1. */
+static int threshold_index(const char *a)
+{
+    for (int k = 0; k < 4; k++)
+        if (strcmp(a, threshold_flags[k]) == 0)
+            return k;
+    return -1;
+}
+
 /* Parses argv against the flags a command accepts; positional arguments go
  * to o->args. Returns 0, 1 for --help, or 2 after printing an error. */
 static int parse_opts(int argc, char **argv, const char *accepted, struct opts *o)
 {
     memset(o, 0, sizeof *o);
     o->rules = DEFAULT_RULES;
-    o->example_min = o->kb_min = -1;
+    for (int k = 0; k < 4; k++)
+        o->th[k] = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -112,15 +124,14 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             o->no_examples = 1;
         else if (strcmp(a, "--no-kb") == 0)
             o->no_kb = 1;
-        else if (strcmp(a, "--example-min") == 0 || strcmp(a, "--kb-min") == 0) {
-            char *end;
+        else if (threshold_index(a) >= 0) {
+            char *end = NULL;
             double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
             if (i + 1 >= argc || *end || v < 0 || v > 1)
                 return fail("option '%s' takes a number from 0 to 1", a);
-            *(a[2] == 'e' ? &o->example_min : &o->kb_min) = v;
+            o->th[threshold_index(a)] = v;
             i++;
-        }
-        else if (strcmp(a, "--attr") == 0) {
+        } else if (strcmp(a, "--attr") == 0) {
             const char *kv = i + 1 < argc ? argv[++i] : "";
             const char *eq = strchr(kv, '=');
             if (!eq || eq == kv || eq - kv >= 64)
@@ -299,8 +310,8 @@ static size_t check_duplicate_examples(const struct rules *rs, struct rules_diag
 }
 
 /* Checks one example of intent i through the router; returns 1 if it fails. */
-static int check_routed(const struct rules *rs, struct router_scratch *sc, size_t i, const struct rules_example *ex,
-                        const struct attrs *wa, struct rules_diag *d)
+static int check_routed(const struct rules *rs, struct router_scratch *sc, size_t i,
+                        const struct rules_example *ex, const struct attrs *wa, struct rules_diag *d)
 {
     const struct rules_intent *it = rules_intent(rs, i);
     struct router_result r;
@@ -315,8 +326,8 @@ static int check_routed(const struct rules *rs, struct router_scratch *sc, size_
     } else if (r.cand[0].intent != i) {
         const struct rules_intent *other = rules_intent(rs, r.cand[0].intent);
         rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
-                       "example routes to '%s' (%.2f, %s:%d) instead of '%s'", other->name, r.cand[0].confidence,
-                       r.cand[0].file, r.cand[0].line, it->name);
+                       "example routes to '%s' (%.2f, %s:%d) instead of '%s'", other->name,
+                       r.cand[0].confidence, r.cand[0].file, r.cand[0].line, it->name);
     } else if (r.cand[0].confidence < it->threshold) {
         rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
                        "example routes to '%s' with confidence %.2f, below its threshold %.2f", it->name,
@@ -330,8 +341,8 @@ static int check_routed(const struct rules *rs, struct router_scratch *sc, size_
 /* Checks one example of an intent without patterns (example-based matching
  * is its only route): the nearest examples must vote for its own intent
  * first. Returns 1 if it fails. */
-static int check_voted(const struct rules *rs, struct kb_examples *kx, size_t i, const struct rules_example *ex,
-                       const struct attrs *wa, struct rules_diag *d)
+static int check_voted(const struct rules *rs, struct kb_examples *kx, size_t i,
+                       const struct rules_example *ex, const struct attrs *wa, struct rules_diag *d)
 {
     const struct rules_intent *it = rules_intent(rs, i);
     struct kb_votes v;
@@ -480,25 +491,33 @@ static int stage_best(const struct decision *d, size_t k)
     return 1;
 }
 
-/* Why candidate k was or was not taken, in a few words. */
-static const char *cand_why(const struct decision *d, size_t k)
+/* Why candidate k was or was not taken, in a few words (in buf). */
+static const char *cand_why(const struct decide_ctx *dc, const struct decision *d, size_t k, char *buf,
+                            size_t cap)
 {
     const struct decide_cand *c = &d->cand[k];
     int best = stage_best(d, k);
+    const char *below = c->confidence < c->threshold ? " (below threshold)" : "";
     if (best && d->stage == c->stage)
         return d->source == DECIDE_HANDOFF ? "taken: its handoff holds" : "taken";
-    if (d->source == DECIDE_CLARIFY)
-        for (int j = 0; j < 2; j++)
-            if (d->clarify[j].stage == c->stage && d->clarify[j].confidence == c->confidence &&
-                d->clarify[j].name == c->name)
-                return "offered in the clarifying question";
-    if (c->confidence < c->threshold)
-        return "below threshold";
-    if (!best)
-        return "not the best of its stage";
+    for (int j = 0; d->source == DECIDE_CLARIFY && j < 2; j++)
+        if (d->clarify[j].stage == c->stage && d->clarify[j].name == c->name)
+            return "offered in the clarifying question";
     if (d->stage && d->stage < c->stage)
-        return "not needed: an earlier stage answered";
-    return "above threshold";
+        snprintf(buf, cap, "not needed: the %s stage answered%s", stage_name(d->stage), below);
+    else if (*below)
+        snprintf(buf, cap, "below threshold");
+    else if (!best)
+        snprintf(buf, cap, "not the best of its stage");
+    else if (c->stage == DECIDE_EXAMPLE && decide_example_lead(d) < dc->policy.example_lead)
+        snprintf(buf, cap, "leads the next intent by %.2f, needs %.2f", decide_example_lead(d),
+                 dc->policy.example_lead);
+    else if (c->stage == DECIDE_KB && decide_kb_lead(d) < dc->policy.kb_lead)
+        snprintf(buf, cap, "its score leads the next article's by %.0f%%, needs %.0f%%",
+                 100 * decide_kb_lead(d), 100 * dc->policy.kb_lead);
+    else
+        snprintf(buf, cap, "above threshold");
+    return buf;
 }
 
 /* Why a stage has no candidates, or NULL when it has some. */
@@ -508,7 +527,8 @@ static const char *stage_note(const struct decide_ctx *dc, const struct decision
         if (d->cand[k].stage == stage)
             return NULL;
     if (stage == DECIDE_RULE)
-        return d->route.n_skipped ? "patterns fired, but their 'when' conditions do not hold" : "no pattern fired";
+        return d->route.n_skipped ? "patterns fired, but their 'when' conditions do not hold"
+                                  : "no pattern fired";
     if (stage == DECIDE_EXAMPLE && !dc->policy.use_examples)
         return "off";
     if (stage == DECIDE_EXAMPLE && !dc->ex)
@@ -527,9 +547,9 @@ static void clarify_why(const struct decide_ctx *dc, const struct decision *d, c
 {
     const struct decide_policy *p = &dc->policy;
     if (d->source == DECIDE_CLARIFY) {
-        snprintf(buf, cap, "asked: %s %.2f and %s %.2f are within %.2f, both at least %.2f", d->clarify[0].name,
-                 d->clarify[0].confidence, d->clarify[1].name, d->clarify[1].confidence, p->clarify_gap,
-                 p->clarify_min);
+        snprintf(buf, cap, "asked: %s %.2f and %s %.2f are within %.2f, both at least %.2f",
+                 d->clarify[0].name, d->clarify[0].confidence, d->clarify[1].name, d->clarify[1].confidence,
+                 p->clarify_gap, p->clarify_min);
         return;
     }
     if (d->stage) {
@@ -554,11 +574,11 @@ static void clarify_why(const struct decide_ctx *dc, const struct decision *d, c
     else if (b == SIZE_MAX)
         snprintf(buf, cap, "no: only one candidate (%s)", d->cand[a].name);
     else if (d->cand[b].confidence < p->clarify_min)
-        snprintf(buf, cap, "no: the second candidate %s %.2f is below %.2f", d->cand[b].name, d->cand[b].confidence,
-                 p->clarify_min);
+        snprintf(buf, cap, "no: the second candidate %s %.2f is below %.2f", d->cand[b].name,
+                 d->cand[b].confidence, p->clarify_min);
     else
-        snprintf(buf, cap, "no: %s %.2f leads %s %.2f by more than %.2f", d->cand[a].name, d->cand[a].confidence,
-                 d->cand[b].name, d->cand[b].confidence, p->clarify_gap);
+        snprintf(buf, cap, "no: %s %.2f leads %s %.2f by more than %.2f", d->cand[a].name,
+                 d->cand[a].confidence, d->cand[b].name, d->cand[b].confidence, p->clarify_gap);
 }
 
 static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d)
@@ -568,10 +588,11 @@ static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d
         json_t *cands = json_array();
         for (size_t k = 0; k < d->n_cand; k++) {
             const struct decide_cand *c = &d->cand[k];
+            char why[160];
             if (c->stage != s)
                 continue;
             json_t *j = json_pack("{s:s, s:f, s:f, s:s}", "name", c->name, "confidence", c->confidence,
-                                  "threshold", c->threshold, "why", cand_why(d, k));
+                                  "threshold", c->threshold, "why", cand_why(dc, d, k, why, sizeof why));
             if (c->title)
                 json_object_set_new(j, "title", json_string(c->title));
             if (s == DECIDE_EXAMPLE && d->votes.v[0].example)
@@ -581,8 +602,15 @@ static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d
             json_array_append_new(cands, j);
         }
         const char *note = stage_note(dc, d, s);
-        json_array_append_new(st, json_pack("{s:s, s:s?, s:o}", "stage", stage_name(s), "note", note,
-                                            "candidates", cands));
+        json_t *js = json_pack("{s:s, s:s?, s:o}", "stage", stage_name(s), "note", note, "candidates", cands);
+        if (s == DECIDE_EXAMPLE && d->votes.n) {
+            json_object_set_new(js, "lead", json_real(decide_example_lead(d)));
+            json_object_set_new(js, "lead_needed", json_real(dc->policy.example_lead));
+        } else if (s == DECIDE_KB && d->kb.n) {
+            json_object_set_new(js, "lead", json_real(decide_kb_lead(d)));
+            json_object_set_new(js, "lead_needed", json_real(dc->policy.kb_lead));
+        }
+        json_array_append_new(st, js);
     }
     return st;
 }
@@ -595,8 +623,9 @@ static void print_stage(const struct decide_ctx *dc, const struct decision *d, i
         const struct decide_cand *c = &d->cand[k];
         if (c->stage != s)
             continue;
+        char why[160];
         printf("   %-28s confidence %.2f  threshold %.2f  %s\n", c->name, c->confidence, c->threshold,
-               cand_why(d, k));
+               cand_why(dc, d, k, why, sizeof why));
         if (c->title)
             printf("     title: %s\n", c->title);
         for (size_t v = 0; s == DECIDE_EXAMPLE && v < d->votes.n; v++)
@@ -672,7 +701,7 @@ static void print_explain(const struct decide_ctx *dc, const struct decision *d)
     if (r->limit_hits)
         printf(", %zu regex limit hit%s", r->limit_hits, r->limit_hits == 1 ? "" : "s");
     putchar('\n');
-    printf("rules:%*s%s\n", 7, "", r->n ? "" : stage_note(dc, d, DECIDE_RULE));
+    puts("rules:");
     for (size_t k = 0; k < r->n; k++) {
         const struct router_cand *c = &r->cand[k];
         const struct rules_intent *it = rules_intent(rs, c->intent);
@@ -683,8 +712,9 @@ static void print_explain(const struct decide_ctx *dc, const struct decision *d)
         for (size_t h = 0; h < c->n_hits; h++)
             printf("     found '%.*s' for %s\n", (int)(c->hits[h].end - c->hits[h].start),
                    r->norm + c->hits[h].start, c->hits[h].what);
+        char why[160];
         if (k < d->n_cand && d->cand[k].stage == DECIDE_RULE)
-            printf("     %s\n", cand_why(d, k));
+            printf("     %s\n", cand_why(dc, d, k, why, sizeof why));
     }
     for (size_t k = 0; k < r->n_skipped; k++)
         printf("   %s fired but its 'when' condition does not hold\n", rules_intent(rs, r->skipped[k])->name);
@@ -720,15 +750,16 @@ static void print_decision(const struct rules *rs, const struct decision *d, con
     else if (d->source == DECIDE_KB)
         printf("article:     %s (confidence %.2f)\n", d->article.id, d->confidence);
     else if (r->n)
-        printf("intent:      none above threshold (best %s at %.2f)\n", rules_intent(rs, r->cand[0].intent)->name,
-               r->cand[0].confidence);
+        printf("intent:      none above threshold (best %s at %.2f)\n",
+               rules_intent(rs, r->cand[0].intent)->name, r->cand[0].confidence);
     else
         printf("intent:      none\n");
     printf("source:      %s\n", decide_source_name(d->source));
     for (size_t k = 0; k < n_slots; k++)
         printf("slot:        %s = %s\n", slots[k].name, slots[k].value);
     if (d->handoff)
-        printf("handoff:     queue %s, priority %s\n", d->handoff->queue, rules_priority_name(d->handoff->priority));
+        printf("handoff:     queue %s, priority %s\n", d->handoff->queue,
+               rules_priority_name(d->handoff->priority));
     if (*ans->text)
         printf("reply:       %s\n", ans->text);
     else if (!it)
@@ -757,8 +788,8 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     ans->quick[0] = decide_label(dc->rs, &d->clarify[0], locale);
     ans->quick[1] = decide_label(dc->rs, &d->clarify[1], locale);
     ans->n_quick = 2;
-    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%s，还是 %s？" : "Did you mean: %s, or %s?", ans->quick[0],
-             ans->quick[1]);
+    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%s，还是 %s？" : "Did you mean: %s, or %s?",
+             ans->quick[0], ans->quick[1]);
 }
 
 static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text)
@@ -908,7 +939,8 @@ static int cmd_learn(struct session *s)
         rc = KEFU_EIO;
     if (rc == 0)
         fprintf(stderr,
-                "kefu: %zu intents, %zu examples from %s (%zu oos lines skipped, %zu repeated, %zu under two labels, "
+                "kefu: %zu intents, %zu examples from %s (%zu oos lines skipped, %zu repeated, %zu under two "
+                "labels, "
                 "%zu malformed)\n",
                 st.intents, st.examples, o->args[0], st.oos, st.duplicates, st.conflicts, t.bad);
     eval_tsv_release(&t);
@@ -957,8 +989,8 @@ static int faq_kb(const char *path, struct kb **kb)
     rules_diag_release(&d);
     eval_faq_remove(&faq, dir);
     if (rc == 0)
-        fprintf(stderr, "kefu: %zu articles from %s (%zu malformed lines, %zu not imported)\n", st.added + st.updated,
-                path, faq.bad, st.failed);
+        fprintf(stderr, "kefu: %zu articles from %s (%zu malformed lines, %zu not imported)\n",
+                st.added + st.updated, path, faq.bad, st.failed);
     eval_tsv_release(&faq);
     return rc < 0 ? fail("cannot build a knowledge base from '%s': %s", path, kefu_strerror(rc)) : 0;
 }
@@ -1016,7 +1048,10 @@ static const struct command {
      "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
      "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
      "reach its own intent. Exits 1 on errors (and on warnings with --strict)."},
-    {"ask", " --rules --json --explain --locale --channel --tier --attr --db --no-examples --no-kb --example-min --kb-min ", 1, cmd_ask,
+    {"ask",
+     " --rules --json --explain --locale --channel --tier --attr --db --no-examples --no-kb --example-min "
+     "--example-lead --kb-min --kb-lead ",
+     1, cmd_ask,
      "usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--attr K=V]...\n"
      "                [--rules DIR] [--db PATH] TEXT\n\n"
      "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
@@ -1025,9 +1060,12 @@ static const struct command {
      "not taken. --attr sets any conversation attribute a condition reads (hours=closed,\n"
      "misses=2, previous_intent=order.track, customer.plan=gold). Articles are searched in\n"
      "--db PATH (default data/kb.db; skipped with a note when missing). --no-examples and\n"
-     "--no-kb turn stages off; --example-min X and --kb-min X set their thresholds\n"
-     "(docs/routing.md)."},
-    {"route", " --rules --json --locale --channel --tier --attr --db --no-examples --no-kb --example-min --kb-min ", 1, cmd_route,
+     "--no-kb turn stages off; --example-min, --example-lead, --kb-min and --kb-lead set\n"
+     "their thresholds (docs/routing.md)."},
+    {"route",
+     " --rules --json --locale --channel --tier --attr --db --no-examples --no-kb --example-min "
+     "--example-lead --kb-min --kb-lead ",
+     1, cmd_route,
      "usage: kefu route [--json] [--locale L] [--attr K=V]... [--rules DIR] [--db PATH] < messages.txt\n\n"
      "Reads one message per line on stdin and writes one decision per line:\n"
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers; the article id\n"
@@ -1041,7 +1079,10 @@ static const struct command {
      "it. Labels become intent names (AddToPlaylist -> add_to_playlist, alarm/set_alarm ->\n"
      "alarm.set_alarm); the label 'oos' (out of scope) is skipped; a text under two labels\n"
      "is dropped. Malformed lines are reported as file:line. Writes to stdout without -o."},
-    {"eval", " --rules --json --sweep --faq --db --no-examples --no-kb --example-min --kb-min ", 2, cmd_eval,
+    {"eval",
+     " --rules --json --sweep --faq --db --no-examples --no-kb --example-min --example-lead --kb-min "
+     "--kb-lead ",
+     2, cmd_eval,
      "usage: kefu eval [--rules DIR|FILE.rules] [--json] [--sweep] FILE.tsv\n"
      "       kefu eval --faq FAQ.tsv [--json] [--sweep] QUERIES.tsv\n\n"
      "Routes every labelled line (text<TAB>label; label 'oos' = out of scope) through the\n"
@@ -1051,9 +1092,10 @@ static const struct command {
      "--faq imports FAQ.tsv (id<TAB>question<TAB>answer) into a temporary knowledge base\n"
      "and scores article retrieval for QUERIES.tsv (text<TAB>faq_id): top-1, top-3,\n"
      "automation, precision. --sweep adds the automation/precision curve as the example\n"
-     "and article thresholds move together from 0 to 1. --example-min and --kb-min set\n"
-     "those thresholds; --db PATH also searches an articles database; --json prints one\n"
-     "JSON object. A progress bar is drawn on stderr when it is a terminal."},
+     "lead moves from 0 to 0.5 (with --faq: the article lead from 0 to 1). --example-min,\n"
+     "--example-lead, --kb-min and --kb-lead set the thresholds (docs/routing.md); --db\n"
+     "PATH also searches an articles database; --json prints one JSON object. A progress\n"
+     "bar is drawn on stderr when it is a terminal."},
 };
 
 /* 1 if some intent of rs has example lines. */
@@ -1072,7 +1114,8 @@ static int open_kb(const char *path, int note, struct kb **kb)
     *kb = NULL;
     if (access(path, R_OK) != 0) {
         if (note)
-            fprintf(stderr, "kefu: no knowledge base at '%s'; articles are not searched (kefu kb import builds it)\n",
+            fprintf(stderr,
+                    "kefu: no knowledge base at '%s'; articles are not searched (kefu kb import builds it)\n",
                     path);
         return 0;
     }
@@ -1104,10 +1147,11 @@ static int session_open(struct session *s, const struct command *c)
         return fail("out of memory");
     s->dc = (struct decide_ctx){.rs = s->rs, .sc = s->sc};
     decide_policy_default(&s->dc.policy);
-    if (o->example_min >= 0)
-        s->dc.policy.example_min = o->example_min;
-    if (o->kb_min >= 0)
-        s->dc.policy.kb_min = o->kb_min;
+    double *th[4] = {&s->dc.policy.example_min, &s->dc.policy.example_lead, &s->dc.policy.kb_min,
+                     &s->dc.policy.kb_lead};
+    for (int k = 0; k < 4; k++)
+        if (o->th[k] >= 0)
+            *th[k] = o->th[k];
     s->dc.policy.use_examples = !o->no_examples;
     s->dc.policy.use_kb = !o->no_kb;
     s->dc.policy.all_stages = o->explain;

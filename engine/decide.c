@@ -27,10 +27,12 @@ const char *decide_source_name(int source)
 
 void decide_policy_default(struct decide_policy *p)
 {
-    p->example_min = 0.80;
-    p->kb_min = 0.80;
-    p->clarify_gap = 0.10;
-    p->clarify_min = 0.50;
+    p->example_min = 0.20;
+    p->example_lead = 0.13;
+    p->kb_min = 0.20;
+    p->kb_lead = 0.34;
+    p->clarify_gap = 0.13;
+    p->clarify_min = 0.30;
     p->use_examples = 1;
     p->use_kb = 1;
     p->all_stages = 0;
@@ -75,17 +77,45 @@ static double example_threshold(const struct decide_ctx *c, unsigned i)
     return set && own > c->policy.example_min ? own : c->policy.example_min;
 }
 
-/* 1 if the best example vote reaches its threshold. */
+/* How far the best example vote leads the next intent's (its own
+ * confidence when it is alone). */
+static double vote_lead(const struct kb_votes *v)
+{
+    return v->n == 0 ? 0 : v->v[0].confidence - (v->n > 1 ? v->v[1].confidence : 0);
+}
+
+double decide_example_lead(const struct decision *d)
+{
+    return vote_lead(&d->votes);
+}
+
+/* 1 if the best example vote reaches its threshold and leads the next by
+ * example_lead. */
 static int example_answers(const struct decide_ctx *c, const struct decision *d)
 {
     const struct kb_votes *v = &d->votes;
-    return c->policy.use_examples && v->n && v->v[0].confidence >= example_threshold(c, v->v[0].intent);
+    return c->policy.use_examples && v->n && v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
+           vote_lead(v) >= c->policy.example_lead;
 }
 
-/* 1 if the best article reaches kb_min. */
+/* The share by which the best article's score leads the next one's. */
+static double hit_lead(const struct kb_result *r)
+{
+    if (r->n == 0 || r->hit[0].score <= 0)
+        return 0;
+    return r->n == 1 ? 1 : 1 - r->hit[1].score / r->hit[0].score;
+}
+
+double decide_kb_lead(const struct decision *d)
+{
+    return hit_lead(&d->kb);
+}
+
+/* 1 if the best article reaches kb_min and leads the next by kb_lead. */
 static int kb_answers(const struct decide_ctx *c, const struct decision *d)
 {
-    return c->policy.use_kb && d->kb.n && d->kb.confidence >= c->policy.kb_min;
+    return c->policy.use_kb && d->kb.n && d->kb.confidence >= c->policy.kb_min &&
+           hit_lead(&d->kb) >= c->policy.kb_lead;
 }
 
 /* The confidence of article hit k: the search's confidence for the first,
@@ -102,7 +132,8 @@ static void collect_rules(const struct decide_ctx *c, struct decision *d)
     const struct router_result *r = &d->route;
     for (size_t k = 0; k < r->n; k++) {
         const struct rules_intent *it = rules_intent(c->rs, r->cand[k].intent);
-        add_cand(d, DECIDE_RULE, (long)r->cand[k].intent, it->name, NULL, r->cand[k].confidence, it->threshold);
+        add_cand(d, DECIDE_RULE, (long)r->cand[k].intent, it->name, NULL, r->cand[k].confidence,
+                 it->threshold);
     }
 }
 
@@ -110,8 +141,8 @@ static void collect_examples(const struct decide_ctx *c, struct decision *d)
 {
     for (size_t k = 0; k < d->votes.n && c->policy.use_examples; k++) {
         const struct kb_vote *v = &d->votes.v[k];
-        add_cand(d, DECIDE_EXAMPLE, (long)v->intent, rules_intent(c->rs, v->intent)->name, NULL, v->confidence,
-                 example_threshold(c, v->intent));
+        add_cand(d, DECIDE_EXAMPLE, (long)v->intent, rules_intent(c->rs, v->intent)->name, NULL,
+                 v->confidence, example_threshold(c, v->intent));
     }
 }
 
@@ -169,7 +200,8 @@ static void clarify_or_fall_back(const struct decide_ctx *c, struct decision *d)
         return;
     const struct decide_cand *a = &d->cand[best[0]], *b = &d->cand[best[1]];
     d->confidence = a->confidence;
-    if (n < 2 || b->confidence < c->policy.clarify_min || a->confidence - b->confidence > c->policy.clarify_gap)
+    if (n < 2 || b->confidence < c->policy.clarify_min ||
+        a->confidence - b->confidence > c->policy.clarify_gap)
         return;
     d->source = DECIDE_CLARIFY;
     d->clarify[0] = *a;
@@ -212,7 +244,8 @@ int decide_message(struct decide_ctx *c, const char *text, size_t len, const str
     int all = c->policy.all_stages;
     if (rc == 0 && c->ex && c->policy.use_examples && (all || !rule_answers(c, out)))
         rc = kb_examples_match(c->ex, text, len, attrs, &out->votes);
-    if (rc == 0 && c->kb && c->policy.use_kb && (all || (!rule_answers(c, out) && !example_answers(c, out)))) {
+    if (rc == 0 && c->kb && c->policy.use_kb &&
+        (all || (!rule_answers(c, out) && !example_answers(c, out)))) {
         const char *locale = attrs_get(attrs, "locale");
         rc = kb_search(c->kb, text, len, *locale ? locale : NULL, &out->kb);
     }

@@ -150,7 +150,8 @@ void eval_label_name(const char *label, char *buf, size_t cap)
     for (const unsigned char *p = (const unsigned char *)label; *p && o + 2 < cap; p++) {
         char c = (char)*p, out;
         if (c >= 'A' && c <= 'Z') {
-            if (prev != '.' && prev != '_' && p > (const unsigned char *)label && p[-1] >= 'a' && p[-1] <= 'z')
+            if (prev != '.' && prev != '_' && p > (const unsigned char *)label && p[-1] >= 'a' &&
+                p[-1] <= 'z')
                 buf[o++] = prev = '_';
             out = (char)(c - 'A' + 'a');
         } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
@@ -197,8 +198,8 @@ static int item_by_label(const void *a, const void *b)
 }
 
 /* Marks repeats inside a label and texts under two labels (both dropped). */
-static void learn_dedupe(struct learn_item *v, size_t n, const struct eval_tsv *t, FILE *errs,
-                         struct eval_learn_stats *st)
+static void learn_dedupe(struct learn_item *v, size_t n, const struct eval_tsv *t, const char *name,
+                         FILE *errs, struct eval_learn_stats *st)
 {
     qsort(v, n, sizeof *v, item_by_key);
     for (size_t i = 0; i < n;) {
@@ -216,8 +217,9 @@ static void learn_dedupe(struct learn_item *v, size_t n, const struct eval_tsv *
         if (mixed) {
             v[i].drop = 1;
             st->conflicts += j - i;
-            fprintf(errs, "line %d: '%s' is labelled both '%s' and '%s' (line %d); dropped from both\n",
-                    t->v[v[i + 1].row].line, t->v[v[i].row].f[0], v[i].label, v[i + 1].label, t->v[v[i].row].line);
+            fprintf(errs, "%s:%d: '%s' is labelled both '%s' (line %d) and '%s'; dropped from both\n", name,
+                    t->v[v[i + 1].row].line, t->v[v[i].row].f[0], v[i].label, t->v[v[i].row].line,
+                    v[i + 1].label);
         }
         i = j;
     }
@@ -273,13 +275,14 @@ int eval_learn(const struct eval_tsv *t, const char *name, FILE *out, FILE *errs
         rc = text_normalize(t->v[r].f[0], strlen(t->v[r].f[0]), TEXT_FOLD, &b);
         if (rc == 0 && b.len == 0)
             continue; /* nothing left to match on */
-        if (rc == 0 && (!(v[n].key = kefu_strndup(b.s, b.len)) || !(v[n].label = kefu_strndup(label, strlen(label)))))
+        if (rc == 0 &&
+            (!(v[n].key = kefu_strndup(b.s, b.len)) || !(v[n].label = kefu_strndup(label, strlen(label)))))
             rc = KEFU_ENOMEM;
         if (v)
             v[n].row = r, n += v[n].key != NULL;
     }
     if (rc == 0) {
-        learn_dedupe(v, n, t, errs, st);
+        learn_dedupe(v, n, t, name, errs, st);
         learn_write(out, name, v, n, t, st);
         if (fflush(out) != 0 || ferror(out))
             rc = KEFU_EIO;
@@ -432,8 +435,11 @@ static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_li
 {
     struct decide_policy keep = c->policy;
     for (int p = 0; p < EVAL_SWEEP_POINTS; p++) {
-        double th = (double)p / (EVAL_SWEEP_POINTS - 1);
-        c->policy.example_min = c->policy.kb_min = th;
+        double th = (double)p / (EVAL_SWEEP_POINTS - 1) * (faq ? 1 : 0.5);
+        if (faq)
+            c->policy.kb_lead = th;
+        else
+            c->policy.example_lead = th;
         size_t in = 0, aut = 0, ok = 0, oos = 0, oos_auto = 0;
         for (size_t k = 0; k < t->n; k++) {
             struct attr av[1] = {{"locale", lines[k].locale}};
@@ -450,7 +456,8 @@ static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_li
             aut += is_auto;
             ok += is_auto && got && strcmp(got, r->labels[lines[k].label]) == 0;
         }
-        r->sweep[p] = (struct eval_point){th, share(aut, in), share(ok, aut), oos ? 1 - share(oos_auto, oos) : 1};
+        r->sweep[p] =
+            (struct eval_point){th, share(aut, in), share(ok, aut), oos ? 1 - share(oos_auto, oos) : 1};
     }
     r->n_sweep = EVAL_SWEEP_POINTS;
     c->policy = keep;
@@ -471,8 +478,8 @@ static void keep_ids(struct decide_ctx *c, const struct attrs *a, struct eval_re
     decide_apply(c, a, d);
 }
 
-int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_sweep, eval_progress_fn progress,
-             void *pctx, struct eval_report *out)
+int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_sweep,
+             eval_progress_fn progress, void *pctx, struct eval_report *out)
 {
     memset(out, 0, sizeof *out);
     out->faq = faq;
@@ -537,14 +544,16 @@ void eval_report_print(FILE *f, const char *name, const struct eval_report *r)
 {
     char b1[16], b2[16], b3[16], b4[16];
     const struct eval_counts *a = &r->all;
-    fprintf(f, "%s: %zu lines, %zu in scope, %zu oos, %zu malformed (%.1f s)\n", name, r->total, r->in_scope, r->oos,
-            r->malformed, r->seconds);
+    fprintf(f, "%s: %zu lines, %zu in scope, %zu oos, %zu malformed (%.1f s)\n", name, r->total, r->in_scope,
+            r->oos, r->malformed, r->seconds);
     fprintf(f, "  accuracy     %s  top-1 %s right, answered or not\n", pct(share(a->correct, a->n), b1),
             r->faq ? "article" : "intent");
     if (r->faq)
         fprintf(f, "  top-3        %s  right article among the first three\n", pct(share(a->top3, a->n), b1));
-    fprintf(f, "  automation   %s  in-scope lines answered automatically\n", pct(share(a->automatic, a->n), b1));
-    fprintf(f, "  precision    %s  automatic answers that are right\n", pct(share(a->auto_correct, a->automatic), b1));
+    fprintf(f, "  automation   %s  in-scope lines answered automatically\n",
+            pct(share(a->automatic, a->n), b1));
+    fprintf(f, "  precision    %s  automatic answers that are right\n",
+            pct(share(a->auto_correct, a->automatic), b1));
     fprintf(f, "  oos handoff  %s  out-of-scope lines not answered automatically\n",
             pct(r->oos ? 1 - share(r->oos_automatic, r->oos) : 1, b1));
     fprintf(f, "  sources     ");
@@ -571,9 +580,9 @@ void eval_report_print(FILE *f, const char *name, const struct eval_report *r)
 
 static json_t *counts_json(const struct eval_counts *c, int faq)
 {
-    json_t *o = json_pack("{s:I, s:f, s:f, s:f}", "n", (json_int_t)c->n, "accuracy", share(c->correct, c->n),
-                          "automation", share(c->automatic, c->n), "precision",
-                          share(c->auto_correct, c->automatic));
+    json_t *o =
+        json_pack("{s:I, s:f, s:f, s:f}", "n", (json_int_t)c->n, "accuracy", share(c->correct, c->n),
+                  "automation", share(c->automatic, c->n), "precision", share(c->auto_correct, c->automatic));
     if (o && faq) {
         json_object_set_new(o, "top1", json_real(share(c->correct, c->n)));
         json_object_set_new(o, "top3", json_real(share(c->top3, c->n)));
@@ -607,9 +616,10 @@ int eval_report_json(FILE *f, const char *name, const struct eval_report *r)
     if (r->n_sweep) {
         json_t *sw = json_array();
         for (size_t k = 0; k < r->n_sweep; k++)
-            json_array_append_new(sw, json_pack("{s:f, s:f, s:f, s:f}", "threshold", r->sweep[k].threshold,
-                                                "automation", r->sweep[k].automation, "precision",
-                                                r->sweep[k].precision, "oos_handoff", r->sweep[k].oos_handoff));
+            json_array_append_new(sw,
+                                  json_pack("{s:f, s:f, s:f, s:f}", "threshold", r->sweep[k].threshold,
+                                            "automation", r->sweep[k].automation, "precision",
+                                            r->sweep[k].precision, "oos_handoff", r->sweep[k].oos_handoff));
         json_object_set_new(o, "sweep", sw);
     }
     char *s = json_dumps(o, JSON_COMPACT);

@@ -25,21 +25,23 @@ const char *decide_source_name(int source);
 
 /* Thresholds; decide_policy_default() gives the documented defaults. */
 struct decide_policy {
-    double example_min;   /* example vote confidence needed to answer */
-    double kb_min;        /* article confidence needed to answer */
-    double clarify_gap;   /* top two within this margin (and both above clarify_min): clarify */
+    double example_min; /* example vote confidence needed to answer */
+    double kb_min;      /* article confidence needed to answer */
+    double clarify_gap; /* top two within this margin (and both above clarify_min): clarify */
     double clarify_min;
     int use_examples, use_kb; /* stages on (1) or off (0) */
-    int all_stages; /* 1: run every stage even after one answered (explanations, sweeps) */
+    int all_stages;           /* 1: run every stage even after one answered (explanations, sweeps) */
+    double example_lead;      /* the best example vote must lead the next intent's by this much */
+    double kb_lead;           /* the best article's score must lead the next one's by this share */
 };
 void decide_policy_default(struct decide_policy *p);
 
 /* A candidate as one stage saw it, for explanations and clarifications. */
 struct decide_cand {
-    int stage;          /* DECIDE_RULE, DECIDE_EXAMPLE or DECIDE_KB */
-    long intent;        /* rules_intent() index, or -1 for an article */
-    const char *name;   /* intent name or article id; borrowed */
-    const char *title;  /* article title (NULL for intents); borrowed */
+    int stage;         /* DECIDE_RULE, DECIDE_EXAMPLE or DECIDE_KB */
+    long intent;       /* rules_intent() index, or -1 for an article */
+    const char *name;  /* intent name or article id; borrowed */
+    const char *title; /* article title (NULL for intents); borrowed */
     double confidence;
     double threshold;
 };
@@ -49,19 +51,19 @@ struct decide_cand {
 /* The outcome for one message. Pointers are borrowed from the rule set,
  * the kb and the scratch until the next decide_message() with them. */
 struct decision {
-    int source;                       /* enum decide_source */
-    long intent;                      /* chosen intent, or -1 */
-    double confidence;                /* of the chosen answer (or the best candidate) */
-    const struct rules_handoff *handoff; /* when source is DECIDE_HANDOFF */
-    const char *reply;                /* reply template for the locale, NULL if none */
-    struct kb_hit article;            /* when source is DECIDE_KB */
-    struct decide_cand clarify[2];    /* when source is DECIDE_CLARIFY */
+    int source;                                /* enum decide_source */
+    long intent;                               /* chosen intent, or -1 */
+    double confidence;                         /* of the chosen answer (or the best candidate) */
+    const struct rules_handoff *handoff;       /* when source is DECIDE_HANDOFF */
+    const char *reply;                         /* reply template for the locale, NULL if none */
+    struct kb_hit article;                     /* when source is DECIDE_KB */
+    struct decide_cand clarify[2];             /* when source is DECIDE_CLARIFY */
     struct decide_cand cand[DECIDE_MAX_CANDS]; /* every stage's candidates, for --explain */
     size_t n_cand;
-    struct router_result route;       /* the router's own result */
-    struct kb_result kb;              /* the article search (n = 0 if not run) */
-    struct kb_votes votes;            /* the example vote (n = 0 if not run) */
-    int stage;                        /* the stage that chose the answer (DECIDE_RULE, _EXAMPLE, _KB), 0 if none */
+    struct router_result route; /* the router's own result */
+    struct kb_result kb;        /* the article search (n = 0 if not run) */
+    struct kb_votes votes;      /* the example vote (n = 0 if not run) */
+    int stage;                  /* the stage that chose the answer (DECIDE_RULE, _EXAMPLE, _KB), 0 if none */
 };
 
 /* Per-thread working set: the router scratch and, when given, the kb and
@@ -83,6 +85,11 @@ int decide_message(struct decide_ctx *c, const char *text, size_t len, const str
  * kb from decide_message()), rewriting the outcome fields; for threshold
  * sweeps. Reads no text and calls no stage. */
 void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct decision *d);
+
+/* How far d's best example vote leads the next intent's (0 without votes). */
+double decide_example_lead(const struct decision *d);
+/* The share by which d's best article score leads the next (1 when alone, 0 without hits). */
+double decide_kb_lead(const struct decision *d);
 
 /* Guesses a locale from text: "zh" for Chinese, "zh-hant" when folding
  * changed characters, else "en"; static. */

@@ -47,7 +47,8 @@ struct eval_learn_stats {
  * skipped; a text repeated in one label is written once; a text under two
  * labels is dropped from both and reported on errs. name is quoted in the
  * header comment. Returns 0, KEFU_EIO or KEFU_ENOMEM. */
-int eval_learn(const struct eval_tsv *t, const char *name, FILE *out, FILE *errs, struct eval_learn_stats *st);
+int eval_learn(const struct eval_tsv *t, const char *name, FILE *out, FILE *errs,
+               struct eval_learn_stats *st);
 
 /* Hits and totals of one label (or of all in-scope lines). */
 struct eval_counts {
@@ -63,16 +64,16 @@ struct eval_point {
 
 /* What one evaluation found; release with eval_report_release(). */
 struct eval_report {
-    int faq;                    /* 1: article retrieval (labels are article ids) */
+    int faq; /* 1: article retrieval (labels are article ids) */
     size_t total, in_scope, oos, malformed;
     size_t oos_automatic, errors;
     size_t by_source[DECIDE_HANDOFF + 1];
-    struct eval_counts all;     /* over in-scope lines */
-    char **labels;              /* per label, sorted; owned */
-    struct eval_counts *per;    /* parallel to labels */
+    struct eval_counts all;  /* over in-scope lines */
+    char **labels;           /* per label, sorted; owned */
+    struct eval_counts *per; /* parallel to labels */
     size_t n_labels;
     struct eval_point sweep[EVAL_SWEEP_POINTS];
-    size_t n_sweep;             /* 0 unless a sweep was asked for */
+    size_t n_sweep; /* 0 unless a sweep was asked for */
     double seconds;
 };
 

@@ -90,7 +90,8 @@ static int setup(void **state)
     }
     rules_diag_release(&d);
     f->sc = router_scratch_create();
-    if (kb_examples_build(f->rs, &f->ex) != 0 || kb_open(":memory:", 0, &f->kb) != 0 || import_article(f->kb) != 0) {
+    if (kb_examples_build(f->rs, &f->ex) != 0 || kb_open(":memory:", 0, &f->kb) != 0 ||
+        import_article(f->kb) != 0) {
         fprintf(stderr, "cannot build the examples index or the knowledge base\n");
         return -1;
     }
@@ -243,12 +244,17 @@ static void test_policy_clarify(void **state)
         double a, b;
         int source;
     } cases[] = {
-        {"5.1", 0.90, 0.85, DECIDE_EXAMPLE},  /* above example_min: answers */
-        {"5.2", 0.70, 0.65, DECIDE_CLARIFY},  /* close, both above clarify_min */
-        {"5.3", 0.70, 0.40, DECIDE_FALLBACK}, /* second too weak */
-        {"5.4", 0.75, 0.60, DECIDE_FALLBACK}, /* too far apart */
-        {"5.5", 0.30, 0.29, DECIDE_FALLBACK}, /* both weak */
+        {"5.1", 0.90, 0.20, DECIDE_EXAMPLE},  /* above example_min, leads by 0.70 */
+        {"5.2", 0.60, 0.46, DECIDE_EXAMPLE},  /* leads by 0.14 */
+        {"5.3", 0.60, 0.55, DECIDE_CLARIFY},  /* too close to choose, both above clarify_min */
+        {"5.4", 0.35, 0.25, DECIDE_FALLBACK}, /* too close, and the second too weak to offer */
+        {"5.5", 0.09, 0.01, DECIDE_FALLBACK}, /* below example_min */
+        {"5.6", 0.30, 0.29, DECIDE_FALLBACK}, /* both weak */
     };
+    f->c.policy.example_min = 0.10;
+    f->c.policy.example_lead = 0.13;
+    f->c.policy.clarify_min = 0.30;
+    f->c.policy.clarify_gap = 0.13;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         two_votes(f, &d, cases[k].a, cases[k].b);
         decide_apply(&f->c, &en, &d);
@@ -258,14 +264,17 @@ static void test_policy_clarify(void **state)
     }
     two_votes(f, &d, 0.70, 0.65);
     decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_CLARIFY);
+    assert_true(decide_example_lead(&d) > 0.049 && decide_example_lead(&d) < 0.051);
     assert_string_equal(d.clarify[0].name, "card.lost");
     assert_string_equal(d.clarify[1].name, "balance");
     assert_string_equal(decide_label(f->rs, &d.clarify[0], "en"), "i lost my credit card");
     assert_string_equal(decide_label(f->rs, &d.clarify[0], "zh"), "我的信用卡丢了");
-    assert_string_equal(decide_label(f->rs, &d.clarify[1], "zh"), "balance"); /* no Chinese example: the name */
+    assert_string_equal(decide_label(f->rs, &d.clarify[1], "zh"),
+                        "balance"); /* no Chinese example: the name */
     assert_true(d.confidence == 0.70);
-    /* the same stage results, a lower threshold: now it answers */
-    f->c.policy.example_min = 0.6;
+    /* the same stage results, a smaller lead needed: now it answers */
+    f->c.policy.example_lead = 0.04;
     decide_apply(&f->c, &en, &d);
     assert_int_equal(d.source, DECIDE_EXAMPLE);
     assert_string_equal(intent_name(f, &d), "card.lost");
@@ -338,11 +347,16 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rule_stage),         cmocka_unit_test(test_example_stage),
-        cmocka_unit_test(test_example_own_threshold), cmocka_unit_test(test_kb_stage),
-        cmocka_unit_test(test_fallback),           cmocka_unit_test(test_policy_clarify),
-        cmocka_unit_test(test_policy_same_target), cmocka_unit_test(test_all_stages),
-        cmocka_unit_test(test_locale_and_names),   cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_rule_stage),
+        cmocka_unit_test(test_example_stage),
+        cmocka_unit_test(test_example_own_threshold),
+        cmocka_unit_test(test_kb_stage),
+        cmocka_unit_test(test_fallback),
+        cmocka_unit_test(test_policy_clarify),
+        cmocka_unit_test(test_policy_same_target),
+        cmocka_unit_test(test_all_stages),
+        cmocka_unit_test(test_locale_and_names),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

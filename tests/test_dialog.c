@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,13 +42,13 @@ struct fixture {
     char dir[64];
     struct dialog_config cfg;
     struct dialog *d;
-    int notified;
+    int notified, queue_notified;
 };
 
 static void on_notify(void *ctx, const char *conv, long seq)
 {
     struct fixture *f = ctx;
-    __atomic_add_fetch(&f->notified, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(conv ? &f->notified : &f->queue_notified, 1, __ATOMIC_SEQ_CST);
 }
 
 static void open_dialog(struct fixture *f)
@@ -265,6 +266,7 @@ static void test_journey(void **state)
     assert_non_null(strstr(m.s, "kefu_automation_ratio 0.6667\n"));
     text_buf_release(&m);
     assert_true(f->notified > 5);
+    assert_int_equal(f->queue_notified, 3); /* the handoff, the claim, the resolve */
 }
 
 /* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
@@ -304,6 +306,14 @@ static void test_client_id(void **state)
     json_decref(a);
     json_decref(b);
     json_decref(c);
+    /* a repeated handoff message: the first answer, with the queue position as it is now */
+    a = say(f->d, id, "转人工", "msg-3");
+    b = say(f->d, id, "转人工", "msg-3");
+    expect_str(b, "reply.source", "handoff");
+    assert_int_equal(num(b, "queue", "position"), 1);
+    assert_int_equal(count_messages(f->d, id), n + 4);
+    json_decref(a);
+    json_decref(b);
 }
 
 /* 2.2 claims and resolves repeat without changing anything twice */
@@ -649,6 +659,9 @@ static void test_history(void **state)
     expect_str(json_array_get(h, 0), "channel", "web");
     expect_str(json_array_get(h, 0), "first_message", "我要开发票");
     expect_str(ctx, "customer.tier", "gold");
+    json_t *cu = json_object_get(ctx, "customer");
+    assert_int_equal(json_integer_value(json_object_get(cu, "last_seen")), fake_now); /* follows messages */
+    assert_int_equal(json_integer_value(json_object_get(cu, "first_seen")), fake_now - 100);
     json_decref(ctx);
     assert_int_equal(dialog_context(f->d, "bob", b, &ctx), KEFU_EPERM); /* not his queue */
 }
@@ -767,6 +780,45 @@ static void test_kill9(void **state)
     json_decref(r);
 }
 
+/* 6.5 two close candidates: a clarifying question with both as quick replies, not a miss */
+static void test_clarify(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], path[128];
+    snprintf(rules, sizeof rules, "%s/clr", f->dir);
+    snprintf(path, sizeof path, "%s/a.rules", rules);
+    assert_int_equal(mkdir(rules, 0700), 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("intent card.lost\n  threshold 0.95\n  example lost card\n  match lost & card\n  reply Lost.\n"
+          "intent card.blocked\n  threshold 0.95\n  example card blocked\n  match card & blocked\n"
+          "  reply Blocked.\n"
+          "intent card.mute\n  example mute card\n  match mute & card\n",
+          fp);
+    fclose(fp);
+    dialog_close(f->d);
+    f->cfg.rules_dir = rules;
+    open_dialog(f);
+    char id[40], token[40];
+    new_conv(f->d, "cl", "regular", "web", id, token);
+    for (int i = 0; i < 3; i++) { /* clarifying is not a miss: no handoff after the limit */
+        json_t *r = say(f->d, id, "lost card blocked", NULL);
+        expect_str(r, "reply.source", "clarify");
+        expect_str(r, "state", "bot");
+        json_t *q = json_object_get(json_object_get(r, "reply"), "quick_replies");
+        assert_int_equal(json_array_size(q), 2);
+        const char *a = json_string_value(json_array_get(q, 0)), *b = json_string_value(json_array_get(q, 1));
+        assert_true((strcmp(a, "lost card") == 0 && strcmp(b, "card blocked") == 0) ||
+                    (strcmp(b, "lost card") == 0 && strcmp(a, "card blocked") == 0));
+        json_decref(r);
+    }
+    /* an intent with no reply has not answered: a miss, not a silent "rule" */
+    json_t *r = say(f->d, id, "mute card", NULL);
+    expect_str(r, "reply.source", "fallback");
+    expect_str(r, "reply.intent", "card.mute");
+    json_decref(r);
+}
+
 struct chatter {
     struct dialog *d;
     char id[40];
@@ -851,6 +903,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clarify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),

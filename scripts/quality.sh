@@ -1,0 +1,87 @@
+#!/bin/sh
+# quality.sh — answer quality on the public data sets (docs/quality.md).
+# Learns intents from the training splits only, evaluates the test splits
+# mixed with out-of-scope lines from other domains, scores article
+# retrieval on the FAQ sets, and draws the automation/precision curves.
+#
+#   scripts/quality.sh            # DATA=../shared/data, results in build/quality
+#   DATA=/path/to/data OUT=dir scripts/quality.sh
+#
+# Writes OUT/*.json (one kefu eval --json --sweep object per set),
+# OUT/summary.txt and docs/quality.png (with gnuplot). Nothing from the data
+# sets is written outside OUT.
+set -eu
+DATA=${DATA:-../shared/data}
+OUT=${OUT:-build/quality}
+KEFU=${KEFU:-build/kefu}
+PNG=${PNG:-docs/quality.png}
+mkdir -p "$OUT"
+[ -x "$KEFU" ] || make -s "$KEFU"
+
+# Every text of a file as an out-of-scope line (text<TAB>oos).
+as_oos() { cut -f1 "$@" | awk 'NF' | sed 's/$/\toos/'; }
+# The bundled rules' example lines, English or Chinese.
+examples() { grep -h '^[[:space:]]*example[[:space:]]' rules/*.rules | sed 's/^[[:space:]]*example[[:space:]]*//; s/\\#/#/g'; }
+has_han() { grep -P '[\x{4e00}-\x{9fff}]'; }
+no_han() { grep -v -P '[\x{4e00}-\x{9fff}]'; }
+
+echo "learning from the training splits" >&2
+"$KEFU" learn "$DATA/banking77/train.tsv" -o "$OUT/banking77.rules"
+"$KEFU" learn "$DATA/xsid_zh/val.tsv" -o "$OUT/xsid_zh.rules"
+
+echo "building the test files (in scope + out of scope)" >&2
+examples | no_han | sed 's/$/\toos/' >"$OUT/shop_en.oos.tsv"
+examples | has_han | sed 's/$/\toos/' >"$OUT/shop_zh.oos.tsv"
+# banking77: its test split; oos = StackFAQ queries (web-app support, en) + shop examples (en)
+{ cat "$DATA/banking77/test.tsv"; as_oos "$DATA/stackfaq/queries.tsv"; cat "$OUT/shop_en.oos.tsv"; } >"$OUT/banking77.test.tsv"
+# xsid_zh: its test split; oos = CMRC 2018 questions (zh Wikipedia) + shop examples (zh)
+{ cat "$DATA/xsid_zh/test.tsv"; as_oos "$DATA/cmrc2018_passages/queries.tsv"; cat "$OUT/shop_zh.oos.tsv"; } >"$OUT/xsid_zh.test.tsv"
+# bundled shop rules: nothing in scope; banking77 and xSID test lines must not be answered
+{ as_oos "$DATA/banking77/test.tsv"; as_oos "$DATA/xsid_zh/test.tsv"; } >"$OUT/shop.oos.tsv"
+# FAQ sets: their queries; oos = the other domain's test lines in the same language
+{ cat "$DATA/stackfaq/queries.tsv"; as_oos "$DATA/banking77/test.tsv"; } >"$OUT/stackfaq.queries.tsv"
+{ cat "$DATA/cmrc2018_passages/queries.tsv"; as_oos "$DATA/xsid_zh/test.tsv"; } >"$OUT/cmrc2018.queries.tsv"
+
+echo "evaluating" >&2
+"$KEFU" eval --json --sweep --rules "$OUT/banking77.rules" "$OUT/banking77.test.tsv" >"$OUT/banking77.json"
+"$KEFU" eval --json --sweep --rules "$OUT/xsid_zh.rules" "$OUT/xsid_zh.test.tsv" >"$OUT/xsid_zh.json"
+"$KEFU" eval --json --sweep --rules rules "$OUT/shop.oos.tsv" >"$OUT/shop.json"
+"$KEFU" eval --json --sweep --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq.queries.tsv" >"$OUT/stackfaq.json"
+"$KEFU" eval --json --sweep --faq "$DATA/cmrc2018_passages/faq.tsv" "$OUT/cmrc2018.queries.tsv" >"$OUT/cmrc2018.json"
+
+{
+    printf '%-10s %6s %6s %6s %9s %11s %10s %12s %7s %7s\n' set lines in oos accuracy automation precision oos_handoff top1 top3
+    for s in banking77 xsid_zh shop stackfaq cmrc2018; do
+        jq -r --arg s "$s" '[$s, .total, .in_scope, .oos, .accuracy, .automation, .precision, .oos_handoff,
+            (.top1 // "-"), (.top3 // "-")] | @tsv' "$OUT/$s.json"
+    done | awk -F'\t' '{ printf "%-10s %6d %6d %6d", $1, $2, $3, $4;
+        for (i = 5; i <= 10; i++) if ($i == "-") printf " %9s", "-"; else printf " %8.1f%%", 100 * $i; print "" }'
+} | tee "$OUT/summary.txt"
+
+# The curves: one point per threshold, automation against precision.
+for s in banking77 xsid_zh stackfaq cmrc2018; do
+    jq -r '.sweep[] | [.threshold, .automation, .precision, .oos_handoff] | @tsv' "$OUT/$s.json" >"$OUT/$s.sweep.tsv"
+    jq -r '[.automation, .precision] | @tsv' "$OUT/$s.json" >"$OUT/$s.default.tsv"
+done
+if command -v gnuplot >/dev/null; then
+    gnuplot <<EOF
+set terminal pngcairo size 900,600 font "sans,10"
+set output "$PNG"
+set title "Automation against precision as the thresholds move (dots: the defaults)"
+set xlabel "automation (share of in-scope messages answered automatically)"
+set ylabel "precision (share of automatic answers that are right)"
+set xrange [0:1]; set yrange [0.5:1]; set grid
+set key bottom left
+set arrow from 0,0.95 to 1,0.95 nohead dt 2 lc rgb "gray"
+set arrow from 0.8,0.5 to 0.8,1 nohead dt 2 lc rgb "gray"
+plot "$OUT/banking77.sweep.tsv" using 2:3 with lines lw 2 title "Banking77 (en, examples; lead 0-0.5)", \
+     "$OUT/xsid_zh.sweep.tsv" using 2:3 with lines lw 2 title "xSID zh (examples; lead 0-0.5)", \
+     "$OUT/stackfaq.sweep.tsv" using 2:3 with lines lw 2 title "StackFAQ (en, articles; kb_min 0-1)", \
+     "$OUT/cmrc2018.sweep.tsv" using 2:3 with lines lw 2 title "CMRC 2018 (zh, articles; kb_min 0-1)", \
+     "$OUT/banking77.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 1 notitle, \
+     "$OUT/xsid_zh.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 2 notitle, \
+     "$OUT/stackfaq.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 3 notitle, \
+     "$OUT/cmrc2018.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 4 notitle
+EOF
+    echo "wrote $PNG" >&2
+fi
