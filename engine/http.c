@@ -198,12 +198,15 @@ static void wake_all(struct http *h)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* dialog_notify_fn: conv got a new message; wake whoever waits on it. */
+/* dialog_notify_fn: conv got a new message (NULL: the queues changed);
+ * wake whoever waits on it. */
 static void on_notify(void *ctx, const char *conv, long seq)
 {
     struct http *h = ctx;
-    if (!conv)
-        return;
+    if (!conv) { /* the queues changed: the parked queue polls wait under "" */
+        api_queue_changed(h->api);
+        conv = "";
+    }
     pthread_mutex_lock(&h->lock);
     for (struct waiter *w = h->bucket[conv_bucket(conv)]; w; w = w->next)
         if (strcmp(w->conv, conv) == 0)
@@ -564,6 +567,7 @@ static enum MHD_Result dispatch(struct req *r, const char *url, const char *meth
         .q_after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after"),
         .q_wait = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait"),
         .q_token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token"),
+        .q_since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
         .body = r->body,
         .body_len = r->len,
         .ip = r->ip,
