@@ -525,24 +525,29 @@ static int h_create(struct call *c)
     return ok(c, 201, rc, out);
 }
 
-/* Sends the handoff packet to the webhook: the conversation, its queue,
- * the bot's handoff reply and the transcript so far. */
+/* Sends the handoff packet to the webhook when this message handed the
+ * conversation to a queue (a reply came and the state is now queued): the
+ * conversation, its queue, the bot's reply, and the engine's packet
+ * (transcript, customer and history, what the bot understood, the reason,
+ * suggested articles). */
 static void notify_handoff(struct call *c, json_t *out)
 {
     json_t *reply = json_object_get(out, "reply");
-    const char *source = json_string_value(json_object_get(reply, "source"));
-    if (!c->a->cfg.webhook || !source || strcmp(source, "handoff") != 0)
+    const char *state = json_string_value(json_object_get(out, "state"));
+    if (!c->a->cfg.webhook || !json_is_object(reply) || !state || strcmp(state, "queued") != 0)
         return;
-    json_t *msgs = NULL;
-    dialog_messages(c->a->cfg.dialog, c->conv, 0, &msgs);
-    json_t *ev = json_pack("{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?}", "event", "handoff", "conversation",
-                           c->conv, "at", (json_int_t)time(NULL), "state", json_object_get(out, "state"),
-                           "queue", json_object_get(out, "queue"), "reply", reply, "transcript",
-                           json_object_get(msgs, "messages"));
+    json_t *packet = NULL;
+    dialog_packet(c->a->cfg.dialog, c->conv, &packet);
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "event", "handoff", "conversation",
+        c->conv, "at", (json_int_t)time(NULL), "state", json_object_get(out, "state"), "queue",
+        json_object_get(out, "queue"), "reply", reply, "reason", json_object_get(packet, "reason"),
+        "customer", json_object_get(packet, "customer"), "understood", json_object_get(packet, "understood"),
+        "articles", json_object_get(packet, "articles"), "transcript", json_object_get(packet, "transcript"));
     if (ev)
         webhook_post(c->a->cfg.webhook, ev);
     json_decref(ev);
-    json_decref(msgs);
+    json_decref(packet);
 }
 
 static int h_message(struct call *c)

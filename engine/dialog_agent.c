@@ -368,6 +368,18 @@ int dialog_context(struct dialog *d, const char *agent, const char *conv, json_t
     return rc;
 }
 
+int dialog_packet(struct dialog *d, const char *conv, json_t **out)
+{
+    struct store_conv c;
+    *out = NULL;
+    int rc = dialog_load(d, conv, &c);
+    if (rc < 0)
+        return rc;
+    rc = context_json(d, &c, out);
+    store_conv_release(&c);
+    return rc;
+}
+
 /* ---- replies, transfers, releases, resolves ---- */
 
 int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, json_t *req, json_t **out)

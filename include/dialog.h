@@ -109,6 +109,10 @@ int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t
  * (other than a rating) returns the conversation to the bot. */
 int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
 
+/* The handoff packet of conv as an agent would see it (the context above),
+ * without an agent's credentials: for the helpdesk webhook. */
+int dialog_packet(struct dialog *d, const char *conv, json_t **out);
+
 /* ---- operator ---- */
 
 /* Appends the Prometheus text exposition of every counter to out. */

@@ -321,6 +321,11 @@ int dialog_context(struct dialog *d, const char *agent, const char *conv, json_t
     return c ? 0 : fail(KEFU_ENOENT, "no such conversation");
 }
 
+int dialog_packet(struct dialog *d, const char *conv, json_t **out)
+{
+    return dialog_context(d, NULL, conv, out);
+}
+
 /* Finds conv and checks it is agent's; lock held. */
 static int mine(struct dialog *d, const char *agent, const char *conv, struct fconv **out)
 {

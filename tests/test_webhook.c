@@ -418,6 +418,11 @@ static void test_serve_webhook(void **state)
     json_t *ev = json_loads(body, 0, NULL);
     assert_string_equal(json_string_value(json_object_get(ev, "conversation")), id);
     assert_true(strstr(body, "我要转人工") != NULL); /* the transcript */
+    /* the engine's packet: why, who, what the bot understood */
+    assert_string_equal(json_string_value(json_object_get(ev, "reason")), "requested");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "customer"), "id")), "w1");
+    json_t *u = json_object_get(ev, "understood");
+    assert_true(json_is_object(u) && json_array_size(json_object_get(u, "intents")) >= 1);
     json_decref(ev);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
