@@ -765,6 +765,21 @@ static void print_decision(const struct rules *rs, const struct decision *d, con
         printf("quick reply: %s\n", ans->quick[k]);
 }
 
+/* The length of label without its closing punctuation (. ? ! 。 ？ ！). */
+static int label_len(const char *label)
+{
+    size_t n = strlen(label);
+    for (;;) {
+        if (n && strchr(".?!", label[n - 1]))
+            n--;
+        else if (n >= 3 && (memcmp(label + n - 3, "。", 3) == 0 || memcmp(label + n - 3, "？", 3) == 0 ||
+                            memcmp(label + n - 3, "！", 3) == 0))
+            n -= 3;
+        else
+            return (int)n;
+    }
+}
+
 /* Builds what the customer sees for decision d of text[0..len). */
 static void build_answer(struct decide_ctx *dc, const struct decision *d, const struct attrs *a,
                          const struct router_slot *slots, size_t n_slots, struct answer *ans)
@@ -785,8 +800,9 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     ans->quick[0] = decide_label(dc->rs, &d->clarify[0], locale);
     ans->quick[1] = decide_label(dc->rs, &d->clarify[1], locale);
     ans->n_quick = 2;
-    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%s，还是 %s？" : "Did you mean: %s, or %s?",
-             ans->quick[0], ans->quick[1]);
+    int la = label_len(ans->quick[0]), lb = label_len(ans->quick[1]);
+    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%.*s，还是 %.*s？" : "Did you mean: %.*s, or %.*s?",
+             la, ans->quick[0], lb, ans->quick[1]);
 }
 
 static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text)

@@ -65,23 +65,36 @@ for s in banking77 xsid_zh stackfaq cmrc2018; do
 done
 if command -v gnuplot >/dev/null; then
     gnuplot <<EOF
-set terminal pngcairo size 900,600 font "sans,10"
+set terminal pngcairo size 1200,520 font "sans,10" noenhanced
 set output "$PNG"
-set title "Automation against precision as the thresholds move (dots: the defaults)"
+set multiplot layout 1,2
+set title "Automation against precision as the lead needed moves (dots: the defaults)"
 set xlabel "automation (share of in-scope messages answered automatically)"
 set ylabel "precision (share of automatic answers that are right)"
-set xrange [0:1]; set yrange [0.5:1]; set grid
+set xrange [0:1]; set yrange [0.75:1]; set grid
 set key bottom left
-set arrow from 0,0.95 to 1,0.95 nohead dt 2 lc rgb "gray"
-set arrow from 0.8,0.5 to 0.8,1 nohead dt 2 lc rgb "gray"
-plot "$OUT/banking77.sweep.tsv" using 2:3 with lines lw 2 title "Banking77 (en, examples; lead 0-0.5)", \
-     "$OUT/xsid_zh.sweep.tsv" using 2:3 with lines lw 2 title "xSID zh (examples; lead 0-0.5)", \
-     "$OUT/stackfaq.sweep.tsv" using 2:3 with lines lw 2 title "StackFAQ (en, articles; kb_min 0-1)", \
-     "$OUT/cmrc2018.sweep.tsv" using 2:3 with lines lw 2 title "CMRC 2018 (zh, articles; kb_min 0-1)", \
+set arrow 1 from 0,0.95 to 1,0.95 nohead dt 2 lc rgb "gray"
+set arrow 2 from 0.8,0.75 to 0.8,1 nohead dt 2 lc rgb "gray"
+plot "$OUT/banking77.sweep.tsv" using 2:3 with lines lw 2 lc 1 title "Banking77 (en, examples)", \
+     "$OUT/xsid_zh.sweep.tsv" using 2:3 with lines lw 2 lc 2 title "xSID zh (examples)", \
+     "$OUT/stackfaq.sweep.tsv" using 2:3 with lines lw 2 lc 3 title "StackFAQ (en, articles)", \
+     "$OUT/cmrc2018.sweep.tsv" using 2:3 with lines lw 2 lc 4 title "CMRC 2018 (zh, articles)", \
      "$OUT/banking77.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 1 notitle, \
      "$OUT/xsid_zh.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 2 notitle, \
      "$OUT/stackfaq.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 3 notitle, \
      "$OUT/cmrc2018.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 4 notitle
+unset arrow 1; unset arrow 2
+set title "Out-of-scope messages handed off, by the lead needed"
+set xlabel "lead needed (examples: example_lead x 2, 0-1; articles: kb_lead, 0-1)"
+set ylabel "oos handoff (share of out-of-scope messages not answered)"
+set xrange [0:1]; set yrange [0.5:1]
+set arrow 3 from 0,0.9 to 1,0.9 nohead dt 2 lc rgb "gray"
+set key bottom right
+plot "$OUT/banking77.sweep.tsv" using (\$1*2):4 with lines lw 2 lc 1 title "Banking77", \
+     "$OUT/xsid_zh.sweep.tsv" using (\$1*2):4 with lines lw 2 lc 2 title "xSID zh", \
+     "$OUT/stackfaq.sweep.tsv" using 1:4 with lines lw 2 lc 3 title "StackFAQ", \
+     "$OUT/cmrc2018.sweep.tsv" using 1:4 with lines lw 2 lc 4 title "CMRC 2018"
+unset multiplot
 EOF
     echo "wrote $PNG" >&2
 fi
