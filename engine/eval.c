@@ -413,6 +413,11 @@ static void count_line(const struct decide_ctx *c, struct eval_report *r, const 
     }
     const char *got = top_name(c, d, faq);
     int right = got && strcmp(got, want) == 0;
+    if (d->source == DECIDE_CLARIFY) {
+        r->clarified++;
+        for (int k = 0; k < 2; k++)
+            r->clarify_right += d->clarify[k].name && strcmp(d->clarify[k].name, want) == 0;
+    }
     struct eval_counts *cs[2] = {&r->all, &r->per[l->label]};
     for (int k = 0; k < 2; k++) {
         cs[k]->n++;
@@ -556,6 +561,10 @@ void eval_report_print(FILE *f, const char *name, const struct eval_report *r)
             pct(share(a->auto_correct, a->automatic), b1));
     fprintf(f, "  oos handoff  %s  out-of-scope lines not answered automatically\n",
             pct(r->oos ? 1 - share(r->oos_automatic, r->oos) : 1, b1));
+    fprintf(
+        f,
+        "  clarified    %s  in-scope lines given a clarifying question (%s of them offer the right answer)\n",
+        pct(share(r->clarified, r->in_scope), b1), pct(share(r->clarify_right, r->clarified), b2));
     fprintf(f, "  sources     ");
     for (int s = 0; s <= DECIDE_HANDOFF; s++)
         fprintf(f, " %s %zu", decide_source_name(s), r->by_source[s]);
@@ -604,6 +613,8 @@ int eval_report_json(FILE *f, const char *name, const struct eval_report *r)
     json_object_set_new(o, "errors", json_integer((json_int_t)r->errors));
     json_object_del(o, "n");
     json_object_set_new(o, "oos_handoff", json_real(r->oos ? 1 - share(r->oos_automatic, r->oos) : 1));
+    json_object_set_new(o, "clarified", json_real(share(r->clarified, r->in_scope)));
+    json_object_set_new(o, "clarify_right", json_real(share(r->clarify_right, r->clarified)));
     json_object_set_new(o, "seconds", json_real(r->seconds));
     json_t *src = json_object();
     for (int s = 0; s <= DECIDE_HANDOFF; s++)

@@ -67,6 +67,7 @@ struct eval_report {
     int faq; /* 1: article retrieval (labels are article ids) */
     size_t total, in_scope, oos, malformed;
     size_t oos_automatic, errors;
+    size_t clarified, clarify_right; /* in-scope clarifying questions; those offering the right answer */
     size_t by_source[DECIDE_HANDOFF + 1];
     struct eval_counts all;  /* over in-scope lines */
     char **labels;           /* per label, sorted; owned */

@@ -228,3 +228,12 @@ out=$("$KEFU" ask --json --db "$tmp/kb.db" "how do I reset my password" 2>"$tmp/
 title=$(grep -m1 '^title:' corpus/en/password-reset.md | sed 's/^title: *//')
 echo "$out" | jq -e --arg t "$title" '.reply | contains("[" + $t + "](kb:password-reset)")' >/dev/null 2>&1 &&
     [ ! -s "$tmp/err" ] && ok ask-kb-title || no ask-kb-title "$out $(cat "$tmp/err")"
+
+# 22. learn and eval on a file that is not text: every line is reported, nothing crashes
+head -c 30000 "$KEFU" >"$tmp/garbage.tsv"
+"$KEFU" learn "$tmp/garbage.tsv" >/dev/null 2>"$tmp/err"
+s1=$?
+"$KEFU" eval --json --rules "$tmp/learned.rules" "$tmp/garbage.tsv" >"$tmp/out" 2>/dev/null
+s2=$?
+[ "$s1" -eq 1 ] && [ "$s2" -eq 0 ] && grep -q 'garbage.tsv:1: ' "$tmp/err" && jq -e '.malformed > 0' "$tmp/out" >/dev/null &&
+    ok eval-garbage || no eval-garbage "status $s1 $s2"

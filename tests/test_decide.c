@@ -295,6 +295,33 @@ static void test_policy_same_target(void **state)
     assert_true(d.confidence == 0.70);
 }
 
+/* 5.7 — two articles with close scores are not an answer but a question;
+ * a clear lead answers. */
+static void test_policy_kb_lead(void **state)
+{
+    struct fixture *f = *state;
+    struct decision d;
+    memset(&d, 0, sizeof d);
+    d.kb.n = 2;
+    d.kb.confidence = 0.9;
+    d.kb.hit[0] = (struct kb_hit){"returns", "en", "Returns", "", 10};
+    d.kb.hit[1] = (struct kb_hit){"refunds", "en", "Refunds", "", 9};
+    decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_CLARIFY);
+    assert_true(decide_kb_lead(&d) > 0.099 && decide_kb_lead(&d) < 0.101);
+    assert_string_equal(decide_label(f->rs, &d.clarify[0], "en"), "Returns");
+    assert_string_equal(decide_label(f->rs, &d.clarify[1], "en"), "Refunds");
+    d.kb.hit[1].score = 5;
+    decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_KB);
+    assert_string_equal(d.article.id, "returns");
+    f->c.policy.use_kb = 0;
+    decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_FALLBACK);
+    assert_int_equal(d.n_cand, 0);
+    decide_policy_default(&f->c.policy);
+}
+
 /* 6.x — every stage with all_stages: candidates of each stage are kept. */
 static void test_all_stages(void **state)
 {
@@ -354,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_policy_clarify),
         cmocka_unit_test(test_policy_same_target),
+        cmocka_unit_test(test_policy_kb_lead),
         cmocka_unit_test(test_all_stages),
         cmocka_unit_test(test_locale_and_names),
         cmocka_unit_test(test_alloc_failures),
