@@ -375,14 +375,29 @@ static int automatic(int source)
     return source == DECIDE_RULE || source == DECIDE_EXAMPLE || source == DECIDE_KB;
 }
 
-/* The name of the answer d gives, or of its best candidate when it gives
- * none; NULL when there is none. */
-static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq)
+/* The key candidate x is counted under: in a FAQ run an intent stands for
+ * the article of the same name (intents learned from FAQ-labelled lines). */
+static const char *cand_key(const struct decide_cand *x, int faq, char *buf, size_t cap)
 {
+    if (!faq || x->intent < 0 || !x->name)
+        return x->name;
+    faq_article_id(x->name, buf, cap);
+    return buf;
+}
+
+/* The key of the answer d gives, or of its best candidate when it gives
+ * none (in a FAQ run: the first article found); NULL when there is none.
+ * May point into buf. */
+static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq, char *buf, size_t cap)
+{
+    if (d->source == DECIDE_KB)
+        return d->article.id;
+    if (d->intent >= 0) {
+        struct decide_cand x = {.intent = d->intent, .name = rules_intent(c->rs, (size_t)d->intent)->name};
+        return cand_key(&x, faq, buf, cap);
+    }
     if (faq)
-        return d->source == DECIDE_KB ? d->article.id : d->kb.n ? d->kb.hit[0].id : NULL;
-    if (d->intent >= 0)
-        return rules_intent(c->rs, (size_t)d->intent)->name;
+        return d->kb.n ? d->kb.hit[0].id : NULL;
     const struct decide_cand *best = NULL;
     for (size_t k = 0; k < d->n_cand; k++)
         if (d->cand[k].intent >= 0 && (!best || d->cand[k].confidence > best->confidence))
@@ -411,12 +426,17 @@ static void count_line(const struct decide_ctx *c, struct eval_report *r, const 
         r->oos_automatic += is_auto;
         return;
     }
-    const char *got = top_name(c, d, faq);
+    char buf[160];
+    const char *got = top_name(c, d, faq, buf, sizeof buf);
     int right = got && strcmp(got, want) == 0;
     if (d->source == DECIDE_CLARIFY) {
         r->clarified++;
-        for (int k = 0; k < 2; k++)
-            r->clarify_right += d->clarify[k].name && strcmp(d->clarify[k].name, want) == 0;
+        int hit = 0;
+        for (int k = 0; k < 2; k++) {
+            const char *key = cand_key(&d->clarify[k], faq, buf, sizeof buf);
+            hit |= key && strcmp(key, want) == 0;
+        }
+        r->clarify_right += (size_t)hit;
     }
     struct eval_counts *cs[2] = {&r->all, &r->per[l->label]};
     for (int k = 0; k < 2; k++) {
@@ -424,7 +444,7 @@ static void count_line(const struct decide_ctx *c, struct eval_report *r, const 
         cs[k]->correct += right;
         cs[k]->automatic += is_auto;
         cs[k]->auto_correct += is_auto && right;
-        cs[k]->top3 += faq ? in_top3(d, want) : right;
+        cs[k]->top3 += right || (faq && in_top3(d, want));
     }
     r->in_scope++;
 }
@@ -456,7 +476,8 @@ static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_li
                 oos_auto += is_auto;
                 continue;
             }
-            const char *got = top_name(c, &lines[k].d, faq);
+            char buf[160];
+            const char *got = top_name(c, &lines[k].d, faq, buf, sizeof buf);
             in++;
             aut += is_auto;
             ok += is_auto && got && strcmp(got, r->labels[lines[k].label]) == 0;

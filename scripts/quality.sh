@@ -28,6 +28,11 @@ no_han() { grep -v -P '[\x{4e00}-\x{9fff}]'; }
 echo "learning from the training splits" >&2
 "$KEFU" learn "$DATA/banking77/train.tsv" -o "$OUT/banking77.rules"
 "$KEFU" learn "$DATA/xsid_zh/val.tsv" -o "$OUT/xsid_zh.rules"
+# StackFAQ with example questions: the source's first five rephrasings of each FAQ (rows 1-5 of
+# each faq_id in queries.tsv) are examples of an intent named after the FAQ; rows 6-10 are the test.
+awk -F'\t' '++n[$2] <= 5' "$DATA/stackfaq/queries.tsv" >"$OUT/stackfaq_ex.train.tsv"
+awk -F'\t' '++n[$2] > 5' "$DATA/stackfaq/queries.tsv" >"$OUT/stackfaq_ex.test.tsv"
+"$KEFU" learn "$OUT/stackfaq_ex.train.tsv" -o "$OUT/stackfaq_ex.rules"
 
 echo "building the test files (in scope + out of scope)" >&2
 examples | no_han | sed 's/$/\toos/' >"$OUT/shop_en.oos.tsv"
@@ -41,6 +46,7 @@ examples | has_han | sed 's/$/\toos/' >"$OUT/shop_zh.oos.tsv"
 # FAQ sets: their queries; oos = the other domain's test lines in the same language
 { cat "$DATA/stackfaq/queries.tsv"; as_oos "$DATA/banking77/test.tsv"; } >"$OUT/stackfaq.queries.tsv"
 { cat "$DATA/cmrc2018_passages/queries.tsv"; as_oos "$DATA/xsid_zh/test.tsv"; } >"$OUT/cmrc2018.queries.tsv"
+{ cat "$OUT/stackfaq_ex.test.tsv"; as_oos "$DATA/banking77/test.tsv"; } >"$OUT/stackfaq_ex.queries.tsv"
 
 echo "evaluating" >&2
 "$KEFU" eval --json --sweep --rules "$OUT/banking77.rules" "$OUT/banking77.test.tsv" >"$OUT/banking77.json"
@@ -48,14 +54,18 @@ echo "evaluating" >&2
 "$KEFU" eval --json --sweep --rules rules "$OUT/shop.oos.tsv" >"$OUT/shop.json"
 "$KEFU" eval --json --sweep --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq.queries.tsv" >"$OUT/stackfaq.json"
 "$KEFU" eval --json --sweep --faq "$DATA/cmrc2018_passages/faq.tsv" "$OUT/cmrc2018.queries.tsv" >"$OUT/cmrc2018.json"
+"$KEFU" eval --json --faq "$DATA/stackfaq/faq.tsv" --rules "$OUT/stackfaq_ex.rules" "$OUT/stackfaq_ex.queries.tsv" \
+    >"$OUT/stackfaq_ex.json"
+"$KEFU" eval --json --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq_ex.queries.tsv" >"$OUT/stackfaq_half.json"
 
 {
-    printf '%-10s %6s %6s %6s %9s %11s %10s %12s %7s %7s\n' set lines in oos accuracy automation precision oos_handoff top1 top3
-    for s in banking77 xsid_zh shop stackfaq cmrc2018; do
+    printf '%-12s %6s %6s %6s %9s %10s %9s %11s %9s %9s %9s\n' set lines in oos accuracy automation precision \
+        oos_handoff top1 top3 clarified
+    for s in banking77 xsid_zh shop stackfaq cmrc2018 stackfaq_half stackfaq_ex; do
         jq -r --arg s "$s" '[$s, .total, .in_scope, .oos, .accuracy, .automation, .precision, .oos_handoff,
-            (.top1 // "-"), (.top3 // "-")] | @tsv' "$OUT/$s.json"
-    done | awk -F'\t' '{ printf "%-10s %6d %6d %6d", $1, $2, $3, $4;
-        for (i = 5; i <= 10; i++) if ($i == "-") printf " %9s", "-"; else printf " %8.1f%%", 100 * $i; print "" }'
+            (.top1 // "-"), (.top3 // "-"), .clarified] | @tsv' "$OUT/$s.json"
+    done | awk -F'\t' '{ printf "%-12s %6d %6d %6d", $1, $2, $3, $4;
+        for (i = 5; i <= 11; i++) if ($i == "-") printf " %9s", "-"; else printf " %8.1f%%", 100 * $i; print "" }'
 } | tee "$OUT/summary.txt"
 
 # The curves: one point per threshold, automation against precision.
