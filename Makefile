@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson
+PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -11,12 +11,15 @@ CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOUR
 LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
-ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval cli cli_kb kb kb_tok kb_parse kb_import kb_ex
+ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval store queue dialog dialog_agent cli cli_kb \
+           cli_chat cli_report cli_test convtest \
+           kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
-TESTS    = text rules router kb decide
+TESTS    = text rules router kb decide store queue dialog http webhook
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router
+.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
+        bench-http bench-kb
 all: kefu
 
 deps:
@@ -40,6 +43,11 @@ $(BUILD)/tests/%.o: tests/%.c | deps
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
+	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
+
+# The HTTP protocol tests run against an in-memory fake of dialog.h.
+$(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+    $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
@@ -76,9 +84,15 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    $$V $(BUILD)/kefu eval --sweep --faq tests/eval/faq.tsv tests/eval/queries.tsv >/dev/null 2>&1 && \
 	    $$V $(BUILD)/kefu ask --explain --json --rules $$d/small.rules "card missing, balance?" >/dev/null 2>&1 && \
 	    rm -rf $$d && echo "valgrind: kefu learn, eval, eval --faq, ask --explain clean"
+	@valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
+	    $(BUILD)/kefu test >/dev/null && echo "valgrind: kefu test clean"
+	@KEFU_SLOW=10 E2E_TRAFFIC=20 E2E_RELOADS=2 KEFU="valgrind -q --leak-check=full --error-exitcode=9 \
+	    --errors-for-leak-kinds=definite,indirect,possible $(BUILD)/kefu" sh tests/e2e.sh >$(BUILD)/e2e-valgrind.txt 2>&1; \
+	    if grep -q '^not ok' $(BUILD)/e2e-valgrind.txt; then cat $(BUILD)/e2e-valgrind.txt; exit 1; fi; \
+	    echo "valgrind: kefu serve under tests/e2e.sh clean"
 
 run: kefu
-	./kefu chat
+	./kefu serve
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
@@ -88,6 +102,40 @@ $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
 bench-router: $(BUILD)/bench/router_bench
 	@bench/messages.sh > $(BUILD)/bench/messages.txt
 	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
+
+# Durable writes per second through the store, with and without group commit.
+$(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-store: $(BUILD)/bench/store_bench
+	$(BUILD)/bench/store_bench $(BUILD)/bench 16 500
+
+# Customer messages per second through the conversation pipeline, in process.
+$(BUILD)/bench/dialog_bench: bench/dialog_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-dialog: $(BUILD)/bench/dialog_bench
+	@d=$$(mktemp -d) && $(BUILD)/bench/dialog_bench rules $$d 1 1000 && \
+	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
+	    rm -rf $$d
+# HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
+$(BUILD)/bench/bare_mhd: bench/bare_mhd.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+bench-http: $(BUILD)/kefu $(BUILD)/bench/bare_mhd
+	BUILD=$(BUILD) bench/http.sh 10 32 256
+
+# Knowledge-base latency: the fixture corpus, the bundled rules' examples, the same messages.
+$(BUILD)/bench/kb_bench: bench/kb_bench.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
+
+bench-kb: $(BUILD)/bench/kb_bench
+	@bench/messages.sh > $(BUILD)/bench/messages.txt
+	$(BUILD)/bench/kb_bench $${CORPUS:-tests/corpus} rules $(BUILD)/bench/messages.txt
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules

@@ -10,6 +10,7 @@
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
+#include "serve.h"
 #include "text.h"
 
 #include <jansson.h>
@@ -401,6 +402,8 @@ struct session {
     struct router_scratch *sc;
     struct decide_ctx dc; /* its ex and kb are owned by the session */
     char *line;
+    int argc; /* the command's own argv, for commands that parse their flags */
+    char **argv;
 };
 
 static int cmd_check(struct session *s)
@@ -923,31 +926,11 @@ static int cmd_route(struct session *s)
     return 0;
 }
 
-/* ---- kefu chat ---- */
+/* ---- kefu serve (engine/serve.c) ---- */
 
-static int cmd_chat(struct session *s)
+static int cmd_serve(struct session *s)
 {
-    int tty = isatty(0);
-    if (tty)
-        printf("kefu chat: %zu intents from %s. Ask something (Ctrl-D to quit).\n", rules_count(s->rs),
-               s->o.rules);
-    for (;;) {
-        if (tty) {
-            fputs("> ", stdout);
-            fflush(stdout);
-        }
-        if (!fgets(s->line, MAX_LINE, stdin))
-            break;
-        s->line[strcspn(s->line, "\r\n")] = 0;
-        if (!*s->line) {
-            if (tty)
-                break;
-            continue;
-        }
-        ask_one(&s->dc, &s->o, s->line);
-        fflush(stdout);
-    }
-    return 0;
+    return serve_main(s->argc, s->argv);
 }
 
 /* ---- kefu learn ---- */
@@ -1058,10 +1041,13 @@ static void usage(FILE *f)
           "  check [RULES_DIR]   parse, compile and lint rules; every example must route to its intent\n"
           "  ask TEXT            what kefu would answer, and why (--explain, --json)\n"
           "  route               one decision per stdin line (--json)\n"
-          "  chat                talk to the rules in the terminal\n"
+          "  chat                a conversation with kefu in the terminal (state, slots, handoff)\n"
+          "  report              automation, handoffs, per-intent containment, unanswered messages\n"
+          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
+          "  serve               run the HTTP API server (see kefu serve --help)\n"
+          "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
-          "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n"
-          "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n\n"
+          "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
           "Every command takes --rules DIR (default rules/) and --help.\n",
           f);
 }
@@ -1101,14 +1087,7 @@ static const struct command {
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers; the article id\n"
      "for source kb), or one JSON object per line with --json. Takes the stage options\n"
      "of kefu ask. For batch checks and benchmarks."},
-    {"chat",
-     " --rules --explain --locale --channel --tier --attr --db --no-examples --no-kb --example-min "
-     "--example-lead --kb-min --kb-lead ",
-     1, cmd_chat,
-     "usage: kefu chat [--explain] [--locale L] [--attr K=V]... [--rules DIR] [--db PATH]\n\n"
-     "An interactive conversation with the rules and articles in the terminal. Type a\n"
-     "message, read the answer; an empty line or Ctrl-D ends it. Takes the stage options\n"
-     "of kefu ask."},
+    {"serve", NULL /* serve parses its own flags */, 0, cmd_serve, NULL},
     {"learn", " -o ", 0, cmd_learn,
      "usage: kefu learn FILE.tsv [-o OUT.rules]\n\n"
      "Turns labelled lines (text<TAB>label) into rules: one intent per label, made only\n"
@@ -1210,7 +1189,9 @@ static void session_close(struct session *s)
 
 static int run_command(const struct command *c, int argc, char **argv)
 {
-    struct session s = {0};
+    struct session s = {.argc = argc, .argv = argv};
+    if (!c->flags)
+        return c->run(&s);
     int rc = parse_opts(argc, argv, c->flags, &s.o);
     if (rc == 1) {
         puts(c->usage);
@@ -1240,6 +1221,12 @@ int cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "kb") == 0) /* subcommands with their own options: cli_kb.c */
         return cli_kb(argc - 1, argv + 1);
+    if (strcmp(cmd, "test") == 0) /* conversation tests: cli_test.c */
+        return cli_test(argc - 1, argv + 1);
+    if (strcmp(cmd, "chat") == 0) /* a conversation through dialog: cli_chat.c */
+        return cli_chat(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0) /* cli_report.c */
+        return cli_report(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

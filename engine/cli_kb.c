@@ -137,6 +137,12 @@ static int kb_cmd_import(const struct kb_opts *o)
     const char *dir = o->n_args ? o->args[0] : DEFAULT_CORPUS;
     if (o->n_args > 1)
         return kb_usage_fail("import takes one corpus directory");
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) { /* before anything is created */
+        fprintf(stderr, "kefu: cannot open corpus directory '%s': %s\n", dir,
+                stat(dir, &st) != 0 ? strerror(errno) : "not a directory");
+        return 1;
+    }
     struct kb *kb;
     if (make_parent(o->db) < 0 || open_kb(o->db, 0, &kb) < 0)
         return 1;

@@ -388,7 +388,8 @@ static const char *cand_key(const struct decide_cand *x, int faq, char *buf, siz
 /* The key of the answer d gives, or of its best candidate when it gives
  * none (in a FAQ run: the first article found); NULL when there is none.
  * May point into buf. */
-static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq, char *buf, size_t cap)
+static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq, char *buf,
+                            size_t cap)
 {
     if (d->source == DECIDE_KB)
         return d->article.id;

@@ -10,9 +10,10 @@
  * Ranking: -bm25() with weights title 4, tags 2, questions 3, body 1,
  * times a locale factor (1 same locale, 0.9 same language, 0.5 other);
  * one hit per article id. The confidence of the top hit is its coverage
- * (the IDF-weighted share of the query's terms it contains, kefu_cover())
- * times (0.5 + 0.5 × margin), margin = (s1 - s2) / s1 over the next
- * article's score. docs/corpus.md explains why. */
+ * (the IDF-weighted share of the query's terms it contains, kefu_cover(),
+ * computed for that hit only) times (0.5 + 0.5 × margin), margin =
+ * (s1 - s2) / s1 over the next article's score, times an evidence factor
+ * from the IDF mass of the shared terms. docs/corpus.md explains why. */
 #include "kb.h"
 
 #include "arena.h"
@@ -31,6 +32,7 @@
 #define KB_CANDIDATES 32        /* BM25 hits read before the locale preference and dedup */
 #define KB_MAX_FILE   (1 << 20) /* bytes in one article file */
 #define KB_LEAD       200       /* bytes of body kb_get() gives as its snippet */
+#define KB_MIN_SCORE  1e-4      /* BM25 below this matched only words in most articles */
 #define KB_EVIDENCE   4.0       /* IDF mass at which the evidence factor reaches 1 - 1/e */
 
 struct kb {
@@ -39,7 +41,7 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *get;
+    sqlite3_stmt *search, *snippet, *snippet_cover, *get;
     char err[256];
 };
 
@@ -64,12 +66,16 @@ static const char *const schema =
 #define KB_WEIGHTS "4.0, 2.0, 3.0, 1.0"
 
 static const char *const sql_search =
-    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS
-    "), " KB_COVER_FN "(articles_fts), " KB_COVER_FN "(articles_fts, 1) "
+    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS ") "
     "FROM articles_fts JOIN articles ON articles.doc = articles_fts.rowid "
     "WHERE articles_fts MATCH ?1 ORDER BY bm25(articles_fts, " KB_WEIGHTS ") LIMIT ?2";
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
+/* The same for the first hit, with its coverage (kefu_cover() is computed
+ * only here: for every matching row it would cost a pass over each term). */
+static const char *const sql_snippet_cover =
+    "SELECT snippet(articles_fts, 3, '', '', '...', ?3), " KB_COVER_FN "(articles_fts), " KB_COVER_FN
+    "(articles_fts, 1) FROM articles_fts WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_get = "SELECT id, locale, title, text FROM articles WHERE id = ?1 ORDER BY "
                                    "CASE WHEN locale = ?2 THEN 0 WHEN substr(locale, 1, 2) = substr(?2, 1, "
                                    "2) THEN 1 ELSE 2 END, locale LIMIT 1";
@@ -102,6 +108,7 @@ static int exec(struct kb *kb, const char *sql, const char *what)
     return sqlite3_exec(kb->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : db_fail(kb, what);
 }
 
+/* Reads PRAGMA user_version, the schema version. */
 static int user_version(struct kb *kb, int *v)
 {
     sqlite3_stmt *st;
@@ -140,6 +147,7 @@ static int prepare(struct kb *kb, const char *sql, sqlite3_stmt **st)
                : db_fail(kb, "prepare a query");
 }
 
+/* Opens the connection, registers the tokenizer, migrates, prepares the queries. */
 static int open_db(struct kb *kb, const char *path)
 {
     int flags = kb->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -158,6 +166,8 @@ static int open_db(struct kb *kb, const char *path)
         rc = prepare(kb, sql_search, &kb->search);
     if (rc == 0)
         rc = prepare(kb, sql_snippet, &kb->snippet);
+    if (rc == 0)
+        rc = prepare(kb, sql_snippet_cover, &kb->snippet_cover);
     if (rc == 0)
         rc = prepare(kb, sql_get, &kb->get);
     return rc;
@@ -200,6 +210,7 @@ void kb_close(struct kb *kb)
         return;
     sqlite3_finalize(kb->search);
     sqlite3_finalize(kb->snippet);
+    sqlite3_finalize(kb->snippet_cover);
     sqlite3_finalize(kb->get);
     sqlite3_close(kb->db);
     kb_tok_buf_release(&kb->tb);
@@ -222,6 +233,7 @@ static int cand_cmp(const void *a, const void *b)
     return x->score < y->score ? 1 : x->score > y->score ? -1 : x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
+/* Copies a text column into the result arena; NULL on OOM. */
 static const char *col_dup(struct kb *kb, sqlite3_stmt *st, int col)
 {
     const char *s = (const char *)sqlite3_column_text(st, col);
@@ -240,6 +252,8 @@ static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t 
     *n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < KB_CANDIDATES) {
         struct cand *x = &c[*n];
+        if (sqlite3_column_double(st, 4) < KB_MIN_SCORE)
+            break; /* FTS5 clamps the IDF of words in over half the articles to 1e-6; the rest is worse */
         x->doc = sqlite3_column_int64(st, 0);
         x->id = col_dup(kb, st, 1);
         x->locale = col_dup(kb, st, 2);
@@ -247,8 +261,7 @@ static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t 
         if (!x->id || !x->locale || !x->title)
             return kb_fail(kb, KEFU_ENOMEM, "out of memory");
         x->score = sqlite3_column_double(st, 4) * factor[kb_locale_match(x->locale, locale)];
-        x->cover = sqlite3_column_double(st, 5);
-        x->mass = sqlite3_column_double(st, 6);
+        x->cover = x->mass = 0;
         (*n)++;
     }
     int ok = rc == SQLITE_DONE || rc == SQLITE_ROW;
@@ -288,17 +301,22 @@ static void one_line(char *s)
     *o = 0;
 }
 
-/* Cuts the snippet of doc: about 20 words, or 24 Chinese characters (a
- * character is two positions, its unigram and its bigram). */
-static int snippet_of(struct kb *kb, sqlite3_int64 doc, const char *locale, const char **out)
+/* Cuts the snippet of candidate x: about 20 words, or 24 Chinese characters
+ * (a character is two positions, its unigram and its bigram); with_cover
+ * also reads its coverage and IDF mass into x. */
+static int snippet_of(struct kb *kb, struct cand *x, int with_cover, const char **out)
 {
-    sqlite3_stmt *st = kb->snippet;
+    sqlite3_stmt *st = with_cover ? kb->snippet_cover : kb->snippet;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, doc);
-    sqlite3_bind_int(st, 3, strncmp(locale, "zh", 2) == 0 ? 48 : 20);
+    sqlite3_bind_int64(st, 2, x->doc);
+    sqlite3_bind_int(st, 3, strncmp(x->locale, "zh", 2) == 0 ? 48 : 20);
     int rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? col_dup(kb, st, 0) : "";
+    if (rc == SQLITE_ROW && with_cover) {
+        x->cover = sqlite3_column_double(st, 1);
+        x->mass = sqlite3_column_double(st, 2);
+    }
     sqlite3_reset(st);
     if (*out && **out)
         one_line((char *)*out);
@@ -341,7 +359,7 @@ int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, s
     for (size_t i = 0; i < n && i < KB_MAX_HITS && rc == 0; i++) {
         struct kb_hit *h = &out->hit[out->n++];
         *h = (struct kb_hit){c[i].id, c[i].locale, c[i].title, "", c[i].score};
-        rc = snippet_of(kb, c[i].doc, c[i].locale, &h->snippet);
+        rc = snippet_of(kb, &c[i], i == 0, &h->snippet);
     }
     if (n)
         out->confidence = confidence(c[0].cover, c[0].mass, c[0].score, n > 1 ? c[1].score : 0);
@@ -400,6 +418,7 @@ int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit
     return ret;
 }
 
+/* Runs a one-number query into *v. */
 static int count(struct kb *kb, const char *sql, long long *v)
 {
     sqlite3_stmt *st;

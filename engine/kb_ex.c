@@ -110,11 +110,17 @@ static uint32_t term_df(const struct ex_shared *sh, uint64_t h)
 struct term_set {
     uint64_t h[KB_MAX_TERMS];
     size_t n;
+    int all; /* keep particle bigrams (as kb_query_build() does when nothing else is left) */
+    size_t dropped;
 };
 
 static int set_add(void *ctx, int colocated, const char *tok, size_t n, size_t start, size_t end)
 {
     struct term_set *s = ctx;
+    if (!s->all && kb_term_particle(tok, n)) { /* as in queries */
+        s->dropped++;
+        return 0;
+    }
     uint64_t h = term_hash(tok, n);
     for (size_t k = 0; k < s->n; k++)
         if (s->h[k] == h)
@@ -124,10 +130,17 @@ static int set_add(void *ctx, int colocated, const char *tok, size_t n, size_t s
     return 0;
 }
 
+/* Fills s with the distinct terms of text, dropping particle bigrams as queries do. */
 static int terms_of(struct kb_tok_buf *b, const char *text, struct term_set *s)
 {
-    s->n = 0;
-    return kb_tok_each(b, text, strlen(text), KB_TOK_TERMS, set_add, s);
+    s->n = s->dropped = 0;
+    s->all = 0;
+    int rc = kb_tok_each(b, text, strlen(text), KB_TOK_TERMS, set_add, s);
+    if (rc == 0 && s->n == 0 && s->dropped) {
+        s->all = 1;
+        rc = kb_tok_each(b, text, strlen(text), KB_TOK_TERMS, set_add, s);
+    }
+    return rc;
 }
 
 /* Counts, for every term, the examples that hold it. */
@@ -156,6 +169,7 @@ static int count_terms(struct ex_shared *sh, struct kb_tok_buf *b)
     return 0;
 }
 
+/* The BM25-style IDF of a term held by df of the examples (always > 0). */
 static double idf(const struct ex_shared *sh, uint32_t df)
 {
     double n = (double)sh->n;
@@ -177,6 +191,7 @@ static int ex_new(struct kb_examples **out)
     return kb_tok_register(ex->db);
 }
 
+/* Prepares the nearest-examples query on ex's connection. */
 static int ex_prepare(struct kb_examples *ex)
 {
     static const char *const sql =

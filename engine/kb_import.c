@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define KB_MAX_FILE  (1 << 20)
@@ -119,10 +120,11 @@ static void files_release(struct files *fs)
     free(fs->v);
 }
 
-static int ends_md(const char *name)
+/* 1 for an article file: *.md, except README.md (the corpus's own documentation). */
+static int is_article(const char *name)
 {
     size_t n = strlen(name);
-    return n > 3 && strcmp(name + n - 3, ".md") == 0;
+    return n > 3 && strcmp(name + n - 3, ".md") == 0 && strcasecmp(name, "readme.md") != 0;
 }
 
 /* Collects every *.md under root/rel (hidden entries skipped). */
@@ -148,7 +150,7 @@ static int walk(const char *root, const char *rel, int depth, struct files *fs, 
             continue;
         if (S_ISDIR(st.st_mode) && depth < KB_MAX_DEPTH)
             rc = walk(root, sub, depth + 1, fs, d);
-        else if (S_ISREG(st.st_mode) && ends_md(e->d_name))
+        else if (S_ISREG(st.st_mode) && is_article(e->d_name))
             rc = files_push(fs, sub);
     }
     closedir(dp);
@@ -220,6 +222,7 @@ static const struct {
 
 #define STMT(im, k) (*(sqlite3_stmt **)((char *)(im) + stmts[k].off))
 
+/* Prepares the import's statements (finalized by import_finalize()). */
 static int import_prepare(struct import *im)
 {
     for (size_t k = 0; k < sizeof stmts / sizeof stmts[0]; k++)
@@ -242,6 +245,7 @@ static int run(struct import *im, sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : kb_fail_db(im->kb, "update the knowledge base");
 }
 
+/* Deletes one article from both tables. */
 static int delete_doc(struct import *im, sqlite3_int64 doc)
 {
     sqlite3_bind_int64(im->del, 1, doc);
@@ -275,6 +279,7 @@ static int classify(struct import *im)
     return rc;
 }
 
+/* 1 if rel is among the (sorted) files found. */
 static int seen(const struct files *fs, const char *rel)
 {
     size_t lo = 0, hi = fs->n;
@@ -387,6 +392,7 @@ static int import_one(struct import *im, size_t i)
     return rc;
 }
 
+/* Counts the unchanged and unreadable files, imports the others, reports progress. */
 static int import_files(struct import *im, kb_progress_fn progress, void *ctx)
 {
     int rc = 0;
@@ -404,12 +410,14 @@ static int import_files(struct import *im, kb_progress_fn progress, void *ctx)
     return rc;
 }
 
+/* Walks, reads and hashes the files, then updates the database in one transaction. */
 static int import_run(struct import *im, kb_progress_fn progress, void *ctx)
 {
     int rc = walk(im->root, "", 0, &im->fs, im->d);
     if (rc < 0)
         return rc == KEFU_EIO ? kb_fail_msg(im->kb, rc, "cannot open corpus directory") : rc;
-    qsort(im->fs.v, im->fs.n, sizeof *im->fs.v, file_cmp);
+    if (im->fs.n) /* qsort(NULL, 0, ...) is undefined */
+        qsort(im->fs.v, im->fs.n, sizeof *im->fs.v, file_cmp);
     im->stats->files = im->fs.n;
     for (size_t i = 0; i < im->fs.n && rc == 0; i++)
         rc = read_file(im->root, &im->fs.v[i], im->d);

@@ -138,7 +138,7 @@ static int set_once(struct parser *p, const struct header_line *h, char **slot, 
 
 struct header_seen {
     int id, locale, title, tags; /* the line each was first set on */
-    unsigned mentioned;          /* 1 id, 2 locale, 4 title: present, even with a bad value */
+    unsigned mentioned; /* 1 id, 2 locale, 4 title: present, even with a bad value; 8 a malformed line */
 };
 
 /* Interprets one `key: value` line. Returns 0 or KEFU_ENOMEM (errors go to p). */
@@ -251,9 +251,13 @@ static int parse_header(struct parser *p, struct kb_article *a, size_t *body, in
         last_line = h.line;
         if (header_split(p, &h))
             rc = header_field(p, &h, a, &seen);
+        else
+            seen.mentioned |= 8u;
     }
     *body = i;
     *body_line = line;
+    if (seen.mentioned & 8u) /* a line that is no header line may have been meant as the key */
+        return rc;
     require(p, last_line, last, last_len, seen.mentioned & 1, "id");
     require(p, last_line, last, last_len, seen.mentioned & 2, "locale");
     require(p, last_line, last, last_len, seen.mentioned & 4, "title");

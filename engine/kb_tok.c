@@ -192,6 +192,16 @@ static int normalize_mapped(struct kb_tok_buf *b, const char *s, size_t len)
     if ((rc = map_reserve(b, 2 * len + 16)) < 0)
         return rc;
     for (size_t i = 0; i < len;) {
+        unsigned char a = (unsigned char)s[i];
+        if (a > ' ' && a < 0x7F) { /* printable ASCII, the common case; within the reserve */
+            if (space && b->norm.len)
+                map_put(b, " ", 1, i, i);
+            space = 0;
+            char lc = (char)(a >= 'A' && a <= 'Z' ? a + 32 : a);
+            map_put(b, &lc, 1, i, i + 1);
+            i++;
+            continue;
+        }
         size_t at = i, n = seq_len(s, len, i), on = 0;
         char out[16];
         int sp = 0;
@@ -430,12 +440,29 @@ int kb_query_has(const struct kb_query *q, const char *t, size_t n)
     return 0;
 }
 
+/* 1 for a Chinese bigram holding a sentence particle or the 么 of 什么/怎么:
+ * across a word boundary (么用, 券吗) or a question word, never a topic. */
+int kb_term_particle(const char *tok, size_t n)
+{
+    static const char *const particles[] = {"的", "了", "吗", "呢", "吧", "啊", "么", "呀", "嘛"};
+    if (n != 6 || (unsigned char)tok[0] < 0xE0)
+        return 0;
+    for (size_t k = 0; k < sizeof particles / sizeof particles[0]; k++)
+        if (memcmp(tok, particles[k], 3) == 0 || memcmp(tok + 3, particles[k], 3) == 0)
+            return 1;
+    return 0;
+}
+
 /* Adds one term (distinct, up to KB_MAX_TERMS) to the query. */
 static int query_term(void *ctx, int colocated, const char *tok, size_t n, size_t start, size_t end)
 {
     struct kb_query *q = ctx;
     if (q->n == KB_MAX_TERMS || n == 0 || kb_query_has(q, tok, n))
         return 0;
+    if (!q->all && kb_term_particle(tok, n)) {
+        q->dropped++;
+        return 0;
+    }
     q->off[q->n] = (uint32_t)q->text.len;
     q->len[q->n] = (uint32_t)n;
     int rc = kb_buf_add(&q->text, tok, n);
@@ -477,6 +504,12 @@ int kb_query_build(struct kb_tok_buf *b, const char *text, size_t len, struct kb
         return rc;
     if (!text_utf8_valid(text, len))
         return KEFU_EUTF8;
+    q->all = 0;
+    q->dropped = 0;
     rc = kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    if (rc == 0 && q->n == 0 && q->dropped) { /* 在吗: the particles are all there is */
+        q->all = 1;
+        rc = kb_tok_each(b, text, len, KB_TOK_TERMS, query_term, q);
+    }
     return rc ? rc : kb_query_match(q, NULL);
 }

@@ -6,5 +6,11 @@
 int cli_main(int argc, char **argv);
 /* Runs `kefu kb ...` (argv[0] is "kb"); returns the process exit status. */
 int cli_kb(int argc, char **argv);
+/* Runs `kefu test ...` (argv[0] is "test"); returns the process exit status. */
+int cli_test(int argc, char **argv);
+/* Runs `kefu chat ...` (argv[0] is "chat"); returns the process exit status. */
+int cli_chat(int argc, char **argv);
+/* Runs `kefu report ...` (argv[0] is "report"); returns the process exit status. */
+int cli_report(int argc, char **argv);
 
 #endif

@@ -27,14 +27,16 @@ struct dialog; /* opaque */
 #define DIALOG_MAX_TEXT 4096 /* bytes in one message, after UTF-8 validation */
 
 struct dialog_config {
-    const char *data_dir;   /* holds kefu.db (conversations) and kb.db (articles); created if missing */
-    const char *rules_dir;  /* rule files */
-    const char *corpus_dir; /* articles, imported into kb.db at open (incremental) */
-    int miss_limit;         /* consecutive misses before a handoff (default 2; 0 = default) */
-    const char *hours;      /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
-    int tz_offset_min;      /* minutes east of UTC for hours (480 = Beijing) */
-    const char *agents;     /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
-    int group_commit;       /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    const char *data_dir;        /* holds kefu.db (conversations) and kb.db (articles); created if missing */
+    const char *rules_dir;       /* rule files */
+    const char *corpus_dir;      /* articles, imported into kb.db at open (incremental) */
+    int miss_limit;              /* consecutive misses before a handoff (default 2; 0 = default) */
+    const char *hours;           /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
+    int tz_offset_min;           /* minutes east of UTC for hours (480 = Beijing) */
+    const char *agents;          /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
+    int group_commit;            /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
+    void *now_ctx;
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
@@ -52,7 +54,9 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag);
 const char *dialog_error(void);
 
 /* Called after a committed change: conv got message seq (conv NULL: the
- * queue changed). Runs on an internal thread; must not block or call back. */
+ * queue changed). Runs on the thread of the call that made the change,
+ * after its commit and outside every dialog lock; must not block or call
+ * back. Set it before serving. */
 typedef void (*dialog_notify_fn)(void *ctx, const char *conv, long seq);
 void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
 
@@ -63,9 +67,12 @@ void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
 int dialog_conversation_create(struct dialog *d, json_t *req, json_t **out);
 /* Checks the conversation's token in constant time: 0, KEFU_ENOENT or KEFU_EPERM. */
 int dialog_customer_auth(struct dialog *d, const char *conv, const char *token);
-/* req {text, client_id?} → {reply:{text, source, intent?, confidence, articles?,
- * quick_replies?}, state, seq, queue?:{name, position, wait_s}}; the reply is
- * null while queued or with an agent. Repeating a client_id returns the first answer. */
+/* req {text, client_id?} → {reply:{text, source, intent?, confidence, articles?:[{id, title?}],
+ * quick_replies?, notice?}, state, seq, queue?:{name, position, wait_s}}; the reply is
+ * null while queued or with an agent; seq is the last message this call stored;
+ * notice says agents are offline (business hours) or busy. source is rule, example,
+ * kb, clarify, fallback, handoff or feedback ("1".."5" typed after a resolve).
+ * Repeating a client_id returns the first answer and stores nothing. */
 int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out);
 /* → {messages:[{seq, from, text, source?, at}...] with seq > after, state, queue?}. */
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out);
@@ -76,13 +83,20 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
 
 /* Finds the agent whose token this is (constant time); *agent is borrowed. */
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent);
-/* → {queues:[...], conversations:[{id, queue, priority, waiting_s, customer, reason, first_message}]}
- * for the queues the agent serves, in claim order. */
+/* → {queues:[...], conversations:[{id, queue, priority, position, waiting_s, customer,
+ * reason, channel, first_message}]} for the queues the agent serves, in claim order. */
 int dialog_queue_list(struct dialog *d, const char *agent, json_t **out);
-/* Claims conv (NULL: the next one the agent may take) → the context as below. */
+/* Claims conv (NULL: the next one the agent may take) → the context as below.
+ * Claiming again a conversation the agent holds returns the context and changes
+ * nothing; KEFU_EBUSY at capacity, KEFU_EPERM outside the agent's skills,
+ * KEFU_ECONFLICT when another agent holds it, KEFU_ENOENT when nothing waits. */
 int dialog_claim(struct dialog *d, const char *agent, const char *conv, json_t **out);
-/* → the full context: conversation, transcript, customer profile, history
- * across channels, intents with scores, slots, handoff reason, suggested articles. */
+/* → the full context: {conversation:{id, state, channel, locale, queue, priority,
+ * agent, created_at, queued_at, misses}, customer:{id, name, tier, first_seen,
+ * last_seen}, transcript:[{seq, from, text, source?, intent?, confidence?, at}],
+ * history:[{id, channel, state, created_at, updated_at, reason, messages,
+ * first_message}], understood:{intents:[{intent, confidence, source, seq}], slots:{}},
+ * reason, articles:[{id, title, score}], packet: the same as stored at the handoff}. */
 int dialog_context(struct dialog *d, const char *agent, const char *conv, json_t **out);
 /* req {text, client_id?} → {seq}. The conversation must be the agent's. */
 int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, json_t *req, json_t **out);
@@ -90,7 +104,9 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
 int dialog_transfer(struct dialog *d, const char *agent, const char *conv, json_t *req, json_t **out);
 /* Gives the conversation back to its queue → {state}. */
 int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t **out);
-/* → {state:"resolved"}; the customer is asked for a rating. */
+/* → {state:"resolved", seq}; the customer is asked for a rating. Resolving
+ * again returns the same and changes nothing; the customer's next message
+ * (other than a rating) returns the conversation to the bot. */
 int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
 
 /* ---- operator ---- */

@@ -60,7 +60,8 @@ int kb_import(struct kb *kb, const char *dir, struct rules_diag *diag, kb_progre
               struct kb_import_stats *stats);
 
 /* Searches articles for text[0..len) (raw UTF-8), preferring locale ("en",
- * "zh", "zh-hant"; NULL: any). Fills out. Returns 0, KEFU_EUTF8 or KEFU_EIO. */
+ * "zh", "zh-hant"; NULL: any). Fills out. Returns 0, KEFU_EUTF8, KEFU_ENOMEM
+ * or KEFU_EIO (kb_error() says why). */
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out);
 
 /* Looks up article id in locale (falling back to its language, then any);
@@ -91,11 +92,13 @@ struct kb_votes {
 /* Indexes every example line of rs in a new in-memory FTS5 database; rs
  * must outlive it. *out is new, free with kb_examples_free(). */
 int kb_examples_build(const struct rules *rs, struct kb_examples **out);
-/* A second connection to the same examples for another thread; *out is new. */
+/* A second connection to the same examples for another thread (a private
+ * copy of the index; safe while ex is in use elsewhere); *out is new. */
 int kb_examples_clone(const struct kb_examples *ex, struct kb_examples **out);
 void kb_examples_free(struct kb_examples *ex); /* NULL is fine */
 /* Matches text[0..len) against the examples; intents whose 'when' fails for
- * attrs (may be NULL) do not vote. Returns 0, KEFU_EUTF8 or KEFU_EIO. */
+ * attrs (NULL: no attributes) do not vote. Returns 0, KEFU_EUTF8, KEFU_ENOMEM
+ * or KEFU_EIO. */
 int kb_examples_match(struct kb_examples *ex, const char *text, size_t len, const struct attrs *attrs,
                       struct kb_votes *out);
 

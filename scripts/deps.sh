@@ -5,10 +5,10 @@
 set -eu
 
 PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev sqlite3 \
-libjansson-dev libcmocka-dev opencc clang libclang-rt-14-dev valgrind curl jq"
+libjansson-dev libcmocka-dev libssl-dev opencc clang libclang-rt-14-dev valgrind curl jq"
 
 missing() {
-    for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka; do
+    for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto; do
         pkg-config --exists "$lib" 2>/dev/null || { echo "$lib"; return; }
     done
     for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq; do

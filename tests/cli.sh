@@ -62,13 +62,32 @@ printf 'hello\n发票\n' | "$KEFU" route --json | jq -e -s 'length == 2 and all(
     no check-missing-dir "$(cat "$tmp/err")"
 
 # 9. --help on every command
-for c in check ask route chat; do
+for c in check ask route chat report; do
     "$KEFU" "$c" --help | grep -q "usage: kefu $c" && ok "help-$c" || no "help-$c"
 done
 
-# 10. chat reads lines and answers each
-out=$(printf 'hello\n我要开发票\n' | "$KEFU" chat 2>&1)
-[ "$(echo "$out" | grep -c '^intent:')" -eq 2 ] && ok chat-lines || no chat-lines "$out"
+# 10. chat is a conversation: each line answered, a slot asked then filled, a handoff shown
+out=$(printf 'hello\n我要开发票\n' | "$KEFU" chat --corpus "$tmp/nocorpus" 2>&1)
+[ "$(echo "$out" | grep -c '^kefu (rule, ')" -eq 2 ] && ok chat-lines || no chat-lines "$out"
+out=$(printf 'where is my order\nKF12345678\n转人工\nhello?\n/claim\n/agent on it\n/resolve\n5\n' |
+    "$KEFU" chat --corpus "$tmp/nocorpus" --data "$tmp/chat" 2>&1)
+echo "$out" | grep -q '^kefu (rule, order.status, .*order number' &&
+    echo "$out" | grep -q '^kefu (rule, order.status, .*KF12345678' &&
+    echo "$out" | grep -q "^   -- queued in queue 'general', position 1" &&
+    echo "$out" | grep -q '^kefu: (silent: the conversation is queued)' &&
+    echo "$out" | grep -q '^agent claimed it; handoff reason: requested' &&
+    echo "$out" | grep -q '^kefu (feedback, ' && ok chat-journey || no chat-journey "$out"
+
+# 10b. report: automation, handoff reasons, per-intent figures, unanswered messages grouped
+printf 'asdf qwer\nhello\nASDF  Qwer\n' | "$KEFU" chat --corpus "$tmp/nocorpus" --data "$tmp/chat" >/dev/null 2>&1
+out=$("$KEFU" report --data "$tmp/chat" --json 2>&1)
+echo "$out" | jq -e '.conversations == 2 and .handoff_reasons.requested == 1 and .feedback == 1
+    and .intents["order.status"].answered == 2 and .intents["order.status"].rating == 5
+    and .unanswered[0].text == "asdf qwer" and .unanswered[0].count == 2 and .automation == 0.5' >/dev/null 2>&1 &&
+    ok report-json || no report-json "$out"
+"$KEFU" report --data "$tmp/chat" | grep -q '^automation: ' && ok report-text || no report-text
+"$KEFU" report --data "$tmp/none" >"$tmp/out" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "no conversations in" "$tmp/err" && ok report-missing || no report-missing "$(cat "$tmp/err")"
 
 # 11. intents told apart only by 'when': check keeps both, --attr picks one
 mkdir -p "$tmp/when"
@@ -160,13 +179,18 @@ echo "$out" | grep -q ': 9 articles in 3 locales, [0-9]* terms, ' && ok kb-stats
 "$KEFU" kb frob >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "unknown kb command 'frob'" "$tmp/err" && ok kb-unknown || no kb-unknown
 
+kefu_abs="$(cd "$(dirname "$KEFU")" && pwd)/$(basename "$KEFU")"
+(cd "$tmp" && "$kefu_abs" kb import >"$tmp/out" 2>"$tmp/err")
+[ $? -eq 1 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "cannot open corpus directory 'corpus'" "$tmp/err" &&
+    [ ! -e "$tmp/data" ] && ok kb-import-missing || no kb-import-missing "$(cat "$tmp/err")"
+
 # 19. kb --help and each subcommand's --help
 "$KEFU" kb --help | grep -q "usage: kefu kb COMMAND" && ok help-kb || no help-kb
 for c in import search stats; do
     "$KEFU" kb "$c" --help | grep -q "usage: kefu kb $c" && ok "help-kb-$c" || no "help-kb-$c"
 done
 
-# 16. learn: labelled lines become example-only intents that check clean; bad lines are file:line
+# 21. learn: labelled lines become example-only intents that check clean; bad lines are file:line
 "$KEFU" learn tests/eval/train.tsv -o "$tmp/learned.rules" 2>"$tmp/err"
 status=$?
 names=$(grep '^intent ' "$tmp/learned.rules" | cut -d' ' -f2 | tr '\n' ' ')
@@ -185,7 +209,7 @@ grep -q "dup.tsv:2: 'refund please' is labelled both 'refund.status' (line 1) an
     [ "$(grep -c '^  example' "$tmp/dup.rules")" -eq 2 ] && grep -q 'example  hi \\#1' "$tmp/dup.rules" &&
     "$KEFU" check "$tmp/dup.rules" >/dev/null 2>&1 && ok learn-duplicates || no learn-duplicates "$(cat "$tmp/err" "$tmp/dup.rules")"
 
-# 17. eval --json: the counts and figures of a small labelled test file
+# 22. eval --json: the counts and figures of a small labelled test file
 "$KEFU" eval --json --rules "$tmp/learned.rules" tests/eval/test.tsv >"$tmp/out" 2>"$tmp/err"
 jq -e '.total == 16 and .in_scope == 12 and .oos == 4 and .malformed == 1 and .accuracy >= 0.9
     and .automation >= 0.75 and .precision >= 0.9 and .oos_handoff >= 0.75 and .sources.rule == 0
@@ -197,13 +221,13 @@ jq -e '.total == 16 and .in_scope == 12 and .oos == 4 and .malformed == 1 and .a
 grep -q '16 lines, 12 in scope, 4 oos, 1 malformed' "$tmp/out" && grep -q '^  card_lost  *3 ' "$tmp/out" &&
     grep -q 'oos handoff' "$tmp/out" && ok eval-table || no eval-table "$(cat "$tmp/out")"
 
-# 18. eval --sweep: automation never grows as the lead needed grows
+# 23. eval --sweep: automation never grows as the lead needed grows
 "$KEFU" eval --json --sweep --rules "$tmp/learned.rules" tests/eval/test.tsv 2>/dev/null |
     jq -e '(.sweep | length) == 51 and .sweep[0].threshold == 0 and
         ([.sweep[].automation] as $a | all(range(1; $a | length); $a[.] <= $a[. - 1]))' >/dev/null 2>&1 &&
     ok eval-sweep || no eval-sweep
 
-# 19. eval --faq: articles from a FAQ table, top-1 and top-3 retrieval, oos handed off
+# 24. eval --faq: articles from a FAQ table, top-1 and top-3 retrieval, oos handed off
 "$KEFU" eval --json --faq tests/eval/faq.tsv tests/eval/queries.tsv >"$tmp/out" 2>"$tmp/err"
 jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 == 1 and .sources.kb >= 2
     and .oos_handoff == 1' "$tmp/out" >/dev/null 2>&1 && grep -q '3 articles from tests/eval/faq.tsv' "$tmp/err" &&
@@ -212,7 +236,7 @@ jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 
 [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "cannot read '/nonexistent.tsv'" "$tmp/err" &&
     ok eval-missing || no eval-missing "$(cat "$tmp/err")"
 
-# 20. ask: an example-only intent answers from its examples; --explain shows every stage
+# 25. ask: an example-only intent answers from its examples; --explain shows every stage
 out=$("$KEFU" ask --json --explain --rules "$tmp/learned.rules" "I think I lost my card" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 3
     and .explain.stages[1].candidates[0].why == "taken" and .explain.stages[2].note == "no knowledge base"' \
@@ -222,14 +246,14 @@ out=$("$KEFU" ask --explain --rules "$tmp/learned.rules" "I think I lost my card
 echo "$out" | grep -q '^examples:' && echo "$out" | grep -q '^clarify: *not needed' && ok ask-explain-stages ||
     no ask-explain-stages "$out"
 
-# 21. with a knowledge base: {kb:ID} shows the article title, and articles answer what rules do not
+# 26. with a knowledge base: {kb:ID} shows the article title, and articles answer what rules do not
 "$KEFU" kb import --db "$tmp/kb.db" --quiet corpus >/dev/null 2>&1
 out=$("$KEFU" ask --json --db "$tmp/kb.db" "how do I reset my password" 2>"$tmp/err")
 title=$(grep -m1 '^title:' corpus/en/password-reset.md | sed 's/^title: *//')
 echo "$out" | jq -e --arg t "$title" '.reply | contains("[" + $t + "](kb:password-reset)")' >/dev/null 2>&1 &&
     [ ! -s "$tmp/err" ] && ok ask-kb-title || no ask-kb-title "$out $(cat "$tmp/err")"
 
-# 22. learn and eval on a file that is not text: every line is reported, nothing crashes
+# 27. learn and eval on a file that is not text: every line is reported, nothing crashes
 head -c 30000 "$KEFU" >"$tmp/garbage.tsv"
 "$KEFU" learn "$tmp/garbage.tsv" >/dev/null 2>"$tmp/err"
 s1=$?
@@ -237,3 +261,28 @@ s1=$?
 s2=$?
 [ "$s1" -eq 1 ] && [ "$s2" -eq 0 ] && grep -q 'garbage.tsv:1: ' "$tmp/err" && jq -e '.malformed > 0' "$tmp/out" >/dev/null &&
     ok eval-garbage || no eval-garbage "status $s1 $s2"
+
+# 20. kefu test: the bundled conversation tests pass; a wrong expectation fails with its
+#     file:line and what came; a malformed file is a file:line:col error and runs nothing
+out=$("$KEFU" test 2>&1)
+[ $? -eq 0 ] && echo "$out" | grep -q ' 0 failed$' && ! echo "$out" | grep -q '^FAIL' && ok test-bundled ||
+    no test-bundled "$out"
+mkdir -p "$tmp/convo"
+cat >"$tmp/convo/wrong.test" <<'X'
+conversation invoice question expected elsewhere
+  with locale=en
+  > how do I get an invoice
+  < intent = shipping.cost
+  < state = bot
+X
+out=$("$KEFU" test "$tmp/convo/wrong.test" 2>&1)
+status=$?
+[ "$status" -eq 1 ] && echo "$out" | grep -q '^FAIL invoice question expected elsewhere' &&
+    echo "$out" | grep -q "wrong.test:4: expected intent = 'shipping.cost', got 'invoice.request'" &&
+    echo "$out" | grep -q '1 passed\|0 passed, 1 failed' && ok test-fails || no test-fails "status $status; $out"
+printf 'conversation x\n  > hello\n  < intent shipping.cost\n  agent dance\n' >"$tmp/convo/bad.test"
+"$KEFU" test "$tmp/convo/bad.test" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 2 ] && grep -q 'bad.test:3:3: an expectation is' "$tmp/err" && grep -q 'bad.test:4:3: unknown agent step' "$tmp/err" &&
+    ok test-syntax || no test-syntax "status $status; $(cat "$tmp/err")"
+"$KEFU" test --help | grep -q "usage: kefu test" && ok help-test || no help-test

@@ -25,5 +25,10 @@ cp=$(printf '%s\n' "$cli" | grep -c '^ok ')
 cf=$(printf '%s\n' "$cli" | grep -c '^not ok ')
 passed=$((passed + cp))
 failed=$((failed + cf))
+# the HTTP server end to end on the real engine: "ok NAME" or "not ok NAME" lines
+e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
+printf '%s\n' "$e2e"
+passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
+failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

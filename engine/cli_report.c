@@ -1,0 +1,261 @@
+/* cli_report.c — `kefu report`: what the conversations say about the
+ * rules, for knowledge editors. Reads data/kefu.db (safe while the server
+ * runs: WAL readers do not block it) and prints the automation rate, why
+ * conversations reached people, each intent's containment and ratings,
+ * and the messages nothing answered, grouped by their normalized text, so
+ * the most frequent gaps come first. --json prints one object. */
+#include "cli.h"
+
+#include "kefu.h"
+#include "store.h"
+#include "text.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const usage_report =
+    "usage: kefu report [--data DIR] [--json] [--top N]\n\n"
+    "Summarizes the conversations in DIR/kefu.db (default data/): the automation rate\n"
+    "(messages the bot answered from a rule, an example or an article, out of those it\n"
+    "handled), handoffs by reason, per intent how often it answered, how often it handed\n"
+    "off and the ratings of the conversations it answered in, and the N (default 20) most\n"
+    "frequent messages nothing answered, grouped by normalized text.";
+
+static int report_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int report_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kefu: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+/* Collects rows as {key: [count, avg]} in a JSON object. */
+static int collect(void *ctx, const char *key, long long count, double avg)
+{
+    json_object_set_new(ctx, key ? key : "(none)", json_pack("[I, f]", (json_int_t)count, avg));
+    return 0;
+}
+
+static json_t *rows(struct store *st, int which)
+{
+    json_t *o = json_object();
+    store_report(st, which, collect, o);
+    return o;
+}
+
+static long long count_of(json_t *o, const char *key)
+{
+    return json_integer_value(json_array_get(json_object_get(o, key), 0));
+}
+
+/* Groups the unanswered messages by normalized text: {norm: {count, example}}. */
+struct gaps {
+    json_t *by_norm;
+    struct text_buf b;
+};
+
+static int add_gap(void *ctx, const char *text, long long count, double avg)
+{
+    struct gaps *g = ctx;
+    if (!text || text_normalize(text, strlen(text), TEXT_FOLD, &g->b) < 0)
+        return 0;
+    json_t *e = json_object_get(g->by_norm, g->b.s);
+    if (!e)
+        json_object_set_new(g->by_norm, g->b.s,
+                            e = json_pack("{s:I, s:s}", "count", (json_int_t)0, "example", text));
+    json_object_set_new(e, "count", json_integer(json_integer_value(json_object_get(e, "count")) + count));
+    return 0;
+}
+
+static int gap_cmp(const void *a, const void *b)
+{
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    json_int_t cx = json_integer_value(json_object_get(x, "count")),
+               cy = json_integer_value(json_object_get(y, "count"));
+    if (cx != cy)
+        return cx > cy ? -1 : 1;
+    return strcmp(json_string_value(json_object_get(x, "text")),
+                  json_string_value(json_object_get(y, "text")));
+}
+
+/* The top unanswered groups, most frequent first: [{text, count, example}]. */
+static json_t *gaps(struct store *st, int top)
+{
+    struct gaps g;
+    g.by_norm = json_object();
+    text_buf_init(&g.b);
+    store_report(st, STORE_R_UNANSWERED, add_gap, &g);
+    size_t n = json_object_size(g.by_norm), i = 0;
+    json_t **v = kefu_calloc(n + 1, sizeof *v);
+    const char *key;
+    json_t *e;
+    json_object_foreach(g.by_norm, key, e)
+    {
+        json_object_set_new(e, "text", json_string(key));
+        if (v)
+            v[i++] = e;
+    }
+    json_t *out = json_array();
+    if (v) {
+        qsort(v, i, sizeof *v, gap_cmp);
+        for (size_t k = 0; k < i && (int)k < top; k++)
+            json_array_append(out, v[k]);
+    }
+    free(v);
+    json_decref(g.by_norm);
+    text_buf_release(&g.b);
+    return out;
+}
+
+/* Per intent: answered, avg confidence, handoffs, containment, ratings. */
+static json_t *intents(struct store *st)
+{
+    json_t *ans = rows(st, STORE_R_INTENT_ANSWERS), *hand = rows(st, STORE_R_INTENT_HANDOFF);
+    json_t *rate = rows(st, STORE_R_INTENT_RATING), *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(hand, k, v) if (!json_object_get(ans, k))
+        json_object_set_new(ans, k, json_pack("[i, f]", 0, 0.0));
+    json_object_foreach(ans, k, v)
+    {
+        long long a = json_integer_value(json_array_get(v, 0)), h = count_of(hand, k);
+        json_t *r = json_object_get(rate, k);
+        json_object_set_new(out, k,
+                            json_pack("{s:I, s:f, s:I, s:f, s:I, s:o}", "answered", (json_int_t)a,
+                                      "confidence", json_real_value(json_array_get(v, 1)), "handoffs",
+                                      (json_int_t)h, "containment", a + h ? (double)a / (double)(a + h) : 0.0,
+                                      "ratings",
+                                      (json_int_t)(r ? json_integer_value(json_array_get(r, 0)) : 0),
+                                      "rating", r ? json_copy(json_array_get(r, 1)) : json_null()));
+    }
+    json_decref(ans);
+    json_decref(hand);
+    json_decref(rate);
+    return out;
+}
+
+static json_t *build(struct store *st, int top)
+{
+    json_t *src = rows(st, STORE_R_SOURCES), *tot = rows(st, STORE_R_TOTALS);
+    long long answered = count_of(src, "rule") + count_of(src, "example") + count_of(src, "kb");
+    long long handled =
+        answered + count_of(src, "clarify") + count_of(src, "fallback") + count_of(src, "handoff");
+    json_t *sources = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(src, k, v) json_object_set(sources, k, json_array_get(v, 0));
+    json_t *why = rows(st, STORE_R_HANDOFFS), *reasons = json_object();
+    json_object_foreach(why, k, v) json_object_set(reasons, k, json_array_get(v, 0));
+    json_t *rat = rows(st, STORE_R_RATINGS), *ratings = json_object();
+    json_object_foreach(rat, k, v) json_object_set(ratings, k, json_array_get(v, 0));
+    json_t *o = json_pack("{s:I, s:I, s:I, s:f, s:o, s:o, s:I, s:f, s:o, s:o, s:o}", "conversations",
+                          (json_int_t)count_of(tot, "conversations"), "customer_messages",
+                          (json_int_t)count_of(tot, "customer_messages"), "handoffs",
+                          (json_int_t)count_of(tot, "handoffs"), "automation",
+                          handled ? (double)answered / (double)handled : 0.0, "sources", sources,
+                          "handoff_reasons", reasons, "feedback", (json_int_t)count_of(tot, "feedback"),
+                          "rating", json_real_value(json_array_get(json_object_get(tot, "feedback"), 1)),
+                          "ratings", ratings, "intents", intents(st), "unanswered", gaps(st, top));
+    json_decref(src);
+    json_decref(tot);
+    json_decref(why);
+    json_decref(rat);
+    return o;
+}
+
+static void print_counts(const char *title, json_t *o)
+{
+    printf("%s:", title);
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) printf(" %s %lld", k, json_integer_value(v));
+    putchar('\n');
+}
+
+static void print_report(json_t *r)
+{
+    printf("conversations %lld, customer messages %lld, handoffs %lld\n",
+           json_integer_value(json_object_get(r, "conversations")),
+           json_integer_value(json_object_get(r, "customer_messages")),
+           json_integer_value(json_object_get(r, "handoffs")));
+    printf("automation: %.1f%% of the messages the bot handled were answered (rule, example, kb)\n",
+           100 * json_real_value(json_object_get(r, "automation")));
+    print_counts("messages by source", json_object_get(r, "sources"));
+    print_counts("handoffs by reason", json_object_get(r, "handoff_reasons"));
+    printf("feedback: %lld ratings, average %.2f\n", json_integer_value(json_object_get(r, "feedback")),
+           json_real_value(json_object_get(r, "rating")));
+    printf("\n%-32s %8s %6s %8s %8s %7s\n", "intent", "answered", "conf", "handoffs", "contain", "rating");
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "intents"), k, v)
+    {
+        json_t *rating = json_object_get(v, "rating");
+        char rs[16] = "-";
+        if (json_is_number(rating))
+            snprintf(rs, sizeof rs, "%.2f", json_number_value(rating));
+        printf("%-32s %8lld %6.2f %8lld %7.0f%% %7s\n", k, json_integer_value(json_object_get(v, "answered")),
+               json_real_value(json_object_get(v, "confidence")),
+               json_integer_value(json_object_get(v, "handoffs")),
+               100 * json_real_value(json_object_get(v, "containment")), rs);
+    }
+    json_t *g = json_object_get(r, "unanswered");
+    printf("\nunanswered messages (most frequent first; write rules for these):\n");
+    size_t i;
+    json_array_foreach(g, i, v) printf("%6lld  %s\n", json_integer_value(json_object_get(v, "count")),
+                                       json_string_value(json_object_get(v, "example")));
+    if (!json_array_size(g))
+        puts("  none");
+}
+
+int cli_report(int argc, char **argv)
+{
+    const char *dir = "data";
+    int json = 0, top = 20;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            puts(usage_report);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            json = 1;
+        } else if ((strcmp(argv[i], "--data") == 0 || strcmp(argv[i], "--top") == 0) && i + 1 < argc) {
+            if (strcmp(argv[i], "--data") == 0)
+                dir = argv[++i];
+            else if ((top = atoi(argv[++i])) < 1)
+                return report_fail("--top takes a positive number");
+        } else {
+            return report_fail("unknown option or missing value '%s' for 'report' (see kefu report --help)",
+                               argv[i]);
+        }
+    }
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/kefu.db", dir);
+    if (stat(path, &sb) != 0)
+        return report_fail("no conversations in '%s' (%s not found)", dir, path);
+    struct store *st;
+    struct store_opts so = {.readers = 1};
+    int rc = store_open(path, &so, &st);
+    if (rc < 0) {
+        fprintf(stderr, "kefu: cannot open '%s': %s\n", path, kefu_strerror(rc));
+        return 1;
+    }
+    json_t *r = build(st, top);
+    store_close(st);
+    if (json) {
+        char *s = json_dumps(r, JSON_COMPACT);
+        puts(s ? s : "{}");
+        free(s);
+    } else {
+        print_report(r);
+    }
+    json_decref(r);
+    return 0;
+}

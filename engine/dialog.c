@@ -1,0 +1,1332 @@
+/* dialog.c — conversations: the per-message pipeline and the state
+ * machine bot → queued → agent → resolved (→ bot on the next message).
+ * dialog_customer_message() reads like the path in DESIGN.md: load the
+ * state; while queued or with an agent, store the message and stay
+ * silent; otherwise decide the message (decide.c), check the handoff
+ * triggers (a request for a person, a complaint, anger, repeated misses,
+ * a rule's directive, the customer's tier), fill the slot the bot asked
+ * for, answer, clarify or fall back; then store everything in one batch
+ * and reply only after it committed. Messages of one conversation are
+ * serialized by a striped lock; the agent side is in dialog_agent.c. */
+#include "dialog_int.h"
+
+#include "decide.h"
+#include "kefu.h"
+#include "text.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+const char *const dialog_src_names[N_SRC] = {"rule",    "example", "kb",    "clarify", "fallback",
+                                             "handoff", "queued",  "agent", "feedback"};
+const char *const dialog_why_names[N_WHY] = {"requested", "complaint", "anger", "misses", "tier", "rule"};
+
+static _Thread_local char err_buf[256];
+
+const char *dialog_error(void)
+{
+    return err_buf;
+}
+
+int dialog_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* ---- localized texts ---- */
+
+struct say {
+    const char *key, *en, *zh, *hant;
+};
+
+static const struct say texts[] = {
+    {"greeting", "Hello! I'm the shop's assistant. How can I help you today?",
+     "您好！我是智能客服助手，请问有什么可以帮您？", "您好！我是智能客服助手，請問有什麼可以幫您？"},
+    {"greeting2", "Hello! I'm the shop's assistant. How can I help you? 您好！请问有什么可以帮您？", NULL,
+     NULL},
+    {"fallback",
+     "Sorry, I didn't quite get that. Could you say it another way? You can also ask for a person at any "
+     "time.",
+     "抱歉，我没太明白您的意思，能换个说法吗？您也可以随时说“转人工”。",
+     "抱歉，我沒太明白您的意思，能換個說法嗎？您也可以隨時說「轉人工」。"},
+    {"handoff",
+     "I'm connecting you with a customer service agent. They will see our conversation so far, so you won't "
+     "need to repeat anything.",
+     "正在为您转接人工客服，客服可以看到之前的对话内容，您无需重复描述。",
+     "正在為您轉接人工客服，客服可以看到之前的對話內容，您無需重複描述。"},
+    {"closed1", "Our agents are available ", "人工客服服务时间为 ", "人工客服服務時間為 "},
+    {"closed2", ". Please leave your message here and we'll reply as soon as we're back.",
+     "。请在此留言，客服上线后会尽快回复您。", "。請在此留言，客服上線後會盡快回覆您。"},
+    {"busy",
+     "All our agents are busy at the moment; you're in the queue and an agent will reply here as soon as one "
+     "is free.",
+     "目前客服均在忙，您已在排队中，客服空闲后会第一时间在这里回复您。",
+     "目前客服均在忙，您已在排隊中，客服空閒後會第一時間在這裡回覆您。"},
+    {"clarify", "Did you mean one of these?", "您是想问以下哪一个？", "您是想問以下哪一個？"},
+    {"survey",
+     "This conversation has been resolved. How satisfied were you? Reply with a number from 1 (poor) to 5 "
+     "(excellent).",
+     "本次服务已结束。请为我们的服务打分：回复 1（很差）到 5（很好）。",
+     "本次服務已結束。請為我們的服務評分：回覆 1（很差）到 5（很好）。"},
+    {"thanks", "Thank you for your feedback!", "感谢您的评价！", "感謝您的評價！"},
+    {"joined", "An agent has joined the conversation.", "人工客服已接入对话。", "人工客服已接入對話。"},
+    {"transfer",
+     "I'm transferring you to a colleague who can help with this; they will see our conversation.",
+     "正在为您转接相关同事，对方可以看到之前的对话。", "正在為您轉接相關同事，對方可以看到之前的對話。"},
+    {"released", "Your conversation is back in the queue; the next available agent will continue.",
+     "您的对话已重新排队，下一位空闲客服将继续为您服务。",
+     "您的對話已重新排隊，下一位空閒客服將繼續為您服務。"},
+};
+
+const char *dialog_say(const char *locale, const char *key)
+{
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        const struct say *s = &texts[i];
+        if (strcmp(s->key, key) != 0)
+            continue;
+        if (locale && strcmp(locale, "zh-hant") == 0 && s->hant)
+            return s->hant;
+        if (locale && strncmp(locale, "zh", 2) == 0 && s->zh)
+            return s->zh;
+        return s->en;
+    }
+    return "";
+}
+
+/* ---- small helpers ---- */
+
+long long dialog_now(struct dialog *d)
+{
+    return d->now ? d->now(d->now_ctx) : (long long)time(NULL);
+}
+
+static unsigned stripe(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % CONV_LOCKS;
+}
+
+void dialog_lock(struct dialog *d, const char *id)
+{
+    pthread_mutex_lock(&d->conv_lock[stripe(id)]);
+}
+
+void dialog_unlock(struct dialog *d, const char *id)
+{
+    pthread_mutex_unlock(&d->conv_lock[stripe(id)]);
+}
+
+void dialog_notify(struct dialog *d, const char *conv, long seq)
+{
+    if (d->notify)
+        d->notify(d->notify_ctx, conv, seq);
+}
+
+void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx)
+{
+    d->notify = fn;
+    d->notify_ctx = ctx;
+}
+
+int dialog_load(struct dialog *d, const char *id, struct store_conv *c)
+{
+    memset(c, 0, sizeof *c);
+    if (!id || !*id || strlen(id) >= sizeof c->id)
+        return dialog_fail(KEFU_ENOENT, "no conversation '%s'", id ? id : "");
+    int rc = store_get_conv(d->st, id, c);
+    if (rc == KEFU_ENOENT)
+        return dialog_fail(rc, "no conversation '%s'", id);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot read conversation '%s'", id);
+    return 0;
+}
+
+int dialog_req_text(json_t *req, const char *key, size_t max, int required, const char **out)
+{
+    json_t *v = json_object_get(req, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (required)
+            return dialog_fail(KEFU_EINVAL, "missing field '%s'", key);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return dialog_fail(KEFU_EINVAL, "field '%s' must be a string", key);
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n > max)
+        return dialog_fail(KEFU_ERANGE, "field '%s' is longer than %zu bytes", key, max);
+    if (!text_utf8_valid(s, n))
+        return dialog_fail(KEFU_EUTF8, "field '%s' is not valid utf-8", key);
+    if (required && n == 0)
+        return dialog_fail(KEFU_EINVAL, "field '%s' is empty", key);
+    *out = s;
+    return 0;
+}
+
+/* Fills buf with 2*n hex digits of randomness from getrandom(). */
+static int random_hex(char *buf, size_t n)
+{
+    unsigned char raw[32];
+    size_t got = 0;
+    if (n > sizeof raw)
+        return KEFU_EINVAL;
+    while (got < n) {
+        ssize_t r = getrandom(raw + got, n - got, 0);
+        if (r < 0 && errno != EINTR)
+            return KEFU_EIO;
+        if (r > 0)
+            got += (size_t)r;
+    }
+    for (size_t i = 0; i < n; i++)
+        snprintf(buf + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}
+
+/* ---- business hours ---- */
+
+/* Parses "HH:MM-HH:MM" into minutes of the day. */
+static int parse_hours(const char *s, int *open, int *close)
+{
+    int h1, m1, h2, m2;
+    char tail;
+    if (sscanf(s, "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 || h1 > 24 || h2 < 0 ||
+        h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59)
+        return KEFU_EINVAL;
+    *open = h1 * 60 + m1;
+    *close = h2 * 60 + m2;
+    return 0;
+}
+
+int dialog_hours_open(struct dialog *d, long long now)
+{
+    if (d->open_min < 0)
+        return 1;
+    long long m = ((now / 60 + d->tz_offset_min) % 1440 + 1440) % 1440;
+    if (d->open_min <= d->close_min)
+        return m >= d->open_min && m < d->close_min;
+    return m >= d->open_min || m < d->close_min; /* over midnight */
+}
+
+/* "Our agents are available 09:00-22:00 (Beijing time). Please leave ..." */
+static void closed_notice(struct dialog *d, const char *locale, char *buf, size_t cap)
+{
+    int zh = locale && strncmp(locale, "zh", 2) == 0;
+    char tz[32];
+    if (d->tz_offset_min == 480)
+        snprintf(tz, sizeof tz, "%s", zh ? "北京时间" : "Beijing time");
+    else
+        snprintf(tz, sizeof tz, "UTC%+d:%02d", d->tz_offset_min / 60, abs(d->tz_offset_min) % 60);
+    snprintf(buf, cap, "%s%s%s%s%s%s", dialog_say(locale, "closed1"), d->hours, zh ? "（" : " (", tz,
+             zh ? "）" : ")", dialog_say(locale, "closed2"));
+}
+
+/* ---- rules and workers ---- */
+
+/* Brings w up to the running rule set: a new reference and a fresh copy of its examples. */
+static void worker_sync(struct dialog *d, struct dialog_worker *w)
+{
+    pthread_mutex_lock(&d->rules_lock);
+    if (w->rs != d->rs) { /* w's reference keeps its set alive, so the pointers cannot be reused */
+        kb_examples_free(w->ex);
+        w->ex = NULL;
+        rules_unref(w->rs);
+        w->rs = rules_ref(d->rs);
+        if (d->ex && kb_examples_clone(d->ex, &w->ex) < 0)
+            w->ex = NULL; /* the examples stage is skipped */
+    }
+    pthread_mutex_unlock(&d->rules_lock);
+    if (!w->kb && d->kb_path && kb_open(d->kb_path, 1, &w->kb) < 0)
+        w->kb = NULL;
+}
+
+static void worker_free(struct dialog_worker *w)
+{
+    kb_examples_free(w->ex);
+    rules_unref(w->rs);
+    kb_close(w->kb);
+    router_scratch_free(w->sc);
+    free(w);
+}
+
+struct dialog_worker *dialog_worker_get(struct dialog *d)
+{
+    pthread_mutex_lock(&d->workers_lock);
+    struct dialog_worker *w = d->workers;
+    if (w)
+        d->workers = w->next;
+    pthread_mutex_unlock(&d->workers_lock);
+    if (!w && (w = kefu_calloc(1, sizeof *w)) && !(w->sc = router_scratch_create())) {
+        free(w);
+        w = NULL;
+    }
+    if (w)
+        worker_sync(d, w);
+    return w;
+}
+
+void dialog_worker_put(struct dialog *d, struct dialog_worker *w)
+{
+    pthread_mutex_lock(&d->workers_lock);
+    w->next = d->workers;
+    d->workers = w;
+    pthread_mutex_unlock(&d->workers_lock);
+}
+
+int dialog_reload(struct dialog *d, struct rules_diag *diag)
+{
+    struct rules *fresh = NULL;
+    int rc = rules_load_dir(d->rules_dir, diag, &fresh);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot load rules from '%s'; the running rules stay", d->rules_dir);
+    struct kb_examples *ex = NULL;
+    if (kb_examples_build(fresh, &ex) < 0)
+        ex = NULL; /* answers still work without the examples stage */
+    pthread_mutex_lock(&d->rules_lock);
+    struct rules *old = d->rs;
+    struct kb_examples *old_ex = d->ex;
+    d->rs = fresh;
+    d->ex = ex;
+    d->rules_loaded_at = dialog_now(d);
+    pthread_mutex_unlock(&d->rules_lock);
+    kb_examples_free(old_ex);
+    rules_unref(old); /* requests still using it hold their own reference */
+    return 0;
+}
+
+/* ---- open and close ---- */
+
+void dialog_config_default(struct dialog_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->data_dir = "data";
+    c->rules_dir = "rules";
+    c->corpus_dir = "corpus";
+    c->miss_limit = 2;
+    c->tz_offset_min = 0;
+    c->group_commit = 1;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? kefu_strndup(s, strlen(s)) : NULL;
+}
+
+/* Parses "name:token[:skills[:capacity]],..." into agents and the queue. */
+static int parse_agents(struct dialog *d, const char *spec)
+{
+    if (!spec || !*spec)
+        return 0;
+    size_t n = 1;
+    for (const char *p = spec; *p; p++)
+        n += *p == ',';
+    if (!(d->agents = kefu_calloc(n, sizeof *d->agents)))
+        return KEFU_ENOMEM;
+    for (const char *p = spec; *p;) {
+        size_t len = strcspn(p, ",");
+        char item[512], *save = NULL;
+        if (len >= sizeof item)
+            return dialog_fail(KEFU_EINVAL, "agent entry too long");
+        memcpy(item, p, len);
+        item[len] = 0;
+        p += len + (p[len] == ',');
+        if (!*item)
+            continue;
+        char *name = strtok_r(item, ":", &save), *token = strtok_r(NULL, ":", &save);
+        char *skills = strtok_r(NULL, ":", &save), *cap = strtok_r(NULL, ":", &save);
+        struct dialog_agent *a = &d->agents[d->n_agents];
+        if (!name || !token || strlen(token) < 16 || strlen(token) >= sizeof a->token)
+            return dialog_fail(KEFU_EINVAL, "agent '%s' needs name:token with a token of 16-79 characters",
+                               name ? name : "");
+        int capacity = cap ? atoi(cap) : 3;
+        snprintf(a->name, sizeof a->name, "%s", name);
+        snprintf(a->token, sizeof a->token, "%s", token);
+        snprintf(a->skills, sizeof a->skills, "%s", skills ? skills : "*");
+        a->token_len = strlen(a->token);
+        if (queue_agent_add(d->q, a->name, a->skills, capacity) < 0)
+            return dialog_fail(KEFU_EINVAL, "agent '%s' is repeated or has a bad capacity", name);
+        d->n_agents++;
+    }
+    return 0;
+}
+
+static int rebuild_one(void *ctx, const struct store_conv *c)
+{
+    return dialog_enqueue(ctx, c) < 0;
+}
+
+/* Fills the in-memory queue from the conversations the store has open. */
+static int rebuild_queue(struct dialog *d)
+{
+    int rc = store_open_convs(d->st, rebuild_one, d);
+    return rc < 0 ? dialog_fail(rc, "cannot rebuild the queue from the store") : 0;
+}
+
+/* Imports the corpus (if there is one) into data_dir/kb.db; workers open it read-only. */
+static int open_kb(struct dialog *d, struct rules_diag *diag)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/kb.db", d->data_dir);
+    if (d->corpus_dir && stat(d->corpus_dir, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        struct kb *kb;
+        struct kb_import_stats is;
+        int rc = kb_open(path, 0, &kb);
+        if (rc == 0)
+            rc = kb_import(kb, d->corpus_dir, diag, NULL, NULL, &is);
+        kb_close(kb);
+        if (rc < 0)
+            return dialog_fail(rc, "cannot import the articles in '%s' into '%s'", d->corpus_dir, path);
+    }
+    if (stat(path, &sb) == 0 && !(d->kb_path = kefu_strndup(path, strlen(path))))
+        return KEFU_ENOMEM;
+    return 0;
+}
+
+static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct rules_diag *diag)
+{
+    if (mkdir(d->data_dir, 0700) < 0 && errno != EEXIST)
+        return dialog_fail(KEFU_EIO, "cannot create data directory '%s'", d->data_dir);
+    if (cfg->hours && *cfg->hours && parse_hours(cfg->hours, &d->open_min, &d->close_min) < 0)
+        return dialog_fail(KEFU_EINVAL, "business hours '%s' are not HH:MM-HH:MM", cfg->hours);
+    int rc = rules_load_dir(d->rules_dir, diag, &d->rs);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot load rules from '%s'", d->rules_dir);
+    d->rules_loaded_at = dialog_now(d);
+    if (kb_examples_build(d->rs, &d->ex) < 0)
+        d->ex = NULL;
+    if ((rc = open_kb(d, diag)) < 0)
+        return rc;
+    if (!(d->q = queue_create()))
+        return KEFU_ENOMEM;
+    if ((rc = parse_agents(d, cfg->agents)) < 0)
+        return rc;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/kefu.db", d->data_dir);
+    struct store_opts so = {.group_commit = cfg->group_commit};
+    if ((rc = store_open(path, &so, &d->st)) < 0)
+        return dialog_fail(rc, "cannot open the store '%s'", path);
+    return rebuild_queue(d);
+}
+
+int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct dialog **out)
+{
+    *out = NULL;
+    struct dialog *d = kefu_calloc(1, sizeof *d);
+    if (!d)
+        return KEFU_ENOMEM;
+    pthread_mutex_init(&d->rules_lock, NULL);
+    pthread_mutex_init(&d->workers_lock, NULL);
+    for (int i = 0; i < CONV_LOCKS; i++)
+        pthread_mutex_init(&d->conv_lock[i], NULL);
+    d->open_min = -1;
+    d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
+    d->tz_offset_min = cfg->tz_offset_min;
+    d->now = cfg->now;
+    d->now_ctx = cfg->now_ctx;
+    d->data_dir = dup_or_null(cfg->data_dir ? cfg->data_dir : "data");
+    d->rules_dir = dup_or_null(cfg->rules_dir ? cfg->rules_dir : "rules");
+    d->corpus_dir = dup_or_null(cfg->corpus_dir);
+    d->hours = dup_or_null(cfg->hours && *cfg->hours ? cfg->hours : "");
+    int rc = d->data_dir && d->rules_dir && d->hours ? open_parts(d, cfg, diag) : KEFU_ENOMEM;
+    if (rc < 0) {
+        dialog_close(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void dialog_close(struct dialog *d)
+{
+    if (!d)
+        return;
+    store_close(d->st); /* commits what is queued */
+    queue_free(d->q);
+    for (struct dialog_worker *w = d->workers, *next; w; w = next) {
+        next = w->next;
+        worker_free(w);
+    }
+    kb_examples_free(d->ex);
+    rules_unref(d->rs);
+    free(d->kb_path);
+    pthread_mutex_destroy(&d->rules_lock);
+    pthread_mutex_destroy(&d->workers_lock);
+    for (int i = 0; i < CONV_LOCKS; i++)
+        pthread_mutex_destroy(&d->conv_lock[i]);
+    free(d->agents);
+    free(d->data_dir);
+    free(d->rules_dir);
+    free(d->corpus_dir);
+    free(d->hours);
+    free(d);
+}
+
+/* ---- the queue ---- */
+
+int dialog_enqueue(struct dialog *d, const struct store_conv *c)
+{
+    struct store_customer cu;
+    int vip = 0, gold = 0;
+    if (store_get_customer(d->st, c->customer, &cu) == 0) {
+        vip = strcmp(cu.tier, "vip") == 0;
+        gold = strcmp(cu.tier, "gold") == 0;
+    }
+    struct queue_entry e = {c->id, c->queue, c->priority, vip, gold, c->anger, c->queued_at};
+    int rc = queue_push(d->q, &e);
+    if (rc == 0 && c->state == STORE_AGENT && *c->agent && queue_assign(d->q, c->id, c->agent) < 0)
+        rc = 0; /* the agent is no longer configured: it waits for another */
+    return rc;
+}
+
+/* {name, position, wait_s} of a queued conversation, or NULL. */
+static json_t *queue_json(struct dialog *d, const char *conv, long long now)
+{
+    int pos;
+    long long wait;
+    char name[QUEUE_NAME_MAX];
+    if (queue_position(d->q, conv, now, &pos, &wait, name) < 0)
+        return NULL;
+    return json_pack("{s:s, s:i, s:I}", "name", name, "position", pos, "wait_s", (json_int_t)wait);
+}
+
+/* ---- creating a conversation ---- */
+
+/* Reads {channel, customer:{id, name?, tier?}, locale?} into c and cu. */
+static int read_create(json_t *req, struct store_conv *c, struct store_customer *cu)
+{
+    const char *channel, *id, *name, *tier, *locale;
+    json_t *jc = json_object_get(req, "customer");
+    if (!json_is_object(req) || !json_is_object(jc))
+        return dialog_fail(KEFU_EINVAL, "expected {channel, customer:{id}}");
+    int rc;
+    if ((rc = dialog_req_text(req, "channel", sizeof c->channel - 1, 1, &channel)) < 0 ||
+        (rc = dialog_req_text(jc, "id", sizeof cu->id - 1, 1, &id)) < 0 ||
+        (rc = dialog_req_text(jc, "name", sizeof cu->name - 1, 0, &name)) < 0 ||
+        (rc = dialog_req_text(jc, "tier", sizeof cu->tier - 1, 0, &tier)) < 0 ||
+        (rc = dialog_req_text(req, "locale", sizeof c->locale - 1, 0, &locale)) < 0)
+        return rc;
+    snprintf(c->channel, sizeof c->channel, "%s", channel);
+    snprintf(c->customer, sizeof c->customer, "%s", id);
+    snprintf(c->locale, sizeof c->locale, "%s", locale ? locale : "");
+    snprintf(cu->id, sizeof cu->id, "%s", id);
+    snprintf(cu->name, sizeof cu->name, "%s", name ? name : "");
+    snprintf(cu->tier, sizeof cu->tier, "%s", tier ? tier : "");
+    return 0;
+}
+
+static json_t *message_json(long seq, const char *from, const char *text, const char *source, long long at)
+{
+    json_t *m = json_pack("{s:I, s:s, s:s, s:I}", "seq", (json_int_t)seq, "from", from, "text", text, "at",
+                          (json_int_t)at);
+    if (m && source)
+        json_object_set_new(m, "source", json_string(source));
+    return m;
+}
+
+int dialog_conversation_create(struct dialog *d, json_t *req, json_t **out)
+{
+    struct store_conv c = {0};
+    struct store_customer cu = {0};
+    *out = NULL;
+    int rc = read_create(req, &c, &cu);
+    if (rc < 0)
+        return rc;
+    c.id[0] = 'c';
+    if (random_hex(c.id + 1, 10) < 0 || random_hex(c.token, 16) < 0)
+        return dialog_fail(KEFU_EIO, "cannot read random bytes");
+    long long now = dialog_now(d);
+    c.created_at = c.updated_at = cu.first_seen = cu.last_seen = now;
+    c.priority = RULES_PRIO_NORMAL;
+    c.last_seq = 1;
+    c.memory = "{}";
+    const char *greeting = dialog_say(c.locale, *c.locale ? "greeting" : "greeting2");
+    struct store_msg m = {.seq = 1, .from = "bot", .text = greeting, .source = "greeting", .at = now};
+    struct store_batch b;
+    store_batch_init(&b);
+    store_put_customer(&b, &cu);
+    store_put_conv(&b, &c, NULL);
+    store_add_message(&b, c.id, &m);
+    store_add_event(&b, c.id, now, "created", NULL, NULL, NULL);
+    if ((rc = store_write(d->st, &b)) < 0)
+        return dialog_fail(rc, "cannot store the new conversation");
+    atomic_fetch_add(&d->m.created, 1);
+    json_t *msgs = json_array();
+    json_array_append_new(msgs, message_json(1, "bot", greeting, "greeting", now));
+    *out = json_pack("{s:s, s:s, s:s, s:o}", "id", c.id, "token", c.token, "state", "bot", "messages", msgs);
+    dialog_notify(d, c.id, 1);
+    return *out ? 0 : KEFU_ENOMEM;
+}
+
+/* Compares two strings in time that depends only on their lengths. */
+static int same_secret(const char *a, size_t an, const char *b, size_t bn)
+{
+    unsigned char diff = an != bn;
+    size_t n = an < bn ? an : bn;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+int dialog_customer_auth(struct dialog *d, const char *conv, const char *token)
+{
+    struct store_conv c;
+    int rc = dialog_load(d, conv, &c);
+    if (rc < 0)
+        return rc;
+    store_conv_release(&c);
+    if (!token || !same_secret(token, strlen(token), c.token, strlen(c.token)))
+        return dialog_fail(KEFU_EPERM, "wrong token for conversation '%s'", conv);
+    return 0;
+}
+
+int dialog_agent_auth(struct dialog *d, const char *token, const char **agent)
+{
+    *agent = NULL;
+    size_t n = token ? strlen(token) : 0;
+    for (size_t i = 0; token && i < d->n_agents; i++) /* every token is compared: no early exit */
+        if (same_secret(token, n, d->agents[i].token, d->agents[i].token_len))
+            *agent = d->agents[i].name;
+    if (!*agent)
+        return dialog_fail(KEFU_EAUTH, "unknown agent token");
+    queue_agent_seen(d->q, *agent, dialog_now(d));
+    return 0;
+}
+
+/* ---- one customer message ---- */
+
+/* Everything one customer message needs, from load to reply. */
+struct turn {
+    struct dialog *d;
+    struct store_conv c;
+    struct store_customer cu;
+    json_t *mem; /* the conversation's memory: slots, pending, intents */
+    const char *text, *client_id;
+    size_t len;
+    const char *locale;
+    char locale_buf[16];
+    long long now;
+    struct rules *rs;
+    struct dialog_worker *w;
+    /* the outcome */
+    int src;     /* SRC_* */
+    long intent; /* -1 if none */
+    double confidence;
+    char reply[DIALOG_MAX_TEXT * 2];
+    json_t *quick, *articles; /* arrays, may stay NULL */
+    int handoff, why, hprio;  /* a handoff: reason and priority */
+    char hqueue[QUEUE_NAME_MAX];
+    char notice[512];
+    int feedback;      /* a rating typed after resolve */
+    const char *event; /* "reopen" when a resolved conversation restarts */
+};
+
+static const char *intent_name(const struct turn *t, long i)
+{
+    return i >= 0 ? rules_intent(t->rs, (size_t)i)->name : NULL;
+}
+
+/* The topic of intent i: its own, or the part of its name before the first dot. */
+static void intent_topic(const struct turn *t, long i, char *buf, size_t cap)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    if (it->topic && *it->topic)
+        snprintf(buf, cap, "%s", it->topic);
+    else
+        snprintf(buf, cap, "%.*s", (int)strcspn(it->name, "."), it->name);
+}
+
+/* Guesses the locale of the text; the conversation's when the text does not say. */
+static const char *turn_locale(struct turn *t)
+{
+    size_t i = 0;
+    int cjk = 0, trad = 0, letters = 0;
+    while (i < t->len) {
+        uint32_t cp = text_utf8_next(t->text, &i);
+        if (text_is_cjk(cp)) {
+            cjk++;
+            trad += text_fold_hans(cp) != cp;
+        }
+        letters += cp < 128 && isalpha((int)cp);
+    }
+    if (cjk)
+        return trad ? "zh-hant" : "zh";
+    if (letters >= 3 && !(*t->c.locale && strncmp(t->c.locale, "zh", 2) == 0 && letters < 6))
+        return "en";
+    snprintf(t->locale_buf, sizeof t->locale_buf, "%s", *t->c.locale ? t->c.locale : "en");
+    return t->locale_buf;
+}
+
+static const char *mem_str(json_t *mem, const char *key)
+{
+    const char *s = json_string_value(json_object_get(mem, key));
+    return s ? s : "";
+}
+
+/* The attributes the rules' conditions read. */
+static void turn_attrs(struct turn *t, struct attr *v, char *misses, struct attrs *a)
+{
+    size_t n = 0;
+    snprintf(misses, 16, "%d", t->c.misses);
+    v[n++] = (struct attr){"locale", t->locale};
+    v[n++] = (struct attr){"channel", t->c.channel};
+    v[n++] = (struct attr){"tier", *t->cu.tier ? t->cu.tier : "regular"};
+    v[n++] = (struct attr){"hours", dialog_hours_open(t->d, t->now) ? "open" : "closed"};
+    v[n++] = (struct attr){"misses", misses};
+    v[n++] = (struct attr){"previous_intent", mem_str(t->mem, "last_intent")};
+    v[n++] = (struct attr){"previous_topic", mem_str(t->mem, "last_topic")};
+    v[n++] = (struct attr){"customer.id", t->cu.id};
+    v[n++] = (struct attr){"customer.name", t->cu.name};
+    v[n++] = (struct attr){"customer.tier", t->cu.tier};
+    a->v = v;
+    a->n = n;
+}
+
+/* Words that mean the customer is angry, matched in the folded text. */
+static const char *const anger_words[] = {
+    "fuck",   "shit", "wtf",    "furious", "ridiculous", "pissed off", "outrageous", "scam", "rip-off",
+    "ripoff", "!!!",  "气死",   "生气",    "愤怒",       "垃圾",       "骗子",       "坑人", "忍无可忍",
+    "太过分", "混蛋", "什么破", "破玩意",  "受够了",     "火大",       NULL};
+
+static int angry(const char *norm)
+{
+    for (int i = 0; anger_words[i]; i++)
+        if (strstr(norm, anger_words[i]))
+            return 1;
+    return 0;
+}
+
+/* The remembered slots, with what this message filled for intent i. */
+static void remember_slots(struct turn *t, long i)
+{
+    struct router_slot v[16];
+    size_t n = 0;
+    if (i < 0 || router_slots(t->rs, t->w->sc, (uint32_t)i, t->text, t->len, v, 16, &n) < 0)
+        return;
+    json_t *slots = json_object_get(t->mem, "slots");
+    if (!json_is_object(slots)) {
+        slots = json_object();
+        json_object_set_new(t->mem, "slots", slots);
+    }
+    for (size_t k = 0; k < n; k++)
+        json_object_set_new(slots, v[k].name, json_string(v[k].value));
+}
+
+/* The first slot of intent i with a question and no value yet, or NULL. */
+static const struct rules_slot *missing_slot(struct turn *t, long i)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    json_t *slots = json_object_get(t->mem, "slots");
+    for (size_t k = 0; k < it->n_slots; k++) {
+        const struct rules_slot *s = &it->slots[k];
+        if ((s->ask || s->n_asks) && !json_object_get(slots, s->name))
+            return s;
+    }
+    return NULL;
+}
+
+static const char *slot_question(struct turn *t, const struct rules_slot *s)
+{
+    const char *q = rules_reply_pick(s->asks, s->n_asks, t->locale, 0);
+    return q ? q : s->ask ? s->ask : "";
+}
+
+/* Adds article id (with its title when the kb has it) to the reply's articles. */
+static void add_article(struct turn *t, const char *id, size_t n)
+{
+    char key[128];
+    struct kb_hit hit;
+    snprintf(key, sizeof key, "%.*s", (int)n, id);
+    if (!t->articles)
+        t->articles = json_array();
+    json_t *a = json_pack("{s:s}", "id", key);
+    if (t->w && t->w->kb && kb_get(t->w->kb, key, t->locale, &hit) == 0 && hit.title)
+        json_object_set_new(a, "title", json_string(hit.title));
+    json_array_append_new(t->articles, a);
+}
+
+/* Renders a reply template into t->reply: {slot} and {customer.x} are
+ * filled, {kb:ID} becomes an entry in the reply's articles. */
+static void render(struct turn *t, const char *tpl)
+{
+    json_t *slots = json_object_get(t->mem, "slots");
+    size_t o = 0, cap = sizeof t->reply;
+    for (const char *p = tpl; *p && o + 1 < cap;) {
+        const char *end = *p == '{' ? strchr(p, '}') : NULL;
+        if (!end) {
+            t->reply[o++] = *p++;
+            continue;
+        }
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
+        const char *val = "";
+        if (strncmp(name, "kb:", 3) == 0)
+            add_article(t, name + 3, strlen(name + 3));
+        else if (strcmp(name, "customer.name") == 0)
+            val = t->cu.name;
+        else if (json_is_string(json_object_get(slots, name)))
+            val = json_string_value(json_object_get(slots, name));
+        o += (size_t)snprintf(t->reply + o, cap - o, "%s", val);
+        if (o >= cap)
+            o = cap - 1;
+        p = end + 1;
+    }
+    t->reply[o] = 0;
+    while (o > 0 && t->reply[o - 1] == ' ') /* a trailing {kb:...} leaves a space */
+        t->reply[--o] = 0;
+}
+
+/* Sets a pending question for slot s of intent i and asks it. */
+static void ask_slot(struct turn *t, long i, const struct rules_slot *s)
+{
+    snprintf(t->c.pending, sizeof t->c.pending, "%s %s", intent_name(t, i), s->name);
+    snprintf(t->reply, sizeof t->reply, "%s", slot_question(t, s));
+}
+
+/* Hands the conversation to queue name with priority prio for reason why. */
+static void hand_off(struct turn *t, int why, const char *name, int prio)
+{
+    t->handoff = 1;
+    t->why = why;
+    t->hprio = prio;
+    t->src = SRC_HANDOFF;
+    snprintf(t->hqueue, sizeof t->hqueue, "%s", name && *name ? name : "general");
+    if (!*t->reply)
+        snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "handoff"));
+}
+
+/* Answers with intent i: asks for a missing slot first, else renders its reply. */
+static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
+{
+    const struct rules_slot *s = missing_slot(t, i);
+    t->src = src;
+    t->intent = i;
+    t->confidence = confidence;
+    t->c.misses = 0;
+    *t->c.pending = 0;
+    if (s)
+        ask_slot(t, i, s);
+    else if (tpl)
+        render(t, tpl);
+    else
+        snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "handoff"));
+}
+
+/* Why a rule's handoff fired: the customer asked, complained, or the rule said so. */
+static int rule_reason(struct turn *t, long i)
+{
+    char topic[64];
+    intent_topic(t, i, topic, sizeof topic);
+    if (strcmp(topic, "human") == 0)
+        return WHY_REQUESTED;
+    if (strcmp(topic, "complaint") == 0)
+        return WHY_COMPLAINT;
+    return WHY_RULE;
+}
+
+/* A bot miss: counted; the limit (or a VIP's first miss) hands off. */
+static void miss(struct turn *t, const char *question)
+{
+    t->c.misses++;
+    t->src = SRC_FALLBACK;
+    snprintf(t->reply, sizeof t->reply, "%s", question ? question : dialog_say(t->locale, "fallback"));
+    if (strcmp(t->cu.tier, "vip") == 0) {
+        *t->reply = 0;
+        hand_off(t, WHY_TIER, "vip", RULES_PRIO_HIGH);
+    } else if (t->c.misses >= t->d->miss_limit) {
+        *t->reply = 0;
+        hand_off(t, WHY_MISSES, "general", RULES_PRIO_NORMAL);
+    }
+}
+
+/* "Did you mean A or B?" with the candidates' first examples as quick replies. */
+static void clarify(struct turn *t, const struct decision *dec)
+{
+    t->src = SRC_CLARIFY;
+    t->confidence = dec->confidence;
+    snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "clarify"));
+    t->quick = json_array();
+    for (int k = 0; k < 2; k++) {
+        const struct decide_cand *c = &dec->clarify[k];
+        const char *label = c->title;
+        if (c->intent >= 0) {
+            const struct rules_intent *it = rules_intent(t->rs, (size_t)c->intent);
+            label = it->n_examples ? it->examples[0].text : it->name;
+        }
+        if (label)
+            json_array_append_new(t->quick, json_string(label));
+    }
+}
+
+/* The pending question: fills the slot if this message carries it. Returns 1 when handled. */
+static int fill_pending(struct turn *t, const struct decision *dec)
+{
+    char iname[128], sname[64];
+    if (!*t->c.pending || sscanf(t->c.pending, "%127s %63s", iname, sname) != 2)
+        return 0;
+    long i = rules_find(t->rs, iname);
+    if (i < 0) {
+        *t->c.pending = 0; /* the rules changed under the question */
+        return 0;
+    }
+    remember_slots(t, i);
+    if (json_object_get(json_object_get(t->mem, "slots"), sname)) {
+        struct attr av[16];
+        char misses[16];
+        struct attrs a;
+        turn_attrs(t, av, misses, &a);
+        const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+        answer_intent(t, i, rules_reply_pick(it->replies, it->n_replies, t->locale, 0), SRC_RULE, 1.0);
+        const struct rules_handoff *h = rules_handoff_for(it, &a);
+        if (h && !*t->c.pending)
+            hand_off(t, rule_reason(t, i), h->queue, h->priority);
+        return 1;
+    }
+    if (dec->source != DECIDE_FALLBACK)
+        return 0; /* the customer moved on to something else */
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    for (size_t k = 0; k < it->n_slots; k++)
+        if (strcmp(it->slots[k].name, sname) == 0)
+            miss(t, slot_question(t, &it->slots[k]));
+    return t->src == SRC_FALLBACK || t->handoff;
+}
+
+/* Answers with the article the decision found: its title and the start of its body. */
+static void answer_article(struct turn *t, const struct decision *dec)
+{
+    char id[128];
+    struct kb_hit hit = dec->article;
+    snprintf(id, sizeof id, "%s", hit.id ? hit.id : "");
+    t->src = SRC_KB;
+    t->confidence = dec->confidence;
+    t->c.misses = 0;
+    *t->c.pending = 0;
+    snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "", hit.snippet ? hit.snippet : "");
+    if (t->w->kb && *id && kb_get(t->w->kb, id, t->locale, &hit) == 0) /* the body's start, not a snippet */
+        snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "",
+                 hit.snippet ? hit.snippet : "");
+    if (*id)
+        add_article(t, id, strlen(id));
+}
+
+/* Answers from the decision: rule, example, article, clarification or fallback. */
+static void answer(struct turn *t, const struct decision *dec)
+{
+    switch (dec->source) {
+    case DECIDE_RULE:
+    case DECIDE_EXAMPLE:
+        remember_slots(t, dec->intent);
+        answer_intent(t, dec->intent, dec->reply, dec->source == DECIDE_RULE ? SRC_RULE : SRC_EXAMPLE,
+                      dec->confidence);
+        break;
+    case DECIDE_KB: answer_article(t, dec); break;
+    case DECIDE_CLARIFY: clarify(t, dec); break;
+    default:
+        t->confidence = dec->confidence;
+        miss(t, NULL);
+        break;
+    }
+}
+
+/* The handoff triggers, in order: a rule's directive (a request for a
+ * person, a complaint, or any rule), then anger. Returns 1 if one fired. */
+static int handoff_trigger(struct turn *t, const struct decision *dec, const char *norm)
+{
+    if (dec->source == DECIDE_HANDOFF && dec->handoff) {
+        remember_slots(t, dec->intent);
+        answer_intent(t, dec->intent, dec->reply, SRC_HANDOFF, dec->confidence);
+        *t->c.pending = 0; /* the agent takes it from here */
+        hand_off(t, rule_reason(t, dec->intent), dec->handoff->queue, dec->handoff->priority);
+        return 1;
+    }
+    if (!angry(norm))
+        return 0;
+    t->c.anger = 1;
+    t->intent = dec->intent;
+    t->confidence = dec->confidence;
+    hand_off(t, WHY_ANGER, "complaints", RULES_PRIO_HIGH);
+    return 1;
+}
+
+/* Remembers what the bot understood, for previous_intent and the handoff packet. */
+static void remember_intent(struct turn *t)
+{
+    if (t->intent < 0)
+        return;
+    char topic[64];
+    intent_topic(t, t->intent, topic, sizeof topic);
+    json_object_set_new(t->mem, "last_intent", json_string(intent_name(t, t->intent)));
+    json_object_set_new(t->mem, "last_topic", json_string(topic));
+    json_t *v = json_object_get(t->mem, "intents");
+    if (!json_is_array(v)) {
+        v = json_array();
+        json_object_set_new(t->mem, "intents", v);
+    }
+    if (json_array_size(v) >= 20)
+        json_array_remove(v, 0);
+    json_array_append_new(v, json_pack("{s:s, s:f, s:s, s:I}", "intent", intent_name(t, t->intent),
+                                       "confidence", t->confidence, "source", dialog_src_names[t->src], "seq",
+                                       (json_int_t)(t->c.last_seq + 1)));
+}
+
+/* The bot's turn: decide, check the triggers, fill the slot, answer. */
+static int bot_turn(struct turn *t)
+{
+    struct attr av[16];
+    char misses[16];
+    struct attrs a;
+    turn_attrs(t, av, misses, &a);
+    struct decide_ctx ctx = {.rs = t->rs, .sc = t->w->sc, .ex = t->w->ex, .kb = t->w->kb};
+    decide_policy_default(&ctx.policy);
+    struct decision *dec = kefu_malloc(sizeof *dec);
+    struct text_buf norm;
+    text_buf_init(&norm);
+    int rc = dec ? decide_message(&ctx, t->text, t->len, &a, dec) : KEFU_ENOMEM;
+    if (rc == 0)
+        rc = text_normalize(t->text, t->len, TEXT_FOLD, &norm);
+    if (rc == 0) {
+        t->intent = -1;
+        if (!handoff_trigger(t, dec, norm.s) && !fill_pending(t, dec))
+            answer(t, dec);
+        remember_intent(t);
+    }
+    text_buf_release(&norm);
+    free(dec);
+    return rc < 0 ? dialog_fail(rc, "cannot decide the message") : 0;
+}
+
+/* The notice a handed-off customer reads: closed, or nobody free. */
+static void handoff_notice(struct turn *t)
+{
+    if (!dialog_hours_open(t->d, t->now)) {
+        if (t->intent >= 0) { /* an intent written for closed hours already says so */
+            const struct rules_intent *it = rules_intent(t->rs, (size_t)t->intent);
+            struct attr open[] = {{"hours", "open"}};
+            struct attrs oa = {open, 1};
+            if (it->when && !rules_cond_eval(it->when, &oa))
+                return;
+        }
+        closed_notice(t->d, t->locale, t->notice, sizeof t->notice);
+    } else if (!queue_available(t->d->q, t->hqueue, t->now)) {
+        snprintf(t->notice, sizeof t->notice, "%s", dialog_say(t->locale, "busy"));
+    }
+}
+
+/* A customer message while queued or with an agent: stored, no reply. */
+static void wait_turn(struct turn *t)
+{
+    t->src = t->c.state == STORE_AGENT ? SRC_AGENT : SRC_QUEUED;
+    t->intent = -1;
+}
+
+/* "1".."5" typed after resolve is a rating. */
+static int rating_of(const char *text, size_t len)
+{
+    while (len && (*text == ' '))
+        text++, len--;
+    while (len && text[len - 1] == ' ')
+        len--;
+    return len == 1 && *text >= '1' && *text <= '5' ? *text - '0' : 0;
+}
+
+/* The JSON answer to the customer (new). */
+static json_t *turn_result(struct turn *t, long seq)
+{
+    json_t *o = json_object();
+    json_t *reply = json_null();
+    if (*t->reply) {
+        reply = json_pack("{s:s, s:s, s:f}", "text", t->reply, "source", dialog_src_names[t->src],
+                          "confidence", t->confidence);
+        if (t->intent >= 0)
+            json_object_set_new(reply, "intent", json_string(intent_name(t, t->intent)));
+        if (t->articles)
+            json_object_set(reply, "articles", t->articles);
+        if (t->quick)
+            json_object_set(reply, "quick_replies", t->quick);
+        if (*t->notice)
+            json_object_set_new(reply, "notice", json_string(t->notice));
+        json_t *slots = json_object_get(t->mem, "slots");
+        if (json_is_object(slots) && json_object_size(slots))
+            json_object_set(reply, "slots", slots);
+    }
+    json_object_set_new(o, "reply", reply);
+    json_object_set_new(o, "state", json_string(store_state_name(t->c.state)));
+    json_object_set_new(o, "seq", json_integer(seq));
+    if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
+        json_t *q = queue_json(t->d, t->c.id, t->now);
+        if (!q) /* not pushed yet: it will be last in its queue */
+            q = json_pack("{s:s, s:i, s:i}", "name", t->c.queue, "position", 0, "wait_s", 0);
+        json_object_set_new(o, "queue", q);
+    }
+    return o;
+}
+
+/* The messages of this turn as the transcript will hold them, for the packet. */
+static json_t *turn_messages(struct turn *t, const char *bot_text)
+{
+    json_t *v = json_array();
+    json_t *m = message_json(t->c.last_seq + 1, "customer", t->text, NULL, t->now);
+    if (t->intent >= 0) {
+        json_object_set_new(m, "intent", json_string(intent_name(t, t->intent)));
+        json_object_set_new(m, "confidence", json_real(t->confidence));
+    }
+    json_array_append_new(v, m);
+    if (bot_text)
+        json_array_append_new(
+            v, message_json(t->c.last_seq + 2, "bot", bot_text, dialog_src_names[t->src], t->now));
+    return v;
+}
+
+/* Moves the conversation into its queue state before the write. */
+static void turn_handoff_state(struct turn *t)
+{
+    t->c.state = STORE_QUEUED;
+    snprintf(t->c.queue, sizeof t->c.queue, "%s", t->hqueue);
+    snprintf(t->c.reason, sizeof t->c.reason, "%s", dialog_why_names[t->why]);
+    t->c.priority = t->hprio;
+    t->c.queued_at = t->now;
+    t->c.misses = 0;
+    *t->c.pending = 0;
+    *t->c.agent = 0;
+}
+
+/* Stores the turn in one batch (waits for the commit), then queues it. */
+static int commit_turn(struct turn *t, json_t **out)
+{
+    long seq = t->c.last_seq + 1;
+    const char *bot = *t->reply ? t->reply : NULL;
+    char bot_text[sizeof t->reply + sizeof t->notice + 2];
+    if (bot)
+        snprintf(bot_text, sizeof bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
+    char *packet = NULL;
+    char *memory = json_dumps(t->mem, JSON_COMPACT);
+    t->c.memory = memory;
+    if (t->handoff) {
+        turn_handoff_state(t);
+        json_t *extra = turn_messages(t, bot ? bot_text : NULL);
+        json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
+        packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+        json_decref(ctx);
+        json_decref(extra);
+    }
+    *out = turn_result(t, bot ? seq + 1 : seq);
+    char *result = json_dumps(*out, JSON_COMPACT);
+    t->c.last_seq = bot ? seq + 1 : seq;
+    t->c.updated_at = t->now;
+    struct store_msg cm = {
+        seq,          "customer", t->text, dialog_src_names[t->src], intent_name(t, t->intent), t->confidence,
+        t->client_id, result,     t->now};
+    struct store_msg bm = {
+        seq + 1, "bot", bot_text, dialog_src_names[t->src], intent_name(t, t->intent), t->confidence,
+        NULL,    NULL,  t->now};
+    struct store_batch b;
+    store_batch_init(&b);
+    store_put_conv(&b, &t->c, packet);
+    store_add_message(&b, t->c.id, &cm);
+    if (bot)
+        store_add_message(&b, t->c.id, &bm);
+    if (t->event)
+        store_add_event(&b, t->c.id, t->now, t->event, NULL, NULL, NULL);
+    if (t->handoff)
+        store_add_event(&b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
+    if (t->feedback)
+        store_add_feedback(&b, t->c.id, t->now, t->feedback, NULL);
+    int rc = result && memory ? store_write(t->d->st, &b) : KEFU_ENOMEM;
+    free(packet);
+    free(result);
+    free(memory);
+    t->c.memory = NULL;
+    if (rc < 0) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(rc, rc == KEFU_ECONFLICT ? "client_id already used" : "cannot store the message");
+    }
+    return 0;
+}
+
+/* After the commit: queue the handed-off conversation, count, notify. */
+static void after_turn(struct turn *t, json_t *out)
+{
+    struct dialog *d = t->d;
+    atomic_fetch_add(&d->m.src[t->src], 1);
+    if (t->feedback)
+        atomic_fetch_add(&d->m.rating[t->feedback], 1);
+    if (t->handoff) {
+        atomic_fetch_add(&d->m.why[t->why], 1);
+        if (dialog_enqueue(d, &t->c) == 0) {
+            json_t *q = queue_json(d, t->c.id, t->now);
+            if (q)
+                json_object_set_new(out, "queue", q);
+        }
+        dialog_notify(d, NULL, 0);
+    }
+    dialog_notify(d, t->c.id, t->c.last_seq);
+}
+
+/* Answers a repeated client_id with the first answer. Returns 0 (done) or KEFU_ENOENT. */
+static int replay(struct turn *t, json_t **out)
+{
+    long seq;
+    char *result = NULL;
+    if (!t->client_id || store_find_client_id(t->d->st, t->c.id, t->client_id, &seq, &result) < 0)
+        return KEFU_ENOENT;
+    *out = result ? json_loads(result, 0, NULL) : json_pack("{s:n, s:I}", "reply", "seq", (json_int_t)seq);
+    free(result);
+    return *out ? 0 : KEFU_ENOMEM;
+}
+
+/* The whole pipeline for one message of conversation t->c (locked). */
+static int handle_message(struct turn *t, json_t **out)
+{
+    if (replay(t, out) == 0)
+        return 0;
+    t->locale = turn_locale(t);
+    snprintf(t->c.locale, sizeof t->c.locale, "%s", t->locale);
+    t->intent = -1;
+    if (t->c.state == STORE_RESOLVED && (t->feedback = rating_of(t->text, t->len))) {
+        t->src = SRC_FEEDBACK;
+        snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "thanks"));
+        return commit_turn(t, out);
+    }
+    if (t->c.state == STORE_RESOLVED) {
+        t->c.state = STORE_BOT;
+        t->c.misses = 0;
+        *t->c.agent = *t->c.queue = *t->c.reason = 0;
+        t->event = "reopen";
+    }
+    int rc = 0;
+    if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
+        wait_turn(t);
+    } else {
+        t->w = dialog_worker_get(t->d);
+        t->rs = t->w ? t->w->rs : NULL;
+        rc = t->w ? bot_turn(t) : KEFU_ENOMEM;
+        if (rc == 0 && t->handoff)
+            handoff_notice(t);
+    }
+    return rc < 0 ? rc : commit_turn(t, out);
+}
+
+static void turn_release(struct turn *t)
+{
+    if (t->w)
+        dialog_worker_put(t->d, t->w);
+    json_decref(t->mem);
+    json_decref(t->quick);
+    json_decref(t->articles);
+    store_conv_release(&t->c);
+}
+
+/* Loads conversation id and its customer into t. */
+static int turn_load(struct turn *t, const char *id)
+{
+    int rc = dialog_load(t->d, id, &t->c);
+    if (rc < 0)
+        return rc;
+    store_get_customer(t->d->st, t->c.customer, &t->cu);
+    t->mem = json_loads(t->c.memory ? t->c.memory : "{}", 0, NULL);
+    store_conv_release(&t->c); /* t->mem is the memory from now on */
+    if (!json_is_object(t->mem)) {
+        json_decref(t->mem);
+        t->mem = json_object();
+    }
+    return t->mem ? 0 : KEFU_ENOMEM;
+}
+
+int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out)
+{
+    *out = NULL;
+    struct turn *t = kefu_calloc(1, sizeof *t);
+    if (!t)
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    t->d = d;
+    int rc = json_is_object(req) ? 0 : dialog_fail(KEFU_EINVAL, "expected {text, client_id?}");
+    if (rc == 0)
+        rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &t->text);
+    if (rc == 0)
+        rc = dialog_req_text(req, "client_id", 64, 0, &t->client_id);
+    if (rc == 0) {
+        t->len = strlen(t->text);
+        dialog_lock(d, conv ? conv : "");
+        t->now = dialog_now(d);
+        rc = turn_load(t, conv);
+        if (rc == 0)
+            rc = handle_message(t, out);
+        dialog_unlock(d, conv ? conv : "");
+        if (rc == 0 && t->c.last_seq)
+            after_turn(t, *out);
+    }
+    turn_release(t);
+    free(t);
+    return rc;
+}
+
+/* ---- reading messages and feedback ---- */
+
+static int list_msg(void *ctx, const struct store_msg *m)
+{
+    json_t *v = ctx;
+    int internal = strcmp(m->from, "customer") == 0;
+    json_array_append_new(v, message_json(m->seq, m->from, m->text, internal ? NULL : m->source, m->at));
+    return 0;
+}
+
+int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out)
+{
+    struct store_conv c;
+    *out = NULL;
+    int rc = dialog_load(d, conv, &c);
+    if (rc < 0)
+        return rc;
+    store_conv_release(&c);
+    json_t *v = json_array();
+    if ((rc = store_messages(d->st, conv, after, 500, list_msg, v)) < 0) {
+        json_decref(v);
+        return dialog_fail(rc, "cannot read messages");
+    }
+    *out = json_pack("{s:o, s:s}", "messages", v, "state", store_state_name(c.state));
+    json_t *q = c.state == STORE_QUEUED || c.state == STORE_AGENT ? queue_json(d, conv, dialog_now(d)) : NULL;
+    if (q)
+        json_object_set_new(*out, "queue", q);
+    return *out ? 0 : KEFU_ENOMEM;
+}
+
+int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **out)
+{
+    *out = NULL;
+    json_t *r = json_object_get(req, "rating");
+    const char *comment;
+    if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 5)
+        return dialog_fail(KEFU_EINVAL, "rating must be an integer from 1 to 5");
+    int rc = dialog_req_text(req, "comment", 1000, 0, &comment);
+    if (rc < 0)
+        return rc;
+    struct store_conv c;
+    if ((rc = dialog_load(d, conv, &c)) < 0)
+        return rc;
+    store_conv_release(&c);
+    int rating = (int)json_integer_value(r);
+    long long now = dialog_now(d);
+    struct store_batch b;
+    store_batch_init(&b);
+    store_add_feedback(&b, conv, now, rating, comment);
+    store_add_event(&b, conv, now, "feedback", NULL, NULL, NULL);
+    if ((rc = store_write(d->st, &b)) < 0)
+        return dialog_fail(rc, "cannot store the feedback");
+    atomic_fetch_add(&d->m.rating[rating], 1);
+    *out = json_pack("{s:b}", "ok", 1);
+    return 0;
+}

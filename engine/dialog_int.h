@@ -1,0 +1,105 @@
+/* dialog_int.h — what dialog.c (the customer side and the pipeline) and
+ * dialog_agent.c (the agent side, the handoff packet, metrics) share. */
+#ifndef KEFU_DIALOG_INT_H
+#define KEFU_DIALOG_INT_H
+
+#include "dialog.h"
+#include "kb.h"
+#include "queue.h"
+#include "router.h"
+#include "rules.h"
+#include "store.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define CONV_LOCKS 64
+
+/* Sources of a customer message's handling, counted for metrics and the report. */
+enum { SRC_RULE, SRC_EXAMPLE, SRC_KB, SRC_CLARIFY, SRC_FALLBACK, SRC_HANDOFF, SRC_QUEUED, SRC_AGENT, SRC_FEEDBACK, N_SRC };
+extern const char *const dialog_src_names[N_SRC];
+/* Why a conversation was handed to a person. */
+enum { WHY_REQUESTED, WHY_COMPLAINT, WHY_ANGER, WHY_MISSES, WHY_TIER, WHY_RULE, N_WHY };
+extern const char *const dialog_why_names[N_WHY];
+
+#define WAIT_BUCKETS 8
+extern const long long dialog_wait_le[WAIT_BUCKETS]; /* histogram upper bounds, seconds */
+
+struct dialog_metrics {
+    atomic_long src[N_SRC];
+    atomic_long why[N_WHY];
+    atomic_long wait[WAIT_BUCKETS + 1], wait_sum, wait_n;
+    atomic_long rating[6];
+    atomic_long created, claims, transfers, releases, resolves, agent_msgs;
+};
+
+struct dialog_agent {
+    char name[QUEUE_AGENT_MAX];
+    char token[80];
+    size_t token_len;
+    char skills[256];
+};
+
+/* Per-call working set, reused through a free list: a router scratch,
+ * the rule set it last used with a private copy of its examples index,
+ * and a read-only connection to the articles. */
+struct dialog_worker {
+    struct dialog_worker *next;
+    struct router_scratch *sc;
+    struct rules *rs;       /* a reference */
+    struct kb_examples *ex; /* clone of the examples of rs, or NULL */
+    struct kb *kb;          /* NULL without articles */
+};
+
+struct dialog {
+    char *data_dir, *rules_dir, *corpus_dir, *hours;
+    int miss_limit, tz_offset_min;
+    int open_min, close_min; /* business hours in minutes of the local day; open_min < 0: always */
+    long long (*now)(void *ctx);
+    void *now_ctx;
+    struct store *st;
+    struct queue *q;
+    pthread_mutex_t rules_lock;
+    struct rules *rs;
+    struct kb_examples *ex; /* the examples index of rs (workers clone it) */
+    long long rules_loaded_at;
+    char *kb_path;          /* the articles database, NULL if none */
+    pthread_mutex_t workers_lock;
+    struct dialog_worker *workers;
+    pthread_mutex_t conv_lock[CONV_LOCKS];
+    struct dialog_agent *agents;
+    size_t n_agents;
+    dialog_notify_fn notify;
+    void *notify_ctx;
+    struct dialog_metrics m;
+};
+
+/* Sets the calling thread's reason and returns code. */
+int dialog_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Current time in unix seconds (the configured clock). */
+long long dialog_now(struct dialog *d);
+/* Locks and unlocks the stripe of conversation id. */
+void dialog_lock(struct dialog *d, const char *id);
+void dialog_unlock(struct dialog *d, const char *id);
+/* Tells the listener about a committed change (conv NULL: the queue). */
+void dialog_notify(struct dialog *d, const char *conv, long seq);
+/* Loads conversation id, mapping errors to a reason. */
+int dialog_load(struct dialog *d, const char *id, struct store_conv *c);
+/* 1 if the business hours hold at now. */
+int dialog_hours_open(struct dialog *d, long long now);
+/* Takes a worker synced with the running rules (NULL on OOM); give it back with dialog_worker_put(). */
+struct dialog_worker *dialog_worker_get(struct dialog *d);
+void dialog_worker_put(struct dialog *d, struct dialog_worker *w);
+/* Puts a stored conversation into the in-memory queue. */
+int dialog_enqueue(struct dialog *d, const struct store_conv *c);
+/* The agent-facing context of conversation c (new JSON); extra messages
+ * not yet stored (a JSON array, borrowed, may be NULL) join the transcript;
+ * kb (may be NULL) suggests articles for it. */
+json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_t *extra, struct kb *kb);
+/* Text from a JSON request field: 0, KEFU_EINVAL, KEFU_EUTF8 or KEFU_ERANGE. */
+int dialog_req_text(json_t *req, const char *key, size_t max, int required, const char **out);
+/* The localized system text for key in locale; static. */
+const char *dialog_say(const char *locale, const char *key);
+
+#endif

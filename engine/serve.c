@@ -1,0 +1,275 @@
+/* serve.c — `kefu serve`: flags and environment → dialog_open() →
+ * http_start(), then the main thread waits for signals on a signalfd
+ * (blocked in every thread before any is created): SIGHUP reloads the
+ * rules, SIGTERM and SIGINT drain the requests in flight and exit 0.
+ * No work happens in a signal handler. docs/operations.md has the flags. */
+#include "serve.h"
+
+#include "dialog.h"
+#include "http.h"
+#include "kefu.h"
+#include "log.h"
+#include "rules.h"
+#include "webhook.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+struct serve_opts {
+    struct dialog_config dc;
+    struct http_config hc;
+    struct api_config ac;
+    double rate;
+    int drain_s;
+    struct webhook_config wc;
+    char cors_buf[1024]; /* KEFU_CORS_ORIGINS, split in place */
+};
+
+static const char *usage_text =
+    "usage: kefu serve [--listen ADDR:PORT] [--data DIR] [--rules DIR] [--corpus DIR] [--web DIR]\n"
+    "                  [--rate-limit N] [--cors-origin ORIGIN]... [--miss-limit N] [--hours HH:MM-HH:MM]\n"
+    "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
+    "                  [--webhook http://HOST:PORT/PATH]\n\n"
+    "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
+    "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
+    "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
+    "KEFU_ADMIN_TOKEN, KEFU_CORS_ORIGINS (comma-separated), KEFU_LOG_LEVEL,\n"
+    "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook).\n"
+    "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
+
+static int bad(const char *fmt, const char *arg)
+{
+    fputs("kefu: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    return 2;
+}
+
+static int add_origin(struct serve_opts *o, const char *origin)
+{
+    if (o->ac.n_cors == API_MAX_ORIGINS)
+        return bad("at most 16 cors origins (%s)", origin);
+    o->ac.cors[o->ac.n_cors++] = origin;
+    return 0;
+}
+
+/* Reads the KEFU_* environment into o. */
+static int read_env(struct serve_opts *o)
+{
+    o->dc.agents = getenv("KEFU_AGENT_TOKENS");
+    o->ac.admin_token = getenv("KEFU_ADMIN_TOKEN");
+    o->wc.secret = getenv("KEFU_WEBHOOK_SECRET");
+    const char *lv = getenv("KEFU_LOG_LEVEL");
+    if (lv && log_level_parse(lv) < 0)
+        return bad("KEFU_LOG_LEVEL must be debug, info, warn or error, not '%s'", lv);
+    if (lv)
+        log_init(log_level_parse(lv), NULL);
+    const char *co = getenv("KEFU_CORS_ORIGINS");
+    if (!co || snprintf(o->cors_buf, sizeof o->cors_buf, "%s", co) >= (int)sizeof o->cors_buf)
+        return 0;
+    for (char *save = NULL, *t = strtok_r(o->cors_buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (add_origin(o, t))
+            return 2;
+    return 0;
+}
+
+static int number(const char *flag, const char *v, double lo, double hi, double *out)
+{
+    char *end;
+    double x = v ? strtod(v, &end) : 0;
+    if (!v || !*v || *end || x < lo || x > hi)
+        return bad("%s needs a number in range", flag);
+    *out = x;
+    return 0;
+}
+
+/* Applies one flag with its value; returns 0, or 2 after an error. */
+static int flag(struct serve_opts *o, const char *f, const char *v)
+{
+    double x;
+    if (strcmp(f, "--listen") == 0)
+        o->hc.listen = v;
+    else if (strcmp(f, "--data") == 0)
+        o->dc.data_dir = v;
+    else if (strcmp(f, "--rules") == 0)
+        o->dc.rules_dir = v;
+    else if (strcmp(f, "--corpus") == 0)
+        o->dc.corpus_dir = v;
+    else if (strcmp(f, "--web") == 0)
+        o->hc.web_dir = v;
+    else if (strcmp(f, "--hours") == 0)
+        o->dc.hours = v;
+    else if (strcmp(f, "--webhook") == 0)
+        o->wc.url = v;
+    else if (strcmp(f, "--cors-origin") == 0)
+        return add_origin(o, v);
+    else if (strcmp(f, "--log-level") == 0) {
+        if (log_level_parse(v) < 0)
+            return bad("--log-level must be debug, info, warn or error, not '%s'", v);
+        log_init(log_level_parse(v), NULL);
+    } else if (strcmp(f, "--rate-limit") == 0) {
+        if (number(f, v, 0, 1e6, &o->rate))
+            return 2;
+    } else if (strcmp(f, "--miss-limit") == 0) {
+        if (number(f, v, 1, 100, &x))
+            return 2;
+        o->dc.miss_limit = (int)x;
+    } else if (strcmp(f, "--tz-offset") == 0) {
+        if (number(f, v, -14 * 60, 14 * 60, &x))
+            return 2;
+        o->dc.tz_offset_min = (int)x;
+    } else if (strcmp(f, "--threads") == 0) {
+        if (number(f, v, 1, 64, &x))
+            return 2;
+        o->hc.threads = (unsigned)x;
+    } else if (strcmp(f, "--drain-timeout") == 0) {
+        if (number(f, v, 0, 3600, &x))
+            return 2;
+        o->drain_s = (int)x;
+    } else {
+        return bad("unknown option '%s' for 'serve' (see kefu serve --help)", f);
+    }
+    return 0;
+}
+
+/* Returns 0, 1 for --help, or 2 after an error. */
+static int parse(int argc, char **argv, struct serve_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    dialog_config_default(&o->dc);
+    http_config_default(&o->hc);
+    o->rate = 20;
+    o->drain_s = 10;
+    if (read_env(o))
+        return 2;
+    for (int i = 1; i < argc; i += 2) { /* every flag takes a value */
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+        if (argv[i][0] != '-')
+            return bad("serve takes no arguments ('%s')", argv[i]);
+        if (i + 1 >= argc)
+            return bad("option '%s' needs a value", argv[i]);
+        if (flag(o, argv[i], argv[i + 1]))
+            return 2;
+    }
+    o->ac.rate_ip = o->rate;
+    o->ac.rate_conv = o->rate > 0 ? 2 : 0;
+    return 0;
+}
+
+static void log_diag(const struct rules_diag *d)
+{
+    for (size_t k = 0; k < d->n; k++) {
+        const struct rules_msg *m = &d->v[k];
+        log_msg(m->severity == RULES_ERROR ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, "%s:%d:%d: %s",
+                m->file ? m->file : "", m->line, m->col, m->text ? m->text : "");
+    }
+}
+
+static void reload(struct dialog *d)
+{
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    int rc = dialog_reload(d, &diag);
+    log_diag(&diag);
+    if (rc < 0)
+        log_msg(LOG_LEVEL_ERROR, "reload failed (%d errors); the running rules stay", diag.errors);
+    else
+        log_msg(LOG_LEVEL_INFO, "rules reloaded");
+    rules_diag_release(&diag);
+}
+
+/* Waits for signals until SIGTERM or SIGINT; returns the signal. */
+static int wait_signals(int fd, struct dialog *d)
+{
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t n = read(fd, &si, sizeof si);
+        if (n != (ssize_t)sizeof si)
+            continue;
+        if (si.ssi_signo == SIGHUP) {
+            log_msg(LOG_LEVEL_INFO, "SIGHUP: reloading the rules");
+            reload(d);
+            continue;
+        }
+        return (int)si.ssi_signo;
+    }
+}
+
+static int run(struct serve_opts *o, int sfd)
+{
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    struct dialog *d = NULL;
+    int rc = dialog_open(&o->dc, &diag, &d);
+    if (rc < 0) {
+        rules_diag_print(stderr, &diag);
+        rules_diag_release(&diag);
+        fprintf(stderr, "kefu: cannot open the engine (data '%s', rules '%s'): %s: %s\n", o->dc.data_dir,
+                o->dc.rules_dir, kefu_strerror(rc), dialog_error());
+        return 1;
+    }
+    log_diag(&diag);
+    rules_diag_release(&diag);
+    o->ac.dialog = d;
+    struct webhook *wh = NULL;
+    if (o->wc.url && webhook_create(&o->wc, &wh) < 0) {
+        fprintf(stderr, "kefu: cannot use webhook '%s': only http://HOST[:PORT]/PATH\n", o->wc.url);
+        dialog_close(d);
+        return 2;
+    }
+    o->ac.webhook = wh;
+    struct http *h = NULL;
+    if ((rc = http_start(&o->hc, &o->ac, &h)) < 0) {
+        fprintf(stderr, "kefu: cannot listen on '%s': %s\n", o->hc.listen,
+                rc == KEFU_EINVAL ? "not ADDR:PORT" : "address in use or not available");
+        webhook_free(wh);
+        dialog_close(d);
+        return 1;
+    }
+    char url[200];
+    http_url(h, url, sizeof url);
+    printf("kefu: serving on %s\n", url);
+    fflush(stdout);
+    json_t *f = json_pack("{s:s}", "url", url);
+    log_json(LOG_LEVEL_INFO, "listening", f);
+    json_decref(f);
+    int sig = wait_signals(sfd, d);
+    log_msg(LOG_LEVEL_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    int left = http_drain(h, o->drain_s * 1000);
+    http_stop(h);
+    webhook_free(wh);
+    dialog_close(d);
+    log_msg(LOG_LEVEL_INFO, "stopped (%d requests cut)", left);
+    return 0;
+}
+
+int serve_main(int argc, char **argv)
+{
+    struct serve_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc == 1) {
+        puts(usage_text);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread exists: all inherit it */
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0)
+        return bad("cannot create a signalfd%s", "");
+    rc = run(&o, sfd);
+    close(sfd);
+    return rc;
+}

@@ -1,0 +1,159 @@
+/* store.h — durable conversation state: customers, conversations,
+ * messages, events and feedback in one SQLite file (WAL, synchronous=FULL).
+ * One writer thread owns every write and commits batches in groups; a call
+ * to store_write() returns only after the transaction holding its batch
+ * has committed. Reads run on a small pool of reader connections. The
+ * interface speaks in records, not SQL, so another backend can implement
+ * it. The store knows nothing about dialog: it stores what it is given. */
+#ifndef KEFU_STORE_H
+#define KEFU_STORE_H
+
+#include <stddef.h>
+
+struct store; /* opaque */
+
+#define STORE_SCHEMA_VERSION 3 /* PRAGMA user_version of a current file */
+
+enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
+/* Returns "bot", "queued", "agent" or "resolved". */
+const char *store_state_name(int state);
+
+struct store_customer {
+    char id[128], name[128], tier[32];
+    long long first_seen, last_seen; /* unix seconds */
+};
+
+/* A conversation as a row; strings are NUL-terminated, "" when unset. */
+struct store_conv {
+    char id[40], token[40], customer[128], channel[32], locale[16];
+    int state;         /* enum store_state */
+    char queue[32];    /* while queued or with an agent */
+    int priority;      /* rules priority 0..3 */
+    int anger;         /* 1 if the customer was angry */
+    char agent[64];    /* while with an agent (and who resolved it) */
+    int misses;        /* consecutive bot misses */
+    char pending[160]; /* "intent slot" the bot asked for, "" if none */
+    char reason[32];   /* why it was handed off */
+    long long created_at, updated_at, queued_at;
+    long last_seq; /* highest message seq */
+    char *memory;  /* dialog's JSON (slots, intents); owned, see store_conv_release() */
+};
+/* Frees what a filled struct store_conv owns; the struct can be refilled. */
+void store_conv_release(struct store_conv *c);
+
+struct store_msg {
+    long seq;
+    const char *from; /* "customer", "bot", "agent" or "system" */
+    const char *text;
+    const char *source; /* rule, example, kb, clarify, fallback, handoff, agent, ... or NULL */
+    const char *intent; /* NULL if none */
+    double confidence;
+    const char *client_id; /* NULL if none; unique per conversation */
+    const char *result;    /* JSON answer returned for this message (idempotent retries), or NULL */
+    long long at;
+};
+
+/* ---- opening ---- */
+
+struct store_opts {
+    int group_commit; /* 1 (default): batches share commits; -1: one commit per batch */
+    int group_max;    /* most batches in one transaction (default 64) */
+    int readers;      /* reader connections (default 4) */
+};
+
+/* Opens (creating and migrating) the database at path; opts may be NULL.
+ * *out is new, close with store_close(). Returns 0, KEFU_EIO, KEFU_ERANGE
+ * (a file newer than this program) or KEFU_ENOMEM. */
+int store_open(const char *path, const struct store_opts *opts, struct store **out);
+/* Commits what is queued, stops the writer and closes. NULL is fine. */
+void store_close(struct store *st);
+/* Returns the file's schema version (STORE_SCHEMA_VERSION after open). */
+int store_version(struct store *st);
+/* Creates path with the schema of an older version (1..STORE_SCHEMA_VERSION),
+ * to test migrations. Returns 0 or KEFU_EIO. */
+int store_create_version(const char *path, int version);
+
+/* ---- writing: fill a batch, then store_write() it ---- */
+
+#define STORE_BATCH_MAX 8
+
+struct store_op {
+    int kind;
+    const void *rec; /* borrowed until store_write() returns */
+    const char *conv, *a, *b, *c;
+    long long at;
+    int n;
+};
+
+/* A set of writes applied atomically. The caller holds it; the writer fills rc. */
+struct store_batch {
+    struct store_op op[STORE_BATCH_MAX];
+    size_t n;
+    int rc, done;             /* set by the writer */
+    struct store_batch *next; /* the writer's queue */
+};
+/* Prepares an empty batch. */
+void store_batch_init(struct store_batch *b);
+/* Adds or updates a customer (first_seen is kept on update). */
+int store_put_customer(struct store_batch *b, const struct store_customer *c);
+/* Adds or replaces a conversation row; packet (JSON, may be NULL: keep) is the handoff packet. */
+int store_put_conv(struct store_batch *b, const struct store_conv *c, const char *packet);
+/* Appends message m to conv; a repeated (conv, client_id) fails the batch with KEFU_ECONFLICT. */
+int store_add_message(struct store_batch *b, const char *conv, const struct store_msg *m);
+/* Records a transition: kind (created, handoff, claim, ...), agent, queue, reason (each may be NULL). */
+int store_add_event(struct store_batch *b, const char *conv, long long at, const char *kind,
+                    const char *agent, const char *queue, const char *reason);
+/* Records a rating 1..5 with an optional comment. */
+int store_add_feedback(struct store_batch *b, const char *conv, long long at, int rating,
+                       const char *comment);
+
+/* Hands b to the writer thread and waits until its transaction committed.
+ * Returns 0, KEFU_ECONFLICT (duplicate client_id: nothing of b was
+ * written), KEFU_EIO or KEFU_ERANGE (b is full). */
+int store_write(struct store *st, struct store_batch *b);
+
+/* ---- reading (any thread) ---- */
+
+/* Loads conversation id into *out (release it). Returns 0, KEFU_ENOENT or KEFU_EIO. */
+int store_get_conv(struct store *st, const char *id, struct store_conv *out);
+/* Returns conv's handoff packet as a new string (free()) in *out, NULL if none. */
+int store_get_packet(struct store *st, const char *id, char **out);
+/* Loads customer id. Returns 0, KEFU_ENOENT or KEFU_EIO. */
+int store_get_customer(struct store *st, const char *id, struct store_customer *out);
+
+/* Called per row; the record is borrowed for the call. Return non-zero to stop. */
+typedef int (*store_msg_fn)(void *ctx, const struct store_msg *m);
+typedef int (*store_conv_fn)(void *ctx, const struct store_conv *c);
+
+/* Calls fn for conv's messages with seq > after, in order, at most limit (<= 0: all). */
+int store_messages(struct store *st, const char *conv, long after, int limit, store_msg_fn fn, void *ctx);
+/* Finds conv's message with client_id; fills *out's seq and copies its
+ * result into *result (new, free(); NULL if none). Returns 0 or KEFU_ENOENT. */
+int store_find_client_id(struct store *st, const char *conv, const char *client_id, long *seq, char **result);
+/* Calls fn for customer's conversations (every channel), newest first, at most limit. */
+int store_customer_convs(struct store *st, const char *customer, int limit, store_conv_fn fn, void *ctx);
+/* Calls fn for every conversation in state queued or agent (to rebuild the queue). */
+int store_open_convs(struct store *st, store_conv_fn fn, void *ctx);
+
+/* One row of an aggregate: a key (may be NULL), a count and an average. */
+typedef int (*store_row_fn)(void *ctx, const char *key, long long count, double avg);
+enum store_report {
+    STORE_R_SOURCES,        /* bot messages by source */
+    STORE_R_HANDOFFS,       /* handoff events by reason */
+    STORE_R_INTENT_ANSWERS, /* customer messages answered by the bot (rule/example/kb), by intent */
+    STORE_R_INTENT_HANDOFF, /* customer messages that handed off, by intent */
+    STORE_R_INTENT_RATING,  /* ratings of conversations the intent answered in: count, average */
+    STORE_R_RATINGS,        /* feedback by rating */
+    STORE_R_UNANSWERED,     /* customer messages nothing answered (fallback): key = text */
+    STORE_R_TOTALS,         /* "conversations", "customer_messages", "handoffs", "feedback" */
+};
+/* Runs one aggregate and calls fn per row. Returns 0, KEFU_EINVAL or KEFU_EIO. */
+int store_report(struct store *st, int which, store_row_fn fn, void *ctx);
+
+/* Counters of the writer, for health and benchmarks. */
+struct store_stats {
+    long long commits, batches, failed;
+};
+void store_stats(struct store *st, struct store_stats *out);
+
+#endif

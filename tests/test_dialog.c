@@ -1,0 +1,785 @@
+/* test_dialog.c — conversations end to end in process, on the bundled
+ * rules and a real SQLite file in a temporary directory: the whole journey
+ * from a rule's answer through a handoff, a claim, an agent's replies and
+ * a resolve to feedback and a fresh start with the bot; idempotent
+ * messages, claims and resolves; misses and VIP handoffs; tokens; skills,
+ * capacity and transfers; positions and waiting times; business hours;
+ * slots asked and filled; restarts; reloads; concurrent customers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dialog.h"
+#include "kefu.h"
+#include "text.h"
+
+#define AMY    "0123456789abcdef0123456789abcdef"
+#define BOB    "fedcba9876543210fedcba9876543210"
+#define CAT    "00112233445566778899aabbccddeeff"
+#define AGENTS "amy:" AMY ":general|vip|complaints:2,bob:" BOB ":billing:1,cat:" CAT ":*:10"
+
+static long long fake_now = 1700000000 + 4 * 3600; /* 10:13 Beijing time */
+
+static long long fake_clock(void *ctx)
+{
+    return fake_now;
+}
+
+struct fixture {
+    char dir[64];
+    struct dialog_config cfg;
+    struct dialog *d;
+    int notified;
+};
+
+static void on_notify(void *ctx, const char *conv, long seq)
+{
+    struct fixture *f = ctx;
+    __atomic_add_fetch(&f->notified, 1, __ATOMIC_SEQ_CST);
+}
+
+static void open_dialog(struct fixture *f)
+{
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    int rc = dialog_open(&f->cfg, &diag, &f->d);
+    if (rc < 0)
+        fail_msg("dialog_open: %d %s", rc, dialog_error());
+    rules_diag_release(&diag);
+    dialog_set_notify(f->d, on_notify, f);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/kefu-dialog-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    dialog_config_default(&f->cfg);
+    f->cfg.data_dir = f->dir;
+    f->cfg.rules_dir = "rules";
+    f->cfg.corpus_dir = NULL;
+    f->cfg.agents = AGENTS;
+    f->cfg.now = fake_clock;
+    fake_now = 1700000000 + 4 * 3600;
+    open_dialog(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    dialog_close(f->d);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return 1;
+    free(f);
+    return 0;
+}
+
+/* Creates a conversation; id and token are copied out. */
+static void new_conv(struct dialog *d, const char *customer, const char *tier, const char *channel, char *id,
+                     char *token)
+{
+    json_t *req = json_pack("{s:s, s:{s:s, s:s, s:s}}", "channel", channel, "customer", "id", customer,
+                            "name", "Li Lei", "tier", tier);
+    json_t *out;
+    assert_int_equal(dialog_conversation_create(d, req, &out), 0);
+    snprintf(id, 40, "%s", json_string_value(json_object_get(out, "id")));
+    snprintf(token, 40, "%s", json_string_value(json_object_get(out, "token")));
+    assert_int_equal(strlen(token), 32);
+    assert_string_equal(json_string_value(json_object_get(out, "state")), "bot");
+    assert_int_equal(json_array_size(json_object_get(out, "messages")), 1);
+    json_decref(req);
+    json_decref(out);
+}
+
+/* Sends text (client_id may be NULL) and returns the answer (new). */
+static json_t *say(struct dialog *d, const char *id, const char *text, const char *client_id)
+{
+    json_t *req = client_id ? json_pack("{s:s, s:s}", "text", text, "client_id", client_id)
+                            : json_pack("{s:s}", "text", text);
+    json_t *out = NULL;
+    int rc = dialog_customer_message(d, id, req, &out);
+    if (rc < 0)
+        fail_msg("message '%s': %d %s", text, rc, dialog_error());
+    json_decref(req);
+    return out;
+}
+
+static const char *str(json_t *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    json_t *v = o;
+    for (char *save = NULL, *k = strtok_r(buf, ".", &save); k && v; k = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void expect_str(json_t *o, const char *path, const char *want)
+{
+    const char *got = str(o, path);
+    if (!got || strcmp(got, want) != 0) {
+        char *s = json_dumps(o, JSON_COMPACT);
+        fail_msg("%s: got '%s', expected '%s' in %s", path, got ? got : "(none)", want, s);
+    }
+}
+
+static long long num(json_t *o, const char *k1, const char *k2)
+{
+    json_t *v = json_object_get(o, k1);
+    if (k2)
+        v = json_object_get(v, k2);
+    return json_integer_value(v);
+}
+
+static int count_messages(struct dialog *d, const char *id)
+{
+    json_t *out;
+    assert_int_equal(dialog_messages(d, id, 0, &out), 0);
+    int n = (int)json_array_size(json_object_get(out, "messages"));
+    json_decref(out);
+    return n;
+}
+
+static const char *agent(struct dialog *d, const char *token)
+{
+    const char *name = NULL;
+    assert_int_equal(dialog_agent_auth(d, token, &name), 0);
+    return name;
+}
+
+/* 1.1 the whole journey: rule → request for a person → queued with the packet → claim → agent
+ * replies while the bot is silent → resolve → rating → the bot again */
+static void test_journey(void **state)
+{
+    struct fixture *f = *state;
+    struct dialog *d = f->d;
+    char id[40], token[40];
+    new_conv(d, "u1", "regular", "web", id, token);
+    json_t *r = say(d, id, "我的退款什么时候到账", NULL);
+    expect_str(r, "reply.source", "rule");
+    expect_str(r, "reply.intent", "returns.refund_status");
+    expect_str(r, "state", "bot");
+    json_decref(r);
+
+    r = say(d, id, "转人工", NULL);
+    expect_str(r, "reply.source", "handoff");
+    expect_str(r, "reply.intent", "human.agent");
+    expect_str(r, "state", "queued");
+    expect_str(r, "queue.name", "general");
+    assert_int_equal(num(r, "queue", "position"), 1);
+    assert_non_null(str(r, "reply.notice")); /* no agent online yet */
+    json_decref(r);
+
+    r = say(d, id, "还在吗？", NULL);
+    assert_true(json_is_null(json_object_get(r, "reply")));
+    expect_str(r, "state", "queued");
+    json_decref(r);
+
+    const char *amy = agent(d, AMY);
+    assert_string_equal(amy, "amy");
+    json_t *q;
+    assert_int_equal(dialog_queue_list(d, amy, &q), 0);
+    json_t *first = json_array_get(json_object_get(q, "conversations"), 0);
+    expect_str(first, "id", id);
+    expect_str(first, "reason", "requested");
+    expect_str(first, "customer.name", "Li Lei");
+    expect_str(first, "first_message", "我的退款什么时候到账");
+    json_decref(q);
+
+    json_t *ctx;
+    fake_now += 42;
+    assert_int_equal(dialog_claim(d, amy, NULL, &ctx), 0);
+    expect_str(ctx, "conversation.state", "agent");
+    expect_str(ctx, "reason", "requested");
+    expect_str(ctx, "customer.tier", "regular");
+    json_t *tr = json_object_get(ctx, "transcript");
+    assert_true(json_array_size(tr) >= 6); /* greeting, 2 × (question, answer), the waiting message */
+    json_t *intents = json_object_get(json_object_get(ctx, "understood"), "intents");
+    expect_str(json_array_get(intents, 0), "intent", "returns.refund_status");
+    assert_true(json_real_value(json_object_get(json_array_get(intents, 0), "confidence")) > 0.5);
+    json_t *packet = json_object_get(ctx, "packet");
+    expect_str(packet, "reason", "requested");
+    assert_true(json_array_size(json_object_get(packet, "transcript")) >= 5);
+    json_decref(ctx);
+
+    json_t *req = json_pack("{s:s}", "text", "您好，我是客服小美，马上为您查询退款。"), *out;
+    assert_int_equal(dialog_agent_message(d, amy, id, req, &out), 0);
+    long agent_seq = (long)num(out, "seq", NULL);
+    json_decref(out);
+    json_decref(req);
+
+    r = say(d, id, "好的谢谢", NULL);
+    assert_true(json_is_null(json_object_get(r, "reply"))); /* the bot stays silent with an agent */
+    expect_str(r, "state", "agent");
+    json_decref(r);
+
+    assert_int_equal(dialog_messages(d, id, agent_seq - 1, &out), 0);
+    json_t *m0 = json_array_get(json_object_get(out, "messages"), 0);
+    expect_str(m0, "from", "agent");
+    expect_str(out, "state", "agent");
+    json_decref(out);
+
+    assert_int_equal(dialog_resolve(d, amy, id, &out), 0);
+    expect_str(out, "state", "resolved");
+    json_decref(out);
+    assert_int_equal(dialog_messages(d, id, 0, &out), 0);
+    json_t *msgs = json_object_get(out, "messages");
+    expect_str(json_array_get(msgs, json_array_size(msgs) - 1), "source", "survey");
+    json_decref(out);
+
+    r = say(d, id, "5", NULL);
+    expect_str(r, "reply.source", "feedback");
+    expect_str(r, "reply.text", "感谢您的评价！"); /* the conversation's language, not the digit's */
+    expect_str(r, "state", "resolved");
+    json_decref(r);
+
+    r = say(d, id, "我要开发票", NULL);
+    expect_str(r, "state", "bot");
+    expect_str(r, "reply.source", "rule");
+    expect_str(r, "reply.intent", "invoice.request");
+    json_decref(r);
+
+    struct text_buf m;
+    text_buf_init(&m);
+    assert_int_equal(dialog_metrics(d, &m), 0);
+    assert_non_null(strstr(m.s, "kefu_handoffs_total{reason=\"requested\"} 1\n"));
+    assert_non_null(strstr(m.s, "kefu_feedback_total{rating=\"5\"} 1\n"));
+    assert_non_null(strstr(m.s, "kefu_messages_total{source=\"rule\"} 2\n"));
+    assert_non_null(strstr(m.s, "kefu_wait_seconds_bucket{le=\"60\"} 1\n"));
+    assert_non_null(strstr(m.s, "kefu_automation_ratio 0.6667\n"));
+    text_buf_release(&m);
+    assert_true(f->notified > 5);
+}
+
+/* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
+static void test_human_phrasings(void **state)
+{
+    struct fixture *f = *state;
+    const char *asks[] = {"转人工", "人工客服", "請幫我轉人工", "talk to a person",
+                          "I want to speak to a real person"};
+    for (size_t i = 0; i < sizeof asks / sizeof asks[0]; i++) {
+        char id[40], token[40], cust[16];
+        snprintf(cust, sizeof cust, "h%zu", i);
+        new_conv(f->d, cust, "regular", "web", id, token);
+        json_t *r = say(f->d, id, asks[i], NULL);
+        expect_str(r, "state", "queued");
+        expect_str(r, "reply.source", "handoff");
+        json_t *ctx;
+        assert_int_equal(dialog_context(f->d, "cat", id, &ctx), 0);
+        expect_str(ctx, "reason", "requested");
+        json_decref(ctx);
+        json_decref(r);
+    }
+}
+
+/* 2.1 a repeated client_id returns the first answer and stores nothing twice */
+static void test_client_id(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "u2", "regular", "app", id, token);
+    json_t *a = say(f->d, id, "where is my order", "msg-1");
+    int n = count_messages(f->d, id);
+    json_t *b = say(f->d, id, "where is my order", "msg-1");
+    assert_true(json_equal(a, b));
+    assert_int_equal(count_messages(f->d, id), n);
+    json_t *c = say(f->d, id, "KF12345678", "msg-2");
+    assert_int_equal(count_messages(f->d, id), n + 2);
+    json_decref(a);
+    json_decref(b);
+    json_decref(c);
+}
+
+/* 2.2 claims and resolves repeat without changing anything twice */
+static void test_claim_resolve_idempotent(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "u3", "regular", "web", id, token);
+    json_decref(say(f->d, id, "转人工", NULL));
+    json_t *out;
+    assert_int_equal(dialog_claim(f->d, "amy", id, &out), 0);
+    json_decref(out);
+    int n = count_messages(f->d, id);
+    assert_int_equal(dialog_claim(f->d, "amy", id, &out), 0);
+    expect_str(out, "conversation.agent", "amy");
+    json_decref(out);
+    assert_int_equal(count_messages(f->d, id), n);
+    assert_int_equal(dialog_claim(f->d, "cat", id, &out), KEFU_ECONFLICT);
+    assert_int_equal(dialog_resolve(f->d, "cat", id, &out), KEFU_EPERM);
+    assert_int_equal(dialog_resolve(f->d, "amy", id, &out), 0);
+    json_decref(out);
+    n = count_messages(f->d, id);
+    assert_int_equal(dialog_resolve(f->d, "amy", id, &out), 0);
+    expect_str(out, "state", "resolved");
+    json_decref(out);
+    assert_int_equal(count_messages(f->d, id), n);
+    /* an agent message with a repeated client_id is stored once */
+    char id2[40];
+    new_conv(f->d, "u3b", "regular", "web", id2, token);
+    json_decref(say(f->d, id2, "转人工", NULL));
+    assert_int_equal(dialog_claim(f->d, "amy", id2, &out), 0);
+    json_decref(out);
+    json_t *req = json_pack("{s:s, s:s}", "text", "hello", "client_id", "a1");
+    json_t *o1, *o2;
+    assert_int_equal(dialog_agent_message(f->d, "amy", id2, req, &o1), 0);
+    assert_int_equal(dialog_agent_message(f->d, "amy", id2, req, &o2), 0);
+    assert_true(json_equal(o1, o2));
+    json_decref(o1);
+    json_decref(o2);
+    json_decref(req);
+}
+
+/* 3.1 two misses in a row hand off (miss_limit 2); an answer in between resets the count */
+static void test_misses(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "u4", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "asdf qwer zxcv", NULL);
+    expect_str(r, "reply.source", "fallback");
+    expect_str(r, "state", "bot");
+    json_decref(r);
+    json_decref(say(f->d, id, "hello", NULL));
+    r = say(f->d, id, "blorp zing", NULL);
+    expect_str(r, "state", "bot");
+    json_decref(r);
+    r = say(f->d, id, "qqq www eee", NULL);
+    expect_str(r, "state", "queued");
+    expect_str(r, "reply.source", "handoff");
+    expect_str(r, "queue.name", "general");
+    json_decref(r);
+    json_t *ctx;
+    assert_int_equal(dialog_context(f->d, "amy", id, &ctx), 0);
+    expect_str(ctx, "reason", "misses");
+    json_decref(ctx);
+}
+
+/* 3.2 a VIP goes to the vip queue after the first miss */
+static void test_vip_first_miss(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "v1", "vip", "web", id, token);
+    json_t *r = say(f->d, id, "asdf qwer zxcv", NULL);
+    expect_str(r, "state", "queued");
+    expect_str(r, "queue.name", "vip");
+    json_decref(r);
+    json_t *ctx;
+    assert_int_equal(dialog_context(f->d, "amy", id, &ctx), 0);
+    expect_str(ctx, "reason", "tier");
+    expect_str(ctx, "customer.tier", "vip");
+    json_decref(ctx);
+}
+
+/* 3.3 complaints and anger hand off to the complaints queue */
+static void test_complaint_anger(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "a1", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "你们客服态度太差了", NULL);
+    expect_str(r, "queue.name", "complaints");
+    json_decref(r);
+    json_t *ctx;
+    assert_int_equal(dialog_context(f->d, "amy", id, &ctx), 0);
+    expect_str(ctx, "reason", "complaint");
+    json_decref(ctx);
+    new_conv(f->d, "a2", "regular", "web", id, token);
+    r = say(f->d, id, "where is my damn order wtf", NULL);
+    expect_str(r, "state", "queued");
+    expect_str(r, "queue.name", "complaints");
+    json_decref(r);
+    assert_int_equal(dialog_context(f->d, "amy", id, &ctx), 0);
+    expect_str(ctx, "reason", "anger");
+    json_decref(ctx);
+}
+
+/* 4.1 tokens: a wrong customer token is EPERM, an unknown agent token EAUTH */
+static void test_tokens(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "t1", "regular", "web", id, token);
+    assert_int_equal(dialog_customer_auth(f->d, id, token), 0);
+    char wrong[40];
+    snprintf(wrong, sizeof wrong, "%s", token);
+    wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(dialog_customer_auth(f->d, id, wrong), KEFU_EPERM);
+    assert_int_equal(dialog_customer_auth(f->d, id, ""), KEFU_EPERM);
+    assert_int_equal(dialog_customer_auth(f->d, "cnope", token), KEFU_ENOENT);
+    const char *name;
+    assert_int_equal(dialog_agent_auth(f->d, "00000000000000000000000000000000", &name), KEFU_EAUTH);
+    assert_null(name);
+    assert_int_equal(dialog_agent_auth(f->d, BOB, &name), 0);
+    assert_string_equal(name, "bob");
+    /* a conversation's agent messages are only for the agent holding it */
+    json_decref(say(f->d, id, "转人工", NULL));
+    json_t *out, *req = json_pack("{s:s}", "text", "hi");
+    assert_int_equal(dialog_agent_message(f->d, "amy", id, req, &out), KEFU_ECONFLICT);
+    assert_int_equal(dialog_claim(f->d, "amy", id, &out), 0);
+    json_decref(out);
+    assert_int_equal(dialog_agent_message(f->d, "cat", id, req, &out), KEFU_EPERM);
+    json_decref(req);
+    /* bad requests */
+    json_t *badreq = json_pack("{s:i}", "text", 5);
+    assert_int_equal(dialog_customer_message(f->d, id, badreq, &out), KEFU_EINVAL);
+    json_decref(badreq);
+    char big[DIALOG_MAX_TEXT + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    json_t *bigreq = json_pack("{s:s}", "text", big);
+    assert_int_equal(dialog_customer_message(f->d, id, bigreq, &out), KEFU_ERANGE);
+    json_decref(bigreq);
+}
+
+/* 4.2 skills and capacity: bob serves billing only and holds one conversation */
+static void test_skills_capacity(void **state)
+{
+    struct fixture *f = *state;
+    char g[40], b1[40], b2[40], token[40];
+    new_conv(f->d, "s1", "regular", "web", g, token);
+    json_decref(say(f->d, g, "转人工", NULL));
+    json_t *out;
+    assert_int_equal(dialog_claim(f->d, "bob", g, &out), KEFU_EPERM);
+    assert_int_equal(dialog_claim(f->d, "bob", NULL, &out), KEFU_ENOENT);
+    /* amy takes it and transfers it to billing, twice over */
+    assert_int_equal(dialog_claim(f->d, "amy", g, &out), 0);
+    json_decref(out);
+    json_t *req = json_pack("{s:s}", "queue", "billing");
+    assert_int_equal(dialog_transfer(f->d, "amy", g, req, &out), 0);
+    expect_str(out, "queue", "billing");
+    expect_str(out, "state", "queued");
+    json_decref(out);
+    assert_int_equal(dialog_transfer(f->d, "amy", g, req, &out), KEFU_ECONFLICT);
+    json_decref(req);
+    req = json_pack("{s:s}", "queue", "Bad Queue!");
+    assert_int_equal(dialog_transfer(f->d, "amy", g, req, &out), KEFU_EINVAL);
+    json_decref(req);
+    memcpy(b1, g, sizeof b1);
+    assert_int_equal(dialog_claim(f->d, "bob", NULL, &out), 0);
+    expect_str(out, "conversation.id", b1);
+    expect_str(out, "conversation.queue", "billing");
+    json_decref(out);
+    /* a second billing conversation: bob is at capacity */
+    new_conv(f->d, "s2", "regular", "web", b2, token);
+    json_decref(say(f->d, b2, "转人工", NULL));
+    assert_int_equal(dialog_claim(f->d, "cat", b2, &out), 0);
+    json_decref(out);
+    req = json_pack("{s:s}", "queue", "billing");
+    assert_int_equal(dialog_transfer(f->d, "cat", b2, req, &out), 0);
+    json_decref(out);
+    json_decref(req);
+    assert_int_equal(dialog_claim(f->d, "bob", b2, &out), KEFU_EBUSY);
+    /* bob releases the first: it waits again, and his place is free */
+    assert_int_equal(dialog_release(f->d, "bob", b1, &out), 0);
+    json_decref(out);
+    assert_int_equal(dialog_claim(f->d, "bob", b2, &out), 0);
+    json_decref(out);
+}
+
+/* 4.3 positions and waiting times in the customer's answers and the agent's list */
+static void test_positions(void **state)
+{
+    struct fixture *f = *state;
+    char a[40], b[40], token[40];
+    new_conv(f->d, "p1", "regular", "web", a, token);
+    new_conv(f->d, "p2", "regular", "web", b, token);
+    json_decref(say(f->d, a, "转人工", NULL));
+    fake_now += 10;
+    json_t *r = say(f->d, b, "转人工", NULL);
+    assert_int_equal(num(r, "queue", "position"), 2);
+    assert_int_equal(num(r, "queue", "wait_s"), 0);
+    json_decref(r);
+    fake_now += 50;
+    r = say(f->d, a, "有人吗", NULL);
+    assert_int_equal(num(r, "queue", "position"), 1);
+    assert_int_equal(num(r, "queue", "wait_s"), 60);
+    json_decref(r);
+    json_t *q;
+    assert_int_equal(dialog_queue_list(f->d, "amy", &q), 0);
+    json_t *v = json_object_get(q, "conversations");
+    assert_int_equal(json_array_size(v), 2);
+    expect_str(json_array_get(v, 0), "id", a);
+    assert_int_equal(num(json_array_get(v, 1), "waiting_s", NULL), 50);
+    json_decref(q);
+    json_t *out;
+    assert_int_equal(dialog_claim(f->d, "amy", NULL, &out), 0);
+    json_decref(out);
+    r = say(f->d, b, "还要多久", NULL);
+    assert_int_equal(num(r, "queue", "position"), 1);
+    json_decref(r);
+}
+
+/* 5.1 out of hours: the customer is told when agents are back, and still waits in the queue */
+static void test_business_hours(void **state)
+{
+    struct fixture *f = *state;
+    dialog_close(f->d);
+    f->cfg.hours = "09:00-22:00";
+    f->cfg.tz_offset_min = 480;
+    fake_now = 1700000000; /* 06:13 Beijing time */
+    open_dialog(f);
+    char id[40], token[40];
+    new_conv(f->d, "b1", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "转人工", NULL);
+    expect_str(r, "reply.intent", "human.agent_offline");
+    expect_str(r, "state", "queued");
+    assert_null(str(r, "reply.notice")); /* the offline reply already says it */
+    json_decref(r);
+    new_conv(f->d, "b2", "regular", "web", id, token);
+    json_decref(say(f->d, id, "asdf qwer", NULL));
+    r = say(f->d, id, "zzz yyy", NULL);
+    expect_str(r, "state", "queued");
+    assert_non_null(strstr(str(r, "reply.notice"), "09:00-22:00 (Beijing time)"));
+    json_decref(r);
+    json_t *q;
+    assert_int_equal(dialog_queue_list(f->d, "cat", &q), 0);
+    assert_int_equal(json_array_size(json_object_get(q, "conversations")), 2);
+    json_decref(q);
+}
+
+/* 5.2 a slot the bot asked for is filled by the next message */
+static void test_slot_filling(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "sl", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "where is my order", NULL);
+    expect_str(r, "reply.intent", "order.status");
+    assert_non_null(strstr(str(r, "reply.text"), "KF12345678")); /* the question */
+    json_decref(r);
+    r = say(f->d, id, "it's KF87654321", NULL);
+    expect_str(r, "reply.intent", "order.status");
+    expect_str(r, "reply.source", "rule");
+    assert_non_null(strstr(str(r, "reply.text"), "KF87654321"));
+    json_decref(r);
+    /* remembered: the next order question does not ask again */
+    r = say(f->d, id, "I want to cancel my order", NULL);
+    assert_null(strstr(str(r, "reply.text"), "Which order"));
+    json_decref(r);
+}
+
+/* 6.1 after a restart: the queue is rebuilt, held conversations stay held, messages are there */
+static void test_restart(void **state)
+{
+    struct fixture *f = *state;
+    char a[40], b[40], token[40];
+    new_conv(f->d, "r1", "regular", "web", a, token);
+    new_conv(f->d, "r2", "regular", "wechat", b, token);
+    json_decref(say(f->d, a, "转人工", NULL));
+    json_decref(say(f->d, b, "转人工", NULL));
+    json_t *out;
+    assert_int_equal(dialog_claim(f->d, "amy", a, &out), 0);
+    json_decref(out);
+    int n = count_messages(f->d, a);
+    dialog_close(f->d);
+    open_dialog(f);
+    assert_int_equal(count_messages(f->d, a), n);
+    json_t *q;
+    assert_int_equal(dialog_queue_list(f->d, "amy", &q), 0);
+    json_t *v = json_object_get(q, "conversations");
+    assert_int_equal(json_array_size(v), 1);
+    expect_str(json_array_get(v, 0), "id", b);
+    json_decref(q);
+    json_t *req = json_pack("{s:s}", "text", "still here");
+    assert_int_equal(dialog_agent_message(f->d, "amy", a, req, &out), 0); /* still amy's */
+    json_decref(out);
+    json_decref(req);
+    /* amy holds one of two: one more claim fits, then she is full */
+    assert_int_equal(dialog_claim(f->d, "amy", NULL, &out), 0);
+    json_decref(out);
+    char c[40];
+    new_conv(f->d, "r3", "regular", "web", c, token);
+    json_decref(say(f->d, c, "转人工", NULL));
+    assert_int_equal(dialog_claim(f->d, "amy", c, &out), KEFU_EBUSY);
+}
+
+/* 6.2 the packet carries the customer's other conversations on every channel */
+static void test_history(void **state)
+{
+    struct fixture *f = *state;
+    char a[40], b[40], token[40];
+    new_conv(f->d, "x1", "gold", "web", a, token);
+    json_decref(say(f->d, a, "我要开发票", NULL));
+    fake_now += 100;
+    new_conv(f->d, "x1", "gold", "wechat", b, token);
+    json_decref(say(f->d, b, "转人工", NULL));
+    json_t *ctx;
+    assert_int_equal(dialog_context(f->d, "amy", b, &ctx), 0);
+    json_t *h = json_object_get(ctx, "history");
+    assert_int_equal(json_array_size(h), 1);
+    expect_str(json_array_get(h, 0), "id", a);
+    expect_str(json_array_get(h, 0), "channel", "web");
+    expect_str(json_array_get(h, 0), "first_message", "我要开发票");
+    expect_str(ctx, "customer.tier", "gold");
+    json_decref(ctx);
+    assert_int_equal(dialog_context(f->d, "bob", b, &ctx), KEFU_EPERM); /* not his queue */
+}
+
+/* 6.3 a reload that fails keeps the running rules; one that compiles replaces them */
+static void test_reload(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], cmd[256];
+    snprintf(rules, sizeof rules, "%s/rules", f->dir);
+    snprintf(cmd, sizeof cmd, "cp -r rules '%s'", rules);
+    assert_int_equal(system(cmd), 0);
+    dialog_close(f->d);
+    f->cfg.rules_dir = rules;
+    open_dialog(f);
+    char id[40], token[40];
+    new_conv(f->d, "rl", "regular", "web", id, token);
+    snprintf(cmd, sizeof cmd, "printf 'intent broken\\n  match (\\n' > '%s/zz.rules'", rules);
+    assert_int_equal(system(cmd), 0);
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(f->d, &diag), KEFU_ESYNTAX);
+    assert_true(diag.errors > 0);
+    rules_diag_release(&diag);
+    json_t *r = say(f->d, id, "我要开发票", NULL);
+    expect_str(r, "reply.intent", "invoice.request");
+    json_decref(r);
+    snprintf(cmd, sizeof cmd,
+             "printf 'intent test.ping\\n  match ping pong\\n  reply pong!\\n' > '%s/zz.rules'", rules);
+    assert_int_equal(system(cmd), 0);
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(f->d, &diag), 0);
+    rules_diag_release(&diag);
+    r = say(f->d, id, "ping pong", NULL);
+    expect_str(r, "reply.text", "pong!");
+    json_decref(r);
+}
+
+/* 6.4 with a corpus: replies link their articles with titles, the packet suggests articles */
+static void test_articles(void **state)
+{
+    struct fixture *f = *state;
+    dialog_close(f->d);
+    f->cfg.corpus_dir = "tests/corpus";
+    open_dialog(f);
+    json_t *h;
+    assert_int_equal(dialog_health(f->d, &h), 0);
+    assert_true(json_integer_value(json_object_get(json_object_get(h, "kb"), "articles")) >= 5);
+    json_decref(h);
+    char id[40], token[40];
+    new_conv(f->d, "k1", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "我的退款什么时候到账 KF12345678", NULL);
+    expect_str(r, "reply.intent", "returns.refund_status");
+    json_t *a = json_array_get(json_object_get(json_object_get(r, "reply"), "articles"), 0);
+    expect_str(a, "id", "refund-policy");
+    assert_non_null(str(a, "title"));
+    assert_null(strstr(str(r, "reply.text"), "{kb:"));
+    json_decref(r);
+    json_decref(say(f->d, id, "转人工", NULL));
+    json_t *ctx;
+    assert_int_equal(dialog_claim(f->d, "amy", id, &ctx), 0);
+    json_t *sug = json_object_get(ctx, "articles");
+    assert_true(json_array_size(sug) >= 1);
+    expect_str(json_array_get(sug, 0), "id", "refund-policy");
+    expect_str(json_object_get(ctx, "understood"), "slots.order_id", "KF12345678");
+    json_decref(ctx);
+}
+
+struct chatter {
+    struct dialog *d;
+    char id[40];
+    int n, failed;
+};
+
+static void *chat_thread(void *p)
+{
+    struct chatter *c = p;
+    const char *lines[] = {"where is my order", "我要开发票", "how do I return an item", "hello"};
+    for (int i = 0; i < c->n; i++) {
+        json_t *req = json_pack("{s:s}", "text", lines[i % 4]), *out;
+        if (dialog_customer_message(c->d, c->id, req, &out) < 0)
+            c->failed++;
+        json_decref(out);
+        json_decref(req);
+    }
+    return NULL;
+}
+
+/* 7.1 customers in several threads at once (two per conversation): every message stored once, in order */
+static void test_concurrent(void **state)
+{
+    struct fixture *f = *state;
+    enum { T = 8, N = 25 };
+    pthread_t th[T];
+    struct chatter c[T];
+    char token[40];
+    for (int k = 0; k < T; k++) {
+        char cust[16];
+        snprintf(cust, sizeof cust, "cc%d", k / 2);
+        c[k] = (struct chatter){f->d, "", N, 0};
+        if (k % 2 == 0)
+            new_conv(f->d, cust, "regular", "web", c[k].id, token);
+        else
+            memcpy(c[k].id, c[k - 1].id, sizeof c[k].id);
+    }
+    for (int k = 0; k < T; k++)
+        pthread_create(&th[k], NULL, chat_thread, &c[k]);
+    for (int k = 0; k < T; k++)
+        pthread_join(th[k], NULL);
+    for (int k = 0; k < T; k += 2) {
+        assert_int_equal(c[k].failed + c[k + 1].failed, 0);
+        assert_int_equal(count_messages(f->d, c[k].id), 1 + 2 * 2 * N);
+    }
+}
+
+/* 8.1 throughput in process, for the record (not a pass/fail bound) */
+static void test_throughput(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "tp", "regular", "web", id, token);
+    struct timespec t0, t1;
+    int n = getenv("KEFU_SLOW") ? 50 : 500;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++)
+        json_decref(say(f->d, id, i % 2 ? "我要开发票" : "how do I return an item", NULL));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("dialog: %d messages in %.3f s, %.0f messages/s (one thread, one commit each)\n", n, s,
+                  n / s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_journey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_human_phrasings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_resolve_idempotent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_misses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vip_first_miss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complaint_anger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_skills_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_business_hours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slot_filling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,554 @@
+/* test_store.c — the conversation store on a real SQLite file in a
+ * temporary directory: records round-trip, a duplicate client_id undoes
+ * its whole batch, migrations from every older schema keep the rows,
+ * acknowledged writes survive a reopen and a SIGKILL, and concurrent
+ * writers share commits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kefu.h"
+#include "store.h"
+
+struct fixture {
+    char dir[64], path[96];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/kefu-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/kefu.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        return 1;
+    free(f);
+    return 0;
+}
+
+static void make_conv(struct store_conv *c, const char *id, const char *customer, const char *channel)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    snprintf(c->token, sizeof c->token, "tok-%s", id);
+    snprintf(c->customer, sizeof c->customer, "%s", customer);
+    snprintf(c->channel, sizeof c->channel, "%s", channel);
+    snprintf(c->locale, sizeof c->locale, "en");
+    c->created_at = c->updated_at = 1000;
+    c->priority = 1;
+}
+
+/* Writes customer + conversation in one batch. */
+static void put_conv(struct store *st, const struct store_conv *c)
+{
+    struct store_customer cu = {.first_seen = c->created_at, .last_seen = c->created_at};
+    snprintf(cu.id, sizeof cu.id, "%s", c->customer);
+    snprintf(cu.name, sizeof cu.name, "Ann");
+    snprintf(cu.tier, sizeof cu.tier, "vip");
+    struct store_batch b;
+    store_batch_init(&b);
+    store_put_customer(&b, &cu);
+    store_put_conv(&b, c, NULL);
+    assert_int_equal(store_write(st, &b), 0);
+}
+
+static int add_msg(struct store *st, const char *conv, long seq, const char *from, const char *text,
+                   const char *client_id)
+{
+    struct store_msg m = {.seq = seq,
+                          .from = from,
+                          .text = text,
+                          .source = "rule",
+                          .intent = "x.y",
+                          .confidence = 0.9,
+                          .client_id = client_id,
+                          .result = "{\"ok\":1}",
+                          .at = 1000 + seq};
+    struct store_batch b;
+    store_batch_init(&b);
+    store_add_message(&b, conv, &m);
+    return store_write(st, &b);
+}
+
+struct collect {
+    long seqs[4096];
+    char first_text[256];
+    int n;
+};
+
+static int collect_msg(void *ctx, const struct store_msg *m)
+{
+    struct collect *c = ctx;
+    if (c->n == 0)
+        snprintf(c->first_text, sizeof c->first_text, "%s", m->text);
+    if (c->n < 4096)
+        c->seqs[c->n] = m->seq;
+    c->n++;
+    return 0;
+}
+
+static int count_msgs(struct store *st, const char *conv)
+{
+    struct collect c = {0};
+    assert_int_equal(store_messages(st, conv, 0, 0, collect_msg, &c), 0);
+    return c.n;
+}
+
+/* 1.1 a new file is at the current version, in WAL mode */
+static void test_open_version(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    assert_int_equal(store_version(st), STORE_SCHEMA_VERSION);
+    store_close(st);
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/* 1.2 records round-trip: customer, conversation with memory and packet, messages in order */
+static void test_roundtrip(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv c;
+    make_conv(&c, "c1", "cust-1", "web");
+    c.memory = "{\"slots\":{\"order_id\":\"KF12345678\"}}";
+    put_conv(st, &c);
+    struct store_batch b;
+    store_batch_init(&b);
+    c.state = STORE_QUEUED;
+    snprintf(c.queue, sizeof c.queue, "billing");
+    snprintf(c.reason, sizeof c.reason, "requested");
+    c.queued_at = 1005;
+    c.last_seq = 2;
+    store_put_conv(&b, &c, "{\"reason\":\"requested\"}");
+    store_add_event(&b, "c1", 1005, "handoff", NULL, "billing", "requested");
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(add_msg(st, "c1", 1, "customer", "hello", "a"), 0);
+    assert_int_equal(add_msg(st, "c1", 2, "bot", "hi there", NULL), 0);
+
+    struct store_conv g;
+    assert_int_equal(store_get_conv(st, "c1", &g), 0);
+    assert_int_equal(g.state, STORE_QUEUED);
+    assert_string_equal(g.queue, "billing");
+    assert_string_equal(g.reason, "requested");
+    assert_string_equal(g.token, "tok-c1");
+    assert_int_equal(g.queued_at, 1005);
+    assert_int_equal(g.last_seq, 2);
+    assert_string_equal(g.memory, "{\"slots\":{\"order_id\":\"KF12345678\"}}");
+    store_conv_release(&g);
+    char *packet;
+    assert_int_equal(store_get_packet(st, "c1", &packet), 0);
+    assert_string_equal(packet, "{\"reason\":\"requested\"}");
+    free(packet);
+    /* a later put without a packet keeps it */
+    store_batch_init(&b);
+    c.state = STORE_AGENT;
+    store_put_conv(&b, &c, NULL);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(store_get_packet(st, "c1", &packet), 0);
+    assert_non_null(packet);
+    free(packet);
+
+    struct store_customer cu;
+    assert_int_equal(store_get_customer(st, "cust-1", &cu), 0);
+    assert_string_equal(cu.name, "Ann");
+    assert_string_equal(cu.tier, "vip");
+    assert_int_equal(store_get_customer(st, "nobody", &cu), KEFU_ENOENT);
+    assert_int_equal(store_get_conv(st, "nope", &g), KEFU_ENOENT);
+
+    struct collect col = {0};
+    assert_int_equal(store_messages(st, "c1", 0, 0, collect_msg, &col), 0);
+    assert_int_equal(col.n, 2);
+    assert_int_equal(col.seqs[0], 1);
+    assert_string_equal(col.first_text, "hello");
+    memset(&col, 0, sizeof col);
+    assert_int_equal(store_messages(st, "c1", 1, 0, collect_msg, &col), 0);
+    assert_int_equal(col.n, 1);
+    assert_string_equal(col.first_text, "hi there");
+    store_close(st);
+}
+
+/* 1.3 a repeated client_id fails its batch and nothing of that batch is written */
+static void test_client_id_conflict(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv c;
+    make_conv(&c, "c1", "cust-1", "web");
+    put_conv(st, &c);
+    assert_int_equal(add_msg(st, "c1", 1, "customer", "hello", "k1"), 0);
+    struct store_msg m = {.seq = 2, .from = "customer", .text = "hello again", .client_id = "k1", .at = 1};
+    struct store_msg reply = {.seq = 3, .from = "bot", .text = "reply", .at = 1};
+    struct store_batch b;
+    store_batch_init(&b);
+    c.last_seq = 3;
+    store_put_conv(&b, &c, NULL);
+    store_add_message(&b, "c1", &reply);
+    store_add_message(&b, "c1", &m);
+    assert_int_equal(store_write(st, &b), KEFU_ECONFLICT);
+    assert_int_equal(count_msgs(st, "c1"), 1);
+    struct store_conv g;
+    assert_int_equal(store_get_conv(st, "c1", &g), 0);
+    assert_int_equal(g.last_seq, 0); /* the conversation update of that batch was undone too */
+    store_conv_release(&g);
+    long seq = 0;
+    char *result;
+    assert_int_equal(store_find_client_id(st, "c1", "k1", &seq, &result), 0);
+    assert_int_equal(seq, 1);
+    assert_string_equal(result, "{\"ok\":1}");
+    free(result);
+    assert_int_equal(store_find_client_id(st, "c1", "k2", &seq, &result), KEFU_ENOENT);
+    /* the same client_id in another conversation is fine */
+    make_conv(&c, "c2", "cust-1", "app");
+    put_conv(st, &c);
+    assert_int_equal(add_msg(st, "c2", 1, "customer", "hello", "k1"), 0);
+    /* a batch that overflows is refused whole */
+    store_batch_init(&b);
+    for (int i = 0; i <= STORE_BATCH_MAX; i++)
+        store_add_event(&b, "c1", 1, "x", NULL, NULL, NULL);
+    assert_int_equal(store_write(st, &b), KEFU_ERANGE);
+    store_close(st);
+}
+
+struct hist {
+    char ids[8][40];
+    int n;
+};
+
+static int hist_fn(void *ctx, const struct store_conv *c)
+{
+    struct hist *h = ctx;
+    snprintf(h->ids[h->n++], 40, "%s", c->id);
+    return 0;
+}
+
+/* 1.4 a customer's conversations on every channel, newest first */
+static void test_customer_history(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    const char *chan[] = {"web", "app", "wechat"};
+    for (int i = 0; i < 3; i++) {
+        struct store_conv c;
+        char id[8];
+        snprintf(id, sizeof id, "h%d", i);
+        make_conv(&c, id, "cust-9", chan[i]);
+        c.created_at = 100 + i;
+        put_conv(st, &c);
+    }
+    struct store_conv other;
+    make_conv(&other, "o1", "cust-8", "web");
+    put_conv(st, &other);
+    struct hist h = {0};
+    assert_int_equal(store_customer_convs(st, "cust-9", 10, hist_fn, &h), 0);
+    assert_int_equal(h.n, 3);
+    assert_string_equal(h.ids[0], "h2");
+    assert_string_equal(h.ids[2], "h0");
+    store_close(st);
+}
+
+static void exec_sql(const char *path, const char *s)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, s, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("sql failed: %s", err ? err : "?");
+    sqlite3_close(db);
+}
+
+/* 2.1 every older schema migrates to the current one, rows kept */
+static void test_migrations(void **state)
+{
+    struct fixture *f = *state;
+    for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s/v%d.db", f->dir, v);
+        assert_int_equal(store_create_version(path, v), 0);
+        /* a queued conversation and a message written by a version-1 program */
+        exec_sql(path, "INSERT INTO customers VALUES ('cu', 'Old', 'vip', 1, 2);"
+                       "INSERT INTO conversations(id, token, customer, channel, state, queue, created_at,"
+                       " updated_at, last_seq) VALUES ('old', 't', 'cu', 'web', 1, 'general', 10, 20, 1);"
+                       "INSERT INTO messages(conv, seq, sender, text, created_at)"
+                       " VALUES ('old', 1, 'customer', 'from the past', 10);");
+        struct store *st;
+        assert_int_equal(store_open(path, NULL, &st), 0);
+        assert_int_equal(store_version(st), STORE_SCHEMA_VERSION);
+        struct store_conv c;
+        assert_int_equal(store_get_conv(st, "old", &c), 0);
+        assert_int_equal(c.state, STORE_QUEUED);
+        assert_string_equal(c.queue, "general");
+        if (v < 3)
+            assert_int_equal(c.queued_at, 20); /* the 2 → 3 step dates queued rows */
+        assert_string_equal(c.memory, "{}");
+        store_conv_release(&c);
+        struct collect col = {0};
+        assert_int_equal(store_messages(st, "old", 0, 0, collect_msg, &col), 0);
+        assert_int_equal(col.n, 1);
+        assert_string_equal(col.first_text, "from the past");
+        /* the new columns work */
+        assert_int_equal(add_msg(st, "old", 2, "bot", "new", "cid"), 0);
+        store_close(st);
+    }
+    /* a file from a newer program is refused */
+    char path[128];
+    snprintf(path, sizeof path, "%s/future.db", f->dir);
+    exec_sql(path, "PRAGMA user_version=99");
+    struct store *st;
+    assert_int_equal(store_open(path, NULL, &st), KEFU_ERANGE);
+    assert_null(st);
+}
+
+/* 3.1 what store_write() acknowledged is in the file after a reopen */
+static void test_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    struct store_opts o = {.group_commit = -1};
+    assert_int_equal(store_open(f->path, &o, &st), 0);
+    struct store_conv c;
+    make_conv(&c, "c1", "cu", "web");
+    put_conv(st, &c);
+    for (int i = 1; i <= 50; i++)
+        assert_int_equal(add_msg(st, "c1", i, "customer", "m", NULL), 0);
+    store_close(st);
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    assert_int_equal(count_msgs(st, "c1"), 50);
+    store_close(st);
+}
+
+/* 3.2 a child acknowledges messages and is killed with SIGKILL; every acknowledged one is there */
+static void test_kill9(void **state)
+{
+    struct fixture *f = *state;
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        struct store *st;
+        if (store_open(f->path, NULL, &st) < 0)
+            _exit(1);
+        struct store_conv c;
+        make_conv(&c, "k", "cu", "web");
+        struct store_batch b;
+        store_batch_init(&b);
+        store_put_conv(&b, &c, NULL);
+        if (store_write(st, &b) < 0)
+            _exit(1);
+        for (long i = 1;; i++) {
+            if (add_msg(st, "k", i, "customer", "acked", NULL) < 0)
+                _exit(1);
+            if (write(fd[1], &i, sizeof i) != sizeof i) /* acknowledged */
+                _exit(1);
+        }
+    }
+    close(fd[1]);
+    long last = 0, i;
+    while (last < 200 && read(fd[0], &i, sizeof i) == sizeof i)
+        last = i;
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    while (read(fd[0], &i, sizeof i) == sizeof i) /* acks written before the kill */
+        last = i;
+    close(fd[0]);
+    assert_true(WIFSIGNALED(status));
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    int n = count_msgs(st, "k");
+    assert_true(n >= last);
+    assert_true(n <= last + 1); /* at most the one in flight */
+    store_close(st);
+}
+
+struct writer_arg {
+    struct store *st;
+    int id, n;
+};
+
+static void *writer_thread(void *p)
+{
+    struct writer_arg *a = p;
+    char conv[16];
+    snprintf(conv, sizeof conv, "w%d", a->id);
+    for (int i = 1; i <= a->n; i++)
+        if (add_msg(a->st, conv, i, "customer", "x", NULL) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+/* 4.1 eight threads write at once: every write lands, and commits are shared */
+static void test_concurrent_group_commit(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    enum { THREADS = 8, EACH = 100 };
+    pthread_t t[THREADS];
+    struct writer_arg a[THREADS];
+    for (int k = 0; k < THREADS; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "w%d", k);
+        struct store_conv c;
+        make_conv(&c, id, "cu", "web");
+        put_conv(st, &c);
+    }
+    struct store_stats before, after;
+    store_stats(st, &before);
+    for (int k = 0; k < THREADS; k++) {
+        a[k] = (struct writer_arg){st, k, EACH};
+        pthread_create(&t[k], NULL, writer_thread, &a[k]);
+    }
+    for (int k = 0; k < THREADS; k++) {
+        void *r;
+        pthread_join(t[k], &r);
+        assert_null(r);
+    }
+    store_stats(st, &after);
+    assert_int_equal(after.batches - before.batches, THREADS * EACH);
+    assert_true(after.commits - before.commits < THREADS * EACH); /* some commits held several */
+    for (int k = 0; k < THREADS; k++) {
+        char id[16];
+        snprintf(id, sizeof id, "w%d", k);
+        assert_int_equal(count_msgs(st, id), EACH);
+    }
+    store_close(st);
+}
+
+struct rows {
+    char keys[16][64];
+    long long counts[16];
+    int n;
+};
+
+static int row_fn(void *ctx, const char *key, long long count, double avg)
+{
+    struct rows *r = ctx;
+    if (r->n < 16) {
+        snprintf(r->keys[r->n], 64, "%s", key ? key : "(null)");
+        r->counts[r->n++] = count;
+    }
+    return 0;
+}
+
+/* 5.1 the editors' report aggregates */
+static void test_report(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv c;
+    make_conv(&c, "r", "cu", "web");
+    put_conv(st, &c);
+    const char *src[] = {"rule", "fallback", "fallback", "handoff"};
+    const char *txt[] = {"where is my order", "blah", "blah", "agent"};
+    for (int i = 0; i < 4; i++) {
+        struct store_msg m = {.seq = i + 1,
+                              .from = "customer",
+                              .text = txt[i],
+                              .source = src[i],
+                              .intent = i == 0   ? "order.status"
+                                        : i == 3 ? "human.agent"
+                                                 : NULL,
+                              .at = 1};
+        struct store_batch b;
+        store_batch_init(&b);
+        store_add_message(&b, "r", &m);
+        if (i == 3)
+            store_add_event(&b, "r", 1, "handoff", NULL, "general", "requested");
+        assert_int_equal(store_write(st, &b), 0);
+    }
+    struct store_batch b;
+    store_batch_init(&b);
+    store_add_feedback(&b, "r", 2, 4, "ok");
+    assert_int_equal(store_write(st, &b), 0);
+    struct rows r = {0};
+    assert_int_equal(store_report(st, STORE_R_UNANSWERED, row_fn, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.keys[0], "blah");
+    assert_int_equal(r.counts[0], 2);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_report(st, STORE_R_SOURCES, row_fn, &r), 0);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(r.keys[0], "fallback");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_report(st, STORE_R_HANDOFFS, row_fn, &r), 0);
+    assert_string_equal(r.keys[0], "requested");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_report(st, STORE_R_INTENT_RATING, row_fn, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.keys[0], "order.status");
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_report(st, STORE_R_TOTALS, row_fn, &r), 0);
+    assert_int_equal(r.n, 4);
+    assert_int_equal(r.counts[1], 4); /* customer messages */
+    assert_int_equal(store_report(st, 99, row_fn, &r), KEFU_EINVAL);
+    store_close(st);
+}
+
+/* 6.1 allocation failures during open leave nothing behind */
+static void test_open_alloc_failures(void **state)
+{
+    struct fixture *f = *state;
+    for (long n = 1; n < 8; n++) {
+        struct store *st = NULL;
+        kefu_alloc_fail_after(n);
+        int rc = store_open(f->path, NULL, &st);
+        kefu_alloc_fail_after(0);
+        if (rc == 0)
+            store_close(st);
+        else
+            assert_null(st);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_id_conflict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_alloc_failures, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
