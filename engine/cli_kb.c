@@ -163,8 +163,10 @@ static int kb_cmd_import(const struct kb_opts *o)
 
 /* ---- search ----------------------------------------------------------- */
 
-static void print_hits(const struct kb_result *r)
+static void print_hits(const struct kb_result *r, const char *match)
 {
+    if (*match)
+        printf("query: %s\n", match);
     for (size_t k = 0; k < r->n; k++) {
         const struct kb_hit *h = &r->hit[k];
         printf("%zu. %s (%s)  %s  score %.2f\n", k + 1, h->id, h->locale, h->title, h->score);
@@ -178,7 +180,8 @@ static void print_hits(const struct kb_result *r)
         printf("confidence %.2f (%zu term%s)\n", r->confidence, r->n_terms, r->n_terms == 1 ? "" : "s");
 }
 
-static void print_json(const struct kb_result *r, const char *text, const char *locale, double ms)
+static void print_json(const struct kb_result *r, const char *text, const char *locale, const char *match,
+                       double ms)
 {
     json_t *hits = json_array();
     for (size_t k = 0; k < r->n; k++) {
@@ -186,8 +189,9 @@ static void print_json(const struct kb_result *r, const char *text, const char *
         json_array_append_new(hits, json_pack("{s:s, s:s, s:s, s:f, s:s}", "id", h->id, "locale", h->locale,
                                               "title", h->title, "score", h->score, "snippet", h->snippet));
     }
-    json_t *o = json_pack("{s:s, s:s, s:f, s:i, s:f, s:o}", "query", text, "locale", locale, "confidence",
-                          r->confidence, "terms", (json_int_t)r->n_terms, "ms", ms, "hits", hits);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:f, s:i, s:f, s:o}", "query", text, "locale", locale, "match", match,
+                  "confidence", r->confidence, "terms", (json_int_t)r->n_terms, "ms", ms, "hits", hits);
     char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
     puts(s ? s : "{}");
     free(s);
@@ -213,9 +217,9 @@ static int kb_cmd_search(const struct kb_opts *o)
     if (rc < 0)
         fprintf(stderr, "kefu: cannot search: %s\n", kb_error(kb));
     else if (o->json)
-        print_json(&r, text, locale, ms);
+        print_json(&r, text, locale, kb_last_query(kb), ms);
     else
-        print_hits(&r);
+        print_hits(&r, kb_last_query(kb));
     kb_close(kb);
     return rc < 0 ? (rc == KEFU_EUTF8 ? 2 : 1) : 0;
 }

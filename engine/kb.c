@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KB_SCHEMA     1
+#define KB_SCHEMA     2         /* 2: bigrams colocated with their unigrams (1 had them apart) */
 #define KB_CANDIDATES 32        /* BM25 hits read before the locale preference and dedup */
 #define KB_MAX_FILE   (1 << 20) /* bytes in one article file */
 #define KB_LEAD       200       /* bytes of body kb_get() gives as its snippet */
@@ -60,7 +60,14 @@ static const char *const schema =
     "  mtime INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE (id, locale));"
     "CREATE VIRTUAL TABLE articles_fts USING fts5(title, tags, questions, body, tokenize='" KB_TOKENIZER "');"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+
+/* Each step takes the schema from version (index + 1) to the next. */
+static const char *const upgrades[] = {
+    /* 1 → 2: the tokenizer now colocates each bigram with its unigram; the
+     * index is rebuilt from the stored text so positions match snippet() */
+    "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild'); PRAGMA user_version = 2;",
+};
 
 /* BM25 weights of title, tags, questions, body (docs/corpus.md). */
 #define KB_WEIGHTS "4.0, 2.0, 3.0, 1.0"
@@ -96,6 +103,11 @@ static int db_fail(struct kb *kb, const char *what)
     return kb_fail(kb, code, "cannot %s: %s", what, sqlite3_errmsg(kb->db));
 }
 
+const char *kb_last_query(const struct kb *kb)
+{
+    return kb->q.match.s && kb->q.n ? kb->q.match.s : "";
+}
+
 const char *kb_error(const struct kb *kb)
 {
     return kb && kb->err[0] ? kb->err : "no error";
@@ -120,7 +132,22 @@ static int user_version(struct kb *kb, int *v)
     return rc == SQLITE_ROW ? 0 : db_fail(kb, "read the schema version");
 }
 
-/* Creates the schema in an empty database; refuses an unknown version. */
+/* Runs sql in one transaction. */
+static int transaction(struct kb *kb, const char *sql, const char *what)
+{
+    int rc = exec(kb, "BEGIN IMMEDIATE", what);
+    if (rc < 0)
+        return rc;
+    if ((rc = exec(kb, sql, what)) < 0) {
+        sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return exec(kb, "COMMIT", what);
+}
+
+/* Creates the schema in an empty database, upgrades an older one step by
+ * step (read-only connections cannot: they ask for an import), refuses a
+ * newer one. */
 static int migrate(struct kb *kb, const char *path)
 {
     int v, rc = user_version(kb, &v);
@@ -129,15 +156,16 @@ static int migrate(struct kb *kb, const char *path)
     if (v > KB_SCHEMA)
         return kb_fail(kb, KEFU_EIO, "'%s' has schema version %d, newer than this kefu (%d)", path, v,
                        KB_SCHEMA);
-    if (kb->read_only)
+    if (kb->read_only && v == 0)
         return kb_fail(kb, KEFU_ENOENT, "'%s' holds no knowledge base (run 'kefu kb import')", path);
-    if ((rc = exec(kb, "BEGIN IMMEDIATE", "start the schema")) < 0)
-        return rc;
-    if ((rc = exec(kb, schema, "create the schema")) < 0) {
-        sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
-        return rc;
-    }
-    return exec(kb, "COMMIT", "commit the schema");
+    if (kb->read_only)
+        return kb_fail(kb, KEFU_EIO, "'%s' has schema version %d and needs an upgrade (run 'kefu kb import')",
+                       path, v);
+    if (v == 0)
+        return transaction(kb, schema, "create the schema");
+    for (; rc == 0 && v < KB_SCHEMA; v++)
+        rc = transaction(kb, upgrades[v - 1], "upgrade the schema");
+    return rc;
 }
 
 static int prepare(struct kb *kb, const char *sql, sqlite3_stmt **st)
@@ -301,8 +329,8 @@ static void one_line(char *s)
     *o = 0;
 }
 
-/* Cuts the snippet of candidate x: about 20 words, or 24 Chinese characters
- * (a character is two positions, its unigram and its bigram); with_cover
+/* Cuts the snippet of candidate x: about 20 words, or 32 Chinese characters
+ * (one position each); with_cover
  * also reads its coverage and IDF mass into x. */
 static int snippet_of(struct kb *kb, struct cand *x, int with_cover, const char **out)
 {
@@ -310,7 +338,7 @@ static int snippet_of(struct kb *kb, struct cand *x, int with_cover, const char 
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, x->doc);
-    sqlite3_bind_int(st, 3, strncmp(x->locale, "zh", 2) == 0 ? 48 : 20);
+    sqlite3_bind_int(st, 3, strncmp(x->locale, "zh", 2) == 0 ? 32 : 20);
     int rc = sqlite3_step(st);
     *out = rc == SQLITE_ROW ? col_dup(kb, st, 0) : "";
     if (rc == SQLITE_ROW && with_cover) {

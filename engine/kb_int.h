@@ -31,12 +31,12 @@ void kb_tok_buf_init(struct kb_tok_buf *b);
 void kb_tok_buf_release(struct kb_tok_buf *b); /* frees every buffer */
 
 enum {
-    KB_TOK_DOC = 0,   /* index form: words, CJK unigrams and bigrams */
+    KB_TOK_DOC = 0,   /* index form: words, CJK unigrams, and bigrams colocated with them */
     KB_TOK_TERMS = 1, /* query form: words, CJK bigrams, unigrams only for one-character runs */
 };
 
 /* Receives one token: its index-form text tok[0..n) (borrowed for the
- * call), whether it shares the previous token's position (never, today), and the byte
+ * call), whether it shares the previous token's position, and the byte
  * range [start, end) of the source text it came from. Non-zero stops. */
 typedef int (*kb_tok_fn)(void *ctx, int colocated, const char *tok, size_t n, size_t start, size_t end);
 

@@ -13,11 +13,15 @@
  * it came from. Normalization is per code point except for white space,
  * which collapses to one space, so the result equals text_normalize().
  *
- * Positions: every token has its own position (c1, c1c2, c2, c2c3, ...),
- * none is FTS5_TOKEN_COLOCATED. FTS5's highlight() and snippet() take the
- * offsets of the token at a matched position: with a bigram colocated with
- * its unigram, a matched bigram would be cut to its first character.
- * Queries are OR-ed single terms, so no phrase needs adjacent positions.
+ * Positions: each CJK character is one position carrying its unigram; the
+ * bigram that starts there is FTS5_TOKEN_COLOCATED with it, so an article's
+ * length is its number of characters and words. This matters for snippet()
+ * and highlight(): they skip colocated tokens and cut the text between the
+ * offsets of consecutive positions, which must not overlap: FTS5 appends
+ * "the rest of the text" when a cut has a negative length, so overlapping
+ * bigram tokens at their own positions (c1c2 then c2) made snippets repeat
+ * the article. The cost: highlight() marks a matched bigram by its first
+ * character. Queries are OR-ed single terms: no phrase needs positions.
  *
  * Queries. With FTS5_TOKENIZE_QUERY the tokenizer takes its input as one
  * term already in index form: MATCH strings are only ever built by
@@ -243,6 +247,7 @@ int kb_tok_each(struct kb_tok_buf *b, const char *s, size_t len, int mode, kb_to
     unsigned flags = mode == KB_TOK_DOC ? TEXT_TOK_UNIGRAMS : 0;
     if (rc == 0)
         rc = text_tokenize(b->norm.s, b->norm.len, flags, &b->toks);
+    const struct text_tok *prev = NULL;
     for (size_t k = 0; rc == 0 && k < b->toks.n; k++) {
         const struct text_tok *t = &b->toks.v[k];
         const char *w = b->norm.s + t->off;
@@ -253,7 +258,10 @@ int kb_tok_each(struct kb_tok_buf *b, const char *s, size_t len, int mode, kb_to
             n = text_stem(w, n, b->stem);
             w = b->stem;
         }
-        rc = fn(ctx, 0, w, n, b->start[t->off], b->end[t->off + t->len - 1]);
+        /* a bigram shares the position of the unigram just before it */
+        int coloc = t->kind == TEXT_TOK_CJK2 && prev && prev->kind == TEXT_TOK_CJK1 && prev->off == t->off;
+        rc = fn(ctx, coloc, w, n, b->start[t->off], b->end[t->off + t->len - 1]);
+        prev = t;
     }
     return rc;
 }

@@ -64,6 +64,10 @@ int kb_import(struct kb *kb, const char *dir, struct rules_diag *diag, kb_progre
  * or KEFU_EIO (kb_error() says why). */
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out);
 
+/* The FTS5 MATCH expression the last kb_search() ran ("" if none): its
+ * terms, each double-quoted, joined with OR; borrowed from kb. */
+const char *kb_last_query(const struct kb *kb);
+
 /* Looks up article id in locale (falling back to its language, then any);
  * fills *hit (snippet = start of the body). Returns 0 or KEFU_ENOENT. */
 int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit);

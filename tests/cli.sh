@@ -156,11 +156,13 @@ rm "$kbdir/c/en/broken.md"
 
 # 17. kb search: ranked hits with snippets; --json is one object; traditional finds the simplified article
 out=$("$KEFU" kb search --db "$kbdir/data/kb.db" "when will I get my refund" 2>&1)
-echo "$out" | head -1 | grep -q '^1\. refund-policy (en)  Refund policy  score ' && echo "$out" | grep -q '^confidence ' &&
+echo "$out" | head -1 | grep -q '^query: "when" OR ' && echo "$out" | sed -n 2p | grep -q '^1\. refund-policy (en)  Refund policy  score ' &&
+    echo "$out" | grep -q '^confidence ' &&
     ok kb-search || no kb-search "$out"
 out=$("$KEFU" kb search --json --db "$kbdir/data/kb.db" "退款什麼時候到賬" 2>&1)
 echo "$out" | jq -e '.locale == "zh-hant" and .hits[0].id == "refund-policy" and .hits[0].locale == "zh"
-    and (.hits[0].snippet | length) > 0 and .confidence > 0 and .terms > 0' >/dev/null 2>&1 &&
+    and (.hits[0].snippet | length) > 0 and .confidence > 0 and .terms > 0 and (.match | test("^\"退款\" OR "))' \
+    >/dev/null 2>&1 &&
     [ "$(echo "$out" | wc -l)" -eq 1 ] && ok kb-search-json || no kb-search-json "$out"
 out=$("$KEFU" kb search --json --locale en --db "$kbdir/data/kb.db" '"); DROP TABLE articles; -- NEAR(a b) *:^{}' 2>&1)
 echo "$out" | jq -e '.hits | type == "array"' >/dev/null 2>&1 && ok kb-search-hostile || no kb-search-hostile "$out"

@@ -186,12 +186,13 @@ static void test_tok_positions(void **state)
     memset(&l, 0, sizeof l);
     assert_int_equal(kb_tok_each(&b, "退款到賬 refunds", strlen("退款到賬 refunds"), KB_TOK_DOC, log_tok, &l),
                      0);
-    /* 退, 退款, 款, 款到, 到, 到账, 账, refund: each at its own position */
+    /* 退, 退款 (same position), 款, 款到, 到, 到账, 账, refund */
     static const char *const want[] = {"退", "退款", "款", "款到", "到", "到账", "账", "refund"};
+    static const int coloc[] = {0, 1, 0, 1, 0, 1, 0, 0};
     assert_int_equal(l.n, 8);
     for (size_t k = 0; k < 8; k++) {
         assert_string_equal(l.text[k], want[k]);
-        assert_int_equal(l.coloc[k], 0);
+        assert_int_equal(l.coloc[k], coloc[k]);
     }
     assert_int_equal(l.start[6], 9); /* 賬 is bytes 9..12 of the source */
     assert_int_equal(l.end[6], 12);
@@ -358,6 +359,44 @@ static int kb_teardown(void **state)
     return 0;
 }
 
+/* Lines joined with single spaces, as a snippet is. */
+static void one_line(const char *src, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const char *p = src; *p && o + 1 < cap; p++) {
+        char c = *p == '\n' || *p == '\r' ? ' ' : *p;
+        if (c == ' ' && o > 0 && out[o - 1] == ' ')
+            continue;
+        out[o++] = c;
+    }
+    out[o] = 0;
+}
+
+/* A snippet is short, and every piece of it between "..." is the article's own text. */
+static void check_snippet(struct kb *kb, const struct kb_hit *h, const char *query)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "SELECT text FROM articles WHERE id = ?1 AND locale = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, h->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, h->locale, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    static char text[1 << 16], piece[1024];
+    one_line((const char *)sqlite3_column_text(st, 0), text, sizeof text);
+    sqlite3_finalize(st);
+    if (strlen(h->snippet) > 300)
+        fail_msg("'%s': snippet of %s is %zu bytes: %s", query, h->id, strlen(h->snippet), h->snippet);
+    for (const char *p = h->snippet; *p;) {
+        const char *e = strstr(p, "...");
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        snprintf(piece, sizeof piece, "%.*s", (int)n, p);
+        if (n && !strstr(text, piece))
+            fail_msg("'%s': snippet piece '%s' is not in %s (%s)", query, piece, h->id, h->locale);
+        p += n + (e ? 3 : 0);
+    }
+}
+
 static const struct search_case {
     const char *id, *text, *locale, *want, *want_locale;
 } search_cases[] = {
@@ -398,6 +437,8 @@ static void test_search_cases(void **state)
             (c->want_locale && strcmp(r.hit[0].locale, c->want_locale) != 0))
             fail_msg("case %s '%s': want %s (%s), got %s (%s)", c->id, c->text, c->want,
                      c->want_locale ? c->want_locale : "any", r.hit[0].id, r.hit[0].locale);
+        for (size_t h = 0; h < r.n; h++)
+            check_snippet(f->kb, &r.hit[h], c->text);
         for (size_t h = 1; h < r.n; h++) {
             assert_true(r.hit[h - 1].score >= r.hit[h].score);
             assert_true(strcmp(r.hit[h].id, r.hit[0].id) != 0); /* one hit per article */
@@ -436,6 +477,8 @@ static void test_search_hostile(void **state)
         int rc = kb_search(f->kb, hostile[k], strlen(hostile[k]), "en", &r);
         if (rc != 0)
             fail_msg("'%s': %s (%s)", hostile[k], kefu_strerror(rc), kb_error(f->kb));
+        for (size_t h = 0; h < r.n; h++)
+            check_snippet(f->kb, &r.hit[h], hostile[k]);
     }
     char big[4097]; /* 4 KiB of every printable ASCII character and some Chinese */
     for (size_t k = 0; k < 4096;) {
@@ -457,6 +500,8 @@ static void test_search_hostile(void **state)
         int rc = kb_search(f->kb, t, n, k % 2 ? "zh" : "en", &r);
         if (rc != 0)
             fail_msg("'%s': %s (%s)", t, kefu_strerror(rc), kb_error(f->kb));
+        for (size_t h = 0; h < r.n; h++)
+            check_snippet(f->kb, &r.hit[h], t);
     }
     assert_int_equal(kb_search(f->kb, "bad \xc3\x28", 6, "en", &r), KEFU_EUTF8);
     assert_int_equal(kb_search(f->kb, "nul\0inside", 10, "en", &r), KEFU_EUTF8);
@@ -518,11 +563,13 @@ static void test_snippet_offsets(void **state)
     static const struct {
         const char *query, *want;
     } marks[] = {
-        {"运费", "退貨[運費]由"},
+        /* a matched bigram is marked by its first character (it shares that position) */
+        {"运费", "退貨[運]費由"},
+        {"费", "運[費]由"},
         {"account", "登入[ＡＣＣＯＵＮＴ]，"},
         {"refund", "[Ｒｅｆｕｎｄｓ] ｔａｋｅ"},
-        {"退货", "申請[退\u200b貨]。"},
-        {"订单", "「我的[訂單]」"},
+        {"退货", "申請[退]\u200b貨。[退]貨運"},
+        {"订单", "「我的[訂]單」"},
     };
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(kb_db(kb),
@@ -617,6 +664,20 @@ static void test_import_incremental(void **state)
     struct kb_stats st;
     assert_int_equal(kb_stats(kb, &st), 0);
     assert_int_equal(st.articles, 9);
+    kb_close(kb);
+    /* a database of schema 1 (bigrams not colocated) is rebuilt by a writer; a reader asks for that */
+    assert_int_equal(kb_open(db, 0, &kb), 0);
+    assert_int_equal(sqlite3_exec(kb_db(kb), "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    kb_close(kb);
+    assert_int_equal(kb_open(db, 1, &kb), KEFU_EIO);
+    assert_int_equal(kb_open(db, 0, &kb), 0);
+    sqlite3_stmt *v;
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "PRAGMA user_version", -1, &v, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(v), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(v, 0), 2);
+    sqlite3_finalize(v);
+    assert_int_equal(kb_search(kb, "bank transfer", 13, "en", &r), 0);
+    assert_string_equal(r.hit[0].id, "refund-policy");
     kb_close(kb);
     assert_int_equal(kb_open("/nonexistent/kb.db", 1, &kb), KEFU_ENOENT);
     assert_null(kb);
