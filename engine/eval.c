@@ -505,8 +505,24 @@ static void keep_ids(struct decide_ctx *c, const struct attrs *a, struct eval_re
     decide_apply(c, a, d);
 }
 
+/* Prints line k when it was answered automatically and wrongly (or at all,
+ * out of scope): "file:line: want LABEL, got NAME (source confidence)". */
+static void list_wrong(FILE *f, const char *name, const struct decide_ctx *c, const struct eval_tsv *t,
+                       size_t k, const struct eval_line *l, const struct eval_report *r, int faq)
+{
+    char buf[160];
+    if (!f || !automatic(l->d.source))
+        return;
+    const char *got = top_name(c, &l->d, faq, buf, sizeof buf);
+    const char *want = l->label >= 0 ? r->labels[l->label] : "oos";
+    if (l->label >= 0 && got && strcmp(got, want) == 0)
+        return;
+    fprintf(f, "%s:%d: want %s, got %s (%s %.2f): %s\n", name, t->v[k].line, want, got ? got : "-",
+            decide_source_name(l->d.source), l->d.confidence, t->v[k].f[0]);
+}
+
 int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_sweep,
-             eval_progress_fn progress, void *pctx, struct eval_report *out)
+             eval_progress_fn progress, void *pctx, const char *name, FILE *wrong, struct eval_report *out)
 {
     memset(out, 0, sizeof *out);
     out->faq = faq;
@@ -539,6 +555,7 @@ int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_s
         }
         keep_ids(ctx, &a, out, &l->d);
         count_line(ctx, out, l, l->label >= 0 ? out->labels[l->label] : NULL, faq);
+        list_wrong(wrong, name, ctx, t, k, l, out, faq);
         out->total++;
         if (progress)
             progress(pctx, k + 1, t->n);

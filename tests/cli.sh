@@ -288,3 +288,9 @@ status=$?
 [ "$status" -eq 2 ] && grep -q 'bad.test:3:3: an expectation is' "$tmp/err" && grep -q 'bad.test:4:3: unknown agent step' "$tmp/err" &&
     ok test-syntax || no test-syntax "status $status; $(cat "$tmp/err")"
 "$KEFU" test --help | grep -q "usage: kefu test" && ok help-test || no help-test
+
+# 28. eval --wrong lists each wrong automatic answer as file:line, as many as the figures say
+"$KEFU" eval --json --wrong --rules "$tmp/learned.rules" tests/eval/test.tsv >"$tmp/out" 2>"$tmp/err"
+want=$(jq '(.automation * .in_scope - .precision * .automation * .in_scope) + (1 - .oos_handoff) * .oos | round' "$tmp/out")
+got=$(grep -c '^tests/eval/test.tsv:[0-9]*: want [a-z_.]*, got ' "$tmp/err")
+[ -n "$want" ] && [ "$got" -eq "$want" ] && ok eval-wrong || no eval-wrong "want $want, got $got: $(cat "$tmp/err")"
