@@ -120,6 +120,7 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 	@d=$$(mktemp -d) && $(BUILD)/bench/dialog_bench rules $$d 1 1000 && \
 	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
 	    rm -rf $$d
+
 # HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
 $(BUILD)/bench/bare_mhd: bench/bare_mhd.c
 	@mkdir -p $(@D)

@@ -8,10 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char reply[] = "{\"reply\":{\"text\":\"ok\",\"source\":\"rule\",\"confidence\":1},\"state\":\"bot\"}";
+static const char reply[] =
+    "{\"reply\":{\"text\":\"ok\",\"source\":\"rule\",\"confidence\":1},\"state\":\"bot\"}";
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls)
 {
     static int marker;
     if (!*con_cls) {
@@ -34,10 +36,10 @@ int main(int argc, char **argv)
 {
     unsigned port = argc > 1 ? (unsigned)atoi(argv[1]) : 8081;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port, NULL, NULL, on_request, NULL,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cores > 1 ? cores : 1), MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-        MHD_OPTION_END);
+    struct MHD_Daemon *d =
+        MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port, NULL, NULL,
+                         on_request, NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cores > 1 ? cores : 1),
+                         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     if (!d)
         return 1;
     printf("bare_mhd: serving on http://127.0.0.1:%u\n", port);

@@ -13,8 +13,14 @@
 #include <time.h>
 
 static const char *const lines[] = {
-    "where is my order",      "我要开发票",         "how do I return an item", "退款什么时候到账",
-    "do you ship to Canada?", "优惠券怎么用不了",   "hello",                   "what payment methods do you accept",
+    "where is my order",
+    "我要开发票",
+    "how do I return an item",
+    "退款什么时候到账",
+    "do you ship to Canada?",
+    "优惠券怎么用不了",
+    "hello",
+    "what payment methods do you accept",
 };
 
 struct arg {
@@ -86,7 +92,8 @@ int main(int argc, char **argv)
         failed += a[k].failed;
     }
     double s = now_s() - t0;
-    printf("{\"threads\":%d,\"messages\":%d,\"failed\":%d,\"seconds\":%.3f,\"messages_per_s\":%.0f,\"group_commit\":%d}\n",
+    printf("{\"threads\":%d,\"messages\":%d,\"failed\":%d,\"seconds\":%.3f,\"messages_per_s\":%.0f,\"group_"
+           "commit\":%d}\n",
            threads, threads * per, failed, s, threads * per / s, cfg.group_commit);
     dialog_close(d);
     free(a);

@@ -17,7 +17,7 @@ KEFU_LOG_LEVEL=warn "$BUILD/kefu" serve --listen 127.0.0.1:0 --data "$tmp/data" 
     >"$tmp/out" 2>"$tmp/log" &
 kpid=$!
 i=0
-while [ $i -lt 100 ] && ! grep -q 'serving on' "$tmp/out"; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 100 ] && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 url=$(sed -n 's/^kefu: serving on //p' "$tmp/out")
 [ -n "$url" ] || { cat "$tmp/log" >&2; exit 1; }
 k=0

@@ -31,8 +31,13 @@ static void *writer(void *p)
     char conv[32];
     snprintf(conv, sizeof conv, "bench-%d", a->id);
     for (int i = 1; i <= a->n; i++) {
-        struct store_msg m = {.seq = i, .from = "customer", .text = "where is my order KF12345678",
-                              .source = "rule", .intent = "order.status", .confidence = 0.97, .at = i};
+        struct store_msg m = {.seq = i,
+                              .from = "customer",
+                              .text = "where is my order KF12345678",
+                              .source = "rule",
+                              .intent = "order.status",
+                              .confidence = 0.97,
+                              .at = i};
         struct store_batch b;
         store_batch_init(&b);
         store_add_message(&b, conv, &m);

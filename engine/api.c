@@ -13,6 +13,7 @@
 #include "text.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,16 @@ struct api {
     struct api_config cfg;
     struct rate *ip_rate, *conv_rate; /* owned */
     atomic_int draining;
+    atomic_long queue_version; /* bumped by api_queue_changed() */
 };
 
-enum auth { AUTH_NONE, AUTH_CUSTOMER, AUTH_AGENT, AUTH_ADMIN };
+enum auth {
+    AUTH_NONE,
+    AUTH_CUSTOMER, /* the conversation's token */
+    AUTH_PARTY,    /* the conversation's token, or an agent who may see it (push to agents) */
+    AUTH_AGENT,
+    AUTH_ADMIN,
+};
 enum body { BODY_NONE, BODY_OPTIONAL, BODY_REQUIRED };
 
 /* What one request carries through validation into its handler. */
@@ -73,8 +81,8 @@ static int h_reload(struct call *c);
 static const struct route routes[] = {
     R("POST", "/v1/conversations", AUTH_NONE, BODY_REQUIRED, 1, h_create),
     R("POST", "/v1/conversations/{id}/messages", AUTH_CUSTOMER, BODY_REQUIRED, 1, h_message),
-    R("GET", "/v1/conversations/{id}/messages", AUTH_CUSTOMER, BODY_NONE, 1, h_messages),
-    R("GET", "/v1/conversations/{id}/events", AUTH_CUSTOMER, BODY_NONE, 1, h_events),
+    R("GET", "/v1/conversations/{id}/messages", AUTH_PARTY, BODY_NONE, 1, h_messages),
+    R("GET", "/v1/conversations/{id}/events", AUTH_PARTY, BODY_NONE, 1, h_events),
     R("POST", "/v1/conversations/{id}/feedback", AUTH_CUSTOMER, BODY_REQUIRED, 1, h_feedback),
     R("GET", "/v1/queue", AUTH_AGENT, BODY_NONE, 1, h_queue),
     R("POST", "/v1/queue/claim", AUTH_AGENT, BODY_OPTIONAL, 1, h_claim),
@@ -92,13 +100,19 @@ static const struct route routes[] = {
 #define N_ROUTES (sizeof routes / sizeof routes[0])
 
 static const char *route_names[N_ROUTES + 2];
+static pthread_once_t route_names_once = PTHREAD_ONCE_INIT;
 
-const char *const *api_route_names(size_t *n)
+static void fill_route_names(void)
 {
     for (size_t k = 0; k < N_ROUTES; k++)
         route_names[k] = routes[k].name;
     route_names[N_ROUTES] = "static";
     route_names[N_ROUTES + 1] = "unmatched";
+}
+
+const char *const *api_route_names(size_t *n)
+{
+    pthread_once(&route_names_once, fill_route_names);
     *n = N_ROUTES + 2;
     return route_names;
 }
@@ -127,6 +141,7 @@ int api_create(const struct api_config *cfg, struct api **out)
         return KEFU_ENOMEM;
     }
     atomic_init(&a->draining, 0);
+    atomic_init(&a->queue_version, 0);
     *out = a;
     return 0;
 }
@@ -138,6 +153,11 @@ void api_free(struct api *a)
     rate_free(a->ip_rate);
     rate_free(a->conv_rate);
     free(a);
+}
+
+void api_queue_changed(struct api *a)
+{
+    atomic_fetch_add(&a->queue_version, 1);
 }
 
 void api_set_draining(struct api *a, int on)
@@ -317,6 +337,21 @@ static int same_secret(const char *a, const char *b)
     return diff == 0;
 }
 
+/* The customer's token, or else an agent allowed to see the conversation
+ * (dialog_context() decides, as for GET /v1/conversations/{id}). */
+static int party_auth(struct call *c, const char *tok)
+{
+    struct dialog *d = c->a->cfg.dialog;
+    int rc = dialog_customer_auth(d, c->conv, tok);
+    if (rc != KEFU_EPERM || dialog_agent_auth(d, tok, &c->agent) < 0)
+        return rc;
+    snprintf(c->resp->who, sizeof c->resp->who, "%s", c->agent);
+    json_t *ctx = NULL;
+    rc = dialog_context(d, c->agent, c->conv, &ctx);
+    json_decref(ctx);
+    return rc;
+}
+
 static int authenticate(struct call *c, const struct route *rt)
 {
     const char *tok = bearer(c->req, rt->run == h_events);
@@ -331,6 +366,8 @@ static int authenticate(struct call *c, const struct route *rt)
     int rc = 0;
     if (rt->auth == AUTH_CUSTOMER)
         rc = dialog_customer_auth(c->a->cfg.dialog, c->conv, tok);
+    else if (rt->auth == AUTH_PARTY)
+        rc = party_auth(c, tok);
     else if (rt->auth == AUTH_AGENT) {
         rc = dialog_agent_auth(c->a->cfg.dialog, tok, &c->agent);
         if (rc == 0 && c->agent)
@@ -583,11 +620,45 @@ static int h_feedback(struct call *c)
     return ok(c, 200, rc, out);
 }
 
+/* Lists the agent's queues with the version they were read at. */
+static int queue_json(struct api *a, const char *agent, struct api_response *r)
+{
+    long version = atomic_load(&a->queue_version); /* before the read: a change after it bumps it */
+    json_t *out = NULL;
+    int rc = dialog_queue_list(a->cfg.dialog, agent, &out);
+    if (rc < 0) {
+        json_decref(out);
+        fail_rc(r, rc);
+        return rc;
+    }
+    json_object_set_new(out, "version", json_integer(version));
+    json_decref(r->json);
+    r->json = out;
+    r->status = 200;
+    return 0;
+}
+
 static int h_queue(struct call *c)
 {
-    json_t *out = NULL;
-    int rc = dialog_queue_list(c->a->cfg.dialog, c->agent, &out);
-    return ok(c, 200, rc, out);
+    long since = query_long(c->req->q_since, -1);
+    long wait = query_long(c->req->q_wait, 0);
+    if ((c->req->q_since && since < 0) || wait < 0) {
+        api_error(c->resp, 400, "invalid_request", "'since' and 'wait' must be non-negative integers");
+        return 0;
+    }
+    if (wait > API_MAX_WAIT_S)
+        wait = API_MAX_WAIT_S;
+    if (wait > 0 && since >= 0 && since == atomic_load(&c->a->queue_version) &&
+        strcmp(c->req->method, "HEAD") != 0) {
+        struct api_response *r = c->resp;
+        r->push = API_PUSH_WAIT; /* conv "" is the queue */
+        r->conv[0] = 0;
+        r->after = since;
+        r->wait_s = (double)wait;
+        r->status = 200;
+        return 0;
+    }
+    return queue_json(c->a, c->agent, c->resp);
 }
 
 static int h_claim(struct call *c)
@@ -764,6 +835,13 @@ void api_handle(struct api *a, const struct api_request *req, struct api_respons
 
 int api_poll(struct api *a, const char *conv, long after, int final, struct api_response *resp)
 {
+    if (!conv[0]) { /* the agent's queue: anything new since version `after`? */
+        if (!final && atomic_load(&a->queue_version) == after)
+            return 0;
+        resp->push = API_PUSH_NONE;
+        queue_json(a, resp->who, resp);
+        return 1;
+    }
     json_t *out = NULL;
     int rc = dialog_messages(a->cfg.dialog, conv, after, &out);
     if (rc == 0 && !final && json_array_size(json_object_get(out, "messages")) == 0) {

@@ -363,15 +363,54 @@ static int parse_agents(struct dialog *d, const char *spec)
     return 0;
 }
 
-static int rebuild_one(void *ctx, const struct store_conv *c)
+struct open_convs {
+    struct store_conv *v;
+    size_t n, cap;
+};
+
+/* Copies one open conversation (without its memory) for rebuild_queue(). */
+static int collect_open(void *ctx, const struct store_conv *c)
 {
-    return dialog_enqueue(ctx, c) < 0;
+    struct open_convs *o = ctx;
+    if (o->n == o->cap) {
+        size_t cap = o->cap ? o->cap * 2 : 64;
+        struct store_conv *v = kefu_realloc(o->v, cap * sizeof *v);
+        if (!v)
+            return 1;
+        o->v = v, o->cap = cap;
+    }
+    o->v[o->n] = *c;
+    o->v[o->n++].memory = NULL;
+    return 0;
 }
 
-/* Fills the in-memory queue from the conversations the store has open. */
+/* A conversation held by an agent who is no longer configured waits again. */
+static int unhold_stale(struct dialog *d, struct store_conv *c)
+{
+    struct store_batch b;
+    store_batch_init(&b);
+    c->state = STORE_QUEUED;
+    *c->agent = 0;
+    store_put_conv(&b, c, NULL);
+    store_add_event(&b, c->id, dialog_now(d), "release", NULL, c->queue, "agent removed");
+    return store_write(d->st, &b);
+}
+
+/* Fills the in-memory queue from the conversations the store has open
+ * (collected first: no store call runs inside another's callback). */
 static int rebuild_queue(struct dialog *d)
 {
-    int rc = store_open_convs(d->st, rebuild_one, d);
+    struct open_convs o = {0};
+    int rc = store_open_convs(d->st, collect_open, &o);
+    for (size_t i = 0; i < o.n && rc == 0; i++) {
+        struct store_conv *c = &o.v[i];
+        c->memory = NULL; /* store_put_conv() writes "{}" for NULL: keep the stored memory */
+        if (c->state == STORE_AGENT && !queue_agent_serves(d->q, c->agent, c->queue))
+            rc = unhold_stale(d, c);
+        if (rc == 0)
+            rc = dialog_enqueue(d, c);
+    }
+    free(o.v);
     return rc < 0 ? dialog_fail(rc, "cannot rebuild the queue from the store") : 0;
 }
 
@@ -808,35 +847,6 @@ static void hand_off(struct turn *t, int why, const char *name, int prio)
         snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "handoff"));
 }
 
-/* Answers with intent i: asks for a missing slot first, else renders its reply. */
-static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
-{
-    const struct rules_slot *s = missing_slot(t, i);
-    t->src = src;
-    t->intent = i;
-    t->confidence = confidence;
-    t->c.misses = 0;
-    *t->c.pending = 0;
-    if (s)
-        ask_slot(t, i, s);
-    else if (tpl)
-        render(t, tpl);
-    else
-        snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "handoff"));
-}
-
-/* Why a rule's handoff fired: the customer asked, complained, or the rule said so. */
-static int rule_reason(struct turn *t, long i)
-{
-    char topic[64];
-    intent_topic(t, i, topic, sizeof topic);
-    if (strcmp(topic, "human") == 0)
-        return WHY_REQUESTED;
-    if (strcmp(topic, "complaint") == 0)
-        return WHY_COMPLAINT;
-    return WHY_RULE;
-}
-
 /* A bot miss: counted; the limit (or a VIP's first miss) hands off. */
 static void miss(struct turn *t, const char *question)
 {
@@ -852,7 +862,37 @@ static void miss(struct turn *t, const char *question)
     }
 }
 
-/* "Did you mean A or B?" with the candidates' first examples as quick replies. */
+/* Answers with intent i: asks for a missing slot first, else renders its reply. */
+static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
+{
+    const struct rules_slot *s = missing_slot(t, i);
+    t->src = src;
+    t->intent = i;
+    t->confidence = confidence;
+    t->c.misses = 0;
+    *t->c.pending = 0;
+    if (s)
+        ask_slot(t, i, s);
+    else if (tpl)
+        render(t, tpl);
+    else if (src != SRC_HANDOFF)
+        miss(t, NULL); /* an intent with nothing to say for this locale has not answered */
+}
+
+/* Why a rule's handoff fired: the customer asked, complained, or the rule said so. */
+static int rule_reason(struct turn *t, long i)
+{
+    char topic[64];
+    intent_topic(t, i, topic, sizeof topic);
+    if (strcmp(topic, "human") == 0)
+        return WHY_REQUESTED;
+    if (strcmp(topic, "complaint") == 0)
+        return WHY_COMPLAINT;
+    return WHY_RULE;
+}
+
+/* "Did you mean A or B?" with the candidates' labels (an example in the
+ * customer's script, or an article's title) as quick replies. */
 static void clarify(struct turn *t, const struct decision *dec)
 {
     t->src = SRC_CLARIFY;
@@ -860,12 +900,7 @@ static void clarify(struct turn *t, const struct decision *dec)
     snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "clarify"));
     t->quick = json_array();
     for (int k = 0; k < 2; k++) {
-        const struct decide_cand *c = &dec->clarify[k];
-        const char *label = c->title;
-        if (c->intent >= 0) {
-            const struct rules_intent *it = rules_intent(t->rs, (size_t)c->intent);
-            label = it->n_examples ? it->examples[0].text : it->name;
-        }
+        const char *label = decide_label(t->rs, &dec->clarify[k], t->locale);
         if (label)
             json_array_append_new(t->quick, json_string(label));
     }
@@ -1103,7 +1138,39 @@ static void turn_handoff_state(struct turn *t)
     *t->c.agent = 0;
 }
 
-/* Stores the turn in one batch (waits for the commit), then queues it. */
+/* Moves a handed-off conversation to its queue state and returns its packet (new string, or NULL). */
+static char *handoff_packet(struct turn *t, const char *bot_text)
+{
+    turn_handoff_state(t);
+    json_t *extra = turn_messages(t, bot_text);
+    json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
+    char *packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    json_decref(ctx);
+    json_decref(extra);
+    return packet;
+}
+
+/* Everything the turn changes, as one batch: profile, conversation, messages, events. */
+static void turn_batch(struct turn *t, struct store_batch *b, const struct store_msg *cm,
+                       const struct store_msg *bm, const char *packet)
+{
+    store_batch_init(b);
+    t->cu.last_seen = t->now;
+    if (*t->cu.id)
+        store_put_customer(b, &t->cu);
+    store_put_conv(b, &t->c, packet);
+    store_add_message(b, t->c.id, cm);
+    if (bm)
+        store_add_message(b, t->c.id, bm);
+    if (t->event)
+        store_add_event(b, t->c.id, t->now, t->event, NULL, NULL, NULL);
+    if (t->handoff)
+        store_add_event(b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
+    if (t->feedback)
+        store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
+}
+
+/* Stores the turn in one batch and waits for its commit; *out is the answer (new). */
 static int commit_turn(struct turn *t, json_t **out)
 {
     long seq = t->c.last_seq + 1;
@@ -1111,39 +1178,19 @@ static int commit_turn(struct turn *t, json_t **out)
     char bot_text[sizeof t->reply + sizeof t->notice + 2];
     if (bot)
         snprintf(bot_text, sizeof bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
-    char *packet = NULL;
     char *memory = json_dumps(t->mem, JSON_COMPACT);
     t->c.memory = memory;
-    if (t->handoff) {
-        turn_handoff_state(t);
-        json_t *extra = turn_messages(t, bot ? bot_text : NULL);
-        json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
-        packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
-        json_decref(ctx);
-        json_decref(extra);
-    }
+    char *packet = t->handoff ? handoff_packet(t, bot ? bot_text : NULL) : NULL;
     *out = turn_result(t, bot ? seq + 1 : seq);
     char *result = json_dumps(*out, JSON_COMPACT);
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
-    struct store_msg cm = {
-        seq,          "customer", t->text, dialog_src_names[t->src], intent_name(t, t->intent), t->confidence,
-        t->client_id, result,     t->now};
-    struct store_msg bm = {
-        seq + 1, "bot", bot_text, dialog_src_names[t->src], intent_name(t, t->intent), t->confidence,
-        NULL,    NULL,  t->now};
+    const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);
+    struct store_msg cm = {seq,           "customer",   t->text, src,   intent,
+                           t->confidence, t->client_id, result,  t->now};
+    struct store_msg bm = {seq + 1, "bot", bot_text, src, intent, t->confidence, NULL, NULL, t->now};
     struct store_batch b;
-    store_batch_init(&b);
-    store_put_conv(&b, &t->c, packet);
-    store_add_message(&b, t->c.id, &cm);
-    if (bot)
-        store_add_message(&b, t->c.id, &bm);
-    if (t->event)
-        store_add_event(&b, t->c.id, t->now, t->event, NULL, NULL, NULL);
-    if (t->handoff)
-        store_add_event(&b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
-    if (t->feedback)
-        store_add_feedback(&b, t->c.id, t->now, t->feedback, NULL);
+    turn_batch(t, &b, &cm, bot ? &bm : NULL, packet);
     int rc = result && memory ? store_write(t->d->st, &b) : KEFU_ENOMEM;
     free(packet);
     free(result);
@@ -1185,6 +1232,9 @@ static int replay(struct turn *t, json_t **out)
         return KEFU_ENOENT;
     *out = result ? json_loads(result, 0, NULL) : json_pack("{s:n, s:I}", "reply", "seq", (json_int_t)seq);
     free(result);
+    json_t *q = *out && json_object_get(*out, "queue") ? queue_json(t->d, t->c.id, t->now) : NULL;
+    if (q) /* the first answer, with where the conversation stands now */
+        json_object_set_new(*out, "queue", q);
     return *out ? 0 : KEFU_ENOMEM;
 }
 

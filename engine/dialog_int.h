@@ -17,7 +17,18 @@
 #define CONV_LOCKS 64
 
 /* Sources of a customer message's handling, counted for metrics and the report. */
-enum { SRC_RULE, SRC_EXAMPLE, SRC_KB, SRC_CLARIFY, SRC_FALLBACK, SRC_HANDOFF, SRC_QUEUED, SRC_AGENT, SRC_FEEDBACK, N_SRC };
+enum {
+    SRC_RULE,
+    SRC_EXAMPLE,
+    SRC_KB,
+    SRC_CLARIFY,
+    SRC_FALLBACK,
+    SRC_HANDOFF,
+    SRC_QUEUED,
+    SRC_AGENT,
+    SRC_FEEDBACK,
+    N_SRC
+};
 extern const char *const dialog_src_names[N_SRC];
 /* Why a conversation was handed to a person. */
 enum { WHY_REQUESTED, WHY_COMPLAINT, WHY_ANGER, WHY_MISSES, WHY_TIER, WHY_RULE, N_WHY };
@@ -64,7 +75,7 @@ struct dialog {
     struct rules *rs;
     struct kb_examples *ex; /* the examples index of rs (workers clone it) */
     long long rules_loaded_at;
-    char *kb_path;          /* the articles database, NULL if none */
+    char *kb_path; /* the articles database, NULL if none */
     pthread_mutex_t workers_lock;
     struct dialog_worker *workers;
     pthread_mutex_t conv_lock[CONV_LOCKS];

@@ -51,6 +51,8 @@ struct http {
     struct api *api;
     struct dialog *dialog; /* borrowed; notifies us */
     struct metrics *metrics;
+    const char *const *route_names; /* static, from api_route_names() */
+    size_t n_routes;
     struct http_config cfg;
     char web[PATH_MAX];
     int have_web;
@@ -196,12 +198,15 @@ static void wake_all(struct http *h)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* dialog_notify_fn: conv got a new message; wake whoever waits on it. */
+/* dialog_notify_fn: conv got a new message (NULL: the queues changed);
+ * wake whoever waits on it. */
 static void on_notify(void *ctx, const char *conv, long seq)
 {
     struct http *h = ctx;
-    if (!conv)
-        return;
+    if (!conv) { /* the queues changed: the parked queue polls wait under "" */
+        api_queue_changed(h->api);
+        conv = "";
+    }
     pthread_mutex_lock(&h->lock);
     for (struct waiter *w = h->bucket[conv_bucket(conv)]; w; w = w->next)
         if (strcmp(w->conv, conv) == 0)
@@ -562,6 +567,7 @@ static enum MHD_Result dispatch(struct req *r, const char *url, const char *meth
         .q_after = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after"),
         .q_wait = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait"),
         .q_token = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token"),
+        .q_since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since"),
         .body = r->body,
         .body_len = r->len,
         .ip = r->ip,
@@ -588,6 +594,27 @@ static void client_ip(struct MHD_Connection *c, char *buf, size_t cap)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, buf, (socklen_t)cap);
 }
 
+/* Behind a trusted proxy, the client is the address the proxy appended
+ * last to X-Forwarded-For (earlier ones are the client's own claims). */
+static void forwarded_ip(struct MHD_Connection *c, char *buf, size_t cap)
+{
+    const char *xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ')
+        last++;
+    size_t n = strcspn(last, " ");
+    if (n == 0 || n >= cap)
+        return;
+    for (size_t i = 0; i < n; i++) /* an address, nothing else */
+        if (!strchr("0123456789abcdefABCDEF.:", last[i]))
+            return;
+    memcpy(buf, last, n);
+    buf[n] = 0;
+}
+
 static struct req *req_new(struct http *h, struct MHD_Connection *c, const char *url, const char *method)
 {
     struct req *r = kefu_calloc(1, sizeof *r);
@@ -601,6 +628,8 @@ static struct req *req_new(struct http *h, struct MHD_Connection *c, const char 
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     client_ip(c, r->ip, sizeof r->ip);
+    if (h->cfg.trust_proxy)
+        forwarded_ip(c, r->ip, sizeof r->ip);
     atomic_fetch_add(&h->in_flight, 1);
     return r;
 }
@@ -677,10 +706,10 @@ static void log_request(struct req *r, double ms)
     int level = r->status >= 500 ? LOG_LEVEL_ERROR : LOG_LEVEL_INFO;
     if (!log_enabled(level))
         return;
-    size_t n;
-    const char *const *names = api_route_names(&n);
+    size_t n = r->h->n_routes;
+    const char *route = r->h->route_names[r->route < n ? r->route : n - 1];
     json_t *f = json_pack("{s:s, s:s, s:i, s:f, s:s, s:s}", "method", r->method, "path", r->path, "status",
-                          r->status, "ms", ms, "ip", r->ip, "route", names[r->route < n ? r->route : 0]);
+                          r->status, "ms", ms, "ip", r->ip, "route", route);
     if (!f) /* a path that is not valid UTF-8 */
         f = json_pack("{s:s, s:i, s:f, s:s}", "method", r->method, "status", r->status, "ms", ms, "ip",
                       r->ip);
@@ -863,10 +892,9 @@ int http_start(const struct http_config *cfg, const struct api_config *acfg, str
         return rc;
     }
     web_dir(h);
-    size_t n;
-    const char *const *names = api_route_names(&n);
+    h->route_names = api_route_names(&h->n_routes);
     struct api_config ac = *acfg;
-    if ((rc = hub_init(h)) < 0 || (rc = metrics_create(names, n, &h->metrics)) < 0)
+    if ((rc = hub_init(h)) < 0 || (rc = metrics_create(h->route_names, h->n_routes, &h->metrics)) < 0)
         goto fail;
     ac.metrics = h->metrics;
     ac.gauges = gauges;

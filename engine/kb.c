@@ -32,7 +32,6 @@
 #define KB_CANDIDATES 32        /* BM25 hits read before the locale preference and dedup */
 #define KB_MAX_FILE   (1 << 20) /* bytes in one article file */
 #define KB_LEAD       200       /* bytes of body kb_get() gives as its snippet */
-#define KB_MIN_SCORE  1e-4      /* BM25 below this matched only words in most articles */
 #define KB_EVIDENCE   4.0       /* IDF mass at which the evidence factor reaches 1 - 1/e */
 
 struct kb {
@@ -280,8 +279,6 @@ static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t 
     *n = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < KB_CANDIDATES) {
         struct cand *x = &c[*n];
-        if (sqlite3_column_double(st, 4) < KB_MIN_SCORE)
-            break; /* FTS5 clamps the IDF of words in over half the articles to 1e-6; the rest is worse */
         x->doc = sqlite3_column_int64(st, 0);
         x->id = col_dup(kb, st, 1);
         x->locale = col_dup(kb, st, 2);

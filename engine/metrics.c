@@ -76,13 +76,6 @@ void metrics_observe(struct metrics *m, size_t route, int status, double seconds
     atomic_fetch_add_explicit(&r->micros, (unsigned long)(seconds * 1e6), memory_order_relaxed);
 }
 
-unsigned long metrics_count(const struct metrics *m, size_t route, int status)
-{
-    if (!m || route >= m->n)
-        return 0;
-    return atomic_load_explicit(&m->r[route].by_status[status_slot(status)], memory_order_relaxed);
-}
-
 int metrics_printf(struct text_buf *out, const char *fmt, ...)
 {
     va_list ap;

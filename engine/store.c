@@ -94,15 +94,15 @@ static const char *const sql[N_STMT] = {
                    " name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END,"
                    " tier = CASE WHEN excluded.tier <> '' THEN excluded.tier ELSE tier END,"
                    " last_seen = max(last_seen, excluded.last_seen)",
-    [W_CONV] =
-        "INSERT INTO conversations(" CONV_COLS ", packet)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
-        " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
-        " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
-        " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
-        " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
-        " last_seq = excluded.last_seq, memory = excluded.memory,"
-        " packet = coalesce(excluded.packet, packet)",
+    [W_CONV] = "INSERT INTO conversations(" CONV_COLS ", packet)"
+               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+               "coalesce(?18, '{}'), ?19)"
+               " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
+               " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
+               " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
+               " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
+               " last_seq = excluded.last_seq, memory = coalesce(?18, memory),"
+               " packet = coalesce(excluded.packet, packet)",
     [W_MESSAGE] =
         "INSERT INTO messages(conv, seq, sender, text, source, intent, confidence, client_id, result,"
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -162,7 +162,7 @@ struct store {
     pthread_mutex_t rlock; /* the reader pool */
     pthread_cond_t rfree;
     pthread_mutex_t wlock; /* the writer's queue */
-    pthread_cond_t work, committed;
+    pthread_cond_t work;
     struct store_batch *head, *tail;
     int stopping;
     pthread_t thread;
@@ -352,7 +352,7 @@ static int apply_conv(struct conn *w, const struct store_conv *c, const char *pa
     sqlite3_bind_int64(s, 15, c->updated_at);
     sqlite3_bind_int64(s, 16, c->queued_at);
     sqlite3_bind_int64(s, 17, c->last_seq);
-    bind_text(s, 18, c->memory ? c->memory : "{}");
+    bind_text(s, 18, c->memory); /* NULL keeps the stored memory */
     bind_text(s, 19, packet);
     return step_write(s);
 }
@@ -463,12 +463,12 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&st->wlock);
         st->stats.commits++;
         for (struct store_batch *b = list, *next; b; b = next) {
-            next = b->next;
+            next = b->next; /* b belongs to its caller again once done is set */
             st->stats.batches++;
             st->stats.failed += b->rc < 0;
             b->done = 1;
+            pthread_cond_signal(b->wake); /* only this caller: no herd of waiters per commit */
         }
-        pthread_cond_broadcast(&st->committed);
     }
     pthread_mutex_unlock(&st->wlock);
     return NULL;
@@ -480,8 +480,11 @@ int store_write(struct store *st, struct store_batch *b)
         return b->rc;
     if (b->rc < 0)
         return b->rc; /* an add failed (batch full) */
+    pthread_cond_t wake;
+    pthread_cond_init(&wake, NULL);
     b->done = 0;
     b->next = NULL;
+    b->wake = &wake;
     pthread_mutex_lock(&st->wlock);
     if (st->tail)
         st->tail->next = b;
@@ -490,8 +493,9 @@ int store_write(struct store *st, struct store_batch *b)
     st->tail = b;
     pthread_cond_signal(&st->work);
     while (!b->done)
-        pthread_cond_wait(&st->committed, &st->wlock);
+        pthread_cond_wait(&wake, &st->wlock);
     pthread_mutex_unlock(&st->wlock);
+    pthread_cond_destroy(&wake);
     return b->rc;
 }
 
@@ -581,7 +585,6 @@ static void store_free(struct store *st)
     pthread_cond_destroy(&st->rfree);
     pthread_mutex_destroy(&st->wlock);
     pthread_cond_destroy(&st->work);
-    pthread_cond_destroy(&st->committed);
     free(st->path);
     free(st);
 }
@@ -614,7 +617,6 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     pthread_cond_init(&st->rfree, NULL);
     pthread_mutex_init(&st->wlock, NULL);
     pthread_cond_init(&st->work, NULL);
-    pthread_cond_init(&st->committed, NULL);
     st->group = opts && opts->group_commit ? opts->group_commit : 1;
     st->group_max = opts && opts->group_max > 0 ? opts->group_max : 64;
     int readers = opts && opts->readers > 0 ? opts->readers : 4;

@@ -43,7 +43,7 @@ struct api_config {
 struct api_request {
     const char *method, *path; /* path is percent-decoded, without the query */
     const char *content_type, *authorization, *kefu_token, *origin, *last_event_id;
-    const char *q_after, *q_wait, *q_token; /* query arguments */
+    const char *q_after, *q_wait, *q_token, *q_since; /* query arguments */
     const char *body;
     size_t body_len;
     const char *ip; /* client address as text (rate-limit key) */
@@ -58,17 +58,17 @@ enum api_push {
 
 struct api_response {
     int status;
-    json_t *json;             /* new: the body when set */
-    struct text_buf text;     /* otherwise the body (owned) */
-    const char *content_type; /* static */
-    char allow[80];           /* Allow header (405, OPTIONS), "" if none */
-    int retry_after;          /* Retry-After seconds, 0 if none */
-    int www_authenticate;     /* 1: add WWW-Authenticate: Bearer */
-    const char *cors_origin;  /* Access-Control-Allow-Origin value (borrowed), NULL if none */
-    int preflight;            /* 1: add the preflight headers */
-    int push;                 /* enum api_push */
-    char conv[API_ID_MAX + 1];
-    long after;
+    json_t *json;              /* new: the body when set */
+    struct text_buf text;      /* otherwise the body (owned) */
+    const char *content_type;  /* static */
+    char allow[80];            /* Allow header (405, OPTIONS), "" if none */
+    int retry_after;           /* Retry-After seconds, 0 if none */
+    int www_authenticate;      /* 1: add WWW-Authenticate: Bearer */
+    const char *cors_origin;   /* Access-Control-Allow-Origin value (borrowed), NULL if none */
+    int preflight;             /* 1: add the preflight headers */
+    int push;                  /* enum api_push */
+    char conv[API_ID_MAX + 1]; /* "" with API_PUSH_WAIT: the agent's queue */
+    long after;                /* the last seq seen (or queue version) */
     double wait_s;
     size_t route;     /* index into api_route_names(), for metrics */
     const char *code; /* error code of an error response (static), for the log */
@@ -79,13 +79,16 @@ struct api_response {
  * in *n. The last two are "static" and "unmatched"; api_route_static() is
  * the index of "static". */
 const char *const *api_route_names(size_t *n);
-size_t api_route_static(void);
-size_t api_route_unmatched(void);
+size_t api_route_static(void);    /* the metrics index of static files */
+size_t api_route_unmatched(void); /* the metrics index of requests no route matched */
 
 /* Creates the API over cfg (copied; pointers inside stay borrowed).
  * *out is new, free it with api_free(). */
 int api_create(const struct api_config *cfg, struct api **out);
-void api_free(struct api *a); /* NULL is fine */
+void api_free(struct api *a); /* frees a and its rate tables; NULL is fine */
+/* Records that the queues changed (the dialog notified with conv NULL);
+ * wakes nothing itself: http wakes the parked queue polls after it. */
+void api_queue_changed(struct api *a);
 /* While draining, /healthz answers 503 so balancers stop sending. */
 void api_set_draining(struct api *a, int on);
 
@@ -99,7 +102,8 @@ void api_error(struct api_response *r, int status, const char *code, const char 
 /* Handles one request into resp (initialised by the caller). */
 void api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
 /* Long-poll: fills resp with the messages after `after` and returns 1, or,
- * when there are none and final is 0, returns 0 and leaves resp alone. */
+ * when there are none and final is 0, returns 0 and leaves resp alone.
+ * conv "" is the queue of agent resp->who, and `after` its version. */
 int api_poll(struct api *a, const char *conv, long after, int final, struct api_response *resp);
 /* SSE: appends an event per message after *after to out and advances
  * *after. Returns the number of events, or a negative KEFU_E* code when

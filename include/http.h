@@ -16,6 +16,7 @@ struct http_config {
     unsigned per_ip_limit; /* connections per client address (default 256) */
     unsigned timeout_s;    /* idle connection timeout (default 30) */
     double ping_s;         /* SSE heartbeat interval (default 15) */
+    int trust_proxy;       /* 1: the client is the last X-Forwarded-For address (behind a proxy only) */
 };
 /* Fills the defaults above (listen 127.0.0.1:8080, web "web"). */
 void http_config_default(struct http_config *c);

@@ -13,11 +13,9 @@ struct metrics; /* opaque */
 /* Creates counters for n routes named by names (borrowed; must outlive
  * the metrics). *out is new, free it with metrics_free(). */
 int metrics_create(const char *const *names, size_t n, struct metrics **out);
-void metrics_free(struct metrics *m); /* NULL is fine */
+void metrics_free(struct metrics *m); /* frees m; NULL is fine */
 /* Counts one finished request of route (0 <= route < n) with status. */
 void metrics_observe(struct metrics *m, size_t route, int status, double seconds);
-/* Returns the number of requests counted for route with status. */
-unsigned long metrics_count(const struct metrics *m, size_t route, int status);
 /* Appends the kefu_http_requests_total counters and the
  * kefu_http_request_duration_seconds histogram to out. */
 int metrics_render(const struct metrics *m, struct text_buf *out);

@@ -13,7 +13,7 @@ struct rate; /* opaque */
 /* Creates buckets refilling per_s tokens a second up to burst, in a table
  * of slots entries. per_s 0 allows everything. *out is new (rate_free()). */
 int rate_create(double per_s, double burst, size_t slots, struct rate **out);
-void rate_free(struct rate *r); /* NULL is fine */
+void rate_free(struct rate *r); /* frees r and its table; NULL is fine */
 /* Takes a token from key's bucket at time now (seconds, monotonic).
  * Returns 0, or KEFU_ELIMIT with *retry_s set to the seconds until a
  * token is back. Thread-safe. */

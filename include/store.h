@@ -91,12 +91,14 @@ struct store_batch {
     size_t n;
     int rc, done;             /* set by the writer */
     struct store_batch *next; /* the writer's queue */
+    void *wake;               /* the waiting caller's condition variable */
 };
 /* Prepares an empty batch. */
 void store_batch_init(struct store_batch *b);
 /* Adds or updates a customer (first_seen is kept on update). */
 int store_put_customer(struct store_batch *b, const struct store_customer *c);
-/* Adds or replaces a conversation row; packet (JSON, may be NULL: keep) is the handoff packet. */
+/* Adds or replaces a conversation row; c->memory NULL keeps the stored memory
+ * ("{}" for a new row); packet (JSON, may be NULL: keep) is the handoff packet. */
 int store_put_conv(struct store_batch *b, const struct store_conv *c, const char *packet);
 /* Appends message m to conv; a repeated (conv, client_id) fails the batch with KEFU_ECONFLICT. */
 int store_add_message(struct store_batch *b, const char *conv, const struct store_msg *m);

@@ -33,6 +33,7 @@ void webhook_sign(const char *secret, long long ts, const char *body, size_t len
 struct webhook_stats {
     unsigned long queued, delivered, retries, dropped;
 };
+/* Copies the counters into out (a snapshot; thread-safe). */
 void webhook_stats(struct webhook *w, struct webhook_stats *out);
 
 #endif

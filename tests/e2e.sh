@@ -88,10 +88,20 @@ CT="Authorization: Bearer $TOK"
 s=$(req POST "/v1/conversations/$CID/messages" '{"text":"where is my order KF12345678"}' -H "$CT")
 check rule-answer "$([ "$s" = 200 ] && [ "$(jqb .reply.source)" = rule ] && [ "$(jqb .reply.intent)" != null ]; echo $?)" "$s $(body)"
 
-# 3. asking for a person queues the conversation
+# 3. asking for a person queues the conversation; an agent's queue long-poll hears of it
+s=$(req GET /v1/queue "" -H "$AL")
+QV=$(jqb .version)
+curl -s -m 15 -H "$AL" -o "$tmp/qpoll" "$URL/v1/queue?since=$QV&wait=10" &
+echo $! >"$tmp/bg.qpoll"
+sleep 0.3
+t0=$(now_ms)
 s=$(req POST "/v1/conversations/$CID/messages" '{"text":"I want to talk to a human agent"}' -H "$CT")
 check handoff-queued "$([ "$s" = 200 ] && [ "$(jqb .state)" = queued ]; echo $?)" "$s $(body)"
 SEQ=$(jqb .seq)
+wait "$(cat "$tmp/bg.qpoll")"
+t1=$(now_ms)
+rm -f "$tmp/bg.qpoll"
+check queue-poll-1s "$(jq -e --arg c "$CID" '.conversations | map(.id) | index($c) != null' "$tmp/qpoll" >/dev/null && [ $((t1 - t0)) -le $((1000 * SLOW)) ]; echo $?)" "$((t1 - t0)) ms: $(cat "$tmp/qpoll")"
 
 # 4. the agent sees it in the queue, claims it and gets the packet
 s=$(req GET /v1/queue "" -H "$AL")
@@ -125,9 +135,21 @@ kill "$(cat "$tmp/bg.sse")" 2>/dev/null
 wait "$(cat "$tmp/bg.poll")" 2>/dev/null
 rm -f "$tmp/bg.poll" "$tmp/bg.sse"
 
-# 6. with an agent on it, the bot stays silent
+# 6. with an agent on it, the bot stays silent, and the agent's long-poll gets the message
+curl -s -m 5 -H "$AL" -o "$tmp/msgs" "$URL/v1/conversations/$CID/messages"
+LAST=$(jq '[.messages[].seq] | max' "$tmp/msgs")
+curl -s -m 15 -H "$AL" -o "$tmp/apoll" "$URL/v1/conversations/$CID/messages?after=$LAST&wait=10" &
+echo $! >"$tmp/bg.apoll"
+sleep 0.3
+t0=$(now_ms)
 s=$(req POST "/v1/conversations/$CID/messages" '{"text":"where is my order KF12345678"}' -H "$CT")
 check bot-silent "$([ "$s" = 200 ] && [ "$(jqb .reply)" = null ] && [ "$(jqb .state)" = agent ]; echo $?)" "$s $(body)"
+wait "$(cat "$tmp/bg.apoll")"
+t1=$(now_ms)
+rm -f "$tmp/bg.apoll"
+check agent-poll-1s "$(grep -q 'KF12345678' "$tmp/apoll" && [ $((t1 - t0)) -le $((1000 * SLOW)) ]; echo $?)" "$((t1 - t0)) ms: $(cat "$tmp/apoll")"
+s=$(req GET "/v1/conversations/$CID/messages" "" -H "$BO")
+check other-agent-403 "$([ "$s" = 403 ]; echo $?)" "$s $(body)"
 s=$(req GET "/v1/conversations/$CID" "" -H "$AL")
 check context "$([ "$s" = 200 ] && grep -q 'Alice' "$tmp/body"; echo $?)" "$s $(body)"
 

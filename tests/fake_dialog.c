@@ -209,7 +209,9 @@ int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, jso
         snprintf(c->state, sizeof c->state, "bot");
     long seq = append(c, "customer", text, NULL);
     json_t *reply = json_null();
+    int queued = 0;
     if (strcmp(c->state, "bot") == 0 && strstr(text, "human")) {
+        queued = 1;
         snprintf(c->state, sizeof c->state, "queued");
         snprintf(c->queue, sizeof c->queue, "general");
         seq = append(c, "bot", "A person will be with you shortly.", "handoff");
@@ -223,6 +225,8 @@ int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, jso
     *out = json_pack("{s:o, s:s, s:I}", "reply", reply, "state", c->state, "seq", (json_int_t)seq);
     pthread_mutex_unlock(&d->lock);
     notify(d, conv, seq);
+    if (queued)
+        notify(d, NULL, 0);
     return 0;
 }
 
@@ -302,6 +306,8 @@ int dialog_claim(struct dialog *d, const char *agent, const char *conv, json_t *
         *out = context(c);
     }
     pthread_mutex_unlock(&d->lock);
+    if (rc == 0)
+        notify(d, NULL, 0);
     return rc;
 }
 
@@ -358,6 +364,8 @@ static int move(struct dialog *d, const char *agent, const char *conv, const cha
                      : json_pack("{s:s}", "state", state);
     }
     pthread_mutex_unlock(&d->lock);
+    if (rc == 0)
+        notify(d, NULL, 0);
     return rc;
 }
 

@@ -13,9 +13,12 @@
 #include <cmocka.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,13 +42,13 @@ struct fixture {
     char dir[64];
     struct dialog_config cfg;
     struct dialog *d;
-    int notified;
+    int notified, queue_notified;
 };
 
 static void on_notify(void *ctx, const char *conv, long seq)
 {
     struct fixture *f = ctx;
-    __atomic_add_fetch(&f->notified, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(conv ? &f->notified : &f->queue_notified, 1, __ATOMIC_SEQ_CST);
 }
 
 static void open_dialog(struct fixture *f)
@@ -263,6 +266,7 @@ static void test_journey(void **state)
     assert_non_null(strstr(m.s, "kefu_automation_ratio 0.6667\n"));
     text_buf_release(&m);
     assert_true(f->notified > 5);
+    assert_int_equal(f->queue_notified, 3); /* the handoff, the claim, the resolve */
 }
 
 /* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
@@ -302,6 +306,14 @@ static void test_client_id(void **state)
     json_decref(a);
     json_decref(b);
     json_decref(c);
+    /* a repeated handoff message: the first answer, with the queue position as it is now */
+    a = say(f->d, id, "转人工", "msg-3");
+    b = say(f->d, id, "转人工", "msg-3");
+    expect_str(b, "reply.source", "handoff");
+    assert_int_equal(num(b, "queue", "position"), 1);
+    assert_int_equal(count_messages(f->d, id), n + 4);
+    json_decref(a);
+    json_decref(b);
 }
 
 /* 2.2 claims and resolves repeat without changing anything twice */
@@ -609,6 +621,26 @@ static void test_restart(void **state)
     assert_int_equal(dialog_claim(f->d, "amy", c, &out), KEFU_EBUSY);
 }
 
+/* 6.1b an agent removed from the configuration: their conversations wait again for others */
+static void test_agent_removed(void **state)
+{
+    struct fixture *f = *state;
+    char a[40], token[40];
+    new_conv(f->d, "ar", "regular", "web", a, token);
+    json_decref(say(f->d, a, "转人工", NULL));
+    json_t *out;
+    assert_int_equal(dialog_claim(f->d, "amy", a, &out), 0);
+    json_decref(out);
+    dialog_close(f->d);
+    f->cfg.agents = "cat:" CAT ":*:10";
+    open_dialog(f);
+    assert_int_equal(dialog_claim(f->d, "cat", NULL, &out), 0);
+    expect_str(out, "conversation.id", a);
+    json_t *intents = json_object_get(json_object_get(out, "understood"), "intents");
+    expect_str(json_array_get(intents, 0), "intent", "human.agent"); /* the memory survived the release */
+    json_decref(out);
+}
+
 /* 6.2 the packet carries the customer's other conversations on every channel */
 static void test_history(void **state)
 {
@@ -627,6 +659,9 @@ static void test_history(void **state)
     expect_str(json_array_get(h, 0), "channel", "web");
     expect_str(json_array_get(h, 0), "first_message", "我要开发票");
     expect_str(ctx, "customer.tier", "gold");
+    json_t *cu = json_object_get(ctx, "customer");
+    assert_int_equal(json_integer_value(json_object_get(cu, "last_seen")), fake_now); /* follows messages */
+    assert_int_equal(json_integer_value(json_object_get(cu, "first_seen")), fake_now - 100);
     json_decref(ctx);
     assert_int_equal(dialog_context(f->d, "bob", b, &ctx), KEFU_EPERM); /* not his queue */
 }
@@ -693,6 +728,95 @@ static void test_articles(void **state)
     expect_str(json_array_get(sug, 0), "id", "refund-policy");
     expect_str(json_object_get(ctx, "understood"), "slots.order_id", "KF12345678");
     json_decref(ctx);
+}
+
+/* 7.0 a process answering customers is killed with SIGKILL: every answered message is in the file */
+static void test_kill9(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "k9", "regular", "web", id, token);
+    dialog_close(f->d);
+    f->d = NULL;
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        struct rules_diag diag;
+        rules_diag_init(&diag);
+        struct dialog *d;
+        if (dialog_open(&f->cfg, &diag, &d) < 0)
+            _exit(1);
+        for (long i = 1;; i++) {
+            char cid[32];
+            snprintf(cid, sizeof cid, "m%ld", i);
+            json_t *req = json_pack("{s:s, s:s}", "text", i % 2 ? "我要开发票" : "hello", "client_id", cid),
+                   *out;
+            if (dialog_customer_message(d, id, req, &out) < 0 || write(fd[1], &i, sizeof i) != sizeof i)
+                _exit(1);
+        }
+    }
+    close(fd[1]);
+    long last = 0, i;
+    while (last < 60 && read(fd[0], &i, sizeof i) == sizeof i)
+        last = i;
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    while (read(fd[0], &i, sizeof i) == sizeof i)
+        last = i;
+    close(fd[0]);
+    assert_true(WIFSIGNALED(status));
+    open_dialog(f);
+    int n = count_messages(f->d, id); /* greeting + a question and an answer per message */
+    assert_true(n >= 1 + 2 * last);
+    assert_true(n <= 1 + 2 * (last + 1));
+    char cid[32];
+    snprintf(cid, sizeof cid, "m%ld", last); /* the last acknowledged one is known: a retry repeats nothing */
+    json_t *r = say(f->d, id, "hello", cid);
+    assert_int_equal(count_messages(f->d, id), n);
+    json_decref(r);
+}
+
+/* 6.5 two close candidates: a clarifying question with both as quick replies, not a miss */
+static void test_clarify(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], path[128];
+    snprintf(rules, sizeof rules, "%s/clr", f->dir);
+    snprintf(path, sizeof path, "%s/a.rules", rules);
+    assert_int_equal(mkdir(rules, 0700), 0);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("intent card.lost\n  threshold 0.95\n  example lost card\n  match lost & card\n  reply Lost.\n"
+          "intent card.blocked\n  threshold 0.95\n  example card blocked\n  match card & blocked\n"
+          "  reply Blocked.\n"
+          "intent card.mute\n  example mute card\n  match mute & card\n",
+          fp);
+    fclose(fp);
+    dialog_close(f->d);
+    f->cfg.rules_dir = rules;
+    open_dialog(f);
+    char id[40], token[40];
+    new_conv(f->d, "cl", "regular", "web", id, token);
+    for (int i = 0; i < 3; i++) { /* clarifying is not a miss: no handoff after the limit */
+        json_t *r = say(f->d, id, "lost card blocked", NULL);
+        expect_str(r, "reply.source", "clarify");
+        expect_str(r, "state", "bot");
+        json_t *q = json_object_get(json_object_get(r, "reply"), "quick_replies");
+        assert_int_equal(json_array_size(q), 2);
+        const char *a = json_string_value(json_array_get(q, 0)), *b = json_string_value(json_array_get(q, 1));
+        assert_true((strcmp(a, "lost card") == 0 && strcmp(b, "card blocked") == 0) ||
+                    (strcmp(b, "lost card") == 0 && strcmp(a, "card blocked") == 0));
+        json_decref(r);
+    }
+    /* an intent with no reply has not answered: a miss, not a silent "rule" */
+    json_t *r = say(f->d, id, "mute card", NULL);
+    expect_str(r, "reply.source", "fallback");
+    expect_str(r, "reply.intent", "card.mute");
+    json_decref(r);
 }
 
 struct chatter {
@@ -775,9 +899,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_business_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_filling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clarify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
     };

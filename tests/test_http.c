@@ -28,6 +28,7 @@
 #include "http.h"
 #include "kefu.h"
 #include "log.h"
+#include "rate.h"
 
 /* ---- a tiny HTTP client ---- */
 
@@ -192,6 +193,8 @@ static void write_file(const char *rel, const char *text)
 
 static const char *good_rules = "intent hello\n  match hello\n  reply Hi.\n";
 
+static int trust_proxy; /* for the next start() */
+
 static int start(double rate_ip, double rate_conv)
 {
     struct dialog_config dc;
@@ -214,6 +217,7 @@ static int start(double rate_ip, double rate_conv)
     hc.web_dir = web;
     hc.threads = 2;
     hc.ping_s = 0.3;
+    hc.trust_proxy = trust_proxy;
     struct api_config ac = {
         .dialog = dlg, .admin_token = "sekrit", .rate_ip = rate_ip, .rate_conv = rate_conv};
     ac.cors[ac.n_cors++] = "https://shop.example";
@@ -662,6 +666,76 @@ static void test_long_poll(void **state)
     done(&a.r);
 }
 
+static void test_agent_push(void **state)
+{
+    const char *alice = "Authorization: Bearer tok-alice\r\n";
+    struct resp r;
+    call("GET", "/v1/queue", alice, NULL, &r);
+    expect(&r, 200, NULL);
+    json_t *j = body_json(&r);
+    long version = (long)json_integer_value(json_object_get(j, "version"));
+    json_decref(j);
+    done(&r);
+    /* the queue long-poll wakes when a conversation is handed off */
+    struct poll_arg a = {0};
+    sprintf(a.path, "/v1/queue?since=%ld&wait=10", version);
+    strcpy(a.header, alice);
+    pthread_t t;
+    pthread_create(&t, NULL, long_poll, &a);
+    usleep(300 * 1000);
+    char id[64], tok[64], path[128], h[128];
+    create(id, tok);
+    auth_header(h, tok);
+    sprintf(path, "/v1/conversations/%s/messages", id);
+    double t0 = now_s();
+    call("POST", path, h, "{\"text\":\"human please\"}", &r);
+    done(&r);
+    pthread_join(t, NULL);
+    expect(&a.r, 200, NULL);
+    assert_non_null(strstr(a.r.body, id));
+    j = body_json(&a.r);
+    assert_true(json_integer_value(json_object_get(j, "version")) > version);
+    json_decref(j);
+    if (a.t_end - t0 > 1.0 * slow())
+        fail_msg("queue poll took %.3f s", a.t_end - t0);
+    done(&a.r);
+    /* an old version answers at once; a bad one is refused */
+    sprintf(a.path, "/v1/queue?since=%ld&wait=10", version);
+    t0 = now_s();
+    long_poll(&a);
+    expect(&a.r, 200, NULL);
+    assert_true(a.t_end - t0 < 0.5 * slow());
+    done(&a.r);
+    call("GET", "/v1/queue?since=x&wait=1", alice, NULL, &r);
+    expect(&r, 400, "invalid_request");
+    done(&r);
+    /* the agent follows the conversation: its long-poll gets the customer's words */
+    sprintf(path, "/v1/conversations/%s/claim", id);
+    call("POST", path, alice, NULL, &r);
+    expect(&r, 200, NULL);
+    done(&r);
+    sprintf(a.path, "/v1/conversations/%s/messages?after=3&wait=10", id);
+    strcpy(a.header, alice);
+    pthread_create(&t, NULL, long_poll, &a);
+    usleep(300 * 1000);
+    sprintf(path, "/v1/conversations/%s/messages", id);
+    t0 = now_s();
+    call("POST", path, h, "{\"text\":\"are you there\"}", &r);
+    expect(&r, 200, NULL);
+    done(&r);
+    pthread_join(t, NULL);
+    expect(&a.r, 200, NULL);
+    assert_non_null(strstr(a.r.body, "are you there"));
+    if (a.t_end - t0 > 1.0 * slow())
+        fail_msg("agent poll took %.3f s", a.t_end - t0);
+    done(&a.r);
+    /* an unknown agent token is not the customer's either */
+    sprintf(path, "/v1/conversations/%s/messages", id);
+    call("GET", path, "Authorization: Bearer tok-mallory\r\n", NULL, &r);
+    expect(&r, 403, "forbidden");
+    done(&r);
+}
+
 /* Reads from fd until needle appears or secs pass; returns 1 if found. */
 static int read_until(int fd, char *buf, size_t cap, size_t *len, const char *needle, double secs)
 {
@@ -783,7 +857,7 @@ static void test_rate_limits(void **state)
     assert_int_equal(start(5, 1), 0); /* 5/s per address (burst 10); 1/s per conversation (burst 5) */
     struct resp r;
     int limited = 0, retry = 0;
-    for (int k = 0; k < 15 && !limited; k++) {
+    for (int k = 0; k < 40 && !limited; k++) { /* burst 10, then 5/s: limited soon after 10 */
         call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\n", NULL, &r);
         if (r.status == 429) {
             limited = k + 1;
@@ -797,6 +871,28 @@ static void test_rate_limits(void **state)
     call("GET", "/healthz", NULL, NULL, &r); /* operators are never limited */
     expect(&r, 200, NULL);
     done(&r);
+    /* untrusted X-Forwarded-For changes nothing: still the same address */
+    call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 10.9.9.9\r\n", NULL, &r);
+    expect(&r, 429, "rate_limited");
+    done(&r);
+    stop();
+    trust_proxy = 1; /* behind a proxy: each forwarded client has its own bucket */
+    assert_int_equal(start(5, 0), 0);
+    trust_proxy = 0;
+    limited = 0;
+    for (int k = 0; k < 40 && !limited; k++) { /* the last address is the client, whatever came before */
+        const char *xff = k % 2 ? "X-Forwarded-For: 1.1.1.1, 10.0.0.1\r\n" : "X-Forwarded-For: 10.0.0.1\r\n";
+        char hs[128];
+        sprintf(hs, "Authorization: Bearer tok-alice\r\n%s", xff);
+        call("GET", "/v1/queue", hs, NULL, &r);
+        limited = r.status == 429 ? k + 1 : 0;
+        done(&r);
+    }
+    if (limited < 10)
+        fail_msg("10.0.0.1 limited at request %d", limited);
+    call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 10.0.0.2\r\n", NULL, &r);
+    expect(&r, 200, NULL);
+    done(&r);
     stop();
     assert_int_equal(start(0, 1), 0);
     char id[64], tok[64], path[128], h[128];
@@ -804,13 +900,14 @@ static void test_rate_limits(void **state)
     auth_header(h, tok);
     sprintf(path, "/v1/conversations/%s/messages", id);
     limited = 0;
-    for (int k = 0; k < 8 && !limited; k++) {
+    for (int k = 0; k < 12 && !limited; k++) {
         call("POST", path, h, "{\"text\":\"hello\"}", &r);
         if (r.status == 429)
             limited = k + 1;
         done(&r);
     }
-    assert_int_equal(limited, 6);
+    if (limited < 6 || limited > 8) /* burst 5, then 1/s */
+        fail_msg("the conversation was limited at message %d", limited);
     stop();
     assert_int_equal(start(0, 0), 0);
 }
@@ -824,6 +921,13 @@ static void test_drain(void **state)
     auth_header(a.header, tok);
     pthread_t t;
     pthread_create(&t, NULL, long_poll, &a);
+    int sse = dial(port); /* and an open event stream */
+    char raw[256];
+    int n = sprintf(raw, "GET /v1/conversations/%s/events?token=%s HTTP/1.1\r\nHost: x\r\n\r\n", id, tok);
+    send_all(sse, raw, (size_t)n);
+    static char buf[1 << 16];
+    size_t len = 0;
+    assert_true(read_until(sse, buf, sizeof buf, &len, "retry: 2000", 2 * slow()));
     usleep(300 * 1000);
     double t0 = now_s();
     int left = http_drain(srv, (int)(5000 * slow()));
@@ -832,6 +936,9 @@ static void test_drain(void **state)
     expect(&a.r, 200, NULL); /* the parked poll was answered, not cut */
     assert_true(a.t_end - t0 < 2 * slow());
     done(&a.r);
+    /* the stream ended properly: the last chunk of the chunked body */
+    assert_true(read_until(sse, buf, sizeof buf, &len, "\r\n0\r\n\r\n", 2 * slow()));
+    close(sse);
     /* new connections are refused now */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -866,6 +973,70 @@ static void test_listen_parse(void **state)
     assert_int_equal(start(0, 0), 0);
 }
 
+/* Every allocation kefu makes while creating the api and answering a
+ * create, a message and /metrics can fail: no crash, no leak, and an
+ * answer is always a status with a body (checked under ASan/valgrind). */
+static void test_alloc_failures(void **state)
+{
+    for (long n = 1; n < 200; n++) {
+        struct api_config ac = {.dialog = dlg, .rate_ip = 5, .rate_conv = 1};
+        struct api *a = NULL;
+        kefu_alloc_fail_after(n);
+        int rc = api_create(&ac, &a);
+        if (rc < 0) {
+            kefu_alloc_fail_after(0);
+            assert_int_equal(rc, KEFU_ENOMEM);
+            continue;
+        }
+        const char *body = "{\"channel\":\"web\",\"customer\":{\"id\":\"u\"}}";
+        struct api_request q = {.method = "POST",
+                                .path = "/v1/conversations",
+                                .content_type = "application/json",
+                                .body = body,
+                                .body_len = strlen(body),
+                                .ip = "10.0.0.1"};
+        struct api_response r;
+        api_response_init(&r);
+        api_handle(a, &q, &r);
+        assert_true(r.status == 201 || r.status >= 400);
+        api_response_release(&r);
+        struct api_request m = {.method = "GET", .path = "/metrics", .ip = "10.0.0.1"};
+        api_response_init(&r);
+        api_handle(a, &m, &r);
+        assert_true(r.status == 200 || r.status >= 500);
+        assert_true(r.status != 200 || r.text.len > 0);
+        api_response_release(&r);
+        kefu_alloc_fail_after(0);
+        api_free(a);
+    }
+}
+
+/* Token buckets: the burst, the refill, Retry-After, separate keys, off
+ * at 0, and a flood of keys bounded by the table (old keys reused). */
+static void test_rate_buckets(void **state)
+{
+    struct rate *r;
+    assert_int_equal(rate_create(2, 4, 64, &r), 0);
+    double retry = 0;
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(rate_take(r, "a", 1, 100.0, &retry), 0);
+    assert_int_equal(rate_take(r, "a", 1, 100.0, &retry), KEFU_ELIMIT);
+    assert_true(retry > 0.49 && retry < 0.51);                /* one token at 2/s */
+    assert_int_equal(rate_take(r, "b", 1, 100.0, &retry), 0); /* another key has its own */
+    assert_int_equal(rate_take(r, "a", 1, 100.6, &retry), 0); /* refilled */
+    assert_int_equal(rate_take(r, "a", 1, 100.6, &retry), KEFU_ELIMIT);
+    char key[16];
+    for (int k = 0; k < 10000; k++) { /* a flood of new keys never fails them */
+        int n = sprintf(key, "k%d", k);
+        assert_int_equal(rate_take(r, key, (size_t)n, 200.0, &retry), 0);
+    }
+    rate_free(r);
+    assert_int_equal(rate_create(0, 1, 8, &r), 0);
+    for (int k = 0; k < 100; k++)
+        assert_int_equal(rate_take(r, "a", 1, 1.0, &retry), 0);
+    rate_free(r);
+}
+
 static void test_depth_scan(void **state)
 {
     assert_int_equal(api_json_too_deep("[[1]]", 5, 2), 0);
@@ -877,14 +1048,25 @@ static void test_depth_scan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_depth_scan), cmocka_unit_test(test_conversation_flow),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_dialog_errors),
-        cmocka_unit_test(test_limits),     cmocka_unit_test(test_keep_alive),
-        cmocka_unit_test(test_agent_flow), cmocka_unit_test(test_cors),
-        cmocka_unit_test(test_static),     cmocka_unit_test(test_long_poll),
-        cmocka_unit_test(test_sse),        cmocka_unit_test(test_metrics_health),
-        cmocka_unit_test(test_reload),     cmocka_unit_test(test_rate_limits),
-        cmocka_unit_test(test_drain),      cmocka_unit_test(test_listen_parse),
+        cmocka_unit_test(test_depth_scan),
+        cmocka_unit_test(test_rate_buckets),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_conversation_flow),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_dialog_errors),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_agent_flow),
+        cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_static),
+        cmocka_unit_test(test_long_poll),
+        cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_agent_push),
+        cmocka_unit_test(test_metrics_health),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_listen_parse),
     };
     return cmocka_run_group_tests_name("http", tests, setup, teardown);
 }

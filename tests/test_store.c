@@ -169,14 +169,19 @@ static void test_roundtrip(void **state)
     assert_int_equal(store_get_packet(st, "c1", &packet), 0);
     assert_string_equal(packet, "{\"reason\":\"requested\"}");
     free(packet);
-    /* a later put without a packet keeps it */
+    /* a later put without a packet (or memory) keeps them */
     store_batch_init(&b);
     c.state = STORE_AGENT;
+    c.memory = NULL;
     store_put_conv(&b, &c, NULL);
     assert_int_equal(store_write(st, &b), 0);
     assert_int_equal(store_get_packet(st, "c1", &packet), 0);
     assert_non_null(packet);
     free(packet);
+    assert_int_equal(store_get_conv(st, "c1", &g), 0);
+    assert_int_equal(g.state, STORE_AGENT);
+    assert_string_equal(g.memory, "{\"slots\":{\"order_id\":\"KF12345678\"}}");
+    store_conv_release(&g);
 
     struct store_customer cu;
     assert_int_equal(store_get_customer(st, "cust-1", &cu), 0);

@@ -10,15 +10,19 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -322,6 +326,104 @@ static void test_api_sends_handoff(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* POSTs body to 127.0.0.1:port and returns the response (new, free it). */
+static char *post(unsigned port, const char *path, const char *token, const char *body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "%s%s%sContent-Length: %zu\r\n\r\n%s",
+                     path, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+                     strlen(body), body);
+    send(fd, req, (size_t)n, MSG_NOSIGNAL);
+    char *buf = calloc(1, 1 << 16);
+    size_t len = 0;
+    ssize_t k;
+    while ((k = recv(fd, buf + len, (1 << 16) - len - 1, 0)) > 0)
+        len += (size_t)k;
+    close(fd);
+    return buf;
+}
+
+/* kefu serve --webhook on the real engine: a request for a person reaches
+ * the receiver, signed with KEFU_WEBHOOK_SECRET; SIGTERM exits 0. */
+static void test_serve_webhook(void **state)
+{
+    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
+    char kefu[256], tmp[] = "/tmp/kefu-whs-XXXXXX", url[64];
+    snprintf(kefu, sizeof kefu, "%s/kefu", build);
+    if (access(kefu, X_OK) != 0)
+        fail_msg("%s is not built", kefu);
+    assert_non_null(mkdtemp(tmp));
+    struct receiver r = {0};
+    receiver_start(&r);
+    sprintf(url, "http://127.0.0.1:%u/hook", r.port);
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    char *argv[] = {kefu,           "serve", "--listen",  "127.0.0.1:0", "--data", tmp,
+                    "--rate-limit", "0",     "--webhook", url,           NULL};
+    char *envp[] = {"KEFU_WEBHOOK_SECRET=whsec-test", NULL};
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, kefu, &fa, NULL, argv, envp), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    char line[256] = "";
+    FILE *f = fdopen(out[0], "r");
+    assert_non_null(fgets(line, sizeof line, f)); /* kefu: serving on http://127.0.0.1:PORT */
+    fclose(f);
+    const char *colon = strrchr(line, ':');
+    assert_non_null(colon);
+    unsigned port = (unsigned)atoi(colon + 1);
+    char *resp = post(port, "/v1/conversations", NULL, "{\"channel\":\"web\",\"customer\":{\"id\":\"w1\"}}");
+    json_t *j = json_loads(strstr(resp, "\r\n\r\n") + 4, 0, NULL);
+    free(resp);
+    char id[80], tok[80], path[160];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+    snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
+    json_decref(j);
+    snprintf(path, sizeof path, "/v1/conversations/%s/messages", id);
+    resp = post(port, path, tok, "{\"text\":\"我要转人工\"}");
+    assert_non_null(strstr(resp, "\"queued\""));
+    free(resp);
+    double end = now_s() + 5 * slow();
+    while (now_s() < end) {
+        pthread_mutex_lock(&r.lock);
+        int got = r.got;
+        pthread_mutex_unlock(&r.lock);
+        if (got)
+            break;
+        usleep(20 * 1000);
+    }
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    receiver_stop(&r);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(r.got, 1);
+    char ts[32], sig[128];
+    assert_non_null(header(r.last, "X-Kefu-Timestamp", ts, sizeof ts));
+    assert_non_null(header(r.last, "X-Kefu-Signature", sig, sizeof sig));
+    const char *body = strstr(r.last, "\r\n\r\n") + 4;
+    char want[65];
+    webhook_sign("whsec-test", atoll(ts), body, strlen(body), want);
+    assert_string_equal(sig + 7, want);
+    json_t *ev = json_loads(body, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(ev, "conversation")), id);
+    assert_true(strstr(body, "我要转人工") != NULL); /* the transcript */
+    json_decref(ev);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     log_init(LOG_LEVEL_OFF, NULL);
@@ -331,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_dead_receiver_never_blocks),
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_api_sends_handoff),
+        cmocka_unit_test(test_serve_webhook),
     };
     return cmocka_run_group_tests_name("webhook", tests, NULL, NULL);
 }
