@@ -78,6 +78,12 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    $(BUILD)/kefu kb import tests/corpus --db $$d/kb.db >/dev/null && \
 	    valgrind -q --leak-check=full --error-exitcode=9 $(BUILD)/kefu kb search --db $$d/kb.db \
 	    "退款什麼時候到賬 refund" >/dev/null && rm -rf $$d && echo "valgrind: kefu kb import, search clean"
+	@d=$$(mktemp -d) && V="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9" && \
+	    $$V $(BUILD)/kefu learn tests/eval/train.tsv -o $$d/small.rules 2>/dev/null && \
+	    $$V $(BUILD)/kefu eval --sweep --rules $$d/small.rules tests/eval/test.tsv >/dev/null 2>&1 && \
+	    $$V $(BUILD)/kefu eval --sweep --faq tests/eval/faq.tsv tests/eval/queries.tsv >/dev/null 2>&1 && \
+	    $$V $(BUILD)/kefu ask --explain --json --rules $$d/small.rules "card missing, balance?" >/dev/null 2>&1 && \
+	    rm -rf $$d && echo "valgrind: kefu learn, eval, eval --faq, ask --explain clean"
 	@valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=9 \
 	    $(BUILD)/kefu test >/dev/null && echo "valgrind: kefu test clean"
 	@KEFU_SLOW=10 E2E_TRAFFIC=20 E2E_RELOADS=2 KEFU="valgrind -q --leak-check=full --error-exitcode=9 \

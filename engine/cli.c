@@ -31,7 +31,7 @@ struct opts {
     const char *locale, *channel, *tier;
     int json, explain, strict, quiet;
     const char *db, *out, *faq; /* --db PATH, -o FILE, --faq FILE */
-    int sweep, no_examples, no_kb, rules_set;
+    int sweep, no_examples, no_kb, rules_set, wrong;
     double th[4]; /* --example-min, --example-lead, --kb-min, --kb-lead; < 0: the default */
     const char *args[8];
     int n_args;
@@ -120,6 +120,8 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             val = &o->faq;
         else if (strcmp(a, "--sweep") == 0)
             o->sweep = 1;
+        else if (strcmp(a, "--wrong") == 0)
+            o->wrong = 1;
         else if (strcmp(a, "--no-examples") == 0)
             o->no_examples = 1;
         else if (strcmp(a, "--no-kb") == 0)
@@ -339,8 +341,9 @@ static int check_routed(const struct rules *rs, struct router_scratch *sc, size_
 }
 
 /* Checks one example of an intent without patterns (example-based matching
- * is its only route): the nearest examples must vote for its own intent
- * first. Returns 1 if it fails. */
+ * is its only route). An example nothing can match is an error; one whose
+ * nearest examples vote for another intent first is a warning, since
+ * labelled data overlaps (kefu learn). Returns 1 for an error. */
 static int check_voted(const struct rules *rs, struct kb_examples *kx, size_t i,
                        const struct rules_example *ex, const struct attrs *wa, struct rules_diag *d)
 {
@@ -354,9 +357,10 @@ static int check_voted(const struct rules *rs, struct kb_examples *kx, size_t i,
         rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
                        "example has no word example matching can use; '%s' has no pattern", it->name);
     } else if (v.v[0].intent != i) {
-        rules_diag_add(d, RULES_ERROR, ex->file, ex->line, ex->col, line,
+        rules_diag_add(d, RULES_WARNING, ex->file, ex->line, ex->col, line,
                        "example is nearer to the examples of '%s' (%.2f, \"%s\") than to those of '%s'",
                        rules_intent(rs, v.v[0].intent)->name, v.v[0].confidence, v.v[0].example, it->name);
+        return 0;
     } else {
         return 0;
     }
@@ -768,6 +772,21 @@ static void print_decision(const struct rules *rs, const struct decision *d, con
         printf("quick reply: %s\n", ans->quick[k]);
 }
 
+/* The length of label without its closing punctuation (. ? ! 。 ？ ！). */
+static int label_len(const char *label)
+{
+    size_t n = strlen(label);
+    for (;;) {
+        if (n && strchr(".?!", label[n - 1]))
+            n--;
+        else if (n >= 3 && (memcmp(label + n - 3, "。", 3) == 0 || memcmp(label + n - 3, "？", 3) == 0 ||
+                            memcmp(label + n - 3, "！", 3) == 0))
+            n -= 3;
+        else
+            return (int)n;
+    }
+}
+
 /* Builds what the customer sees for decision d of text[0..len). */
 static void build_answer(struct decide_ctx *dc, const struct decision *d, const struct attrs *a,
                          const struct router_slot *slots, size_t n_slots, struct answer *ans)
@@ -788,8 +807,9 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     ans->quick[0] = decide_label(dc->rs, &d->clarify[0], locale);
     ans->quick[1] = decide_label(dc->rs, &d->clarify[1], locale);
     ans->n_quick = 2;
-    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%s，还是 %s？" : "Did you mean: %s, or %s?",
-             ans->quick[0], ans->quick[1]);
+    int la = label_len(ans->quick[0]), lb = label_len(ans->quick[1]);
+    snprintf(ans->text, sizeof ans->text, zh ? "您是想问：%.*s，还是 %.*s？" : "Did you mean: %.*s, or %.*s?",
+             la, ans->quick[0], lb, ans->quick[1]);
 }
 
 static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text)
@@ -1008,7 +1028,8 @@ static int cmd_eval(struct session *s)
         return fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
     struct eval_report r;
     size_t last = SIZE_MAX;
-    rc = eval_run(&s->dc, &t, o->faq != NULL, o->sweep, isatty(2) ? progress_bar : NULL, &last, &r);
+    rc = eval_run(&s->dc, &t, o->faq != NULL, o->sweep, isatty(2) ? progress_bar : NULL, &last, o->args[0],
+                  o->wrong ? (o->json ? stderr : stdout) : NULL, &r);
     if (rc == 0 && o->json)
         rc = eval_report_json(stdout, o->args[0], &r);
     else if (rc == 0)
@@ -1080,10 +1101,10 @@ static const struct command {
      "alarm.set_alarm); the label 'oos' (out of scope) is skipped; a text under two labels\n"
      "is dropped. Malformed lines are reported as file:line. Writes to stdout without -o."},
     {"eval",
-     " --rules --json --sweep --faq --db --no-examples --no-kb --example-min --example-lead --kb-min "
+     " --rules --json --sweep --wrong --faq --db --no-examples --no-kb --example-min --example-lead --kb-min "
      "--kb-lead ",
      2, cmd_eval,
-     "usage: kefu eval [--rules DIR|FILE.rules] [--json] [--sweep] FILE.tsv\n"
+     "usage: kefu eval [--rules DIR|FILE.rules] [--json] [--sweep] [--wrong] FILE.tsv\n"
      "       kefu eval --faq FAQ.tsv [--json] [--sweep] QUERIES.tsv\n\n"
      "Routes every labelled line (text<TAB>label; label 'oos' = out of scope) through the\n"
      "decision policy and reports accuracy (top-1 right, answered or not), automation\n"
@@ -1094,8 +1115,9 @@ static const struct command {
      "automation, precision. --sweep adds the automation/precision curve as the example\n"
      "lead moves from 0 to 0.5 (with --faq: the article lead from 0 to 1). --example-min,\n"
      "--example-lead, --kb-min and --kb-lead set the thresholds (docs/routing.md); --db\n"
-     "PATH also searches an articles database; --json prints one JSON object. A progress\n"
-     "bar is drawn on stderr when it is a terminal."},
+     "PATH also searches an articles database; --json prints one JSON object. --wrong\n"
+     "first lists every wrong automatic answer (and every answered oos line) as\n"
+     "file:line: want LABEL, got NAME. A progress bar is drawn on stderr when it is a terminal."},
 };
 
 /* 1 if some intent of rs has example lines. */

@@ -39,12 +39,13 @@ void decide_policy_default(struct decide_policy *p)
 }
 
 /* Records a candidate for the explanation; full lists keep the first ones. */
-static void add_cand(struct decision *d, int stage, long intent, const char *name, const char *title,
-                     double confidence, double threshold)
+static struct decide_cand *add_cand(struct decision *d, int stage, long intent, const char *name,
+                                    const char *title, double confidence, double threshold)
 {
     if (d->n_cand == DECIDE_MAX_CANDS)
-        return;
-    d->cand[d->n_cand++] = (struct decide_cand){stage, intent, name, title, confidence, threshold};
+        return NULL;
+    d->cand[d->n_cand] = (struct decide_cand){stage, intent, name, title, confidence, threshold, NULL};
+    return &d->cand[d->n_cand++];
 }
 
 /* Answers with intent i from stage: its reply for the locale, or its
@@ -141,8 +142,11 @@ static void collect_examples(const struct decide_ctx *c, struct decision *d)
 {
     for (size_t k = 0; k < d->votes.n && c->policy.use_examples; k++) {
         const struct kb_vote *v = &d->votes.v[k];
-        add_cand(d, DECIDE_EXAMPLE, (long)v->intent, rules_intent(c->rs, v->intent)->name, NULL,
-                 v->confidence, example_threshold(c, v->intent));
+        struct decide_cand *x =
+            add_cand(d, DECIDE_EXAMPLE, (long)v->intent, rules_intent(c->rs, v->intent)->name, NULL,
+                     v->confidence, example_threshold(c, v->intent));
+        if (x)
+            x->example = v->example;
     }
 }
 
@@ -287,6 +291,8 @@ const char *decide_label(const struct rules *rs, const struct decide_cand *c, co
         return c->title && *c->title ? c->title : c->name;
     const struct rules_intent *it = rules_intent(rs, (size_t)c->intent);
     int zh = locale && strncmp(locale, "zh", 2) == 0;
+    if (c->example && has_cjk(c->example) == zh)
+        return c->example;
     for (size_t k = 0; k < it->n_examples; k++)
         if (has_cjk(it->examples[k].text) == zh)
             return it->examples[k].text;

@@ -375,14 +375,30 @@ static int automatic(int source)
     return source == DECIDE_RULE || source == DECIDE_EXAMPLE || source == DECIDE_KB;
 }
 
-/* The name of the answer d gives, or of its best candidate when it gives
- * none; NULL when there is none. */
-static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq)
+/* The key candidate x is counted under: in a FAQ run an intent stands for
+ * the article of the same name (intents learned from FAQ-labelled lines). */
+static const char *cand_key(const struct decide_cand *x, int faq, char *buf, size_t cap)
 {
+    if (!faq || x->intent < 0 || !x->name)
+        return x->name;
+    faq_article_id(x->name, buf, cap);
+    return buf;
+}
+
+/* The key of the answer d gives, or of its best candidate when it gives
+ * none (in a FAQ run: the first article found); NULL when there is none.
+ * May point into buf. */
+static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq, char *buf,
+                            size_t cap)
+{
+    if (d->source == DECIDE_KB)
+        return d->article.id;
+    if (d->intent >= 0) {
+        struct decide_cand x = {.intent = d->intent, .name = rules_intent(c->rs, (size_t)d->intent)->name};
+        return cand_key(&x, faq, buf, cap);
+    }
     if (faq)
-        return d->source == DECIDE_KB ? d->article.id : d->kb.n ? d->kb.hit[0].id : NULL;
-    if (d->intent >= 0)
-        return rules_intent(c->rs, (size_t)d->intent)->name;
+        return d->kb.n ? d->kb.hit[0].id : NULL;
     const struct decide_cand *best = NULL;
     for (size_t k = 0; k < d->n_cand; k++)
         if (d->cand[k].intent >= 0 && (!best || d->cand[k].confidence > best->confidence))
@@ -411,15 +427,25 @@ static void count_line(const struct decide_ctx *c, struct eval_report *r, const 
         r->oos_automatic += is_auto;
         return;
     }
-    const char *got = top_name(c, d, faq);
+    char buf[160];
+    const char *got = top_name(c, d, faq, buf, sizeof buf);
     int right = got && strcmp(got, want) == 0;
+    if (d->source == DECIDE_CLARIFY) {
+        r->clarified++;
+        int hit = 0;
+        for (int k = 0; k < 2; k++) {
+            const char *key = cand_key(&d->clarify[k], faq, buf, sizeof buf);
+            hit |= key && strcmp(key, want) == 0;
+        }
+        r->clarify_right += (size_t)hit;
+    }
     struct eval_counts *cs[2] = {&r->all, &r->per[l->label]};
     for (int k = 0; k < 2; k++) {
         cs[k]->n++;
         cs[k]->correct += right;
         cs[k]->automatic += is_auto;
         cs[k]->auto_correct += is_auto && right;
-        cs[k]->top3 += faq ? in_top3(d, want) : right;
+        cs[k]->top3 += right || (faq && in_top3(d, want));
     }
     r->in_scope++;
 }
@@ -451,7 +477,8 @@ static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_li
                 oos_auto += is_auto;
                 continue;
             }
-            const char *got = top_name(c, &lines[k].d, faq);
+            char buf[160];
+            const char *got = top_name(c, &lines[k].d, faq, buf, sizeof buf);
             in++;
             aut += is_auto;
             ok += is_auto && got && strcmp(got, r->labels[lines[k].label]) == 0;
@@ -478,8 +505,24 @@ static void keep_ids(struct decide_ctx *c, const struct attrs *a, struct eval_re
     decide_apply(c, a, d);
 }
 
+/* Prints line k when it was answered automatically and wrongly (or at all,
+ * out of scope): "file:line: want LABEL, got NAME (source confidence)". */
+static void list_wrong(FILE *f, const char *name, const struct decide_ctx *c, const struct eval_tsv *t,
+                       size_t k, const struct eval_line *l, const struct eval_report *r, int faq)
+{
+    char buf[160];
+    if (!f || !automatic(l->d.source))
+        return;
+    const char *got = top_name(c, &l->d, faq, buf, sizeof buf);
+    const char *want = l->label >= 0 ? r->labels[l->label] : "oos";
+    if (l->label >= 0 && got && strcmp(got, want) == 0)
+        return;
+    fprintf(f, "%s:%d: want %s, got %s (%s %.2f): %s\n", name, t->v[k].line, want, got ? got : "-",
+            decide_source_name(l->d.source), l->d.confidence, t->v[k].f[0]);
+}
+
 int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_sweep,
-             eval_progress_fn progress, void *pctx, struct eval_report *out)
+             eval_progress_fn progress, void *pctx, const char *name, FILE *wrong, struct eval_report *out)
 {
     memset(out, 0, sizeof *out);
     out->faq = faq;
@@ -512,6 +555,7 @@ int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_s
         }
         keep_ids(ctx, &a, out, &l->d);
         count_line(ctx, out, l, l->label >= 0 ? out->labels[l->label] : NULL, faq);
+        list_wrong(wrong, name, ctx, t, k, l, out, faq);
         out->total++;
         if (progress)
             progress(pctx, k + 1, t->n);
@@ -556,6 +600,10 @@ void eval_report_print(FILE *f, const char *name, const struct eval_report *r)
             pct(share(a->auto_correct, a->automatic), b1));
     fprintf(f, "  oos handoff  %s  out-of-scope lines not answered automatically\n",
             pct(r->oos ? 1 - share(r->oos_automatic, r->oos) : 1, b1));
+    fprintf(
+        f,
+        "  clarified    %s  in-scope lines given a clarifying question (%s of them offer the right answer)\n",
+        pct(share(r->clarified, r->in_scope), b1), pct(share(r->clarify_right, r->clarified), b2));
     fprintf(f, "  sources     ");
     for (int s = 0; s <= DECIDE_HANDOFF; s++)
         fprintf(f, " %s %zu", decide_source_name(s), r->by_source[s]);
@@ -604,6 +652,8 @@ int eval_report_json(FILE *f, const char *name, const struct eval_report *r)
     json_object_set_new(o, "errors", json_integer((json_int_t)r->errors));
     json_object_del(o, "n");
     json_object_set_new(o, "oos_handoff", json_real(r->oos ? 1 - share(r->oos_automatic, r->oos) : 1));
+    json_object_set_new(o, "clarified", json_real(share(r->clarified, r->in_scope)));
+    json_object_set_new(o, "clarify_right", json_real(share(r->clarify_right, r->clarified)));
     json_object_set_new(o, "seconds", json_real(r->seconds));
     json_t *src = json_object();
     for (int s = 0; s <= DECIDE_HANDOFF; s++)

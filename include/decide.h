@@ -44,6 +44,7 @@ struct decide_cand {
     const char *title; /* article title (NULL for intents); borrowed */
     double confidence;
     double threshold;
+    const char *example; /* for an example vote: the nearest example; borrowed from the rule set */
 };
 
 #define DECIDE_MAX_CANDS 12
@@ -96,8 +97,9 @@ double decide_kb_lead(const struct decision *d);
 const char *decide_guess_locale(const char *text, size_t len);
 
 /* A customer-facing label for candidate c (a clarify quick reply): the
- * article title, else the intent's first example in the locale's script,
- * else its name; borrowed from rs or the kb. */
+ * article title, else the nearest example (for an example vote) or the
+ * intent's first example in the locale's script, else its name; borrowed
+ * from rs or the kb. */
 const char *decide_label(const struct rules *rs, const struct decide_cand *c, const char *locale);
 
 #endif

@@ -67,6 +67,7 @@ struct eval_report {
     int faq; /* 1: article retrieval (labels are article ids) */
     size_t total, in_scope, oos, malformed;
     size_t oos_automatic, errors;
+    size_t clarified, clarify_right; /* in-scope clarifying questions; those offering the right answer */
     size_t by_source[DECIDE_HANDOFF + 1];
     struct eval_counts all;  /* over in-scope lines */
     char **labels;           /* per label, sorted; owned */
@@ -82,11 +83,13 @@ typedef void (*eval_progress_fn)(void *ctx, size_t done, size_t total);
 
 /* Routes every row (text, label) of t through decide_message() with ctx
  * and fills *out. With faq set, labels are article ids and ctx->kb must be
- * open. With sweep set, the example and kb thresholds are also moved
- * together from 0 to 1 and each point recorded. progress may be NULL.
+ * open. With sweep set, the example lead (faq: the article lead) is also
+ * moved from 0 up and each point recorded. progress may be NULL. With
+ * wrong set, every wrong automatic answer (and every answered oos line) is
+ * printed there as "name:line: want L, got N (source confidence): text".
  * Returns 0 or KEFU_ENOMEM. */
 int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int sweep, eval_progress_fn progress,
-             void *pctx, struct eval_report *out);
+             void *pctx, const char *name, FILE *wrong, struct eval_report *out);
 void eval_report_release(struct eval_report *r);
 
 /* Prints r as a table for people. */

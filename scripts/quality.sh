@@ -28,6 +28,11 @@ no_han() { grep -v -P '[\x{4e00}-\x{9fff}]'; }
 echo "learning from the training splits" >&2
 "$KEFU" learn "$DATA/banking77/train.tsv" -o "$OUT/banking77.rules"
 "$KEFU" learn "$DATA/xsid_zh/val.tsv" -o "$OUT/xsid_zh.rules"
+# StackFAQ with example questions: the source's first five rephrasings of each FAQ (rows 1-5 of
+# each faq_id in queries.tsv) are examples of an intent named after the FAQ; rows 6-10 are the test.
+awk -F'\t' '++n[$2] <= 5' "$DATA/stackfaq/queries.tsv" >"$OUT/stackfaq_ex.train.tsv"
+awk -F'\t' '++n[$2] > 5' "$DATA/stackfaq/queries.tsv" >"$OUT/stackfaq_ex.test.tsv"
+"$KEFU" learn "$OUT/stackfaq_ex.train.tsv" -o "$OUT/stackfaq_ex.rules"
 
 echo "building the test files (in scope + out of scope)" >&2
 examples | no_han | sed 's/$/\toos/' >"$OUT/shop_en.oos.tsv"
@@ -41,6 +46,7 @@ examples | has_han | sed 's/$/\toos/' >"$OUT/shop_zh.oos.tsv"
 # FAQ sets: their queries; oos = the other domain's test lines in the same language
 { cat "$DATA/stackfaq/queries.tsv"; as_oos "$DATA/banking77/test.tsv"; } >"$OUT/stackfaq.queries.tsv"
 { cat "$DATA/cmrc2018_passages/queries.tsv"; as_oos "$DATA/xsid_zh/test.tsv"; } >"$OUT/cmrc2018.queries.tsv"
+{ cat "$OUT/stackfaq_ex.test.tsv"; as_oos "$DATA/banking77/test.tsv"; } >"$OUT/stackfaq_ex.queries.tsv"
 
 echo "evaluating" >&2
 "$KEFU" eval --json --sweep --rules "$OUT/banking77.rules" "$OUT/banking77.test.tsv" >"$OUT/banking77.json"
@@ -48,14 +54,18 @@ echo "evaluating" >&2
 "$KEFU" eval --json --sweep --rules rules "$OUT/shop.oos.tsv" >"$OUT/shop.json"
 "$KEFU" eval --json --sweep --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq.queries.tsv" >"$OUT/stackfaq.json"
 "$KEFU" eval --json --sweep --faq "$DATA/cmrc2018_passages/faq.tsv" "$OUT/cmrc2018.queries.tsv" >"$OUT/cmrc2018.json"
+"$KEFU" eval --json --faq "$DATA/stackfaq/faq.tsv" --rules "$OUT/stackfaq_ex.rules" "$OUT/stackfaq_ex.queries.tsv" \
+    >"$OUT/stackfaq_ex.json"
+"$KEFU" eval --json --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq_ex.queries.tsv" >"$OUT/stackfaq_half.json"
 
 {
-    printf '%-10s %6s %6s %6s %9s %11s %10s %12s %7s %7s\n' set lines in oos accuracy automation precision oos_handoff top1 top3
-    for s in banking77 xsid_zh shop stackfaq cmrc2018; do
+    printf '%-12s %6s %6s %6s %9s %10s %9s %11s %9s %9s %9s\n' set lines in oos accuracy automation precision \
+        oos_handoff top1 top3 clarified
+    for s in banking77 xsid_zh shop stackfaq cmrc2018 stackfaq_half stackfaq_ex; do
         jq -r --arg s "$s" '[$s, .total, .in_scope, .oos, .accuracy, .automation, .precision, .oos_handoff,
-            (.top1 // "-"), (.top3 // "-")] | @tsv' "$OUT/$s.json"
-    done | awk -F'\t' '{ printf "%-10s %6d %6d %6d", $1, $2, $3, $4;
-        for (i = 5; i <= 10; i++) if ($i == "-") printf " %9s", "-"; else printf " %8.1f%%", 100 * $i; print "" }'
+            (.top1 // "-"), (.top3 // "-"), .clarified] | @tsv' "$OUT/$s.json"
+    done | awk -F'\t' '{ printf "%-12s %6d %6d %6d", $1, $2, $3, $4;
+        for (i = 5; i <= 11; i++) if ($i == "-") printf " %9s", "-"; else printf " %8.1f%%", 100 * $i; print "" }'
 } | tee "$OUT/summary.txt"
 
 # The curves: one point per threshold, automation against precision.
@@ -65,23 +75,36 @@ for s in banking77 xsid_zh stackfaq cmrc2018; do
 done
 if command -v gnuplot >/dev/null; then
     gnuplot <<EOF
-set terminal pngcairo size 900,600 font "sans,10"
+set terminal pngcairo size 1200,520 font "sans,10" noenhanced
 set output "$PNG"
-set title "Automation against precision as the thresholds move (dots: the defaults)"
+set multiplot layout 1,2
+set title "Automation against precision as the lead needed moves (dots: the defaults)"
 set xlabel "automation (share of in-scope messages answered automatically)"
 set ylabel "precision (share of automatic answers that are right)"
-set xrange [0:1]; set yrange [0.5:1]; set grid
+set xrange [0:1]; set yrange [0.75:1]; set grid
 set key bottom left
-set arrow from 0,0.95 to 1,0.95 nohead dt 2 lc rgb "gray"
-set arrow from 0.8,0.5 to 0.8,1 nohead dt 2 lc rgb "gray"
-plot "$OUT/banking77.sweep.tsv" using 2:3 with lines lw 2 title "Banking77 (en, examples; lead 0-0.5)", \
-     "$OUT/xsid_zh.sweep.tsv" using 2:3 with lines lw 2 title "xSID zh (examples; lead 0-0.5)", \
-     "$OUT/stackfaq.sweep.tsv" using 2:3 with lines lw 2 title "StackFAQ (en, articles; kb_min 0-1)", \
-     "$OUT/cmrc2018.sweep.tsv" using 2:3 with lines lw 2 title "CMRC 2018 (zh, articles; kb_min 0-1)", \
+set arrow 1 from 0,0.95 to 1,0.95 nohead dt 2 lc rgb "gray"
+set arrow 2 from 0.8,0.75 to 0.8,1 nohead dt 2 lc rgb "gray"
+plot "$OUT/banking77.sweep.tsv" using 2:3 with lines lw 2 lc 1 title "Banking77 (en, examples)", \
+     "$OUT/xsid_zh.sweep.tsv" using 2:3 with lines lw 2 lc 2 title "xSID zh (examples)", \
+     "$OUT/stackfaq.sweep.tsv" using 2:3 with lines lw 2 lc 3 title "StackFAQ (en, articles)", \
+     "$OUT/cmrc2018.sweep.tsv" using 2:3 with lines lw 2 lc 4 title "CMRC 2018 (zh, articles)", \
      "$OUT/banking77.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 1 notitle, \
      "$OUT/xsid_zh.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 2 notitle, \
      "$OUT/stackfaq.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 3 notitle, \
      "$OUT/cmrc2018.default.tsv" using 1:2 with points pt 7 ps 1.5 lc 4 notitle
+unset arrow 1; unset arrow 2
+set title "Out-of-scope messages handed off, by the lead needed"
+set xlabel "lead needed (examples: example_lead x 2, 0-1; articles: kb_lead, 0-1)"
+set ylabel "oos handoff (share of out-of-scope messages not answered)"
+set xrange [0:1]; set yrange [0.5:1]
+set arrow 3 from 0,0.9 to 1,0.9 nohead dt 2 lc rgb "gray"
+set key bottom right
+plot "$OUT/banking77.sweep.tsv" using (\$1*2):4 with lines lw 2 lc 1 title "Banking77", \
+     "$OUT/xsid_zh.sweep.tsv" using (\$1*2):4 with lines lw 2 lc 2 title "xSID zh", \
+     "$OUT/stackfaq.sweep.tsv" using 1:4 with lines lw 2 lc 3 title "StackFAQ", \
+     "$OUT/cmrc2018.sweep.tsv" using 1:4 with lines lw 2 lc 4 title "CMRC 2018"
+unset multiplot
 EOF
     echo "wrote $PNG" >&2
 fi

@@ -233,7 +233,7 @@ paste tests/kb_queries.tsv "$tmp/got" | awk -F'\t' '
           for (k in n) { printf "%s %d/%d\n", k, hit[k], n[k]; t += n[k]; h += hit[k]; if (hit[k] < 0.85 * n[k]) bad = 1 }
           exit bad || h < 0.9 * t }
     ' >"$tmp/rates" && ok kb-bundled-retrieval || no kb-bundled-retrieval "$(cat "$tmp/rates")"
-# 16. learn: labelled lines become example-only intents that check clean; bad lines are file:line
+# 22. learn: labelled lines become example-only intents that check clean; bad lines are file:line
 "$KEFU" learn tests/eval/train.tsv -o "$tmp/learned.rules" 2>"$tmp/err"
 status=$?
 names=$(grep '^intent ' "$tmp/learned.rules" | cut -d' ' -f2 | tr '\n' ' ')
@@ -252,7 +252,7 @@ grep -q "dup.tsv:2: 'refund please' is labelled both 'refund.status' (line 1) an
     [ "$(grep -c '^  example' "$tmp/dup.rules")" -eq 2 ] && grep -q 'example  hi \\#1' "$tmp/dup.rules" &&
     "$KEFU" check "$tmp/dup.rules" >/dev/null 2>&1 && ok learn-duplicates || no learn-duplicates "$(cat "$tmp/err" "$tmp/dup.rules")"
 
-# 17. eval --json: the counts and figures of a small labelled test file
+# 23. eval --json: the counts and figures of a small labelled test file
 "$KEFU" eval --json --rules "$tmp/learned.rules" tests/eval/test.tsv >"$tmp/out" 2>"$tmp/err"
 jq -e '.total == 16 and .in_scope == 12 and .oos == 4 and .malformed == 1 and .accuracy >= 0.9
     and .automation >= 0.75 and .precision >= 0.9 and .oos_handoff >= 0.75 and .sources.rule == 0
@@ -264,13 +264,13 @@ jq -e '.total == 16 and .in_scope == 12 and .oos == 4 and .malformed == 1 and .a
 grep -q '16 lines, 12 in scope, 4 oos, 1 malformed' "$tmp/out" && grep -q '^  card_lost  *3 ' "$tmp/out" &&
     grep -q 'oos handoff' "$tmp/out" && ok eval-table || no eval-table "$(cat "$tmp/out")"
 
-# 18. eval --sweep: automation never grows as the lead needed grows
+# 24. eval --sweep: automation never grows as the lead needed grows
 "$KEFU" eval --json --sweep --rules "$tmp/learned.rules" tests/eval/test.tsv 2>/dev/null |
     jq -e '(.sweep | length) == 51 and .sweep[0].threshold == 0 and
         ([.sweep[].automation] as $a | all(range(1; $a | length); $a[.] <= $a[. - 1]))' >/dev/null 2>&1 &&
     ok eval-sweep || no eval-sweep
 
-# 19. eval --faq: articles from a FAQ table, top-1 and top-3 retrieval, oos handed off
+# 25. eval --faq: articles from a FAQ table, top-1 and top-3 retrieval, oos handed off
 "$KEFU" eval --json --faq tests/eval/faq.tsv tests/eval/queries.tsv >"$tmp/out" 2>"$tmp/err"
 jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 == 1 and .sources.kb >= 2
     and .oos_handoff == 1' "$tmp/out" >/dev/null 2>&1 && grep -q '3 articles from tests/eval/faq.tsv' "$tmp/err" &&
@@ -279,7 +279,7 @@ jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 
 [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "cannot read '/nonexistent.tsv'" "$tmp/err" &&
     ok eval-missing || no eval-missing "$(cat "$tmp/err")"
 
-# 20. ask: an example-only intent answers from its examples; --explain shows every stage
+# 26. ask: an example-only intent answers from its examples; --explain shows every stage
 out=$("$KEFU" ask --json --explain --rules "$tmp/learned.rules" "I think I lost my card" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 3
     and .explain.stages[1].candidates[0].why == "taken" and .explain.stages[2].note == "no knowledge base"' \
@@ -289,9 +289,24 @@ out=$("$KEFU" ask --explain --rules "$tmp/learned.rules" "I think I lost my card
 echo "$out" | grep -q '^examples:' && echo "$out" | grep -q '^clarify: *not needed' && ok ask-explain-stages ||
     no ask-explain-stages "$out"
 
-# 21. with a knowledge base: {kb:ID} shows the article title, and articles answer what rules do not
+# 27. with a knowledge base: {kb:ID} shows the article title, and articles answer what rules do not
 "$KEFU" kb import --db "$tmp/kb.db" --quiet corpus >/dev/null 2>&1
 out=$("$KEFU" ask --json --db "$tmp/kb.db" "how do I reset my password" 2>"$tmp/err")
 title=$(grep -m1 '^title:' corpus/en/password-reset.md | sed 's/^title: *//')
 echo "$out" | jq -e --arg t "$title" '.reply | contains("[" + $t + "](kb:password-reset)")' >/dev/null 2>&1 &&
     [ ! -s "$tmp/err" ] && ok ask-kb-title || no ask-kb-title "$out $(cat "$tmp/err")"
+
+# 28. learn and eval on a file that is not text: every line is reported, nothing crashes
+head -c 30000 "$KEFU" >"$tmp/garbage.tsv"
+"$KEFU" learn "$tmp/garbage.tsv" >/dev/null 2>"$tmp/err"
+s1=$?
+"$KEFU" eval --json --rules "$tmp/learned.rules" "$tmp/garbage.tsv" >"$tmp/out" 2>/dev/null
+s2=$?
+[ "$s1" -eq 1 ] && [ "$s2" -eq 0 ] && grep -q 'garbage.tsv:1: ' "$tmp/err" && jq -e '.malformed > 0' "$tmp/out" >/dev/null &&
+    ok eval-garbage || no eval-garbage "status $s1 $s2"
+
+# 29. eval --wrong lists each wrong automatic answer as file:line, as many as the figures say
+"$KEFU" eval --json --wrong --rules "$tmp/learned.rules" tests/eval/test.tsv >"$tmp/out" 2>"$tmp/err"
+want=$(jq '(.automation * .in_scope - .precision * .automation * .in_scope) + (1 - .oos_handoff) * .oos | round' "$tmp/out")
+got=$(grep -c '^tests/eval/test.tsv:[0-9]*: want [a-z_.]*, got ' "$tmp/err")
+[ -n "$want" ] && [ "$got" -eq "$want" ] && ok eval-wrong || no eval-wrong "want $want, got $got: $(cat "$tmp/err")"

@@ -38,12 +38,15 @@ static const char *small = "intent order.track\n"
                            "  example show my account balance\n"
                            "  reply Your balance is on the home screen.\n";
 
-static const char *article = "id: shipping\n"
-                             "locale: en\n"
-                             "title: Shipping times\n"
-                             "question: How long does delivery take?\n"
-                             "\n"
-                             "Parcels arrive within three working days; express delivery takes one day.\n";
+static const char *const articles[][2] = {
+    {"shipping", "id: shipping\nlocale: en\ntitle: Shipping times\nquestion: How long does delivery take?\n\n"
+                 "Parcels arrive within three working days; express delivery takes one day.\n"},
+    {"returns",
+     "id: returns\nlocale: en\ntitle: Returning an item\nquestion: How do I send something back?\n\n"
+     "Start a return in your orders within seven days of receiving the item.\n"},
+    {"invoices", "id: invoices\nlocale: en\ntitle: Invoices\nquestion: Where is my invoice?\n\n"
+                 "Every order has an invoice you can download as a PDF.\n"},
+};
 
 struct fixture {
     struct rules *rs;
@@ -53,29 +56,35 @@ struct fixture {
     struct decide_ctx c;
 };
 
-/* Writes the one article into a temporary directory and imports it. */
-static int import_article(struct kb *kb)
+/* Writes the articles into a temporary directory and imports them. */
+static int import_articles(struct kb *kb)
 {
-    char dir[] = "/tmp/kefu-test-decide-XXXXXX", sub[64], path[96];
+    char dir[] = "/tmp/kefu-test-decide-XXXXXX", sub[64], path[3][96];
+    size_t n = sizeof articles / sizeof articles[0];
     if (!mkdtemp(dir))
         return -1;
     snprintf(sub, sizeof sub, "%s/en", dir);
-    snprintf(path, sizeof path, "%s/shipping.md", sub);
-    FILE *f = mkdir(sub, 0700) == 0 ? fopen(path, "w") : NULL;
-    if (!f)
+    if (mkdir(sub, 0700) != 0)
         return -1;
-    fputs(article, f);
-    fclose(f);
+    for (size_t k = 0; k < n; k++) {
+        snprintf(path[k], sizeof path[k], "%s/%s.md", sub, articles[k][0]);
+        FILE *f = fopen(path[k], "w");
+        if (!f)
+            return -1;
+        fputs(articles[k][1], f);
+        fclose(f);
+    }
     struct rules_diag d;
     rules_diag_init(&d);
     struct kb_import_stats st;
     int rc = kb_import(kb, dir, &d, NULL, NULL, &st);
     rules_diag_print(stderr, &d);
     rules_diag_release(&d);
-    unlink(path);
+    for (size_t k = 0; k < n; k++)
+        unlink(path[k]);
     rmdir(sub);
     rmdir(dir);
-    return rc == 0 && st.added == 1 ? 0 : -1;
+    return rc == 0 && st.added == n ? 0 : -1;
 }
 
 static int setup(void **state)
@@ -91,7 +100,7 @@ static int setup(void **state)
     rules_diag_release(&d);
     f->sc = router_scratch_create();
     if (kb_examples_build(f->rs, &f->ex) != 0 || kb_open(":memory:", 0, &f->kb) != 0 ||
-        import_article(f->kb) != 0) {
+        import_articles(f->kb) != 0) {
         fprintf(stderr, "cannot build the examples index or the knowledge base\n");
         return -1;
     }
@@ -295,6 +304,33 @@ static void test_policy_same_target(void **state)
     assert_true(d.confidence == 0.70);
 }
 
+/* 5.7 — two articles with close scores are not an answer but a question;
+ * a clear lead answers. */
+static void test_policy_kb_lead(void **state)
+{
+    struct fixture *f = *state;
+    struct decision d;
+    memset(&d, 0, sizeof d);
+    d.kb.n = 2;
+    d.kb.confidence = 0.9;
+    d.kb.hit[0] = (struct kb_hit){"returns", "en", "Returns", "", 10};
+    d.kb.hit[1] = (struct kb_hit){"refunds", "en", "Refunds", "", 9};
+    decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_CLARIFY);
+    assert_true(decide_kb_lead(&d) > 0.099 && decide_kb_lead(&d) < 0.101);
+    assert_string_equal(decide_label(f->rs, &d.clarify[0], "en"), "Returns");
+    assert_string_equal(decide_label(f->rs, &d.clarify[1], "en"), "Refunds");
+    d.kb.hit[1].score = 5;
+    decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_KB);
+    assert_string_equal(d.article.id, "returns");
+    f->c.policy.use_kb = 0;
+    decide_apply(&f->c, &en, &d);
+    assert_int_equal(d.source, DECIDE_FALLBACK);
+    assert_int_equal(d.n_cand, 0);
+    decide_policy_default(&f->c.policy);
+}
+
 /* 6.x — every stage with all_stages: candidates of each stage are kept. */
 static void test_all_stages(void **state)
 {
@@ -354,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_policy_clarify),
         cmocka_unit_test(test_policy_same_target),
+        cmocka_unit_test(test_policy_kb_lead),
         cmocka_unit_test(test_all_stages),
         cmocka_unit_test(test_locale_and_names),
         cmocka_unit_test(test_alloc_failures),
