@@ -6,6 +6,7 @@
  * times, example build and clone times.
  * usage: kb_bench CORPUS_DIR RULES_DIR MESSAGES_FILE */
 #include "kb.h"
+#include "text.h"
 #include "kefu.h"
 #include "rules.h"
 
@@ -80,7 +81,7 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < n; k++) {
         struct kb_result r;
         double a = now_ms();
-        kb_search(kb, msgs[k], strlen(msgs[k]), kb_locale_guess(msgs[k], strlen(msgs[k])), &r);
+        kb_search(kb, msgs[k], strlen(msgs[k]), text_guess_locale(msgs[k], strlen(msgs[k]), NULL), &r);
         t[k] = now_ms() - a;
     }
     double s50 = quantile(t, n, 0.5), s99 = quantile(t, n, 0.99);

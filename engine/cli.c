@@ -818,7 +818,7 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text
     size_t len = strlen(text);
     if (!text_utf8_valid(text, len))
         return fail("the message is not valid utf-8");
-    const char *locale = o->locale ? o->locale : decide_guess_locale(text, len);
+    const char *locale = o->locale ? o->locale : text_guess_locale(text, len, NULL);
     struct attr av[24];
     struct attrs a;
     build_attrs(o, locale, av, &a);
@@ -911,7 +911,7 @@ static int cmd_route(struct session *s)
             continue;
         }
         line[len] = 0;
-        build_attrs(o, o->locale ? o->locale : decide_guess_locale(line, len), av, &a);
+        build_attrs(o, o->locale ? o->locale : text_guess_locale(line, len, NULL), av, &a);
         struct decision d;
         if (decide_message(&s->dc, line, len, &a, &d) < 0) {
             invalid++;

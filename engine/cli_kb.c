@@ -7,6 +7,7 @@
 #include "kb.h"
 #include "kefu.h"
 #include "rules.h"
+#include "text.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -204,7 +205,7 @@ static int kb_cmd_search(const struct kb_opts *o)
         return kb_usage_fail("search needs exactly one text (quote it)");
     const char *text = o->args[0];
     size_t len = strlen(text);
-    const char *locale = o->locale ? o->locale : kb_locale_guess(text, len);
+    const char *locale = o->locale ? o->locale : text_guess_locale(text, len, NULL);
     struct kb *kb;
     if (open_kb(o->db, 1, &kb) < 0)
         return 1;

@@ -259,22 +259,6 @@ int decide_message(struct decide_ctx *c, const char *text, size_t len, const str
     return 0;
 }
 
-const char *decide_guess_locale(const char *text, size_t len)
-{
-    size_t i = 0;
-    int cjk = 0, trad = 0;
-    if (!text_utf8_valid(text, len))
-        return "en";
-    while (i < len) {
-        uint32_t cp = text_utf8_next(text, &i);
-        if (text_is_cjk(cp)) {
-            cjk++;
-            trad += text_fold_hans(cp) != cp;
-        }
-    }
-    return cjk ? (trad ? "zh-hant" : "zh") : "en";
-}
-
 /* 1 if s holds a CJK ideograph. */
 static int has_cjk(const char *s)
 {

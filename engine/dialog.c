@@ -14,7 +14,6 @@
 #include "kefu.h"
 #include "text.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -691,18 +690,10 @@ static void intent_topic(const struct turn *t, long i, char *buf, size_t cap)
 /* Guesses the locale of the text; the conversation's when the text does not say. */
 static const char *turn_locale(struct turn *t)
 {
-    size_t i = 0;
-    int cjk = 0, trad = 0, letters = 0;
-    while (i < t->len) {
-        uint32_t cp = text_utf8_next(t->text, &i);
-        if (text_is_cjk(cp)) {
-            cjk++;
-            trad += text_fold_hans(cp) != cp;
-        }
-        letters += cp < 128 && isalpha((int)cp);
-    }
-    if (cjk)
-        return trad ? "zh-hant" : "zh";
+    size_t letters;
+    const char *guess = text_guess_locale(t->text, t->len, &letters);
+    if (strcmp(guess, "en") != 0)
+        return guess;
     if (letters >= 3 && !(*t->c.locale && strncmp(t->c.locale, "zh", 2) == 0 && letters < 6))
         return "en";
     snprintf(t->locale_buf, sizeof t->locale_buf, "%s", *t->c.locale ? t->c.locale : "en");

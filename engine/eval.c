@@ -539,7 +539,7 @@ int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_s
         const char *text = t->v[k].f[0];
         size_t len = strlen(text);
         struct eval_line *l = &lines[k];
-        l->locale = decide_guess_locale(text, len);
+        l->locale = text_guess_locale(text, len, NULL);
         l->label = label_index(out, t->v[k].f[1], faq);
         struct attr av[1] = {{"locale", l->locale}};
         struct attrs a = {av, 1};
@@ -685,8 +685,8 @@ int eval_report_json(FILE *f, const char *name, const struct eval_report *r)
 
 static int write_article(const char *dir, const struct eval_row *row)
 {
-    const char *locale = decide_guess_locale(row->f[1], strlen(row->f[1]));
-    if (strcmp(decide_guess_locale(row->f[2], strlen(row->f[2])), "en") != 0)
+    const char *locale = text_guess_locale(row->f[1], strlen(row->f[1]), NULL);
+    if (strcmp(text_guess_locale(row->f[2], strlen(row->f[2]), NULL), "en") != 0)
         locale = "zh";
     else if (strcmp(locale, "zh-hant") == 0)
         locale = "zh";

@@ -479,21 +479,6 @@ int kb_stats(struct kb *kb, struct kb_stats *out)
     return rc;
 }
 
-const char *kb_locale_guess(const char *text, size_t len)
-{
-    size_t i = 0, cjk = 0, trad = 0;
-    if (!text_utf8_valid(text, len))
-        return "en";
-    while (i < len) {
-        uint32_t cp = text_utf8_next(text, &i);
-        if (text_is_cjk(cp)) {
-            cjk++;
-            trad += text_fold_hans(cp) != cp;
-        }
-    }
-    return cjk ? (trad ? "zh-hant" : "zh") : "en";
-}
-
 /* ---- for kb_import.c ---------------------------------------------------- */
 
 sqlite3 *kb_db(struct kb *kb)

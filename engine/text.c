@@ -175,6 +175,33 @@ int text_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
+const char *text_guess_locale(const char *s, size_t len, size_t *letters)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    size_t cjk = 0, trad = 0, ascii = 0;
+    while (p < end) {
+        if (*p < 0x80 && *p) {
+            ascii += (*p | 0x20) >= 'a' && (*p | 0x20) <= 'z';
+            p++;
+            continue;
+        }
+        size_t n = *p ? utf8_seq(p, end) : 0, i = 0;
+        if (!n) { /* invalid UTF-8 (or a NUL): no guess */
+            cjk = ascii = 0;
+            break;
+        }
+        uint32_t cp = text_utf8_next((const char *)p, &i);
+        if (text_is_cjk(cp)) {
+            cjk++;
+            trad += text_fold_hans(cp) != cp;
+        }
+        p += n;
+    }
+    if (letters)
+        *letters = ascii;
+    return cjk ? (trad ? "zh-hant" : "zh") : "en";
+}
+
 /* Decodes leniently: a missing continuation byte (which the NUL terminator
  * always is) stops the sequence and yields U+FFFD, so a stray call on
  * invalid, NUL-terminated text never reads past the terminator. */

@@ -92,10 +92,6 @@ double decide_example_lead(const struct decision *d);
 /* The share by which d's best article score leads the next (1 when alone, 0 without hits). */
 double decide_kb_lead(const struct decision *d);
 
-/* Guesses a locale from text: "zh" for Chinese, "zh-hant" when folding
- * changed characters, else "en"; static. */
-const char *decide_guess_locale(const char *text, size_t len);
-
 /* A customer-facing label for candidate c (a clarify quick reply): the
  * article title, else the nearest example (for an example vote) or the
  * intent's first example in the locale's script, else its name; borrowed

@@ -41,9 +41,6 @@ void kb_close(struct kb *kb); /* NULL is fine */
 int kb_open_err(const char *path, int read_only, struct kb **out, char *err, size_t cap);
 /* The reason for kb's last failed call; borrowed from kb. */
 const char *kb_error(const struct kb *kb);
-/* Guesses the locale of text[0..len): "zh-hant" when it has Chinese that
- * folding changes, "zh" for other Chinese, else "en"; static. */
-const char *kb_locale_guess(const char *text, size_t len);
 
 struct kb_import_stats {
     size_t files, added, updated, unchanged, removed, failed;

@@ -39,6 +39,11 @@ int text_normalize(const char *s, size_t len, unsigned flags, struct text_buf *o
 /* Folds one traditional Chinese code point to simplified; others unchanged. */
 uint32_t text_fold_hans(uint32_t cp);
 
+/* Guesses the locale of s[0..len): "zh-hant" when a CJK ideograph folds to
+ * simplified, "zh" for other CJK text, else "en" (also for invalid UTF-8).
+ * letters (may be NULL) gets the count of ASCII letters. Returns a static string. */
+const char *text_guess_locale(const char *s, size_t len, size_t *letters);
+
 /* Returns 1 if cp is a CJK ideograph (Unified, Extension A..F, Compatibility). */
 int text_is_cjk(uint32_t cp);
 

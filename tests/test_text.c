@@ -590,6 +590,22 @@ static const struct stem_case {
     {"s10.15", "reply", "repl"},
 };
 
+/* 6.x — the locale guess shared by the command line, the kb and the dialog. */
+static void test_guess_locale(void **state)
+{
+    size_t letters = 99;
+    assert_string_equal(text_guess_locale("hello", 5, &letters), "en");
+    assert_int_equal(letters, 5);
+    assert_string_equal(text_guess_locale("退款", 6, NULL), "zh");
+    assert_string_equal(text_guess_locale("退款什麼時候到賬", strlen("退款什麼時候到賬"), NULL), "zh-hant");
+    assert_string_equal(text_guess_locale("my refund 退款 please", strlen("my refund 退款 please"), &letters),
+                        "zh");
+    assert_int_equal(letters, 14);
+    assert_string_equal(text_guess_locale("\xff", 1, &letters), "en");
+    assert_int_equal(letters, 0);
+    assert_string_equal(text_guess_locale("退\0款", 7, NULL), "en"); /* a NUL is not text */
+}
+
 static void test_stem(void **state)
 {
     char out[64];
@@ -620,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_tokenize_offsets),
         cmocka_unit_test(test_tokenize_words_only),
         cmocka_unit_test(test_tokenize_memory),
+        cmocka_unit_test(test_guess_locale),
         cmocka_unit_test(test_stem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
