@@ -3,6 +3,7 @@
  * for people (or JSON with --json). Errors are one plain line on stderr
  * and a non-zero exit; rule errors carry file:line:col and a caret. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include "decide.h"
 #include "eval.h"
@@ -40,8 +41,7 @@ struct opts {
     char key_buf[16][64];
 };
 
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
+int cli_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -87,14 +87,14 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
         }
         if (a[0] != '-' || a[1] == 0) {
             if (o->n_args == 8)
-                return fail("too many arguments");
+                return cli_fail("too many arguments");
             o->args[o->n_args++] = a;
             continue;
         }
         char name[32];
         snprintf(name, sizeof name, " %s ", a);
         if (!strstr(accepted, name))
-            return fail("unknown option '%s' for '%s' (see kefu %s --help)", a, argv[0], argv[0]);
+            return cli_fail("unknown option '%s' for '%s' (see kefu %s --help)", a, argv[0], argv[0]);
         const char **val = NULL;
         if (strcmp(a, "--rules") == 0)
             val = &o->rules, o->rules_set = 1;
@@ -130,16 +130,16 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             char *end = NULL;
             double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
             if (i + 1 >= argc || *end || v < 0 || v > 1)
-                return fail("option '%s' takes a number from 0 to 1", a);
+                return cli_fail("option '%s' takes a number from 0 to 1", a);
             o->th[threshold_index(a)] = v;
             i++;
         } else if (strcmp(a, "--attr") == 0) {
             const char *kv = i + 1 < argc ? argv[++i] : "";
             const char *eq = strchr(kv, '=');
             if (!eq || eq == kv || eq - kv >= 64)
-                return fail("--attr takes key=value, like --attr hours=closed");
+                return cli_fail("--attr takes key=value, like --attr hours=closed");
             if (o->n_extra == 16)
-                return fail("at most 16 --attr options");
+                return cli_fail("at most 16 --attr options");
             memcpy(o->key_buf[o->n_extra], kv, (size_t)(eq - kv));
             o->key_buf[o->n_extra][eq - kv] = 0;
             o->extra[o->n_extra] = (struct attr){o->key_buf[o->n_extra], eq + 1};
@@ -147,7 +147,7 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
         }
         if (val) {
             if (i + 1 >= argc)
-                return fail("option '%s' needs a value", a);
+                return cli_fail("option '%s' needs a value", a);
             *val = argv[++i];
         }
     }
@@ -817,7 +817,7 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text
     const struct rules *rs = dc->rs;
     size_t len = strlen(text);
     if (!text_utf8_valid(text, len))
-        return fail("the message is not valid utf-8");
+        return cli_fail("the message is not valid utf-8");
     const char *locale = o->locale ? o->locale : text_guess_locale(text, len, NULL);
     struct attr av[24];
     struct attrs a;
@@ -825,7 +825,7 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text
     struct decision d;
     int rc = decide_message(dc, text, len, &a, &d);
     if (rc < 0)
-        return fail("cannot decide the message: %s", kefu_strerror(rc));
+        return cli_fail("cannot decide the message: %s", kefu_strerror(rc));
     const struct rules_intent *it = chosen(rs, &d);
     struct router_slot slots[16];
     size_t n_slots = 0;
@@ -853,7 +853,7 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text
 static int cmd_ask(struct session *s)
 {
     if (s->o.n_args != 1)
-        return fail("ask needs exactly one message (quote it)");
+        return cli_fail("ask needs exactly one message (quote it)");
     return ask_one(&s->dc, &s->o, s->o.args[0]);
 }
 
@@ -943,15 +943,15 @@ static int cmd_learn(struct session *s)
 {
     const struct opts *o = &s->o;
     if (o->n_args != 1)
-        return fail("learn needs one labelled file (text<TAB>label per line)");
+        return cli_fail("learn needs one labelled file (text<TAB>label per line)");
     struct eval_tsv t;
     int rc = eval_tsv_load(o->args[0], 2, stderr, &t);
     if (rc < 0)
-        return fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
+        return cli_fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
     FILE *out = o->out ? fopen(o->out, "w") : stdout;
     if (!out) {
         eval_tsv_release(&t);
-        return fail("cannot write '%s'", o->out);
+        return cli_fail("cannot write '%s'", o->out);
     }
     struct eval_learn_stats st;
     rc = eval_learn(&t, o->args[0], out, stderr, &st);
@@ -965,7 +965,7 @@ static int cmd_learn(struct session *s)
                 st.intents, st.examples, o->args[0], st.oos, st.duplicates, st.conflicts, t.bad);
     eval_tsv_release(&t);
     if (rc < 0)
-        return fail("cannot learn from '%s': %s", o->args[0], kefu_strerror(rc));
+        return cli_fail("cannot learn from '%s': %s", o->args[0], kefu_strerror(rc));
     return st.intents ? 0 : 1;
 }
 
@@ -992,11 +992,11 @@ static int faq_kb(const char *path, struct kb **kb)
     struct eval_tsv faq;
     int rc = eval_tsv_load(path, 3, stderr, &faq);
     if (rc < 0)
-        return fail("cannot read '%s': %s", path, kefu_strerror(rc));
+        return cli_fail("cannot read '%s': %s", path, kefu_strerror(rc));
     char dir[] = "/tmp/kefu-faq-XXXXXX";
     if (!mkdtemp(dir)) {
         eval_tsv_release(&faq);
-        return fail("cannot create a temporary directory");
+        return cli_fail("cannot create a temporary directory");
     }
     rc = eval_faq_write(&faq, dir);
     struct rules_diag d;
@@ -1012,20 +1012,20 @@ static int faq_kb(const char *path, struct kb **kb)
         fprintf(stderr, "kefu: %zu articles from %s (%zu malformed lines, %zu not imported)\n",
                 st.added + st.updated, path, faq.bad, st.failed);
     eval_tsv_release(&faq);
-    return rc < 0 ? fail("cannot build a knowledge base from '%s': %s", path, kefu_strerror(rc)) : 0;
+    return rc < 0 ? cli_fail("cannot build a knowledge base from '%s': %s", path, kefu_strerror(rc)) : 0;
 }
 
 static int cmd_eval(struct session *s)
 {
     const struct opts *o = &s->o;
     if (o->n_args != 1)
-        return fail("eval needs one labelled file (text<TAB>label per line)");
+        return cli_fail("eval needs one labelled file (text<TAB>label per line)");
     if (o->faq && faq_kb(o->faq, &s->dc.kb) != 0)
         return 2;
     struct eval_tsv t;
     int rc = eval_tsv_load(o->args[0], 2, stderr, &t);
     if (rc < 0)
-        return fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
+        return cli_fail("cannot read '%s': %s", o->args[0], kefu_strerror(rc));
     struct eval_report r;
     size_t last = SIZE_MAX;
     rc = eval_run(&s->dc, &t, o->faq != NULL, o->sweep, isatty(2) ? progress_bar : NULL, &last, o->args[0],
@@ -1036,7 +1036,7 @@ static int cmd_eval(struct session *s)
         eval_report_print(stdout, o->args[0], &r);
     eval_report_release(&r);
     eval_tsv_release(&t);
-    return rc < 0 ? fail("cannot evaluate '%s': %s", o->args[0], kefu_strerror(rc)) : 0;
+    return rc < 0 ? cli_fail("cannot evaluate '%s': %s", o->args[0], kefu_strerror(rc)) : 0;
 }
 
 static void usage(FILE *f)
@@ -1143,7 +1143,7 @@ static int open_kb(const char *path, int note, struct kb **kb)
     }
     int rc = kb_open(path, 1, kb);
     if (rc < 0)
-        return fail("cannot open the knowledge base '%s': %s", path, kefu_strerror(rc));
+        return cli_fail("cannot open the knowledge base '%s': %s", path, kefu_strerror(rc));
     return 0;
 }
 
@@ -1166,7 +1166,7 @@ static int session_open(struct session *s, const struct command *c)
     s->sc = router_scratch_create();
     s->line = kefu_malloc(MAX_LINE);
     if (!s->sc || !s->line)
-        return fail("out of memory");
+        return cli_fail("out of memory");
     s->dc = (struct decide_ctx){.rs = s->rs, .sc = s->sc};
     decide_policy_default(&s->dc.policy);
     double *th[4] = {&s->dc.policy.example_min, &s->dc.policy.example_lead, &s->dc.policy.kb_min,
@@ -1178,7 +1178,7 @@ static int session_open(struct session *s, const struct command *c)
     s->dc.policy.use_kb = !o->no_kb;
     s->dc.policy.all_stages = o->explain;
     if (!o->no_examples && has_examples(s->rs) && (rc = kb_examples_build(s->rs, &s->dc.ex)) < 0)
-        return fail("cannot index the example lines: %s", kefu_strerror(rc));
+        return cli_fail("cannot index the example lines: %s", kefu_strerror(rc));
     if (o->no_kb || (c->routes == 2 && !o->db))
         return 0; /* kefu eval searches articles only with --db or --faq */
     return open_kb(o->db ? o->db : DEFAULT_DB, c->run != cmd_route, &s->dc.kb) ? 2 : 0;

@@ -5,6 +5,7 @@
  * '/' play the agent (/claim, /agent TEXT, /resolve) or start over (/new),
  * so an editor can walk a whole journey. Same conventions as cli.c. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include "dialog.h"
 #include "kefu.h"
@@ -34,18 +35,6 @@ struct chat_opts {
     int tz, miss_limit;
 };
 
-static int chat_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int chat_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kefu: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
 /* Returns 0, 1 for --help, or 2 after printing an error. */
 static int chat_parse(int argc, char **argv, struct chat_opts *o)
 {
@@ -62,9 +51,9 @@ static int chat_parse(int argc, char **argv, struct chat_opts *o)
         while (k < 9 && strcmp(argv[i], names[k]) != 0)
             k++;
         if (k == 9)
-            return chat_fail("unknown option '%s' for 'chat' (see kefu chat --help)", argv[i]);
+            return cli_fail("unknown option '%s' for 'chat' (see kefu chat --help)", argv[i]);
         if (i + 1 >= argc)
-            return chat_fail("option '%s' needs a value", argv[i]);
+            return cli_fail("option '%s' needs a value", argv[i]);
         const char *v = argv[++i];
         const char **slot[] = {&o->rules, &o->corpus, &o->locale, &o->channel, &o->tier, &o->hours, &o->data};
         if (k < 7)
@@ -95,7 +84,7 @@ static int chat_new(struct chat *c)
     int rc = dialog_conversation_create(c->d, req, &out);
     json_decref(req);
     if (rc < 0)
-        return chat_fail("cannot start a conversation: %s", dialog_error());
+        return cli_fail("cannot start a conversation: %s", dialog_error());
     snprintf(c->conv, sizeof c->conv, "%s", json_string_value(json_object_get(out, "id")));
     json_t *m = json_array_get(json_object_get(out, "messages"), 0);
     printf("kefu (greeting): %s\n", json_string_value(json_object_get(m, "text")));
@@ -203,7 +192,7 @@ static int chat_open(struct chat *c)
     if (!c->o->data) {
         snprintf(c->dir, sizeof c->dir, "/tmp/kefu-chat-XXXXXX");
         if (!mkdtemp(c->dir))
-            return chat_fail("cannot create a temporary directory");
+            return cli_fail("cannot create a temporary directory");
     }
     char agents[128];
     snprintf(agents, sizeof agents, "editor:%s:*:100", "cli-editor-token-not-secret");
@@ -223,7 +212,7 @@ static int chat_open(struct chat *c)
         rules_diag_print(stderr, &diag);
     rules_diag_release(&diag);
     if (rc < 0)
-        return chat_fail("%s", dialog_error());
+        return cli_fail("%s", dialog_error());
     dialog_agent_auth(c->d, "cli-editor-token-not-secret", &c->agent);
     return chat_new(c);
 }
@@ -255,7 +244,7 @@ int cli_chat(int argc, char **argv)
     struct chat c = {.o = &o};
     char *line = kefu_malloc(LINE_MAX_CHAT + 1);
     if (!line)
-        return chat_fail("out of memory");
+        return cli_fail("out of memory");
     int tty = isatty(0);
     if ((rc = chat_open(&c)) == 0) {
         if (tty)

@@ -3,6 +3,7 @@
  * stderr and exit 2 for usage errors, 1 for failures; diagnostics as
  * file:line:col with a caret; --json prints one object. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include "kb.h"
 #include "kefu.h"
@@ -51,18 +52,6 @@ struct kb_opts {
     int n_args;
 };
 
-static int kb_usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int kb_usage_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kefu: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
-
 /* Parses the options of one kb subcommand. Returns 0, 1 for --help, or 2. */
 static int kb_parse(int argc, char **argv, const char *accepted, struct kb_opts *o)
 {
@@ -77,21 +66,20 @@ static int kb_parse(int argc, char **argv, const char *accepted, struct kb_opts 
             if (strcmp(a, "--") == 0 && ++i >= argc)
                 break;
             if (o->n_args == 4)
-                return kb_usage_fail("too many arguments");
+                return cli_fail("too many arguments");
             o->args[o->n_args++] = argv[i];
             continue;
         }
         snprintf(name, sizeof name, " %s ", a);
         if (!strstr(accepted, name))
-            return kb_usage_fail("unknown option '%s' for 'kb %s' (see kefu kb %s --help)", a, argv[0],
-                                 argv[0]);
+            return cli_fail("unknown option '%s' for 'kb %s' (see kefu kb %s --help)", a, argv[0], argv[0]);
         if (strcmp(a, "--json") == 0) {
             o->json = 1;
         } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
             o->quiet = 1;
         } else {
             if (i + 1 >= argc)
-                return kb_usage_fail("option '%s' needs a value", a);
+                return cli_fail("option '%s' needs a value", a);
             *(strcmp(a, "--db") == 0 ? &o->db : &o->locale) = argv[++i];
         }
     }
@@ -137,7 +125,7 @@ static int kb_cmd_import(const struct kb_opts *o)
 {
     const char *dir = o->n_args ? o->args[0] : DEFAULT_CORPUS;
     if (o->n_args > 1)
-        return kb_usage_fail("import takes one corpus directory");
+        return cli_fail("import takes one corpus directory");
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) { /* before anything is created */
         fprintf(stderr, "kefu: cannot open corpus directory '%s': %s\n", dir,
@@ -202,7 +190,7 @@ static void print_json(const struct kb_result *r, const char *text, const char *
 static int kb_cmd_search(const struct kb_opts *o)
 {
     if (o->n_args != 1)
-        return kb_usage_fail("search needs exactly one text (quote it)");
+        return cli_fail("search needs exactly one text (quote it)");
     const char *text = o->args[0];
     size_t len = strlen(text);
     const char *locale = o->locale ? o->locale : text_guess_locale(text, len, NULL);
@@ -230,7 +218,7 @@ static int kb_cmd_search(const struct kb_opts *o)
 static int kb_cmd_stats(const struct kb_opts *o)
 {
     if (o->n_args)
-        return kb_usage_fail("stats takes no arguments");
+        return cli_fail("stats takes no arguments");
     struct kb *kb;
     if (open_kb(o->db, 1, &kb) < 0)
         return 1;

@@ -5,6 +5,7 @@
  * and the messages nothing answered, grouped by their normalized text, so
  * the most frequent gaps come first. --json prints one object. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include "kefu.h"
 #include "store.h"
@@ -24,18 +25,6 @@ static const char *const usage_report =
     "handled), handoffs by reason, per intent how often it answered, how often it handed\n"
     "off and the ratings of the conversations it answered in, and the N (default 20) most\n"
     "frequent messages nothing answered, grouped by normalized text.";
-
-static int report_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int report_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kefu: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 2;
-}
 
 /* Collects rows as {key: [count, avg]} in a JSON object. */
 static int collect(void *ctx, const char *key, long long count, double avg)
@@ -229,17 +218,17 @@ int cli_report(int argc, char **argv)
             if (strcmp(argv[i], "--data") == 0)
                 dir = argv[++i];
             else if ((top = atoi(argv[++i])) < 1)
-                return report_fail("--top takes a positive number");
+                return cli_fail("--top takes a positive number");
         } else {
-            return report_fail("unknown option or missing value '%s' for 'report' (see kefu report --help)",
-                               argv[i]);
+            return cli_fail("unknown option or missing value '%s' for 'report' (see kefu report --help)",
+                            argv[i]);
         }
     }
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/kefu.db", dir);
     if (stat(path, &sb) != 0)
-        return report_fail("no conversations in '%s' (%s not found)", dir, path);
+        return cli_fail("no conversations in '%s' (%s not found)", dir, path);
     struct store *st;
     struct store_opts so = {.readers = 1};
     int rc = store_open(path, &so, &st);

@@ -4,6 +4,7 @@
  * a verdict per failing conversation and one summary line. Format and
  * expectations: docs/testing.md; the runner is convtest.c. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include "convtest.h"
 #include "dialog.h"
@@ -29,14 +30,6 @@ static const char *const usage_test =
     "the file:line of every failed expectation (-v lists passing ones too). Exits 0 when all\n"
     "pass, 1 when one fails, 2 when a file does not parse. The format is in docs/testing.md.";
 
-static int fail_line(int code, const char *fmt, const char *arg)
-{
-    fputs("kefu: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    return code;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -47,16 +40,16 @@ static int collect(const char *path, char **files, size_t *n)
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return fail_line(2, "cannot open test file or directory '%s'", path);
+        return cli_fail("cannot open test file or directory '%s'", path);
     if (!S_ISDIR(st.st_mode)) {
         if (*n == MAX_FILES)
-            return fail_line(2, "too many test files (at most %s)", "256");
+            return cli_fail("too many test files (at most %d)", MAX_FILES);
         files[(*n)++] = kefu_strndup(path, strlen(path));
         return 0;
     }
     DIR *dir = opendir(path);
     if (!dir)
-        return fail_line(2, "cannot open test directory '%s'", path);
+        return cli_fail("cannot open test directory '%s'", path);
     size_t first = *n;
     for (struct dirent *e; (e = readdir(dir));) {
         size_t l = strlen(e->d_name);
@@ -93,10 +86,10 @@ static int parse_args(int argc, char **argv, struct test_opts *o)
             o->verbose = 1;
         } else if (strcmp(a, "--rules") == 0 || strcmp(a, "--corpus") == 0) {
             if (i + 1 >= argc)
-                return fail_line(2, "option '%s' needs a value", a);
+                return cli_fail("option '%s' needs a value", a);
             *(a[2] == 'r' ? &o->rules : &o->corpus) = argv[++i];
         } else if (a[0] == '-') {
-            return fail_line(2, "unknown option '%s' for 'test' (see kefu test --help)", a);
+            return cli_fail("unknown option '%s' for 'test' (see kefu test --help)", a);
         } else if (collect(a, o->files, &o->n_files)) {
             return 2;
         }
@@ -111,13 +104,13 @@ static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, s
 {
     unsigned char r[16];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-        return fail_line(1, "cannot read random bytes%s", "");
+        return cli_fail("cannot read random bytes"), 1;
     int k = snprintf(agent_spec, cap, "kefu-test:");
     for (size_t i = 0; i < sizeof r; i++)
         k += snprintf(agent_spec + k, cap - (size_t)k, "%02x", r[i]);
     snprintf(agent_spec + k, cap - (size_t)k, ":*:100000");
     if (!mkdtemp(tmp))
-        return fail_line(1, "cannot create a temporary directory in '%s'", "/tmp");
+        return cli_fail("cannot create a temporary directory in '/tmp'"), 1;
     struct dialog_config cfg;
     dialog_config_default(&cfg);
     cfg.data_dir = tmp;
