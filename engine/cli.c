@@ -174,47 +174,35 @@ static int load(const char *dir, struct rules **rs, int quiet)
     return rc;
 }
 
-/* Renders a reply template: {slot} from slots, {customer.x} from attrs,
- * {kb:ID} as the article's title and id when kb has it, else a marker.
- * Writes into buf (always NUL-terminated). */
-static void render(const char *tpl, const struct router_slot *slots, size_t n_slots, const struct attrs *a,
-                   struct kb *kb, char *buf, size_t cap)
+/* What a command-line reply template can name: {slot}, {customer.x} from
+ * the attributes, {kb:ID} as the article's title and id when the kb has it,
+ * else a marker; an unknown name shows as [name]. */
+struct fill_ctx {
+    const struct router_slot *slots;
+    size_t n_slots;
+    const struct attrs *a;
+    struct kb *kb;
+    char tmp[512];
+};
+
+static const char *fill(void *ctx, const char *name)
 {
-    size_t o = 0;
-    for (const char *p = tpl; *p && o + 1 < cap;) {
-        const char *end = *p == '{' ? strchr(p, '}') : NULL;
-        if (!end) {
-            buf[o++] = *p++;
-            continue;
-        }
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
-        const char *val = NULL;
-        char tmp[512];
-        struct kb_hit hit;
-        if (strncmp(name, "kb:", 3) == 0) {
-            if (kb && kb_get(kb, name + 3, attrs_get(a, "locale"), &hit) == 0)
-                snprintf(tmp, sizeof tmp, "[%s](kb:%s)", hit.title, name + 3);
-            else
-                snprintf(tmp, sizeof tmp, "[article %s]", name + 3);
-            val = tmp;
-        } else if (strncmp(name, "customer.", 9) == 0) {
-            val = attrs_get(a, name);
-        } else {
-            for (size_t k = 0; k < n_slots; k++)
-                if (strcmp(slots[k].name, name) == 0)
-                    val = slots[k].value;
-            if (!val) {
-                snprintf(tmp, sizeof tmp, "[%s]", name);
-                val = tmp;
-            }
-        }
-        o += (size_t)snprintf(buf + o, cap - o, "%s", val);
-        if (o >= cap)
-            o = cap - 1;
-        p = end + 1;
+    struct fill_ctx *f = ctx;
+    struct kb_hit hit;
+    if (strncmp(name, "kb:", 3) == 0) {
+        if (f->kb && kb_get(f->kb, name + 3, attrs_get(f->a, "locale"), &hit) == 0)
+            snprintf(f->tmp, sizeof f->tmp, "[%s](kb:%s)", hit.title, name + 3);
+        else
+            snprintf(f->tmp, sizeof f->tmp, "[article %s]", name + 3);
+        return f->tmp;
     }
-    buf[o] = 0;
+    if (strncmp(name, "customer.", 9) == 0)
+        return attrs_get(f->a, name);
+    for (size_t k = 0; k < f->n_slots; k++)
+        if (strcmp(f->slots[k].name, name) == 0)
+            return f->slots[k].value;
+    snprintf(f->tmp, sizeof f->tmp, "[%s]", name);
+    return f->tmp;
 }
 
 /* The conversation attributes for a command-line message: defaults, then --attr. */
@@ -797,9 +785,10 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     memset(ans, 0, sizeof *ans);
     if (it && (ans->ask = missing_slot_ask(it, slots, n_slots, locale)))
         snprintf(ans->text, sizeof ans->text, "%s", ans->ask);
-    else if (d->reply)
-        render(d->reply, slots, n_slots, a, dc->kb, ans->text, sizeof ans->text);
-    else if (d->source == DECIDE_KB)
+    else if (d->reply) {
+        struct fill_ctx f = {slots, n_slots, a, dc->kb, ""};
+        rules_render(d->reply, fill, &f, ans->text, sizeof ans->text);
+    } else if (d->source == DECIDE_KB)
         snprintf(ans->text, sizeof ans->text, "%s: %s", d->article.title ? d->article.title : d->article.id,
                  d->article.snippet ? d->article.snippet : "");
     if (d->source != DECIDE_CLARIFY)

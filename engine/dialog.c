@@ -788,33 +788,24 @@ static void add_article(struct turn *t, const char *id, size_t n)
     json_array_append_new(t->articles, a);
 }
 
-/* Renders a reply template into t->reply: {slot} and {customer.x} are
- * filled, {kb:ID} becomes an entry in the reply's articles. */
+/* Fills one placeholder of a reply template: {slot} and {customer.name}
+ * become their values, {kb:ID} an entry in the reply's articles (and no text). */
+static const char *fill(void *ctx, const char *name)
+{
+    struct turn *t = ctx;
+    if (strncmp(name, "kb:", 3) == 0) {
+        add_article(t, name + 3, strlen(name + 3));
+        return NULL;
+    }
+    if (strcmp(name, "customer.name") == 0)
+        return t->cu.name;
+    return json_string_value(json_object_get(json_object_get(t->mem, "slots"), name));
+}
+
+/* Renders a reply template into t->reply (rules_render() with fill()). */
 static void render(struct turn *t, const char *tpl)
 {
-    json_t *slots = json_object_get(t->mem, "slots");
-    size_t o = 0, cap = sizeof t->reply;
-    for (const char *p = tpl; *p && o + 1 < cap;) {
-        const char *end = *p == '{' ? strchr(p, '}') : NULL;
-        if (!end) {
-            t->reply[o++] = *p++;
-            continue;
-        }
-        char name[128];
-        snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
-        const char *val = "";
-        if (strncmp(name, "kb:", 3) == 0)
-            add_article(t, name + 3, strlen(name + 3));
-        else if (strcmp(name, "customer.name") == 0)
-            val = t->cu.name;
-        else if (json_is_string(json_object_get(slots, name)))
-            val = json_string_value(json_object_get(slots, name));
-        o += (size_t)snprintf(t->reply + o, cap - o, "%s", val);
-        if (o >= cap)
-            o = cap - 1;
-        p = end + 1;
-    }
-    t->reply[o] = 0;
+    size_t o = rules_render(tpl, fill, t, t->reply, sizeof t->reply);
     while (o > 0 && t->reply[o - 1] == ' ') /* a trailing {kb:...} leaves a space */
         t->reply[--o] = 0;
 }

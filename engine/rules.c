@@ -1567,6 +1567,29 @@ const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *
     return NULL;
 }
 
+size_t rules_render(const char *tpl, rules_fill_fn fill, void *ctx, char *buf, size_t cap)
+{
+    size_t o = 0;
+    if (!cap)
+        return 0;
+    for (const char *p = tpl; *p && o + 1 < cap;) {
+        const char *end = *p == '{' ? strchr(p, '}') : NULL;
+        if (!end) {
+            buf[o++] = *p++;
+            continue;
+        }
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)(end - p - 1), p + 1);
+        const char *val = fill(ctx, name);
+        o += (size_t)snprintf(buf + o, cap - o, "%s", val ? val : "");
+        if (o >= cap)
+            o = cap - 1;
+        p = end + 1;
+    }
+    buf[o] = 0;
+    return o;
+}
+
 const struct rules_handoff *rules_handoff_for(const struct rules_intent *it, const struct attrs *a)
 {
     for (size_t k = 0; k < it->n_handoffs; k++)

@@ -124,6 +124,13 @@ int rules_cond_witness(const struct rules_cond *c, struct attr *v, size_t cap, s
 /* Picks the reply for locale (exact, then its language, then default),
  * variant number turn modulo the variants; borrowed, NULL if none. */
 const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *locale, unsigned turn);
+/* Gives the text for placeholder name (the part between the braces) of a
+ * reply template; the result is borrowed until the next call, NULL = empty. */
+typedef const char *(*rules_fill_fn)(void *ctx, const char *name);
+/* Expands reply template tpl into buf (cap bytes, always NUL-terminated):
+ * every {name} becomes fill(ctx, name), the rest is copied; a '{' without
+ * a '}' is kept as text. Returns the length written. */
+size_t rules_render(const char *tpl, rules_fill_fn fill, void *ctx, char *buf, size_t cap);
 /* Returns the first handoff of it whose condition holds for a, or NULL. */
 const struct rules_handoff *rules_handoff_for(const struct rules_intent *it, const struct attrs *a);
 /* Returns the name of a priority ("low", "normal", "high", "urgent"). */

@@ -379,6 +379,28 @@ static void test_mutations(void **state)
     free(orig);
 }
 
+static const char *fill_upper(void *ctx, const char *name)
+{
+    if (strcmp(name, "order_id") == 0)
+        return "KF12345678";
+    return strcmp(name, "gone") == 0 ? NULL : (const char *)ctx;
+}
+
+/* Reply templates: placeholders filled by the caller, braces without an
+ * end kept, the buffer never overrun. */
+static void test_render(void **state)
+{
+    char buf[64];
+    assert_int_equal(rules_render("order {order_id} ships {when}.", fill_upper, "today", buf, sizeof buf),
+                     30);
+    assert_string_equal(buf, "order KF12345678 ships today.");
+    rules_render("a{gone}b {open", fill_upper, "x", buf, sizeof buf);
+    assert_string_equal(buf, "ab {open");
+    char small[8];
+    assert_int_equal(rules_render("{order_id} and more", fill_upper, "", small, sizeof small), 7);
+    assert_string_equal(small, "KF12345");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_witness),       cmocka_unit_test(test_warnings),
         cmocka_unit_test(test_refcount),      cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_bad_utf8_file), cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_render),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
