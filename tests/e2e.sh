@@ -88,6 +88,11 @@ CT="Authorization: Bearer $TOK"
 s=$(req POST "/v1/conversations/$CID/messages" '{"text":"where is my order KF12345678"}' -H "$CT")
 check rule-answer "$([ "$s" = 200 ] && [ "$(jqb .reply.source)" = rule ] && [ "$(jqb .reply.intent)" != null ]; echo $?)" "$s $(body)"
 
+# 2b. a question no rule or example takes, answered by the bundled corpus's article
+s=$(req POST "/v1/conversations/$CID/messages" '{"text":"加急快递收费吗"}' -H "$CT")
+check article-answer "$([ "$s" = 200 ] && [ "$(jqb .reply.source)" = kb ] && [ "$(jqb .state)" = bot ] &&
+    [ "$(jqb '.reply.articles[0].id')" = shipping-fees ] && jqb .reply.text | grep -q '¥18'; echo $?)" "$s $(body)"
+
 # 3. asking for a person queues the conversation; an agent's queue long-poll hears of it
 s=$(req GET /v1/queue "" -H "$AL")
 QV=$(jqb .version)
