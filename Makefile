@@ -19,7 +19,7 @@ TESTS    = text rules router kb decide store queue dialog http webhook
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
-        bench-http bench-kb
+        bench-http bench-kb bench bench-deps bench-memory
 all: kefu
 
 deps:
@@ -94,15 +94,6 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 run: kefu
 	./kefu serve
 
-# Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
-$(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
-
-bench-router: $(BUILD)/bench/router_bench
-	@bench/messages.sh > $(BUILD)/bench/messages.txt
-	$(BUILD)/bench/router_bench rules $(BUILD)/bench/messages.txt 7
-
 # Durable writes per second through the store, with and without group commit.
 $(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libkefu.a
 	@mkdir -p $(@D)
@@ -129,14 +120,40 @@ $(BUILD)/bench/bare_mhd: bench/bare_mhd.c
 bench-http: $(BUILD)/kefu $(BUILD)/bench/bare_mhd
 	BUILD=$(BUILD) bench/http.sh 10 32 256
 
-# Knowledge-base latency: the fixture corpus, the bundled rules' examples, the same messages.
-$(BUILD)/bench/kb_bench: bench/kb_bench.c $(BUILD)/libkefu.a
+# ---- benchmarks: make bench runs every part, then bench/report.sh ------------
+# Each part bench-P writes bench/out/P.json and P.md, draws docs/perf-P*.png and
+# regenerates docs/performance.md and bench/results.json (bench/report.sh).
+BENCH_PARTS = router kb http durability memory
+BENCH_BIN   = router_bench kb_bench gen_corpus
+
+bench-deps:
+	@scripts/bench-deps.sh
+
+$(BENCH_BIN:%=$(BUILD)/bench/%): $(BUILD)/bench/%: bench/%.c $(BUILD)/libkefu.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LDLIBS)
 
-bench-kb: $(BUILD)/bench/kb_bench
-	@bench/messages.sh > $(BUILD)/bench/messages.txt
-	$(BUILD)/bench/kb_bench $${CORPUS:-tests/corpus} rules $(BUILD)/bench/messages.txt
+# Router against RiveScript on the shared workload (N = 100, 1,000, 10,000), and the bundled rules.
+bench-router: bench-deps $(BUILD)/bench/router_bench
+	BUILD=$(BUILD) bench/router.sh
+	bench/report.sh
+
+# Knowledge base: generated corpora of 1k, 10k, 100k articles, English and Chinese.
+bench-kb: bench-deps $(BUILD)/bench/kb_bench $(BUILD)/bench/gen_corpus
+	BUILD=$(BUILD) bench/kb.sh
+	bench/report.sh
+
+# Memory and reload: RSS with 10k intents and 100k articles, reload time and failures under load.
+bench-memory: bench-deps $(BUILD)/kefu $(BUILD)/bench/gen_corpus
+	BUILD=$(BUILD) bench/memory.sh
+	bench/report.sh
+
+# Every part this checkout has (a part's target may not exist yet), then the report.
+bench: bench-deps
+	@for p in $(BENCH_PARTS); do \
+	    $(MAKE) -q bench-$$p >/dev/null 2>&1; [ $$? -eq 2 ] && { echo "bench: no bench-$$p here"; continue; }; \
+	    $(MAKE) --no-print-directory bench-$$p || exit 1; done
+	bench/report.sh
 
 install: kefu
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules

@@ -1,8 +1,13 @@
 /* router_bench.c — single-thread router throughput, in process.
- * Loads a rule directory, reads messages (one per line), routes them all
- * ROUNDS times and prints the median messages per second, then the median
- * time of one 4 KiB adversarial message. Output is one JSON object.
- * usage: router_bench RULES_DIR MESSAGES_FILE [ROUNDS] */
+ * Loads a rule directory, reads messages, routes them all ROUNDS times and
+ * prints one JSON object: load time, messages per second of every round and
+ * their median, and the median time of one 4 KiB adversarial message.
+ * MESSAGES is either plain text (one message per line) or a workload
+ * messages.tsv (msg_idx, kind, target, expected first match, n_matching,
+ * text; see bench/workload-to-rules): then every decision is also checked
+ * against the expected intent (intent w<idx>.* or none) and the agreement
+ * and the first disagreements are reported.
+ * usage: router_bench RULES_DIR MESSAGES [ROUNDS] */
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
@@ -11,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define MAX_SHOWN 10
 
 static double now_s(void)
 {
@@ -25,16 +32,46 @@ static int dbl_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double median(double *v, int n)
+static double median(const double *src, int n)
 {
+    double v[99];
+    memcpy(v, src, (size_t)n * sizeof *v);
     qsort(v, (size_t)n, sizeof *v, dbl_cmp);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Prints s as a JSON string. */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+/* The workload index of the intent the router decided on, -1 for none:
+ * the top candidate when it reaches its intent's threshold (as decide does). */
+static long decision(const struct rules *rs, const struct router_result *r)
+{
+    if (!r->n)
+        return -1;
+    const struct rules_intent *it = rules_intent(rs, r->cand[0].intent);
+    if (r->cand[0].confidence < it->threshold)
+        return -1;
+    return it->name[0] == 'w' ? strtol(it->name + 1, NULL, 10) : -2;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: router_bench RULES_DIR MESSAGES_FILE [ROUNDS]\n");
+        fprintf(stderr, "usage: router_bench RULES_DIR MESSAGES [ROUNDS]\n");
         return 2;
     }
     int rounds = argc > 3 ? atoi(argv[3]) : 5;
@@ -58,12 +95,38 @@ int main(int argc, char **argv)
     }
     size_t n = 0, cap = 1024;
     char **msgs = malloc(cap * sizeof *msgs);
+    long *expect = malloc(cap * sizeof *expect);
+    int workload = -1; /* unknown until the first line */
     char line[8192];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
-        if (n == cap)
+        if (workload < 0)
+            workload = strncmp(line, "#msg_idx\t", 9) == 0;
+        if (workload && (line[0] == '#' || !line[0]))
+            continue;
+        const char *text = line;
+        long want = -1;
+        if (workload) {
+            char *p = line;
+            for (int col = 0; col < 5 && p; col++) {
+                if (col == 3)
+                    want = strtol(p, NULL, 10);
+                p = strchr(p, '\t');
+                if (p)
+                    p++;
+            }
+            if (!p) {
+                fprintf(stderr, "%s:%zu: expected six tab-separated columns\n", argv[2], n + 1);
+                return 1;
+            }
+            text = p;
+        }
+        if (n == cap) {
             msgs = realloc(msgs, (cap *= 2) * sizeof *msgs);
-        msgs[n++] = strdup(line);
+            expect = realloc(expect, cap * sizeof *expect);
+        }
+        expect[n] = want;
+        msgs[n++] = strdup(text);
     }
     fclose(f);
 
@@ -91,18 +154,52 @@ int main(int argc, char **argv)
         al += l;
     }
     adv[al] = 0;
-    double adv_ms[99];
+    double adv_ms[21];
     for (int k = 0; k < 21; k++) {
         t0 = now_s();
         router_match(rs, sc, adv, al, NULL, NULL, &r);
         adv_ms[k] = (now_s() - t0) * 1e3;
     }
-    printf("{\"rules\":\"%s\",\"intents\":%zu,\"messages\":%zu,\"matched\":%zu,\"rounds\":%d,"
-           "\"load_s\":%.3f,\"msg_per_s_median\":%.0f,\"adversarial_4k_ms_median\":%.3f}\n",
-           argv[1], rules_count(rs), n, hits, rounds, load, median(rate, rounds), median(adv_ms, 21));
+    printf("{\"rules\":");
+    json_str(argv[1]);
+    printf(",\"intents\":%zu,\"messages\":%zu,\"matched\":%zu,\"rounds\":%d,\"load_s\":%.4f,\"msg_per_s\":[", rules_count(rs),
+           n, hits, rounds, load);
+    for (int k = 0; k < rounds; k++)
+        printf("%s%.0f", k ? "," : "", rate[k]);
+    printf("],\"msg_per_s_median\":%.0f,\"adversarial_4k_ms_median\":%.4f", median(rate, rounds),
+           median(adv_ms, 21));
+
+    if (workload) {
+        size_t agree = 0, shown = 0, wrong_hit = 0, missed = 0, false_hit = 0;
+        printf(",\"disagreements\":[");
+        for (size_t i = 0; i < n; i++) {
+            router_match(rs, sc, msgs[i], strlen(msgs[i]), NULL, NULL, &r);
+            long got = decision(rs, &r);
+            if (got == expect[i]) {
+                agree++;
+                continue;
+            }
+            if (expect[i] < 0)
+                false_hit++;
+            else if (got < 0)
+                missed++;
+            else
+                wrong_hit++;
+            if (shown++ < MAX_SHOWN) {
+                printf("%s{\"message\":", shown > 1 ? "," : "");
+                json_str(msgs[i]);
+                printf(",\"expected\":%ld,\"got\":%ld,\"confidence\":%.3f}", expect[i], got,
+                       r.n ? r.cand[0].confidence : 0.0);
+            }
+        }
+        printf("],\"agree\":%zu,\"agree_pct\":%.3f,\"missed\":%zu,\"false_hits\":%zu,\"wrong_intent\":%zu", agree,
+               n ? 100.0 * agree / n : 0.0, missed, false_hit, wrong_hit);
+    }
+    printf("}\n");
     for (size_t i = 0; i < n; i++)
         free(msgs[i]);
     free(msgs);
+    free(expect);
     router_scratch_free(sc);
     rules_unref(rs);
     return 0;

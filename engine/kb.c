@@ -28,11 +28,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KB_SCHEMA     2         /* 2: bigrams colocated with their unigrams (1 had them apart) */
+#define KB_SCHEMA     3         /* 2: bigrams colocated with their unigrams (1 had them apart); 3: kb_terms */
 #define KB_CANDIDATES 32        /* BM25 hits read before the locale preference and dedup */
 #define KB_MAX_FILE   (1 << 20) /* bytes in one article file */
 #define KB_LEAD       200       /* bytes of body kb_get() gives as its snippet */
 #define KB_EVIDENCE   4.0       /* IDF mass at which the evidence factor reaches 1 - 1/e */
+#define KB_ROW_BUDGET 1000      /* rows a search may rank: above it only the rarest terms go to MATCH */
 
 struct kb {
     sqlite3 *db;
@@ -40,9 +41,16 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *snippet_cover, *get;
+    sqlite3_stmt *search, *snippet, *snippet_cover, *get, *df;
     char err[256];
 };
+
+/* kb_terms: each indexed term with the number of articles holding it, rebuilt
+ * by every import that changes something (kb_terms_refresh()); a search reads
+ * it to leave the commonest terms out of MATCH on a large corpus. */
+#define KB_TERMS_SCHEMA                                                                                      \
+    "CREATE VIRTUAL TABLE IF NOT EXISTS articles_vocab USING fts5vocab(articles_fts, 'row');"                \
+    "CREATE TABLE IF NOT EXISTS kb_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
 
 static const char *const schema =
     "CREATE TABLE articles ("
@@ -58,23 +66,30 @@ static const char *const schema =
     "  hash TEXT NOT NULL,"
     "  mtime INTEGER NOT NULL DEFAULT 0,"
     "  UNIQUE (id, locale));"
-    "CREATE VIRTUAL TABLE articles_fts USING fts5(title, tags, questions, body, tokenize='" KB_TOKENIZER "');"
-    "PRAGMA user_version = 2;";
+    "CREATE VIRTUAL TABLE articles_fts USING fts5(title, tags, questions, body, tokenize='" KB_TOKENIZER
+    "');" KB_TERMS_SCHEMA "PRAGMA user_version = 3;";
 
 /* Each step takes the schema from version (index + 1) to the next. */
 static const char *const upgrades[] = {
     /* 1 → 2: the tokenizer now colocates each bigram with its unigram; the
      * index is rebuilt from the stored text so positions match snippet() */
     "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild'); PRAGMA user_version = 2;",
+    /* 2 → 3: the document frequencies of the terms */
+    KB_TERMS_SCHEMA "DELETE FROM kb_terms; INSERT INTO kb_terms SELECT term, doc FROM articles_vocab;"
+                    "PRAGMA user_version = 3;",
 };
 
 /* BM25 weights of title, tags, questions, body (docs/corpus.md). */
 #define KB_WEIGHTS "4.0, 2.0, 3.0, 1.0"
 
+/* The best rows first, from the index alone (bm25 once per row), then the
+ * article of each of those few: joining before the LIMIT would look up
+ * every matching article. */
 static const char *const sql_search =
-    "SELECT articles.doc, articles.id, articles.locale, articles.title, -bm25(articles_fts, " KB_WEIGHTS ") "
-    "FROM articles_fts JOIN articles ON articles.doc = articles_fts.rowid "
-    "WHERE articles_fts MATCH ?1 ORDER BY bm25(articles_fts, " KB_WEIGHTS ") LIMIT ?2";
+    "SELECT articles.doc, articles.id, articles.locale, articles.title, f.score FROM "
+    "(SELECT rowid AS doc, -bm25(articles_fts, " KB_WEIGHTS ") AS score FROM articles_fts "
+    " WHERE articles_fts MATCH ?1 ORDER BY score DESC LIMIT ?2) AS f "
+    "JOIN articles ON articles.doc = f.doc ORDER BY f.score DESC";
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
 /* The same for the first hit, with its coverage (kefu_cover() is computed
@@ -82,6 +97,7 @@ static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', 
 static const char *const sql_snippet_cover =
     "SELECT snippet(articles_fts, 3, '', '', '...', ?3), " KB_COVER_FN "(articles_fts), " KB_COVER_FN
     "(articles_fts, 1) FROM articles_fts WHERE articles_fts MATCH ?1 AND rowid = ?2";
+static const char *const sql_df = "SELECT df FROM kb_terms WHERE term = ?1";
 static const char *const sql_get = "SELECT id, locale, title, text FROM articles WHERE id = ?1 ORDER BY "
                                    "CASE WHEN locale = ?2 THEN 0 WHEN substr(locale, 1, 2) = substr(?2, 1, "
                                    "2) THEN 1 ELSE 2 END, locale LIMIT 1";
@@ -189,6 +205,10 @@ static int open_db(struct kb *kb, const char *path)
     int rc = migrate(kb, path);
     if (rc == 0 && !kb->read_only && !memory)
         rc = exec(kb, "PRAGMA journal_mode = WAL", "switch to wal mode");
+    /* searches read the index through a memory map and keep 16 MiB of pages
+     * per connection: without them every doclist page is a read() call */
+    if (rc == 0)
+        rc = exec(kb, "PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -16384", "size the page cache");
     if (rc == 0)
         rc = prepare(kb, sql_search, &kb->search);
     if (rc == 0)
@@ -197,6 +217,8 @@ static int open_db(struct kb *kb, const char *path)
         rc = prepare(kb, sql_snippet_cover, &kb->snippet_cover);
     if (rc == 0)
         rc = prepare(kb, sql_get, &kb->get);
+    if (rc == 0)
+        rc = prepare(kb, sql_df, &kb->df);
     return rc;
 }
 
@@ -239,6 +261,7 @@ void kb_close(struct kb *kb)
     sqlite3_finalize(kb->snippet);
     sqlite3_finalize(kb->snippet_cover);
     sqlite3_finalize(kb->get);
+    sqlite3_finalize(kb->df);
     sqlite3_close(kb->db);
     kb_tok_buf_release(&kb->tb);
     kb_query_release(&kb->q);
@@ -364,6 +387,59 @@ static double confidence(double cover, double mass, double s1, double s2)
     return c < 0 ? 0 : c > 1 ? 1 : c;
 }
 
+int kb_terms_refresh(struct kb *kb)
+{
+    return exec(kb, "DELETE FROM kb_terms; INSERT INTO kb_terms SELECT term, doc FROM articles_vocab",
+                "count the articles of every term");
+}
+
+struct term_df {
+    long long df;
+    size_t t;
+};
+
+static int term_df_cmp(const void *a, const void *b)
+{
+    const struct term_df *x = a, *y = b;
+    return x->df < y->df ? -1 : x->df > y->df ? 1 : x->t < y->t ? -1 : x->t > y->t;
+}
+
+/* FTS5 ranks every row that holds any term of the MATCH (and counts the rows
+ * of each term for its IDF), so a common word makes a search over a large
+ * corpus cost the whole corpus. When the terms' articles add up to more than
+ * KB_ROW_BUDGET, MATCH keeps only the rarest terms that fit (always the
+ * rarest one): the words that tell articles apart, which also carry most of
+ * the BM25 weight. Smaller corpora search with every term, as before. */
+static int prune_common(struct kb *kb)
+{
+    struct term_df v[KB_MAX_TERMS];
+    long long total = 0;
+    for (size_t t = 0; t < kb->q.n; t++) {
+        sqlite3_reset(kb->df);
+        sqlite3_bind_text(kb->df, 1, kb->q.text.s + kb->q.off[t], (int)kb->q.len[t], SQLITE_STATIC);
+        int rc = sqlite3_step(kb->df);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+            sqlite3_reset(kb->df);
+            return db_fail(kb, "read the term counts");
+        }
+        v[t] = (struct term_df){rc == SQLITE_ROW ? sqlite3_column_int64(kb->df, 0) : 0, t};
+        total += v[t].df;
+    }
+    sqlite3_reset(kb->df);
+    if (total <= KB_ROW_BUDGET)
+        return 0;
+    qsort(v, kb->q.n, sizeof *v, term_df_cmp);
+    unsigned char keep[KB_MAX_TERMS] = {0};
+    long long used = 0;
+    for (size_t k = 0; k < kb->q.n; k++) {
+        if (used > 0 && used + v[k].df > KB_ROW_BUDGET)
+            break; /* terms in no article cost nothing and are kept until one that is */
+        keep[v[k].t] = 1;
+        used += v[k].df;
+    }
+    return kb_query_match(&kb->q, keep);
+}
+
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -376,6 +452,8 @@ int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, s
     out->n_terms = kb->q.n;
     if (kb->q.n == 0)
         return 0;
+    if (kb->q.n > 1 && (rc = prune_common(kb)) < 0)
+        return rc;
     struct cand c[KB_CANDIDATES];
     size_t n;
     if ((rc = read_cands(kb, locale, c, &n)) < 0)

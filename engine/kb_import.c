@@ -436,6 +436,8 @@ static int import_run(struct import *im, kb_progress_fn progress, void *ctx)
         rc = remove_vanished(im);
     if (rc == 0)
         rc = import_files(im, progress, ctx);
+    if (rc == 0 && im->stats->added + im->stats->updated + im->stats->removed)
+        rc = kb_terms_refresh(im->kb);
     if (rc == 0 && sqlite3_exec(im->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         rc = kb_fail_db(im->kb, "commit the import");
     if (rc < 0)

@@ -84,6 +84,9 @@ struct kb;
 sqlite3 *kb_db(struct kb *kb);
 /* Records "cannot <what>: <sqlite message>" as kb's error; returns KEFU_EIO or KEFU_ENOMEM. */
 int kb_fail_db(struct kb *kb, const char *what);
+/* Recounts the articles of every indexed term into kb_terms (inside the
+ * caller's transaction). Returns 0 or KEFU_EIO. */
+int kb_terms_refresh(struct kb *kb);
 /* Records msg as kb's error; returns code. */
 int kb_fail_msg(struct kb *kb, int code, const char *msg);
 

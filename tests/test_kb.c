@@ -674,7 +674,7 @@ static void test_import_incremental(void **state)
     sqlite3_stmt *v;
     assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "PRAGMA user_version", -1, &v, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(v), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(v, 0), 2);
+    assert_int_equal(sqlite3_column_int(v, 0), 3);
     sqlite3_finalize(v);
     assert_int_equal(kb_search(kb, "bank transfer", 13, "en", &r), 0);
     assert_string_equal(r.hit[0].id, "refund-policy");

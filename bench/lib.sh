@@ -1,0 +1,43 @@
+# lib.sh — helpers the bench/*.sh parts share (sourced, POSIX sh).
+# Every part writes bench/out/PART.json (one JSON object of figures, with a
+# "targets" array of {what, target, value, met}) and bench/out/PART.md (a
+# section starting with "## "), draws docs/perf-PART*.png, then bench/report.sh
+# merges everything into bench/results.json and docs/performance.md.
+
+BUILD=${BUILD:-build}
+OUT=${OUT:-bench/out}
+WORKLOAD=${WORKLOAD:-../shared/bench/workload}
+mkdir -p "$OUT" docs "$BUILD/bench"
+
+# median of the numbers on stdin (one a line)
+median() {
+    sort -g | awk '{ v[NR] = $1 } END { if (!NR) { print 0; exit }
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# fmt N: a number with thousands separators and no decimals (1234567 -> 1,234,567)
+fmt() {
+    printf '%s\n' "$1" | awk '{ n = sprintf("%.0f", $1); s = ""; neg = n ~ /^-/; if (neg) n = substr(n, 2)
+        while (length(n) > 3) { s = "," substr(n, length(n) - 2) s; n = substr(n, 1, length(n) - 3) }
+        print (neg ? "-" : "") n s }'
+}
+
+# ratio A B [DIGITS]: A / B with DIGITS decimals (default 1)
+ratio() {
+    awk -v a="$1" -v b="$2" -v d="${3:-1}" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.*f\n", d, a / b }'
+}
+
+# plot SCRIPT: runs gnuplot on the script given on stdin when gnuplot exists
+plot() {
+    if command -v gnuplot >/dev/null 2>&1; then
+        gnuplot || echo "bench: gnuplot failed; the chart was not redrawn" >&2
+    else
+        cat >/dev/null
+        echo "bench: gnuplot is not installed (make bench-deps); the chart was not redrawn" >&2
+    fi
+}
+
+# the gnuplot preamble: PNG of 800x450, a readable font, light grid
+plot_head() {
+    printf 'set terminal pngcairo size 800,450 font "sans,10"\nset output "%s"\nset grid lc rgb "#dddddd"\nset key top right\n' "$1"
+}
