@@ -301,6 +301,10 @@ static int find_literals(struct router_scratch *sc, const struct rules *rs)
         for (size_t i = 0; i + 3 <= len; i++)
             if (lookup(sc, rs, key_trigram(t + i), (uint32_t)i) < 0)
                 return -1;
+    if (rs->has_long_keys)
+        for (size_t i = 0; i + KEY_LONG_LEN <= len; i++)
+            if (lookup(sc, rs, key_long(t + i), (uint32_t)i) < 0)
+                return -1;
     for (size_t k = 0; k < sc->n_present; k++) {
         const struct lit *l = &rs->lits[sc->present[k]];
         for (uint32_t j = 0; j < l->pat_n; j++) {

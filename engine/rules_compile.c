@@ -577,6 +577,8 @@ static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key, ui
     if (l->kind == LIT_SUBSTR) {
         for (size_t i = 0; i + 3 <= l->len; i++)
             fn(ctx, key_trigram(s + i), (uint32_t)i);
+        for (size_t i = 0; i + KEY_LONG_LEN <= l->len; i++)
+            fn(ctx, key_long(s + i), (uint32_t)i);
         return;
     }
     size_t start = 0;
@@ -633,8 +635,11 @@ static int build_index(struct compiler *c)
 {
     struct rules *rs = c->rs;
     size_t n = c->n_lits;
+    size_t offers = 0; /* keys offered, an upper bound on the distinct ones */
+    for (size_t k = 0; k < n; k++)
+        offers += c->lits[k].kind == LIT_SUBSTR ? 2 * (size_t)c->lits[k].len : c->lits[k].nwords;
     size_t size = 1024;
-    while (size < n * 24 + 64)
+    while (size < offers * 2 + 64)
         size *= 2;
     struct keycount kc = {arena_alloc(&c->b->tmp, size * 4), arena_alloc(&c->b->tmp, size * 4), size - 1};
     uint32_t *chosen = arena_alloc(&c->b->tmp, (n + 1) * 4);
@@ -658,7 +663,11 @@ static int build_index(struct compiler *c)
         lit_keys(&c->lits[k], pick_key, &x);
         chosen[k] = x.best_key;
         c->lits[k].key_off = x.best_pos;
-        if (!(x.best_key & KEY_WORD))
+        if (x.best_key & KEY_WORD)
+            continue;
+        if (x.best_key & KEY_LONG)
+            rs->has_long_keys = 1;
+        else
             rs->has_trigram_keys = 1;
     }
     /* counting sort of literals by key slot */

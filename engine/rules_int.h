@@ -27,7 +27,7 @@ struct lit {
     uint8_t kind;
     uint8_t nwords;
     uint8_t w0len;   /* LIT_WORDS: length of the first stem */
-    uint32_t key_off; /* LIT_SUBSTR: where its key trigram starts in s */
+    uint32_t key_off; /* LIT_SUBSTR: where its key (trigram or long window) starts in s */
     uint32_t pat_off, pat_n; /* range in rules.lit_pats: patterns this literal triggers */
 };
 
@@ -59,8 +59,13 @@ struct slot_re {
 };
 
 /* Key space: a byte trigram packs into 24 bits (text literals); a stemmed
- * word hashes into 31 bits with bit 31 set (word literals). */
-#define KEY_WORD (1u << 31)
+ * word hashes into 31 bits with bit 31 set (word literals); a window of
+ * KEY_LONG_LEN bytes of a longer text literal hashes into 30 bits with bit 30
+ * set. Long keys tell apart literals made of the same few common words
+ * ("reviews for the portable projector"), which share all their trigrams. */
+#define KEY_WORD     (1u << 31)
+#define KEY_LONG     (1u << 30)
+#define KEY_LONG_LEN 8
 
 struct keyslot {
     uint32_t key;      /* key + 1, 0 marks an empty slot */
@@ -108,6 +113,7 @@ struct rules {
     size_t n_slots;
     uint32_t max_groups; /* largest capture count among patterns and slots */
     int has_trigram_keys; /* some literal is filed under a trigram: scan the bytes */
+    int has_long_keys;    /* some literal is filed under a long window: scan those too */
 };
 
 /* rules_regex.c */
@@ -126,6 +132,14 @@ int regex_required(const char *pat, size_t len, int extended,
 static inline uint32_t key_trigram(const unsigned char *s)
 {
     return (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
+}
+/* Hashes the KEY_LONG_LEN bytes at s into a key. */
+static inline uint32_t key_long(const unsigned char *s)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < KEY_LONG_LEN; i++)
+        v = v << 8 | s[i];
+    return KEY_LONG | (uint32_t)((v * 0x9E3779B97F4A7C15ull) >> 34);
 }
 /* Hashes a stemmed word into a key. */
 static inline uint32_t key_word(const char *s, size_t n)
