@@ -8,12 +8,12 @@
 # wall and thread-CPU latency, p50 and p99 over every search. The number of
 # questions shrinks as the corpus grows (QUERIES) to keep the part bounded.
 # Writes bench/out/kb.json and .md, docs/perf-kb.png.
-# usage: bench/kb.sh   (env: BUILD, SIZES="1000 10000 100000", QUERIES="2000 1000 500")
+# usage: bench/kb.sh   (env: BUILD, SIZES="1000 10000 100000", QUERIES="1000 500 300")
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 SIZES=${SIZES:-1000 10000 100000}
-QUERIES=${QUERIES:-2000 1000 500}
+QUERIES=${QUERIES:-1000 500 300}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 for t in kb_bench gen_corpus; do
@@ -34,7 +34,9 @@ for lang in en zh; do
             touch "$corpus/.complete"
         fi
         "$BUILD/bench/gen_corpus" queries "$lang" "$n" "$q" > "$tmp/q"
-        "$BUILD/bench/kb_bench" "$corpus" rules "$tmp/q" |
+        keep=""
+        [ "$lang" = en ] && [ "$n" = 100000 ] && keep=$corpus.db # bench/memory.sh serves it
+        "$BUILD/bench/kb_bench" "$corpus" rules "$tmp/q" $keep |
             jq -c --arg lang "$lang" --argjson n "$n" '{lang: $lang, n: $n} + .' >> "$tmp/rows"
         tail -1 "$tmp/rows" | jq -r '"kb: \(.lang) \(.n): import \(.import_ms) ms, search p50 \(.search_p50_ms) p99 \(.search_p99_ms) ms (cpu \(.search_cpu_p99_ms))"' >&2
     done
@@ -76,7 +78,6 @@ j=$OUT/kb.json
     echo "$(ratio "$zh3" "$zh1" 1)× more in Chinese (thread CPU)."
     echo
     echo "![search latency by corpus size](perf-kb.png)"
-    [ -f bench/kb-notes.md ] && { echo; cat bench/kb-notes.md; }
 } > "$OUT/kb.md"
 
 jq -r '.corpora[] | select(.lang == "en") | [.n, .search_p50_ms, .search_p99_ms, .search_cpu_p99_ms] | @tsv' "$j" > "$tmp/en.tsv"

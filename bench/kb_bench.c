@@ -4,7 +4,8 @@
  * rule directory and matches the same messages against it. Prints one
  * JSON object: import time, median and 99th-percentile search and match
  * times, example build and clone times.
- * usage: kb_bench CORPUS_DIR RULES_DIR MESSAGES_FILE */
+ * usage: kb_bench CORPUS_DIR RULES_DIR MESSAGES_FILE [KEEP_DB]
+ * KEEP_DB: also leave the imported database there (replaced if it exists). */
 #include "kb.h"
 #include "text.h"
 #include "kefu.h"
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define MAX_MSGS 20000
@@ -74,8 +76,16 @@ int main(int argc, char **argv)
     static char *msgs[MAX_MSGS];
     static double t[MAX_MSGS], cpu[MAX_MSGS];
     size_t n = read_lines(argv[3], msgs);
-    char db[] = "/tmp/kb-bench-XXXXXX";
-    int fd = mkstemp(db);
+    char tmpl[] = "/tmp/kb-bench-XXXXXX";
+    char *db = tmpl;
+    int fd = mkstemp(tmpl);
+    if (argc > 4) { /* a fresh database where it is to stay */
+        close(fd);
+        unlink(tmpl);
+        db = argv[4];
+        unlink(db);
+        fd = open(db, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    }
     if (fd < 0 || n == 0)
         return fprintf(stderr, "kb_bench: no messages or no temporary file\n"), 1;
     close(fd);
@@ -131,6 +141,7 @@ int main(int argc, char **argv)
     rules_diag_release(&d);
     for (size_t k = 0; k < n; k++)
         free(msgs[k]);
-    unlink(db);
+    if (argc < 5)
+        unlink(db);
     return 0;
 }

@@ -5,7 +5,7 @@
 # Three servers in turn, each on 127.0.0.1 with a fresh data directory:
 #   base     the bundled rules/ and corpus/
 #   intents  the shared workload's 10,000 intents, the bundled corpus
-#   full     10,000 intents and 100,000 generated articles (50,000 en + 50,000 zh)
+#   full     10,000 intents and 100,000 generated articles (bench/kb.sh's English corpus)
 # For each: start-up time, VmRSS once serving and after LOAD_S seconds of wrk, VmHWM.
 # On "full": RELOADS sequential POST /v1/admin/reload (curl's total time, median),
 # then wrk for LOAD_S*4 seconds while the rules are reloaded RELOADS times over HTTP
@@ -36,20 +36,23 @@ command -v wrk >/dev/null || { echo "memory.sh: wrk is missing (make bench-deps)
 wl=$BUILD/bench/wl/N10000
 bench/workload-to-rules "$WORKLOAD/N10000" "$wl"
 awk -F'\t' '!/^#/ && $2 == "hit" { print $6 }' "$WORKLOAD/N10000/messages.tsv" > "$tmp/texts"
-corpus=$BUILD/bench/corpus/mixed-$ARTICLES
+# the kb part's English corpus and, when it left one, its imported database
+# (serve then finds every article unchanged instead of importing 100,000 files)
+corpus=$BUILD/bench/corpus/en-$ARTICLES
 if [ ! -f "$corpus/.complete" ]; then
-    rm -rf "$corpus"
+    rm -rf "$corpus" "$corpus.db"
     mkdir -p "$corpus"
-    half=$((ARTICLES / 2))
-    "$BUILD/bench/gen_corpus" articles en "$half" "$corpus"
-    "$BUILD/bench/gen_corpus" articles zh $((ARTICLES - half)) "$corpus"
+    "$BUILD/bench/gen_corpus" articles en "$ARTICLES" "$corpus"
     touch "$corpus/.complete"
 fi
+reused=false
+[ -f "$corpus.db" ] && reused=true
 
 export KEFU_ADMIN_TOKEN=bench-admin-token
 # start NAME RULES CORPUS: serve in the background; sets pid and url
 start() {
-    mkdir -p "$tmp/$1"
+    mkdir -p "$tmp/$1/data"
+    [ "$1" = full ] && [ $reused = true ] && cp "$corpus.db" "$tmp/$1/data/kb.db"
     t0=$(date +%s.%N)
     KEFU_LOG_LEVEL=warn "$kefu" serve --listen 127.0.0.1:0 --data "$tmp/$1/data" --rules "$2" \
         --corpus "$3" --rate-limit 0 --miss-limit 100 >"$tmp/$1/out" 2>"$tmp/$1/log" &
@@ -154,8 +157,9 @@ b_med=$(awk '{ print $2 }' "$tmp/busy" | median)
 b_max=$(awk '{ print $2 }' "$tmp/busy" | sort -g | tail -1)
 jq -s --argjson qm "$q_med" --argjson qx "$q_max" --argjson bm "$b_med" --argjson bx "$b_max" \
     --argjson br "$busy_req" --argjson bf "$busy_failed" --argjson brps "$busy_rps" \
-    --argjson bad "$bad_reloads" --argjson n "$RELOADS" --argjson c "$compile_s" --argjson after "$intents_after" '
-    { servers: ., compile_10k_s: $c,
+    --argjson bad "$bad_reloads" --argjson n "$RELOADS" --argjson c "$compile_s" --argjson after "$intents_after" \
+    --argjson reused "$reused" '
+    { servers: ., compile_10k_s: $c, kb_db_reused: $reused,
       reload_quiet_s: { median: $qm, max: $qx, count: $n },
       reload_under_load_s: { median: $bm, max: $bx, count: $n, sighup: 2 },
       under_load: { requests: $br, failed: $bf, req_per_s: $brps, reloads_refused: $bad, intents_after: $after },
@@ -173,10 +177,14 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
     echo "\`make bench-memory\` (\`bench/memory.sh\`) starts \`kefu serve\` three times on 127.0.0.1, each with a"
     echo "fresh data directory, and reads \`/proc/PID/status\` once it serves and after $LOAD_S s of wrk posting"
     echo "messages (16 connections, durable acknowledgement as always). The 10,000 intents are the shared"
-    echo "workload's (\`bench/workload-to-rules\`); the 100,000 articles come from \`bench/gen_corpus\` (50,000"
-    echo "English, 50,000 Chinese), imported at start-up."
+    echo "workload's (\`bench/workload-to-rules\`); the 100,000 articles are the English corpus of the kb part"
+    if [ $reused = true ]; then
+        echo "(\`bench/gen_corpus\`), whose database the kb part imported, so start-up only checks every file."
+    else
+        echo "(\`bench/gen_corpus\`), imported at start-up."
+    fi
     echo
-    echo "| server | intents | articles | start-up (incl. import) | RSS serving | RSS after load | peak RSS |"
+    echo "| server | intents | articles | start-up | RSS serving | RSS after load | peak RSS |"
     echo "| --- | --- | --- | --- | --- | --- | --- |"
     jq -r '.servers[] | [.config, .intents, .articles, .startup_s, .rss_kib, .rss_after_load_kib, .hwm_kib] | @tsv' "$j" |
         while IFS="$(printf '\t')" read -r c i a s r0 r1 h; do
@@ -197,7 +205,6 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
     echo "$(fmt "$(jq -r .under_load.intents_after "$j")") intents served afterwards."
     echo
     echo "![resident memory per server](perf-memory.png)"
-    [ -f bench/memory-notes.md ] && { echo; cat bench/memory-notes.md; }
 } > "$OUT/memory.md"
 
 jq -r '.servers[] | [.config, .rss_kib / 1024, .rss_after_load_kib / 1024, .hwm_kib / 1024] | @tsv' "$j" > "$tmp/plot.tsv"

@@ -5,7 +5,8 @@
 # (one JSON object; an optional "targets" array of {what, target, value, met})
 # and bench/out/P.md (its section, starting with "## "). This script adds the
 # machine the figures come from, orders the sections (router, kb, http,
-# durability, memory, then any other part by name) and ends with a table of
+# durability, memory, then any other part by name), each followed by the
+# hand-written bench/notes/P.md when there is one, and ends with a table of
 # every target, met or missed. It measures nothing itself, so it can run after
 # a single part was re-run: `make bench-kb` re-runs it too.
 set -eu
@@ -15,11 +16,11 @@ mkdir -p "$OUT" docs
 
 order="router kb http durability memory"
 parts=""
-for p in $order; do [ -f "$OUT/$p.json" ] && parts="$parts $p"; done
-for f in "$OUT"/*.json; do
+for p in $order; do [ -f "$OUT/$p.json" ] || [ -f "$OUT/$p.md" ] && parts="$parts $p"; done
+for f in "$OUT"/*.json "$OUT"/*.md; do
     [ -f "$f" ] || continue
-    p=$(basename "$f" .json)
-    case " $order " in *" $p "*) ;; *) parts="$parts $p" ;; esac
+    p=$(basename "$f"); p=${p%.*}
+    case " $order $parts " in *" $p "*) ;; *) parts="$parts $p" ;; esac
 done
 
 # the machine: a part may have been run on another day, so each part's JSON
@@ -38,6 +39,7 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp" "$tmp.parts"' EXIT INT TERM
 : > "$tmp.parts"
 for p in $parts; do
+    [ -f "$OUT/$p.json" ] || continue
     jq -c --arg p "$p" '{($p): .}' "$OUT/$p.json" >> "$tmp.parts" ||
         { echo "report.sh: $OUT/$p.json is not valid JSON" >&2; exit 1; }
 done
@@ -74,6 +76,8 @@ EOF2
         [ -f "$OUT/$p.md" ] || continue
         cat "$OUT/$p.md"
         echo
+        # what the figures alone do not say: where the time goes, what was changed
+        [ -f "bench/notes/$p.md" ] && { cat "bench/notes/$p.md"; echo; }
     done
     echo "## Targets"
     echo

@@ -123,7 +123,6 @@ row() { jq -r --argjson i "$1" '.workload[$i] | [.n, .kefu_msg_per_s, (.rivescri
     echo "\`example\` line plus, when \`../shared/data\` is present, the Banking77 test questions, out of domain;"
     echo "$(fmt "$(jq -r .bundled.messages "$j")") messages): **$(fmt "$(jq -r .bundled.msg_per_s "$j")") msg/s**; one 4 KiB adversarial message (mixed"
     echo "scripts, invisible characters, regex bait, repeated keywords) takes $(jq -r .bundled.adversarial_4k_ms "$j") ms."
-    [ -f bench/router-notes.md ] && { echo; cat bench/router-notes.md; }
 } > "$OUT/router.md"
 
 jq -r '.workload[] | [.n, .kefu_msg_per_s, (.rivescript.msgs_per_s // "NaN")] | @tsv' "$j" > "$tmp/plot.tsv"
