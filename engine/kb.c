@@ -52,6 +52,11 @@ struct kb {
     "CREATE VIRTUAL TABLE IF NOT EXISTS articles_vocab USING fts5vocab(articles_fts, 'row');"                \
     "CREATE TABLE IF NOT EXISTS kb_terms (term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
 
+/* Recounts kb_terms; the empty term (never a real one) holds the number of articles. */
+#define KB_TERMS_COUNT                                                                                       \
+    "DELETE FROM kb_terms; INSERT INTO kb_terms SELECT term, doc FROM articles_vocab;"                       \
+    "INSERT OR REPLACE INTO kb_terms VALUES ('', (SELECT count(*) FROM articles_fts));"
+
 static const char *const schema =
     "CREATE TABLE articles ("
     "  doc INTEGER PRIMARY KEY,"
@@ -75,8 +80,7 @@ static const char *const upgrades[] = {
      * index is rebuilt from the stored text so positions match snippet() */
     "INSERT INTO articles_fts(articles_fts) VALUES ('rebuild'); PRAGMA user_version = 2;",
     /* 2 → 3: the document frequencies of the terms */
-    KB_TERMS_SCHEMA "DELETE FROM kb_terms; INSERT INTO kb_terms SELECT term, doc FROM articles_vocab;"
-                    "PRAGMA user_version = 3;",
+    KB_TERMS_SCHEMA KB_TERMS_COUNT "PRAGMA user_version = 3;",
 };
 
 /* BM25 weights of title, tags, questions, body (docs/corpus.md). */
@@ -389,8 +393,7 @@ static double confidence(double cover, double mass, double s1, double s2)
 
 int kb_terms_refresh(struct kb *kb)
 {
-    return exec(kb, "DELETE FROM kb_terms; INSERT INTO kb_terms SELECT term, doc FROM articles_vocab",
-                "count the articles of every term");
+    return exec(kb, KB_TERMS_COUNT, "count the articles of every term");
 }
 
 struct term_df {
@@ -404,34 +407,83 @@ static int term_df_cmp(const void *a, const void *b)
     return x->df < y->df ? -1 : x->df > y->df ? 1 : x->t < y->t ? -1 : x->t > y->t;
 }
 
+#define KB_AND_TERMS 3 /* rarest terms required together when even the rarest one is common */
+
+/* Rebuilds q->match as the terms v[0..k) required together ("a" AND "b"). */
+static int and_match(struct kb_query *q, const struct term_df *v, size_t k)
+{
+    q->match.len = 0;
+    int rc = kb_buf_add(&q->match, "", 0);
+    for (size_t i = 0; i < k && rc == 0; i++) {
+        if (i)
+            rc = kb_buf_add(&q->match, " AND ", 5);
+        if (rc == 0)
+            rc = kb_buf_add(&q->match, "\"", 1);
+        if (rc == 0) /* a term never holds '"' (kb_query_match() has the same guarantee) */
+            rc = kb_buf_add(&q->match, q->text.s + q->off[v[i].t], q->len[v[i].t]);
+        if (rc == 0)
+            rc = kb_buf_add(&q->match, "\"", 1);
+    }
+    return rc;
+}
+
 /* FTS5 ranks every row that holds any term of the MATCH (and counts the rows
  * of each term for its IDF), so a common word makes a search over a large
  * corpus cost the whole corpus. When the terms' articles add up to more than
  * KB_ROW_BUDGET, MATCH keeps only the rarest terms that fit (always the
- * rarest one): the words that tell articles apart, which also carry most of
- * the BM25 weight. Smaller corpora search with every term, as before. */
-static int prune_common(struct kb *kb)
+ * rarest one found in some article): the words that tell articles apart,
+ * which also carry most of the BM25 weight. When even that one is common,
+ * the rarest KB_AND_TERMS terms are required together; *and_k says how many
+ * (0: an OR query), and kb_search() drops them one by one while nothing
+ * matches. Smaller corpora search with every term, as before. */
+static int term_count(struct kb *kb, const char *t, size_t n, long long *df)
 {
-    struct term_df v[KB_MAX_TERMS];
-    long long total = 0;
-    for (size_t t = 0; t < kb->q.n; t++) {
-        sqlite3_reset(kb->df);
-        sqlite3_bind_text(kb->df, 1, kb->q.text.s + kb->q.off[t], (int)kb->q.len[t], SQLITE_STATIC);
-        int rc = sqlite3_step(kb->df);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-            sqlite3_reset(kb->df);
-            return db_fail(kb, "read the term counts");
-        }
-        v[t] = (struct term_df){rc == SQLITE_ROW ? sqlite3_column_int64(kb->df, 0) : 0, t};
+    sqlite3_reset(kb->df);
+    sqlite3_bind_text(kb->df, 1, t, (int)n, SQLITE_STATIC);
+    int rc = sqlite3_step(kb->df);
+    *df = rc == SQLITE_ROW ? sqlite3_column_int64(kb->df, 0) : 0;
+    sqlite3_reset(kb->df);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(kb, "read the term counts");
+}
+
+static int prune_common(struct kb *kb, struct term_df *v, size_t *and_k)
+{
+    long long total = 0, articles;
+    *and_k = 0;
+    int rc = term_count(kb, "", 0, &articles);
+    for (size_t t = 0; t < kb->q.n && rc == 0; t++) {
+        rc = term_count(kb, kb->q.text.s + kb->q.off[t], kb->q.len[t], &v[t].df);
+        v[t].t = t;
         total += v[t].df;
     }
-    sqlite3_reset(kb->df);
-    if (total <= KB_ROW_BUDGET)
-        return 0;
+    if (rc < 0 || total <= KB_ROW_BUDGET)
+        return rc;
+    if (articles <= 0) /* not counted: no term is taken for ubiquitous */
+        articles = total * 2 + 1;
     qsort(v, kb->q.n, sizeof *v, term_df_cmp);
+    size_t z = 0; /* the rarest term that some article holds */
+    while (z < kb->q.n && v[z].df == 0)
+        z++;
+    if (z == kb->q.n)
+        return 0;
+    /* a term in half the articles or more has no weight in FTS5's BM25 (IDF
+     * 1e-6) and tells no article apart: above the budget it is left out, and
+     * a question made only of such words ("how do i") finds nothing */
+    size_t m = z;
+    while (m < kb->q.n && 2 * v[m].df <= articles)
+        m++;
+    if (m == z) {
+        kb->q.match.len = 0;
+        return kb_buf_add(&kb->q.match, "", 0) < 0 ? kb_fail(kb, KEFU_ENOMEM, "out of memory") : 1;
+    }
+    if (v[z].df > KB_ROW_BUDGET && m - z > 1) {
+        *and_k = m - z < KB_AND_TERMS ? m - z : KB_AND_TERMS;
+        memmove(v, v + z, *and_k * sizeof *v);
+        return and_match(&kb->q, v, *and_k);
+    }
     unsigned char keep[KB_MAX_TERMS] = {0};
     long long used = 0;
-    for (size_t k = 0; k < kb->q.n; k++) {
+    for (size_t k = 0; k < m; k++) {
         if (used > 0 && used + v[k].df > KB_ROW_BUDGET)
             break; /* terms in no article cost nothing and are kept until one that is */
         keep[v[k].t] = 1;
@@ -452,12 +504,19 @@ int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, s
     out->n_terms = kb->q.n;
     if (kb->q.n == 0)
         return 0;
-    if (kb->q.n > 1 && (rc = prune_common(kb)) < 0)
-        return rc;
+    struct term_df v[KB_MAX_TERMS];
+    size_t and_k = 0;
+    if ((rc = prune_common(kb, v, &and_k)) != 0)
+        return rc < 0 ? rc : 0; /* 1: nothing but words every other article holds */
     struct cand c[KB_CANDIDATES];
     size_t n;
     if ((rc = read_cands(kb, locale, c, &n)) < 0)
         return rc;
+    while (n == 0 && and_k > 1) { /* no article holds them all: require one fewer */
+        arena_release(&kb->ar);
+        if ((rc = and_match(&kb->q, v, --and_k)) < 0 || (rc = read_cands(kb, locale, c, &n)) < 0)
+            return rc;
+    }
     n = dedup(c, n);
     for (size_t i = 0; i < n && i < KB_MAX_HITS && rc == 0; i++) {
         struct kb_hit *h = &out->hit[out->n++];
