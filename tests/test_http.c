@@ -376,8 +376,18 @@ static void test_dialog_errors(void **state)
     sprintf(path, "/v1/conversations/%s/messages", id);
     struct resp r;
     call("POST", path, h, "{\"text\":\"io-error\"}", &r);
-    expect(&r, 500, "storage_error");
+    expect(&r, 503, "storage_error");
     assert_non_null(strstr(r.body, "cannot append the message")); /* dialog_error() is the message */
+    assert_string_equal(hdr(&r, "Retry-After"), "1");
+    done(&r);
+    /* a commit that fails after the request was parked: 503, never a 2xx */
+    call("POST", path, h, "{\"text\":\"commit-error\"}", &r);
+    expect(&r, 503, "storage_error");
+    assert_non_null(strstr(r.body, "cannot store the message"));
+    assert_string_equal(hdr(&r, "Retry-After"), "1");
+    done(&r);
+    call("POST", path, h, "{\"text\":\"hello after a failed commit\"}", &r);
+    assert_int_equal(r.status, 200);
     done(&r);
     call("POST", path, h, "{\"text\":\"busy\"}", &r);
     expect(&r, 503, "unavailable");
