@@ -837,6 +837,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&h->in_flight, 1);
 }
 
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: decodes %HH in the path and the query
+ * arguments in place, except %00, which stays as written: a decoded NUL
+ * would cut the C string, so "/static/a.txt%00.png" would be read as
+ * "/static/a.txt". Returns the new length. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    size_t o = 0;
+    for (size_t i = 0; s[i];) {
+        int hi = s[i] == '%' ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            s[o++] = (char)(hi * 16 + lo);
+            i += 3;
+        } else {
+            s[o++] = s[i++];
+        }
+    }
+    s[o] = 0;
+    return o;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
@@ -922,6 +951,7 @@ static int start_daemon(struct http *h, const struct sockaddr_storage *ss)
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, h},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };

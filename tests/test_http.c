@@ -577,7 +577,8 @@ static void test_static(void **state)
         "/static/..%2fsecret.txt", "/static/.hidden",
         "/static//etc/passwd",     "/static/%2Fetc%2Fpasswd",
         "/demo/../../secret.txt",  "/static/..\\secret.txt",
-        "/static/nothing.css",
+        "/static/nothing.css",     "/static/app.css%00.png",
+        "/static/app.css%00",
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         call("GET", bad[k], NULL, NULL, &r);
@@ -587,6 +588,29 @@ static void test_static(void **state)
     }
     call("POST", "/widget.js", NULL, "{}", &r);
     expect(&r, 405, "method_not_allowed");
+    done(&r);
+}
+
+/* %00 is never decoded: a NUL would cut the path or the token short. */
+static void test_encoded_nul(void **state)
+{
+    char id[64], tok[64], path[256];
+    create(id, tok);
+    struct resp r;
+    sprintf(path, "/v1/conversations/%s/events?token=%s%%00x", id, tok);
+    call("GET", path, NULL, NULL, &r);
+    expect(&r, 403, "forbidden");
+    done(&r);
+    sprintf(path, "/v1/conversations/%s/messages%%00/x", id);
+    char h[128];
+    auth_header(h, tok);
+    call("GET", path, h, NULL, &r);
+    expect(&r, 404, "not_found");
+    done(&r);
+    char enc[256];
+    sprintf(enc, "/v1/conversations/%s/%%6Dessages", id);
+    call("GET", enc, h, NULL, &r);
+    expect(&r, 200, NULL);
     done(&r);
 }
 
@@ -1095,25 +1119,16 @@ static void test_depth_scan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_depth_scan),
-        cmocka_unit_test(test_rate_buckets),
-        cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_conversation_flow),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_dialog_errors),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_keep_alive),
-        cmocka_unit_test(test_agent_flow),
-        cmocka_unit_test(test_cors),
-        cmocka_unit_test(test_static),
-        cmocka_unit_test(test_long_poll),
-        cmocka_unit_test(test_sse),
-        cmocka_unit_test(test_agent_push),
-        cmocka_unit_test(test_metrics_health),
-        cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_rate_limits),
-        cmocka_unit_test(test_request_timeout),
-        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_depth_scan),      cmocka_unit_test(test_rate_buckets),
+        cmocka_unit_test(test_alloc_failures),  cmocka_unit_test(test_conversation_flow),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_dialog_errors),
+        cmocka_unit_test(test_limits),          cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_agent_flow),      cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_static),          cmocka_unit_test(test_encoded_nul),
+        cmocka_unit_test(test_long_poll),       cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_agent_push),      cmocka_unit_test(test_metrics_health),
+        cmocka_unit_test(test_reload),          cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_request_timeout), cmocka_unit_test(test_drain),
         cmocka_unit_test(test_listen_parse),
     };
     return cmocka_run_group_tests_name("http", tests, setup, teardown);
