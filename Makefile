@@ -50,17 +50,22 @@ $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
+# The raw-socket client of tests/hostile.sh (slow clients, announced bodies never sent).
+$(BUILD)/tests/hostile_client: tests/hostile_client.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $<
+
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
 $(BUILD)/hans_table.h: scripts/gen-hans-table.sh | deps
 	@mkdir -p $(@D)
 	scripts/gen-hans-table.sh > $@.tmp && mv $@.tmp $@
 
-unit: $(TESTBINS) $(BUILD)/kefu
+unit: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client
 	@BUILD=$(BUILD) tests/run.sh $(TESTBINS)
 
 # make test: the unit, CLI and HTTP suites, plus (KEFU_TEST_FULL) the fuzz smoke
 # and the unit tests under valgrind, all counted in one closing line.
-test: $(TESTBINS) $(BUILD)/kefu fuzz-build
+test: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client fuzz-build
 	@BUILD=$(BUILD) KEFU_TEST_FULL=1 FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh $(TESTBINS)
 
 # ASan + UBSan build of everything, then the whole suite under it.

@@ -30,6 +30,11 @@ e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
 printf '%s\n' "$e2e"
 passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
+# hostile input against a real kefu serve: "ok NAME" or "not ok NAME" lines
+ho=$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)
+printf '%s\n' "$ho"
+passed=$((passed + $(printf '%s\n' "$ho" | grep -c '^ok ')))
+failed=$((failed + $(printf '%s\n' "$ho" | grep -c '^not ok ')))
 # make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,
 # then a few seconds of fuzzing per target) and the unit tests under valgrind
 if [ -n "${KEFU_TEST_FULL:-}" ]; then
