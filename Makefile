@@ -92,7 +92,24 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    echo "valgrind: kefu serve under tests/e2e.sh clean"
 
 run: kefu
-	./kefu serve
+	@if [ -z "$$KEFU_AGENT_TOKENS" ]; then KEFU_AGENT_TOKENS="demo:$$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"; \
+	    echo "kefu: agent token for the console (agent 'demo'): $${KEFU_AGENT_TOKENS#demo:}"; fi; \
+	    export KEFU_AGENT_TOKENS; exec ./kefu serve
+
+# Browser tests: the widget and the console in Debian's headless Chromium, driven by
+# playwright-core from npm (tests/browser/; node_modules is installed once, from the lock).
+BROWSER = tests/browser
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: browser-deps browser screenshots
+browser-deps: $(BROWSER)/node_modules/.package-lock.json
+unit: browser-deps
+browser: $(BUILD)/kefu browser-deps
+	BUILD=$(BUILD) node $(BROWSER)/run.js
+# docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve
+screenshots: $(BUILD)/kefu browser-deps
+	BUILD=$(BUILD) node $(BROWSER)/screenshots.js
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a

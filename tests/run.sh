@@ -30,5 +30,13 @@ e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
 printf '%s\n' "$e2e"
 passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
+# the widget and the console in headless Chromium (tests/browser/): "ok NAME" or "not ok NAME" lines
+br=$(BUILD="${BUILD:-build}" node tests/browser/run.js 2>&1)
+bs=$?
+printf '%s\n' "$br"
+passed=$((passed + $(printf '%s\n' "$br" | grep -c '^ok ')))
+bf=$(printf '%s\n' "$br" | grep -c '^not ok ')
+[ "$bs" -ne 0 ] && [ "$bf" -eq 0 ] && bf=1 && echo "not ok browser tests did not run (make browser-deps?)"
+failed=$((failed + bf))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -214,7 +214,8 @@
     'form button:disabled{opacity:.5;cursor:default}',
     '.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
     '@media (max-width:480px){:host{bottom:12px;' + cfg.position + ':12px}',
-    '.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0;bottom:0}}'
+    '.panel{position:fixed;inset:0;width:auto;height:auto;max-height:none;border-radius:0;bottom:0}',
+    ':host([data-open]) .launcher{display:none}}'
   ].join('\n');
 
   var ICON_CHAT = 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2zm3 6a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3zm5 0a1.5 1.5 0 1 0 0 3 1.5 1.5 0 0 0 0-3z';
@@ -724,6 +725,7 @@
   /* ---- opening, closing, keyboard ---- */
   function open() {
     ui.panel.hidden = false;
+    host.setAttribute('data-open', '');
     ui.launcher.setAttribute('aria-expanded', 'true');
     unread = 0; showBadge();
     try { sessionStorage.setItem(KEY + ':open', '1'); } catch (e) {}
@@ -733,6 +735,7 @@
   }
   function close() {
     ui.panel.hidden = true;
+    host.removeAttribute('data-open');
     ui.launcher.setAttribute('aria-expanded', 'false');
     try { sessionStorage.removeItem(KEY + ':open'); } catch (e) {}
     ui.launcher.focus();

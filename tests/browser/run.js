@@ -265,6 +265,10 @@ async function main() {
     assert(send && send.y + send.height <= 667.5 && send.width >= 40 && send.height >= 36, 'send button reachable: ' + JSON.stringify(send));
     const answer = await ask(p, '我要开发票');
     assert(answer.includes('电子普通发票'), 'answer on a phone: ' + answer);
+    /* the send button is not covered (a click checks that it receives the pointer) */
+    await p.locator('#kefu-input').fill('怎么退货');
+    await p.locator('form button[type=submit]').click({ timeout: 5000 });
+    await p.locator('.msg.customer .text', { hasText: '怎么退货' }).waitFor();
     const wide = await p.evaluate(() => document.documentElement.scrollWidth);
     assert(wide <= 375, 'no horizontal scrolling: ' + wide);
     await p.locator('.close').click();

@@ -18,6 +18,7 @@
   var queue = { version: -1, items: [], at: 0, queues: [] };
   var current = null; /* {id, ctx, lastSeq, follow} */
   var session = 0;    /* bumped on sign-out: stale loops stop */
+  var ticking = 0;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -107,7 +108,7 @@
     queueLoop(s);
     statsLoop(s);
     renderMine();
-    setInterval(tick, 1000);
+    if (!ticking) ticking = setInterval(tick, 1000);
   }
 
   /* ---- the queue ---- */
