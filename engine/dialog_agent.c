@@ -674,14 +674,14 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
         sum += r * s.ratings[r];
         json_array_append_new(values, json_integer(s.ratings[r]));
     }
-    *out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:{s:I, s:f, s:I}, s:{s:I, s:f, s:o}, s:o}",
-                     "since", (json_int_t)since, "until", (json_int_t)now, "conversations",
-                     (json_int_t)s.conversations, "customer_messages", (json_int_t)s.customer_messages,
-                     "answered", (json_int_t)s.answered, "automation_rate",
-                     s.bot_handled ? (double)s.answered / (double)s.bot_handled : 0.0, "handoffs",
-                     (json_int_t)s.handoffs, "claims", (json_int_t)s.claims, "resolves", (json_int_t)s.resolves,
-                     "wait_s", "claims", (json_int_t)s.waits, "avg", s.wait_avg, "max", (json_int_t)s.wait_max,
-                     "ratings", "count", (json_int_t)rated, "avg", rated ? (double)sum / (double)rated : 0.0,
-                     "values", values, "hours", stats_hours(&s, since, now));
+    *out = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:{s:I, s:f, s:I}, s:{s:I, s:f, s:o}, s:o}", "since",
+        (json_int_t)since, "until", (json_int_t)now, "conversations", (json_int_t)s.conversations,
+        "customer_messages", (json_int_t)s.customer_messages, "answered", (json_int_t)s.answered,
+        "automation_rate", s.bot_handled ? (double)s.answered / (double)s.bot_handled : 0.0, "handoffs",
+        (json_int_t)s.handoffs, "claims", (json_int_t)s.claims, "resolves", (json_int_t)s.resolves, "wait_s",
+        "claims", (json_int_t)s.waits, "avg", s.wait_avg, "max", (json_int_t)s.wait_max, "ratings", "count",
+        (json_int_t)rated, "avg", rated ? (double)sum / (double)rated : 0.0, "values", values, "hours",
+        stats_hours(&s, since, now));
     return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
 }

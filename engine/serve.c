@@ -193,10 +193,12 @@ static void reload(struct dialog *d)
 static void print_pages(const char *web, const char *url)
 {
     char path[4096];
-    if (!web || snprintf(path, sizeof path, "%s/demo/index.html", web) >= (int)sizeof path || access(path, R_OK) != 0)
+    if (!web || snprintf(path, sizeof path, "%s/demo/index.html", web) >= (int)sizeof path ||
+        access(path, R_OK) != 0)
         return;
     printf("kefu: demo shop with the chat widget on %s/demo\n", url);
-    if (snprintf(path, sizeof path, "%s/console/index.html", web) < (int)sizeof path && access(path, R_OK) == 0)
+    if (snprintf(path, sizeof path, "%s/console/index.html", web) < (int)sizeof path &&
+        access(path, R_OK) == 0)
         printf("kefu: agent console on %s/console\n", url);
 }
 

@@ -127,9 +127,10 @@ static const char *const sql[N_STMT] = {
                        " FROM messages WHERE sender = 'customer' AND created_at >= ?1 GROUP BY 1",
     [R_DAY_EVENTS] = "SELECT (at - ?1) / 3600, kind, count(*) FROM events WHERE at >= ?1"
                      " AND kind IN ('created', 'handoff', 'claim', 'resolve') GROUP BY 1, 2",
-    [R_DAY_WAITS] = "SELECT count(w), coalesce(avg(w), 0), coalesce(max(w), 0) FROM (SELECT e.at - (SELECT max(h.at)"
-                    " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
-                    " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= ?1)",
+    [R_DAY_WAITS] =
+        "SELECT count(w), coalesce(avg(w), 0), coalesce(max(w), 0) FROM (SELECT e.at - (SELECT max(h.at)"
+        " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
+        " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= ?1)",
     [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= ?1 GROUP BY rating",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1",

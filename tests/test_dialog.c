@@ -270,7 +270,8 @@ static void test_journey(void **state)
     assert_int_equal(f->queue_notified, 3); /* the handoff, the claim, the resolve */
 }
 
-/* 1.3 the figures of the day: one answer, one handoff claimed after 42 s, a rating of 4; nothing before since */
+/* 1.3 the figures of the day: one answer, one handoff claimed after 42 s, a rating of 4; nothing before since
+ */
 static void test_stats(void **state)
 {
     struct fixture *f = *state;
@@ -304,7 +305,8 @@ static void test_stats(void **state)
     assert_int_equal(num(out, "wait_s", "claims"), 1);
     assert_int_equal(num(out, "wait_s", "max"), 42);
     assert_int_equal(num(out, "ratings", "count"), 1);
-    assert_int_equal(json_integer_value(json_array_get(json_object_get(json_object_get(out, "ratings"), "values"), 3)), 1);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_object_get(json_object_get(out, "ratings"), "values"), 3)), 1);
     json_t *hours = json_object_get(out, "hours");
     size_t nh = json_array_size(hours);
     assert_int_equal(nh, (size_t)((fake_now - midnight) / 3600 + 1));

@@ -696,6 +696,12 @@
         rendered[seq] = true;
         var text2 = r.reply.text || '';
         bubble('bot', text2, seq);
+        if (r.reply.source === 'feedback' && conv) { /* a rating typed as a message */
+          conv.ratedSeq = surveySeq;
+          save();
+          if (ratingBox && ratingBox.parentNode) ratingBox.parentNode.removeChild(ratingBox);
+          ratingBox = null;
+        }
         if (r.reply.notice) bubble('system', r.reply.notice);
         renderArticles(r.reply.articles);
         renderQuick(r.reply.quick_replies);

@@ -24,8 +24,9 @@ function copyDir(from, to) {
   }
 }
 
-/* Starts kefu serve; resolves {url, pid, dir, stop()} once it prints its URL. */
-async function startServer() {
+/* Starts kefu serve (with extra arguments, if any); resolves {url, pid, dir,
+ * stop()} once it prints its URL. */
+async function startServer(extra) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-browser-'));
   copyDir(path.join(ROOT, 'rules'), path.join(dir, 'rules'));
   copyDir(path.join(__dirname, 'fixture', 'rules'), path.join(dir, 'rules'));
@@ -35,7 +36,7 @@ async function startServer() {
   const env = Object.assign({}, process.env, { KEFU_AGENT_TOKENS: 'alice:' + AGENT_TOKEN });
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
     '--rules', path.join(dir, 'rules'), '--corpus', path.join(dir, 'corpus'), '--web', path.join(ROOT, 'web'),
-    '--rate-limit', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    '--rate-limit', '0'].concat(extra || []), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', err = '';
   child.stderr.on('data', (d) => { err += d; });
   const url = await new Promise((resolve, reject) => {

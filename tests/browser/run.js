@@ -5,6 +5,9 @@
  * them fails the test that caused it. No test waits on a clock: each waits
  * for what a person would see, with playwright's bounded waits. */
 'use strict';
+const http = require('http');
+const path = require('path');
+const { execFileSync } = require('child_process');
 const { AGENT_TOKEN, startServer, launch, api } = require('./lib');
 
 const XSS_IMG = '<img src=x onerror="window.__xss=1;alert(1)">';
@@ -12,7 +15,7 @@ const XSS_SCRIPT = '<script>window.__xss=2;alert(2)</script>';
 const XSS_LINK = 'javascript:alert(3)';
 const XSS_NAME = '<img src=x onerror="alert(\'name\')">Mallory';
 
-let server;
+let server, shop, shopOrigin;
 const results = [];
 
 /* Records dialogs, page errors and console errors of every page of ctx. */
@@ -86,8 +89,24 @@ async function convId(p) {
   });
 }
 
+/* Another site on its own origin that embeds the widget with one script tag. */
+function startShop() {
+  return new Promise((resolve) => {
+    const srv = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>Another shop</title>' +
+        '<style>body{font:20px serif;color:#123}div,button{all:unset}</style><h1>Another shop</h1>' +
+        '<script src="' + server.url + '/widget.js" data-kefu-server="' + server.url + '" data-locale="en"></script>');
+    });
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+}
+
 async function main() {
-  server = await startServer();
+  server = { url: '' };
+  shop = await startShop();
+  shopOrigin = 'http://127.0.0.1:' + shop.address().port;
+  server = await startServer(['--cors-origin', shopOrigin]);
 
   await test('widget: a common question in English gets the rule answer with its article', async (open) => {
     const p = await page(await open(), '/demo?lang=en');
@@ -190,6 +209,10 @@ async function main() {
     await customer.locator('.rating[data-done="true"]').waitFor();
     const st = await api(server.url, 'GET', '/v1/stats', null, AGENT_TOKEN);
     assert(st.json.ratings.values[3] >= 1, 'rating 4 stored: ' + JSON.stringify(st.json.ratings));
+    assert(/^[A-Za-z0-9_-]+$/.test(id), 'conversation id shape');
+    const row = execFileSync('sqlite3', [path.join(server.dir, 'data', 'kefu.db'),
+      "SELECT rating || '|' || coalesce(comment, '') FROM feedback WHERE conv = '" + id + "'"]).toString().trim();
+    assert(row === '4|quick and kind', 'feedback row in kefu.db: ' + row);
     /* the console's figures show it after the resolve */
     await agent.locator('#figures', { hasText: 'Rating' }).waitFor();
     /* the conversation survives a reload of the shop page */
@@ -255,6 +278,25 @@ async function main() {
     assert(problems.length === 0, 'no dialogs or errors');
   });
 
+  await test('widget: embedded with one script tag on another origin (CORS), agent replies arrive live', async (open) => {
+    const ctx = await open();
+    const p = ctx.pages()[0] || await ctx.newPage();
+    await p.goto(shopOrigin + '/');
+    await openWidget(p);
+    const answer = await ask(p, 'how do I get an invoice');
+    assert(answer.includes('electronic general invoice'), 'answer across origins: ' + answer);
+    /* the host page's "div,button{all:unset}" does not reach into the shadow root */
+    const bg = await p.locator('.launcher').evaluate((b) => getComputedStyle(b).borderRadius);
+    assert(bg === '50%', 'launcher keeps its own style: ' + bg);
+    await ask(p, 'talk to a human');
+    const id = await convId(p);
+    assert((await api(server.url, 'POST', '/v1/conversations/' + id + '/claim', null, AGENT_TOKEN)).status === 200, 'claim');
+    await api(server.url, 'POST', '/v1/conversations/' + id + '/agent-messages', { text: 'Hello from the agent across origins.' }, AGENT_TOKEN);
+    await p.locator('.msg.agent', { hasText: 'across origins' }).waitFor();
+    await api(server.url, 'POST', '/v1/conversations/' + id + '/resolve', null, AGENT_TOKEN);
+    await p.locator('.stars button[data-rating="5"]').waitFor();
+  });
+
   await test('widget: usable at 375x667', async (open) => {
     const ctx = await open({ viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
     const p = await page(ctx, '/demo?lang=zh');
@@ -302,7 +344,8 @@ main().catch((e) => {
   console.log('not ok browser tests could not run');
   console.log(String(e && e.stack || e).split('\n').map((l) => '# ' + l).join('\n'));
 }).then(async () => {
-  if (server) await server.stop();
+  if (server && server.stop) await server.stop();
+  if (shop) shop.close();
   const failed = results.filter((r) => !r).length;
   console.log('# browser: ' + (results.length - failed) + ' passed, ' + failed + ' failed');
   process.exitCode = failed ? 1 : 0;

@@ -48,9 +48,12 @@ async function main() {
     await phone.goto(server.url + '/demo?lang=en&customer=u-phone');
     await phone.locator('.launcher').click();
     await phone.locator('.msg.bot').first().waitFor();
-    await phone.locator('#kefu-input').fill('lantern lost broken');
-    await phone.locator('#kefu-input').press('Enter');
-    await phone.locator('.quick button').first().waitFor();
+    for (const text of ['my parcel has not arrived', 'KF12345678']) {
+      const n = await phone.locator('.msg.bot').count();
+      await phone.locator('#kefu-input').fill(text);
+      await phone.locator('#kefu-input').press('Enter');
+      await phone.locator('.msg.bot').nth(n).waitFor();
+    }
     await phone.screenshot({ path: path.join(ROOT, 'docs', 'widget-mobile.png') });
     console.log('screenshots: docs/widget.png docs/console.png docs/widget-mobile.png');
   } finally {
