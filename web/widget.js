@@ -324,6 +324,7 @@
   var surveySeq = 0;
   var queueTimer = null;
   var starting = null;
+  var restoring = false;     /* the stored transcript is being shown again: no unread count */
 
   function api(method, path, body, token) {
     var headers = { 'Accept': 'application/json' };
@@ -361,7 +362,7 @@
     m.appendChild(body);
     if (seq) m.setAttribute('data-seq', String(seq));
     ui.log.insertBefore(m, ui.typing.parentNode === ui.log ? ui.typing : null);
-    if (!isOpen() && from !== 'customer') { unread++; showBadge(); }
+    if (!isOpen() && from !== 'customer' && !restoring) { unread++; showBadge(); }
     scrollDown();
     return m;
   }
@@ -642,7 +643,8 @@
     if (conv) {
       starting = api('GET', convPath('/messages?after=0'), null, conv.token).then(function (r) {
         setOnline(true);
-        (r.messages || []).forEach(take);
+        restoring = true;
+        try { (r.messages || []).forEach(take); } finally { restoring = false; }
         setState(r.state, r.queue);
         begin();
       }, function (e) {

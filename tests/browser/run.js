@@ -291,8 +291,14 @@ async function main() {
     await ask(p, 'talk to a human');
     const id = await convId(p);
     assert((await api(server.url, 'POST', '/v1/conversations/' + id + '/claim', null, AGENT_TOKEN)).status === 200, 'claim');
+    await p.locator('.status.agent').waitFor();
+    await p.locator('.close').click(); /* closed: the reply shows as a count on the launcher */
     await api(server.url, 'POST', '/v1/conversations/' + id + '/agent-messages', { text: 'Hello from the agent across origins.' }, AGENT_TOKEN);
+    await p.locator('.launcher .badge', { hasText: '1' }).waitFor();
+    assert((await p.locator('.launcher').getAttribute('aria-label')).includes('1'), 'the count is in the label');
+    await p.locator('.launcher').click();
     await p.locator('.msg.agent', { hasText: 'across origins' }).waitFor();
+    assert(await p.locator('.launcher .badge').isHidden(), 'count cleared on open');
     await api(server.url, 'POST', '/v1/conversations/' + id + '/resolve', null, AGENT_TOKEN);
     await p.locator('.stars button[data-rating="5"]').waitFor();
   });
