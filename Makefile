@@ -45,6 +45,9 @@ $(BUILD)/tests/%.o: tests/%.c | deps
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
+# test_text.c includes the generated table: make it first, also under -j.
+$(BUILD)/tests/test_text.o: $(BUILD)/hans_table.h
+
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
 $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
