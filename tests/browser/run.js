@@ -213,8 +213,12 @@ async function main() {
     const row = execFileSync('sqlite3', [path.join(server.dir, 'data', 'kefu.db'),
       "SELECT rating || '|' || coalesce(comment, '') FROM feedback WHERE conv = '" + id + "'"]).toString().trim();
     assert(row === '4|quick and kind', 'feedback row in kefu.db: ' + row);
-    /* the console's figures show it after the resolve */
-    await agent.locator('#figures', { hasText: 'Rating' }).waitFor();
+    /* the console's figures of the day agree with the API after the resolve */
+    await agent.waitForFunction((n) => {
+      const d = [...document.querySelectorAll('#figures div')].find((x) => x.querySelector('dt').textContent === 'Handoffs');
+      return d && d.querySelector('dd').textContent === String(n);
+    }, st.json.handoffs);
+    assert(await agent.locator('#chart-hours svg rect').count() > 0, 'the hourly chart has bars');
     /* the conversation survives a reload of the shop page */
     await customer.reload(); /* the panel stays open across the reload */
     await customer.locator('.msg.agent', { hasText: 'this is Alice' }).waitFor();
@@ -276,6 +280,8 @@ async function main() {
     }
     assert(await customer.locator('.msg a[href="http://127.0.0.1/ok"]').count() === 1, 'plain http links still work');
     assert(problems.length === 0, 'no dialogs or errors');
+    await agent.locator('#resolve').click();
+    await customer.locator('.stars button').first().waitFor();
   });
 
   await test('widget: embedded with one script tag on another origin (CORS), agent replies arrive live', async (open) => {
