@@ -202,6 +202,19 @@ static void reload(struct dialog *d)
 }
 
 /* Waits for signals until SIGTERM or SIGINT; returns the signal. */
+/* Prints the demo shop's and the agent console's URLs when the web directory has them. */
+static void print_pages(const char *web, const char *url)
+{
+    char path[4096];
+    if (!web || snprintf(path, sizeof path, "%s/demo/index.html", web) >= (int)sizeof path ||
+        access(path, R_OK) != 0)
+        return;
+    printf("kefu: demo shop with the chat widget on %s/demo\n", url);
+    if (snprintf(path, sizeof path, "%s/console/index.html", web) < (int)sizeof path &&
+        access(path, R_OK) == 0)
+        printf("kefu: agent console on %s/console\n", url);
+}
+
 static int wait_signals(int fd, struct dialog *d)
 {
     for (;;) {
@@ -252,6 +265,7 @@ static int run(struct serve_opts *o, int sfd)
     char url[200];
     http_url(h, url, sizeof url);
     printf("kefu: serving on %s\n", url);
+    print_pages(o->hc.web_dir, url);
     fflush(stdout);
     json_t *f = json_pack("{s:s}", "url", url);
     log_json(LOG_LEVEL_INFO, "listening", f);
