@@ -194,8 +194,8 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.0f", k / 1024 }'; }
             echo "| $c | $(fmt "$i") | $(fmt "$a") | $s s | $(mib "$r0") MiB | $(mib "$r1") MiB | $(mib "$an") MiB | $(mib "$fi") MiB | $(mib "$h") MiB |"
         done
     echo
-    echo "The mapped-file part is the knowledge base's SQLite file, read through a memory map: page cache"
-    echo "the kernel shares and reclaims, counted in RSS once touched (start-up reads every article's row)."
+    echo "Mapped files are the binary, its libraries and what was read of the memory-mapped knowledge base;"
+    echo "the heap is everything the process allocated (rule sets, SQLite's page caches, buffers)."
     echo
     echo "Reloading the 10,000 intents (\`POST /v1/admin/reload\`: read and compile every file, build the"
     echo "example index, swap the rule set under a lock; requests in flight keep the set they started with):"

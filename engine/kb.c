@@ -209,10 +209,10 @@ static int open_db(struct kb *kb, const char *path)
     int rc = migrate(kb, path);
     if (rc == 0 && !kb->read_only && !memory)
         rc = exec(kb, "PRAGMA journal_mode = WAL", "switch to wal mode");
-    /* searches read the index through a memory map and keep 16 MiB of pages
-     * per connection: without them every doclist page is a read() call */
+    /* searches read the index through a memory map: without it every
+     * doclist page is a read() call into SQLite's own page cache */
     if (rc == 0)
-        rc = exec(kb, "PRAGMA mmap_size = 1073741824; PRAGMA cache_size = -16384", "size the page cache");
+        rc = exec(kb, "PRAGMA mmap_size = 1073741824", "map the database");
     if (rc == 0)
         rc = prepare(kb, sql_search, &kb->search);
     if (rc == 0)
