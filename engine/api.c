@@ -73,6 +73,7 @@ static int h_resolve(struct call *c);
 static int h_health(struct call *c);
 static int h_metrics(struct call *c);
 static int h_reload(struct call *c);
+static int h_erase(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
     {                                                                                                        \
@@ -95,6 +96,7 @@ static const struct route routes[] = {
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
+    R("POST", "/v1/admin/erase", AUTH_ADMIN, BODY_REQUIRED, 1, h_erase),
 };
 #undef R
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -203,6 +205,7 @@ static const struct {
     {KEFU_ECONFLICT, 409, "conflict"},     {KEFU_ELIMIT, 429, "rate_limited"},
     {KEFU_EBUSY, 503, "unavailable"},      {KEFU_EIO, 500, "storage_error"},
     {KEFU_ENOMEM, 503, "out_of_memory"},   {KEFU_ESYNTAX, 409, "rules_invalid"},
+    {KEFU_ENOSPC, 503, "storage_full"},
 };
 
 /* Turns a dialog failure into an error response with dialog_error()'s reason. */
@@ -216,6 +219,8 @@ static void fail_rc(struct api_response *r, int rc)
             api_error(r, errors[k].status, errors[k].code, why);
             if (rc == KEFU_EAUTH)
                 r->www_authenticate = 1;
+            if (rc == KEFU_ENOSPC)
+                r->retry_after = 30; /* nothing was stored: the same request may be sent again */
             return;
         }
     api_error(r, 500, "internal", why);
@@ -795,6 +800,27 @@ static int h_reload(struct call *c)
                             json_object_get(health, "rules"));
     json_decref(health);
     return ok(c, 200, 0, out);
+}
+
+/* POST /v1/admin/erase {customer}: the id travels in the body, so it
+ * never reaches the access log's path. */
+static int h_erase(struct call *c)
+{
+    json_t *id = json_object_get(c->body, "customer");
+    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 127) {
+        api_error(c->resp, 400, "invalid_request", "expected {customer} with a customer id of 1 to 127 bytes");
+        return KEFU_EINVAL;
+    }
+    json_t *out = NULL, *convs = NULL;
+    int rc = dialog_erase_customer(c->a->cfg.dialog, json_string_value(id), &out, &convs);
+    for (size_t i = 0; i < json_array_size(convs); i++)
+        webhook_forget(c->a->cfg.webhook, json_string_value(json_array_get(convs, i)));
+    json_decref(convs);
+    if (rc == 0)
+        log_msg(LOG_LEVEL_INFO, "erased a customer: %lld conversations, %lld messages",
+                (long long)json_integer_value(json_object_get(out, "conversations")),
+                (long long)json_integer_value(json_object_get(out, "messages")));
+    return ok(c, 200, rc, out);
 }
 
 /* ---- the entry points ---- */

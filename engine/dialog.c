@@ -12,6 +12,7 @@
 
 #include "decide.h"
 #include "kefu.h"
+#include "redact.h"
 #include "text.h"
 
 #include <errno.h>
@@ -150,6 +151,17 @@ int dialog_load(struct dialog *d, const char *id, struct store_conv *c)
         return dialog_fail(rc, "no conversation '%s'", id);
     if (rc < 0)
         return dialog_fail(rc, "cannot read conversation '%s'", id);
+    return 0;
+}
+
+int dialog_redact(struct dialog *d, const char **text, char **owned)
+{
+    *owned = NULL;
+    if (!d->redact || !*text)
+        return 0;
+    if (redact_text(*text, strlen(*text), d->redact, owned, NULL) < 0)
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    *text = *owned;
     return 0;
 }
 
@@ -473,6 +485,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
     d->tz_offset_min = cfg->tz_offset_min;
+    d->redact = cfg->redact;
     d->now = cfg->now;
     d->now_ctx = cfg->now_ctx;
     d->data_dir = dup_or_null(cfg->data_dir ? cfg->data_dir : "data");
@@ -653,6 +666,7 @@ struct turn {
     struct store_customer cu;
     json_t *mem; /* the conversation's memory: slots, pending, intents */
     const char *text, *client_id;
+    char *redacted; /* the text as redacted (owned), or NULL */
     size_t len;
     const char *locale;
     char locale_buf[16];
@@ -1260,6 +1274,7 @@ static void turn_release(struct turn *t)
     json_decref(t->quick);
     json_decref(t->articles);
     store_conv_release(&t->c);
+    free(t->redacted);
 }
 
 /* Loads conversation id and its customer into t. */
@@ -1290,6 +1305,8 @@ int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, jso
         rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &t->text);
     if (rc == 0)
         rc = dialog_req_text(req, "client_id", 64, 0, &t->client_id);
+    if (rc == 0)
+        rc = dialog_redact(d, &t->text, &t->redacted);
     if (rc == 0) {
         t->len = strlen(t->text);
         dialog_lock(d, conv ? conv : "");
@@ -1343,12 +1360,17 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
     const char *comment;
     if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 5)
         return dialog_fail(KEFU_EINVAL, "rating must be an integer from 1 to 5");
+    char *owned = NULL;
     int rc = dialog_req_text(req, "comment", 1000, 0, &comment);
+    if (rc == 0)
+        rc = dialog_redact(d, &comment, &owned);
     if (rc < 0)
         return rc;
     struct store_conv c;
-    if ((rc = dialog_load(d, conv, &c)) < 0)
+    if ((rc = dialog_load(d, conv, &c)) < 0) {
+        free(owned);
         return rc;
+    }
     store_conv_release(&c);
     int rating = (int)json_integer_value(r);
     long long now = dialog_now(d);
@@ -1356,7 +1378,9 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
     store_batch_init(&b);
     store_add_feedback(&b, conv, now, rating, comment);
     store_add_event(&b, conv, now, "feedback", NULL, NULL, NULL);
-    if ((rc = store_write(d->st, &b)) < 0)
+    rc = store_write(d->st, &b);
+    free(owned);
+    if (rc < 0)
         return dialog_fail(rc, "cannot store the feedback");
     atomic_fetch_add(&d->m.rating[rating], 1);
     *out = json_pack("{s:b}", "ok", 1);

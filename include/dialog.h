@@ -35,6 +35,8 @@ struct dialog_config {
     int tz_offset_min;           /* minutes east of UTC for hours (480 = Beijing) */
     const char *agents;          /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
     int group_commit;            /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    unsigned redact;             /* kinds of personal data (enum redact_kind) masked in customer and agent
+                                    text before it is routed or stored; 0 = off (the default) */
     long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
     void *now_ctx;
 };
@@ -114,6 +116,14 @@ int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t
 int dialog_packet(struct dialog *d, const char *conv, json_t **out);
 
 /* ---- operator ---- */
+
+/* Erases customer: every conversation (messages, events, feedback, packet,
+ * memory), the profile, and their places in the queues; deleted pages are
+ * zeroed (secure_delete) and the WAL is checkpointed and truncated before
+ * it returns. → {customer, conversations, messages}. KEFU_ENOENT when the
+ * customer is unknown; *convs (may be NULL) gets the erased conversation
+ * ids as a new JSON array, for the caller's own caches. */
+int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, json_t **convs);
 
 /* Appends the Prometheus text exposition of every counter to out. */
 int dialog_metrics(struct dialog *d, struct text_buf *out);

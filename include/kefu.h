@@ -20,6 +20,7 @@ enum {
     KEFU_EPERM = -10,    /* credentials valid, action not allowed for them */
     KEFU_ECONFLICT = -11, /* the action does not fit the current state */
     KEFU_EBUSY = -12,    /* temporarily unavailable (overload, draining, no capacity) */
+    KEFU_ENOSPC = -13,   /* the disk is full: nothing was written, retry later */
 };
 
 /* Returns a static, lowercase description of code. */
