@@ -22,7 +22,7 @@ TESTS   += redact
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
-        bench-http bench-kb
+        bench-http bench-kb soak
 all: kefu
 
 deps:
@@ -153,3 +153,20 @@ clean:
 	rm -rf build build-asan kefu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Crash safety, I/O failures, privacy and soak (docs/reliability.md): a load
+# client and a full-disk SQLite VFS that only tests load (LD_PRELOAD).
+$(BUILD)/tests/load_client: tests/load_client.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/tests/vfs_full.so: tests/vfs_full.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(filter-out $(SAN),$(CFLAGS)) -fPIC -shared -o $@ $< $(LDLIBS)
+
+unit: $(BUILD)/tests/load_client $(BUILD)/tests/vfs_full.so
+
+# 10 minutes of mixed load (RSS and fds sampled), then 100 kill -9 cycles.
+soak: $(BUILD)/kefu $(BUILD)/tests/load_client
+	BUILD=$(BUILD) SOAK_SECONDS=$${SOAK_SECONDS:-600} sh tests/soak.sh
+	BUILD=$(BUILD) CRASH_CYCLES=$${CRASH_CYCLES:-100} sh tests/crash.sh
