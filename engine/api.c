@@ -808,7 +808,8 @@ static int h_erase(struct call *c)
 {
     json_t *id = json_object_get(c->body, "customer");
     if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 127) {
-        api_error(c->resp, 400, "invalid_request", "expected {customer} with a customer id of 1 to 127 bytes");
+        api_error(c->resp, 400, "invalid_request",
+                  "expected {customer} with a customer id of 1 to 127 bytes");
         return KEFU_EINVAL;
     }
     json_t *out = NULL, *convs = NULL;

@@ -34,7 +34,8 @@ int cli_erase(int argc, char **argv)
         } else if (argv[i][0] != '-' && !customer) {
             customer = argv[i];
         } else {
-            return cli_fail("unknown option or extra argument '%s' for 'erase' (see kefu erase --help)", argv[i]);
+            return cli_fail("unknown option or extra argument '%s' for 'erase' (see kefu erase --help)",
+                            argv[i]);
         }
     }
     if (!customer || !*customer)

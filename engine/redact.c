@@ -53,8 +53,8 @@ static int ends_clean(const char *s, size_t len, size_t i)
  * them (at most maxsep in a row); ends on a digit. Copies up to cap
  * digits into d; returns the digit count (0 if s[i] is no digit) and
  * the end offset in *end. More than cap digits return cap + 1. */
-static size_t digit_run(const char *s, size_t len, size_t i, const char *seps, int maxsep, char *d, size_t cap,
-                        size_t *end)
+static size_t digit_run(const char *s, size_t len, size_t i, const char *seps, int maxsep, char *d,
+                        size_t cap, size_t *end)
 {
     size_t n = 0, j = i;
     *end = i;

@@ -116,7 +116,8 @@ static const char *const sql[N_STMT] = {
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES (?1, ?2, ?3, ?4)",
     [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
-    [W_ERASE_FEEDBACK] = "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
+    [W_ERASE_FEEDBACK] =
+        "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = ?1",
     [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = ?1",
     [W_CHECKPOINT] = "PRAGMA wal_checkpoint(TRUNCATE)",

@@ -405,3 +405,14 @@ int dialog_health(struct dialog *d, json_t **out)
     *out = json_pack("{s:s, s:{s:I}}", "status", "ok", "rules", "intents", (json_int_t)n);
     return 0;
 }
+
+/* The fake keeps no customers: every erase is of someone unknown. */
+int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, json_t **convs)
+{
+    (void)d;
+    *out = NULL;
+    if (convs)
+        *convs = NULL;
+    snprintf(last_error, sizeof last_error, "no customer '%s'", customer ? customer : "");
+    return KEFU_ENOENT;
+}

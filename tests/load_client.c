@@ -96,10 +96,10 @@ static int request(struct conn *c, const char *method, const char *path, const c
         return -1;
     char head[1024];
     size_t bl = body ? strlen(body) : 0;
-    int hl = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s%sContent-Length: %zu\r\n\r\n", method, path, host,
-                      port, body ? "Content-Type: application/json\r\n" : "", auth ? "Authorization: Bearer " : "",
-                      auth ? auth : "", auth ? "\r\n" : "", bl);
+    int hl =
+        snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\n%s%s%s%sContent-Length: %zu\r\n\r\n",
+                 method, path, host, port, body ? "Content-Type: application/json\r\n" : "",
+                 auth ? "Authorization: Bearer " : "", auth ? auth : "", auth ? "\r\n" : "", bl);
     if (send(c->fd, head, (size_t)hl, MSG_NOSIGNAL) != hl ||
         (bl && send(c->fd, body, bl, MSG_NOSIGNAL) != (ssize_t)bl)) {
         conn_close(c);
@@ -171,7 +171,7 @@ static void ack(struct writer *w, const char *conv, const char *cid)
 }
 
 static const char *const texts[] = {
-    "where is my order KF12345678", "hello", "how do I get a refund", "退款什么时候到账", "asdf qwer",
+    "where is my order KF12345678", "hello",      "how do I get a refund",   "退款什么时候到账", "asdf qwer",
     "can I change my address",      "发票怎么开", "my parcel never arrived",
 };
 
@@ -184,7 +184,8 @@ static void *crash_writer(void *arg)
     snprintf(body, sizeof body, "{\"channel\":\"web\",\"customer\":{\"id\":\"crash-%s-%d\"}}", w->tag, w->id);
     int s = request(&c, "POST", "/v1/conversations", NULL, body, &resp);
     json_t *j = s == 201 ? json_loads(resp, 0, NULL) : NULL;
-    const char *id = json_string_value(json_object_get(j, "id")), *tok = json_string_value(json_object_get(j, "token"));
+    const char *id = json_string_value(json_object_get(j, "id")),
+               *tok = json_string_value(json_object_get(j, "token"));
     if (!id || !tok) {
         if (s > 0)
             w->errors++, fprintf(stderr, "create: status %d\n", s);
@@ -262,8 +263,14 @@ static int expect(int s, int ok, int also, const char *what, const char *resp)
 }
 
 static const char *const questions[] = {
-    "where is my order KF12345678", "how do I get a refund", "退款什么时候到账", "how much is shipping",
-    "发票怎么开",                   "zzz qqq",               "reset my password",  "优惠券怎么用",
+    "where is my order KF12345678",
+    "how do I get a refund",
+    "退款什么时候到账",
+    "how much is shipping",
+    "发票怎么开",
+    "zzz qqq",
+    "reset my password",
+    "优惠券怎么用",
 };
 
 /* One customer conversation: questions, polls, a request for a person,
@@ -349,8 +356,9 @@ static void *soak_agent(void *arg)
         if (expect(request(&c, "GET", path, agent_token, NULL, &resp), 200, 0, "context", resp) < 0)
             break;
         snprintf(path, sizeof path, "/v1/conversations/%s/agent-messages", conv);
-        if (expect(request(&c, "POST", path, agent_token, "{\"text\":\"Hello, I am looking into it.\"}", &resp),
-                   200, 0, "reply", resp) < 0)
+        if (expect(
+                request(&c, "POST", path, agent_token, "{\"text\":\"Hello, I am looking into it.\"}", &resp),
+                200, 0, "reply", resp) < 0)
             break;
         pause_ms(soak_pause);
         snprintf(path, sizeof path, "/v1/conversations/%s/resolve", conv);

@@ -66,7 +66,8 @@ static const struct redact_case {
     {"f1.10 fraction", "ratio 0.13812345678", A, "ratio 0.13812345678"},
     {"f1.11 twelve digits", "138123456789", A, "138123456789"},
     {"f1.12 wrong prefix", "12812345678", A, "12812345678"},
-    {"f1.13 id bad check", "11010519491231002Y 110105194912310021", A, "11010519491231002Y 110105194912310021"},
+    {"f1.13 id bad check", "11010519491231002Y 110105194912310021", A,
+     "11010519491231002Y 110105194912310021"},
     {"f1.14 id bad date", "110105194913310021", A, "110105194913310021"},
     {"f1.15 plus short", "+123 4567", A, "+123 4567"},
     {"f1.16 at without domain", "me@home and @you and a@b", A, "me@home and @you and a@b"},
@@ -171,8 +172,8 @@ static void test_nomem(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),  cmocka_unit_test(test_random_digits), cmocka_unit_test(test_checks),
-        cmocka_unit_test(test_parse),  cmocka_unit_test(test_nomem),
+        cmocka_unit_test(test_cases), cmocka_unit_test(test_random_digits), cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_parse), cmocka_unit_test(test_nomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -101,9 +101,8 @@ static int x_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
 }
 
 static const sqlite3_io_methods full_methods = {
-    3,          x_close,  x_read,       x_write,         x_truncate,      x_sync,      x_size,
-    x_lock,     x_unlock, x_check,      x_fcntl,         x_sector,        x_caps,      x_shm_map,
-    x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch,     x_unfetch,
+    3,       x_close,  x_read, x_write,   x_truncate, x_sync,        x_size,      x_lock,  x_unlock,  x_check,
+    x_fcntl, x_sector, x_caps, x_shm_map, x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch, x_unfetch,
 };
 
 static int x_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
