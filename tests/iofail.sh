@@ -81,14 +81,43 @@ s=$(get /v1/queue "$AG")
 check iofail-queue-after "$([ "$(jb '.conversations | length')" = 1 ] && [ "$(jb '.conversations[0].id')" = "$B" ]; echo $?)" \
     "$(cat "$tmp/b")"
 
+# 16 writers on keep-alive connections while the disk fills and empties
+# again: batches that share a group commit fail together, none is acked
+: >"$tmp/acks"
+: >"$tmp/nacks"
+LOAD_NACKS="$tmp/nacks" "$BUILD/tests/load_client" crash "$URL" 16 3 "$tmp/acks" burst >"$tmp/lc.out" 2>"$tmp/lc.err" &
+lc=$!
+sleep 0.7
+touch "$FLAG"
+sleep 1
+rm -f "$FLAG"
+wait "$lc"
+na=$(wc -l <"$tmp/acks")
+nn=$(wc -l <"$tmp/nacks")
+other=$(awk '$3 != 503' "$tmp/nacks" | wc -l)
+check iofail-concurrent-503 "$([ "$nn" -gt 0 ] && [ "$na" -gt 0 ] && [ "$other" -eq 0 ]; echo $?)" \
+    "$(cat "$tmp/lc.out") other statuses: $other"
+
 # durable: after kill -9 exactly what was acknowledged is stored
 kill -9 "$pid"
 wait "$pid" 2>/dev/null
 pid=""
 ic=$(sqlite3 "$tmp/data/kefu.db" "PRAGMA integrity_check")
 got=$(sqlite3 "$tmp/data/kefu.db" "SELECT group_concat(client_id, ' ') FROM (SELECT client_id FROM messages
-    WHERE client_id IS NOT NULL ORDER BY client_id)")
+    WHERE client_id IS NOT NULL AND client_id NOT LIKE 'burst-%' ORDER BY client_id)")
 check iofail-durable "$([ "$ic" = ok ] && [ "$got" = "after-1 full-1 handoff-1 ok-1" ]; echo $?)" "$ic / $got"
-n=$(sqlite3 "$tmp/data/kefu.db" "SELECT count(*) FROM conversations")
+n=$(sqlite3 "$tmp/data/kefu.db" "SELECT count(*) FROM conversations WHERE customer LIKE 'disk-%'")
 check iofail-no-phantom-conversation "$([ "$n" = 2 ]; echo $?)" "$n conversations"
+# every acknowledged burst message once, every refused one absent
+{
+    echo "CREATE TEMP TABLE a(conv TEXT, cid TEXT, status INT);"
+    echo "BEGIN;"
+    sed "s/^\([A-Za-z0-9_-]*\) \([A-Za-z0-9_-]*\)\$/INSERT INTO a VALUES('\1','\2',200);/" "$tmp/acks"
+    sed "s/^\([A-Za-z0-9_-]*\) \([A-Za-z0-9_-]*\) \([0-9]*\)\$/INSERT INTO a VALUES('\1','\2',\3);/" "$tmp/nacks"
+    echo "COMMIT;"
+    echo "SELECT count(*) FROM a WHERE (SELECT count(*) FROM messages m WHERE m.conv = a.conv AND m.client_id = a.cid)"
+    echo "  <> (status = 200);"
+} >"$tmp/burst.sql"
+bad=$(sqlite3 "$tmp/data/kefu.db" <"$tmp/burst.sql" 2>&1)
+check iofail-concurrent-exact "$([ "$bad" = 0 ]; echo $?)" "$bad of $na acked and $nn refused messages misplaced"
 check iofail-no-crash "$(! grep -qi 'assert\|sanitizer\|segv' "$tmp/log"; echo $?)" "$(tail -3 "$tmp/log")"

@@ -7,7 +7,9 @@
  *     client_id TAG-<thread>-<n> until SECONDS pass or the server goes
  *     away (it is killed with SIGKILL meanwhile). Every message answered
  *     2xx is appended to ACKS as "<conversation> <client_id>" — the list
- *     the script then looks for in the database.
+ *     the script then looks for in the database. With LOAD_NACKS=FILE set,
+ *     every other answer is appended there as "<conversation> <client_id>
+ *     <status>" and the writer goes on (a full disk comes and goes).
  *
  *   load_client soak URL SECONDS AGENT_TOKEN PAUSE_MS
  *     steady mixed traffic: customer threads open conversations, ask
@@ -150,25 +152,35 @@ static int request(struct conn *c, const char *method, const char *path, const c
 
 /* ---- crash ---- */
 
+/* A growing text of lines. */
+struct lines {
+    char *s;
+    size_t n, cap, count;
+};
+
+static void lines_add(struct lines *l, const char *conv, const char *cid, int status)
+{
+    size_t need = strlen(conv) + strlen(cid) + 16;
+    if (l->n + need + 1 > l->cap) {
+        l->cap = (l->cap + need) * 2;
+        l->s = realloc(l->s, l->cap);
+        if (!l->s)
+            abort();
+    }
+    l->n += (size_t)(status ? sprintf(l->s + l->n, "%s %s %d\n", conv, cid, status)
+                            : sprintf(l->s + l->n, "%s %s\n", conv, cid));
+    l->count++;
+}
+
 struct writer {
     int id;
     const char *tag;
-    char *acks;
-    size_t n_acks, cap, sent;
+    struct lines acks, nacks;
+    size_t sent;
     int errors;
 };
 
-static void ack(struct writer *w, const char *conv, const char *cid)
-{
-    size_t need = strlen(conv) + strlen(cid) + 2;
-    if (w->n_acks + need + 1 > w->cap) {
-        w->cap = (w->cap + need) * 2;
-        w->acks = realloc(w->acks, w->cap);
-        if (!w->acks)
-            abort();
-    }
-    w->n_acks += (size_t)sprintf(w->acks + w->n_acks, "%s %s\n", conv, cid);
-}
+static int keep_going; /* LOAD_NACKS set: non-2xx answers are logged, not fatal */
 
 static const char *const texts[] = {
     "where is my order KF12345678", "hello",      "how do I get a refund",   "退款什么时候到账", "asdf qwer",
@@ -208,7 +220,9 @@ static void *crash_writer(void *arg)
         if (s < 0)
             break; /* the server is gone: what it acknowledged is in acks */
         if (s >= 200 && s < 300)
-            ack(w, conv, cid);
+            lines_add(&w->acks, conv, cid, 0);
+        else if (keep_going)
+            lines_add(&w->nacks, conv, cid, s);
         else
             w->errors++, fprintf(stderr, "message: status %d %s\n", s, resp);
     }
@@ -222,26 +236,33 @@ static int run_crash(int threads, double seconds, const char *acks, const char *
     static struct writer w[MAX_THREADS];
     pthread_t th[MAX_THREADS];
     deadline = now_s() + seconds;
+    keep_going = getenv("LOAD_NACKS") != NULL;
     for (int i = 0; i < threads; i++) {
         w[i] = (struct writer){.id = i, .tag = tag};
         pthread_create(&th[i], NULL, crash_writer, &w[i]);
     }
-    FILE *f = fopen(acks, "a");
-    if (!f)
+    const char *nacks = getenv("LOAD_NACKS");
+    FILE *f = fopen(acks, "a"), *nf = nacks ? fopen(nacks, "a") : NULL;
+    if (!f || (nacks && !nf))
         return 2;
-    size_t total = 0, sent = 0;
+    size_t total = 0, refused = 0, sent = 0;
     int errors = 0;
     for (int i = 0; i < threads; i++) {
         pthread_join(th[i], NULL);
-        fwrite(w[i].acks ? w[i].acks : "", 1, w[i].n_acks, f);
-        for (size_t k = 0; k < w[i].n_acks; k++)
-            total += w[i].acks[k] == '\n';
+        fwrite(w[i].acks.s ? w[i].acks.s : "", 1, w[i].acks.n, f);
+        if (nf)
+            fwrite(w[i].nacks.s ? w[i].nacks.s : "", 1, w[i].nacks.n, nf);
+        total += w[i].acks.count;
+        refused += w[i].nacks.count;
         sent += w[i].sent;
         errors += w[i].errors;
-        free(w[i].acks);
+        free(w[i].acks.s);
+        free(w[i].nacks.s);
     }
     fclose(f);
-    printf("sent %zu acked %zu errors %d\n", sent, total, errors);
+    if (nf)
+        fclose(nf);
+    printf("sent %zu acked %zu refused %zu errors %d\n", sent, total, refused, errors);
     return errors ? 1 : 0;
 }
 
