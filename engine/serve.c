@@ -63,12 +63,12 @@ static int add_origin(struct serve_opts *o, const char *origin)
 }
 
 /* --log-redact and --redact-store (or their variables): what is masked where. */
-static int redact_flag(struct serve_opts *o, const char *f, const char *v)
+static int redact_flag(struct serve_opts *o, const char *f, const char *v, int logs)
 {
     unsigned kinds;
     if (redact_parse(v, &kinds) < 0)
         return bad("%s takes all, off or a list of phone,email,card,id", f);
-    if (strstr(f, "LOG") || strstr(f, "log"))
+    if (logs)
         log_set_redact(kinds);
     else
         o->dc.redact = kinds;
@@ -82,9 +82,9 @@ static int read_env(struct serve_opts *o)
     o->ac.admin_token = getenv("KEFU_ADMIN_TOKEN");
     o->wc.secret = getenv("KEFU_WEBHOOK_SECRET");
     const char *lr = getenv("KEFU_LOG_REDACT"), *rs = getenv("KEFU_REDACT_STORE");
-    if (lr && redact_flag(o, "KEFU_LOG_REDACT", lr))
+    if (lr && redact_flag(o, "KEFU_LOG_REDACT", lr, 1))
         return 2;
-    if (rs && redact_flag(o, "KEFU_REDACT_STORE", rs))
+    if (rs && redact_flag(o, "KEFU_REDACT_STORE", rs, 0))
         return 2;
     const char *lv = getenv("KEFU_LOG_LEVEL");
     if (lv && log_level_parse(lv) < 0)
@@ -131,7 +131,7 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
     else if (strcmp(f, "--cors-origin") == 0)
         return add_origin(o, v);
     else if (strcmp(f, "--log-redact") == 0 || strcmp(f, "--redact-store") == 0)
-        return redact_flag(o, f, v);
+        return redact_flag(o, f, v, strcmp(f, "--log-redact") == 0);
     else if (strcmp(f, "--log-level") == 0) {
         if (log_level_parse(v) < 0)
             return bad("--log-level must be debug, info, warn or error, not '%s'", v);

@@ -480,11 +480,12 @@ static void commit_group(struct store *st, struct store_batch *list)
             b->rc = rc;
 }
 
-/* PRAGMA wal_checkpoint(TRUNCATE) until no reader holds the log (each try
- * waits up to the busy timeout). Returns 0, KEFU_EBUSY or KEFU_EIO. */
+/* PRAGMA wal_checkpoint(TRUNCATE) until no reader holds the log; each of
+ * the three tries waits up to the busy timeout. Returns 0, KEFU_EBUSY,
+ * KEFU_ENOSPC or KEFU_EIO. */
 static int checkpoint_truncate(struct conn *w)
 {
-    for (int tries = 0; tries < 20; tries++) {
+    for (int tries = 0; tries < 3; tries++) {
         sqlite3_stmt *s = stmt(w, W_CHECKPOINT);
         if (!s)
             return KEFU_EIO;

@@ -60,6 +60,13 @@ found() {
     done | grep -q .
 }
 
+out=$("$KEFU" serve --redact-store phones --data "$tmp/never" 2>&1)
+st=$?
+out2=$(KEFU_LOG_REDACT=bogus "$KEFU" serve --data "$tmp/never" 2>&1)
+st2=$?
+check privacy-flag-errors "$([ $st -eq 2 ] && [ $st2 -eq 2 ] && echo "$out" | grep -q "^kefu: --redact-store takes all, off or a list" &&
+    echo "$out2" | grep -q "^kefu: KEFU_LOG_REDACT takes" && [ ! -e "$tmp/never" ]; echo $?)" "$st $out / $st2 $out2"
+
 D="$tmp/data"
 if ! start "$D"; then
     no privacy-start "$(cat "$D.log")"
