@@ -12,7 +12,8 @@
  *   KEFU_ERANGE   text or field too long (413) KEFU_EAUTH  bad credentials (401)
  *   KEFU_EPERM    not yours (403)              KEFU_ENOENT no such conversation (404)
  *   KEFU_ECONFLICT wrong state (409)           KEFU_ELIMIT rate limited (429)
- *   KEFU_EBUSY    no capacity (503)            KEFU_EIO    storage failed (500) */
+ *   KEFU_EBUSY    no capacity (503)            KEFU_EIO    storage failed (500)
+ *   KEFU_ENOSPC   disk full, nothing stored (503) */
 #ifndef KEFU_DIALOG_H
 #define KEFU_DIALOG_H
 
