@@ -1,7 +1,8 @@
 /* dialog_erase.c — erasing one customer (the right to be forgotten).
- * Every conversation stripe is locked for the erase, so no message of
- * that customer can be in flight and write a conversation row back after
- * the delete; the store deletes with secure_delete and truncates the WAL;
+ * Every conversation stripe is locked for the erase and the messages
+ * still committing are waited for, so no write of that customer can land
+ * after the delete and put a row back; the store deletes with
+ * secure_delete and truncates the WAL;
  * the in-memory queue forgets the conversations. Nothing else in dialog
  * holds customer text between calls. */
 #include "dialog_int.h"
@@ -18,10 +19,18 @@ static int collect_conv(void *ctx, const struct store_conv *c)
     return 0;
 }
 
+/* Takes every stripe, then waits until no message is committing: with
+ * the stripes held no new one can start (a message links itself as busy
+ * under its stripe), and those in flight finish without them. */
 static void lock_all(struct dialog *d)
 {
     for (int i = 0; i < CONV_LOCKS; i++) /* always in this order: no two erases deadlock */
         pthread_mutex_lock(&d->conv_lock[i]);
+    pthread_mutex_lock(&d->busy_lock);
+    for (int k = 0; k < CONV_LOCKS; k++)
+        while (d->busy[k])
+            pthread_cond_wait(&d->busy_cond, &d->busy_lock);
+    pthread_mutex_unlock(&d->busy_lock);
 }
 
 static void unlock_all(struct dialog *d)
