@@ -32,7 +32,7 @@ AG="Authorization: Bearer tok-agent-0123456789"
     --rate-limit 0 >"$tmp/out" 2>"$tmp/log") &
 pid=$!
 i=0
-while [ $i -lt 200 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out"; do sleep 0.05; i=$((i + 1)); done
+while [ $i -lt 200 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
 URL=$(sed -n 's/^kefu: serving on //p' "$tmp/out")
 [ -z "$URL" ] && { no iofail-start "$(cat "$tmp/log")"; exit 0; }
 

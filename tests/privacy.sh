@@ -37,7 +37,7 @@ start() {
         --rate-limit 0 "$@" >"$tmp/out" 2>"$d.log") &
     pid=$!
     i=0
-    while [ $i -lt 200 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out"; do
+    while [ $i -lt 200 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do
         sleep 0.05
         i=$((i + 1))
     done
