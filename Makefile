@@ -53,15 +53,23 @@ $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
+# The raw-socket client of tests/hostile.sh (slow clients, announced bodies never sent).
+$(BUILD)/tests/hostile_client: tests/hostile_client.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $<
+
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
 $(BUILD)/hans_table.h: scripts/gen-hans-table.sh | deps
 	@mkdir -p $(@D)
 	scripts/gen-hans-table.sh > $@.tmp && mv $@.tmp $@
 
-unit: $(TESTBINS) $(BUILD)/kefu
+unit: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client
 	@BUILD=$(BUILD) tests/run.sh $(TESTBINS)
 
-test: unit
+# make test: the unit, CLI and HTTP suites, plus (KEFU_TEST_FULL) the fuzz smoke
+# and the unit tests under valgrind, all counted in one closing line.
+test: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client fuzz-build
+	@BUILD=$(BUILD) KEFU_TEST_FULL=1 FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh $(TESTBINS)
 
 # ASan + UBSan build of everything, then the whole suite under it.
 asan:
@@ -107,7 +115,7 @@ $(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/p
 
 .PHONY: browser-deps browser screenshots
 browser-deps: $(BROWSER)/node_modules/.package-lock.json
-unit: browser-deps
+unit test: browser-deps
 browser: $(BUILD)/kefu browser-deps
 	BUILD=$(BUILD) node $(BROWSER)/run.js
 # docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve
@@ -170,3 +178,31 @@ clean:
 	rm -rf build build-asan kefu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (docs/reliability.md) ----
+# libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.
+# `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus (tests/fuzz/<target>/);
+# new inputs go to build-fuzz/corpus/<target>/, crashes to build-fuzz/crash-<target>-*.
+FUZZ_TARGETS = text rules kb api
+FUZZ_TIME   ?= 60
+FUZZ_BUILD   = build-fuzz
+FUZZ_SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZBINS     = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-smoke
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g" \
+	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZBINS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iengine -DKEFU_SRC_DIR='"$(CURDIR)"' -fsanitize=fuzzer -o $@ $< $(BUILD)/libkefu.a $(LDLIBS)
+
+fuzz: fuzz-build
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh run $(FUZZ_TARGETS)
+
+# what make test runs: every committed input once, then FUZZ_SMOKE (12) seconds per target
+fuzz-smoke: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh smoke $(FUZZ_TARGETS)

@@ -3,9 +3,18 @@
  *  - uploads are gathered here (no MHD_PostProcessor), capped at 64 KiB,
  *    and the response is queued on a later call than the first, which
  *    keeps connections alive;
+ *  - every connection is tracked from its accept: a request that has not
+ *    arrived whole within request_timeout_s (headers sent a byte at a
+ *    time, a body that trickles) is cut by the timer thread, which shuts
+ *    the socket down; libmicrohttpd's own timeout only sees idleness;
  *  - a long-poll or an SSE stream with nothing to send parks its
  *    connection (MHD_suspend_connection) as a waiter in the hub; the
- *    dialog's notify callback or the hub's timer thread resumes it.
+ *    dialog's notify callback or the hub's timer thread resumes it;
+ *  - a customer message parks its connection while its write commits:
+ *    the store's completion (on_committed(), on the writer thread)
+ *    resumes it and the pool thread sends the answer (api_finish()), so
+ *    a commit group holds every message in flight, not one per thread.
+ *    req.commit settles the race between parking and the completion.
  * A waiter is parked and woken under the hub lock, so a notification can
  * never fall between "nothing new" and the suspension. Static files come
  * from the web directory, confined to it. api.c does everything else. */
@@ -46,6 +55,16 @@ struct waiter {
     struct MHD_Connection *conn;
 };
 
+/* One TCP connection, from accept to close (MHD_OPTION_NOTIFY_CONNECTION).
+ * Guarded by http.track_lock, which the close notification also takes, so
+ * the timer never shuts down a descriptor that has been closed and reused. */
+struct track {
+    struct track *prev, *next;
+    int fd;
+    double since; /* when the request now arriving began: accept or the last response */
+    int arriving; /* 1 until the request now arriving is whole */
+};
+
 struct http {
     struct MHD_Daemon *mhd;
     struct api *api;
@@ -60,14 +79,19 @@ struct http {
     unsigned port;
     MHD_socket quiesced_fd;
     atomic_int in_flight, draining, streams, polls;
+    atomic_int commits; /* connections parked for a commit (MHD_stop_daemon must find none) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_t timer;
     int timer_stop, timer_started;
     struct waiter *bucket[HUB_BUCKETS];
+    pthread_mutex_t track_lock;
+    struct track *tracks; /* every open connection */
+    atomic_long cut;      /* connections cut for a request that did not arrive in time */
 };
 
-enum { REQ_BODY = 0, REQ_PARKED, REQ_DONE };
+enum { REQ_BODY = 0, REQ_PARKED, REQ_COMMIT, REQ_DONE };
+enum { COMMIT_PENDING = 0, COMMIT_DONE, COMMIT_PARKED }; /* struct req.commit */
 
 /* Everything one request needs across the access handler's calls. */
 struct req {
@@ -77,9 +101,11 @@ struct req {
     char *body;
     size_t len, cap, discarded;
     int too_large, state, status;
+    atomic_int commit; /* COMMIT_*: who resumes the connection */
     size_t route;
     struct api_response resp;
     struct waiter w;
+    struct track *track; /* its connection's, or NULL */
     char method[16], ip[64], path[LOG_PATH];
 };
 
@@ -108,6 +134,7 @@ void http_config_default(struct http_config *c)
     c->conn_limit = 4096;
     c->per_ip_limit = 256;
     c->timeout_s = 30;
+    c->request_timeout_s = 30;
     c->ping_s = 15;
 }
 
@@ -214,13 +241,81 @@ static void on_notify(void *ctx, const char *conv, long seq)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* The timer thread: resumes parked waiters whose deadline has come. */
+/* ---- request deadlines ---- */
+
+/* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection from accept to close. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct track *t = ci ? kefu_calloc(1, sizeof *t) : NULL;
+        if (!t)
+            return; /* untracked: only the idle timeout applies */
+        t->fd = ci->connect_fd;
+        t->since = now_mono();
+        t->arriving = 1;
+        pthread_mutex_lock(&h->track_lock);
+        t->next = h->tracks;
+        if (t->next)
+            t->next->prev = t;
+        h->tracks = t;
+        pthread_mutex_unlock(&h->track_lock);
+        *ctx = t;
+        return;
+    }
+    struct track *t = *ctx;
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->track_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        h->tracks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&h->track_lock);
+    free(t);
+    *ctx = NULL;
+}
+
+/* Marks the request on t as whole (arrived 0) or a new one as begun (1). */
+static void track_mark(struct http *h, struct track *t, int arriving)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->track_lock);
+    t->arriving = arriving;
+    t->since = now_mono();
+    pthread_mutex_unlock(&h->track_lock);
+}
+
+/* Shuts down connections whose request is late; libmicrohttpd then sees
+ * the end of the stream and closes them. Called by the timer thread. */
+static void cut_late(struct http *h, double now)
+{
+    double limit = (double)h->cfg.request_timeout_s;
+    pthread_mutex_lock(&h->track_lock);
+    for (struct track *t = h->tracks; t; t = t->next)
+        if (t->arriving && t->fd >= 0 && now - t->since > limit) {
+            shutdown(t->fd, SHUT_RDWR);
+            t->fd = -1; /* once */
+            atomic_fetch_add(&h->cut, 1);
+        }
+    pthread_mutex_unlock(&h->track_lock);
+}
+
+/* The timer thread: resumes parked waiters whose deadline has come, and
+ * cuts requests that take too long to arrive. */
 static void *timer_main(void *arg)
 {
     struct http *h = arg;
     pthread_mutex_lock(&h->lock);
     while (!h->timer_stop) {
         double now = now_mono(), next = now + 1.0;
+        if (h->cfg.request_timeout_s)
+            cut_late(h, now);
         for (unsigned b = 0; b < HUB_BUCKETS; b++)
             for (struct waiter *w = h->bucket[b]; w; w = w->next) {
                 if (!w->suspended)
@@ -543,6 +638,44 @@ static enum MHD_Result start_wait(struct req *r)
     return poll_or_park(r);
 }
 
+/* ---- a message in flight ---- */
+
+/* api_done_fn, on the store's writer thread (or inside api_handle()):
+ * the commit is over. Resumes the connection if the pool thread parked
+ * it; after the exchange r may be gone, so only the locals are used. */
+static void on_committed(void *ctx)
+{
+    struct req *r = ctx;
+    struct http *h = r->h;
+    struct MHD_Connection *c = r->conn;
+    if (atomic_exchange(&r->commit, COMMIT_DONE) == COMMIT_PARKED) {
+        MHD_resume_connection(c);
+        atomic_fetch_sub(&h->commits, 1);
+    }
+}
+
+static enum MHD_Result finish_commit(struct req *r)
+{
+    api_finish(r->h->api, &r->resp);
+    return send_resp(r);
+}
+
+/* Answers at once when the write is already over, else parks the
+ * connection until on_committed() resumes it. */
+static enum MHD_Result await_commit(struct req *r)
+{
+    if (atomic_load(&r->commit) == COMMIT_DONE)
+        return finish_commit(r);
+    r->state = REQ_COMMIT;
+    atomic_fetch_add(&r->h->commits, 1);
+    MHD_suspend_connection(r->conn);
+    if (atomic_exchange(&r->commit, COMMIT_PARKED) == COMMIT_DONE) { /* it committed meanwhile */
+        MHD_resume_connection(r->conn);
+        atomic_fetch_sub(&r->h->commits, 1);
+    }
+    return MHD_YES; /* called again once resumed: finish_commit() */
+}
+
 /* ---- the access handler ---- */
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -572,8 +705,12 @@ static enum MHD_Result dispatch(struct req *r, const char *url, const char *meth
         .body_len = r->len,
         .ip = r->ip,
         .now = now_mono(),
+        .done = on_committed,
+        .done_ctx = r,
     };
     api_handle(r->h->api, &q, &r->resp);
+    if (r->resp.push == API_PUSH_COMMIT)
+        return await_commit(r);
     if (r->resp.push == API_PUSH_WAIT)
         return start_wait(r);
     if (r->resp.push == API_PUSH_STREAM)
@@ -628,6 +765,8 @@ static struct req *req_new(struct http *h, struct MHD_Connection *c, const char 
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     client_ip(c, r->ip, sizeof r->ip);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->track = ci ? ci->socket_context : NULL;
     if (h->cfg.trust_proxy)
         forwarded_ip(c, r->ip, sizeof r->ip);
     atomic_fetch_add(&h->in_flight, 1);
@@ -683,8 +822,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(r = req_new(h, c, url, method)))
             return MHD_NO;
         *con_cls = r;
-        if (announced_too_large(c)) /* refuse before reading it (and before 100-continue) */
+        if (announced_too_large(c)) { /* refuse before reading it (and before 100-continue) */
+            track_mark(h, r->track, 0);
             return send_error(r, 413, "too_large", "the body is over 64 KiB");
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -694,8 +835,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->state == REQ_PARKED)
         return poll_or_park(r);
+    if (r->state == REQ_COMMIT)
+        return finish_commit(r);
     if (r->state == REQ_DONE)
         return MHD_YES;
+    track_mark(h, r->track, 0); /* the request is whole */
     if (r->too_large)
         return send_error(r, 413, "too_large", "the body is over 64 KiB");
     return dispatch(r, url, method);
@@ -731,7 +875,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     *con_cls = NULL;
     hub_unlink(h, &r->w);
-    if (r->w.deadline > 0) /* it was a long-poll */
+    track_mark(h, r->track, 1); /* the next request on this connection begins now */
+    if (r->w.deadline > 0)      /* it was a long-poll */
         atomic_fetch_sub(&h->polls, 1);
     if (!r->status)
         r->status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
@@ -742,6 +887,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(r->body);
     free(r);
     atomic_fetch_sub(&h->in_flight, 1);
+}
+
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: decodes %HH in the path and the query
+ * arguments in place, except %00, which stays as written: a decoded NUL
+ * would cut the C string, so "/static/a.txt%00.png" would be read as
+ * "/static/a.txt". Returns the new length. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    size_t o = 0;
+    for (size_t i = 0; s[i];) {
+        int hi = s[i] == '%' ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            s[o++] = (char)(hi * 16 + lo);
+            i += 3;
+        } else {
+            s[o++] = s[i++];
+        }
+    }
+    s[o] = 0;
+    return o;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -762,9 +936,10 @@ static void gauges(void *ctx, struct text_buf *out)
                    "# TYPE kefu_http_long_polls gauge\nkefu_http_long_polls %d\n"
                    "# TYPE kefu_http_sse_streams gauge\nkefu_http_sse_streams %d\n"
                    "# TYPE kefu_http_connections gauge\nkefu_http_connections %u\n"
-                   "# TYPE kefu_http_draining gauge\nkefu_http_draining %d\n",
+                   "# TYPE kefu_http_draining gauge\nkefu_http_draining %d\n"
+                   "# TYPE kefu_http_request_timeouts_total counter\nkefu_http_request_timeouts_total %ld\n",
                    atomic_load(&h->in_flight), atomic_load(&h->polls), atomic_load(&h->streams),
-                   di ? di->num_connections : 0, atomic_load(&h->draining));
+                   di ? di->num_connections : 0, atomic_load(&h->draining), atomic_load(&h->cut));
 }
 
 /* ---- start and stop ---- */
@@ -827,6 +1002,8 @@ static int start_daemon(struct http *h, const struct sockaddr_storage *ss)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 << 10, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, h},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
@@ -854,6 +1031,7 @@ static int hub_init(struct http *h)
     pthread_cond_init(&h->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->track_lock, NULL);
     if (pthread_create(&h->timer, NULL, timer_main, h) != 0)
         return KEFU_ENOMEM;
     h->timer_started = 1;
@@ -871,6 +1049,7 @@ static void free_http(struct http *h)
     }
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->track_lock);
     api_free(h->api);
     metrics_free(h->metrics);
     free(h);
@@ -955,6 +1134,10 @@ void http_stop(struct http *h)
     if (!h)
         return;
     http_drain(h, 0);
+    while (atomic_load(&h->commits) > 0) { /* a commit always completes, soon */
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     wake_all(h); /* MHD_stop_daemon must not find a suspended connection */
     MHD_stop_daemon(h->mhd);
     dialog_set_notify(h->dialog, NULL, NULL);

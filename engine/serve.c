@@ -34,7 +34,8 @@ static const char *usage_text =
     "usage: kefu serve [--listen ADDR:PORT] [--data DIR] [--rules DIR] [--corpus DIR] [--web DIR]\n"
     "                  [--rate-limit N] [--cors-origin ORIGIN]... [--miss-limit N] [--hours HH:MM-HH:MM]\n"
     "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
-    "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off]\n\n"
+    "                  [--idle-timeout S] [--request-timeout S]\n"
+    "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
@@ -131,6 +132,18 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
             return bad("--trust-proxy takes on or off, not '%s'", v);
         o->hc.trust_proxy = strcmp(v, "on") == 0;
+    } else if (strcmp(f, "--commit") == 0) {
+        if (strcmp(v, "group") != 0 && strcmp(v, "each") != 0)
+            return bad("--commit takes group or each, not '%s'", v);
+        o->dc.group_commit = strcmp(v, "group") == 0 ? 1 : -1;
+    } else if (strcmp(f, "--idle-timeout") == 0) {
+        if (number(f, v, 1, 3600, &x))
+            return 2;
+        o->hc.timeout_s = (unsigned)x;
+    } else if (strcmp(f, "--request-timeout") == 0) {
+        if (number(f, v, 0, 3600, &x))
+            return 2;
+        o->hc.request_timeout_s = (unsigned)x;
     } else if (strcmp(f, "--drain-timeout") == 0) {
         if (number(f, v, 0, 3600, &x))
             return 2;

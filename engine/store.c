@@ -1,9 +1,12 @@
 /* store.c — the SQLite backend of store.h.
  * One writer thread owns the only writing connection: callers queue a
- * batch and sleep until the transaction holding it has committed, so an
- * acknowledged write is on disk (WAL, synchronous=FULL). Batches that
- * arrive while a commit runs share the next one (group commit); each runs
- * inside its own savepoint, so one failing batch does not undo the others.
+ * batch, and the writer calls the batch's completion once the transaction
+ * holding it has committed, so an acknowledged write is on disk (WAL,
+ * synchronous=FULL). store_submit() returns at once (the server's path:
+ * the completion resumes a suspended request); store_write() sleeps on
+ * its own condition variable until then. Batches that arrive while a
+ * commit runs share the next one (group commit); each runs inside its own
+ * savepoint, so one failing batch does not undo the others.
  * Readers take a connection from a small pool. Every statement is
  * prepared once per connection and reused. The schema is versioned with
  * PRAGMA user_version; migrations[] holds the steps from each version to
@@ -476,29 +479,30 @@ static void *writer_main(void *arg)
         commit_group(st, list);
         pthread_mutex_lock(&st->wlock);
         st->stats.commits++;
-        for (struct store_batch *b = list, *next; b; b = next) {
-            next = b->next; /* b belongs to its caller again once done is set */
+        for (struct store_batch *b = list; b; b = b->next) {
             st->stats.batches++;
             st->stats.failed += b->rc < 0;
-            b->done = 1;
-            pthread_cond_signal(b->wake); /* only this caller: no herd of waiters per commit */
         }
+        pthread_mutex_unlock(&st->wlock);
+        for (struct store_batch *b = list, *next; b; b = next) {
+            next = b->next; /* b belongs to its caller again once done runs */
+            b->done(b->done_ctx, b, b->rc);
+        }
+        pthread_mutex_lock(&st->wlock);
     }
     pthread_mutex_unlock(&st->wlock);
     return NULL;
 }
 
-int store_write(struct store *st, struct store_batch *b)
+void store_submit(struct store *st, struct store_batch *b, store_done_fn done, void *ctx)
 {
-    if (b->n == 0)
-        return b->rc;
-    if (b->rc < 0)
-        return b->rc; /* an add failed (batch full) */
-    pthread_cond_t wake;
-    pthread_cond_init(&wake, NULL);
-    b->done = 0;
+    b->done = done;
+    b->done_ctx = ctx;
     b->next = NULL;
-    b->wake = &wake;
+    if (b->n == 0 || b->rc < 0) { /* nothing to write, or an add failed (batch full) */
+        done(ctx, b, b->rc);
+        return;
+    }
     pthread_mutex_lock(&st->wlock);
     if (st->tail)
         st->tail->next = b;
@@ -506,11 +510,42 @@ int store_write(struct store *st, struct store_batch *b)
         st->head = b;
     st->tail = b;
     pthread_cond_signal(&st->work);
-    while (!b->done)
-        pthread_cond_wait(&wake, &st->wlock);
     pthread_mutex_unlock(&st->wlock);
-    pthread_cond_destroy(&wake);
-    return b->rc;
+}
+
+/* What a caller of store_write() sleeps on. */
+struct waiting {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done, rc;
+};
+
+/* store_done_fn of store_write(): wakes only its own caller (no herd per commit). */
+static void wake_writer_caller(void *ctx, struct store_batch *b, int rc)
+{
+    struct waiting *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->rc = rc;
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int store_write(struct store *st, struct store_batch *b)
+{
+    if (b->n == 0 || b->rc < 0)
+        return b->rc; /* nothing to write, or an add failed (batch full) */
+    struct waiting w = {.done = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    store_submit(st, b, wake_writer_caller, &w);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return w.rc;
 }
 
 void store_batch_init(struct store_batch *b)
@@ -632,7 +667,7 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     pthread_mutex_init(&st->wlock, NULL);
     pthread_cond_init(&st->work, NULL);
     st->group = opts && opts->group_commit ? opts->group_commit : 1;
-    st->group_max = opts && opts->group_max > 0 ? opts->group_max : 64;
+    st->group_max = opts && opts->group_max > 0 ? opts->group_max : 256;
     int readers = opts && opts->readers > 0 ? opts->readers : 4;
     int rc = (st->path = kefu_strndup(path, strlen(path))) ? open_conns(st, readers) : KEFU_ENOMEM;
     if (rc == 0 && pthread_create(&st->thread, NULL, writer_main, st) != 0)
