@@ -183,6 +183,6 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libkefu.a
 fuzz: fuzz-build
 	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh run $(FUZZ_TARGETS)
 
-# what make test runs: every committed input once, then FUZZ_SMOKE (12) seconds per target
+# what make test runs: every committed input once, then FUZZ_SMOKE (10) seconds per target
 fuzz-smoke: fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh smoke $(FUZZ_TARGETS)

@@ -14,7 +14,7 @@ mode=${1:-smoke}
 [ $# -gt 0 ] && shift
 B=${FUZZ_BUILD:-build-fuzz}
 T=${FUZZ_TIME:-60}
-S=${FUZZ_SMOKE:-12}
+S=${FUZZ_SMOKE:-10}
 
 maxlen() {
     case $1 in
