@@ -45,6 +45,9 @@ $(BUILD)/tests/%.o: tests/%.c | deps
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
+# test_text.c includes the generated table: make it first, also under -j.
+$(BUILD)/tests/test_text.o: $(BUILD)/hans_table.h
+
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
 $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
@@ -65,8 +68,8 @@ unit: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client
 
 # make test: the unit, CLI and HTTP suites, plus (KEFU_TEST_FULL) the fuzz smoke
 # and the unit tests under valgrind, all counted in one closing line.
-test: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client fuzz-build
-	@BUILD=$(BUILD) KEFU_TEST_FULL=1 FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh $(TESTBINS)
+test: fuzz-build
+	@$(MAKE) --no-print-directory unit KEFU_TEST_FULL=1
 
 # ASan + UBSan build of everything, then the whole suite under it.
 asan:
@@ -100,7 +103,24 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    echo "valgrind: kefu serve under tests/e2e.sh clean"
 
 run: kefu
-	./kefu serve
+	@if [ -z "$$KEFU_AGENT_TOKENS" ]; then KEFU_AGENT_TOKENS="demo:$$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"; \
+	    echo "kefu: agent token for the console (agent 'demo'): $${KEFU_AGENT_TOKENS#demo:}"; fi; \
+	    export KEFU_AGENT_TOKENS; exec ./kefu serve
+
+# Browser tests: the widget and the console in Debian's headless Chromium, driven by
+# playwright-core from npm (tests/browser/; node_modules is installed once, from the lock).
+BROWSER = tests/browser
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: browser-deps browser screenshots
+browser-deps: $(BROWSER)/node_modules/.package-lock.json
+unit: browser-deps
+browser: $(BUILD)/kefu browser-deps
+	BUILD=$(BUILD) node $(BROWSER)/run.js
+# docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve
+screenshots: $(BUILD)/kefu browser-deps
+	BUILD=$(BUILD) node $(BROWSER)/screenshots.js
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a

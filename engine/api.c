@@ -73,6 +73,7 @@ static int h_resolve(struct call *c);
 static int h_health(struct call *c);
 static int h_metrics(struct call *c);
 static int h_reload(struct call *c);
+static int h_stats(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
     {                                                                                                        \
@@ -92,6 +93,7 @@ static const struct route routes[] = {
     R("POST", "/v1/conversations/{id}/transfer", AUTH_AGENT, BODY_REQUIRED, 1, h_transfer),
     R("POST", "/v1/conversations/{id}/release", AUTH_AGENT, BODY_OPTIONAL, 1, h_release),
     R("POST", "/v1/conversations/{id}/resolve", AUTH_AGENT, BODY_OPTIONAL, 1, h_resolve),
+    R("GET", "/v1/stats", AUTH_AGENT, BODY_NONE, 1, h_stats),
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
@@ -175,6 +177,12 @@ void api_response_init(struct api_response *r)
 
 void api_response_release(struct api_response *r)
 {
+    if (r->call) { /* its done ran, but the response was never sent */
+        json_t *out = NULL;
+        dialog_message_finish(r->call, &out);
+        json_decref(out);
+        r->call = NULL;
+    }
     json_decref(r->json);
     r->json = NULL;
     text_buf_release(&r->text);
@@ -201,7 +209,7 @@ static const struct {
     {KEFU_ERANGE, 413, "too_large"},       {KEFU_EAUTH, 401, "unauthorized"},
     {KEFU_EPERM, 403, "forbidden"},        {KEFU_ENOENT, 404, "not_found"},
     {KEFU_ECONFLICT, 409, "conflict"},     {KEFU_ELIMIT, 429, "rate_limited"},
-    {KEFU_EBUSY, 503, "unavailable"},      {KEFU_EIO, 500, "storage_error"},
+    {KEFU_EBUSY, 503, "unavailable"},      {KEFU_EIO, 503, "storage_error"},
     {KEFU_ENOMEM, 503, "out_of_memory"},   {KEFU_ESYNTAX, 409, "rules_invalid"},
 };
 
@@ -216,6 +224,8 @@ static void fail_rc(struct api_response *r, int rc)
             api_error(r, errors[k].status, errors[k].code, why);
             if (rc == KEFU_EAUTH)
                 r->www_authenticate = 1;
+            if (rc == KEFU_EIO) /* nothing was acknowledged: the same request may be sent again */
+                r->retry_after = 1;
             return;
         }
     api_error(r, 500, "internal", why);
@@ -557,11 +567,32 @@ static int h_message(struct call *c)
     if (limited(c->a, c->a->conv_rate, c->conv, c->req->now, c->resp,
                 "too many messages in this conversation"))
         return 0;
+    if (c->req->done) { /* the transport parks the request until the commit */
+        snprintf(c->resp->conv, sizeof c->resp->conv, "%s", c->conv);
+        c->resp->push = API_PUSH_COMMIT;
+        dialog_message_start(c->a->cfg.dialog, c->conv, c->body, c->req->done, c->req->done_ctx,
+                             &c->resp->call);
+        return 0;
+    }
     json_t *out = NULL;
     int rc = dialog_customer_message(c->a->cfg.dialog, c->conv, c->body, &out);
     if (rc == 0)
         notify_handoff(c, out);
     return ok(c, 200, rc, out);
+}
+
+void api_finish(struct api *a, struct api_response *resp)
+{
+    struct call c = {.a = a, .resp = resp};
+    snprintf(c.conv, sizeof c.conv, "%s", resp->conv);
+    struct dialog_call *call = resp->call;
+    resp->call = NULL;
+    resp->push = API_PUSH_NONE;
+    json_t *out = NULL;
+    int rc = dialog_message_finish(call, &out);
+    if (rc == 0)
+        notify_handoff(&c, out);
+    ok(&c, 200, rc, out);
 }
 
 /* Parses a non-negative decimal query argument; -1 when malformed. */
@@ -711,6 +742,19 @@ static int h_resolve(struct call *c)
 {
     json_t *out = NULL;
     int rc = dialog_resolve(c->a->cfg.dialog, c->agent, c->conv, &out);
+    return ok(c, 200, rc, out);
+}
+
+/* The figures of the day for the console; ?since=UNIX picks another start. */
+static int h_stats(struct call *c)
+{
+    long since = query_long(c->req->q_since, -1);
+    if (c->req->q_since && since < 0) {
+        api_error(c->resp, 400, "invalid_request", "'since' must be a non-negative integer");
+        return 0;
+    }
+    json_t *out = NULL;
+    int rc = dialog_stats(c->a->cfg.dialog, since, &out);
     return ok(c, 200, rc, out);
 }
 

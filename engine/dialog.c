@@ -6,8 +6,13 @@
  * triggers (a request for a person, a complaint, anger, repeated misses,
  * a rule's directive, the customer's tier), fill the slot the bot asked
  * for, answer, clarify or fall back; then store everything in one batch
- * and reply only after it committed. Messages of one conversation are
- * serialized by a striped lock; the agent side is in dialog_agent.c. */
+ * and reply only after it committed. The server does not wait for the
+ * commit: dialog_message_start() hands the batch to the store and the
+ * store's completion tells the caller, who then calls
+ * dialog_message_finish(); dialog_customer_message() is the same with a
+ * wait. Messages of one conversation are serialized by a striped lock
+ * and, while one of them commits, by the busy list (dialog_lock()); the
+ * agent side is in dialog_agent.c. */
 #include "dialog_int.h"
 
 #include "decide.h"
@@ -118,9 +123,16 @@ static unsigned stripe(const char *id)
     return h % CONV_LOCKS;
 }
 
+static int busy(struct dialog *d, unsigned k, const char *id);
+
 void dialog_lock(struct dialog *d, const char *id)
 {
-    pthread_mutex_lock(&d->conv_lock[stripe(id)]);
+    unsigned k = stripe(id);
+    pthread_mutex_lock(&d->conv_lock[k]);
+    pthread_mutex_lock(&d->busy_lock);
+    while (busy(d, k, id)) /* the previous message of id is committing */
+        pthread_cond_wait(&d->busy_cond, &d->busy_lock);
+    pthread_mutex_unlock(&d->busy_lock);
 }
 
 void dialog_unlock(struct dialog *d, const char *id)
@@ -470,6 +482,8 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     pthread_mutex_init(&d->workers_lock, NULL);
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_init(&d->conv_lock[i], NULL);
+    pthread_mutex_init(&d->busy_lock, NULL);
+    pthread_cond_init(&d->busy_cond, NULL);
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
     d->tz_offset_min = cfg->tz_offset_min;
@@ -505,6 +519,8 @@ void dialog_close(struct dialog *d)
     pthread_mutex_destroy(&d->workers_lock);
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_destroy(&d->conv_lock[i]);
+    pthread_mutex_destroy(&d->busy_lock);
+    pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
     free(d->data_dir);
     free(d->rules_dir);
@@ -670,6 +686,12 @@ struct turn {
     char notice[512];
     int feedback;      /* a rating typed after resolve */
     const char *event; /* "reopen" when a resolved conversation restarts */
+    /* the write, owned until its commit */
+    json_t *req, *out; /* the request (a reference) and the answer */
+    char bot_text[DIALOG_MAX_TEXT * 2 + 514];
+    char *memory, *packet, *result;
+    struct store_msg cm, bm;
+    struct store_batch b;
 };
 
 static const char *intent_name(const struct turn *t, long i)
@@ -1152,37 +1174,28 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
 }
 
-/* Stores the turn in one batch and waits for its commit; *out is the answer (new). */
-static int commit_turn(struct turn *t, json_t **out)
+/* Builds the answer and the turn's batch; t owns every string the batch
+ * borrows until the commit. Returns 0 or KEFU_ENOMEM. */
+static int prepare_commit(struct turn *t)
 {
     long seq = t->c.last_seq + 1;
     const char *bot = *t->reply ? t->reply : NULL;
-    char bot_text[sizeof t->reply + sizeof t->notice + 2];
     if (bot)
-        snprintf(bot_text, sizeof bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
-    char *memory = json_dumps(t->mem, JSON_COMPACT);
-    t->c.memory = memory;
-    char *packet = t->handoff ? handoff_packet(t, bot ? bot_text : NULL) : NULL;
-    *out = turn_result(t, bot ? seq + 1 : seq);
-    char *result = json_dumps(*out, JSON_COMPACT);
+        snprintf(t->bot_text, sizeof t->bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
+    t->memory = json_dumps(t->mem, JSON_COMPACT);
+    t->c.memory = t->memory;
+    t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
+    t->out = turn_result(t, bot ? seq + 1 : seq);
+    t->result = t->out ? json_dumps(t->out, JSON_COMPACT) : NULL;
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
     const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);
-    struct store_msg cm = {seq,           "customer",   t->text, src,   intent,
-                           t->confidence, t->client_id, result,  t->now};
-    struct store_msg bm = {seq + 1, "bot", bot_text, src, intent, t->confidence, NULL, NULL, t->now};
-    struct store_batch b;
-    turn_batch(t, &b, &cm, bot ? &bm : NULL, packet);
-    int rc = result && memory ? store_write(t->d->st, &b) : KEFU_ENOMEM;
-    free(packet);
-    free(result);
-    free(memory);
-    t->c.memory = NULL;
-    if (rc < 0) {
-        json_decref(*out);
-        *out = NULL;
-        return dialog_fail(rc, rc == KEFU_ECONFLICT ? "client_id already used" : "cannot store the message");
-    }
+    t->cm = (struct store_msg){seq,           "customer",   t->text,   src,   intent,
+                               t->confidence, t->client_id, t->result, t->now};
+    t->bm = (struct store_msg){seq + 1, "bot", t->bot_text, src, intent, t->confidence, NULL, NULL, t->now};
+    turn_batch(t, &t->b, &t->cm, bot ? &t->bm : NULL, t->packet);
+    if (!t->result || !t->memory)
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
     return 0;
 }
 
@@ -1220,18 +1233,21 @@ static int replay(struct turn *t, json_t **out)
     return *out ? 0 : KEFU_ENOMEM;
 }
 
-/* The whole pipeline for one message of conversation t->c (locked). */
-static int handle_message(struct turn *t, json_t **out)
+/* The whole pipeline for one message of conversation t->c (locked).
+ * Returns 1 when t's batch is ready to commit, 0 when t->out is the
+ * answer already (a repeated client_id), or a negative KEFU_E* code. */
+static int handle_message(struct turn *t)
 {
-    if (replay(t, out) == 0)
+    if (replay(t, &t->out) == 0)
         return 0;
     t->locale = turn_locale(t);
     snprintf(t->c.locale, sizeof t->c.locale, "%s", t->locale);
     t->intent = -1;
+    int rc = 0;
     if (t->c.state == STORE_RESOLVED && (t->feedback = rating_of(t->text, t->len))) {
         t->src = SRC_FEEDBACK;
         snprintf(t->reply, sizeof t->reply, "%s", dialog_say(t->locale, "thanks"));
-        return commit_turn(t, out);
+        return (rc = prepare_commit(t)) < 0 ? rc : 1;
     }
     if (t->c.state == STORE_RESOLVED) {
         t->c.state = STORE_BOT;
@@ -1239,26 +1255,37 @@ static int handle_message(struct turn *t, json_t **out)
         *t->c.agent = *t->c.queue = *t->c.reason = 0;
         t->event = "reopen";
     }
-    int rc = 0;
     if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
         wait_turn(t);
     } else {
         t->w = dialog_worker_get(t->d);
-        t->rs = t->w ? t->w->rs : NULL;
+        t->rs = t->w ? rules_ref(t->w->rs) : NULL; /* ours: the batch names its intents */
         rc = t->w ? bot_turn(t) : KEFU_ENOMEM;
         if (rc == 0 && t->handoff)
             handoff_notice(t);
     }
-    return rc < 0 ? rc : commit_turn(t, out);
+    if (rc == 0)
+        rc = prepare_commit(t);
+    if (t->w) /* the working set serves the next message while this one commits */
+        dialog_worker_put(t->d, t->w);
+    t->w = NULL;
+    return rc < 0 ? rc : 1;
 }
 
 static void turn_release(struct turn *t)
 {
     if (t->w)
         dialog_worker_put(t->d, t->w);
+    rules_unref(t->rs);
     json_decref(t->mem);
     json_decref(t->quick);
     json_decref(t->articles);
+    json_decref(t->out);
+    json_decref(t->req);
+    t->c.memory = NULL; /* t->memory */
+    free(t->memory);
+    free(t->packet);
+    free(t->result);
     store_conv_release(&t->c);
 }
 
@@ -1278,32 +1305,162 @@ static int turn_load(struct turn *t, const char *id)
     return t->mem ? 0 : KEFU_ENOMEM;
 }
 
-int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out)
+/* ---- asynchronous messages: the busy list and the completion ---- */
+
+struct dialog_call {
+    struct turn t;
+    struct dialog_call *next_busy; /* in d->busy[stripe] while committing */
+    unsigned stripe;
+    dialog_done_fn done;
+    void *done_ctx;
+    int rc;
+    char err[sizeof err_buf];
+};
+
+/* 1 if a message of conversation id in stripe k is committing; busy_lock held. */
+static int busy(struct dialog *d, unsigned k, const char *id)
 {
-    *out = NULL;
-    struct turn *t = kefu_calloc(1, sizeof *t);
-    if (!t)
-        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    for (struct dialog_call *c = d->busy[k]; c; c = c->next_busy)
+        if (strcmp(c->t.c.id, id) == 0)
+            return 1;
+    return 0;
+}
+
+static void busy_link(struct dialog_call *call)
+{
+    struct dialog *d = call->t.d;
+    call->stripe = stripe(call->t.c.id);
+    pthread_mutex_lock(&d->busy_lock);
+    call->next_busy = d->busy[call->stripe];
+    d->busy[call->stripe] = call;
+    pthread_mutex_unlock(&d->busy_lock);
+}
+
+static void busy_unlink(struct dialog_call *call)
+{
+    struct dialog *d = call->t.d;
+    pthread_mutex_lock(&d->busy_lock);
+    for (struct dialog_call **p = &d->busy[call->stripe]; *p; p = &(*p)->next_busy)
+        if (*p == call) {
+            *p = call->next_busy;
+            break;
+        }
+    pthread_cond_broadcast(&d->busy_cond);
+    pthread_mutex_unlock(&d->busy_lock);
+}
+
+/* store_done_fn, on the writer thread: the turn is durable (or failed, and
+ * nothing of it was written); the conversation is free for its next
+ * message; then the caller hears of it (the last touch of call here). */
+static void turn_committed(void *ctx, struct store_batch *b, int rc)
+{
+    struct dialog_call *call = ctx;
+    if (rc < 0) {
+        call->rc = rc;
+        snprintf(call->err, sizeof call->err, "%s",
+                 rc == KEFU_ECONFLICT ? "client_id already used" : "cannot store the message");
+    }
+    busy_unlink(call);
+    call->done(call->done_ctx);
+}
+
+/* Ends a call that writes nothing (an error or a replay) on the caller's thread. */
+static void call_done_now(struct dialog_call *call, int rc)
+{
+    call->rc = rc < 0 ? rc : 0;
+    if (rc < 0)
+        snprintf(call->err, sizeof call->err, "%s", dialog_error());
+    call->done(call->done_ctx);
+}
+
+void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
+                          struct dialog_call **out)
+{
+    struct dialog_call *call = kefu_calloc(1, sizeof *call);
+    *out = call;
+    if (!call) {
+        done(ctx);
+        return;
+    }
+    struct turn *t = &call->t;
     t->d = d;
+    t->req = json_incref(req); /* t->text and t->client_id point into it */
+    call->done = done;
+    call->done_ctx = ctx;
     int rc = json_is_object(req) ? 0 : dialog_fail(KEFU_EINVAL, "expected {text, client_id?}");
     if (rc == 0)
         rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &t->text);
     if (rc == 0)
         rc = dialog_req_text(req, "client_id", 64, 0, &t->client_id);
+    if (rc < 0) {
+        call_done_now(call, rc);
+        return;
+    }
+    t->len = strlen(t->text);
+    dialog_lock(d, conv ? conv : "");
+    t->now = dialog_now(d);
+    rc = turn_load(t, conv);
+    if (rc == 0)
+        rc = handle_message(t);
+    if (rc == 1)
+        busy_link(call); /* before the submit: the completion may come at once */
+    dialog_unlock(d, conv ? conv : "");
+    if (rc == 1)
+        store_submit(d->st, &t->b, turn_committed, call);
+    else
+        call_done_now(call, rc);
+}
+
+int dialog_message_finish(struct dialog_call *call, json_t **out)
+{
+    *out = NULL;
+    if (!call)
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    struct turn *t = &call->t;
+    int rc = call->rc;
+    if (rc == 0 && t->c.last_seq)
+        after_turn(t, t->out);
     if (rc == 0) {
-        t->len = strlen(t->text);
-        dialog_lock(d, conv ? conv : "");
-        t->now = dialog_now(d);
-        rc = turn_load(t, conv);
-        if (rc == 0)
-            rc = handle_message(t, out);
-        dialog_unlock(d, conv ? conv : "");
-        if (rc == 0 && t->c.last_seq)
-            after_turn(t, *out);
+        *out = t->out;
+        t->out = NULL;
+    } else {
+        dialog_fail(rc, "%s", call->err);
     }
     turn_release(t);
-    free(t);
+    free(call);
     return rc;
+}
+
+/* What dialog_customer_message() sleeps on until its commit. */
+struct sync_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;
+};
+
+static void sync_done(void *ctx)
+{
+    struct sync_wait *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out)
+{
+    struct sync_wait w = {.done = 0};
+    pthread_mutex_init(&w.lock, NULL);
+    pthread_cond_init(&w.cond, NULL);
+    struct dialog_call *call;
+    dialog_message_start(d, conv, req, sync_done, &w, &call);
+    pthread_mutex_lock(&w.lock);
+    while (!w.done)
+        pthread_cond_wait(&w.cond, &w.lock);
+    pthread_mutex_unlock(&w.lock);
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
+    return dialog_message_finish(call, out);
 }
 
 /* ---- reading messages and feedback ---- */

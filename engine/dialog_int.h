@@ -79,6 +79,11 @@ struct dialog {
     pthread_mutex_t workers_lock;
     struct dialog_worker *workers;
     pthread_mutex_t conv_lock[CONV_LOCKS];
+    /* conversations whose customer message is committing (dialog_message_start()),
+     * per stripe; dialog_lock() waits until its conversation is not among them */
+    pthread_mutex_t busy_lock;
+    pthread_cond_t busy_cond;
+    struct dialog_call *busy[CONV_LOCKS];
     struct dialog_agent *agents;
     size_t n_agents;
     dialog_notify_fn notify;
@@ -90,7 +95,8 @@ struct dialog {
 int dialog_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Current time in unix seconds (the configured clock). */
 long long dialog_now(struct dialog *d);
-/* Locks and unlocks the stripe of conversation id. */
+/* Locks the stripe of conversation id and waits until no customer message of
+ * id is still committing; dialog_unlock() releases the stripe. */
 void dialog_lock(struct dialog *d, const char *id);
 void dialog_unlock(struct dialog *d, const char *id);
 /* Tells the listener about a committed change (conv NULL: the queue). */

@@ -9,7 +9,12 @@
  *    the socket down; libmicrohttpd's own timeout only sees idleness;
  *  - a long-poll or an SSE stream with nothing to send parks its
  *    connection (MHD_suspend_connection) as a waiter in the hub; the
- *    dialog's notify callback or the hub's timer thread resumes it.
+ *    dialog's notify callback or the hub's timer thread resumes it;
+ *  - a customer message parks its connection while its write commits:
+ *    the store's completion (on_committed(), on the writer thread)
+ *    resumes it and the pool thread sends the answer (api_finish()), so
+ *    a commit group holds every message in flight, not one per thread.
+ *    req.commit settles the race between parking and the completion.
  * A waiter is parked and woken under the hub lock, so a notification can
  * never fall between "nothing new" and the suspension. Static files come
  * from the web directory, confined to it. api.c does everything else. */
@@ -74,6 +79,7 @@ struct http {
     unsigned port;
     MHD_socket quiesced_fd;
     atomic_int in_flight, draining, streams, polls;
+    atomic_int commits; /* connections parked for a commit (MHD_stop_daemon must find none) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     pthread_t timer;
@@ -84,7 +90,8 @@ struct http {
     atomic_long cut;      /* connections cut for a request that did not arrive in time */
 };
 
-enum { REQ_BODY = 0, REQ_PARKED, REQ_DONE };
+enum { REQ_BODY = 0, REQ_PARKED, REQ_COMMIT, REQ_DONE };
+enum { COMMIT_PENDING = 0, COMMIT_DONE, COMMIT_PARKED }; /* struct req.commit */
 
 /* Everything one request needs across the access handler's calls. */
 struct req {
@@ -94,6 +101,7 @@ struct req {
     char *body;
     size_t len, cap, discarded;
     int too_large, state, status;
+    atomic_int commit; /* COMMIT_*: who resumes the connection */
     size_t route;
     struct api_response resp;
     struct waiter w;
@@ -630,6 +638,44 @@ static enum MHD_Result start_wait(struct req *r)
     return poll_or_park(r);
 }
 
+/* ---- a message in flight ---- */
+
+/* api_done_fn, on the store's writer thread (or inside api_handle()):
+ * the commit is over. Resumes the connection if the pool thread parked
+ * it; after the exchange r may be gone, so only the locals are used. */
+static void on_committed(void *ctx)
+{
+    struct req *r = ctx;
+    struct http *h = r->h;
+    struct MHD_Connection *c = r->conn;
+    if (atomic_exchange(&r->commit, COMMIT_DONE) == COMMIT_PARKED) {
+        MHD_resume_connection(c);
+        atomic_fetch_sub(&h->commits, 1);
+    }
+}
+
+static enum MHD_Result finish_commit(struct req *r)
+{
+    api_finish(r->h->api, &r->resp);
+    return send_resp(r);
+}
+
+/* Answers at once when the write is already over, else parks the
+ * connection until on_committed() resumes it. */
+static enum MHD_Result await_commit(struct req *r)
+{
+    if (atomic_load(&r->commit) == COMMIT_DONE)
+        return finish_commit(r);
+    r->state = REQ_COMMIT;
+    atomic_fetch_add(&r->h->commits, 1);
+    MHD_suspend_connection(r->conn);
+    if (atomic_exchange(&r->commit, COMMIT_PARKED) == COMMIT_DONE) { /* it committed meanwhile */
+        MHD_resume_connection(r->conn);
+        atomic_fetch_sub(&r->h->commits, 1);
+    }
+    return MHD_YES; /* called again once resumed: finish_commit() */
+}
+
 /* ---- the access handler ---- */
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -659,8 +705,12 @@ static enum MHD_Result dispatch(struct req *r, const char *url, const char *meth
         .body_len = r->len,
         .ip = r->ip,
         .now = now_mono(),
+        .done = on_committed,
+        .done_ctx = r,
     };
     api_handle(r->h->api, &q, &r->resp);
+    if (r->resp.push == API_PUSH_COMMIT)
+        return await_commit(r);
     if (r->resp.push == API_PUSH_WAIT)
         return start_wait(r);
     if (r->resp.push == API_PUSH_STREAM)
@@ -785,6 +835,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->state == REQ_PARKED)
         return poll_or_park(r);
+    if (r->state == REQ_COMMIT)
+        return finish_commit(r);
     if (r->state == REQ_DONE)
         return MHD_YES;
     track_mark(h, r->track, 0); /* the request is whole */
@@ -1082,6 +1134,10 @@ void http_stop(struct http *h)
     if (!h)
         return;
     http_drain(h, 0);
+    while (atomic_load(&h->commits) > 0) { /* a commit always completes, soon */
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     wake_all(h); /* MHD_stop_daemon must not find a suspended connection */
     MHD_stop_daemon(h->mhd);
     dialog_set_notify(h->dialog, NULL, NULL);

@@ -4,6 +4,10 @@
  * libmicrohttpd request into a struct api_request and the struct
  * api_response back into bytes; long-poll and SSE are asked for through
  * api_response.push and served by http.c with api_poll()/api_events().
+ * A customer message does not hold a transport thread while it commits:
+ * when the request carries a completion (api_request.done), api starts
+ * the message, answers API_PUSH_COMMIT, and the transport parks the
+ * request until done runs, then calls api_finish() for the response.
  * api calls dialog.h and nothing below it. */
 #ifndef KEFU_API_H
 #define KEFU_API_H
@@ -40,6 +44,11 @@ struct api_config {
 
 /* One request as the transport parsed it; everything is borrowed. Header
  * and query fields are NULL when absent. */
+/* Completion of a deferred request: runs exactly once, on the store's
+ * writer thread or before api_handle() returns; it must only wake the
+ * request (api_finish() is then called on the transport's thread). */
+typedef void (*api_done_fn)(void *ctx);
+
 struct api_request {
     const char *method, *path; /* path is percent-decoded, without the query */
     const char *content_type, *authorization, *kefu_token, *origin, *last_event_id;
@@ -48,12 +57,15 @@ struct api_request {
     size_t body_len;
     const char *ip; /* client address as text (rate-limit key) */
     double now;     /* monotonic seconds */
+    api_done_fn done; /* NULL: answer every request before api_handle() returns */
+    void *done_ctx;
 };
 
 enum api_push {
     API_PUSH_NONE = 0,
     API_PUSH_WAIT,   /* long-poll: park until conv changes or wait_s passes, then api_poll() */
     API_PUSH_STREAM, /* SSE: stream api_events() for conv from after */
+    API_PUSH_COMMIT, /* a write in flight: after api_request.done ran, api_finish() fills the response */
 };
 
 struct api_response {
@@ -73,6 +85,7 @@ struct api_response {
     size_t route;     /* index into api_route_names(), for metrics */
     const char *code; /* error code of an error response (static), for the log */
     char who[64];     /* agent name, for the log */
+    struct dialog_call *call; /* with API_PUSH_COMMIT: the message in flight (owned) */
 };
 
 /* Returns the route names used as metrics labels (static) and their count
@@ -94,13 +107,19 @@ void api_set_draining(struct api *a, int on);
 
 /* Prepares an empty response. */
 void api_response_init(struct api_response *r);
-/* Frees the body; r can be reused after api_response_init(). */
+/* Frees the body (and finishes a message in flight whose done ran); r can
+ * be reused after api_response_init(). */
 void api_response_release(struct api_response *r);
 /* Replaces r's body with {"error":{code, message}} and sets status. */
 void api_error(struct api_response *r, int status, const char *code, const char *message);
 
-/* Handles one request into resp (initialised by the caller). */
+/* Handles one request into resp (initialised by the caller). With
+ * req->done set, resp->push may come back API_PUSH_COMMIT (see above). */
 void api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
+/* Fills the response of an API_PUSH_COMMIT request once its done ran:
+ * 200 with the answer after a successful commit, else the error (a failed
+ * commit is 503 storage_error: nothing was acknowledged). */
+void api_finish(struct api *a, struct api_response *resp);
 /* Long-poll: fills resp with the messages after `after` and returns 1, or,
  * when there are none and final is 0, returns 0 and leaves resp alone.
  * conv "" is the queue of agent resp->who, and `after` its version. */

@@ -74,6 +74,25 @@ int dialog_customer_auth(struct dialog *d, const char *conv, const char *token);
  * kb, clarify, fallback, handoff or feedback ("1".."5" typed after a resolve).
  * Repeating a client_id returns the first answer and stores nothing. */
 int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out);
+/* The same without blocking a thread on the commit (the server's path).
+ * dialog_message_start() runs the pipeline, hands the turn's write to the
+ * store and returns; done(ctx) then runs exactly once: before the call
+ * returns when nothing is written (an error, a repeated client_id), else
+ * on the store's writer thread right after the commit. done must only
+ * wake whoever calls dialog_message_finish(call): it must not block or
+ * call into dialog. Nothing is acknowledged before the commit: a failed
+ * one finishes with KEFU_EIO and the conversation stays as it was. A later
+ * message of the same conversation waits (in dialog_message_start()) until
+ * this one committed. *call is new (NULL when out of memory; finish it
+ * anyway). */
+struct dialog_call;
+typedef void (*dialog_done_fn)(void *ctx);
+void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
+                          struct dialog_call **call);
+/* After done: returns what dialog_customer_message() would (0 and *out new,
+ * or a KEFU_E* code with dialog_error() set), notifies listeners of the
+ * change on this thread, and frees call. */
+int dialog_message_finish(struct dialog_call *call, json_t **out);
 /* → {messages:[{seq, from, text, source?, at}...] with seq > after, state, queue?}. */
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out);
 /* req {rating:1..5, comment?} → {ok:true}. */
@@ -108,6 +127,13 @@ int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t
  * again returns the same and changes nothing; the customer's next message
  * (other than a rating) returns the conversation to the bot. */
 int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
+
+/* The figures of the day for the console: since < 0 means the last local
+ * midnight (tz_offset_min) → {since, until, conversations, customer_messages,
+ * answered, automation_rate, handoffs, claims, resolves, wait_s:{claims, avg,
+ * max}, ratings:{count, avg, values:[n1..n5]}, hours:[{at, messages, answered,
+ * handoffs}] (one per hour from since up to now, at most 24)}. */
+int dialog_stats(struct dialog *d, long long since, json_t **out);
 
 /* The handoff packet of conv as an agent would see it (the context above),
  * without an agent's credentials: for the helpdesk webhook. */

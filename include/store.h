@@ -57,7 +57,7 @@ struct store_msg {
 
 struct store_opts {
     int group_commit; /* 1 (default): batches share commits; -1: one commit per batch */
-    int group_max;    /* most batches in one transaction (default 64) */
+    int group_max;    /* most batches in one transaction (default 256) */
     int readers;      /* reader connections (default 4) */
 };
 
@@ -85,13 +85,22 @@ struct store_op {
     int n;
 };
 
+struct store_batch;
+/* Called by the writer thread once the transaction holding b has
+ * committed (rc 0) or failed (rc < 0: nothing of b was written). b and
+ * what it borrows belong to the caller again from this call on (it may
+ * free them). Runs outside every store lock but holds up the next commit:
+ * it must be short, must not block, and must not call store_write(). */
+typedef void (*store_done_fn)(void *ctx, struct store_batch *b, int rc);
+
 /* A set of writes applied atomically. The caller holds it; the writer fills rc. */
 struct store_batch {
     struct store_op op[STORE_BATCH_MAX];
     size_t n;
-    int rc, done;             /* set by the writer */
+    int rc;                   /* set by the writer */
     struct store_batch *next; /* the writer's queue */
-    void *wake;               /* the waiting caller's condition variable */
+    store_done_fn done;       /* set by store_submit() */
+    void *done_ctx;
 };
 /* Prepares an empty batch. */
 void store_batch_init(struct store_batch *b);
@@ -113,6 +122,14 @@ int store_add_feedback(struct store_batch *b, const char *conv, long long at, in
  * Returns 0, KEFU_ECONFLICT (duplicate client_id: nothing of b was
  * written), KEFU_EIO or KEFU_ERANGE (b is full). */
 int store_write(struct store *st, struct store_batch *b);
+/* Hands b to the writer thread and returns at once: done(ctx, b, rc) runs
+ * exactly once, on the writer thread, after the transaction holding b
+ * committed or failed, with the same rc store_write() would return. b and
+ * every record it borrows must stay alive until then. Batches that arrive
+ * while a commit runs share the next transaction, so the groups grow with
+ * the number of writes in flight, not with the number of waiting threads.
+ * An empty or failed batch (full) completes before the call returns. */
+void store_submit(struct store *st, struct store_batch *b, store_done_fn done, void *ctx);
 
 /* ---- reading (any thread) ---- */
 
@@ -151,6 +168,20 @@ enum store_report {
 };
 /* Runs one aggregate and calls fn per row. Returns 0, KEFU_EINVAL or KEFU_EIO. */
 int store_report(struct store *st, int which, store_row_fn fn, void *ctx);
+
+/* The figures of one period (from since, unix seconds) for the agents' console:
+ * totals, the wait from a handoff or transfer to the claim, ratings by value,
+ * and per hour since since (bucket k covers since + 3600k, at most 24). */
+#define STORE_DAY_HOURS 24
+struct store_day {
+    long long conversations, customer_messages, answered, bot_handled, handoffs, claims, resolves;
+    long long waits, wait_max; /* claims with a known wait; the longest, seconds */
+    double wait_avg;
+    long long ratings[6]; /* [1..5] */
+    long long hour_messages[STORE_DAY_HOURS], hour_answered[STORE_DAY_HOURS], hour_handoffs[STORE_DAY_HOURS];
+};
+/* Fills *out with the figures from since on. Returns 0 or KEFU_EIO. */
+int store_day(struct store *st, long long since, struct store_day *out);
 
 /* Counters of the writer, for health and benchmarks. */
 struct store_stats {

@@ -2,7 +2,10 @@
  * protocol tests only (tests/test_http.c): errors, limits, auth, CORS,
  * long-poll and SSE. It keeps the contract's shapes and state machine in
  * the simplest form: "human" in a message queues the conversation, any
- * other text gets a rule reply; "io-error" and "busy" fail on purpose.
+ * other text gets a rule reply; "io-error" and "busy" fail on purpose,
+ * "commit-error" fails in the fake's committer thread (a failed commit).
+ * dialog_message_start() completes a message on that thread, as the real
+ * store's writer does, so the server's park-and-resume path is exercised.
  * Reload compiles the real rule directory, so its diagnostics are real. */
 #include "dialog.h"
 
@@ -35,7 +38,42 @@ struct dialog {
     char rules_dir[512];
     struct rules *rs;
     long messages_total;
+    /* the committer: completes started messages in order on its own thread */
+    pthread_t committer;
+    pthread_cond_t work;
+    struct dialog_call *head, *tail;
+    int stop;
 };
+
+struct dialog_call {
+    struct dialog_call *next;
+    int rc;
+    char err[256];
+    json_t *out;
+    dialog_done_fn done;
+    void *done_ctx;
+};
+
+static void *committer_main(void *arg)
+{
+    struct dialog *d = arg;
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (!d->head && !d->stop)
+            pthread_cond_wait(&d->work, &d->lock);
+        struct dialog_call *c = d->head;
+        if (!c)
+            break;
+        d->head = c->next;
+        if (!d->head)
+            d->tail = NULL;
+        pthread_mutex_unlock(&d->lock);
+        c->done(c->done_ctx); /* c may be finished and freed from here on */
+        pthread_mutex_lock(&d->lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
 
 static _Thread_local char last_error[256];
 
@@ -78,12 +116,18 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     if (!d)
         return KEFU_ENOMEM;
     pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->work, NULL);
+    if (pthread_create(&d->committer, NULL, committer_main, d) != 0) {
+        pthread_cond_destroy(&d->work);
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return KEFU_ENOMEM;
+    }
     parse_agents(d, cfg->agents);
     snprintf(d->rules_dir, sizeof d->rules_dir, "%s", cfg->rules_dir ? cfg->rules_dir : "rules");
     int rc = rules_load_dir(d->rules_dir, diag, &d->rs);
     if (rc < 0) {
-        pthread_mutex_destroy(&d->lock);
-        free(d);
+        dialog_close(d);
         return rc;
     }
     *out = d;
@@ -94,6 +138,12 @@ void dialog_close(struct dialog *d)
 {
     if (!d)
         return;
+    pthread_mutex_lock(&d->lock);
+    d->stop = 1;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->lock);
+    pthread_join(d->committer, NULL);
+    pthread_cond_destroy(&d->work);
     for (int k = 0; k < d->n; k++)
         json_decref(d->conv[k].messages);
     rules_unref(d->rs);
@@ -228,6 +278,53 @@ int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, jso
     if (queued)
         notify(d, NULL, 0);
     return 0;
+}
+
+void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
+                          struct dialog_call **out)
+{
+    struct dialog_call *c = kefu_calloc(1, sizeof *c);
+    *out = c;
+    if (!c) {
+        done(ctx);
+        return;
+    }
+    c->done = done;
+    c->done_ctx = ctx;
+    const char *text = json_string_value(json_object_get(req, "text"));
+    if (text && strcmp(text, "commit-error") == 0) {
+        c->rc = KEFU_EIO;
+        snprintf(c->err, sizeof c->err, "cannot store the message");
+    } else {
+        c->rc = dialog_customer_message(d, conv, req, &c->out);
+        if (c->rc < 0) { /* refused before any write: completes on this thread */
+            snprintf(c->err, sizeof c->err, "%s", last_error);
+            done(ctx);
+            return;
+        }
+    }
+    pthread_mutex_lock(&d->lock);
+    if (d->tail)
+        d->tail->next = c;
+    else
+        d->head = c;
+    d->tail = c;
+    pthread_cond_signal(&d->work);
+    pthread_mutex_unlock(&d->lock);
+}
+
+int dialog_message_finish(struct dialog_call *c, json_t **out)
+{
+    *out = NULL;
+    if (!c)
+        return fail(KEFU_ENOMEM, "out of memory");
+    int rc = c->rc;
+    if (rc < 0)
+        fail(rc, c->err);
+    else
+        *out = c->out;
+    free(c);
+    return rc;
 }
 
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out)
@@ -403,5 +500,16 @@ int dialog_health(struct dialog *d, json_t **out)
     size_t n = rules_count(d->rs);
     pthread_mutex_unlock(&d->lock);
     *out = json_pack("{s:s, s:{s:I}}", "status", "ok", "rules", "intents", (json_int_t)n);
+    return 0;
+}
+
+/* The figures of the day: the fake counts only conversations and messages. */
+int dialog_stats(struct dialog *d, long long since, json_t **out)
+{
+    pthread_mutex_lock(&d->lock);
+    *out = json_pack("{s:I, s:I, s:i, s:I}", "since", (json_int_t)(since < 0 ? 0 : since), "until",
+                     (json_int_t)time(NULL), "conversations", d->n, "customer_messages",
+                     (json_int_t)d->messages_total);
+    pthread_mutex_unlock(&d->lock);
     return 0;
 }

@@ -47,5 +47,13 @@ if [ -n "${KEFU_TEST_FULL:-}" ]; then
     passed=$((passed + $(printf '%s\n' "$vg" | grep -c '^ok ')))
     failed=$((failed + $(printf '%s\n' "$vg" | grep -c '^not ok ')))
 fi
+# the widget and the console in headless Chromium (tests/browser/): "ok NAME" or "not ok NAME" lines
+br=$(BUILD="${BUILD:-build}" node tests/browser/run.js 2>&1)
+bs=$?
+printf '%s\n' "$br"
+passed=$((passed + $(printf '%s\n' "$br" | grep -c '^ok ')))
+bf=$(printf '%s\n' "$br" | grep -c '^not ok ')
+[ "$bs" -ne 0 ] && [ "$bf" -eq 0 ] && bf=1 && echo "not ok browser tests did not run (make browser-deps?)"
+failed=$((failed + bf))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "dialog.h"
 #include "kefu.h"
@@ -267,6 +270,61 @@ static void test_journey(void **state)
     text_buf_release(&m);
     assert_true(f->notified > 5);
     assert_int_equal(f->queue_notified, 3); /* the handoff, the claim, the resolve */
+}
+
+/* 1.3 the figures of the day: one answer, one handoff claimed after 42 s, a rating of 4; nothing before since
+ */
+static void test_stats(void **state)
+{
+    struct fixture *f = *state;
+    struct dialog *d = f->d;
+    char id[40], token[40];
+    new_conv(d, "u-stats", "regular", "web", id, token);
+    json_decref(say(d, id, "我的退款什么时候到账", NULL));
+    json_decref(say(d, id, "转人工", NULL));
+    json_t *out;
+    fake_now += 42;
+    assert_int_equal(dialog_claim(d, "amy", id, &out), 0);
+    json_decref(out);
+    assert_int_equal(dialog_resolve(d, "amy", id, &out), 0);
+    json_decref(out);
+    json_t *req = json_pack("{s:i}", "rating", 4);
+    assert_int_equal(dialog_feedback(d, id, req, &out), 0);
+    json_decref(out);
+    json_decref(req);
+
+    assert_int_equal(dialog_stats(d, -1, &out), 0);
+    long long midnight = fake_now - fake_now % 86400; /* the tests' clock is UTC */
+    assert_int_equal(num(out, "since", NULL), midnight);
+    assert_int_equal(num(out, "until", NULL), fake_now);
+    assert_int_equal(num(out, "conversations", NULL), 1);
+    assert_int_equal(num(out, "customer_messages", NULL), 2);
+    assert_int_equal(num(out, "answered", NULL), 1);
+    assert_true(fabs(json_real_value(json_object_get(out, "automation_rate")) - 0.5) < 1e-9);
+    assert_int_equal(num(out, "handoffs", NULL), 1);
+    assert_int_equal(num(out, "claims", NULL), 1);
+    assert_int_equal(num(out, "resolves", NULL), 1);
+    assert_int_equal(num(out, "wait_s", "claims"), 1);
+    assert_int_equal(num(out, "wait_s", "max"), 42);
+    assert_int_equal(num(out, "ratings", "count"), 1);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_object_get(json_object_get(out, "ratings"), "values"), 3)), 1);
+    json_t *hours = json_object_get(out, "hours");
+    size_t nh = json_array_size(hours);
+    assert_int_equal(nh, (size_t)((fake_now - midnight) / 3600 + 1));
+    json_t *last = json_array_get(hours, nh - 1);
+    assert_int_equal(num(last, "messages", NULL), 2);
+    assert_int_equal(num(last, "answered", NULL), 1);
+    assert_int_equal(num(last, "handoffs", NULL), 1);
+    assert_int_equal(num(json_array_get(hours, 0), "messages", NULL), 0);
+    json_decref(out);
+
+    assert_int_equal(dialog_stats(d, fake_now + 1, &out), 0);
+    assert_int_equal(num(out, "customer_messages", NULL), 0);
+    assert_int_equal(num(out, "handoffs", NULL), 0);
+    assert_int_equal(num(out, "ratings", "count"), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "hours")), 0);
+    json_decref(out);
 }
 
 /* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
@@ -883,10 +941,138 @@ static void test_throughput(void **state)
                   n / s);
 }
 
+/* ---- asynchronous messages ---- */
+
+/* What the completions of test_async_groups report. */
+struct gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int entered, open, done;
+    pthread_t main;
+    int on_main; /* a completion ran on the calling thread */
+};
+
+/* The first message's completion: holds the store's writer until the test opens the gate. */
+static void held_done(void *ctx)
+{
+    struct gate *g = ctx;
+    pthread_mutex_lock(&g->lock);
+    g->on_main += pthread_equal(pthread_self(), g->main);
+    g->entered = 1;
+    pthread_cond_broadcast(&g->cond);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    g->done++;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static void count_done(void *ctx)
+{
+    struct gate *g = ctx;
+    pthread_mutex_lock(&g->lock);
+    g->on_main += pthread_equal(pthread_self(), g->main);
+    g->done++;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+static long long store_commits(struct dialog *d)
+{
+    json_t *h = NULL;
+    assert_int_equal(dialog_health(d, &h), 0);
+    long long n = json_integer_value(json_object_get(json_object_get(h, "store"), "commits"));
+    json_decref(h);
+    return n;
+}
+
+/* 9.1 one thread starts eleven messages without waiting: the first holds
+ * the writer in its completion, the ten behind it queue and then share one
+ * commit (the group grows with the messages in flight, not with threads);
+ * every completion runs on the writer thread, and each answer comes only
+ * through dialog_message_finish() */
+static void test_async_groups(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 11 };
+    char id[N][40], token[40];
+    for (int k = 0; k < N; k++) {
+        char cu[16];
+        snprintf(cu, sizeof cu, "async-%d", k);
+        new_conv(f->d, cu, "regular", "web", id[k], token);
+    }
+    struct gate g = {.main = pthread_self()};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    long long before = store_commits(f->d);
+    json_t *req = json_pack("{s:s}", "text", "how do I return an item");
+    struct dialog_call *call[N];
+    dialog_message_start(f->d, id[0], req, held_done, &g, &call[0]);
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    for (int k = 1; k < N; k++)
+        dialog_message_start(f->d, id[k], req, count_done, &g, &call[k]);
+    pthread_mutex_lock(&g.lock);
+    assert_int_equal(g.done, 0); /* nothing is complete before its commit */
+    g.open = 1;
+    pthread_cond_broadcast(&g.cond);
+    while (g.done < N)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    assert_int_equal(g.on_main, 0);
+    for (int k = 0; k < N; k++) {
+        json_t *out = NULL;
+        assert_int_equal(dialog_message_finish(call[k], &out), 0);
+        expect_str(out, "reply.source", "rule");
+        expect_str(out, "state", "bot");
+        json_decref(out);
+    }
+    assert_int_equal(store_commits(f->d) - before, 2);
+    json_decref(req);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
+}
+
+/* 9.2 a write the database refuses: the call fails with KEFU_EIO, nothing
+ * of the turn is stored, the conversation is as it was, and the next
+ * message of the conversation goes through */
+static void test_failed_write(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40], path[128];
+    new_conv(f->d, "refused", "regular", "web", id, token);
+    snprintf(path, sizeof path, "%s/kefu.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison pill'"
+                                  " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    json_t *req = json_pack("{s:s}", "text", "poison pill"), *out = NULL;
+    assert_int_equal(dialog_customer_message(f->d, id, req, &out), KEFU_EIO);
+    assert_null(out);
+    assert_string_equal(dialog_error(), "cannot store the message");
+    json_decref(req);
+    assert_int_equal(dialog_messages(f->d, id, 0, &out), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "messages")), 1); /* the greeting only */
+    expect_str(out, "state", "bot");
+    json_decref(out);
+    out = say(f->d, id, "how do I return an item", NULL);
+    expect_str(out, "reply.source", "rule");
+    assert_int_equal(json_integer_value(json_object_get(out, "seq")), 3); /* greeting 1, message 2, reply 3 */
+    json_decref(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_journey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_human_phrasings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_resolve_idempotent, setup, teardown),
@@ -907,6 +1093,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -349,6 +349,8 @@ static const struct bad_case {
     {"3.4", "POST", "/v1/admin/reload", "Authorization: Bearer sekrit2\r\n", NULL, 401, "unauthorized"},
     {"3.5", "GET", "/v1/conversations/c999/messages", "Authorization: Bearer x\r\n", NULL, 404, "not_found"},
     {"3.6", "GET", "/v1/conversations/c1/messages", NULL, NULL, 401, "unauthorized"},
+    {"3.7", "GET", "/v1/stats", NULL, NULL, 401, "unauthorized"},
+    {"3.8", "GET", "/v1/stats?since=-5", "Authorization: Bearer tok-alice\r\n", NULL, 400, "invalid_request"},
 };
 
 static void test_errors(void **state)
@@ -379,8 +381,18 @@ static void test_dialog_errors(void **state)
     sprintf(path, "/v1/conversations/%s/messages", id);
     struct resp r;
     call("POST", path, h, "{\"text\":\"io-error\"}", &r);
-    expect(&r, 500, "storage_error");
+    expect(&r, 503, "storage_error");
     assert_non_null(strstr(r.body, "cannot append the message")); /* dialog_error() is the message */
+    assert_string_equal(hdr(&r, "Retry-After"), "1");
+    done(&r);
+    /* a commit that fails after the request was parked: 503, never a 2xx */
+    call("POST", path, h, "{\"text\":\"commit-error\"}", &r);
+    expect(&r, 503, "storage_error");
+    assert_non_null(strstr(r.body, "cannot store the message"));
+    assert_string_equal(hdr(&r, "Retry-After"), "1");
+    done(&r);
+    call("POST", path, h, "{\"text\":\"hello after a failed commit\"}", &r);
+    assert_int_equal(r.status, 200);
     done(&r);
     call("POST", path, h, "{\"text\":\"busy\"}", &r);
     expect(&r, 503, "unavailable");
@@ -479,6 +491,13 @@ static void test_agent_flow(void **state)
     assert_non_null(strstr(r.body, "\"queued\""));
     done(&r);
     const char *alice = "Authorization: Bearer tok-alice\r\n", *bob = "Authorization: Bearer tok-bob\r\n";
+    call("GET", "/v1/stats?since=0", alice, NULL, &r);
+    expect(&r, 200, NULL);
+    json_t *st = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(st, "since")), 0);
+    assert_true(json_integer_value(json_object_get(st, "customer_messages")) >= 1);
+    json_decref(st);
+    done(&r);
     call("GET", "/v1/queue", alice, NULL, &r);
     expect(&r, 200, NULL);
     assert_non_null(strstr(r.body, id));

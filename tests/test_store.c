@@ -541,6 +541,66 @@ static void test_open_alloc_failures(void **state)
     }
 }
 
+/* What the completions of test_submit record. */
+struct submitted {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int calls, rc[4], on_caller;
+    pthread_t caller;
+};
+
+static void on_done(void *ctx, struct store_batch *b, int rc)
+{
+    struct submitted *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    s->on_caller += pthread_equal(pthread_self(), s->caller);
+    s->rc[s->calls++] = rc;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* 4.2 store_submit() returns at once and completes each batch exactly once
+ * on the writer thread, in order, with store_write()'s results: a stored
+ * message, a repeated client_id (KEFU_ECONFLICT, nothing written); an
+ * empty batch completes on the caller's thread */
+static void test_submit(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv c;
+    make_conv(&c, "s1", "cu", "web");
+    put_conv(st, &c);
+    struct submitted s = {.caller = pthread_self()};
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.cond, NULL);
+    struct store_msg m1 = {.seq = 1, .from = "customer", .text = "a", .client_id = "k1", .at = 1};
+    struct store_msg m2 = {.seq = 2, .from = "customer", .text = "b", .client_id = "k1", .at = 2};
+    struct store_batch b1, b2, b3;
+    store_batch_init(&b1);
+    store_add_message(&b1, "s1", &m1);
+    store_batch_init(&b2);
+    store_add_message(&b2, "s1", &m2);
+    store_submit(st, &b1, on_done, &s);
+    store_submit(st, &b2, on_done, &s);
+    pthread_mutex_lock(&s.lock);
+    while (s.calls < 2)
+        pthread_cond_wait(&s.cond, &s.lock);
+    pthread_mutex_unlock(&s.lock);
+    assert_int_equal(s.rc[0], 0);
+    assert_int_equal(s.rc[1], KEFU_ECONFLICT);
+    assert_int_equal(s.on_caller, 0);
+    assert_int_equal(count_msgs(st, "s1"), 1);
+    store_batch_init(&b3);
+    store_submit(st, &b3, on_done, &s); /* nothing to write */
+    assert_int_equal(s.calls, 3);
+    assert_int_equal(s.on_caller, 1);
+    store_close(st);
+    assert_int_equal(s.calls, 3); /* nothing completes twice */
+    pthread_cond_destroy(&s.cond);
+    pthread_mutex_destroy(&s.lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -552,6 +612,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_alloc_failures, setup, teardown),
     };
