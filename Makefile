@@ -115,7 +115,7 @@ $(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/p
 
 .PHONY: browser-deps browser screenshots
 browser-deps: $(BROWSER)/node_modules/.package-lock.json
-unit: browser-deps
+unit test: browser-deps
 browser: $(BUILD)/kefu browser-deps
 	BUILD=$(BUILD) node $(BROWSER)/run.js
 # docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve

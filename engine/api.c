@@ -668,6 +668,8 @@ static int queue_json(struct api *a, const char *agent, struct api_response *r)
         return rc;
     }
     json_object_set_new(out, "version", json_integer(version));
+    if (agent && *agent)
+        json_object_set_new(out, "agent", json_string(agent));
     json_decref(r->json);
     r->json = out;
     r->status = 200;

@@ -501,6 +501,9 @@ static void test_agent_flow(void **state)
     call("GET", "/v1/queue", alice, NULL, &r);
     expect(&r, 200, NULL);
     assert_non_null(strstr(r.body, id));
+    json_t *qj = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(qj, "agent")), "alice"); /* who is signed in */
+    json_decref(qj);
     done(&r);
     sprintf(path, "/v1/conversations/%s/claim", id);
     call("POST", path, alice, NULL, &r);
