@@ -111,6 +111,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct stat st;
     /* the store commits with synchronous=FULL: on tmpfs that costs nothing */
     const char *base = stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    if (getenv("KEFU_FUZZ_TMP")) /* tests/fuzz.sh's own directory, removed after the run whatever happens */
+        base = getenv("KEFU_FUZZ_TMP");
     snprintf(data_dir, sizeof data_dir, "%s/kefu-fuzz-api-XXXXXX", base);
     if (!mkdtemp(data_dir))
         abort();
