@@ -214,14 +214,21 @@ static void header(char *line, struct api_request *r)
             *(const char **)(void *)((char *)r + known[k].off) = v;
 }
 
-/* Does the request carry conversation 2's token on conversation 1? */
+/* Does the request carry conversation 2's token on conversation 1, and no
+ * credential that may open conversation 1 (its own token, the agent's or the
+ * admin's) in any field the server reads one from? */
 static int swapped_token(const struct api_request *r)
 {
     const char *t[] = {r->authorization, r->kefu_token, r->q_token};
     int has = 0;
-    for (size_t k = 0; k < 3; k++)
-        if (t[k] && strstr(t[k], token[1]))
+    for (size_t k = 0; k < 3; k++) {
+        if (!t[k])
+            continue;
+        if (strstr(t[k], token[0]) || strstr(t[k], AGENT_TOKEN) || strstr(t[k], ADMIN_TOKEN))
+            return 0;
+        if (strstr(t[k], token[1]))
             has = 1;
+    }
     char seg[API_ID_MAX + 32];
     snprintf(seg, sizeof seg, "/conversations/%s", conv[0]);
     const char *p = strstr(r->path, seg);
