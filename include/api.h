@@ -116,10 +116,12 @@ void api_error(struct api_response *r, int status, const char *code, const char 
 /* Handles one request into resp (initialised by the caller). With
  * req->done set, resp->push may come back API_PUSH_COMMIT (see above). */
 void api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
-/* Fills the response of an API_PUSH_COMMIT request once its done ran:
- * 200 with the answer after a successful commit, else the error (a failed
- * commit is 503 storage_error: nothing was acknowledged). */
-void api_finish(struct api *a, struct api_response *resp);
+/* Fills the response of an API_PUSH_COMMIT request once its done ran and
+ * returns 0: 200 with the answer after a successful commit, else the error
+ * (a failed commit is 503 storage_error: nothing was acknowledged).
+ * Returns 1 when the message had waited behind its conversation's
+ * previous one and now runs: park the request again until done runs. */
+int api_finish(struct api *a, struct api_response *resp);
 /* Long-poll: fills resp with the messages after `after` and returns 1, or,
  * when there are none and final is 0, returns 0 and leaves resp alone.
  * conv "" is the queue of agent resp->who, and `after` its version. */
