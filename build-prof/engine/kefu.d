@@ -1,0 +1,2 @@
+build-prof/engine/kefu.o: engine/kefu.c include/kefu.h
+include/kefu.h:

@@ -1,0 +1,2 @@
+build-prof/engine/log.o: engine/log.c include/log.h
+include/log.h:
