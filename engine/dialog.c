@@ -1486,6 +1486,19 @@ int dialog_message_finish(struct dialog_call *call, json_t **out)
     return rc;
 }
 
+void dialog_message_drop(struct dialog_call *call)
+{
+    if (call && call->waiting) { /* never ran: nothing of it was written */
+        turn_release(&call->t);
+        free(call);
+        return;
+    }
+    json_t *out = NULL;
+    if (call)
+        dialog_message_finish(call, &out);
+    json_decref(out);
+}
+
 /* What dialog_customer_message() sleeps on until its commit. */
 struct sync_wait {
     pthread_mutex_t lock;

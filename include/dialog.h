@@ -96,6 +96,11 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
  * code with dialog_error() set) after notifying listeners of the change on
  * this thread, and then call is freed. */
 int dialog_message_finish(struct dialog_call *call, json_t **out);
+/* Frees a call whose done ran when nobody wants its answer any more (the
+ * client went away): a committed message stays committed and is notified
+ * as by finish; one still waiting behind another is dropped unwritten.
+ * NULL is fine. */
+void dialog_message_drop(struct dialog_call *call);
 /* → {messages:[{seq, from, text, source?, at}...] with seq > after, state, queue?}. */
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out);
 /* req {rating:1..5, comment?} → {ok:true}. */

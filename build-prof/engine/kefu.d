@@ -1,2 +1,0 @@
-build-prof/engine/kefu.o: engine/kefu.c include/kefu.h
-include/kefu.h:

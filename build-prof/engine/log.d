@@ -1,2 +1,0 @@
-build-prof/engine/log.o: engine/log.c include/log.h
-include/log.h:
