@@ -135,12 +135,20 @@ probe() {
 
 store_counts() { curl -s "$url/metrics" | awk '/^kefu_store_commits_total/ { c = $2 } /^kefu_store_batches_total/ { b = $2 } END { print c + 0, b + 0 }'; }
 
+# the floor under every durable answer: one 4 KiB O_DSYNC write on the data directory's disk, in ms
+fsync_ms() {
+    dd if=/dev/zero of="$tmp/dsync" bs=4k count=50 oflag=dsync 2>&1 |
+        awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") printf "%.2f\n", $(i - 1) * 1000 / 50 }'
+    rm -f "$tmp/dsync"
+}
+
 machine_json() {
     cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     fs=$(df -T "$tmp" | awk 'NR == 2 { print $2 }')
     jq -n --arg cpu "$cpu" --arg kernel "$(uname -sr)" --arg fs "$fs" --argjson cores "$(nproc)" \
         --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-        '{cpu: $cpu, cores: $cores, kernel: $kernel, data_fs: $fs, load_before: $load, date: $date}'
+        --argjson fsync "$(fsync_ms)" \
+        '{cpu: $cpu, cores: $cores, kernel: $kernel, data_fs: $fs, load_before: $load, date: $date, fsync_ms: $fsync}'
 }
 
 finish() {
@@ -149,7 +157,7 @@ finish() {
 
 # ---------------------------------------------------------------- part 3 ----
 run_http() {
-    H=${HANDOFFS:-6000} # fresh conversations per handoff run: the run ends early when they are used up
+    H=${HANDOFFS:-4000} # fresh conversations per handoff run: the run ends early when they are used up
     seq 1 1024 | awk '{ print "c" $1, "t" $1 }' >"$tmp/cconvs" # the ceiling reads no id or token
     for run in $(seq 1 "$RUNS"); do
         for mode in pinned unpinned; do
@@ -233,7 +241,7 @@ write_http() {
         printf '%s %s %s %s\n' "$t" "$(g ".pinned.$t.p50_ms")" "$(g ".pinned.$t.p99_ms")" "$(g ".pinned.$t.p999_ms")"
     done >"$tmp/lat.dat"
     gnuplot <<EOF || echo "bench: gnuplot failed" >&2
-set terminal pngcairo size 800,450 font "sans,10"
+set terminal pngcairo size 800,450 font "sans,10" noenhanced
 set output "docs/perf-http.png"
 set title "POST /v1/conversations/{id}/messages: requests/s (median of $RUNS runs of ${SECS} s, $CONNS connections)"
 set style data histograms
@@ -286,7 +294,9 @@ EOF
         echo
         echo "![latency percentiles, pinned](perf-http-latency.png)"
         echo
-        echo "Machine: $(g .machine.cpu), $(g .machine.cores) cores, $(g .machine.kernel); load average before the run $(g .machine.load_before) (the machine is shared; compare the ratios, not the absolute figures)."
+        echo "Machine: $(g .machine.cpu), $(g .machine.cores) cores, $(g .machine.kernel); load average $(g .machine.load_before) when the figures were written (the machine is shared; compare the ratios, not the absolute figures). One 4 KiB \`O_DSYNC\` write on the data disk took $(g .machine.fsync_ms) ms when measured: every durable answer waits for at least one commit."
+        echo
+        [ -f bench/http-notes.md ] && cat bench/http-notes.md
         echo
     } >"$OUT/http.md"
     finish
@@ -324,7 +334,7 @@ run_durability() {
     g() { jq -r "$1" "$j"; }
     printf 'group %s\neach %s\n' "$(g .group.rps)" "$(g .each.rps)" >"$tmp/dur.dat"
     gnuplot <<EOF || echo "bench: gnuplot failed" >&2
-set terminal pngcairo size 800,450 font "sans,10"
+set terminal pngcairo size 800,450 font "sans,10" noenhanced
 set output "docs/perf-durability.png"
 set title "Rule message, synchronous=FULL: group commit vs one commit per message (median of $RUNS runs)"
 set style data histograms
@@ -347,7 +357,7 @@ EOF
             echo "| $m | $(fmt "$(g ".$m.rps")") | $(g ".$m.p50_ms") | $(g ".$m.p99_ms") | $(g ".$m.p999_ms") | $(g ".$m.messages_per_commit") | $(g ".$m | .non2xx + .socket_errors + .wrong_source") |"
         done
         echo
-        echo "Group commit carries $(g '.ratio * 100 | round / 100')× the messages of one commit per message."
+        echo "Group commit carries $(g '.ratio * 100 | round / 100')× the messages of one commit per message. With one commit per message every message waits for a commit of its own; with group commit one fsync acknowledges the whole group ($(g .group.messages_per_commit) messages per commit here). One 4 KiB \`O_DSYNC\` write on the data disk took $(g .machine.fsync_ms) ms when measured (it varies from minute to minute on this shared disk)."
         echo
         echo "![group commit against one commit per message](perf-durability.png)"
         echo
