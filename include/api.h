@@ -55,8 +55,8 @@ struct api_request {
     const char *q_after, *q_wait, *q_token, *q_since; /* query arguments */
     const char *body;
     size_t body_len;
-    const char *ip; /* client address as text (rate-limit key) */
-    double now;     /* monotonic seconds */
+    const char *ip;   /* client address as text (rate-limit key) */
+    double now;       /* monotonic seconds */
     api_done_fn done; /* NULL: answer every request before api_handle() returns */
     void *done_ctx;
 };
@@ -82,9 +82,9 @@ struct api_response {
     char conv[API_ID_MAX + 1]; /* "" with API_PUSH_WAIT: the agent's queue */
     long after;                /* the last seq seen (or queue version) */
     double wait_s;
-    size_t route;     /* index into api_route_names(), for metrics */
-    const char *code; /* error code of an error response (static), for the log */
-    char who[64];     /* agent name, for the log */
+    size_t route;             /* index into api_route_names(), for metrics */
+    const char *code;         /* error code of an error response (static), for the log */
+    char who[64];             /* agent name, for the log */
     struct dialog_call *call; /* with API_PUSH_COMMIT: the message in flight (owned) */
 };
 

@@ -991,11 +991,12 @@ static void test_failed_write(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison pill'"
-                                  " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison pill'"
+                     " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     json_t *req = json_pack("{s:s}", "text", "poison pill"), *out = NULL;
     assert_int_equal(dialog_customer_message(f->d, id, req, &out), KEFU_EIO);
@@ -1033,7 +1034,7 @@ static void test_async_same_conversation(void **state)
     while (!g.entered)
         pthread_cond_wait(&g.cond, &g.lock);
     pthread_mutex_unlock(&g.lock);
-    dialog_message_start(f->d, id, req, count_done, &g, &first); /* queued for the next commit */
+    dialog_message_start(f->d, id, req, count_done, &g, &first);  /* queued for the next commit */
     dialog_message_start(f->d, id, req, count_done, &g, &second); /* parked behind it: returns at once */
     dialog_message_start(f->d, id, req, count_done, &g, &third);
     pthread_mutex_lock(&g.lock);
