@@ -45,20 +45,31 @@ $(BUILD)/tests/%.o: tests/%.c | deps
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
+# test_text.c includes the generated table: make it first, also under -j.
+$(BUILD)/tests/test_text.o: $(BUILD)/hans_table.h
+
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
 $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
+
+# The raw-socket client of tests/hostile.sh (slow clients, announced bodies never sent).
+$(BUILD)/tests/hostile_client: tests/hostile_client.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $<
 
 # Traditional → simplified character table, generated from OpenCC's dictionaries.
 $(BUILD)/hans_table.h: scripts/gen-hans-table.sh | deps
 	@mkdir -p $(@D)
 	scripts/gen-hans-table.sh > $@.tmp && mv $@.tmp $@
 
-unit: $(TESTBINS) $(BUILD)/kefu
+unit: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client
 	@BUILD=$(BUILD) tests/run.sh $(TESTBINS)
 
-test: unit
+# make test: the unit, CLI and HTTP suites, plus (KEFU_TEST_FULL) the fuzz smoke
+# and the unit tests under valgrind, all counted in one closing line.
+test: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client fuzz-build
+	@BUILD=$(BUILD) KEFU_TEST_FULL=1 FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh $(TESTBINS)
 
 # ASan + UBSan build of everything, then the whole suite under it.
 asan:
@@ -92,7 +103,24 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 	    echo "valgrind: kefu serve under tests/e2e.sh clean"
 
 run: kefu
-	./kefu serve
+	@if [ -z "$$KEFU_AGENT_TOKENS" ]; then KEFU_AGENT_TOKENS="demo:$$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"; \
+	    echo "kefu: agent token for the console (agent 'demo'): $${KEFU_AGENT_TOKENS#demo:}"; fi; \
+	    export KEFU_AGENT_TOKENS; exec ./kefu serve
+
+# Browser tests: the widget and the console in Debian's headless Chromium, driven by
+# playwright-core from npm (tests/browser/; node_modules is installed once, from the lock).
+BROWSER = tests/browser
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	cd $(BROWSER) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: browser-deps browser screenshots
+browser-deps: $(BROWSER)/node_modules/.package-lock.json
+unit test: browser-deps
+browser: $(BUILD)/kefu browser-deps
+	BUILD=$(BUILD) node $(BROWSER)/run.js
+# docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve
+screenshots: $(BUILD)/kefu browser-deps
+	BUILD=$(BUILD) node $(BROWSER)/screenshots.js
 
 # Router throughput on the bundled rules: example lines mixed with out-of-domain traffic.
 $(BUILD)/bench/router_bench: bench/router_bench.c $(BUILD)/libkefu.a
@@ -155,3 +183,31 @@ clean:
 	rm -rf build build-asan kefu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (docs/reliability.md) ----
+# libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.
+# `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus (tests/fuzz/<target>/);
+# new inputs go to build-fuzz/corpus/<target>/, crashes to build-fuzz/crash-<target>-*.
+FUZZ_TARGETS = text rules kb api
+FUZZ_TIME   ?= 60
+FUZZ_BUILD   = build-fuzz
+FUZZ_SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZBINS     = $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+
+.PHONY: fuzz fuzz-build fuzz-bins fuzz-smoke
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g" \
+	    SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZBINS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libkefu.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iengine -DKEFU_SRC_DIR='"$(CURDIR)"' -fsanitize=fuzzer -o $@ $< $(BUILD)/libkefu.a $(LDLIBS)
+
+fuzz: fuzz-build
+	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh run $(FUZZ_TARGETS)
+
+# what make test runs: every committed input once, then FUZZ_SMOKE (12) seconds per target
+fuzz-smoke: fuzz-build
+	@FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh smoke $(FUZZ_TARGETS)

@@ -73,6 +73,7 @@ static int h_resolve(struct call *c);
 static int h_health(struct call *c);
 static int h_metrics(struct call *c);
 static int h_reload(struct call *c);
+static int h_stats(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
     {                                                                                                        \
@@ -92,6 +93,7 @@ static const struct route routes[] = {
     R("POST", "/v1/conversations/{id}/transfer", AUTH_AGENT, BODY_REQUIRED, 1, h_transfer),
     R("POST", "/v1/conversations/{id}/release", AUTH_AGENT, BODY_OPTIONAL, 1, h_release),
     R("POST", "/v1/conversations/{id}/resolve", AUTH_AGENT, BODY_OPTIONAL, 1, h_resolve),
+    R("GET", "/v1/stats", AUTH_AGENT, BODY_NONE, 1, h_stats),
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
@@ -740,6 +742,19 @@ static int h_resolve(struct call *c)
 {
     json_t *out = NULL;
     int rc = dialog_resolve(c->a->cfg.dialog, c->agent, c->conv, &out);
+    return ok(c, 200, rc, out);
+}
+
+/* The figures of the day for the console; ?since=UNIX picks another start. */
+static int h_stats(struct call *c)
+{
+    long since = query_long(c->req->q_since, -1);
+    if (c->req->q_since && since < 0) {
+        api_error(c->resp, 400, "invalid_request", "'since' must be a non-negative integer");
+        return 0;
+    }
+    json_t *out = NULL;
+    int rc = dialog_stats(c->a->cfg.dialog, since, &out);
     return ok(c, 200, rc, out);
 }
 

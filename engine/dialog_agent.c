@@ -637,3 +637,51 @@ int dialog_health(struct dialog *d, json_t **out)
                   (json_int_t)ss.commits, "batches", (json_int_t)ss.batches, "failed", (json_int_t)ss.failed);
     return *out ? 0 : KEFU_ENOMEM;
 }
+
+/* The unix time of the last local midnight (tz_offset_min east of UTC) at or before now. */
+static long long local_midnight(const struct dialog *d, long long now)
+{
+    long long off = (long long)d->tz_offset_min * 60, local = now + off;
+    long long day = local >= 0 ? local / 86400 : (local - 86399) / 86400;
+    return day * 86400 - off;
+}
+
+static json_t *stats_hours(const struct store_day *s, long long since, long long now)
+{
+    json_t *hours = json_array();
+    long long n = now >= since ? (now - since) / 3600 + 1 : 0;
+    for (long long k = 0; k < n && k < STORE_DAY_HOURS; k++)
+        json_array_append_new(hours, json_pack("{s:I, s:I, s:I, s:I}", "at", (json_int_t)(since + 3600 * k),
+                                               "messages", (json_int_t)s->hour_messages[k], "answered",
+                                               (json_int_t)s->hour_answered[k], "handoffs",
+                                               (json_int_t)s->hour_handoffs[k]));
+    return hours;
+}
+
+int dialog_stats(struct dialog *d, long long since, json_t **out)
+{
+    long long now = dialog_now(d);
+    if (since < 0)
+        since = local_midnight(d, now);
+    struct store_day s;
+    int rc = store_day(d->st, since, &s);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot read the figures of the day");
+    long long rated = 0, sum = 0;
+    json_t *values = json_array();
+    for (int r = 1; r <= 5; r++) {
+        rated += s.ratings[r];
+        sum += r * s.ratings[r];
+        json_array_append_new(values, json_integer(s.ratings[r]));
+    }
+    *out = json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:{s:I, s:f, s:I}, s:{s:I, s:f, s:o}, s:o}", "since",
+        (json_int_t)since, "until", (json_int_t)now, "conversations", (json_int_t)s.conversations,
+        "customer_messages", (json_int_t)s.customer_messages, "answered", (json_int_t)s.answered,
+        "automation_rate", s.bot_handled ? (double)s.answered / (double)s.bot_handled : 0.0, "handoffs",
+        (json_int_t)s.handoffs, "claims", (json_int_t)s.claims, "resolves", (json_int_t)s.resolves, "wait_s",
+        "claims", (json_int_t)s.waits, "avg", s.wait_avg, "max", (json_int_t)s.wait_max, "ratings", "count",
+        (json_int_t)rated, "avg", rated ? (double)sum / (double)rated : 0.0, "values", values, "hours",
+        stats_hours(&s, since, now));
+    return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
+}

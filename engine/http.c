@@ -3,6 +3,10 @@
  *  - uploads are gathered here (no MHD_PostProcessor), capped at 64 KiB,
  *    and the response is queued on a later call than the first, which
  *    keeps connections alive;
+ *  - every connection is tracked from its accept: a request that has not
+ *    arrived whole within request_timeout_s (headers sent a byte at a
+ *    time, a body that trickles) is cut by the timer thread, which shuts
+ *    the socket down; libmicrohttpd's own timeout only sees idleness;
  *  - a long-poll or an SSE stream with nothing to send parks its
  *    connection (MHD_suspend_connection) as a waiter in the hub; the
  *    dialog's notify callback or the hub's timer thread resumes it;
@@ -51,6 +55,16 @@ struct waiter {
     struct MHD_Connection *conn;
 };
 
+/* One TCP connection, from accept to close (MHD_OPTION_NOTIFY_CONNECTION).
+ * Guarded by http.track_lock, which the close notification also takes, so
+ * the timer never shuts down a descriptor that has been closed and reused. */
+struct track {
+    struct track *prev, *next;
+    int fd;
+    double since; /* when the request now arriving began: accept or the last response */
+    int arriving; /* 1 until the request now arriving is whole */
+};
+
 struct http {
     struct MHD_Daemon *mhd;
     struct api *api;
@@ -71,6 +85,9 @@ struct http {
     pthread_t timer;
     int timer_stop, timer_started;
     struct waiter *bucket[HUB_BUCKETS];
+    pthread_mutex_t track_lock;
+    struct track *tracks; /* every open connection */
+    atomic_long cut;      /* connections cut for a request that did not arrive in time */
 };
 
 enum { REQ_BODY = 0, REQ_PARKED, REQ_COMMIT, REQ_DONE };
@@ -88,6 +105,7 @@ struct req {
     size_t route;
     struct api_response resp;
     struct waiter w;
+    struct track *track; /* its connection's, or NULL */
     char method[16], ip[64], path[LOG_PATH];
 };
 
@@ -116,6 +134,7 @@ void http_config_default(struct http_config *c)
     c->conn_limit = 4096;
     c->per_ip_limit = 256;
     c->timeout_s = 30;
+    c->request_timeout_s = 30;
     c->ping_s = 15;
 }
 
@@ -222,13 +241,81 @@ static void on_notify(void *ctx, const char *conv, long seq)
     pthread_mutex_unlock(&h->lock);
 }
 
-/* The timer thread: resumes parked waiters whose deadline has come. */
+/* ---- request deadlines ---- */
+
+/* MHD_OPTION_NOTIFY_CONNECTION: tracks each connection from accept to close. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct track *t = ci ? kefu_calloc(1, sizeof *t) : NULL;
+        if (!t)
+            return; /* untracked: only the idle timeout applies */
+        t->fd = ci->connect_fd;
+        t->since = now_mono();
+        t->arriving = 1;
+        pthread_mutex_lock(&h->track_lock);
+        t->next = h->tracks;
+        if (t->next)
+            t->next->prev = t;
+        h->tracks = t;
+        pthread_mutex_unlock(&h->track_lock);
+        *ctx = t;
+        return;
+    }
+    struct track *t = *ctx;
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->track_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        h->tracks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&h->track_lock);
+    free(t);
+    *ctx = NULL;
+}
+
+/* Marks the request on t as whole (arrived 0) or a new one as begun (1). */
+static void track_mark(struct http *h, struct track *t, int arriving)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->track_lock);
+    t->arriving = arriving;
+    t->since = now_mono();
+    pthread_mutex_unlock(&h->track_lock);
+}
+
+/* Shuts down connections whose request is late; libmicrohttpd then sees
+ * the end of the stream and closes them. Called by the timer thread. */
+static void cut_late(struct http *h, double now)
+{
+    double limit = (double)h->cfg.request_timeout_s;
+    pthread_mutex_lock(&h->track_lock);
+    for (struct track *t = h->tracks; t; t = t->next)
+        if (t->arriving && t->fd >= 0 && now - t->since > limit) {
+            shutdown(t->fd, SHUT_RDWR);
+            t->fd = -1; /* once */
+            atomic_fetch_add(&h->cut, 1);
+        }
+    pthread_mutex_unlock(&h->track_lock);
+}
+
+/* The timer thread: resumes parked waiters whose deadline has come, and
+ * cuts requests that take too long to arrive. */
 static void *timer_main(void *arg)
 {
     struct http *h = arg;
     pthread_mutex_lock(&h->lock);
     while (!h->timer_stop) {
         double now = now_mono(), next = now + 1.0;
+        if (h->cfg.request_timeout_s)
+            cut_late(h, now);
         for (unsigned b = 0; b < HUB_BUCKETS; b++)
             for (struct waiter *w = h->bucket[b]; w; w = w->next) {
                 if (!w->suspended)
@@ -684,6 +771,8 @@ static struct req *req_new(struct http *h, struct MHD_Connection *c, const char 
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->path, sizeof r->path, "%s", url);
     client_ip(c, r->ip, sizeof r->ip);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    r->track = ci ? ci->socket_context : NULL;
     if (h->cfg.trust_proxy)
         forwarded_ip(c, r->ip, sizeof r->ip);
     atomic_fetch_add(&h->in_flight, 1);
@@ -739,8 +828,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!(r = req_new(h, c, url, method)))
             return MHD_NO;
         *con_cls = r;
-        if (announced_too_large(c)) /* refuse before reading it (and before 100-continue) */
+        if (announced_too_large(c)) { /* refuse before reading it (and before 100-continue) */
+            track_mark(h, r->track, 0);
             return send_error(r, 413, "too_large", "the body is over 64 KiB");
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -754,6 +845,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return finish_commit(r);
     if (r->state == REQ_DONE)
         return MHD_YES;
+    track_mark(h, r->track, 0); /* the request is whole */
     if (r->too_large)
         return send_error(r, 413, "too_large", "the body is over 64 KiB");
     return dispatch(r, url, method);
@@ -789,7 +881,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     *con_cls = NULL;
     hub_unlink(h, &r->w);
-    if (r->w.deadline > 0) /* it was a long-poll */
+    track_mark(h, r->track, 1); /* the next request on this connection begins now */
+    if (r->w.deadline > 0)      /* it was a long-poll */
         atomic_fetch_sub(&h->polls, 1);
     if (!r->status)
         r->status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
@@ -800,6 +893,35 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(r->body);
     free(r);
     atomic_fetch_sub(&h->in_flight, 1);
+}
+
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9'   ? ch - '0'
+           : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+           : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
+                                    : -1;
+}
+
+/* MHD_OPTION_UNESCAPE_CALLBACK: decodes %HH in the path and the query
+ * arguments in place, except %00, which stays as written: a decoded NUL
+ * would cut the C string, so "/static/a.txt%00.png" would be read as
+ * "/static/a.txt". Returns the new length. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    size_t o = 0;
+    for (size_t i = 0; s[i];) {
+        int hi = s[i] == '%' ? hex_digit(s[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            s[o++] = (char)(hi * 16 + lo);
+            i += 3;
+        } else {
+            s[o++] = s[i++];
+        }
+    }
+    s[o] = 0;
+    return o;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -820,9 +942,10 @@ static void gauges(void *ctx, struct text_buf *out)
                    "# TYPE kefu_http_long_polls gauge\nkefu_http_long_polls %d\n"
                    "# TYPE kefu_http_sse_streams gauge\nkefu_http_sse_streams %d\n"
                    "# TYPE kefu_http_connections gauge\nkefu_http_connections %u\n"
-                   "# TYPE kefu_http_draining gauge\nkefu_http_draining %d\n",
+                   "# TYPE kefu_http_draining gauge\nkefu_http_draining %d\n"
+                   "# TYPE kefu_http_request_timeouts_total counter\nkefu_http_request_timeouts_total %ld\n",
                    atomic_load(&h->in_flight), atomic_load(&h->polls), atomic_load(&h->streams),
-                   di ? di->num_connections : 0, atomic_load(&h->draining));
+                   di ? di->num_connections : 0, atomic_load(&h->draining), atomic_load(&h->cut));
 }
 
 /* ---- start and stop ---- */
@@ -885,6 +1008,8 @@ static int start_daemon(struct http *h, const struct sockaddr_storage *ss)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 64 << 10, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape, h},
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
@@ -912,6 +1037,7 @@ static int hub_init(struct http *h)
     pthread_cond_init(&h->cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->track_lock, NULL);
     if (pthread_create(&h->timer, NULL, timer_main, h) != 0)
         return KEFU_ENOMEM;
     h->timer_started = 1;
@@ -929,6 +1055,7 @@ static void free_http(struct http *h)
     }
     pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->lock);
+    pthread_mutex_destroy(&h->track_lock);
     api_free(h->api);
     metrics_free(h->metrics);
     free(h);

@@ -44,6 +44,14 @@ int kb_locale_match(const char *a, const char *w)
 
 /* ---- positions -------------------------------------------------------- */
 
+/* Length of the line at s, which has n bytes left: up to the next '\n' or
+ * the end (the text need not be NUL-terminated). */
+static size_t line_len(const char *s, size_t n)
+{
+    const char *nl = memchr(s, '\n', n);
+    return nl ? (size_t)(nl - s) : n;
+}
+
 /* The source being parsed and where each diagnostic points. */
 struct parser {
     const char *file, *src;
@@ -86,7 +94,7 @@ static int check_utf8(struct parser *p)
         if (c >= 0x80 || c == 0) {
             n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
             if (i + n > p->len || !text_utf8_valid(p->src + i, n)) {
-                size_t ll = strcspn(ls, "\n");
+                size_t ll = line_len(ls, (size_t)(p->src + p->len - ls));
                 perr(p, line, ls, (size_t)(p->src + i - ls) < ll ? (size_t)(p->src + i - ls) : ll,
                      (size_t)(p->src + i - ls), "invalid utf-8%s", NULL);
                 return 0;
@@ -423,9 +431,7 @@ int kb_md_strip(const char *md, size_t len, struct text_buf *out)
     int rc = kb_buf_add(out, "", 0), fence = 0, blank = 0, hard = 0;
     for (size_t i = 0; i < len && rc == 0;) {
         const char *ls = md + i;
-        size_t ll = strcspn(ls, "\n");
-        if (i + ll > len)
-            ll = len - i;
+        size_t ll = line_len(ls, len - i);
         i += ll + 1;
         if (ll && ls[ll - 1] == '\r')
             ll--;

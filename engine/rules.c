@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- diagnostics ---- */
 
@@ -1222,6 +1223,15 @@ static int load_path(struct builder *b, const char *path, const struct bpos *fro
         else
             rules_diag_add(b->diag, RULES_ERROR, path, 0, 0, NULL, "cannot open '%s': %s", path,
                            strerror(errno));
+        return KEFU_EIO;
+    }
+    struct stat st;
+    if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) { /* a device or FIFO could block or never end */
+        if (from)
+            build_error(b, from, "cannot include '%s': not a regular file", path);
+        else
+            rules_diag_add(b->diag, RULES_ERROR, path, 0, 0, NULL, "cannot read '%s': not a regular file",
+                           path);
         return KEFU_EIO;
     }
     for (size_t k = 0; k < b->n_seen; k++)

@@ -34,6 +34,7 @@ static const char *usage_text =
     "usage: kefu serve [--listen ADDR:PORT] [--data DIR] [--rules DIR] [--corpus DIR] [--web DIR]\n"
     "                  [--rate-limit N] [--cors-origin ORIGIN]... [--miss-limit N] [--hours HH:MM-HH:MM]\n"
     "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
+    "                  [--idle-timeout S] [--request-timeout S]\n"
     "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
@@ -135,6 +136,14 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         if (strcmp(v, "group") != 0 && strcmp(v, "each") != 0)
             return bad("--commit takes group or each, not '%s'", v);
         o->dc.group_commit = strcmp(v, "group") == 0 ? 1 : -1;
+    } else if (strcmp(f, "--idle-timeout") == 0) {
+        if (number(f, v, 1, 3600, &x))
+            return 2;
+        o->hc.timeout_s = (unsigned)x;
+    } else if (strcmp(f, "--request-timeout") == 0) {
+        if (number(f, v, 0, 3600, &x))
+            return 2;
+        o->hc.request_timeout_s = (unsigned)x;
     } else if (strcmp(f, "--drain-timeout") == 0) {
         if (number(f, v, 0, 3600, &x))
             return 2;
@@ -193,6 +202,19 @@ static void reload(struct dialog *d)
 }
 
 /* Waits for signals until SIGTERM or SIGINT; returns the signal. */
+/* Prints the demo shop's and the agent console's URLs when the web directory has them. */
+static void print_pages(const char *web, const char *url)
+{
+    char path[4096];
+    if (!web || snprintf(path, sizeof path, "%s/demo/index.html", web) >= (int)sizeof path ||
+        access(path, R_OK) != 0)
+        return;
+    printf("kefu: demo shop with the chat widget on %s/demo\n", url);
+    if (snprintf(path, sizeof path, "%s/console/index.html", web) < (int)sizeof path &&
+        access(path, R_OK) == 0)
+        printf("kefu: agent console on %s/console\n", url);
+}
+
 static int wait_signals(int fd, struct dialog *d)
 {
     for (;;) {
@@ -243,6 +265,7 @@ static int run(struct serve_opts *o, int sfd)
     char url[200];
     http_url(h, url, sizeof url);
     printf("kefu: serving on %s\n", url);
+    print_pages(o->hc.web_dir, url);
     fflush(stdout);
     json_t *f = json_pack("{s:s}", "url", url);
     log_json(LOG_LEVEL_INFO, "listening", f);

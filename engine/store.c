@@ -76,6 +76,10 @@ enum {
     R_CLIENT,
     R_CUSTOMER_CONVS,
     R_OPEN_CONVS,
+    R_DAY_MESSAGES,
+    R_DAY_EVENTS,
+    R_DAY_WAITS,
+    R_DAY_RATINGS,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -121,6 +125,16 @@ static const char *const sql[N_STMT] = {
                          " ORDER BY created_at DESC, rowid DESC LIMIT ?2",
     [R_OPEN_CONVS] =
         "SELECT " CONV_COLS " FROM conversations WHERE state IN (1, 2) ORDER BY queued_at, rowid",
+    [R_DAY_MESSAGES] = "SELECT (created_at - ?1) / 3600, count(*), sum(" ANSWERED "),"
+                       " sum(" ANSWERED " OR source IN ('clarify', 'fallback', 'handoff'))"
+                       " FROM messages WHERE sender = 'customer' AND created_at >= ?1 GROUP BY 1",
+    [R_DAY_EVENTS] = "SELECT (at - ?1) / 3600, kind, count(*) FROM events WHERE at >= ?1"
+                     " AND kind IN ('created', 'handoff', 'claim', 'resolve') GROUP BY 1, 2",
+    [R_DAY_WAITS] =
+        "SELECT count(w), coalesce(avg(w), 0), coalesce(max(w), 0) FROM (SELECT e.at - (SELECT max(h.at)"
+        " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
+        " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= ?1)",
+    [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= ?1 GROUP BY rating",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -920,6 +934,89 @@ int store_report(struct store *st, int which, store_row_fn fn, void *ctx)
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
         sqlite3_reset(s);
     }
+    reader_put(st, c);
+    return rc;
+}
+
+/* Adds one row of R_DAY_MESSAGES or R_DAY_EVENTS to its hour bucket. */
+static void day_hour(long long *v, long long hour, long long n)
+{
+    if (hour >= 0 && hour < STORE_DAY_HOURS)
+        v[hour] += n;
+}
+
+static int day_messages(sqlite3_stmt *s, struct store_day *out)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        long long hour = sqlite3_column_int64(s, 0), n = sqlite3_column_int64(s, 1);
+        long long answered = sqlite3_column_int64(s, 2);
+        out->customer_messages += n;
+        out->answered += answered;
+        out->bot_handled += sqlite3_column_int64(s, 3);
+        day_hour(out->hour_messages, hour, n);
+        day_hour(out->hour_answered, hour, answered);
+    }
+    return rc == SQLITE_DONE ? 0 : KEFU_EIO;
+}
+
+static int day_events(sqlite3_stmt *s, struct store_day *out)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        long long hour = sqlite3_column_int64(s, 0), n = sqlite3_column_int64(s, 2);
+        const char *kind = col_str(s, 1);
+        if (!kind)
+            continue;
+        if (strcmp(kind, "created") == 0)
+            out->conversations += n;
+        else if (strcmp(kind, "claim") == 0)
+            out->claims += n;
+        else if (strcmp(kind, "resolve") == 0)
+            out->resolves += n;
+        else if (strcmp(kind, "handoff") == 0) {
+            out->handoffs += n;
+            day_hour(out->hour_handoffs, hour, n);
+        }
+    }
+    return rc == SQLITE_DONE ? 0 : KEFU_EIO;
+}
+
+static int day_rest(sqlite3_stmt *waits, sqlite3_stmt *ratings, struct store_day *out)
+{
+    if (sqlite3_step(waits) != SQLITE_ROW)
+        return KEFU_EIO;
+    out->waits = sqlite3_column_int64(waits, 0);
+    out->wait_avg = sqlite3_column_double(waits, 1);
+    out->wait_max = sqlite3_column_int64(waits, 2);
+    int rc;
+    while ((rc = sqlite3_step(ratings)) == SQLITE_ROW) {
+        long long r = sqlite3_column_int64(ratings, 0);
+        if (r >= 1 && r <= 5)
+            out->ratings[r] += sqlite3_column_int64(ratings, 1);
+    }
+    return rc == SQLITE_DONE ? 0 : KEFU_EIO;
+}
+
+int store_day(struct store *st, long long since, struct store_day *out)
+{
+    memset(out, 0, sizeof *out);
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s[4] = {stmt(c, R_DAY_MESSAGES), stmt(c, R_DAY_EVENTS), stmt(c, R_DAY_WAITS),
+                          stmt(c, R_DAY_RATINGS)};
+    int rc = KEFU_EIO;
+    if (s[0] && s[1] && s[2] && s[3]) {
+        for (int k = 0; k < 4; k++)
+            sqlite3_bind_int64(s[k], 1, since);
+        rc = day_messages(s[0], out);
+        if (rc == 0)
+            rc = day_events(s[1], out);
+        if (rc == 0)
+            rc = day_rest(s[2], s[3], out);
+    }
+    for (int k = 0; k < 4; k++)
+        if (s[k])
+            sqlite3_reset(s[k]);
     reader_put(st, c);
     return rc;
 }

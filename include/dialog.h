@@ -136,6 +136,13 @@ int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t
  * (other than a rating) returns the conversation to the bot. */
 int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
 
+/* The figures of the day for the console: since < 0 means the last local
+ * midnight (tz_offset_min) → {since, until, conversations, customer_messages,
+ * answered, automation_rate, handoffs, claims, resolves, wait_s:{claims, avg,
+ * max}, ratings:{count, avg, values:[n1..n5]}, hours:[{at, messages, answered,
+ * handoffs}] (one per hour from since up to now, at most 24)}. */
+int dialog_stats(struct dialog *d, long long since, json_t **out);
+
 /* The handoff packet of conv as an agent would see it (the context above),
  * without an agent's credentials: for the helpdesk webhook. */
 int dialog_packet(struct dialog *d, const char *conv, json_t **out);

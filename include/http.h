@@ -9,14 +9,16 @@
 struct http; /* opaque */
 
 struct http_config {
-    const char *listen;    /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0" (0: any free port) */
-    const char *web_dir;   /* static files; NULL or missing: none */
-    unsigned threads;      /* pool size; 0 = number of cores */
-    unsigned conn_limit;   /* connections in all (default 4096) */
-    unsigned per_ip_limit; /* connections per client address (default 256) */
-    unsigned timeout_s;    /* idle connection timeout (default 30) */
-    double ping_s;         /* SSE heartbeat interval (default 15) */
-    int trust_proxy;       /* 1: the client is the last X-Forwarded-For address (behind a proxy only) */
+    const char *listen;         /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0" (0: any free port) */
+    const char *web_dir;        /* static files; NULL or missing: none */
+    unsigned threads;           /* pool size; 0 = number of cores */
+    unsigned conn_limit;        /* connections in all (default 4096) */
+    unsigned per_ip_limit;      /* connections per client address (default 256) */
+    unsigned timeout_s;         /* idle connection timeout (default 30) */
+    unsigned request_timeout_s; /* a request must arrive whole this long after accept or the
+                                   previous response, or its connection is cut (default 30; 0 off) */
+    double ping_s;              /* SSE heartbeat interval (default 15) */
+    int trust_proxy;            /* 1: the client is the last X-Forwarded-For address (behind a proxy only) */
 };
 /* Fills the defaults above (listen 127.0.0.1:8080, web "web"). */
 void http_config_default(struct http_config *c);

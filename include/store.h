@@ -169,6 +169,20 @@ enum store_report {
 /* Runs one aggregate and calls fn per row. Returns 0, KEFU_EINVAL or KEFU_EIO. */
 int store_report(struct store *st, int which, store_row_fn fn, void *ctx);
 
+/* The figures of one period (from since, unix seconds) for the agents' console:
+ * totals, the wait from a handoff or transfer to the claim, ratings by value,
+ * and per hour since since (bucket k covers since + 3600k, at most 24). */
+#define STORE_DAY_HOURS 24
+struct store_day {
+    long long conversations, customer_messages, answered, bot_handled, handoffs, claims, resolves;
+    long long waits, wait_max; /* claims with a known wait; the longest, seconds */
+    double wait_avg;
+    long long ratings[6]; /* [1..5] */
+    long long hour_messages[STORE_DAY_HOURS], hour_answered[STORE_DAY_HOURS], hour_handoffs[STORE_DAY_HOURS];
+};
+/* Fills *out with the figures from since on. Returns 0 or KEFU_EIO. */
+int store_day(struct store *st, long long since, struct store_day *out);
+
 /* Counters of the writer, for health and benchmarks. */
 struct store_stats {
     long long commits, batches, failed;

@@ -6,6 +6,9 @@ set -eu
 
 PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev sqlite3 \
 libjansson-dev libcmocka-dev libssl-dev opencc clang libclang-rt-14-dev valgrind curl jq"
+# the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
+PKGS="$PKGS chromium fonts-noto-cjk"
+command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing() {
     for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto; do
@@ -15,6 +18,10 @@ missing() {
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }
+    for cmd in chromium node npm; do
+        command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
+    done
+    ls /usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc >/dev/null 2>&1 || { echo fonts-noto-cjk; return; }
     # the sanitizer runtime clang needs for make asan
     ls /usr/lib/llvm-14/lib/clang/14*/lib/linux/libclang_rt.asan-x86_64.a >/dev/null 2>&1 ||
         ls /usr/lib/llvm-14/lib/clang/14*/lib/linux/libclang_rt.asan-*.a >/dev/null 2>&1 || { echo libclang-rt; return; }

@@ -509,3 +509,14 @@ int dialog_health(struct dialog *d, json_t **out)
     *out = json_pack("{s:s, s:{s:I}}", "status", "ok", "rules", "intents", (json_int_t)n);
     return 0;
 }
+
+/* The figures of the day: the fake counts only conversations and messages. */
+int dialog_stats(struct dialog *d, long long since, json_t **out)
+{
+    pthread_mutex_lock(&d->lock);
+    *out = json_pack("{s:I, s:I, s:i, s:I}", "since", (json_int_t)(since < 0 ? 0 : since), "until",
+                     (json_int_t)time(NULL), "conversations", d->n, "customer_messages",
+                     (json_int_t)d->messages_total);
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}

@@ -30,5 +30,30 @@ e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
 printf '%s\n' "$e2e"
 passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
+# hostile input against a real kefu serve: "ok NAME" or "not ok NAME" lines
+ho=$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)
+printf '%s\n' "$ho"
+passed=$((passed + $(printf '%s\n' "$ho" | grep -c '^ok ')))
+failed=$((failed + $(printf '%s\n' "$ho" | grep -c '^not ok ')))
+# make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,
+# then a few seconds of fuzzing per target) and the unit tests under valgrind
+if [ -n "${KEFU_TEST_FULL:-}" ]; then
+    fz=$(FUZZ_BUILD="${FUZZ_BUILD:-build-fuzz}" sh tests/fuzz.sh smoke text rules kb api 2>&1)
+    printf '%s\n' "$fz"
+    passed=$((passed + $(printf '%s\n' "$fz" | grep -c '^ok ')))
+    failed=$((failed + $(printf '%s\n' "$fz" | grep -c '^not ok ')))
+    vg=$(sh tests/valgrind.sh "$@" 2>&1)
+    printf '%s\n' "$vg"
+    passed=$((passed + $(printf '%s\n' "$vg" | grep -c '^ok ')))
+    failed=$((failed + $(printf '%s\n' "$vg" | grep -c '^not ok ')))
+fi
+# the widget and the console in headless Chromium (tests/browser/): "ok NAME" or "not ok NAME" lines
+br=$(BUILD="${BUILD:-build}" node tests/browser/run.js 2>&1)
+bs=$?
+printf '%s\n' "$br"
+passed=$((passed + $(printf '%s\n' "$br" | grep -c '^ok ')))
+bf=$(printf '%s\n' "$br" | grep -c '^not ok ')
+[ "$bs" -ne 0 ] && [ "$bf" -eq 0 ] && bf=1 && echo "not ok browser tests did not run (make browser-deps?)"
+failed=$((failed + bf))
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

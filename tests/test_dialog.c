@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -269,6 +270,61 @@ static void test_journey(void **state)
     text_buf_release(&m);
     assert_true(f->notified > 5);
     assert_int_equal(f->queue_notified, 3); /* the handoff, the claim, the resolve */
+}
+
+/* 1.3 the figures of the day: one answer, one handoff claimed after 42 s, a rating of 4; nothing before since
+ */
+static void test_stats(void **state)
+{
+    struct fixture *f = *state;
+    struct dialog *d = f->d;
+    char id[40], token[40];
+    new_conv(d, "u-stats", "regular", "web", id, token);
+    json_decref(say(d, id, "我的退款什么时候到账", NULL));
+    json_decref(say(d, id, "转人工", NULL));
+    json_t *out;
+    fake_now += 42;
+    assert_int_equal(dialog_claim(d, "amy", id, &out), 0);
+    json_decref(out);
+    assert_int_equal(dialog_resolve(d, "amy", id, &out), 0);
+    json_decref(out);
+    json_t *req = json_pack("{s:i}", "rating", 4);
+    assert_int_equal(dialog_feedback(d, id, req, &out), 0);
+    json_decref(out);
+    json_decref(req);
+
+    assert_int_equal(dialog_stats(d, -1, &out), 0);
+    long long midnight = fake_now - fake_now % 86400; /* the tests' clock is UTC */
+    assert_int_equal(num(out, "since", NULL), midnight);
+    assert_int_equal(num(out, "until", NULL), fake_now);
+    assert_int_equal(num(out, "conversations", NULL), 1);
+    assert_int_equal(num(out, "customer_messages", NULL), 2);
+    assert_int_equal(num(out, "answered", NULL), 1);
+    assert_true(fabs(json_real_value(json_object_get(out, "automation_rate")) - 0.5) < 1e-9);
+    assert_int_equal(num(out, "handoffs", NULL), 1);
+    assert_int_equal(num(out, "claims", NULL), 1);
+    assert_int_equal(num(out, "resolves", NULL), 1);
+    assert_int_equal(num(out, "wait_s", "claims"), 1);
+    assert_int_equal(num(out, "wait_s", "max"), 42);
+    assert_int_equal(num(out, "ratings", "count"), 1);
+    assert_int_equal(
+        json_integer_value(json_array_get(json_object_get(json_object_get(out, "ratings"), "values"), 3)), 1);
+    json_t *hours = json_object_get(out, "hours");
+    size_t nh = json_array_size(hours);
+    assert_int_equal(nh, (size_t)((fake_now - midnight) / 3600 + 1));
+    json_t *last = json_array_get(hours, nh - 1);
+    assert_int_equal(num(last, "messages", NULL), 2);
+    assert_int_equal(num(last, "answered", NULL), 1);
+    assert_int_equal(num(last, "handoffs", NULL), 1);
+    assert_int_equal(num(json_array_get(hours, 0), "messages", NULL), 0);
+    json_decref(out);
+
+    assert_int_equal(dialog_stats(d, fake_now + 1, &out), 0);
+    assert_int_equal(num(out, "customer_messages", NULL), 0);
+    assert_int_equal(num(out, "handoffs", NULL), 0);
+    assert_int_equal(num(out, "ratings", "count"), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "hours")), 0);
+    json_decref(out);
 }
 
 /* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
@@ -1075,6 +1131,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_journey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_human_phrasings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_resolve_idempotent, setup, teardown),

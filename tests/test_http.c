@@ -193,7 +193,8 @@ static void write_file(const char *rel, const char *text)
 
 static const char *good_rules = "intent hello\n  match hello\n  reply Hi.\n";
 
-static int trust_proxy; /* for the next start() */
+static int trust_proxy;          /* for the next start() */
+static unsigned request_timeout; /* for the next start(); 0: the default */
 
 static int start(double rate_ip, double rate_conv)
 {
@@ -218,6 +219,8 @@ static int start(double rate_ip, double rate_conv)
     hc.threads = 2;
     hc.ping_s = 0.3;
     hc.trust_proxy = trust_proxy;
+    if (request_timeout)
+        hc.request_timeout_s = request_timeout;
     struct api_config ac = {
         .dialog = dlg, .admin_token = "sekrit", .rate_ip = rate_ip, .rate_conv = rate_conv};
     ac.cors[ac.n_cors++] = "https://shop.example";
@@ -346,6 +349,8 @@ static const struct bad_case {
     {"3.4", "POST", "/v1/admin/reload", "Authorization: Bearer sekrit2\r\n", NULL, 401, "unauthorized"},
     {"3.5", "GET", "/v1/conversations/c999/messages", "Authorization: Bearer x\r\n", NULL, 404, "not_found"},
     {"3.6", "GET", "/v1/conversations/c1/messages", NULL, NULL, 401, "unauthorized"},
+    {"3.7", "GET", "/v1/stats", NULL, NULL, 401, "unauthorized"},
+    {"3.8", "GET", "/v1/stats?since=-5", "Authorization: Bearer tok-alice\r\n", NULL, 400, "invalid_request"},
 };
 
 static void test_errors(void **state)
@@ -486,6 +491,13 @@ static void test_agent_flow(void **state)
     assert_non_null(strstr(r.body, "\"queued\""));
     done(&r);
     const char *alice = "Authorization: Bearer tok-alice\r\n", *bob = "Authorization: Bearer tok-bob\r\n";
+    call("GET", "/v1/stats?since=0", alice, NULL, &r);
+    expect(&r, 200, NULL);
+    json_t *st = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(st, "since")), 0);
+    assert_true(json_integer_value(json_object_get(st, "customer_messages")) >= 1);
+    json_decref(st);
+    done(&r);
     call("GET", "/v1/queue", alice, NULL, &r);
     expect(&r, 200, NULL);
     assert_non_null(strstr(r.body, id));
@@ -584,7 +596,8 @@ static void test_static(void **state)
         "/static/..%2fsecret.txt", "/static/.hidden",
         "/static//etc/passwd",     "/static/%2Fetc%2Fpasswd",
         "/demo/../../secret.txt",  "/static/..\\secret.txt",
-        "/static/nothing.css",
+        "/static/nothing.css",     "/static/app.css%00.png",
+        "/static/app.css%00",
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         call("GET", bad[k], NULL, NULL, &r);
@@ -595,6 +608,73 @@ static void test_static(void **state)
     call("POST", "/widget.js", NULL, "{}", &r);
     expect(&r, 405, "method_not_allowed");
     done(&r);
+}
+
+/* %00 is never decoded: a NUL would cut the path or the token short. */
+static void test_encoded_nul(void **state)
+{
+    char id[64], tok[64], path[256];
+    create(id, tok);
+    struct resp r;
+    sprintf(path, "/v1/conversations/%s/events?token=%s%%00x", id, tok);
+    call("GET", path, NULL, NULL, &r);
+    expect(&r, 403, "forbidden");
+    done(&r);
+    sprintf(path, "/v1/conversations/%s/messages%%00/x", id);
+    char h[128];
+    auth_header(h, tok);
+    call("GET", path, h, NULL, &r);
+    expect(&r, 404, "not_found");
+    done(&r);
+    char enc[256];
+    sprintf(enc, "/v1/conversations/%s/%%6Dessages", id);
+    call("GET", enc, h, NULL, &r);
+    expect(&r, 200, NULL);
+    done(&r);
+}
+
+/* A request that trickles in a byte at a time is cut once it has taken
+ * longer than request_timeout_s, however busy its connection looks; other
+ * clients are served meanwhile. */
+static void test_request_timeout(void **state)
+{
+    stop();
+    request_timeout = 1;
+    assert_int_equal(start(0, 0), 0);
+    int fd = dial(port);
+    assert_true(fd >= 0);
+    static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    double t0 = now_s();
+    int closed = 0, served = 0;
+    for (size_t i = 0; now_s() - t0 < 10 * slow() && !closed; i++) {
+        char ch = i < sizeof head - 1 ? head[i] : 'a';
+        if (send(fd, &ch, 1, MSG_NOSIGNAL) != 1)
+            closed = 1;
+        struct timeval tv = {0, 100 * 1000};
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        char b[256];
+        if (!closed && select(fd + 1, &rd, NULL, NULL, &tv) > 0 && recv(fd, b, sizeof b, 0) <= 0)
+            closed = 1;
+        if (i == 3) { /* meanwhile another client is served */
+            struct resp r;
+            call("GET", "/healthz", NULL, NULL, &r);
+            served = r.status == 200;
+            done(&r);
+        }
+    }
+    close(fd);
+    assert_true(served);
+    assert_true(closed);
+    struct resp r;
+    call("GET", "/metrics", NULL, NULL, &r);
+    expect(&r, 200, NULL);
+    assert_non_null(strstr(r.body, "kefu_http_request_timeouts_total 1"));
+    done(&r);
+    stop();
+    request_timeout = 0;
+    assert_int_equal(start(0, 0), 0);
 }
 
 struct poll_arg {
@@ -1058,24 +1138,16 @@ static void test_depth_scan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_depth_scan),
-        cmocka_unit_test(test_rate_buckets),
-        cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_conversation_flow),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_dialog_errors),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_keep_alive),
-        cmocka_unit_test(test_agent_flow),
-        cmocka_unit_test(test_cors),
-        cmocka_unit_test(test_static),
-        cmocka_unit_test(test_long_poll),
-        cmocka_unit_test(test_sse),
-        cmocka_unit_test(test_agent_push),
-        cmocka_unit_test(test_metrics_health),
-        cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_rate_limits),
-        cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_depth_scan),      cmocka_unit_test(test_rate_buckets),
+        cmocka_unit_test(test_alloc_failures),  cmocka_unit_test(test_conversation_flow),
+        cmocka_unit_test(test_errors),          cmocka_unit_test(test_dialog_errors),
+        cmocka_unit_test(test_limits),          cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_agent_flow),      cmocka_unit_test(test_cors),
+        cmocka_unit_test(test_static),          cmocka_unit_test(test_encoded_nul),
+        cmocka_unit_test(test_long_poll),       cmocka_unit_test(test_sse),
+        cmocka_unit_test(test_agent_push),      cmocka_unit_test(test_metrics_health),
+        cmocka_unit_test(test_reload),          cmocka_unit_test(test_rate_limits),
+        cmocka_unit_test(test_request_timeout), cmocka_unit_test(test_drain),
         cmocka_unit_test(test_listen_parse),
     };
     return cmocka_run_group_tests_name("http", tests, setup, teardown);

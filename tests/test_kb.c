@@ -749,6 +749,17 @@ static void test_parse_errors(void **state)
     assert_int_equal(r.n, 1);
     assert_string_equal(r.hit[0].id, "good");
     assert_true(r.confidence > 0);
+    /* invalid UTF-8 in a buffer of exactly len bytes (no NUL after it): the
+     * error quotes its line without reading past the end */
+    static const char bad[] = "id: x\nlocale: en\ntitle: caf\xc3";
+    char *buf = malloc(sizeof bad - 1);
+    assert_non_null(buf);
+    memcpy(buf, bad, sizeof bad - 1);
+    struct kb_article a;
+    rules_diag_release(&d);
+    assert_int_equal(kb_article_parse("u.md", buf, sizeof bad - 1, &a, &d), KEFU_ESYNTAX);
+    assert_true(d.n >= 1 && d.v[0].line == 3 && strstr(d.v[0].text, "invalid utf-8"));
+    free(buf);
     rules_diag_release(&d);
     kb_close(kb);
     rm_tree(dir);
@@ -777,6 +788,23 @@ static void test_markdown(void **state)
         if (strcmp(out.s, cases[k].text) != 0)
             fail_msg("case %zu: want '%s', got '%s'", k, cases[k].text, out.s);
     }
+    /* the same from buffers of exactly len bytes, with no NUL after them
+     * (ASan and valgrind see any read past the end) */
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t n = strlen(cases[k].md);
+        char *md = malloc(n);
+        assert_non_null(md);
+        memcpy(md, cases[k].md, n);
+        assert_int_equal(kb_md_strip(md, n, &out), 0);
+        free(md);
+        if (strcmp(out.s, cases[k].text) != 0)
+            fail_msg("unterminated case %zu: want '%s', got '%s'", k, cases[k].text, out.s);
+    }
+    /* len, not the NUL, ends the text */
+    assert_int_equal(kb_md_strip("first line\nsecond", 10, &out), 0);
+    assert_string_equal(out.s, "first line");
+    assert_int_equal(kb_md_strip("one\ntwo three", 7, &out), 0);
+    assert_string_equal(out.s, "one two");
     text_buf_release(&out);
 }
 

@@ -58,6 +58,8 @@ static const struct err_case {
      "intent 'a' already has a 'when' line"},
     {"1.29", "intent a\n  handoff if misses >= x -> queue q\n", 2, 24, "'x' is not a number"},
     {"1.30", "intent a\n  slot s ask \"q\"\n  reply x\n", 2, 8, "slot 's' has no pattern"},
+    {"1.31", "include \"/dev/zero\"\n", 1, 9, "cannot include '/dev/zero': not a regular file"},
+    {"1.32", "include \"/tmp\"\n", 1, 9, "cannot include '/tmp': not a regular file"},
 };
 
 static void test_errors(void **state)

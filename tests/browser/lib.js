@@ -1,0 +1,83 @@
+/* lib.js — what the browser tests and the screenshot script share: a real
+ * `kefu serve` on 127.0.0.1:0 with a temporary data directory (the bundled
+ * rules and corpus plus the hostile fixture in fixture/), stopped by its
+ * pid; and Debian's headless Chromium driven by playwright-core, each
+ * browser with a fresh user-data directory. */
+'use strict';
+const { spawn } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const AGENT_TOKEN = 'b7f3c1d2e4a5968778695a4b3c2d1e0f';
+const CHROMIUM = process.env.KEFU_CHROMIUM || '/usr/bin/chromium';
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+function copyDir(from, to) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
+    const a = path.join(from, e.name), b = path.join(to, e.name);
+    if (e.isDirectory()) copyDir(a, b); else fs.copyFileSync(a, b);
+  }
+}
+
+/* Starts kefu serve (with extra arguments, if any); resolves {url, pid, dir,
+ * stop()} once it prints its URL. */
+async function startServer(extra) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-browser-'));
+  copyDir(path.join(ROOT, 'rules'), path.join(dir, 'rules'));
+  copyDir(path.join(__dirname, 'fixture', 'rules'), path.join(dir, 'rules'));
+  copyDir(path.join(ROOT, 'corpus'), path.join(dir, 'corpus'));
+  copyDir(path.join(__dirname, 'fixture', 'corpus'), path.join(dir, 'corpus', 'fixture'));
+  const bin = process.env.KEFU || path.join(ROOT, process.env.BUILD || 'build', 'kefu');
+  const env = Object.assign({}, process.env, { KEFU_AGENT_TOKENS: 'alice:' + AGENT_TOKEN });
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
+    '--rules', path.join(dir, 'rules'), '--corpus', path.join(dir, 'corpus'), '--web', path.join(ROOT, 'web'),
+    '--rate-limit', '0'].concat(extra || []), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('kefu serve did not start: ' + err.slice(-500))), 60000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /kefu: serving on (\S+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error('kefu serve exited ' + code + ': ' + err.slice(-500))); });
+  });
+  return {
+    url, dir, pid: child.pid, stdout: () => out,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null) { fs.rmSync(dir, { recursive: true, force: true }); return resolve(); }
+      child.on('exit', () => { fs.rmSync(dir, { recursive: true, force: true }); resolve(); });
+      process.kill(child.pid, 'SIGTERM');
+    })
+  };
+}
+
+/* Launches Chromium with a fresh profile; resolves {context, close()}. */
+async function launch(options) {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, Object.assign({
+    executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1280, height: 800 }
+  }, options || {}));
+  return {
+    context,
+    close: async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }); }
+  };
+}
+
+/* Calls the API as node (fetch from Node 18). */
+async function api(base, method, p, body, token) {
+  const headers = { Accept: 'application/json' };
+  if (body) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = 'Bearer ' + token;
+  const r = await fetch(base + p, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const text = await r.text();
+  return { status: r.status, json: text ? JSON.parse(text) : null };
+}
+
+module.exports = { ROOT, AGENT_TOKEN, startServer, launch, api };
