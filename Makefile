@@ -22,7 +22,7 @@ TESTS   += redact
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
-        bench-http bench-kb soak
+        bench-http bench-kb soak bench-durability
 all: kefu
 
 deps:
@@ -152,13 +152,18 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
 	    rm -rf $$d
 
-# HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
-$(BUILD)/bench/bare_mhd: bench/bare_mhd.c
+# HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff) against
+# bench/ceiling.c, pinned and unpinned, and the latency at half rate (bench/rate_client.c);
+# bench-durability: group commit against one commit per message. Both write bench/out/P.{json,md}.
+$(BUILD)/bench/ceiling $(BUILD)/bench/rate_client: $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-bench-http: $(BUILD)/kefu $(BUILD)/bench/bare_mhd
-	BUILD=$(BUILD) bench/http.sh 10 32 256
+bench-http: $(BUILD)/kefu $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client
+	BUILD=$(BUILD) bench/http.sh http
+
+bench-durability: $(BUILD)/kefu
+	BUILD=$(BUILD) bench/http.sh durability
 
 # Knowledge-base latency: the fixture corpus, the bundled rules' examples, the same messages.
 $(BUILD)/bench/kb_bench: bench/kb_bench.c $(BUILD)/libkefu.a

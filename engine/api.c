@@ -179,10 +179,8 @@ void api_response_init(struct api_response *r)
 
 void api_response_release(struct api_response *r)
 {
-    if (r->call) { /* its done ran, but the response was never sent */
-        json_t *out = NULL;
-        dialog_message_finish(r->call, &out);
-        json_decref(out);
+    if (r->call) { /* its done ran, but the client went away before the answer */
+        dialog_message_drop(r->call);
         r->call = NULL;
     }
     json_decref(r->json);
@@ -586,18 +584,20 @@ static int h_message(struct call *c)
     return ok(c, 200, rc, out);
 }
 
-void api_finish(struct api *a, struct api_response *resp)
+int api_finish(struct api *a, struct api_response *resp)
 {
     struct call c = {.a = a, .resp = resp};
     snprintf(c.conv, sizeof c.conv, "%s", resp->conv);
-    struct dialog_call *call = resp->call;
+    json_t *out = NULL;
+    int rc = dialog_message_finish(resp->call, &out);
+    if (rc == 1) /* it waited behind the conversation's previous message, and runs now */
+        return 1;
     resp->call = NULL;
     resp->push = API_PUSH_NONE;
-    json_t *out = NULL;
-    int rc = dialog_message_finish(call, &out);
     if (rc == 0)
         notify_handoff(&c, out);
     ok(&c, 200, rc, out);
+    return 0;
 }
 
 /* Parses a non-negative decimal query argument; -1 when malformed. */

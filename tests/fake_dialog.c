@@ -313,6 +313,13 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
     pthread_mutex_unlock(&d->lock);
 }
 
+void dialog_message_drop(struct dialog_call *c)
+{
+    if (c)
+        json_decref(c->out);
+    free(c);
+}
+
 int dialog_message_finish(struct dialog_call *c, json_t **out)
 {
     *out = NULL;
