@@ -14,12 +14,15 @@ TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval store queue dialog dialog_agent cli cli_kb \
            cli_chat cli_report cli_test convtest \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
+# personal-data redaction (logs, stored transcripts)
+ENGINE  += redact dialog_erase cli_erase
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
+TESTS   += redact
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
-        bench-http bench-kb bench bench-deps bench-memory
+        bench-http bench-kb soak bench-durability bench bench-deps bench-memory
 all: kefu
 
 deps:
@@ -68,8 +71,8 @@ unit: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client
 
 # make test: the unit, CLI and HTTP suites, plus (KEFU_TEST_FULL) the fuzz smoke
 # and the unit tests under valgrind, all counted in one closing line.
-test: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client fuzz-build
-	@BUILD=$(BUILD) KEFU_TEST_FULL=1 FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh $(TESTBINS)
+test: fuzz-build
+	@$(MAKE) --no-print-directory unit KEFU_TEST_FULL=1
 
 # ASan + UBSan build of everything, then the whole suite under it.
 asan:
@@ -140,13 +143,18 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
 	    rm -rf $$d
 
-# HTTP throughput: POST messages to kefu serve with wrk, against a bare libmicrohttpd server.
-$(BUILD)/bench/bare_mhd: bench/bare_mhd.c
+# HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff) against
+# bench/ceiling.c, pinned and unpinned, and the latency at half rate (bench/rate_client.c);
+# bench-durability: group commit against one commit per message. Both write bench/out/P.{json,md}.
+$(BUILD)/bench/ceiling $(BUILD)/bench/rate_client: $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
-bench-http: $(BUILD)/kefu $(BUILD)/bench/bare_mhd
-	BUILD=$(BUILD) bench/http.sh 10 32 256
+bench-http: $(BUILD)/kefu $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client
+	BUILD=$(BUILD) bench/http.sh http
+
+bench-durability: $(BUILD)/kefu
+	BUILD=$(BUILD) bench/http.sh durability
 
 # ---- benchmarks: make bench runs every part, then bench/report.sh ------------
 # Each part bench-P writes bench/out/P.json and P.md, draws docs/perf-P*.png and
@@ -196,6 +204,23 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
+# Crash safety, I/O failures, privacy and soak (docs/reliability.md): a load
+# client and a full-disk SQLite VFS that only tests load (LD_PRELOAD).
+$(BUILD)/tests/load_client: tests/load_client.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/tests/vfs_full.so: tests/vfs_full.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(filter-out $(SAN),$(CFLAGS)) -fPIC -shared -o $@ $< $(LDLIBS)
+
+unit test: $(BUILD)/tests/load_client $(BUILD)/tests/vfs_full.so
+
+# 10 minutes of mixed load (RSS and fds sampled), then 100 kill -9 cycles.
+soak: $(BUILD)/kefu $(BUILD)/tests/load_client
+	BUILD=$(BUILD) SOAK_SECONDS=$${SOAK_SECONDS:-600} sh tests/soak.sh
+	BUILD=$(BUILD) CRASH_CYCLES=$${CRASH_CYCLES:-100} sh tests/crash.sh
+
 # ---- fuzzing (docs/reliability.md) ----
 # libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.
 # `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus (tests/fuzz/<target>/);
@@ -220,6 +245,6 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libkefu.a
 fuzz: fuzz-build
 	@FUZZ_TIME=$(FUZZ_TIME) FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh run $(FUZZ_TARGETS)
 
-# what make test runs: every committed input once, then FUZZ_SMOKE (12) seconds per target
+# what make test runs: every committed input once, then FUZZ_SMOKE (10) seconds per target
 fuzz-smoke: fuzz-build
 	@FUZZ_BUILD=$(FUZZ_BUILD) tests/fuzz.sh smoke $(FUZZ_TARGETS)

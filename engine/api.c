@@ -73,6 +73,7 @@ static int h_resolve(struct call *c);
 static int h_health(struct call *c);
 static int h_metrics(struct call *c);
 static int h_reload(struct call *c);
+static int h_erase(struct call *c);
 static int h_stats(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
@@ -97,6 +98,7 @@ static const struct route routes[] = {
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
+    R("POST", "/v1/admin/erase", AUTH_ADMIN, BODY_REQUIRED, 1, h_erase),
 };
 #undef R
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -177,10 +179,8 @@ void api_response_init(struct api_response *r)
 
 void api_response_release(struct api_response *r)
 {
-    if (r->call) { /* its done ran, but the response was never sent */
-        json_t *out = NULL;
-        dialog_message_finish(r->call, &out);
-        json_decref(out);
+    if (r->call) { /* its done ran, but the client went away before the answer */
+        dialog_message_drop(r->call);
         r->call = NULL;
     }
     json_decref(r->json);
@@ -211,6 +211,7 @@ static const struct {
     {KEFU_ECONFLICT, 409, "conflict"},     {KEFU_ELIMIT, 429, "rate_limited"},
     {KEFU_EBUSY, 503, "unavailable"},      {KEFU_EIO, 503, "storage_error"},
     {KEFU_ENOMEM, 503, "out_of_memory"},   {KEFU_ESYNTAX, 409, "rules_invalid"},
+    {KEFU_ENOSPC, 503, "storage_full"},
 };
 
 /* Turns a dialog failure into an error response with dialog_error()'s reason. */
@@ -224,6 +225,8 @@ static void fail_rc(struct api_response *r, int rc)
             api_error(r, errors[k].status, errors[k].code, why);
             if (rc == KEFU_EAUTH)
                 r->www_authenticate = 1;
+            if (rc == KEFU_ENOSPC)
+                r->retry_after = 30; /* nothing was stored: the same request may be sent again */
             if (rc == KEFU_EIO) /* nothing was acknowledged: the same request may be sent again */
                 r->retry_after = 1;
             return;
@@ -581,18 +584,20 @@ static int h_message(struct call *c)
     return ok(c, 200, rc, out);
 }
 
-void api_finish(struct api *a, struct api_response *resp)
+int api_finish(struct api *a, struct api_response *resp)
 {
     struct call c = {.a = a, .resp = resp};
     snprintf(c.conv, sizeof c.conv, "%s", resp->conv);
-    struct dialog_call *call = resp->call;
+    json_t *out = NULL;
+    int rc = dialog_message_finish(resp->call, &out);
+    if (rc == 1) /* it waited behind the conversation's previous message, and runs now */
+        return 1;
     resp->call = NULL;
     resp->push = API_PUSH_NONE;
-    json_t *out = NULL;
-    int rc = dialog_message_finish(call, &out);
     if (rc == 0)
         notify_handoff(&c, out);
     ok(&c, 200, rc, out);
+    return 0;
 }
 
 /* Parses a non-negative decimal query argument; -1 when malformed. */
@@ -668,6 +673,8 @@ static int queue_json(struct api *a, const char *agent, struct api_response *r)
         return rc;
     }
     json_object_set_new(out, "version", json_integer(version));
+    if (agent && *agent)
+        json_object_set_new(out, "agent", json_string(agent));
     json_decref(r->json);
     r->json = out;
     r->status = 200;
@@ -839,6 +846,28 @@ static int h_reload(struct call *c)
                             json_object_get(health, "rules"));
     json_decref(health);
     return ok(c, 200, 0, out);
+}
+
+/* POST /v1/admin/erase {customer}: the id travels in the body, so it
+ * never reaches the access log's path. */
+static int h_erase(struct call *c)
+{
+    json_t *id = json_object_get(c->body, "customer");
+    if (!json_is_string(id) || json_string_length(id) == 0 || json_string_length(id) > 127) {
+        api_error(c->resp, 400, "invalid_request",
+                  "expected {customer} with a customer id of 1 to 127 bytes");
+        return KEFU_EINVAL;
+    }
+    json_t *out = NULL, *convs = NULL;
+    int rc = dialog_erase_customer(c->a->cfg.dialog, json_string_value(id), &out, &convs);
+    for (size_t i = 0; i < json_array_size(convs); i++)
+        webhook_forget(c->a->cfg.webhook, json_string_value(json_array_get(convs, i)));
+    json_decref(convs);
+    if (rc == 0)
+        log_msg(LOG_LEVEL_INFO, "erased a customer: %lld conversations, %lld messages",
+                (long long)json_integer_value(json_object_get(out, "conversations")),
+                (long long)json_integer_value(json_object_get(out, "messages")));
+    return ok(c, 200, rc, out);
 }
 
 /* ---- the entry points ---- */

@@ -17,6 +17,7 @@
 
 #include "decide.h"
 #include "kefu.h"
+#include "redact.h"
 #include "text.h"
 
 #include <errno.h>
@@ -162,6 +163,17 @@ int dialog_load(struct dialog *d, const char *id, struct store_conv *c)
         return dialog_fail(rc, "no conversation '%s'", id);
     if (rc < 0)
         return dialog_fail(rc, "cannot read conversation '%s'", id);
+    return 0;
+}
+
+int dialog_redact(struct dialog *d, const char **text, char **owned)
+{
+    *owned = NULL;
+    if (!d->redact || !*text)
+        return 0;
+    if (redact_text(*text, strlen(*text), d->redact, owned, NULL) < 0)
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    *text = *owned;
     return 0;
 }
 
@@ -487,6 +499,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
     d->tz_offset_min = cfg->tz_offset_min;
+    d->redact = cfg->redact;
     d->now = cfg->now;
     d->now_ctx = cfg->now_ctx;
     d->data_dir = dup_or_null(cfg->data_dir ? cfg->data_dir : "data");
@@ -669,6 +682,7 @@ struct turn {
     struct store_customer cu;
     json_t *mem; /* the conversation's memory: slots, pending, intents */
     const char *text, *client_id;
+    char *redacted; /* the text as redacted (owned), or NULL */
     size_t len;
     const char *locale;
     char locale_buf[16];
@@ -688,6 +702,7 @@ struct turn {
     const char *event; /* "reopen" when a resolved conversation restarts */
     /* the write, owned until its commit */
     json_t *req, *out; /* the request (a reference) and the answer */
+    char conv[40];     /* the conversation asked for */
     char bot_text[DIALOG_MAX_TEXT * 2 + 514];
     char *memory, *packet, *result;
     struct store_msg cm, bm;
@@ -1287,6 +1302,7 @@ static void turn_release(struct turn *t)
     free(t->packet);
     free(t->result);
     store_conv_release(&t->c);
+    free(t->redacted);
 }
 
 /* Loads conversation id and its customer into t. */
@@ -1310,20 +1326,28 @@ static int turn_load(struct turn *t, const char *id)
 struct dialog_call {
     struct turn t;
     struct dialog_call *next_busy; /* in d->busy[stripe] while committing */
+    struct dialog_call *waiters;   /* calls of the same conversation that arrived meanwhile */
+    struct dialog_call *next_wait;
     unsigned stripe;
+    int waiting; /* 1: parked behind another call; run it again at finish */
     dialog_done_fn done;
     void *done_ctx;
     int rc;
     char err[sizeof err_buf];
 };
 
-/* 1 if a message of conversation id in stripe k is committing; busy_lock held. */
-static int busy(struct dialog *d, unsigned k, const char *id)
+/* The call of conversation id in stripe k that is committing, or NULL; busy_lock held. */
+static struct dialog_call *busy_call(struct dialog *d, unsigned k, const char *id)
 {
     for (struct dialog_call *c = d->busy[k]; c; c = c->next_busy)
         if (strcmp(c->t.c.id, id) == 0)
-            return 1;
-    return 0;
+            return c;
+    return NULL;
+}
+
+static int busy(struct dialog *d, unsigned k, const char *id)
+{
+    return busy_call(d, k, id) != NULL;
 }
 
 static void busy_link(struct dialog_call *call)
@@ -1332,11 +1356,13 @@ static void busy_link(struct dialog_call *call)
     call->stripe = stripe(call->t.c.id);
     pthread_mutex_lock(&d->busy_lock);
     call->next_busy = d->busy[call->stripe];
+    call->waiters = NULL;
     d->busy[call->stripe] = call;
     pthread_mutex_unlock(&d->busy_lock);
 }
 
-static void busy_unlink(struct dialog_call *call)
+/* Takes call off the busy list; returns the calls that waited for it. */
+static struct dialog_call *busy_unlink(struct dialog_call *call)
 {
     struct dialog *d = call->t.d;
     pthread_mutex_lock(&d->busy_lock);
@@ -1345,13 +1371,17 @@ static void busy_unlink(struct dialog_call *call)
             *p = call->next_busy;
             break;
         }
+    struct dialog_call *w = call->waiters;
+    call->waiters = NULL;
     pthread_cond_broadcast(&d->busy_cond);
     pthread_mutex_unlock(&d->busy_lock);
+    return w;
 }
 
 /* store_done_fn, on the writer thread: the turn is durable (or failed, and
  * nothing of it was written); the conversation is free for its next
- * message; then the caller hears of it (the last touch of call here). */
+ * message, so the calls parked behind this one hear first (they run again
+ * at their finish); then this call's owner (the last touch of call here). */
 static void turn_committed(void *ctx, struct store_batch *b, int rc)
 {
     struct dialog_call *call = ctx;
@@ -1360,7 +1390,10 @@ static void turn_committed(void *ctx, struct store_batch *b, int rc)
         snprintf(call->err, sizeof call->err, "%s",
                  rc == KEFU_ECONFLICT ? "client_id already used" : "cannot store the message");
     }
-    busy_unlink(call);
+    for (struct dialog_call *w = busy_unlink(call), *next; w; w = next) {
+        next = w->next_wait; /* w may run again as soon as it hears */
+        w->done(w->done_ctx);
+    }
     call->done(call->done_ctx);
 }
 
@@ -1371,6 +1404,46 @@ static void call_done_now(struct dialog_call *call, int rc)
     if (rc < 0)
         snprintf(call->err, sizeof call->err, "%s", dialog_error());
     call->done(call->done_ctx);
+}
+
+/* Locks conv's stripe unless a message of conv is committing: then parks
+ * call behind it and returns 0 (its done runs after that commit). */
+static int lock_or_wait(struct dialog_call *call, const char *conv)
+{
+    struct dialog *d = call->t.d;
+    unsigned k = stripe(conv);
+    pthread_mutex_lock(&d->conv_lock[k]);
+    pthread_mutex_lock(&d->busy_lock);
+    struct dialog_call *b = busy_call(d, k, conv);
+    if (b) {
+        call->waiting = 1;
+        call->next_wait = b->waiters;
+        b->waiters = call;
+    }
+    pthread_mutex_unlock(&d->busy_lock);
+    if (b)
+        pthread_mutex_unlock(&d->conv_lock[k]);
+    return !b;
+}
+
+/* Runs the pipeline of a validated call and hands its batch to the store. */
+static void call_run(struct dialog_call *call, const char *conv)
+{
+    struct turn *t = &call->t;
+    struct dialog *d = t->d;
+    if (!lock_or_wait(call, conv))
+        return;
+    t->now = dialog_now(d);
+    int rc = turn_load(t, conv);
+    if (rc == 0)
+        rc = handle_message(t);
+    if (rc == 1)
+        busy_link(call); /* before the submit: the completion may come at once */
+    dialog_unlock(d, conv);
+    if (rc == 1)
+        store_submit(d->st, &t->b, turn_committed, call);
+    else
+        call_done_now(call, rc);
 }
 
 void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
@@ -1392,23 +1465,17 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
         rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &t->text);
     if (rc == 0)
         rc = dialog_req_text(req, "client_id", 64, 0, &t->client_id);
+    if (rc == 0)
+        rc = dialog_redact(d, &t->text, &t->redacted);
+    if (rc == 0 && conv && strlen(conv) >= sizeof t->conv)
+        rc = dialog_load(d, conv, &t->c); /* the same refusal as for any unknown id */
     if (rc < 0) {
         call_done_now(call, rc);
         return;
     }
     t->len = strlen(t->text);
-    dialog_lock(d, conv ? conv : "");
-    t->now = dialog_now(d);
-    rc = turn_load(t, conv);
-    if (rc == 0)
-        rc = handle_message(t);
-    if (rc == 1)
-        busy_link(call); /* before the submit: the completion may come at once */
-    dialog_unlock(d, conv ? conv : "");
-    if (rc == 1)
-        store_submit(d->st, &t->b, turn_committed, call);
-    else
-        call_done_now(call, rc);
+    snprintf(t->conv, sizeof t->conv, "%s", conv ? conv : "");
+    call_run(call, t->conv);
 }
 
 int dialog_message_finish(struct dialog_call *call, json_t **out)
@@ -1417,6 +1484,11 @@ int dialog_message_finish(struct dialog_call *call, json_t **out)
     if (!call)
         return dialog_fail(KEFU_ENOMEM, "out of memory");
     struct turn *t = &call->t;
+    if (call->waiting) { /* the message before it committed: now its turn */
+        call->waiting = 0;
+        call_run(call, t->conv);
+        return 1;
+    }
     int rc = call->rc;
     if (rc == 0 && t->c.last_seq)
         after_turn(t, t->out);
@@ -1429,6 +1501,19 @@ int dialog_message_finish(struct dialog_call *call, json_t **out)
     turn_release(t);
     free(call);
     return rc;
+}
+
+void dialog_message_drop(struct dialog_call *call)
+{
+    if (call && call->waiting) { /* never ran: nothing of it was written */
+        turn_release(&call->t);
+        free(call);
+        return;
+    }
+    json_t *out = NULL;
+    if (call)
+        dialog_message_finish(call, &out);
+    json_decref(out);
 }
 
 /* What dialog_customer_message() sleeps on until its commit. */
@@ -1454,13 +1539,17 @@ int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, jso
     pthread_cond_init(&w.cond, NULL);
     struct dialog_call *call;
     dialog_message_start(d, conv, req, sync_done, &w, &call);
-    pthread_mutex_lock(&w.lock);
-    while (!w.done)
-        pthread_cond_wait(&w.cond, &w.lock);
-    pthread_mutex_unlock(&w.lock);
+    int rc;
+    do {
+        pthread_mutex_lock(&w.lock);
+        while (!w.done)
+            pthread_cond_wait(&w.cond, &w.lock);
+        w.done = 0;
+        pthread_mutex_unlock(&w.lock);
+    } while ((rc = dialog_message_finish(call, out)) == 1);
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);
-    return dialog_message_finish(call, out);
+    return rc;
 }
 
 /* ---- reading messages and feedback ---- */
@@ -1500,12 +1589,17 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
     const char *comment;
     if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 5)
         return dialog_fail(KEFU_EINVAL, "rating must be an integer from 1 to 5");
+    char *owned = NULL;
     int rc = dialog_req_text(req, "comment", 1000, 0, &comment);
+    if (rc == 0)
+        rc = dialog_redact(d, &comment, &owned);
     if (rc < 0)
         return rc;
     struct store_conv c;
-    if ((rc = dialog_load(d, conv, &c)) < 0)
+    if ((rc = dialog_load(d, conv, &c)) < 0) {
+        free(owned);
         return rc;
+    }
     store_conv_release(&c);
     int rating = (int)json_integer_value(r);
     long long now = dialog_now(d);
@@ -1513,7 +1607,9 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
     store_batch_init(&b);
     store_add_feedback(&b, conv, now, rating, comment);
     store_add_event(&b, conv, now, "feedback", NULL, NULL, NULL);
-    if ((rc = store_write(d->st, &b)) < 0)
+    rc = store_write(d->st, &b);
+    free(owned);
+    if (rc < 0)
         return dialog_fail(rc, "cannot store the feedback");
     atomic_fetch_add(&d->m.rating[rating], 1);
     *out = json_pack("{s:b}", "ok", 1);

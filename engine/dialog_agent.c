@@ -391,6 +391,9 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
         rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &text);
     if (rc == 0)
         rc = dialog_req_text(req, "client_id", 64, 0, &client_id);
+    char *owned = NULL;
+    if (rc == 0)
+        rc = dialog_redact(d, &text, &owned);
     if (rc < 0)
         return rc;
     struct store_conv c;
@@ -418,6 +421,7 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
         store_conv_release(&c);
     }
     dialog_unlock(d, conv);
+    free(owned);
     if (rc < 0)
         return rc;
     if (wrote) {

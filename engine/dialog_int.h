@@ -66,6 +66,7 @@ struct dialog_worker {
 struct dialog {
     char *data_dir, *rules_dir, *corpus_dir, *hours;
     int miss_limit, tz_offset_min;
+    unsigned redact; /* enum redact_kind masked in message text, 0 = off */
     int open_min, close_min; /* business hours in minutes of the local day; open_min < 0: always */
     long long (*now)(void *ctx);
     void *now_ctx;
@@ -116,6 +117,9 @@ int dialog_enqueue(struct dialog *d, const struct store_conv *c);
 json_t *dialog_build_context(struct dialog *d, const struct store_conv *c, json_t *extra, struct kb *kb);
 /* Text from a JSON request field: 0, KEFU_EINVAL, KEFU_EUTF8 or KEFU_ERANGE. */
 int dialog_req_text(json_t *req, const char *key, size_t max, int required, const char **out);
+/* When redaction is on, replaces *text by its redacted copy, new in *owned
+ * (free() it; NULL when nothing was copied). Returns 0 or KEFU_ENOMEM. */
+int dialog_redact(struct dialog *d, const char **text, char **owned);
 /* The localized system text for key in locale; static. */
 const char *dialog_say(const char *locale, const char *key);
 

@@ -654,9 +654,15 @@ static void on_committed(void *ctx)
     }
 }
 
+static enum MHD_Result await_commit(struct req *r);
+
+/* done ran: answer, or park again when the message only now runs (it
+ * waited behind its conversation's previous message). */
 static enum MHD_Result finish_commit(struct req *r)
 {
-    api_finish(r->h->api, &r->resp);
+    atomic_store(&r->commit, COMMIT_PENDING); /* no completion is due until api_finish() runs it */
+    if (api_finish(r->h->api, &r->resp))
+        return await_commit(r);
     return send_resp(r);
 }
 

@@ -24,6 +24,7 @@ const char *kefu_strerror(int code)
     case KEFU_EPERM: return "not allowed";
     case KEFU_ECONFLICT: return "conflicts with the current state";
     case KEFU_EBUSY: return "temporarily unavailable";
+    case KEFU_ENOSPC: return "storage full";
     default: return "unknown error";
     }
 }

@@ -9,6 +9,7 @@
 #include "http.h"
 #include "kefu.h"
 #include "log.h"
+#include "redact.h"
 #include "rules.h"
 #include "webhook.h"
 
@@ -35,12 +36,15 @@ static const char *usage_text =
     "                  [--rate-limit N] [--cors-origin ORIGIN]... [--miss-limit N] [--hours HH:MM-HH:MM]\n"
     "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
     "                  [--idle-timeout S] [--request-timeout S]\n"
-    "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n\n"
+    "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n"
+    "                  [--log-redact KINDS] [--redact-store KINDS]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
     "KEFU_ADMIN_TOKEN, KEFU_CORS_ORIGINS (comma-separated), KEFU_LOG_LEVEL,\n"
-    "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook).\n"
+    "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook), KEFU_LOG_REDACT,\n"
+    "KEFU_REDACT_STORE. KINDS is all, off or a list of phone,email,card,id: what is\n"
+    "masked in log lines (default all) and in message text before it is stored (default off).\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
 static int bad(const char *fmt, const char *arg)
@@ -59,12 +63,30 @@ static int add_origin(struct serve_opts *o, const char *origin)
     return 0;
 }
 
+/* --log-redact and --redact-store (or their variables): what is masked where. */
+static int redact_flag(struct serve_opts *o, const char *f, const char *v, int logs)
+{
+    unsigned kinds;
+    if (redact_parse(v, &kinds) < 0)
+        return bad("%s takes all, off or a list of phone,email,card,id", f);
+    if (logs)
+        log_set_redact(kinds);
+    else
+        o->dc.redact = kinds;
+    return 0;
+}
+
 /* Reads the KEFU_* environment into o. */
 static int read_env(struct serve_opts *o)
 {
     o->dc.agents = getenv("KEFU_AGENT_TOKENS");
     o->ac.admin_token = getenv("KEFU_ADMIN_TOKEN");
     o->wc.secret = getenv("KEFU_WEBHOOK_SECRET");
+    const char *lr = getenv("KEFU_LOG_REDACT"), *rs = getenv("KEFU_REDACT_STORE");
+    if (lr && redact_flag(o, "KEFU_LOG_REDACT", lr, 1))
+        return 2;
+    if (rs && redact_flag(o, "KEFU_REDACT_STORE", rs, 0))
+        return 2;
     const char *lv = getenv("KEFU_LOG_LEVEL");
     if (lv && log_level_parse(lv) < 0)
         return bad("KEFU_LOG_LEVEL must be debug, info, warn or error, not '%s'", lv);
@@ -109,6 +131,8 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         o->wc.url = v;
     else if (strcmp(f, "--cors-origin") == 0)
         return add_origin(o, v);
+    else if (strcmp(f, "--log-redact") == 0 || strcmp(f, "--redact-store") == 0)
+        return redact_flag(o, f, v, strcmp(f, "--log-redact") == 0);
     else if (strcmp(f, "--log-level") == 0) {
         if (log_level_parse(v) < 0)
             return bad("--log-level must be debug, info, warn or error, not '%s'", v);

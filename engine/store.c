@@ -69,6 +69,12 @@ enum {
     W_MESSAGE,
     W_EVENT,
     W_FEEDBACK,
+    W_ERASE_MSG,
+    W_ERASE_EVENT,
+    W_ERASE_FEEDBACK,
+    W_ERASE_CONV,
+    W_ERASE_CUSTOMER,
+    W_CHECKPOINT,
     R_CONV,
     R_PACKET,
     R_CUSTOMER,
@@ -115,6 +121,13 @@ static const char *const sql[N_STMT] = {
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [W_EVENT] = "INSERT INTO events(conv, at, kind, agent, queue, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES (?1, ?2, ?3, ?4)",
+    [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
+    [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
+    [W_ERASE_FEEDBACK] =
+        "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
+    [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = ?1",
+    [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = ?1",
+    [W_CHECKPOINT] = "PRAGMA wal_checkpoint(TRUNCATE)",
     [R_CONV] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [R_PACKET] = "SELECT packet FROM conversations WHERE id = ?1",
     [R_CUSTOMER] = "SELECT id, name, tier, first_seen, last_seen FROM customers WHERE id = ?1",
@@ -212,6 +225,13 @@ static sqlite3_stmt *stmt(struct conn *c, int k)
     return c->st[k];
 }
 
+/* The code for the last failure on db: a full disk is KEFU_ENOSPC (the
+ * api answers 503), anything else KEFU_EIO. */
+static int db_fail(sqlite3 *db)
+{
+    return (sqlite3_errcode(db) & 0xff) == SQLITE_FULL ? KEFU_ENOSPC : KEFU_EIO;
+}
+
 static int exec(sqlite3 *db, const char *s)
 {
     return sqlite3_exec(db, s, NULL, NULL, NULL) == SQLITE_OK ? 0 : KEFU_EIO;
@@ -224,8 +244,9 @@ static int run(struct conn *c, int k)
     if (!s)
         return KEFU_EIO;
     int rc = sqlite3_step(s);
+    int fail = rc == SQLITE_DONE ? 0 : db_fail(c->db);
     sqlite3_reset(s);
-    return rc == SQLITE_DONE ? 0 : KEFU_EIO;
+    return fail;
 }
 
 static void conn_close(struct conn *c)
@@ -331,10 +352,29 @@ static int step_write(sqlite3_stmt *s)
         return 0;
     if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
         return KEFU_ECONFLICT;
-    return KEFU_EIO;
+    return (ext & 0xff) == SQLITE_FULL ? KEFU_ENOSPC : KEFU_EIO;
 }
 
-enum { OP_CUSTOMER = 1, OP_CONV, OP_MESSAGE, OP_EVENT, OP_FEEDBACK };
+enum { OP_CUSTOMER = 1, OP_CONV, OP_MESSAGE, OP_EVENT, OP_FEEDBACK, OP_ERASE };
+
+/* Runs the erase statements for one customer and counts what each removed. */
+static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
+{
+    static const int steps[] = {W_ERASE_MSG, W_ERASE_EVENT, W_ERASE_FEEDBACK, W_ERASE_CONV, W_ERASE_CUSTOMER};
+    long long *count[] = {&e->messages, &e->events, &e->feedback, &e->conversations, &e->customers};
+    memset(e, 0, sizeof *e);
+    for (int k = 0; k < 5; k++) {
+        sqlite3_stmt *s = stmt(w, steps[k]);
+        if (!s)
+            return KEFU_EIO;
+        bind_text(s, 1, customer);
+        int rc = step_write(s);
+        if (rc < 0)
+            return rc;
+        *count[k] = sqlite3_changes64(w->db);
+    }
+    return 0;
+}
 
 static int apply_customer(struct conn *w, const struct store_customer *c)
 {
@@ -417,6 +457,7 @@ static int apply_op(struct conn *w, const struct store_op *op)
         sqlite3_bind_int(s, 3, op->n);
         bind_text(s, 4, op->a);
         return step_write(s);
+    case OP_ERASE: return apply_erase(w, op->conv, op->out);
     default: return KEFU_EINVAL;
     }
 }
@@ -436,19 +477,59 @@ static int apply_batch(struct conn *w, struct store_batch *b)
     return rc;
 }
 
-/* Writes a list of batches in one transaction and sets each one's rc. */
+/* Writes a list of batches in one transaction and sets each one's rc.
+ * A failure SQLite answers by rolling the whole transaction back (a full
+ * disk, an I/O error) fails every batch of the group: without that check
+ * the next SAVEPOINT would open a transaction of its own and its RELEASE
+ * would commit it behind the group's back. */
 static void commit_group(struct store *st, struct store_batch *list)
 {
     int rc = run(&st->writer, W_BEGIN);
-    for (struct store_batch *b = list; b; b = b->next)
-        b->rc = rc < 0 ? rc : apply_batch(&st->writer, b);
-    if (rc == 0 && run(&st->writer, W_COMMIT) < 0) {
-        run(&st->writer, W_ROLLBACK);
-        rc = KEFU_EIO;
+    for (struct store_batch *b = list; b && rc == 0; b = b->next) {
+        b->rc = apply_batch(&st->writer, b);
+        if (sqlite3_get_autocommit(st->writer.db))
+            rc = b->rc < 0 ? b->rc : KEFU_EIO; /* the transaction is gone */
     }
+    if (rc == 0 && (rc = run(&st->writer, W_COMMIT)) < 0)
+        run(&st->writer, W_ROLLBACK);
     if (rc < 0)
         for (struct store_batch *b = list; b; b = b->next)
             b->rc = rc;
+}
+
+/* PRAGMA wal_checkpoint(TRUNCATE) until no reader holds the log; each of
+ * the three tries waits up to the busy timeout. Returns 0, KEFU_EBUSY,
+ * KEFU_ENOSPC or KEFU_EIO. */
+static int checkpoint_truncate(struct conn *w)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        sqlite3_stmt *s = stmt(w, W_CHECKPOINT);
+        if (!s)
+            return KEFU_EIO;
+        int busy = 1, rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            busy = sqlite3_column_int(s, 0);
+        int fail = rc == SQLITE_ROW ? 0 : db_fail(w->db);
+        sqlite3_reset(s);
+        if (fail && (sqlite3_errcode(w->db) & 0xff) != SQLITE_BUSY)
+            return fail;
+        if (!fail && !busy)
+            return 0;
+    }
+    return KEFU_EBUSY;
+}
+
+/* Checkpoints after a committed group that holds a checkpointing batch. */
+static void after_commit(struct store *st, struct store_batch *list)
+{
+    for (struct store_batch *b = list; b; b = b->next)
+        if (b->checkpoint && b->rc == 0) {
+            int rc = checkpoint_truncate(&st->writer);
+            for (struct store_batch *c = list; c; c = c->next)
+                if (c->checkpoint && c->rc == 0)
+                    c->rc = rc;
+            return;
+        }
 }
 
 /* Takes up to group_max queued batches (one without group commit); wlock held. */
@@ -477,6 +558,7 @@ static void *writer_main(void *arg)
         struct store_batch *list = take_group(st);
         pthread_mutex_unlock(&st->wlock);
         commit_group(st, list);
+        after_commit(st, list);
         pthread_mutex_lock(&st->wlock);
         st->stats.commits++;
         for (struct store_batch *b = list; b; b = b->next) {
@@ -610,6 +692,17 @@ int store_add_event(struct store_batch *b, const char *conv, long long at, const
     return 0;
 }
 
+int store_erase_customer(struct store_batch *b, const char *customer, struct store_erased *out)
+{
+    struct store_op *op = add_op(b, OP_ERASE);
+    if (!op)
+        return KEFU_ERANGE;
+    op->conv = customer;
+    op->out = out;
+    b->checkpoint = 1;
+    return 0;
+}
+
 int store_add_feedback(struct store_batch *b, const char *conv, long long at, int rating, const char *comment)
 {
     struct store_op *op = add_op(b, OP_FEEDBACK);
@@ -642,6 +735,8 @@ static void store_free(struct store *st)
 static int open_conns(struct store *st, int readers)
 {
     int rc = conn_open(st->path, &st->writer);
+    if (rc == 0) /* deleted and overwritten content is zeroed, not left in free space */
+        rc = exec(st->writer.db, "PRAGMA secure_delete=ON");
     if (rc == 0)
         rc = migrate(st->writer.db, STORE_SCHEMA_VERSION);
     if (rc < 0)

@@ -283,6 +283,32 @@ void webhook_free(struct webhook *w)
     free(w);
 }
 
+int webhook_forget(struct webhook *w, const char *conv)
+{
+    char key[160];
+    if (!w || snprintf(key, sizeof key, "\"%s\"", conv) >= (int)sizeof key)
+        return 0;
+    int n = 0;
+    pthread_mutex_lock(&w->lock);
+    struct event **p = &w->head, *last = NULL;
+    while (*p) {
+        struct event *e = *p;
+        if (strstr(e->body, key)) {
+            *p = e->next;
+            free(e->body);
+            free(e);
+            w->n--;
+            n++;
+            continue;
+        }
+        last = e;
+        p = &e->next;
+    }
+    w->tail = last;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
 int webhook_post(struct webhook *w, json_t *event)
 {
     struct event *e = kefu_calloc(1, sizeof *e);

@@ -55,8 +55,8 @@ struct api_request {
     const char *q_after, *q_wait, *q_token, *q_since; /* query arguments */
     const char *body;
     size_t body_len;
-    const char *ip; /* client address as text (rate-limit key) */
-    double now;     /* monotonic seconds */
+    const char *ip;   /* client address as text (rate-limit key) */
+    double now;       /* monotonic seconds */
     api_done_fn done; /* NULL: answer every request before api_handle() returns */
     void *done_ctx;
 };
@@ -82,9 +82,9 @@ struct api_response {
     char conv[API_ID_MAX + 1]; /* "" with API_PUSH_WAIT: the agent's queue */
     long after;                /* the last seq seen (or queue version) */
     double wait_s;
-    size_t route;     /* index into api_route_names(), for metrics */
-    const char *code; /* error code of an error response (static), for the log */
-    char who[64];     /* agent name, for the log */
+    size_t route;             /* index into api_route_names(), for metrics */
+    const char *code;         /* error code of an error response (static), for the log */
+    char who[64];             /* agent name, for the log */
     struct dialog_call *call; /* with API_PUSH_COMMIT: the message in flight (owned) */
 };
 
@@ -116,10 +116,12 @@ void api_error(struct api_response *r, int status, const char *code, const char 
 /* Handles one request into resp (initialised by the caller). With
  * req->done set, resp->push may come back API_PUSH_COMMIT (see above). */
 void api_handle(struct api *a, const struct api_request *req, struct api_response *resp);
-/* Fills the response of an API_PUSH_COMMIT request once its done ran:
- * 200 with the answer after a successful commit, else the error (a failed
- * commit is 503 storage_error: nothing was acknowledged). */
-void api_finish(struct api *a, struct api_response *resp);
+/* Fills the response of an API_PUSH_COMMIT request once its done ran and
+ * returns 0: 200 with the answer after a successful commit, else the error
+ * (a failed commit is 503 storage_error: nothing was acknowledged).
+ * Returns 1 when the message had waited behind its conversation's
+ * previous one and now runs: park the request again until done runs. */
+int api_finish(struct api *a, struct api_response *resp);
 /* Long-poll: fills resp with the messages after `after` and returns 1, or,
  * when there are none and final is 0, returns 0 and leaves resp alone.
  * conv "" is the queue of agent resp->who, and `after` its version. */

@@ -12,5 +12,7 @@ int cli_test(int argc, char **argv);
 int cli_chat(int argc, char **argv);
 /* Runs `kefu report ...` (argv[0] is "report"); returns the process exit status. */
 int cli_report(int argc, char **argv);
+/* `kefu erase [--data DIR] CUSTOMER`: erases one customer's data; returns the exit status. */
+int cli_erase(int argc, char **argv);
 
 #endif

@@ -12,7 +12,8 @@
  *   KEFU_ERANGE   text or field too long (413) KEFU_EAUTH  bad credentials (401)
  *   KEFU_EPERM    not yours (403)              KEFU_ENOENT no such conversation (404)
  *   KEFU_ECONFLICT wrong state (409)           KEFU_ELIMIT rate limited (429)
- *   KEFU_EBUSY    no capacity (503)            KEFU_EIO    storage failed (500) */
+ *   KEFU_EBUSY    no capacity (503)            KEFU_EIO    storage failed (500)
+ *   KEFU_ENOSPC   disk full, nothing stored (503) */
 #ifndef KEFU_DIALOG_H
 #define KEFU_DIALOG_H
 
@@ -35,6 +36,8 @@ struct dialog_config {
     int tz_offset_min;           /* minutes east of UTC for hours (480 = Beijing) */
     const char *agents;          /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
     int group_commit;            /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    unsigned redact;             /* kinds of personal data (enum redact_kind) masked in customer and agent
+                                    text before it is routed or stored; 0 = off (the default) */
     long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
     void *now_ctx;
 };
@@ -76,23 +79,31 @@ int dialog_customer_auth(struct dialog *d, const char *conv, const char *token);
 int dialog_customer_message(struct dialog *d, const char *conv, json_t *req, json_t **out);
 /* The same without blocking a thread on the commit (the server's path).
  * dialog_message_start() runs the pipeline, hands the turn's write to the
- * store and returns; done(ctx) then runs exactly once: before the call
- * returns when nothing is written (an error, a repeated client_id), else
- * on the store's writer thread right after the commit. done must only
- * wake whoever calls dialog_message_finish(call): it must not block or
- * call into dialog. Nothing is acknowledged before the commit: a failed
- * one finishes with KEFU_EIO and the conversation stays as it was. A later
- * message of the same conversation waits (in dialog_message_start()) until
- * this one committed. *call is new (NULL when out of memory; finish it
- * anyway). */
+ * store and returns; done(ctx) then runs: before the call returns when
+ * nothing is written (an error, a repeated client_id), else on the store's
+ * writer thread right after the commit. done must only wake whoever calls
+ * dialog_message_finish(call): it must not block or call into dialog.
+ * Each run of done is followed by one dialog_message_finish(). Nothing is
+ * acknowledged before the commit: a failed one finishes with KEFU_EIO and
+ * the conversation stays as it was. A message whose conversation has an
+ * earlier message still committing does not block either: it is parked
+ * behind it, done runs when that one committed, and finish returns 1 (the
+ * message runs now; done will run again). *call is new (NULL when out of
+ * memory; finish it anyway). */
 struct dialog_call;
 typedef void (*dialog_done_fn)(void *ctx);
 void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
                           struct dialog_call **call);
-/* After done: returns what dialog_customer_message() would (0 and *out new,
- * or a KEFU_E* code with dialog_error() set), notifies listeners of the
- * change on this thread, and frees call. */
+/* After done: 1 when the call runs again (see above; call stays alive), or
+ * what dialog_customer_message() returns (0 and *out new, or a KEFU_E*
+ * code with dialog_error() set) after notifying listeners of the change on
+ * this thread, and then call is freed. */
 int dialog_message_finish(struct dialog_call *call, json_t **out);
+/* Frees a call whose done ran when nobody wants its answer any more (the
+ * client went away): a committed message stays committed and is notified
+ * as by finish; one still waiting behind another is dropped unwritten.
+ * NULL is fine. */
+void dialog_message_drop(struct dialog_call *call);
 /* → {messages:[{seq, from, text, source?, at}...] with seq > after, state, queue?}. */
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out);
 /* req {rating:1..5, comment?} → {ok:true}. */
@@ -140,6 +151,14 @@ int dialog_stats(struct dialog *d, long long since, json_t **out);
 int dialog_packet(struct dialog *d, const char *conv, json_t **out);
 
 /* ---- operator ---- */
+
+/* Erases customer: every conversation (messages, events, feedback, packet,
+ * memory), the profile, and their places in the queues; deleted pages are
+ * zeroed (secure_delete) and the WAL is checkpointed and truncated before
+ * it returns. → {customer, conversations, messages}. KEFU_ENOENT when the
+ * customer is unknown; *convs (may be NULL) gets the erased conversation
+ * ids as a new JSON array, for the caller's own caches. */
+int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, json_t **convs);
 
 /* Appends the Prometheus text exposition of every counter to out. */
 int dialog_metrics(struct dialog *d, struct text_buf *out);

@@ -8,18 +8,19 @@
 
 enum {
     KEFU_OK = 0,
-    KEFU_ENOMEM = -1,  /* allocation failed */
-    KEFU_EINVAL = -2,  /* bad argument or malformed input */
-    KEFU_EUTF8 = -3,   /* input is not well-formed UTF-8 */
-    KEFU_EIO = -4,     /* file or database I/O failed */
-    KEFU_ESYNTAX = -5, /* rule file does not parse or compile */
-    KEFU_ENOENT = -6,  /* no such file, intent or record */
-    KEFU_ERANGE = -7,  /* value or size out of range */
-    KEFU_ELIMIT = -8,  /* a resource limit was hit (regex match limit, ...) */
-    KEFU_EAUTH = -9,     /* missing or wrong credentials */
-    KEFU_EPERM = -10,    /* credentials valid, action not allowed for them */
+    KEFU_ENOMEM = -1,     /* allocation failed */
+    KEFU_EINVAL = -2,     /* bad argument or malformed input */
+    KEFU_EUTF8 = -3,      /* input is not well-formed UTF-8 */
+    KEFU_EIO = -4,        /* file or database I/O failed */
+    KEFU_ESYNTAX = -5,    /* rule file does not parse or compile */
+    KEFU_ENOENT = -6,     /* no such file, intent or record */
+    KEFU_ERANGE = -7,     /* value or size out of range */
+    KEFU_ELIMIT = -8,     /* a resource limit was hit (regex match limit, ...) */
+    KEFU_EAUTH = -9,      /* missing or wrong credentials */
+    KEFU_EPERM = -10,     /* credentials valid, action not allowed for them */
     KEFU_ECONFLICT = -11, /* the action does not fit the current state */
-    KEFU_EBUSY = -12,    /* temporarily unavailable (overload, draining, no capacity) */
+    KEFU_EBUSY = -12,     /* temporarily unavailable (overload, draining, no capacity) */
+    KEFU_ENOSPC = -13,    /* the disk is full: nothing was written, retry later */
 };
 
 /* Returns a static, lowercase description of code. */

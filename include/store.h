@@ -80,6 +80,7 @@ int store_create_version(const char *path, int version);
 struct store_op {
     int kind;
     const void *rec; /* borrowed until store_write() returns */
+    void *out;       /* what the op reports back (an erase's counts), or NULL */
     const char *conv, *a, *b, *c;
     long long at;
     int n;
@@ -98,6 +99,7 @@ struct store_batch {
     struct store_op op[STORE_BATCH_MAX];
     size_t n;
     int rc;                   /* set by the writer */
+    int checkpoint;           /* 1: after the commit, checkpoint and truncate the WAL */
     struct store_batch *next; /* the writer's queue */
     store_done_fn done;       /* set by store_submit() */
     void *done_ctx;
@@ -118,9 +120,23 @@ int store_add_event(struct store_batch *b, const char *conv, long long at, const
 int store_add_feedback(struct store_batch *b, const char *conv, long long at, int rating,
                        const char *comment);
 
+/* What an erase removed. */
+struct store_erased {
+    long long conversations, messages, events, feedback, customers;
+};
+/* Deletes customer's profile and every conversation of theirs with its
+ * messages, events and feedback; *out (borrowed until store_write()
+ * returns) gets the counts. The writer connection runs with secure_delete,
+ * so freed content is zeroed, and the batch checkpoints the WAL with
+ * TRUNCATE after its commit: when store_write() returns 0 no byte of the
+ * customer's rows is left in the database file or its WAL. */
+int store_erase_customer(struct store_batch *b, const char *customer, struct store_erased *out);
+
 /* Hands b to the writer thread and waits until its transaction committed.
  * Returns 0, KEFU_ECONFLICT (duplicate client_id: nothing of b was
- * written), KEFU_EIO or KEFU_ERANGE (b is full). */
+ * written), KEFU_ENOSPC (the disk is full: nothing of b was written),
+ * KEFU_EIO, KEFU_ERANGE (b is full) or, for a checkpointing batch whose
+ * commit held but whose WAL stayed in use by readers, KEFU_EBUSY. */
 int store_write(struct store *st, struct store_batch *b);
 /* Hands b to the writer thread and returns at once: done(ctx, b, rc) runs
  * exactly once, on the writer thread, after the transaction holding b

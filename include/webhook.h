@@ -26,6 +26,10 @@ void webhook_free(struct webhook *w);
 /* Queues event (borrowed; serialised now) for delivery; never blocks on
  * the network. Returns 0 or KEFU_ENOMEM. */
 int webhook_post(struct webhook *w, json_t *event);
+/* Drops the queued events whose body holds the JSON string "conv" (an
+ * erased conversation); one already being sent is not recalled. Returns
+ * how many were dropped. */
+int webhook_forget(struct webhook *w, const char *conv);
 /* Writes hex(HMAC-SHA256(secret, "<ts>.<body>")) into out (65 bytes). */
 void webhook_sign(const char *secret, long long ts, const char *body, size_t len, char out[65]);
 

@@ -313,6 +313,13 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
     pthread_mutex_unlock(&d->lock);
 }
 
+void dialog_message_drop(struct dialog_call *c)
+{
+    if (c)
+        json_decref(c->out);
+    free(c);
+}
+
 int dialog_message_finish(struct dialog_call *c, json_t **out)
 {
     *out = NULL;
@@ -512,4 +519,15 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
                      (json_int_t)d->messages_total);
     pthread_mutex_unlock(&d->lock);
     return 0;
+}
+
+/* The fake keeps no customers: every erase is of someone unknown. */
+int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, json_t **convs)
+{
+    (void)d;
+    *out = NULL;
+    if (convs)
+        *convs = NULL;
+    snprintf(last_error, sizeof last_error, "no customer '%s'", customer ? customer : "");
+    return KEFU_ENOENT;
 }

@@ -14,7 +14,7 @@ mode=${1:-smoke}
 [ $# -gt 0 ] && shift
 B=${FUZZ_BUILD:-build-fuzz}
 T=${FUZZ_TIME:-60}
-S=${FUZZ_SMOKE:-12}
+S=${FUZZ_SMOKE:-10}
 
 maxlen() {
     case $1 in
@@ -31,7 +31,7 @@ fuzz() {
     [ -f "tests/fuzz/$t.dict" ] && dict="-dict=tests/fuzz/$t.dict"
     mkdir -p "$3"
     # shellcheck disable=SC2086
-    "$B/fuzz/fuzz_$t" -max_total_time="$2" -timeout=10 -rss_limit_mb=2048 -max_len="$(maxlen "$t")" \
+    KEFU_FUZZ_TMP="$scratch" "$B/fuzz/fuzz_$t" -max_total_time="$2" -timeout=10 -rss_limit_mb=2048 -max_len="$(maxlen "$t")" \
         -print_final_stats=1 -artifact_prefix="$B/crash-$t-" $dict "$3" "tests/fuzz/$t" >"$4" 2>&1
 }
 
@@ -46,6 +46,12 @@ stats() {
     echo "$1 runs=${runs:-0} seconds=${secs:-0} execs_per_s=$rate cov=${cov:-0} corpus=${corp:-?}"
 }
 
+# the api target's data directory lives here (tmpfs when there is one); a
+# run that ends without its exit handlers (a crash) leaves nothing behind
+shm=/tmp
+[ -d /dev/shm ] && [ -w /dev/shm ] && shm=/dev/shm
+scratch=$(mktemp -d "$shm/kefu-fuzz-XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
 fails=0
 for t in "$@"; do
     bin="$B/fuzz/fuzz_$t"
@@ -60,7 +66,7 @@ for t in "$@"; do
         files=$(find "tests/fuzz/$t" -type f | sort)
         n=$(printf '%s\n' "$files" | grep -c .)
         # shellcheck disable=SC2086
-        if "$bin" -timeout=10 -rss_limit_mb=2048 $files >"$B/replay-$t.log" 2>&1; then
+        if KEFU_FUZZ_TMP="$scratch" "$bin" -timeout=10 -rss_limit_mb=2048 $files >"$B/replay-$t.log" 2>&1; then
             echo "ok fuzz-replay-$t ($n inputs)"
         else
             echo "not ok fuzz-replay-$t"

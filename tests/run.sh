@@ -30,19 +30,31 @@ e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
 printf '%s\n' "$e2e"
 passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
+# crash safety (kill -9 under load), a full disk, erasure and redaction: "ok NAME" or "not ok NAME" lines
+rel=$(for s in crash iofail privacy; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)
+printf '%s\n' "$rel"
+passed=$((passed + $(printf '%s\n' "$rel" | grep -c '^ok ')))
+failed=$((failed + $(printf '%s\n' "$rel" | grep -c '^not ok ')))
 # hostile input against a real kefu serve: "ok NAME" or "not ok NAME" lines
 ho=$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)
 printf '%s\n' "$ho"
 passed=$((passed + $(printf '%s\n' "$ho" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$ho" | grep -c '^not ok ')))
 # make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,
-# then a few seconds of fuzzing per target) and the unit tests under valgrind
+# then a few seconds of fuzzing per target) beside the unit tests under
+# valgrind (the smoke is bounded in time, so running both at once only
+# shortens the wall time)
 if [ -n "${KEFU_TEST_FULL:-}" ]; then
-    fz=$(FUZZ_BUILD="${FUZZ_BUILD:-build-fuzz}" sh tests/fuzz.sh smoke text rules kb api 2>&1)
+    fzout=$(mktemp)
+    FUZZ_BUILD="${FUZZ_BUILD:-build-fuzz}" sh tests/fuzz.sh smoke text rules kb api >"$fzout" 2>&1 &
+    fzpid=$!
+    vg=$(sh tests/valgrind.sh "$@" 2>&1)
+    wait "$fzpid"
+    fz=$(cat "$fzout")
+    rm -f "$fzout"
     printf '%s\n' "$fz"
     passed=$((passed + $(printf '%s\n' "$fz" | grep -c '^ok ')))
     failed=$((failed + $(printf '%s\n' "$fz" | grep -c '^not ok ')))
-    vg=$(sh tests/valgrind.sh "$@" 2>&1)
     printf '%s\n' "$vg"
     passed=$((passed + $(printf '%s\n' "$vg" | grep -c '^ok ')))
     failed=$((failed + $(printf '%s\n' "$vg" | grep -c '^not ok ')))

@@ -1047,11 +1047,12 @@ static void test_failed_write(void **state)
     sqlite3 *db;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison pill'"
-                                  " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.text = 'poison pill'"
+                     " BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
     json_t *req = json_pack("{s:s}", "text", "poison pill"), *out = NULL;
     assert_int_equal(dialog_customer_message(f->d, id, req, &out), KEFU_EIO);
@@ -1066,6 +1067,64 @@ static void test_failed_write(void **state)
     expect_str(out, "reply.source", "rule");
     assert_int_equal(json_integer_value(json_object_get(out, "seq")), 3); /* greeting 1, message 2, reply 3 */
     json_decref(out);
+}
+
+/* 9.3 two messages of one conversation in flight from one thread: the
+ * second does not block its caller; it waits behind the first, hears when
+ * the first committed, runs at its finish (1) and answers after its own
+ * commit, in order; a third parked the same way and then dropped (its
+ * client went away) is never written */
+static void test_async_same_conversation(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], other[40], token[40];
+    new_conv(f->d, "same", "regular", "web", id, token);
+    new_conv(f->d, "other", "regular", "web", other, token);
+    struct gate g = {.main = pthread_self()};
+    pthread_mutex_init(&g.lock, NULL);
+    pthread_cond_init(&g.cond, NULL);
+    json_t *req = json_pack("{s:s}", "text", "how do I return an item");
+    struct dialog_call *hold, *first, *second, *third;
+    dialog_message_start(f->d, other, req, held_done, &g, &hold); /* holds the writer */
+    pthread_mutex_lock(&g.lock);
+    while (!g.entered)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    dialog_message_start(f->d, id, req, count_done, &g, &first);  /* queued for the next commit */
+    dialog_message_start(f->d, id, req, count_done, &g, &second); /* parked behind it: returns at once */
+    dialog_message_start(f->d, id, req, count_done, &g, &third);
+    pthread_mutex_lock(&g.lock);
+    assert_int_equal(g.done, 0);
+    g.open = 1;
+    pthread_cond_broadcast(&g.cond);
+    while (g.done < 4) /* the first committed; the two behind it heard */
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    json_t *out = NULL;
+    assert_int_equal(dialog_message_finish(hold, &out), 0);
+    json_decref(out);
+    assert_int_equal(dialog_message_finish(first, &out), 0);
+    assert_int_equal(json_integer_value(json_object_get(out, "seq")), 3);
+    json_decref(out);
+    dialog_message_drop(third);
+    out = NULL;
+    assert_int_equal(dialog_message_finish(second, &out), 1); /* runs now */
+    assert_null(out);
+    pthread_mutex_lock(&g.lock);
+    while (g.done < 5)
+        pthread_cond_wait(&g.cond, &g.lock);
+    pthread_mutex_unlock(&g.lock);
+    assert_int_equal(dialog_message_finish(second, &out), 0);
+    expect_str(out, "reply.source", "rule");
+    assert_int_equal(json_integer_value(json_object_get(out, "seq")), 5);
+    json_decref(out);
+    assert_int_equal(dialog_messages(f->d, id, 0, &out), 0);
+    assert_int_equal(json_array_size(json_object_get(out, "messages")), 5); /* greeting and two turns */
+    json_decref(out);
+    assert_int_equal(g.on_main, 0);
+    json_decref(req);
+    pthread_cond_destroy(&g.cond);
+    pthread_mutex_destroy(&g.lock);
 }
 
 int main(void)
@@ -1095,6 +1154,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throughput, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_same_conversation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

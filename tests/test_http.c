@@ -501,6 +501,9 @@ static void test_agent_flow(void **state)
     call("GET", "/v1/queue", alice, NULL, &r);
     expect(&r, 200, NULL);
     assert_non_null(strstr(r.body, id));
+    json_t *qj = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(qj, "agent")), "alice"); /* who is signed in */
+    json_decref(qj);
     done(&r);
     sprintf(path, "/v1/conversations/%s/claim", id);
     call("POST", path, alice, NULL, &r);
@@ -944,10 +947,12 @@ static void test_reload(void **state)
 static void test_rate_limits(void **state)
 {
     stop();
-    assert_int_equal(start(5, 1), 0); /* 5/s per address (burst 10); 1/s per conversation (burst 5) */
+    /* one token per 20 s (burst 10 per address, 5 per conversation): refills never
+     * reach the counts below, however slowly the requests run (valgrind, a busy machine) */
+    assert_int_equal(start(0.05, 0.05), 0);
     struct resp r;
     int limited = 0, retry = 0;
-    for (int k = 0; k < 40 && !limited; k++) { /* burst 10, then 5/s: limited soon after 10 */
+    for (int k = 0; k < 40 && !limited; k++) { /* burst 10, then limited */
         call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\n", NULL, &r);
         if (r.status == 429) {
             limited = k + 1;
@@ -956,7 +961,7 @@ static void test_rate_limits(void **state)
         }
         done(&r);
     }
-    if (limited < 10 || retry < 1)
+    if (limited != 11 || retry < 1)
         fail_msg("limited at request %d, Retry-After %d", limited, retry);
     call("GET", "/healthz", NULL, NULL, &r); /* operators are never limited */
     expect(&r, 200, NULL);
@@ -967,7 +972,7 @@ static void test_rate_limits(void **state)
     done(&r);
     stop();
     trust_proxy = 1; /* behind a proxy: each forwarded client has its own bucket */
-    assert_int_equal(start(5, 0), 0);
+    assert_int_equal(start(0.05, 0), 0);
     trust_proxy = 0;
     limited = 0;
     for (int k = 0; k < 40 && !limited; k++) { /* the last address is the client, whatever came before */
@@ -978,13 +983,13 @@ static void test_rate_limits(void **state)
         limited = r.status == 429 ? k + 1 : 0;
         done(&r);
     }
-    if (limited < 10)
+    if (limited != 11)
         fail_msg("10.0.0.1 limited at request %d", limited);
     call("GET", "/v1/queue", "Authorization: Bearer tok-alice\r\nX-Forwarded-For: 10.0.0.2\r\n", NULL, &r);
     expect(&r, 200, NULL);
     done(&r);
     stop();
-    assert_int_equal(start(0, 1), 0);
+    assert_int_equal(start(0, 0.05), 0);
     char id[64], tok[64], path[128], h[128];
     create(id, tok);
     auth_header(h, tok);
@@ -996,7 +1001,7 @@ static void test_rate_limits(void **state)
             limited = k + 1;
         done(&r);
     }
-    if (limited < 6 || limited > 8) /* burst 5, then 1/s */
+    if (limited != 6) /* burst 5, then limited */
         fail_msg("the conversation was limited at message %d", limited);
     stop();
     assert_int_equal(start(0, 0), 0);

@@ -2,7 +2,7 @@
  * temporary directory: records round-trip, a duplicate client_id undoes
  * its whole batch, migrations from every older schema keep the rows,
  * acknowledged writes survive a reopen and a SIGKILL, and concurrent
- * writers share commits. */
+ * writers share commits; an erase leaves no byte of the customer behind. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -541,6 +541,75 @@ static void test_open_alloc_failures(void **state)
     }
 }
 
+/* 1 if the file at path holds the bytes of s (a missing file holds nothing). */
+static int file_has(const char *path, const char *s)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return 0;
+    static char buf[8 << 20];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+/* 7.1 erasing a customer removes every row of theirs and every byte of their text from the
+ * file and its WAL (secure_delete, checkpoint TRUNCATE), while another customer's stay */
+static void test_erase(void **state)
+{
+    struct fixture *f = *state;
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv c;
+    char big[3000]; /* past a page: overflow pages too */
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    memcpy(big + 1000, "CANARY-ERASE-42", 15);
+    const char *ids[] = {"c1", "c2"};
+    for (int k = 0; k < 2; k++) {
+        make_conv(&c, ids[k], "ann", "web");
+        put_conv(st, &c);
+        assert_int_equal(add_msg(st, ids[k], 1, "customer", "my code is CANARY-ERASE-42", "k1"), 0);
+        assert_int_equal(add_msg(st, ids[k], 2, "bot", big, NULL), 0);
+    }
+    struct store_batch b;
+    store_batch_init(&b);
+    store_add_event(&b, "c1", 1001, "handoff", NULL, "general", "requested");
+    store_add_feedback(&b, "c1", 1002, 4, "CANARY-ERASE-42 thanks");
+    assert_int_equal(store_write(st, &b), 0);
+    make_conv(&c, "c3", "bob", "web");
+    put_conv(st, &c);
+    assert_int_equal(add_msg(st, "c3", 1, "customer", "KEEP-BOB-7", NULL), 0);
+    assert_true(file_has(f->path, "CANARY-ERASE-42") || file_has(wal, "CANARY-ERASE-42"));
+
+    struct store_erased e;
+    store_batch_init(&b);
+    assert_int_equal(store_erase_customer(&b, "ann", &e), 0);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(e.conversations, 2);
+    assert_int_equal(e.messages, 4);
+    assert_int_equal(e.events, 1);
+    assert_int_equal(e.feedback, 1);
+    assert_int_equal(e.customers, 1);
+    struct store_conv got;
+    assert_int_equal(store_get_conv(st, "c1", &got), KEFU_ENOENT);
+    struct store_customer cu;
+    assert_int_equal(store_get_customer(st, "ann", &cu), KEFU_ENOENT);
+    assert_int_equal(count_msgs(st, "c3"), 1);
+    /* the store is still open: the WAL was truncated, the freed pages zeroed */
+    assert_false(file_has(f->path, "CANARY-ERASE-42"));
+    assert_false(file_has(wal, "CANARY-ERASE-42"));
+    assert_true(file_has(f->path, "KEEP-BOB-7"));
+    /* an unknown customer erases nothing */
+    store_batch_init(&b);
+    store_erase_customer(&b, "nobody", &e);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(e.conversations + e.messages + e.customers, 0);
+    store_close(st);
+}
+
 /* What the completions of test_submit record. */
 struct submitted {
     pthread_mutex_t lock;
@@ -615,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_alloc_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,6 +175,7 @@ async function main() {
     const agentCtx = await open();
     const agent = await page(agentCtx, '/console');
     await signIn(agent);
+    await agent.locator('#me', { hasText: 'Signed in as alice' }).waitFor();
     const item = agent.locator('#queue .item[data-id="' + id + '"]');
     await item.waitFor();
     const itemText = await item.textContent();

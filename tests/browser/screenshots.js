@@ -2,7 +2,14 @@
  * docs/console.png from a real kefu serve (make screenshots). */
 'use strict';
 const path = require('path');
-const { ROOT, AGENT_TOKEN, startServer, launch } = require('./lib');
+const { ROOT, AGENT_TOKEN, startServer, launch, api } = require('./lib');
+
+/* A conversation through the API: the customer says each text in turn; returns its id and token. */
+async function talk(base, customer, locale, texts) {
+  const c = (await api(base, 'POST', '/v1/conversations', { channel: 'web', customer, locale })).json;
+  for (const text of texts) await api(base, 'POST', '/v1/conversations/' + c.id + '/messages', { text }, c.token);
+  return c;
+}
 
 async function main() {
   const server = await startServer();
@@ -25,13 +32,26 @@ async function main() {
     await shop.locator('.status').waitFor();
     await shop.screenshot({ path: path.join(ROOT, 'docs', 'widget.png') });
 
+    /* a day with some history: two rated conversations and two more customers waiting */
+    for (const [who, rating] of [['u-r1', 5], ['u-r2', 4]]) {
+      const c = await talk(server.url, { id: who, name: who === 'u-r1' ? 'Chen Jie' : 'Sam Lee' }, 'en',
+        ['where is my refund', 'KF20240101', 'I want to talk to a person']);
+      await api(server.url, 'POST', '/v1/conversations/' + c.id + '/claim', null, AGENT_TOKEN);
+      await api(server.url, 'POST', '/v1/conversations/' + c.id + '/resolve', null, AGENT_TOKEN);
+      await api(server.url, 'POST', '/v1/conversations/' + c.id + '/feedback', { rating }, c.token);
+    }
+    await talk(server.url, { id: 'u-w1', name: 'Emma Wu' }, 'en', ['my parcel arrived damaged', 'this is useless, let me talk to a human']);
+    await talk(server.url, { id: 'u-w2', name: '林小華' }, 'zh-hant', ['我的包裹還沒到', '請幫我轉人工']);
+    for (const q of ['how do I get an invoice', 'can I pay in installments', 'how do I return an item']) await talk(server.url, { id: 'u-a' }, 'en', [q]);
+
     const b2 = await launch({ viewport: { width: 1280, height: 760 } });
     browsers.push(b2);
     const con = await b2.context.newPage();
     await con.goto(server.url + '/console');
     await con.locator('#token').fill(AGENT_TOKEN);
     await con.locator('#signin button[type=submit]').click();
-    await con.locator('#queue .item').first().click();
+    await con.locator('#queue .item[data-id]').nth(2).waitFor();
+    await con.locator('#queue .item', { hasText: '王小明' }).click();
     await con.locator('#claim').click();
     await con.locator('#reply-text:not([disabled])').waitFor();
     await con.locator('#reply-text').fill('您好，我是客服 Alice，发票已为您重新发送到邮箱。');

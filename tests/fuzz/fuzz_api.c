@@ -13,8 +13,10 @@
  * handlers behind authentication, the harness makes two conversations and
  * an agent at start, and replaces $C1/$T1 and $C2/$T2 (their ids and
  * tokens), $A (the agent's token) and $K (the admin token) anywhere in the
- * input. A long-poll is answered at once (api_poll() final), a stream
- * yields its first events. What must hold for every request: a status in
+ * input. Requests take the server's path: a customer message is started
+ * with a completion (api_request.done), waited for and finished with
+ * api_finish(); a long-poll is answered at once (api_poll() final), a
+ * stream yields its first events. What must hold for every request: a status in
  * 200..599 and never 500; an error status comes with
  * {"error":{"code":string,"message":string}}; Access-Control-Allow-Origin
  * is only ever the one allowed origin, and only when asked for by it; and
@@ -24,6 +26,7 @@
 #include "kefu.h"
 #include "log.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,6 +59,27 @@ static char data_dir[256];
 static char conv[2][API_ID_MAX + 1], token[2][128];
 static double clock_s;
 
+/* The completion of a message in flight: set on the store's writer thread. */
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static int done_flag;
+
+static void on_done(void *ctx)
+{
+    pthread_mutex_lock(&done_lock);
+    done_flag = 1;
+    pthread_cond_signal(&done_cond);
+    pthread_mutex_unlock(&done_lock);
+}
+
+static void wait_done(void)
+{
+    pthread_mutex_lock(&done_lock);
+    while (!done_flag)
+        pthread_cond_wait(&done_cond, &done_lock);
+    pthread_mutex_unlock(&done_lock);
+}
+
 static void make_conv(int k)
 {
     json_t *req = json_pack("{s:s, s:{s:s}}", "channel", "web", "customer", "id", k ? "fuzz-b" : "fuzz-a");
@@ -87,6 +111,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     struct stat st;
     /* the store commits with synchronous=FULL: on tmpfs that costs nothing */
     const char *base = stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    if (getenv("KEFU_FUZZ_TMP")) /* tests/fuzz.sh's own directory, removed after the run whatever happens */
+        base = getenv("KEFU_FUZZ_TMP");
     snprintf(data_dir, sizeof data_dir, "%s/kefu-fuzz-api-XXXXXX", base);
     if (!mkdtemp(data_dir))
         abort();
@@ -188,14 +214,21 @@ static void header(char *line, struct api_request *r)
             *(const char **)(void *)((char *)r + known[k].off) = v;
 }
 
-/* Does the request carry conversation 2's token on conversation 1? */
+/* Does the request carry conversation 2's token on conversation 1, and no
+ * credential that may open conversation 1 (its own token, the agent's or the
+ * admin's) in any field the server reads one from? */
 static int swapped_token(const struct api_request *r)
 {
     const char *t[] = {r->authorization, r->kefu_token, r->q_token};
     int has = 0;
-    for (size_t k = 0; k < 3; k++)
-        if (t[k] && strstr(t[k], token[1]))
+    for (size_t k = 0; k < 3; k++) {
+        if (!t[k])
+            continue;
+        if (strstr(t[k], token[0]) || strstr(t[k], AGENT_TOKEN) || strstr(t[k], ADMIN_TOKEN))
+            return 0;
+        if (strstr(t[k], token[1]))
             has = 1;
+    }
     char seg[API_ID_MAX + 32];
     snprintf(seg, sizeof seg, "/conversations/%s", conv[0]);
     const char *p = strstr(r->path, seg);
@@ -227,7 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > API_BODY_MAX + 1024)
         return 0;
     size_t n = expand((const char *)data, size, buf, sizeof buf);
-    struct api_request r = {.ip = "127.0.0.1"};
+    struct api_request r = {.ip = "127.0.0.1", .done = on_done};
     char *nl = memchr(buf, '\n', n);
     char *line_end = nl ? nl : buf + n;
     *line_end = 0;
@@ -262,8 +295,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct api_response resp;
     api_response_init(&resp);
+    done_flag = 0;
     api_handle(api, &r, &resp);
-    if (resp.push == API_PUSH_WAIT) {
+    if (resp.push == API_PUSH_COMMIT) {
+        wait_done();
+        api_finish(api, &resp);
+        MUST(resp.push == API_PUSH_NONE);
+    } else if (resp.push == API_PUSH_WAIT) {
         MUST(api_poll(api, resp.conv, resp.after, 1, &resp) == 1);
     } else if (resp.push == API_PUSH_STREAM) {
         struct text_buf out;

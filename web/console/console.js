@@ -118,6 +118,7 @@
     api('GET', path).then(function (r) {
       if (s !== session) return;
       live(true, 'live');
+      if (typeof r.agent === 'string') $('me').textContent = 'Signed in as ' + r.agent;
       if (r.version !== queue.version) {
         var first = queue.version < 0;
         queue.version = r.version;
