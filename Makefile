@@ -197,7 +197,7 @@ install: kefu
 	cp -r rules/. $(DESTDIR)$(PREFIX)/share/kefu/rules/
 
 format:
-	clang-format -i engine/*.c include/*.h tests/*.c
+	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c bench/*.c
 
 clean:
 	rm -rf build build-asan kefu

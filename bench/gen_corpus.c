@@ -27,50 +27,63 @@ static uint32_t rnd(uint32_t n)
 #define PICK(a) (a)[rnd(COUNT(a))]
 
 /* English word lists */
-static const char *en_adj[] = {"wireless", "compact", "foldable", "cordless", "smart", "portable", "electric",
-                               "quiet", "heavy-duty", "kids", "outdoor", "travel", "stainless", "solar",
-                               "ceramic", "bamboo", "magnetic", "heated", "waterproof", "rechargeable"};
-static const char *en_noun[] = {"kettle", "blender", "vacuum", "air fryer", "rice cooker", "desk lamp",
-                                "backpack", "tent", "stroller", "router", "earbuds", "camera", "scooter",
-                                "monitor", "keyboard", "coffee grinder", "humidifier", "toaster", "mattress",
-                                "office chair", "smartwatch", "speaker", "drill", "projector", "sewing machine"};
-static const char *en_topic[] = {"return", "exchange", "refund", "warranty claim", "repair", "installation",
-                                 "delivery", "invoice", "price match", "recycling", "spare parts", "firmware update"};
-static const char *en_issue[] = {"does not turn on", "arrived damaged", "makes a loud noise", "will not charge",
-                                 "smells of plastic", "leaks water", "lost its pairing", "shows an error light",
-                                 "is missing a part", "overheats", "stopped working", "has a cracked lid"};
-static const char *en_step[] = {"unplug it for a minute", "check the fuse in the plug", "hold the reset button",
-                                "photograph the serial label", "keep the original box", "update the app",
-                                "charge it for two hours", "clean the filter", "tighten the base screws",
-                                "try another socket", "remove the battery", "pair it again from settings"};
-static const char *en_when[] = {"within 30 days", "within 14 days of delivery", "during the two-year warranty",
-                                "before the parcel is collected", "after the courier scans it",
-                                "once the inspection is done", "on working days", "within 48 hours"};
-static const char *en_ask[] = {"how do I", "can I", "what is the way to", "is it possible to", "where do I",
-                               "when can I"};
+static const char *en_adj[] = {"wireless", "compact",  "foldable",  "cordless",   "smart",
+                               "portable", "electric", "quiet",     "heavy-duty", "kids",
+                               "outdoor",  "travel",   "stainless", "solar",      "ceramic",
+                               "bamboo",   "magnetic", "heated",    "waterproof", "rechargeable"};
+static const char *en_noun[] = {"kettle",         "blender",    "vacuum",  "air fryer", "rice cooker",
+                                "desk lamp",      "backpack",   "tent",    "stroller",  "router",
+                                "earbuds",        "camera",     "scooter", "monitor",   "keyboard",
+                                "coffee grinder", "humidifier", "toaster", "mattress",  "office chair",
+                                "smartwatch",     "speaker",    "drill",   "projector", "sewing machine"};
+static const char *en_topic[] = {"return",      "exchange",     "refund",      "warranty claim",
+                                 "repair",      "installation", "delivery",    "invoice",
+                                 "price match", "recycling",    "spare parts", "firmware update"};
+static const char *en_issue[] = {"does not turn on", "arrived damaged",      "makes a loud noise",
+                                 "will not charge",  "smells of plastic",    "leaks water",
+                                 "lost its pairing", "shows an error light", "is missing a part",
+                                 "overheats",        "stopped working",      "has a cracked lid"};
+static const char *en_step[] = {
+    "unplug it for a minute",      "check the fuse in the plug", "hold the reset button",
+    "photograph the serial label", "keep the original box",      "update the app",
+    "charge it for two hours",     "clean the filter",           "tighten the base screws",
+    "try another socket",          "remove the battery",         "pair it again from settings"};
+static const char *en_when[] = {"within 30 days",
+                                "within 14 days of delivery",
+                                "during the two-year warranty",
+                                "before the parcel is collected",
+                                "after the courier scans it",
+                                "once the inspection is done",
+                                "on working days",
+                                "within 48 hours"};
+static const char *en_ask[] = {"how do I",          "can I",      "what is the way to",
+                               "is it possible to", "where do I", "when can I"};
 static const char *en_verb[] = {"arrange a", "start a", "request a", "get a", "book a", "ask for a"};
-static const char *en_miss[] = {"weather", "football", "recipe", "holiday", "lottery", "poem", "election",
-                                "dinosaur", "volcano", "chess", "guitar", "telescope", "marathon", "opera"};
+static const char *en_miss[] = {"weather", "football",  "recipe",   "holiday", "lottery",
+                                "poem",    "election",  "dinosaur", "volcano", "chess",
+                                "guitar",  "telescope", "marathon", "opera"};
 
 /* Chinese word lists */
-static const char *zh_adj[] = {"无线", "迷你", "折叠", "智能", "便携", "电动", "静音", "儿童", "户外", "旅行",
-                               "不锈钢", "太阳能", "陶瓷", "竹制", "磁吸", "加热", "防水", "充电式"};
-static const char *zh_noun[] = {"电水壶", "破壁机", "吸尘器", "空气炸锅", "电饭煲", "台灯", "双肩包", "帐篷",
-                                "婴儿车", "路由器", "蓝牙耳机", "相机", "滑板车", "显示器", "键盘", "磨豆机",
-                                "加湿器", "面包机", "床垫", "办公椅", "智能手表", "音箱", "电钻", "投影仪"};
-static const char *zh_topic[] = {"退货", "换货", "退款", "保修", "维修", "安装", "配送", "发票", "价格保护",
-                                 "以旧换新", "配件", "固件升级"};
-static const char *zh_issue[] = {"无法开机", "收到时已损坏", "噪音很大", "充不进电", "有塑料味", "漏水",
-                                 "蓝牙连不上", "指示灯报错", "缺少零件", "发热严重", "突然不工作", "盖子裂了"};
-static const char *zh_step[] = {"拔掉电源等一分钟", "检查插头保险丝", "长按复位键", "拍下机身序列号",
-                                "保留原包装", "更新手机应用", "先充电两小时", "清洗滤网", "拧紧底座螺丝",
-                                "换一个插座试试", "取出电池", "在设置里重新配对"};
-static const char *zh_when[] = {"签收后三十天内", "签收后十四天内", "两年保修期内", "快递取件前", "快递揽收后",
-                                "检测完成后", "工作日", "四十八小时内"};
+static const char *zh_adj[] = {"无线", "迷你",   "折叠",   "智能", "便携", "电动", "静音", "儿童", "户外",
+                               "旅行", "不锈钢", "太阳能", "陶瓷", "竹制", "磁吸", "加热", "防水", "充电式"};
+static const char *zh_noun[] = {"电水壶", "破壁机", "吸尘器",   "空气炸锅", "电饭煲",   "台灯",
+                                "双肩包", "帐篷",   "婴儿车",   "路由器",   "蓝牙耳机", "相机",
+                                "滑板车", "显示器", "键盘",     "磨豆机",   "加湿器",   "面包机",
+                                "床垫",   "办公椅", "智能手表", "音箱",     "电钻",     "投影仪"};
+static const char *zh_topic[] = {"退货", "换货", "退款",     "保修",     "维修", "安装",
+                                 "配送", "发票", "价格保护", "以旧换新", "配件", "固件升级"};
+static const char *zh_issue[] = {"无法开机", "收到时已损坏", "噪音很大",   "充不进电",
+                                 "有塑料味", "漏水",         "蓝牙连不上", "指示灯报错",
+                                 "缺少零件", "发热严重",     "突然不工作", "盖子裂了"};
+static const char *zh_step[] = {"拔掉电源等一分钟", "检查插头保险丝", "长按复位键",   "拍下机身序列号",
+                                "保留原包装",       "更新手机应用",   "先充电两小时", "清洗滤网",
+                                "拧紧底座螺丝",     "换一个插座试试", "取出电池",     "在设置里重新配对"};
+static const char *zh_when[] = {"签收后三十天内", "签收后十四天内", "两年保修期内", "快递取件前",
+                                "快递揽收后",     "检测完成后",     "工作日",       "四十八小时内"};
 static const char *zh_ask[] = {"怎么", "如何", "可以", "在哪里", "什么时候能", "能不能"};
 static const char *zh_verb[] = {"申请", "办理", "预约", "提交", "发起"};
-static const char *zh_miss[] = {"天气", "足球", "菜谱", "假期", "彩票", "诗歌", "选举", "恐龙", "火山",
-                                "象棋", "吉他", "望远镜", "马拉松", "歌剧"};
+static const char *zh_miss[] = {"天气", "足球", "菜谱", "假期", "彩票",   "诗歌",   "选举",
+                                "恐龙", "火山", "象棋", "吉他", "望远镜", "马拉松", "歌剧"};
 
 /* A brand name made of syllables, one of NBRANDS, fixed by b: the rare words
  * real help centres have (product and model names) and customers type. */
@@ -107,8 +120,8 @@ static void en_article(FILE *f, unsigned k)
     const char *a = en_adj[s.adj], *n = en_noun[s.noun], *t = en_topic[s.topic], *i = en_issue[s.issue];
     char b[32];
     brand(s.brand, b);
-    fprintf(f, "id: b%06u\nlocale: en\ntitle: %c%s for a %s %s %s that %s (case %u)\n", k, t[0] - 32, t + 1, b, a,
-            n, i, k);
+    fprintf(f, "id: b%06u\nlocale: en\ntitle: %c%s for a %s %s %s that %s (case %u)\n", k, t[0] - 32, t + 1,
+            b, a, n, i, k);
     fprintf(f, "tags: %s, %s, %s, %s, case %u\n", t, n, a, b, k);
     fprintf(f, "question: %s %s %s for my %s %s?\n", PICK(en_ask), PICK(en_verb), t, b, n);
     fprintf(f, "question: my %s %s %s, what now?\n\n", a, n, i);
@@ -172,23 +185,31 @@ static void query(unsigned n, int zh)
     brand(s.brand, b);
     if (rnd(10) < 6) { /* customers often name the product */
         if (zh)
-            printf("%s %s%s%s\n", b, zh_noun[s.noun], zh_issue[s.issue], rnd(2) ? "怎么办" : zh_topic[s.topic]);
+            printf("%s %s%s%s\n", b, zh_noun[s.noun], zh_issue[s.issue],
+                   rnd(2) ? "怎么办" : zh_topic[s.topic]);
         else
-            printf("%s %s %s, %s %s %s?\n", b, en_noun[s.noun], en_issue[s.issue], PICK(en_ask), PICK(en_verb),
-                   en_topic[s.topic]);
+            printf("%s %s %s, %s %s %s?\n", b, en_noun[s.noun], en_issue[s.issue], PICK(en_ask),
+                   PICK(en_verb), en_topic[s.topic]);
         return;
     }
     if (zh) {
         switch (rnd(3)) {
-        case 0: printf("%s%s%s%s%s\n", zh_adj[s.adj], zh_noun[s.noun], PICK(zh_ask), PICK(zh_verb), zh_topic[s.topic]); break;
+        case 0:
+            printf("%s%s%s%s%s\n", zh_adj[s.adj], zh_noun[s.noun], PICK(zh_ask), PICK(zh_verb),
+                   zh_topic[s.topic]);
+            break;
         case 1: printf("我买的%s%s了，%s\n", zh_noun[s.noun], zh_issue[s.issue], zh_topic[s.topic]); break;
         default: printf("%s%s%s\n", zh_noun[s.noun], zh_topic[s.topic], PICK(zh_when));
         }
     } else {
         switch (rnd(3)) {
-        case 0: printf("%s %s %s for a %s %s\n", PICK(en_ask), PICK(en_verb), en_topic[s.topic], en_adj[s.adj],
-                       en_noun[s.noun]); break;
-        case 1: printf("my %s %s, I want a %s\n", en_noun[s.noun], en_issue[s.issue], en_topic[s.topic]); break;
+        case 0:
+            printf("%s %s %s for a %s %s\n", PICK(en_ask), PICK(en_verb), en_topic[s.topic], en_adj[s.adj],
+                   en_noun[s.noun]);
+            break;
+        case 1:
+            printf("my %s %s, I want a %s\n", en_noun[s.noun], en_issue[s.issue], en_topic[s.topic]);
+            break;
         default: printf("%s %s %s\n", en_noun[s.noun], en_topic[s.topic], PICK(en_when));
         }
     }

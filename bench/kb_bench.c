@@ -7,15 +7,15 @@
  * usage: kb_bench CORPUS_DIR RULES_DIR MESSAGES_FILE [KEEP_DB]
  * KEEP_DB: also leave the imported database there (replaced if it exists). */
 #include "kb.h"
-#include "text.h"
 #include "kefu.h"
 #include "rules.h"
+#include "text.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #define MAX_MSGS 20000
@@ -127,13 +127,12 @@ int main(int argc, char **argv)
         kb_examples_match(cl, msgs[k], strlen(msgs[k]), NULL, &v);
         t[k] = now_ms() - a;
     }
-    printf(
-        "{\"articles\":%zu,\"import_ms\":%.1f,\"messages\":%zu,\"found\":%zu,\"search_p50_ms\":%.3f,"
-        "\"search_p99_ms\":%.3f,\"search_cpu_p50_ms\":%.3f,\"search_cpu_p99_ms\":%.3f,"
-        "\"examples\":%zu,\"examples_build_ms\":%.1f,\"clone_ms\":%.2f,\"match_p50_ms\":%.3f,"
-        "\"match_p99_ms\":%.3f}\n",
-        st.added + st.unchanged + st.updated, import_ms, n, found, s50, s99, c50, c99, examples, build_ms, clone_ms,
-        quantile(t, n, 0.5), quantile(t, n, 0.99));
+    printf("{\"articles\":%zu,\"import_ms\":%.1f,\"messages\":%zu,\"found\":%zu,\"search_p50_ms\":%.3f,"
+           "\"search_p99_ms\":%.3f,\"search_cpu_p50_ms\":%.3f,\"search_cpu_p99_ms\":%.3f,"
+           "\"examples\":%zu,\"examples_build_ms\":%.1f,\"clone_ms\":%.2f,\"match_p50_ms\":%.3f,"
+           "\"match_p99_ms\":%.3f}\n",
+           st.added + st.unchanged + st.updated, import_ms, n, found, s50, s99, c50, c99, examples, build_ms,
+           clone_ms, quantile(t, n, 0.5), quantile(t, n, 0.99));
     kb_examples_free(cl);
     kb_examples_free(ex);
     rules_unref(rs);

@@ -158,7 +158,8 @@ int main(int argc, char **argv)
     /* the adversarial message: mixed scripts, regex bait, repeated keywords */
     char adv[4097];
     size_t al = 0;
-    const char *bits[] = {"退款", "refund ", "aaaa", "((((", "订单KF1234567", "\xe2\x80\x8b", "ｒｅｆｕｎｄ", "where is my "};
+    const char *bits[] = {"退款",          "refund ",      "aaaa",         "((((",
+                          "订单KF1234567", "\xe2\x80\x8b", "ｒｅｆｕｎｄ", "where is my "};
     for (int i = 0; al + 16 < sizeof adv; i++) {
         size_t l = strlen(bits[i % 8]);
         memcpy(adv + al, bits[i % 8], l);
@@ -173,8 +174,8 @@ int main(int argc, char **argv)
     }
     printf("{\"rules\":");
     json_str(argv[1]);
-    printf(",\"intents\":%zu,\"messages\":%zu,\"matched\":%zu,\"rounds\":%d,\"load_s\":%.4f,\"msg_per_s\":[", rules_count(rs),
-           n, hits, rounds, load);
+    printf(",\"intents\":%zu,\"messages\":%zu,\"matched\":%zu,\"rounds\":%d,\"load_s\":%.4f,\"msg_per_s\":[",
+           rules_count(rs), n, hits, rounds, load);
     for (int k = 0; k < rounds; k++)
         printf("%s%.0f", k ? "," : "", rate[k]);
     printf("],\"msg_per_s_median\":%.0f,\"msg_per_cpu_s\":[", median(rate, rounds));
@@ -206,8 +207,8 @@ int main(int argc, char **argv)
                        r.n ? r.cand[0].confidence : 0.0);
             }
         }
-        printf("],\"agree\":%zu,\"agree_pct\":%.3f,\"missed\":%zu,\"false_hits\":%zu,\"wrong_intent\":%zu", agree,
-               n ? 100.0 * agree / n : 0.0, missed, false_hit, wrong_hit);
+        printf("],\"agree\":%zu,\"agree_pct\":%.3f,\"missed\":%zu,\"false_hits\":%zu,\"wrong_intent\":%zu",
+               agree, n ? 100.0 * agree / n : 0.0, missed, false_hit, wrong_hit);
     }
     printf("}\n");
     for (size_t i = 0; i < n; i++)

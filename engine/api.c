@@ -227,7 +227,7 @@ static void fail_rc(struct api_response *r, int rc)
                 r->www_authenticate = 1;
             if (rc == KEFU_ENOSPC)
                 r->retry_after = 30; /* nothing was stored: the same request may be sent again */
-            if (rc == KEFU_EIO) /* nothing was acknowledged: the same request may be sent again */
+            if (rc == KEFU_EIO)      /* nothing was acknowledged: the same request may be sent again */
                 r->retry_after = 1;
             return;
         }
