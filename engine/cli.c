@@ -12,6 +12,7 @@
 #include "router.h"
 #include "rules.h"
 #include "serve.h"
+#include "store.h"
 #include "text.h"
 
 #include <jansson.h>
@@ -50,6 +51,22 @@ int cli_fail(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return 2;
+}
+
+int cli_open_store(const char *dir, struct store **out)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/kefu.db", dir);
+    if (stat(path, &sb) != 0)
+        return cli_fail("no conversations in '%s' (%s not found)", dir, path);
+    struct store_opts so = {.readers = 1};
+    int rc = store_open(path, &so, out);
+    if (rc < 0) {
+        fprintf(stderr, "kefu: cannot open '%s': %s\n", path, kefu_strerror(rc));
+        return 1;
+    }
+    return 0;
 }
 
 struct flag {

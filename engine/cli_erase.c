@@ -42,18 +42,10 @@ int cli_erase(int argc, char **argv)
         return cli_fail("erase needs the customer id (see kefu erase --help)");
     if (strlen(customer) > 127 || !text_utf8_valid(customer, strlen(customer)))
         return cli_fail("the customer id must be valid utf-8 of at most 127 bytes");
-    char path[4096];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/kefu.db", dir);
-    if (stat(path, &sb) != 0)
-        return cli_fail("no conversations in '%s' (%s not found)", dir, path);
     struct store *st;
-    struct store_opts so = {.readers = 1};
-    int rc = store_open(path, &so, &st);
-    if (rc < 0) {
-        fprintf(stderr, "kefu: cannot open '%s': %s\n", path, kefu_strerror(rc));
-        return 1;
-    }
+    int rc = cli_open_store(dir, &st);
+    if (rc != 0)
+        return rc;
     struct store_batch b;
     struct store_erased e;
     store_batch_init(&b);
@@ -61,11 +53,11 @@ int cli_erase(int argc, char **argv)
     rc = store_write(st, &b);
     store_close(st);
     if (rc < 0) {
-        fprintf(stderr, "kefu: cannot erase the customer in '%s': %s\n", path, kefu_strerror(rc));
+        fprintf(stderr, "kefu: cannot erase the customer in '%s/kefu.db': %s\n", dir, kefu_strerror(rc));
         return 1;
     }
     if (e.customers == 0 && e.conversations == 0) {
-        fprintf(stderr, "kefu: no customer '%s' in '%s'\n", customer, path);
+        fprintf(stderr, "kefu: no customer '%s' in '%s/kefu.db'\n", customer, dir);
         return 1;
     }
     printf("erased customer '%s': %lld conversations, %lld messages, %lld events, %lld ratings\n", customer,

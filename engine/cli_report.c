@@ -224,18 +224,10 @@ int cli_report(int argc, char **argv)
                             argv[i]);
         }
     }
-    char path[4096];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/kefu.db", dir);
-    if (stat(path, &sb) != 0)
-        return cli_fail("no conversations in '%s' (%s not found)", dir, path);
     struct store *st;
-    struct store_opts so = {.readers = 1};
-    int rc = store_open(path, &so, &st);
-    if (rc < 0) {
-        fprintf(stderr, "kefu: cannot open '%s': %s\n", path, kefu_strerror(rc));
-        return 1;
-    }
+    int rc = cli_open_store(dir, &st);
+    if (rc != 0)
+        return rc;
     json_t *r = build(st, top);
     store_close(st);
     if (json) {
