@@ -55,7 +55,7 @@ m() { jq -r ".machine.$1" bench/results.json; }
     cat <<EOF2
 # Performance
 
-Every figure on this page comes from \`make bench\` (bounded: a few minutes on 2 cores), which runs
+Every figure on this page comes from \`make bench\` (bounded: about 13 minutes on 2 cores when last run), which runs
 each part below and then \`bench/report.sh\`; a single part re-runs alone with \`make bench-router\`,
 \`bench-kb\`, \`bench-http\`, \`bench-durability\` or \`bench-memory\` (each rewrites its own
 \`bench/out/PART.json\` and \`.md\`, and this page). The raw figures are in
