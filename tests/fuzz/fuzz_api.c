@@ -250,7 +250,8 @@ static void check(const struct api_request *r, const struct api_response *resp)
     }
     if (resp->cors_origin)
         MUST(r->origin && strcmp(r->origin, ORIGIN) == 0 && strcmp(resp->cors_origin, ORIGIN) == 0);
-    if (swapped_token(r))
+    /* a CORS preflight reads no token and answers alike for every caller */
+    if (swapped_token(r) && strcmp(r->method, "OPTIONS") != 0)
         MUST(resp->status >= 400);
 }
 
