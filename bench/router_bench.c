@@ -1,7 +1,8 @@
 /* router_bench.c — single-thread router throughput, in process.
  * Loads a rule directory, reads messages, routes them all ROUNDS times and
  * prints one JSON object: load time, messages per second of every round and
- * their median, and the median time of one 4 KiB adversarial message.
+ * their median, the median time of one 4 KiB adversarial message, and how
+ * many regexes the lazy JIT compiled by then.
  * MESSAGES is either plain text (one message per line) or a workload
  * messages.tsv (msg_idx, kind, target, expected first match, n_matching,
  * text; see bench/workload-to-rules): then every decision is also checked
@@ -183,6 +184,10 @@ int main(int argc, char **argv)
         printf("%s%.0f", k ? "," : "", cpu_rate[k]);
     printf("],\"msg_per_cpu_s_median\":%.0f,\"adversarial_4k_ms_median\":%.4f", median(cpu_rate, rounds),
            median(adv_ms, 21));
+    struct rules_jit_stats js;
+    rules_jit_stats(rs, &js);
+    printf(",\"jit\":{\"after\":%d,\"regexes\":%zu,\"compiled\":%zu,\"failed\":%zu,\"bytes\":%zu}",
+           RULES_JIT_AFTER, js.regexes, js.compiled, js.failed, js.jit_bytes);
 
     if (workload) {
         size_t agree = 0, shown = 0, wrong_hit = 0, missed = 0, false_hit = 0;

@@ -1,6 +1,7 @@
 /* rules_compile.c — turn parsed rule files into the router's tables.
  * Terms are normalized and deduplicated into literals; expressions become
- * enode trees; regexes are checked and JIT-compiled; then every pattern
+ * enode trees; regexes are checked and compiled (the JIT comes later, for
+ * the hot ones: rules_jit.c); then every pattern
  * gets its trigger literals and every literal its rarest index key, which
  * is what keeps matching cost independent of the number of rules. */
 #include "kefu.h"
@@ -370,8 +371,28 @@ static struct pattern *pat_new(struct compiler *c, uint8_t kind, uint32_t intent
     return p;
 }
 
+/* Checks that the JIT accepts code, on a copy freed at once: the router
+ * JIT-compiles only the regexes that prove hot (rules_jit.c), so only a
+ * check that asks for it learns here which ones never will. */
+static void jit_try(struct compiler *c, const pcre2_code *code, const struct bregex *re)
+{
+    pcre2_code *copy = pcre2_code_copy(code);
+    if (!copy) {
+        c->oom = 1;
+        return;
+    }
+    int rc = pcre2_jit_compile(copy, PCRE2_JIT_COMPLETE);
+    pcre2_code_free(copy);
+    if (rc != 0) {
+        PCRE2_UCHAR msg[128];
+        pcre2_get_error_message(rc, msg, sizeof msg);
+        build_warning(c->b, &re->pos, "regex could not be jit-compiled (%s); it runs in the interpreter",
+                      (const char *)msg);
+    }
+}
+
 /* Compiles a regex with the house options; reports PCRE2's error at its offset. */
-static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, int for_slot)
+static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re)
 {
     size_t off;
     const char *why = regex_danger(re->src, re->len, re->extended, &off);
@@ -405,8 +426,8 @@ static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, in
     pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &groups);
     if (groups + 1 > c->rs->max_groups)
         c->rs->max_groups = groups + 1;
-    if (pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0 && !for_slot)
-        build_warning(c->b, &re->pos, "regex could not be jit-compiled; it runs in the interpreter");
+    if (c->b->diag->jit_check)
+        jit_try(c, code, re);
     return code;
 }
 
@@ -516,11 +537,11 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                         bs->name, bs->name);
             continue;
         }
-        pcre2_code *code = regex_compile(c, &bs->re, 1);
+        pcre2_code *code = regex_compile(c, &bs->re);
         if (!code)
             continue;
         sl[k].index = (int)rs->n_slots;
-        rs->slots[rs->n_slots++].re = code;
+        rs->slots[rs->n_slots++] = (struct slot_re){code, bs->re.pos.file, bs->re.pos.line};
     }
     it->slots = sl;
     it->n_slots = bi->n_slots;
@@ -546,7 +567,7 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                     c->b, &bp->pos,
                     "this match can be true with none of its terms in the message; add a term outside '!'");
         } else {
-            pcre2_code *code = regex_compile(c, &bp->re, 0);
+            pcre2_code *code = regex_compile(c, &bp->re);
             if (!code)
                 continue;
             struct pattern *p = pat_new(c, PAT_REGEX, index, bp);
@@ -894,6 +915,15 @@ int rules_compile(struct builder *b, struct rules *rs)
             rs->n_lits = c.n_lits;
             rs->n_nodes = c.n_nodes;
             rs->n_pats = c.n_pats;
+        } else {
+            c.oom = 1;
+        }
+        /* the one mutable part of the set: evaluation counts and JIT copies */
+        rs->pat_jit = arena_alloc(&rs->arena, (c.n_pats + 1) * sizeof *rs->pat_jit);
+        rs->slot_jit = arena_alloc(&rs->arena, (rs->n_slots + 1) * sizeof *rs->slot_jit);
+        if (rs->pat_jit && rs->slot_jit) {
+            jit_cache_init(rs->pat_jit, c.n_pats);
+            jit_cache_init(rs->slot_jit, rs->n_slots);
         } else {
             c.oom = 1;
         }
