@@ -21,6 +21,8 @@ ENGINE  += redact dialog_erase cli_erase
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
+# the lazy JIT of regexes
+TESTS   += jit
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \

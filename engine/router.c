@@ -417,6 +417,12 @@ static double confidence(const struct router_scratch *sc, uint32_t cov)
     return 0.6 + 0.4 * sqrt(share);
 }
 
+/* Returns 1 for the errors of a search stopped by the match, depth or heap limit. */
+static int limit_error(int rc)
+{
+    return rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
+}
+
 /* Evaluates pattern p; on a match fills cw and returns 1. */
 static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32_t p, struct cand_work *cw,
                        size_t *limit_hits)
@@ -450,7 +456,7 @@ static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32
         return 0;
     if (rc < 0) {
         (*limit_hits)++;     /* match, depth or heap limit: counts as no match */
-        if (code == pat->re) /* the JIT runs the same bounded search faster: compile it now */
+        if (code == pat->re && limit_error(rc)) /* the JIT runs the same bounded search faster: now */
             jit_promote(jc, pat->re, pat->file, pat->line);
         return 0;
     }
@@ -557,7 +563,7 @@ int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t int
         const pcre2_code *code = jit_code(jc, sr->re, sr->file, sr->line);
         int m = pcre2_match(code, (PCRE2_SPTR)sc->light.s, sc->light.len, 0, PCRE2_NO_UTF_CHECK, sc->md,
                             sc->mctx);
-        if (m < 0 && m != PCRE2_ERROR_NOMATCH && code == sr->re)
+        if (code == sr->re && limit_error(m))
             jit_promote(jc, sr->re, sr->file, sr->line);
         if (m <= 0)
             continue;
