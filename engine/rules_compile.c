@@ -391,11 +391,26 @@ static void jit_try(struct compiler *c, const pcre2_code *code, const struct bre
     }
 }
 
-/* Compiles a regex with the house options; reports PCRE2's error at its offset. */
-static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re)
+struct emit_ctx {
+    struct compiler *c;
+    struct u32v *req, *ends;
+};
+static int emit_required(void *ctx, int group, const char *s, size_t n);
+
+/* Compiles a regex with the house options; reports PCRE2's error at its
+ * offset. With req (NULL for slots) also fills what every match contains
+ * (see regex_read) and *groups, from the same reading of the pattern. */
+static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, struct emit_ctx *req, int *groups)
 {
     size_t off;
-    const char *why = regex_danger(re->src, re->len, re->extended, &off);
+    const char *why;
+    int n = regex_read(re->src, re->len, re->extended, &why, &off, req ? emit_required : NULL, req);
+    if (n < 0) {
+        c->oom = 1;
+        return NULL;
+    }
+    if (groups)
+        *groups = n;
     if (why) {
         struct bpos p = re->pos;
         p.col += 1 + (int)off; /* the slash, then the offset (ASCII before it in practice) */
@@ -422,19 +437,14 @@ static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re)
         build_error(c->b, &p, "bad regex: %s", (const char *)msg);
         return NULL;
     }
-    uint32_t groups = 0;
-    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &groups);
-    if (groups + 1 > c->rs->max_groups)
-        c->rs->max_groups = groups + 1;
+    uint32_t captures = 0;
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &captures);
+    if (captures + 1 > c->rs->max_groups)
+        c->rs->max_groups = captures + 1;
     if (c->b->diag->jit_check)
         jit_try(c, code, re);
     return code;
 }
-
-struct emit_ctx {
-    struct compiler *c;
-    struct u32v *req, *ends;
-};
 
 static int emit_required(void *ctx, int group, const char *s, size_t n)
 {
@@ -537,7 +547,7 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                         bs->name, bs->name);
             continue;
         }
-        pcre2_code *code = regex_compile(c, &bs->re);
+        pcre2_code *code = regex_compile(c, &bs->re, NULL, NULL);
         if (!code)
             continue;
         sl[k].index = (int)rs->n_slots;
@@ -567,19 +577,24 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                     c->b, &bp->pos,
                     "this match can be true with none of its terms in the message; add a term outside '!'");
         } else {
-            pcre2_code *code = regex_compile(c, &bp->re);
-            if (!code)
+            /* the required literals are found before the pattern exists: keep them here */
+            struct u32v req = {0}, ends = {0};
+            struct emit_ctx ec = {c, &req, &ends};
+            int groups = 0;
+            pcre2_code *code = regex_compile(c, &bp->re, &ec, &groups);
+            if (!code) {
+                if (c->oom)
+                    return -1;
                 continue;
+            }
             struct pattern *p = pat_new(c, PAT_REGEX, index, bp);
             if (!p) {
                 pcre2_code_free(code);
                 return -1;
             }
             p->re = code;
-            struct emit_ctx ec = {c, &c->pat_req[c->n_pats - 1], &c->pat_req_end[c->n_pats - 1]};
-            int groups = regex_required(bp->re.src, bp->re.len, bp->re.extended, emit_required, &ec);
-            if (groups < 0)
-                return c->oom = 1, -1;
+            c->pat_req[c->n_pats - 1] = req;
+            c->pat_req_end[c->n_pats - 1] = ends;
             if (groups == 0)
                 build_warning(
                     c->b, &bp->re.pos,

@@ -138,16 +138,16 @@ struct rules {
 };
 
 /* rules_regex.c */
-/* Returns NULL if the pattern has no nested unbounded quantifier, else a
- * static description; *off is set to the byte offset of the offending group. */
-const char *regex_danger(const char *pat, size_t len, int extended, size_t *off);
-/* Finds what every match of a regex contains: groups of lower-case strings,
- * each group a requirement (one of its strings occurs), all groups at once.
- * Calls emit() per string with its group number; returns the number of
- * groups (0: no usable literal, the regex must run on every message), or
- * -1 when emit() fails. */
-int regex_required(const char *pat, size_t len, int extended,
-                   int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx);
+/* Reads a regex once, for two facts. *danger: NULL if the pattern has no
+ * nested unbounded quantifier, else a static description, with *off the
+ * byte offset of the offending group. And what every match contains:
+ * groups of lower-case strings, each group a requirement (one of its
+ * strings occurs), all groups at once; emit() (may be NULL) is called per
+ * string with its group number. Returns the number of groups (0: no usable
+ * literal, the regex must run on every message; also when dangerous), or
+ * -1 when emit() or an allocation fails. */
+int regex_read(const char *pat, size_t len, int extended, const char **danger, size_t *off,
+               int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx);
 
 /* rules_jit.c */
 /* The slow path of jit_code(): counts one evaluation, JIT-compiles a copy
