@@ -303,10 +303,16 @@ static int find_literals(struct router_scratch *sc, const struct rules *rs)
         for (size_t i = 0; i + 3 <= len; i++)
             if (lookup(sc, rs, key_trigram(t + i), (uint32_t)i) < 0)
                 return -1;
-    if (rs->has_long_keys)
-        for (size_t i = 0; i + KEY_LONG_LEN <= len; i++)
-            if (lookup(sc, rs, key_long(t + i), (uint32_t)i) < 0)
+    if (rs->has_long_keys && len >= KEY_LONG_LEN) {
+        uint64_t v = 0; /* the window rolls one byte per position */
+        for (size_t i = 0; i + 1 < KEY_LONG_LEN; i++)
+            v = v << 8 | t[i];
+        for (size_t i = 0; i + KEY_LONG_LEN <= len; i++) {
+            v = v << 8 | t[i + KEY_LONG_LEN - 1];
+            if (lookup(sc, rs, key_long_of(v), (uint32_t)i) < 0)
                 return -1;
+        }
+    }
     for (size_t k = 0; k < sc->n_present; k++) {
         const struct lit *l = &rs->lits[sc->present[k]];
         for (uint32_t j = 0; j < l->pat_n; j++) {
@@ -455,7 +461,7 @@ static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc < 0) {
-        (*limit_hits)++;     /* match, depth or heap limit: counts as no match */
+        (*limit_hits)++;                        /* match, depth or heap limit: counts as no match */
         if (code == pat->re && limit_error(rc)) /* the JIT runs the same bounded search faster: now */
             jit_promote(jc, pat->re, pat->file, pat->line);
         return 0;

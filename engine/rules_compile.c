@@ -400,7 +400,8 @@ static int emit_required(void *ctx, int group, const char *s, size_t n);
 /* Compiles a regex with the house options; reports PCRE2's error at its
  * offset. With req (NULL for slots) also fills what every match contains
  * (see regex_read) and *groups, from the same reading of the pattern. */
-static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, struct emit_ctx *req, int *groups)
+static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, struct emit_ctx *req,
+                                 int *groups)
 {
     size_t off;
     const char *why;
@@ -613,8 +614,13 @@ static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key, ui
     if (l->kind == LIT_SUBSTR) {
         for (size_t i = 0; i + 3 <= l->len; i++)
             fn(ctx, key_trigram(s + i), (uint32_t)i);
-        for (size_t i = 0; i + KEY_LONG_LEN <= l->len; i++)
-            fn(ctx, key_long(s + i), (uint32_t)i);
+        uint64_t v = 0; /* the window rolls one byte per position, as in the router */
+        for (size_t i = 0; i + 1 < KEY_LONG_LEN && i < l->len; i++)
+            v = v << 8 | s[i];
+        for (size_t i = 0; i + KEY_LONG_LEN <= l->len; i++) {
+            v = v << 8 | s[i + KEY_LONG_LEN - 1];
+            fn(ctx, key_long_of(v), (uint32_t)i);
+        }
         return;
     }
     size_t start = 0;

@@ -173,14 +173,14 @@ static inline uint32_t key_trigram(const unsigned char *s)
 {
     return (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
 }
-/* Hashes the KEY_LONG_LEN bytes at s into a key. */
-static inline uint32_t key_long(const unsigned char *s)
+/* Hashes a window of KEY_LONG_LEN bytes, packed big-endian into v, into a
+ * key. A scan keeps v rolling: v = v << 8 | next byte (8 bytes fill 64 bits). */
+static inline uint32_t key_long_of(uint64_t v)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < KEY_LONG_LEN; i++)
-        v = v << 8 | s[i];
     return KEY_LONG | (uint32_t)((v * 0x9E3779B97F4A7C15ull) >> 34);
 }
+_Static_assert(KEY_LONG_LEN == 8, "key_long_of() rolls a window of exactly 64 bits");
+
 /* Hashes a stemmed word into a key. */
 static inline uint32_t key_word(const char *s, size_t n)
 {
