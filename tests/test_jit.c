@@ -38,11 +38,14 @@ static const char *rules_src = "intent order.track\n"
                                "  slot order_id /\\b([A-Z]{2}\\d{8})\\b/ ask \"Which order?\"\n"
                                "  reply Hello!\n";
 
-static const char *const messages[] = {
-    "where is my order",      "where is my package now", "where is my cat",    "refunded yet?",
-    "my refund status",       "refund",                  "colour red please",  "color blue",
-    "colour purple",          "退款什么时候到账",        "退钱多久",           "退款",
-    "hello there",            "hi where is my order",    "nothing to see here"};
+static const char *const messages[] = {"where is my order",  "where is my package now",
+                                       "where is my cat",    "refunded yet?",
+                                       "my refund status",   "refund",
+                                       "colour red please",  "color blue",
+                                       "colour purple",      "退款什么时候到账",
+                                       "退钱多久",           "退款",
+                                       "hello there",        "hi where is my order",
+                                       "nothing to see here"};
 #define N_MESSAGES (sizeof messages / sizeof *messages)
 
 static int have_jit(void)
@@ -98,14 +101,15 @@ static struct decision route(const struct rules *rs, struct router_scratch *sc, 
 static int decision_cmp(const char *text, const struct decision *a, const struct decision *b)
 {
     if (a->n != b->n || a->limit_hits != b->limit_hits) {
-        fprintf(stderr, "'%s': %zu candidates (%zu limit hits) vs %zu (%zu)\n", text, a->n, a->limit_hits, b->n,
-                b->limit_hits);
+        fprintf(stderr, "'%s': %zu candidates (%zu limit hits) vs %zu (%zu)\n", text, a->n, a->limit_hits,
+                b->n, b->limit_hits);
         return 1;
     }
     for (size_t k = 0; k < a->n; k++)
-        if (a->intent[k] != b->intent[k] || a->confidence[k] != b->confidence[k] || a->start[k] != b->start[k] ||
-            a->end[k] != b->end[k]) {
-            fprintf(stderr, "'%s' candidate %zu: intent %u conf %.4f [%u,%u) vs intent %u conf %.4f [%u,%u)\n", text,
+        if (a->intent[k] != b->intent[k] || a->confidence[k] != b->confidence[k] ||
+            a->start[k] != b->start[k] || a->end[k] != b->end[k]) {
+            fprintf(stderr,
+                    "'%s' candidate %zu: intent %u conf %.4f [%u,%u) vs intent %u conf %.4f [%u,%u)\n", text,
                     k, a->intent[k], a->confidence[k], a->start[k], a->end[k], b->intent[k], b->confidence[k],
                     b->start[k], b->end[k]);
             return 1;
@@ -289,8 +293,9 @@ static void *work(void *arg)
         for (size_t m = 0; m < N_MESSAGES; m++) {
             struct router_result r;
             if (router_match(w->rs, sc, messages[m], strlen(messages[m]), NULL, NULL, &r) != 0 ||
-                r.n != w->want[m].n || (r.n && (r.cand[0].intent != w->want[m].intent[0] ||
-                                                 r.cand[0].confidence != w->want[m].confidence[0])))
+                r.n != w->want[m].n ||
+                (r.n && (r.cand[0].intent != w->want[m].intent[0] ||
+                         r.cand[0].confidence != w->want[m].confidence[0])))
                 w->mismatches++;
         }
     router_scratch_free(sc);
@@ -353,8 +358,9 @@ int main(void)
 {
     log_init(LOG_LEVEL_OFF, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_threshold), cmocka_unit_test(test_same_matches),   cmocka_unit_test(test_slots),
-        cmocka_unit_test(test_limit_promotes), cmocka_unit_test(test_refused), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_threshold), cmocka_unit_test(test_same_matches),
+        cmocka_unit_test(test_slots),     cmocka_unit_test(test_limit_promotes),
+        cmocka_unit_test(test_refused),   cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests_name("jit", tests, NULL, NULL);
 }
