@@ -56,7 +56,11 @@ struct rules *rules_ref(struct rules *rs);
 void rules_unref(struct rules *rs);
 
 /* Regexes run in PCRE2's interpreter until they have been evaluated this
- * many times (or hit a match limit); then the router JIT-compiles them. */
+ * many times (or hit a match limit); then the router JIT-compiles them.
+ * A compile costs about 30 us and 2 KiB; a typical short pattern runs
+ * about 0.2 us faster JIT-compiled, so CPU alone would wait longer, but a
+ * small count keeps hot patterns out of the interpreter right after a
+ * reload. A build can set another value (-DRULES_JIT_AFTER=N, N >= 1). */
 #ifndef RULES_JIT_AFTER
 #define RULES_JIT_AFTER 8
 #endif
