@@ -21,6 +21,7 @@
 #include "text.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,10 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
+
+/* A customer's last_seen moves with their messages in steps of this many
+ * seconds: one profile write a minute, not one per message. */
+#define DIALOG_SEEN_STEP 60
 
 const char *const dialog_src_names[N_SRC] = {"rule",    "example", "kb",    "clarify", "fallback",
                                              "handoff", "queued",  "agent", "feedback"};
@@ -710,6 +715,13 @@ struct turn {
     struct store_batch b;
 };
 
+/* A confidence as answers and memory carry it: four decimals, which the
+ * JSON written with JSON_REAL_PRECISION(6) keeps exactly. */
+static double shown(double c)
+{
+    return round(c * 1e4) / 1e4;
+}
+
 static const char *intent_name(const struct turn *t, long i)
 {
     return i >= 0 ? rules_intent(t->rs, (size_t)i)->name : NULL;
@@ -815,14 +827,13 @@ static const char *slot_question(struct turn *t, const struct rules_slot *s)
 /* Adds article id (with its title when the kb has it) to the reply's articles. */
 static void add_article(struct turn *t, const char *id, size_t n)
 {
-    char key[128];
-    struct kb_hit hit;
+    char key[128], title[512];
     snprintf(key, sizeof key, "%.*s", (int)n, id);
     if (!t->articles)
         t->articles = json_array();
     json_t *a = json_pack("{s:s}", "id", key);
-    if (t->w && t->w->kb && kb_get(t->w->kb, key, t->locale, &hit) == 0 && hit.title)
-        json_object_set_new(a, "title", json_string(hit.title));
+    if (t->w && t->w->kb && kb_title(t->w->kb, key, t->locale, title, sizeof title) == 0)
+        json_object_set_new(a, "title", json_string(title));
     json_array_append_new(t->articles, a);
 }
 
@@ -1033,8 +1044,8 @@ static void remember_intent(struct turn *t)
     if (json_array_size(v) >= 20)
         json_array_remove(v, 0);
     json_array_append_new(v, json_pack("{s:s, s:f, s:s, s:I}", "intent", intent_name(t, t->intent),
-                                       "confidence", t->confidence, "source", dialog_src_names[t->src], "seq",
-                                       (json_int_t)(t->c.last_seq + 1)));
+                                       "confidence", shown(t->confidence), "source", dialog_src_names[t->src],
+                                       "seq", (json_int_t)(t->c.last_seq + 1)));
 }
 
 /* The bot's turn: decide, check the triggers, fill the slot, answer. */
@@ -1104,7 +1115,7 @@ static json_t *turn_result(struct turn *t, long seq)
     json_t *reply = json_null();
     if (*t->reply) {
         reply = json_pack("{s:s, s:s, s:f}", "text", t->reply, "source", dialog_src_names[t->src],
-                          "confidence", t->confidence);
+                          "confidence", shown(t->confidence));
         if (t->intent >= 0)
             json_object_set_new(reply, "intent", json_string(intent_name(t, t->intent)));
         if (t->articles)
@@ -1136,7 +1147,7 @@ static json_t *turn_messages(struct turn *t, const char *bot_text)
     json_t *m = message_json(t->c.last_seq + 1, "customer", t->text, NULL, t->now);
     if (t->intent >= 0) {
         json_object_set_new(m, "intent", json_string(intent_name(t, t->intent)));
-        json_object_set_new(m, "confidence", json_real(t->confidence));
+        json_object_set_new(m, "confidence", json_real(shown(t->confidence)));
     }
     json_array_append_new(v, m);
     if (bot_text)
@@ -1175,9 +1186,10 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
                        const struct store_msg *bm, const char *packet)
 {
     store_batch_init(b);
-    t->cu.last_seen = t->now;
-    if (*t->cu.id)
+    if (*t->cu.id && t->now - t->cu.last_seen >= DIALOG_SEEN_STEP) {
+        t->cu.last_seen = t->now;
         store_put_customer(b, &t->cu);
+    }
     store_put_conv(b, &t->c, packet);
     store_add_message(b, t->c.id, cm);
     if (bm)
@@ -1198,11 +1210,12 @@ static int prepare_commit(struct turn *t)
     const char *bot = *t->reply ? t->reply : NULL;
     if (bot)
         snprintf(t->bot_text, sizeof t->bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
-    t->memory = json_dumps(t->mem, JSON_COMPACT);
+    t->memory = json_dumps(t->mem, JSON_COMPACT | JSON_REAL_PRECISION(6));
     t->c.memory = t->memory;
     t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
     t->out = turn_result(t, bot ? seq + 1 : seq);
-    t->result = t->out ? json_dumps(t->out, JSON_COMPACT) : NULL;
+    /* kept only where a retry can ask for it again: with its client_id */
+    t->result = t->out && t->client_id ? json_dumps(t->out, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
     const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);
@@ -1210,7 +1223,7 @@ static int prepare_commit(struct turn *t)
                                t->confidence, t->client_id, t->result, t->now};
     t->bm = (struct store_msg){seq + 1, "bot", t->bot_text, src, intent, t->confidence, NULL, NULL, t->now};
     turn_batch(t, &t->b, &t->cm, bot ? &t->bm : NULL, t->packet);
-    if (!t->result || !t->memory)
+    if (!t->out || (t->client_id && !t->result) || !t->memory)
         return dialog_fail(KEFU_ENOMEM, "out of memory");
     return 0;
 }
