@@ -14,11 +14,15 @@ TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval store queue dialog dialog_agent cli cli_kb \
            cli_chat cli_report cli_test convtest \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
+# regexes JIT-compiled once they prove hot
+ENGINE  += rules_jit
 # personal-data redaction (logs, stored transcripts)
 ENGINE  += redact dialog_erase cli_erase store_cache
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
+# the lazy JIT of regexes
+TESTS   += jit
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \

@@ -421,6 +421,7 @@ static int cmd_check(struct session *s)
     const char *dir = o->n_args ? o->args[0] : o->rules;
     struct rules_diag d;
     rules_diag_init(&d);
+    d.jit_check = o->strict; /* the server JIT-compiles only hot regexes: learn now which never will */
     struct rules *rs = NULL;
     struct stat st;
     size_t dl = strlen(dir);
@@ -1075,7 +1076,9 @@ static const struct command {
      "usage: kefu check [--strict] [--quiet] [RULES_DIR | FILE.rules]\n\n"
      "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
      "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
-     "reach its own intent. Exits 1 on errors (and on warnings with --strict)."},
+     "reach its own intent. Exits 1 on errors (and on warnings with --strict).\n"
+     "--strict also JIT-compiles every regex once, to warn about those PCRE2's JIT\n"
+     "refuses (the server JIT-compiles a regex only once it has run a few times)."},
     {"ask",
      " --rules --json --explain --locale --channel --tier --attr --db --no-examples --no-kb --example-min "
      "--example-lead --kb-min --kb-lead ",

@@ -5,6 +5,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 static long fail_countdown; /* 0: off; otherwise allocations left before a failure */
 
@@ -64,4 +67,11 @@ char *kefu_strndup(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = 0;
     return d;
+}
+
+void kefu_heap_trim(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0); /* every arena, not only the main one; free pages inside them too */
+#endif
 }

@@ -3,7 +3,9 @@
  * word) is looked up in the rule set's key table, which names the few
  * literals worth checking. Those that really occur trigger their
  * patterns, and only those patterns run: a match expression is evaluated
- * over the literals found, a regex with PCRE2's JIT under match limits.
+ * over the literals found, a regex with PCRE2 under match limits (in the
+ * interpreter until it has run often enough to be JIT-compiled, see
+ * rules_jit.c; the only write this file makes to a rule set).
  * All per-message state lives in the caller's scratch, stamped with an
  * epoch so that nothing is cleared between messages. */
 #include "router.h"
@@ -301,10 +303,16 @@ static int find_literals(struct router_scratch *sc, const struct rules *rs)
         for (size_t i = 0; i + 3 <= len; i++)
             if (lookup(sc, rs, key_trigram(t + i), (uint32_t)i) < 0)
                 return -1;
-    if (rs->has_long_keys)
-        for (size_t i = 0; i + KEY_LONG_LEN <= len; i++)
-            if (lookup(sc, rs, key_long(t + i), (uint32_t)i) < 0)
+    if (rs->has_long_keys && len >= KEY_LONG_LEN) {
+        uint64_t v = 0; /* the window rolls one byte per position */
+        for (size_t i = 0; i + 1 < KEY_LONG_LEN; i++)
+            v = v << 8 | t[i];
+        for (size_t i = 0; i + KEY_LONG_LEN <= len; i++) {
+            v = v << 8 | t[i + KEY_LONG_LEN - 1];
+            if (lookup(sc, rs, key_long_of(v), (uint32_t)i) < 0)
                 return -1;
+        }
+    }
     for (size_t k = 0; k < sc->n_present; k++) {
         const struct lit *l = &rs->lits[sc->present[k]];
         for (uint32_t j = 0; j < l->pat_n; j++) {
@@ -415,6 +423,12 @@ static double confidence(const struct router_scratch *sc, uint32_t cov)
     return 0.6 + 0.4 * sqrt(share);
 }
 
+/* Returns 1 for the errors of a search stopped by the match, depth or heap limit. */
+static int limit_error(int rc)
+{
+    return rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT;
+}
+
 /* Evaluates pattern p; on a match fills cw and returns 1. */
 static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32_t p, struct cand_work *cw,
                        size_t *limit_hits)
@@ -441,12 +455,15 @@ static int try_pattern(struct router_scratch *sc, const struct rules *rs, uint32
         if (k == grp->n)
             return 0;
     }
-    int rc =
-        pcre2_match(pat->re, (PCRE2_SPTR)sc->fold.s, sc->fold.len, 0, PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
+    struct jit_cache *jc = &rs->pat_jit[p];
+    const pcre2_code *code = jit_code(jc, pat->re, pat->file, pat->line);
+    int rc = pcre2_match(code, (PCRE2_SPTR)sc->fold.s, sc->fold.len, 0, PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
     if (rc == PCRE2_ERROR_NOMATCH)
         return 0;
     if (rc < 0) {
-        (*limit_hits)++; /* match, depth or heap limit: counts as no match */
+        (*limit_hits)++;                        /* match, depth or heap limit: counts as no match */
+        if (code == pat->re && limit_error(rc)) /* the JIT runs the same bounded search faster: now */
+            jit_promote(jc, pat->re, pat->file, pat->line);
         return 0;
     }
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);
@@ -547,8 +564,13 @@ int router_slots(const struct rules *rs, struct router_scratch *sc, uint32_t int
         const struct rules_slot *s = &it->slots[k];
         if (s->index < 0)
             continue;
-        int m = pcre2_match(rs->slots[s->index].re, (PCRE2_SPTR)sc->light.s, sc->light.len, 0,
-                            PCRE2_NO_UTF_CHECK, sc->md, sc->mctx);
+        const struct slot_re *sr = &rs->slots[s->index];
+        struct jit_cache *jc = &rs->slot_jit[s->index];
+        const pcre2_code *code = jit_code(jc, sr->re, sr->file, sr->line);
+        int m = pcre2_match(code, (PCRE2_SPTR)sc->light.s, sc->light.len, 0, PCRE2_NO_UTF_CHECK, sc->md,
+                            sc->mctx);
+        if (code == sr->re && limit_error(m))
+            jit_promote(jc, sr->re, sr->file, sr->line);
         if (m <= 0)
             continue;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(sc->md);

@@ -1310,6 +1310,8 @@ static int load_with(load_fn fn, const void *arg, struct rules_diag *diag, struc
         rules_unref(rs);
         return rc;
     }
+    /* the parse trees and file texts just freed are several times the set: give them back */
+    kefu_heap_trim();
     *out = rs;
     return 0;
 }
@@ -1411,6 +1413,9 @@ void rules_unref(struct rules *rs)
         pcre2_code_free(rs->pats[k].re);
     for (size_t k = 0; k < rs->n_slots; k++)
         pcre2_code_free(rs->slots[k].re);
+    /* the acq_rel above makes every thread's published JIT copy visible here */
+    jit_cache_release(rs->pat_jit, rs->n_pats);
+    jit_cache_release(rs->slot_jit, rs->n_slots);
     arena_release(&rs->arena);
     free(rs);
 }

@@ -1,6 +1,7 @@
 /* rules_compile.c — turn parsed rule files into the router's tables.
  * Terms are normalized and deduplicated into literals; expressions become
- * enode trees; regexes are checked and JIT-compiled; then every pattern
+ * enode trees; regexes are checked and compiled (the JIT comes later, for
+ * the hot ones: rules_jit.c); then every pattern
  * gets its trigger literals and every literal its rarest index key, which
  * is what keeps matching cost independent of the number of rules. */
 #include "kefu.h"
@@ -370,11 +371,47 @@ static struct pattern *pat_new(struct compiler *c, uint8_t kind, uint32_t intent
     return p;
 }
 
-/* Compiles a regex with the house options; reports PCRE2's error at its offset. */
-static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, int for_slot)
+/* Checks that the JIT accepts code, on a copy freed at once: the router
+ * JIT-compiles only the regexes that prove hot (rules_jit.c), so only a
+ * check that asks for it learns here which ones never will. */
+static void jit_try(struct compiler *c, const pcre2_code *code, const struct bregex *re)
+{
+    pcre2_code *copy = pcre2_code_copy(code);
+    if (!copy) {
+        c->oom = 1;
+        return;
+    }
+    int rc = pcre2_jit_compile(copy, PCRE2_JIT_COMPLETE);
+    pcre2_code_free(copy);
+    if (rc != 0) {
+        PCRE2_UCHAR msg[128];
+        pcre2_get_error_message(rc, msg, sizeof msg);
+        build_warning(c->b, &re->pos, "regex could not be jit-compiled (%s); it runs in the interpreter",
+                      (const char *)msg);
+    }
+}
+
+struct emit_ctx {
+    struct compiler *c;
+    struct u32v *req, *ends;
+};
+static int emit_required(void *ctx, int group, const char *s, size_t n);
+
+/* Compiles a regex with the house options; reports PCRE2's error at its
+ * offset. With req (NULL for slots) also fills what every match contains
+ * (see regex_read) and *groups, from the same reading of the pattern. */
+static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, struct emit_ctx *req,
+                                 int *groups)
 {
     size_t off;
-    const char *why = regex_danger(re->src, re->len, re->extended, &off);
+    const char *why;
+    int n = regex_read(re->src, re->len, re->extended, &why, &off, req ? emit_required : NULL, req);
+    if (n < 0) {
+        c->oom = 1;
+        return NULL;
+    }
+    if (groups)
+        *groups = n;
     if (why) {
         struct bpos p = re->pos;
         p.col += 1 + (int)off; /* the slash, then the offset (ASCII before it in practice) */
@@ -401,19 +438,14 @@ static pcre2_code *regex_compile(struct compiler *c, const struct bregex *re, in
         build_error(c->b, &p, "bad regex: %s", (const char *)msg);
         return NULL;
     }
-    uint32_t groups = 0;
-    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &groups);
-    if (groups + 1 > c->rs->max_groups)
-        c->rs->max_groups = groups + 1;
-    if (pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) != 0 && !for_slot)
-        build_warning(c->b, &re->pos, "regex could not be jit-compiled; it runs in the interpreter");
+    uint32_t captures = 0;
+    pcre2_pattern_info(code, PCRE2_INFO_CAPTURECOUNT, &captures);
+    if (captures + 1 > c->rs->max_groups)
+        c->rs->max_groups = captures + 1;
+    if (c->b->diag->jit_check)
+        jit_try(c, code, re);
     return code;
 }
-
-struct emit_ctx {
-    struct compiler *c;
-    struct u32v *req, *ends;
-};
 
 static int emit_required(void *ctx, int group, const char *s, size_t n)
 {
@@ -516,11 +548,11 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                         bs->name, bs->name);
             continue;
         }
-        pcre2_code *code = regex_compile(c, &bs->re, 1);
+        pcre2_code *code = regex_compile(c, &bs->re, NULL, NULL);
         if (!code)
             continue;
         sl[k].index = (int)rs->n_slots;
-        rs->slots[rs->n_slots++].re = code;
+        rs->slots[rs->n_slots++] = (struct slot_re){code, bs->re.pos.file, bs->re.pos.line};
     }
     it->slots = sl;
     it->n_slots = bi->n_slots;
@@ -546,19 +578,24 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
                     c->b, &bp->pos,
                     "this match can be true with none of its terms in the message; add a term outside '!'");
         } else {
-            pcre2_code *code = regex_compile(c, &bp->re, 0);
-            if (!code)
+            /* the required literals are found before the pattern exists: keep them here */
+            struct u32v req = {0}, ends = {0};
+            struct emit_ctx ec = {c, &req, &ends};
+            int groups = 0;
+            pcre2_code *code = regex_compile(c, &bp->re, &ec, &groups);
+            if (!code) {
+                if (c->oom)
+                    return -1;
                 continue;
+            }
             struct pattern *p = pat_new(c, PAT_REGEX, index, bp);
             if (!p) {
                 pcre2_code_free(code);
                 return -1;
             }
             p->re = code;
-            struct emit_ctx ec = {c, &c->pat_req[c->n_pats - 1], &c->pat_req_end[c->n_pats - 1]};
-            int groups = regex_required(bp->re.src, bp->re.len, bp->re.extended, emit_required, &ec);
-            if (groups < 0)
-                return c->oom = 1, -1;
+            c->pat_req[c->n_pats - 1] = req;
+            c->pat_req_end[c->n_pats - 1] = ends;
             if (groups == 0)
                 build_warning(
                     c->b, &bp->re.pos,
@@ -577,8 +614,13 @@ static void lit_keys(const struct lit *l, void (*fn)(void *ctx, uint32_t key, ui
     if (l->kind == LIT_SUBSTR) {
         for (size_t i = 0; i + 3 <= l->len; i++)
             fn(ctx, key_trigram(s + i), (uint32_t)i);
-        for (size_t i = 0; i + KEY_LONG_LEN <= l->len; i++)
-            fn(ctx, key_long(s + i), (uint32_t)i);
+        uint64_t v = 0; /* the window rolls one byte per position, as in the router */
+        for (size_t i = 0; i + 1 < KEY_LONG_LEN && i < l->len; i++)
+            v = v << 8 | s[i];
+        for (size_t i = 0; i + KEY_LONG_LEN <= l->len; i++) {
+            v = v << 8 | s[i + KEY_LONG_LEN - 1];
+            fn(ctx, key_long_of(v), (uint32_t)i);
+        }
         return;
     }
     size_t start = 0;
@@ -894,6 +936,15 @@ int rules_compile(struct builder *b, struct rules *rs)
             rs->n_lits = c.n_lits;
             rs->n_nodes = c.n_nodes;
             rs->n_pats = c.n_pats;
+        } else {
+            c.oom = 1;
+        }
+        /* the one mutable part of the set: evaluation counts and JIT copies */
+        rs->pat_jit = arena_alloc(&rs->arena, (c.n_pats + 1) * sizeof *rs->pat_jit);
+        rs->slot_jit = arena_alloc(&rs->arena, (rs->n_slots + 1) * sizeof *rs->slot_jit);
+        if (rs->pat_jit && rs->slot_jit) {
+            jit_cache_init(rs->pat_jit, c.n_pats);
+            jit_cache_init(rs->slot_jit, rs->n_slots);
         } else {
             c.oom = 1;
         }

@@ -4,7 +4,11 @@
  * Terms become literals (deduplicated across the whole set); match
  * expressions become trees of enodes over literals; every pattern is
  * reachable from the literals that trigger it, and every literal from the
- * one key (a byte trigram, or a short word) that the router looks up. */
+ * one key (a byte trigram, or a short word) that the router looks up.
+ *
+ * A compiled set is immutable and shared by every thread; its one mutable
+ * part is the JIT cache of its regexes (struct jit_cache, rules_jit.c):
+ * counters and pointers updated with atomics only, never under a lock. */
 #ifndef KEFU_RULES_INT_H
 #define KEFU_RULES_INT_H
 
@@ -42,7 +46,7 @@ struct pattern {
     uint8_t kind;
     uint32_t intent;
     uint32_t root;  /* PAT_MATCH: root enode */
-    pcre2_code *re; /* PAT_REGEX: owned */
+    pcre2_code *re; /* PAT_REGEX: owned, compiled for the interpreter (see struct jit_cache) */
     const char *src; /* the pattern as written */
     const char *file;
     int line;
@@ -56,6 +60,21 @@ struct lgroup {
 
 struct slot_re {
     pcre2_code *re; /* owned; runs on the light (unfolded) text */
+    const char *file;
+    int line;
+};
+
+/* Lazy JIT. Every regex is compiled for PCRE2's interpreter at load; the
+ * one that has run RULES_JIT_AFTER times (or hit a match limit) is claimed
+ * by the thread that notices, with a CAS on state, which JIT-compiles a
+ * private copy (pcre2_code_copy: the shared code is never written) and
+ * publishes it with a release store; matchers load it with acquire and use
+ * it from then on. Both codes are freed with the rule set. */
+enum jit_state { JIT_COLD = 0, JIT_CLAIMED = 1, JIT_READY = 2, JIT_FAILED = 3 };
+struct jit_cache {
+    _Atomic(pcre2_code *) code; /* the JIT-compiled copy once published; owned */
+    atomic_uint uses;           /* evaluations, counted (relaxed) while JIT_COLD */
+    atomic_uchar state;         /* enum jit_state */
 };
 
 /* Key space: a byte trigram packs into 24 bits (text literals); a stemmed
@@ -111,36 +130,57 @@ struct rules {
 
     struct slot_re *slots;
     size_t n_slots;
+    struct jit_cache *pat_jit;  /* per pattern (only regexes use theirs); the mutable part */
+    struct jit_cache *slot_jit; /* per slot pattern */
     uint32_t max_groups; /* largest capture count among patterns and slots */
     int has_trigram_keys; /* some literal is filed under a trigram: scan the bytes */
     int has_long_keys;    /* some literal is filed under a long window: scan those too */
 };
 
 /* rules_regex.c */
-/* Returns NULL if the pattern has no nested unbounded quantifier, else a
- * static description; *off is set to the byte offset of the offending group. */
-const char *regex_danger(const char *pat, size_t len, int extended, size_t *off);
-/* Finds what every match of a regex contains: groups of lower-case strings,
- * each group a requirement (one of its strings occurs), all groups at once.
- * Calls emit() per string with its group number; returns the number of
- * groups (0: no usable literal, the regex must run on every message), or
- * -1 when emit() fails. */
-int regex_required(const char *pat, size_t len, int extended,
-                   int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx);
+/* Reads a regex once, for two facts. *danger: NULL if the pattern has no
+ * nested unbounded quantifier, else a static description, with *off the
+ * byte offset of the offending group. And what every match contains:
+ * groups of lower-case strings, each group a requirement (one of its
+ * strings occurs), all groups at once; emit() (may be NULL) is called per
+ * string with its group number. Returns the number of groups (0: no usable
+ * literal, the regex must run on every message; also when dangerous), or
+ * -1 when emit() or an allocation fails. */
+int regex_read(const char *pat, size_t len, int extended, const char **danger, size_t *off,
+               int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx);
+
+/* rules_jit.c */
+/* The slow path of jit_code(): counts one evaluation, JIT-compiles a copy
+ * when this one crosses the threshold; returns the code to match with. */
+const pcre2_code *jit_code_slow(struct jit_cache *jc, const pcre2_code *re, const char *file, int line);
+/* Claims and JIT-compiles re now, whatever its count (a limit was hit). */
+void jit_promote(struct jit_cache *jc, const pcre2_code *re, const char *file, int line);
+/* Prepares n empty caches. */
+void jit_cache_init(struct jit_cache *jc, size_t n);
+/* Frees the JIT copies of n caches (the rule set's last reference). */
+void jit_cache_release(struct jit_cache *jc, size_t n);
+
+/* Returns the code to match re with: its JIT copy once published (one
+ * acquire load, no write), else re itself, counting the evaluation. */
+static inline const pcre2_code *jit_code(struct jit_cache *jc, const pcre2_code *re, const char *file, int line)
+{
+    const pcre2_code *j = atomic_load_explicit(&jc->code, memory_order_acquire);
+    return j ? j : jit_code_slow(jc, re, file, line);
+}
 
 /* Packs the byte trigram at s into a key. */
 static inline uint32_t key_trigram(const unsigned char *s)
 {
     return (uint32_t)s[0] << 16 | (uint32_t)s[1] << 8 | s[2];
 }
-/* Hashes the KEY_LONG_LEN bytes at s into a key. */
-static inline uint32_t key_long(const unsigned char *s)
+/* Hashes a window of KEY_LONG_LEN bytes, packed big-endian into v, into a
+ * key. A scan keeps v rolling: v = v << 8 | next byte (8 bytes fill 64 bits). */
+static inline uint32_t key_long_of(uint64_t v)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < KEY_LONG_LEN; i++)
-        v = v << 8 | s[i];
     return KEY_LONG | (uint32_t)((v * 0x9E3779B97F4A7C15ull) >> 34);
 }
+_Static_assert(KEY_LONG_LEN == 8, "key_long_of() rolls a window of exactly 64 bits");
+
 /* Hashes a stemmed word into a key. */
 static inline uint32_t key_word(const char *s, size_t n)
 {

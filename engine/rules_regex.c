@@ -45,10 +45,20 @@ static int req_score(const struct req *r)
     return shortest * 16 - r->n;
 }
 
+/* Copies the used part of a requirement. */
+static void req_copy(struct req *to, const struct req *from)
+{
+    to->n = from->n;
+    for (int k = 0; k < from->n; k++) {
+        memcpy(to->s[k], from->s[k], from->len[k]);
+        to->len[k] = from->len[k];
+    }
+}
+
 static void req_offer(struct req *best, const struct req *cand)
 {
     if (req_score(cand) > req_score(best))
-        *best = *cand;
+        req_copy(best, cand);
 }
 
 /* Offers a requirement of the sequence being read; at the top level it is
@@ -58,7 +68,7 @@ static void offer(struct rx *x, struct req *best, const struct req *cand)
     if (cand->n == 0)
         return;
     if (x->depth == 0 && x->n_conj < MAX_CONJ)
-        x->conj[x->n_conj++] = *cand;
+        req_copy(&x->conj[x->n_conj++], cand);
     req_offer(best, cand);
 }
 
@@ -74,7 +84,8 @@ static void offer_run(struct rx *x, struct req *best, const char *run, size_t le
         return;
     if (len >= MAX_RUN)
         len = MAX_RUN - 1;
-    struct req r = {.n = 1};
+    struct req r;
+    r.n = 1;
     memcpy(r.s[0], run, len);
     r.len[0] = (unsigned char)len;
     offer(x, best, &r);
@@ -203,11 +214,13 @@ static void parse_group(struct rx *x, struct req *out, struct group_info *gi, in
  * alternative's best requirement (nothing if any alternative has none). */
 static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
 {
-    struct req all = {0};
+    struct req all;
+    all.n = 0;
     int any_none = 0;
     memset(gi, 0, sizeof *gi);
     for (;;) {
-        struct req best = {0};
+        struct req best;
+        best.n = 0;
         if (x->depth == 0)
             x->n_conj = 0;
         char run[MAX_RUN];
@@ -253,7 +266,8 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
                 skip_class(x);
             } else if (ch == '(') {
                 x->i++;
-                struct req g = {0};
+                struct req g;
+                g.n = 0;
                 struct group_info inner;
                 int plain;
                 parse_group(x, &g, &inner, &plain);
@@ -342,43 +356,34 @@ static void parse_alt(struct rx *x, struct req *out, struct group_info *gi)
     if (x->depth == 0 && gi->n_alts > 1) { /* top-level alternatives: only their union is required */
         x->n_conj = 0;
         if (all.n)
-            x->conj[x->n_conj++] = all;
+            req_copy(&x->conj[x->n_conj++], &all);
     }
-    *out = all;
+    req_copy(out, &all);
 }
 
 static void analyze(const char *pat, size_t len, int extended, struct req *out, struct rx *x)
 {
-    memset(x, 0, sizeof *x);
+    /* only the scalars: conj[] is written before it is read (n_conj says how far) */
     x->p = pat;
+    x->i = 0;
     x->n = len;
     x->ext = extended;
+    x->depth = 0;
+    x->danger = NULL;
+    x->danger_off = 0;
+    x->n_conj = 0;
     struct group_info gi;
-    *out = (struct req){0};
+    out->n = 0;
     while (x->i < x->n) {
         struct req r;
         parse_alt(x, &r, &gi);
         if (x->i < x->n && x->p[x->i] == ')') {
             x->i++; /* unbalanced: PCRE2 will report it; nothing is required */
-            *out = (struct req){0};
+            out->n = 0;
             continue;
         }
-        *out = r;
+        req_copy(out, &r);
     }
-}
-
-const char *regex_danger(const char *pat, size_t len, int extended, size_t *off)
-{
-    struct req r;
-    struct rx *x = malloc(sizeof *x);
-    if (!x)
-        return NULL; /* the match limit still guards */
-    analyze(pat, len, extended, &r, x);
-    const char *why = x->danger;
-    if (off)
-        *off = x->danger_off;
-    free(x);
-    return why;
 }
 
 /* Returns 1 if the pattern turns on extended mode inline, like (?x) or
@@ -400,17 +405,19 @@ static int inline_extended(const char *pat, size_t len)
     return 0;
 }
 
-int regex_required(const char *pat, size_t len, int extended,
-                   int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx)
+int regex_read(const char *pat, size_t len, int extended, const char **danger, size_t *off,
+               int (*emit)(void *ctx, int group, const char *s, size_t n), void *ctx)
 {
-    if (inline_extended(pat, len))
-        return 0;
+    *danger = NULL;
+    *off = 0;
     struct req r;
     struct rx *x = malloc(sizeof *x);
     if (!x)
         return -1;
     analyze(pat, len, extended, &r, x);
-    int n = x->n_conj;
+    *danger = x->danger;
+    *off = x->danger_off;
+    int n = emit && !x->danger && !inline_extended(pat, len) ? x->n_conj : 0;
     for (int g = 0; g < n; g++)
         for (int k = 0; k < x->conj[g].n; k++)
             if (emit(ctx, g, x->conj[g].s[k], x->conj[g].len[k]) < 0) {

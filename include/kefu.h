@@ -37,5 +37,8 @@ void *kefu_realloc(void *p, size_t n);
 char *kefu_strndup(const char *s, size_t n);
 /* Test hook: the nth allocation from now (1-based) fails; 0 turns it off. */
 void kefu_alloc_fail_after(long n);
+/* Hands free heap pages back to the system (glibc's malloc_trim; a no-op
+ * elsewhere): after a big structure dies, so RSS shows what is live. */
+void kefu_heap_trim(void);
 
 #endif
