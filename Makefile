@@ -16,6 +16,8 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 # personal-data redaction (logs, stored transcripts)
 ENGINE  += redact dialog_erase cli_erase
+# champion lists of the knowledge base's common terms (kb_champs)
+ENGINE  += kb_champ
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
