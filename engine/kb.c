@@ -35,7 +35,8 @@
 #define KB_MAX_FILE   (1 << 20) /* bytes in one article file */
 #define KB_LEAD       200       /* bytes of body kb_get() gives as its snippet */
 #define KB_EVIDENCE   4.0       /* IDF mass at which the evidence factor reaches 1 - 1/e */
-#define KB_RESCORE    96        /* champions a search scores exactly, at most */
+#define KB_EXACT_ROWS 400       /* rows of common terms together ranked exactly; more: champions */
+#define KB_RESCORE    16        /* champions of only some of the terms a search scores exactly */
 
 struct kb {
     sqlite3 *db;
@@ -43,7 +44,8 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *get, *df, *probe, *champs, *rescore, *version, *begin, *commit;
+    sqlite3_stmt *search, *snippet, *get, *df, *champs, *probe, *version, *begin, *commit, *row, *mask,
+        *rescore;
     struct kb_rank rank;                /* the parameters of the last search's kefu_rank() */
     long long df_of[KB_MAX_TERMS];      /* articles holding each query term (kb_terms) */
     long long articles;                 /* articles in the index (kb_terms) */
@@ -110,28 +112,33 @@ static const char *const upgrades[] = {
 /* BM25 weights of title, tags, questions, body (docs/corpus.md). */
 static const double kb_weights[KB_COLUMNS] = KB_WEIGHTS;
 
-/* The best rows first, from the index alone (kefu_rank() once per row, and
- * its phrase mask), then the article of each of those few: joining before
- * the LIMIT would look up every matching article. */
+/* The best rows first, from the index alone (kefu_rank() once per row, the
+ * first ?4 rows at most: the walk stops there), then the article of each of
+ * those few: joining before the LIMIT would look up every matching article. */
 static const char *const sql_search =
-    "SELECT articles.doc, articles.id, articles.locale, articles.title, f.score, f.mask FROM "
-    "(SELECT rowid AS doc, " KB_RANK_FN "(articles_fts, ?3) AS score, " KB_RANK_FN
-    "(articles_fts, ?3, 1) AS mask FROM articles_fts "
-    " WHERE articles_fts MATCH ?1 ORDER BY score DESC LIMIT ?2) AS f "
+    "SELECT articles.doc, articles.id, articles.locale, articles.title, f.score, 0 FROM "
+    "(SELECT doc, score FROM (SELECT rowid AS doc, " KB_RANK_FN
+    "(articles_fts, ?3) AS score FROM articles_fts "
+    " WHERE articles_fts MATCH ?1 LIMIT ?4) ORDER BY score DESC LIMIT ?2) AS f "
     "JOIN articles ON articles.doc = f.doc ORDER BY f.score DESC";
+/* The terms (phrase mask) one row holds, for the top hit's coverage. */
+static const char *const sql_mask =
+    "SELECT " KB_RANK_FN "(articles_fts, ?3, 1) FROM articles_fts WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_df = "SELECT df FROM kb_terms WHERE term = ?1";
-/* The rows of a MATCH, counted up to ?2: walking stops there. */
+/* The rows of a MATCH, counted up to ?2: the walk stops there. */
 static const char *const sql_probe =
     "SELECT count(*) FROM (SELECT 1 FROM articles_fts WHERE articles_fts MATCH ?1 LIMIT ?2)";
 static const char *const sql_champs = "SELECT doc, score FROM kb_champs WHERE term = ?1";
-/* One row scored as sql_search scores it (same columns), if it matches. */
+/* One row scored as sql_search scores it, with its mask, if it matches. */
 static const char *const sql_rescore =
     "SELECT articles.doc, articles.id, articles.locale, articles.title, f.score, f.mask FROM "
     "(SELECT rowid AS doc, " KB_RANK_FN "(articles_fts, ?3) AS score, " KB_RANK_FN
     "(articles_fts, ?3, 1) AS mask FROM articles_fts WHERE articles_fts MATCH ?1 AND rowid = ?2) AS f "
     "JOIN articles ON articles.doc = f.doc";
+/* A champion's article with the score ?2 its lists give (the columns of sql_search). */
+static const char *const sql_row = "SELECT doc, id, locale, title, ?2, 0 FROM articles WHERE doc = ?1";
 static const char *const sql_get = "SELECT id, locale, title, text FROM articles WHERE id = ?1 ORDER BY "
                                    "CASE WHEN locale = ?2 THEN 0 WHEN substr(locale, 1, 2) = substr(?2, 1, "
                                    "2) THEN 1 ELSE 2 END, locale LIMIT 1";
@@ -259,15 +266,19 @@ static int open_db(struct kb *kb, const char *path)
     if (rc == 0)
         rc = prepare(kb, sql_df, &kb->df);
     if (rc == 0)
-        rc = prepare(kb, sql_probe, &kb->probe);
-    if (rc == 0)
         rc = prepare(kb, sql_champs, &kb->champs);
     if (rc == 0)
-        rc = prepare(kb, sql_rescore, &kb->rescore);
+        rc = prepare(kb, sql_probe, &kb->probe);
     if (rc == 0)
         rc = prepare(kb, "PRAGMA data_version", &kb->version);
     if (rc == 0)
         rc = prepare(kb, "BEGIN", &kb->begin);
+    if (rc == 0)
+        rc = prepare(kb, sql_row, &kb->row);
+    if (rc == 0)
+        rc = prepare(kb, sql_mask, &kb->mask);
+    if (rc == 0)
+        rc = prepare(kb, sql_rescore, &kb->rescore);
     if (rc == 0)
         rc = prepare(kb, "COMMIT", &kb->commit);
     return rc;
@@ -313,11 +324,13 @@ void kb_close(struct kb *kb)
     sqlite3_finalize(kb->snippet);
     sqlite3_finalize(kb->get);
     sqlite3_finalize(kb->df);
-    sqlite3_finalize(kb->probe);
     sqlite3_finalize(kb->champs);
-    sqlite3_finalize(kb->rescore);
+    sqlite3_finalize(kb->probe);
     sqlite3_finalize(kb->version);
     sqlite3_finalize(kb->begin);
+    sqlite3_finalize(kb->row);
+    sqlite3_finalize(kb->mask);
+    sqlite3_finalize(kb->rescore);
     sqlite3_finalize(kb->commit);
     free(kb->len);
     sqlite3_close(kb->db);
@@ -331,6 +344,7 @@ void kb_close(struct kb *kb)
 
 struct cand {
     sqlite3_int64 doc, mask;
+    int masked; /* mask is known (else only for the top hit, by mask_of()) */
     const char *id, *locale, *title;
     double score;
 };
@@ -348,7 +362,7 @@ static const char *col_dup(struct kb *kb, sqlite3_stmt *st, int col)
     return arena_strndup(&kb->ar, s ? s : "", s ? (size_t)sqlite3_column_bytes(st, col) : 0);
 }
 
-/* Reads the candidate of one row of sql_search or sql_rescore into x,
+/* Reads the candidate of one row of sql_search or sql_row into x,
  * scored with the locale preference. */
 static int read_row(struct kb *kb, sqlite3_stmt *st, const char *locale, struct cand *x)
 {
@@ -361,12 +375,14 @@ static int read_row(struct kb *kb, sqlite3_stmt *st, const char *locale, struct 
         return kb_fail(kb, KEFU_ENOMEM, "out of memory");
     x->score = sqlite3_column_double(st, 4) * factor[kb_locale_match(x->locale, locale)];
     x->mask = sqlite3_column_int64(st, 5);
+    x->masked = 0;
     return 0;
 }
 
 /* Reads up to KB_CANDIDATES hits by kefu_rank() (kb->rank is the current
- * MATCH's), scored with the locale preference. */
-static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t *n)
+ * MATCH's) among its first limit rows (-1: all),
+ * scored with the locale preference. */
+static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t *n, int limit)
 {
     sqlite3_stmt *st = kb->search;
     sqlite3_reset(st);
@@ -374,6 +390,7 @@ static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t 
     sqlite3_bind_int(st, 2, KB_CANDIDATES);
     sqlite3_bind_pointer(st, 3, &kb->rank, KB_RANK_FN, NULL);
     int rc = 0, step;
+    sqlite3_bind_int(st, 4, limit);
     *n = 0;
     while (rc == 0 && *n < KB_CANDIDATES && (step = sqlite3_step(st)) == SQLITE_ROW)
         if ((rc = read_row(kb, st, locale, &c[*n])) == 0)
@@ -604,22 +621,11 @@ static int prune_common(struct kb *kb, struct term_df *v, size_t *and_k, int *co
     return kb_query_match(&kb->q, keep);
 }
 
-/* Counts the rows of the current MATCH, up to KB_ROW_BUDGET + 1 (it stops there). */
-static int probe(struct kb *kb, long long *rows)
-{
-    sqlite3_stmt *st = kb->probe;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, KB_ROW_BUDGET + 1);
-    int rc = sqlite3_step(st);
-    *rows = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : db_fail(kb, "count the matching articles");
-}
-
 struct champ {
     sqlite3_int64 doc;
-    double score;
+    double score;   /* the sum of its champion scores */
+    unsigned lists; /* how many champion lists it is in */
+    unsigned terms; /* which: bit j for term v[j] */
 };
 
 static int champ_doc_cmp(const void *a, const void *b)
@@ -628,14 +634,17 @@ static int champ_doc_cmp(const void *a, const void *b)
     return x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
-static int champ_score_cmp(const void *a, const void *b)
+/* In every list first (their scores are exact), then by the summed score. */
+static int champ_order_cmp(const void *a, const void *b)
 {
     const struct champ *x = a, *y = b;
+    if (x->lists != y->lists)
+        return x->lists < y->lists ? 1 : -1;
     return x->score < y->score ? 1 : x->score > y->score ? -1 : x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
 /* Appends the champions of term t to a[*n..cap). */
-static int champions_of(struct kb *kb, size_t t, struct champ *a, size_t *n, size_t cap)
+static int champions_of(struct kb *kb, size_t t, unsigned bit, struct champ *a, size_t *n, size_t cap)
 {
     sqlite3_stmt *st = kb->champs;
     sqlite3_reset(st);
@@ -643,6 +652,8 @@ static int champions_of(struct kb *kb, size_t t, struct champ *a, size_t *n, siz
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap) {
         a[*n].doc = sqlite3_column_int64(st, 0);
+        a[*n].lists = 1;
+        a[*n].terms = bit;
         a[(*n)++].score = sqlite3_column_double(st, 1);
     }
     sqlite3_reset(st);
@@ -659,46 +670,101 @@ static int rescore(struct kb *kb, const char *locale, sqlite3_int64 doc, struct 
     sqlite3_bind_int64(st, 2, doc);
     sqlite3_bind_pointer(st, 3, &kb->rank, KB_RANK_FN, NULL);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && (rc = read_row(kb, st, locale, &c[*n])) == 0)
+    if (rc == SQLITE_ROW && (rc = read_row(kb, st, locale, &c[*n])) == 0) {
+        c[*n].masked = 1;
         (*n)++;
+    }
     sqlite3_reset(st);
     return rc < 0 ? rc : rc == 0 || rc == SQLITE_DONE ? 0 : db_fail(kb, "score a champion");
 }
 
-/* Ranks the current MATCH over the champions of its terms v[0..k): the
- * rows in order of the sum of their champion scores (a term's score counts
- * where the row is among that term's champions), each scored exactly, the
- * first KB_RESCORE at most, until KB_CANDIDATES match. The best rows of a
- * question of common words hold its words in their titles and questions,
- * which is what puts them among each word's champions; how often this
- * finds what ranking every row would is in bench/notes/kb.md. */
+/* Takes row x, a champion of the terms v[j] with bit j of x->terms set, into
+ * c[*n]: its score is the sum of those champion scores (kefu_rank() sums
+ * the terms the same way, so it is exact when x is a champion of every
+ * term) and its mask those terms; only its article is read. */
+static int take_champion(struct kb *kb, const char *locale, const struct champ *x, const struct term_df *v,
+                         size_t k, struct cand *c, size_t *n)
+{
+    sqlite3_stmt *st = kb->row;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, x->doc);
+    sqlite3_bind_double(st, 2, x->score);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && (rc = read_row(kb, st, locale, &c[*n])) == 0) {
+        c[*n].mask = 0;
+        c[*n].masked = 1;
+        for (size_t i = 0; i < kb->q.n_in && i < 64; i++)
+            for (size_t j = 0; j < k; j++)
+                if (kb->q.in[i] == v[j].t && (x->terms >> j & 1))
+                    c[*n].mask |= (sqlite3_int64)((sqlite3_uint64)1 << i);
+        (*n)++;
+    }
+    sqlite3_reset(st);
+    return rc < 0 ? rc : rc == 0 || rc == SQLITE_DONE ? 0 : db_fail(kb, "read a champion");
+}
+
+/* Ranks the champions of the terms v[0..k) instead of the current MATCH's
+ * rows (too many): the rows that are champions of every term first (their
+ * scores are exact and they hold every term), then the others by the sum
+ * of their champion scores (a lower bound of their score), KB_CANDIDATES
+ * at most. No posting list is read: the best rows for a question of common
+ * words hold its words in their titles and questions, which makes them
+ * champions of each. How often this finds what ranking every row of the
+ * MATCH would is measured in bench/notes/kb.md. */
 static int read_champions(struct kb *kb, const char *locale, const struct term_df *v, size_t k,
                           struct cand *c, size_t *n)
 {
-    struct champ a[KB_AND_TERMS * KB_CHAMPIONS];
+    enum { cap = KB_AND_TERMS * KB_CHAMPIONS };
+    struct champ *p = kefu_malloc(cap * sizeof *p); /* too big for a worker's stack */
     size_t m = 0, u = 0;
-    int rc = 0;
+    int rc = p ? 0 : kb_fail(kb, KEFU_ENOMEM, "out of memory");
     *n = 0;
     for (size_t i = 0; i < k && rc == 0; i++)
-        rc = champions_of(kb, v[i].t, a, &m, sizeof a / sizeof a[0]);
-    if (rc < 0 || m == 0)
-        return rc;
-    qsort(a, m, sizeof *a, champ_doc_cmp);
-    for (size_t i = 0; i < m; i++) { /* one entry per row, its scores summed */
-        if (u && a[u - 1].doc == a[i].doc)
-            a[u - 1].score += a[i].score;
-        else
-            a[u++] = a[i];
+        rc = champions_of(kb, v[i].t, 1u << i, p, &m, cap);
+    if (rc == 0 && m > 0) {
+        qsort(p, m, sizeof *p, champ_doc_cmp);
+        for (size_t i = 0; i < m; i++) { /* one entry per row, its scores summed */
+            if (u && p[u - 1].doc == p[i].doc) {
+                p[u - 1].score += p[i].score;
+                p[u - 1].lists++;
+                p[u - 1].terms |= p[i].terms;
+            } else {
+                p[u++] = p[i];
+            }
+        }
+        qsort(p, u, sizeof *p, champ_order_cmp);
     }
-    qsort(a, u, sizeof *a, champ_score_cmp);
-    for (size_t i = 0; i < u && i < KB_RESCORE && *n < KB_CANDIDATES && rc == 0; i++)
-        rc = rescore(kb, locale, a[i].doc, c, n);
+    size_t tried = 0;
+    for (size_t i = 0; i < u && *n < KB_CANDIDATES && rc == 0; i++) {
+        if (p[i].lists == k)
+            rc = take_champion(kb, locale, &p[i], v, k, c, n);
+        else if (tried++ < KB_RESCORE)
+            rc = rescore(kb, locale, p[i].doc, c, n);
+        else
+            break;
+    }
+    free(p);
     return rc;
 }
 
-/* Every term that counts is common: the rows of the rarest ones together
- * (and_k of them) when they are few, else the champions of those terms;
- * every row when no champion matches (a database without champion lists). */
+/* Counts the rows of the current MATCH, up to limit (the walk stops there). */
+static int probe(struct kb *kb, int limit, long long *rows)
+{
+    sqlite3_stmt *st = kb->probe;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, limit);
+    int rc = sqlite3_step(st);
+    *rows = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? 0 : db_fail(kb, "count the matching articles");
+}
+
+/* Every term that counts is common. The rarest ones together (and_k of
+ * them, one fewer while nothing matches) are ranked exactly when they match
+ * at most KB_EXACT_ROWS rows (counting stops after one more); otherwise, or
+ * for a single common term, the champions of those terms are; when no
+ * champion matches, the first KB_ROW_BUDGET rows of the MATCH (by rowid). */
 static int search_common(struct kb *kb, const char *locale, const struct term_df *v, size_t and_k,
                          struct cand *c, size_t *n)
 {
@@ -706,21 +772,35 @@ static int search_common(struct kb *kb, const char *locale, const struct term_df
     long long rows = 0;
     *n = 0;
     while (and_k > 0) {
-        if ((rc = probe(kb, &rows)) < 0)
+        if ((rc = probe(kb, KB_EXACT_ROWS + 1, &rows)) < 0)
             return rc;
-        if (rows > 0 && rows <= KB_ROW_BUDGET)
-            return read_cands(kb, locale, c, n);
-        if (rows > 0 || and_k == 1)
+        if (rows > 0 && rows <= KB_EXACT_ROWS)
+            return read_cands(kb, locale, c, n, -1);
+        if (rows > 0)
             break;
+        if (and_k == 1)
+            return 0;
         if ((rc = and_match(&kb->q, v, --and_k)) < 0) /* no article holds them all: require one fewer */
             return kb_fail(kb, rc, "out of memory");
         rank_params(kb);
     }
-    if (rows == 0 && and_k == 1)
-        return 0;
     if ((rc = read_champions(kb, locale, v, and_k ? and_k : 1, c, n)) < 0 || *n > 0)
         return rc;
-    return read_cands(kb, locale, c, n);
+    return read_cands(kb, locale, c, n, KB_ROW_BUDGET);
+}
+
+/* Reads which of the MATCH's terms row x holds into x->mask. */
+static int mask_of(struct kb *kb, struct cand *x)
+{
+    sqlite3_stmt *st = kb->mask;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, x->doc);
+    sqlite3_bind_pointer(st, 3, &kb->rank, KB_RANK_FN, NULL);
+    int rc = sqlite3_step(st);
+    x->mask = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_fail(kb, "read the terms of the first hit");
 }
 
 /* Reloads kb_lengths when the database changed since they were read: another
@@ -759,10 +839,12 @@ static int search_terms(struct kb *kb, const char *locale, struct kb_result *out
     if ((rc = lengths_fresh(kb)) < 0)
         return rc;
     rank_params(kb);
-    rc = common ? search_common(kb, locale, v, and_k, c, &n) : read_cands(kb, locale, c, &n);
+    rc = common ? search_common(kb, locale, v, and_k, c, &n) : read_cands(kb, locale, c, &n, -1);
     if (rc < 0)
         return rc;
     n = dedup(c, n);
+    if (n && !c[0].masked && (rc = mask_of(kb, &c[0])) < 0)
+        return rc;
     for (size_t i = 0; i < n && i < KB_MAX_HITS; i++) {
         out->hit[out->n++] = (struct kb_hit){c[i].id, c[i].locale, c[i].title, "", c[i].score};
         kb->hit_doc[kb->hit_n++] = c[i].doc;

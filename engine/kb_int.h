@@ -20,7 +20,7 @@
 #define KB_COLUMNS   4 /* title, tags, questions, body */
 #define KB_WEIGHTS   {4.0, 2.0, 3.0, 1.0} /* their BM25 weights (docs/corpus.md) */
 #define KB_ROW_BUDGET 1000 /* rows a search may rank: above it only the rarest terms go to MATCH */
-#define KB_CHAMPIONS  256  /* best articles kept per common term (kb_champs) */
+#define KB_CHAMPIONS  512  /* best articles kept per common term (kb_champs) */
 #define KB_TOKENS_TERM " tokens" /* the kb_terms row holding every article's tokens together */
 
 /* Scratch for one tokenization; reuse it across calls. */

@@ -354,7 +354,7 @@ double kb_bm25_idf(double n, double df)
 static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int argc,
                     sqlite3_value **argv)
 {
-    const struct kb_rank *r = argc > 0 ? sqlite3_value_pointer(argv[0], KB_RANK_FN) : NULL;
+    struct kb_rank *r = argc > 0 ? sqlite3_value_pointer(argv[0], KB_RANK_FN) : NULL;
     int n = api->xPhraseCount(fts), inst = 0, rc;
     if (!r || n > r->n || n > KB_MAX_TERMS) {
         sqlite3_result_error(ctx, KB_RANK_FN "() needs the parameters of its query", -1);

@@ -494,6 +494,84 @@ static void test_rank_is_bm25(void **state)
     }
 }
 
+/* The exact best scores of MATCH m, best first, by FTS5's own bm25(). */
+static size_t exact_scores(struct kb *kb, const char *m, double *s, size_t cap)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(kb_db(kb),
+                           "SELECT -bm25(articles_fts, 4.0, 2.0, 3.0, 1.0) AS s FROM articles_fts "
+                           "WHERE articles_fts MATCH ?1 ORDER BY s DESC LIMIT ?2",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, m, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, (int)cap);
+    size_t n = 0;
+    while (n < cap && sqlite3_step(st) == SQLITE_ROW)
+        s[n++] = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A corpus where every word of the questions is in more than KB_ROW_BUDGET
+ * articles: "alpha" and "beta" in 1,050 of 2,100 each, 550 together, with
+ * counts varying by article. A search must not rank their whole posting
+ * lists; it ranks their champion lists (kb_champs), which is exact for one
+ * term and, here, finds the best-scoring article for both together. */
+static void test_common_terms(void **state)
+{
+    char *dir = temp_dir();
+    char path[512], text[512];
+    for (int k = 0; k < 2100; k++) {
+        int o = snprintf(text, sizeof text, "id: a%04d\nlocale: en\ntitle: Note %d\n\nSee", k, k);
+        for (int r = 0; k < 1050 && r <= k % 7; r++)
+            o += snprintf(text + o, sizeof text - (size_t)o, " alpha");
+        for (int r = 0; k >= 500 && k < 1550 && r <= k % 11; r++)
+            o += snprintf(text + o, sizeof text - (size_t)o, " beta");
+        snprintf(text + o, sizeof text - (size_t)o, " and more%d.\n", k % 13);
+        snprintf(path, sizeof path, "%s/a%04d.md", dir, k);
+        write_file(path, text);
+    }
+    struct kb *kb;
+    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
+    struct rules_diag d;
+    rules_diag_init(&d);
+    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, NULL), 0);
+    assert_int_equal(d.n, 0);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(kb_db(kb), "SELECT count(*) FROM kb_champs WHERE term = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, "beta", -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), KB_CHAMPIONS); /* a common term has its champions */
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, "more1", -1, SQLITE_STATIC); /* in 162 articles: not common */
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    static const char *const questions[] = {"alpha", "alpha beta", "beta, and alpha?"};
+    for (size_t q = 0; q < sizeof questions / sizeof questions[0]; q++) {
+        struct kb_result r;
+        assert_int_equal(kb_search(kb, questions[q], strlen(questions[q]), "en", &r), 0);
+        assert_int_equal(r.n, KB_MAX_HITS);
+        check_bm25(kb, &r, questions[q]); /* every hit matches the MATCH, with bm25()'s score */
+        double best[KB_MAX_HITS];
+        size_t n = exact_scores(kb, kb_last_query(kb), best, KB_MAX_HITS);
+        assert_int_equal(n, KB_MAX_HITS);
+        if (fabs(r.hit[0].score - best[0]) > 1e-9)
+            fail_msg("'%s' (%s): first hit %.9f, best %.9f", questions[q], kb_last_query(kb), r.hit[0].score,
+                     best[0]);
+        for (size_t h = 0; q == 0 && h < r.n; h++) /* one term: the champions are its best rows */
+            assert_true(fabs(r.hit[h].score - best[h]) <= 1e-9);
+        assert_true(r.confidence >= 0 && r.confidence <= 1);
+    }
+    assert_non_null(strstr(kb_last_query(kb), " AND "));
+    kb_close(kb);
+    rules_diag_release(&d);
+    rm_tree(dir);
+}
+
 static void test_search_confidence(void **state)
 {
     struct kb_fixture *f = *state;
@@ -725,6 +803,16 @@ static void test_import_incremental(void **state)
     assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "PRAGMA user_version", -1, &v, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(v), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(v, 0), 4);
+    sqlite3_finalize(v);
+    /* the upgrade filled what kefu_rank() reads: the token total and the row lengths */
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb),
+                                        "SELECT (SELECT df FROM kb_terms WHERE term = ' tokens') > 0, "
+                                        "(SELECT length(len) FROM kb_lengths) > 0",
+                                        -1, &v, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(v), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(v, 0), 1);
+    assert_int_equal(sqlite3_column_int(v, 1), 1);
     sqlite3_finalize(v);
     assert_int_equal(kb_search(kb, "bank transfer", 13, "en", &r), 0);
     assert_string_equal(r.hit[0].id, "refund-policy");
@@ -1118,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_query_build),
         cmocka_unit_test_setup_teardown(test_search_cases, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_rank_is_bm25, kb_setup, kb_teardown),
+        cmocka_unit_test(test_common_terms),
         cmocka_unit_test_setup_teardown(test_search_confidence, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_search_hostile, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_get_and_stats, kb_setup, kb_teardown),
