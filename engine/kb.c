@@ -44,8 +44,7 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *get, *df, *champs, *probe, *version, *begin, *commit, *row, *mask,
-        *rescore;
+    sqlite3_stmt *search, *snippet, *get, *df, *champs, *version, *begin, *commit, *row, *mask, *rescore;
     struct kb_rank rank;                /* the parameters of the last search's kefu_rank() */
     long long df_of[KB_MAX_TERMS];      /* articles holding each query term (kb_terms) */
     long long articles;                 /* articles in the index (kb_terms) */
@@ -127,9 +126,6 @@ static const char *const sql_mask =
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_df = "SELECT df FROM kb_terms WHERE term = ?1";
-/* The rows of a MATCH, counted up to ?2: the walk stops there. */
-static const char *const sql_probe =
-    "SELECT count(*) FROM (SELECT 1 FROM articles_fts WHERE articles_fts MATCH ?1 LIMIT ?2)";
 static const char *const sql_champs = "SELECT doc, score FROM kb_champs WHERE term = ?1";
 /* One row scored as sql_search scores it, with its mask, if it matches. */
 static const char *const sql_rescore =
@@ -268,8 +264,6 @@ static int open_db(struct kb *kb, const char *path)
     if (rc == 0)
         rc = prepare(kb, sql_champs, &kb->champs);
     if (rc == 0)
-        rc = prepare(kb, sql_probe, &kb->probe);
-    if (rc == 0)
         rc = prepare(kb, "PRAGMA data_version", &kb->version);
     if (rc == 0)
         rc = prepare(kb, "BEGIN", &kb->begin);
@@ -325,7 +319,6 @@ void kb_close(struct kb *kb)
     sqlite3_finalize(kb->get);
     sqlite3_finalize(kb->df);
     sqlite3_finalize(kb->champs);
-    sqlite3_finalize(kb->probe);
     sqlite3_finalize(kb->version);
     sqlite3_finalize(kb->begin);
     sqlite3_finalize(kb->row);
@@ -380,8 +373,8 @@ static int read_row(struct kb *kb, sqlite3_stmt *st, const char *locale, struct 
 }
 
 /* Reads up to KB_CANDIDATES hits by kefu_rank() (kb->rank is the current
- * MATCH's) among its first limit rows (-1: all),
- * scored with the locale preference. */
+ * MATCH's) among its first limit rows (-1: all; kb->rank.rows says how many
+ * it read), scored with the locale preference. */
 static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t *n, int limit)
 {
     sqlite3_stmt *st = kb->search;
@@ -391,6 +384,7 @@ static int read_cands(struct kb *kb, const char *locale, struct cand *c, size_t 
     sqlite3_bind_pointer(st, 3, &kb->rank, KB_RANK_FN, NULL);
     int rc = 0, step;
     sqlite3_bind_int(st, 4, limit);
+    kb->rank.rows = 0;
     *n = 0;
     while (rc == 0 && *n < KB_CANDIDATES && (step = sqlite3_step(st)) == SQLITE_ROW)
         if ((rc = read_row(kb, st, locale, &c[*n])) == 0)
@@ -507,10 +501,10 @@ static void rank_params(struct kb *kb)
 int kb_terms_refresh(struct kb *kb)
 {
     int rc = exec(kb, KB_TERMS_COUNT, "count the articles of every term");
-    if (rc == 0 && kb_champs_build(kb->db) != SQLITE_OK)
-        rc = db_fail(kb, "list the best articles of the common terms");
     if (rc == 0 && kb_lengths_build(kb->db) != SQLITE_OK)
         rc = db_fail(kb, "store the article lengths");
+    if (rc == 0 && kb_champs_build(kb->db) != SQLITE_OK) /* reads the lengths */
+        rc = db_fail(kb, "list the best articles of the common terms");
     kb->len_version = -1; /* the next search reloads them */
     return rc;
 }
@@ -747,46 +741,39 @@ static int read_champions(struct kb *kb, const char *locale, const struct term_d
     return rc;
 }
 
-/* Counts the rows of the current MATCH, up to limit (the walk stops there). */
-static int probe(struct kb *kb, int limit, long long *rows)
-{
-    sqlite3_stmt *st = kb->probe;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, kb->q.match.s, (int)kb->q.match.len, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, limit);
-    int rc = sqlite3_step(st);
-    *rows = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    sqlite3_reset(st);
-    return rc == SQLITE_ROW ? 0 : db_fail(kb, "count the matching articles");
-}
-
 /* Every term that counts is common. The rarest ones together (and_k of
  * them, one fewer while nothing matches) are ranked exactly when they match
- * at most KB_EXACT_ROWS rows (counting stops after one more); otherwise, or
+ * at most KB_EXACT_ROWS rows (the walk stops after one more); otherwise, or
  * for a single common term, the champions of those terms are; when no
- * champion matches, the first KB_ROW_BUDGET rows of the MATCH (by rowid). */
+ * champion matches, the best of the rows read before (the first by rowid). */
 static int search_common(struct kb *kb, const char *locale, const struct term_df *v, size_t and_k,
                          struct cand *c, size_t *n)
 {
+    struct cand first[KB_CANDIDATES];
+    size_t n_first = 0;
     int rc = 0;
-    long long rows = 0;
     *n = 0;
     while (and_k > 0) {
-        if ((rc = probe(kb, KB_EXACT_ROWS + 1, &rows)) < 0)
+        if ((rc = read_cands(kb, locale, c, n, KB_EXACT_ROWS + 1)) < 0)
             return rc;
-        if (rows > 0 && rows <= KB_EXACT_ROWS)
-            return read_cands(kb, locale, c, n, -1);
-        if (rows > 0)
+        if (kb->rank.rows > KB_EXACT_ROWS)
             break;
-        if (and_k == 1)
+        if (*n > 0 || and_k == 1)
             return 0;
         if ((rc = and_match(&kb->q, v, --and_k)) < 0) /* no article holds them all: require one fewer */
             return kb_fail(kb, rc, "out of memory");
         rank_params(kb);
     }
+    memcpy(first, c, *n * sizeof *c);
+    n_first = *n;
+    *n = 0;
     if ((rc = read_champions(kb, locale, v, and_k ? and_k : 1, c, n)) < 0 || *n > 0)
         return rc;
-    return read_cands(kb, locale, c, n, KB_ROW_BUDGET);
+    if (and_k == 0) /* a single term: no rows were read yet */
+        return read_cands(kb, locale, c, n, KB_EXACT_ROWS + 1);
+    memcpy(c, first, n_first * sizeof *c);
+    *n = n_first;
+    return 0;
 }
 
 /* Reads which of the MATCH's terms row x holds into x->mask. */

@@ -7,12 +7,14 @@
  * for each such term, the KB_CHAMPIONS rows that score best for it alone
  * (kb_champs: term, doc, score, rebuilt with kb_terms); kb.c ranks such a
  * question over the union of its terms' champions (read_champions()). The
- * build ranks every common term's posting list once, with kefu_rank(). */
+ * build ranks every common term's posting list once, with kefu_rank().
+ * kb_lengths, the token count of every row, is built here too. */
 #include "kb_int.h"
 
 #include "kefu.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const sql_totals = "SELECT (SELECT df FROM kb_terms WHERE term = ''), "
@@ -63,6 +65,10 @@ int kb_champs_build(sqlite3 *db)
     }
     struct kb_rank r = {.avgdl = articles > 0 ? tokens / articles : 0, .n = 1};
     memcpy(r.weight, w, sizeof r.weight);
+    uint32_t *len = NULL; /* the row lengths kb_lengths_build() just stored: no docsize lookups */
+    if (rc == SQLITE_OK)
+        rc = kb_lengths_load(db, &len, &r.n_len);
+    r.len = len;
     if (rc == SQLITE_OK) {
         sqlite3_bind_int(terms, 1, KB_ROW_BUDGET);
         sqlite3_bind_double(terms, 2, articles);
@@ -72,6 +78,7 @@ int kb_champs_build(sqlite3 *db)
                        articles, sqlite3_column_double(terms, 1));
     sqlite3_finalize(tot);
     sqlite3_finalize(terms);
+    free(len);
     sqlite3_finalize(fill);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }

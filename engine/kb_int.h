@@ -86,6 +86,7 @@ struct kb_rank {
     double avgdl;             /* tokens per article, all columns (<= 0: no length normalization) */
     int n;                    /* phrases */
     double idf[KB_MAX_TERMS]; /* of phrase i */
+    sqlite3_int64 rows;       /* rows kefu_rank() scored with these parameters (it counts them) */
     const uint32_t *len;      /* tokens of each rowid (kb_lengths; 0 or beyond n_len: FTS5 looks it up) */
     size_t n_len;
 };
@@ -94,10 +95,10 @@ struct kb_rank {
  * ln((n - df + 0.5) / (df + 0.5)), 1e-6 when not above 0. */
 double kb_bm25_idf(double n, double df);
 
-/* Refills kb_champs from kb_terms (inside the caller's transaction): for each
- * term in more than KB_ROW_BUDGET articles and at most half of them, its
- * KB_CHAMPIONS best rows by kefu_rank() over that term alone. Returns an
- * SQLite result code. */
+/* Refills kb_champs from kb_terms and kb_lengths (inside the caller's
+ * transaction, after kb_lengths_build()): for each term in more than
+ * KB_ROW_BUDGET articles and at most half of them, its KB_CHAMPIONS best
+ * rows by kefu_rank() over that term alone. Returns an SQLite result code. */
 int kb_champs_build(sqlite3 *db);
 
 #define KB_MAX_LENGTHS (1 << 22) /* rowids kb_lengths covers at most (16 MiB) */

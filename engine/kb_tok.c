@@ -385,6 +385,7 @@ static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_conte
         sqlite3_result_error_code(ctx, rc);
         return;
     }
+    r->rows++;
     double norm = KB_BM25_K1 * (1 - KB_BM25_B + (r->avgdl > 0 ? KB_BM25_B * len / r->avgdl : KB_BM25_B));
     double score = 0;
     for (int i = 0; i < n; i++)
