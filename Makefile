@@ -15,7 +15,7 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
            cli_chat cli_report cli_test convtest \
            kb kb_tok kb_parse kb_import kb_ex log metrics rate webhook api http serve
 # personal-data redaction (logs, stored transcripts)
-ENGINE  += redact dialog_erase cli_erase
+ENGINE  += redact dialog_erase cli_erase store_cache
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)

@@ -29,6 +29,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* A customer's last_seen moves with their messages in steps of this many
+ * seconds: one profile write a minute, not one per message. */
+#define DIALOG_SEEN_STEP 60
+
 const char *const dialog_src_names[N_SRC] = {"rule",    "example", "kb",    "clarify", "fallback",
                                              "handoff", "queued",  "agent", "feedback"};
 const char *const dialog_why_names[N_WHY] = {"requested", "complaint", "anger", "misses", "tier", "rule"};
@@ -814,14 +818,13 @@ static const char *slot_question(struct turn *t, const struct rules_slot *s)
 /* Adds article id (with its title when the kb has it) to the reply's articles. */
 static void add_article(struct turn *t, const char *id, size_t n)
 {
-    char key[128];
-    struct kb_hit hit;
+    char key[128], title[512];
     snprintf(key, sizeof key, "%.*s", (int)n, id);
     if (!t->articles)
         t->articles = json_array();
     json_t *a = json_pack("{s:s}", "id", key);
-    if (t->w && t->w->kb && kb_get(t->w->kb, key, t->locale, &hit) == 0 && hit.title)
-        json_object_set_new(a, "title", json_string(hit.title));
+    if (t->w && t->w->kb && kb_title(t->w->kb, key, t->locale, title, sizeof title) == 0)
+        json_object_set_new(a, "title", json_string(title));
     json_array_append_new(t->articles, a);
 }
 
@@ -1174,9 +1177,10 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
                        const struct store_msg *bm, const char *packet)
 {
     store_batch_init(b);
-    t->cu.last_seen = t->now;
-    if (*t->cu.id)
+    if (*t->cu.id && t->now - t->cu.last_seen >= DIALOG_SEEN_STEP) {
+        t->cu.last_seen = t->now;
         store_put_customer(b, &t->cu);
+    }
     store_put_conv(b, &t->c, packet);
     store_add_message(b, t->c.id, cm);
     if (bm)
@@ -1201,7 +1205,8 @@ static int prepare_commit(struct turn *t)
     t->c.memory = t->memory;
     t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
     t->out = turn_result(t, bot ? seq + 1 : seq);
-    t->result = t->out ? json_dumps(t->out, JSON_COMPACT) : NULL;
+    /* kept only where a retry can ask for it again: with its client_id */
+    t->result = t->out && t->client_id ? json_dumps(t->out, JSON_COMPACT) : NULL;
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
     const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);
@@ -1209,7 +1214,7 @@ static int prepare_commit(struct turn *t)
                                t->confidence, t->client_id, t->result, t->now};
     t->bm = (struct store_msg){seq + 1, "bot", t->bot_text, src, intent, t->confidence, NULL, NULL, t->now};
     turn_batch(t, &t->b, &t->cm, bot ? &t->bm : NULL, t->packet);
-    if (!t->result || !t->memory)
+    if (!t->out || (t->client_id && !t->result) || !t->memory)
         return dialog_fail(KEFU_ENOMEM, "out of memory");
     return 0;
 }

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KB_SCHEMA     4         /* 2: bigrams colocated (1 apart); 3: kb_terms; 4: token total, kb_champs */
@@ -44,7 +45,7 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *get, *df, *champs, *version, *begin, *commit, *row, *mask, *rescore;
+    sqlite3_stmt *search, *snippet, *get, *df, *title, *champs, *version, *begin, *commit, *row, *mask, *rescore;
     struct kb_rank rank;                /* the parameters of the last search's kefu_rank() */
     long long df_of[KB_MAX_TERMS];      /* articles holding each query term (kb_terms) */
     long long articles;                 /* articles in the index (kb_terms) */
@@ -55,6 +56,17 @@ struct kb {
     size_t n_len;
     sqlite3_int64 len_version; /* -1: to be (re)loaded */
     char err[256];
+    /* kb_title()'s recent answers, dropped when the file changes (checked once a second) */
+    struct kb_title_ent *titles;
+    time_t titles_checked;
+    long long titles_version;
+};
+
+#define KB_TITLES 64 /* slots of the title cache */
+struct kb_title_ent {
+    int used;
+    char key[160]; /* id, NUL, locale */
+    char title[512];
 };
 
 /* kb_terms: each indexed term with the number of articles holding it, rebuilt
@@ -126,6 +138,10 @@ static const char *const sql_mask =
 static const char *const sql_snippet = "SELECT snippet(articles_fts, 3, '', '', '...', ?3) FROM articles_fts "
                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2";
 static const char *const sql_df = "SELECT df FROM kb_terms WHERE term = ?1";
+/* sql_get's choice of row, reading only the title (never the body's overflow pages) */
+static const char *const sql_title = "SELECT title FROM articles WHERE id = ?1 ORDER BY "
+                                     "CASE WHEN locale = ?2 THEN 0 WHEN substr(locale, 1, 2) = substr(?2, 1, "
+                                     "2) THEN 1 ELSE 2 END, locale LIMIT 1";
 static const char *const sql_champs = "SELECT doc, score FROM kb_champs WHERE term = ?1";
 /* One row scored as sql_search scores it, with its mask, if it matches. */
 static const char *const sql_rescore =
@@ -262,6 +278,8 @@ static int open_db(struct kb *kb, const char *path)
     if (rc == 0)
         rc = prepare(kb, sql_df, &kb->df);
     if (rc == 0)
+        rc = prepare(kb, sql_title, &kb->title);
+    if (rc == 0)
         rc = prepare(kb, sql_champs, &kb->champs);
     if (rc == 0)
         rc = prepare(kb, "PRAGMA data_version", &kb->version);
@@ -294,6 +312,8 @@ int kb_open_err(const char *path, int read_only, struct kb **out, char *err, siz
     kb_tok_buf_init(&kb->tb);
     kb_query_init(&kb->q);
     arena_init(&kb->ar, 4096);
+    if (read_only) /* a handle that imports sees its own changes at once: no cache */
+        kb->titles = kefu_calloc(KB_TITLES, sizeof *kb->titles); /* NULL: no cache */
     int rc = open_db(kb, path);
     if (rc < 0) {
         if (cap)
@@ -318,6 +338,8 @@ void kb_close(struct kb *kb)
     sqlite3_finalize(kb->snippet);
     sqlite3_finalize(kb->get);
     sqlite3_finalize(kb->df);
+    sqlite3_finalize(kb->title);
+    free(kb->titles);
     sqlite3_finalize(kb->champs);
     sqlite3_finalize(kb->version);
     sqlite3_finalize(kb->begin);
@@ -924,6 +946,67 @@ int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit
         ret = kb_fail(kb, KEFU_ENOENT, "no article '%s'", id);
     } else {
         ret = db_fail(kb, "read an article");
+    }
+    sqlite3_reset(st);
+    return ret;
+}
+
+/* Drops the cached titles if another connection changed the database
+ * since the last look (PRAGMA data_version, asked at most once a second). */
+static void titles_check(struct kb *kb)
+{
+    time_t now = time(NULL);
+    if (now == kb->titles_checked)
+        return;
+    kb->titles_checked = now;
+    long long v = -1;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(kb->db, "PRAGMA data_version", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (v != kb->titles_version || v < 0) {
+        memset(kb->titles, 0, KB_TITLES * sizeof *kb->titles);
+        kb->titles_version = v;
+    }
+}
+
+int kb_title(struct kb *kb, const char *id, const char *locale, char *buf, size_t cap)
+{
+    char key[sizeof kb->titles->key];
+    size_t ni = strlen(id), nl = strlen(locale ? locale : "");
+    struct kb_title_ent *e = NULL;
+    if (kb->titles && ni + nl + 2 <= sizeof key) {
+        titles_check(kb);
+        memcpy(key, id, ni + 1);
+        memcpy(key + ni + 1, locale ? locale : "", nl + 1);
+        size_t h = 2166136261u;
+        for (size_t i = 0; i < ni + nl + 1; i++)
+            h = (h ^ (unsigned char)key[i]) * 16777619u;
+        e = &kb->titles[h % KB_TITLES];
+        if (e->used && memcmp(e->key, key, ni + nl + 2) == 0) {
+            snprintf(buf, cap, "%s", e->title);
+            return 0;
+        }
+    }
+    sqlite3_stmt *st = kb->title;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, locale ? locale : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st), ret = 0;
+    if (rc == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        snprintf(buf, cap, "%s", t ? t : "");
+        if (e && strlen(t ? t : "") < sizeof e->title) {
+            memcpy(e->key, key, ni + nl + 2);
+            snprintf(e->title, sizeof e->title, "%s", t ? t : "");
+            e->used = 1;
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = kb_fail(kb, KEFU_ENOENT, "no article '%s'", id);
+    } else {
+        ret = db_fail(kb, "read an article's title");
     }
     sqlite3_reset(st);
     return ret;

@@ -7,13 +7,16 @@
  * its own condition variable until then. Batches that arrive while a
  * commit runs share the next one (group commit); each runs inside its own
  * savepoint, so one failing batch does not undo the others.
- * Readers take a connection from a small pool. Every statement is
+ * Readers take a connection from a small pool; conversation and customer
+ * rows they read stay in an in-memory copy the writer keeps true after each
+ * commit (store_cache.h), so a busy conversation is read from disk once. Every statement is
  * prepared once per connection and reused. The schema is versioned with
  * PRAGMA user_version; migrations[] holds the steps from each version to
  * the next. */
 #include "store.h"
 
 #include "kefu.h"
+#include "store_cache.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -197,8 +200,22 @@ struct store {
     int stopping;
     pthread_t thread;
     int started;
-    struct store_stats stats; /* under wlock */
+    struct store_stats stats;  /* under wlock */
+    struct store_cache *cache; /* NULL: off */
+    /* the checkpointer: copies the WAL into the database beside the writer */
+    struct conn ckpt;
+    pthread_mutex_t clock;
+    pthread_cond_t cwork;
+    int ckpt_wanted, ckpt_stop, ckpt_started;
+    long long checkpoints; /* under clock */
+    int wal_woke;          /* the writer's: log length when it last woke the checkpointer */
+    pthread_t ckpt_thread;
 };
+
+/* WAL frames after which a commit wakes the checkpointer (SQLite's own
+ * automatic checkpoint, which runs inside the committing thread, is off). */
+#define CKPT_FRAMES     1000
+#define CKPT_FRAMES_MAX 4000
 
 const char *store_state_name(int state)
 {
@@ -267,7 +284,8 @@ static int conn_open(const char *path, struct conn *c)
         return KEFU_EIO;
     }
     sqlite3_busy_timeout(c->db, 5000);
-    if (exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF") < 0) {
+    if (exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;"
+                    " PRAGMA mmap_size=268435456") < 0) {
         conn_close(c);
         return KEFU_EIO;
     }
@@ -462,6 +480,20 @@ static int apply_op(struct conn *w, const struct store_op *op)
     }
 }
 
+/* Brings the cache up to date with committed batch b. */
+static void cache_committed(struct store_cache *sc, const struct store_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const struct store_op *op = &b->op[i];
+        if (op->kind == OP_CONV)
+            store_cache_wrote_conv(sc, op->rec);
+        else if (op->kind == OP_CUSTOMER)
+            store_cache_wrote_customer(sc, ((const struct store_customer *)op->rec)->id);
+        else if (op->kind == OP_ERASE)
+            store_cache_clear(sc);
+    }
+}
+
 /* Applies one batch inside a savepoint: all of it or none. */
 static int apply_batch(struct conn *w, struct store_batch *b)
 {
@@ -492,6 +524,10 @@ static void commit_group(struct store *st, struct store_batch *list)
     }
     if (rc == 0 && (rc = run(&st->writer, W_COMMIT)) < 0)
         run(&st->writer, W_ROLLBACK);
+    if (rc == 0 && st->cache) /* before any completion runs: the next read sees the commit */
+        for (struct store_batch *b = list; b; b = b->next)
+            if (b->rc == 0)
+                cache_committed(st->cache, b);
     if (rc < 0)
         for (struct store_batch *b = list; b; b = b->next)
             b->rc = rc;
@@ -719,6 +755,16 @@ int store_add_feedback(struct store_batch *b, const char *conv, long long at, in
 
 static void store_free(struct store *st)
 {
+    if (st->ckpt_started) {
+        pthread_mutex_lock(&st->clock);
+        st->ckpt_stop = 1;
+        pthread_cond_signal(&st->cwork);
+        pthread_mutex_unlock(&st->clock);
+        pthread_join(st->ckpt_thread, NULL);
+    }
+    conn_close(&st->ckpt);
+    pthread_mutex_destroy(&st->clock);
+    pthread_cond_destroy(&st->cwork);
     for (int i = 0; i < st->n_readers; i++)
         conn_close(&st->readers[i]);
     free(st->readers);
@@ -727,8 +773,53 @@ static void store_free(struct store *st)
     pthread_cond_destroy(&st->rfree);
     pthread_mutex_destroy(&st->wlock);
     pthread_cond_destroy(&st->work);
+    store_cache_free(st->cache);
     free(st->path);
     free(st);
+}
+
+/* sqlite3_wal_hook of the writer: wakes the checkpointer once the log is long. */
+static int wal_grown(void *ctx, sqlite3 *db, const char *name, int frames)
+{
+    struct store *st = ctx;
+    /* The log restarts from its start only at a write that finds it wholly
+     * copied, which the checkpointer, one commit behind, never leaves it:
+     * past CKPT_FRAMES_MAX the writer copies the few frames left itself. */
+    if (frames < st->wal_woke)
+        st->wal_woke = 0; /* the log restarted */
+    if (frames >= CKPT_FRAMES_MAX)
+        sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    else if (frames - st->wal_woke >= CKPT_FRAMES) { /* a run per CKPT_FRAMES new frames */
+        st->wal_woke = frames;
+        pthread_mutex_lock(&st->clock);
+        st->ckpt_wanted = 1;
+        pthread_cond_signal(&st->cwork);
+        pthread_mutex_unlock(&st->clock);
+    }
+    return SQLITE_OK;
+}
+
+/* The checkpointer thread: PASSIVE checkpoints (they never wait for the
+ * writer or the readers), so acknowledged writes never wait for the copy
+ * into the database file and its fsync. */
+static void *ckpt_main(void *arg)
+{
+    struct store *st = arg;
+    pthread_mutex_lock(&st->clock);
+    for (;;) {
+        while (!st->ckpt_wanted && !st->ckpt_stop)
+            pthread_cond_wait(&st->cwork, &st->clock);
+        if (st->ckpt_stop)
+            break;
+        st->ckpt_wanted = 0;
+        pthread_mutex_unlock(&st->clock);
+        /* a failure (full disk, I/O) leaves the frames in the log for the next try */
+        sqlite3_wal_checkpoint_v2(st->ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&st->clock);
+        st->checkpoints++;
+    }
+    pthread_mutex_unlock(&st->clock);
+    return NULL;
 }
 
 /* Opens the writer (migrating the file) and the reader connections. */
@@ -748,6 +839,9 @@ static int open_conns(struct store *st, int readers)
             return rc;
         exec(st->readers[st->n_readers].db, "PRAGMA query_only=1");
     }
+    if ((rc = conn_open(st->path, &st->ckpt)) < 0)
+        return rc;
+    sqlite3_wal_hook(st->writer.db, wal_grown, st); /* replaces the automatic checkpoint */
     return 0;
 }
 
@@ -761,10 +855,18 @@ int store_open(const char *path, const struct store_opts *opts, struct store **o
     pthread_cond_init(&st->rfree, NULL);
     pthread_mutex_init(&st->wlock, NULL);
     pthread_cond_init(&st->work, NULL);
+    pthread_mutex_init(&st->clock, NULL);
+    pthread_cond_init(&st->cwork, NULL);
     st->group = opts && opts->group_commit ? opts->group_commit : 1;
     st->group_max = opts && opts->group_max > 0 ? opts->group_max : 256;
     int readers = opts && opts->readers > 0 ? opts->readers : 4;
+    int slots = opts && opts->cache_slots ? opts->cache_slots : STORE_CACHE_DEFAULT;
     int rc = (st->path = kefu_strndup(path, strlen(path))) ? open_conns(st, readers) : KEFU_ENOMEM;
+    if (rc == 0 && slots > 0)
+        rc = store_cache_new((size_t)slots, (size_t)slots, &st->cache);
+    if (rc == 0 && pthread_create(&st->ckpt_thread, NULL, ckpt_main, st) != 0)
+        rc = KEFU_ENOMEM;
+    st->ckpt_started = rc == 0;
     if (rc == 0 && pthread_create(&st->thread, NULL, writer_main, st) != 0)
         rc = KEFU_ENOMEM;
     if (rc < 0) {
@@ -795,6 +897,11 @@ void store_stats(struct store *st, struct store_stats *out)
     pthread_mutex_lock(&st->wlock);
     *out = st->stats;
     pthread_mutex_unlock(&st->wlock);
+    pthread_mutex_lock(&st->clock);
+    out->checkpoints = st->checkpoints;
+    pthread_mutex_unlock(&st->clock);
+    if (st->cache)
+        store_cache_counts(st->cache, &out->cache_hits, &out->cache_misses);
 }
 
 /* ---- reading ---- */
@@ -870,6 +977,9 @@ static int one_row(sqlite3_stmt *s)
 int store_get_conv(struct store *st, const char *id, struct store_conv *out)
 {
     memset(out, 0, sizeof *out);
+    unsigned long gen = 0;
+    if (st->cache && store_cache_get_conv(st->cache, id, out, &gen) == 0)
+        return 0;
     struct conn *c = reader_get(st);
     sqlite3_stmt *s = stmt(c, R_CONV);
     int rc = KEFU_EIO;
@@ -880,6 +990,8 @@ int store_get_conv(struct store *st, const char *id, struct store_conv *out)
         sqlite3_reset(s);
     }
     reader_put(st, c);
+    if (rc == 0 && st->cache)
+        store_cache_fill_conv(st->cache, out, gen);
     return rc;
 }
 
@@ -905,6 +1017,9 @@ int store_get_packet(struct store *st, const char *id, char **out)
 int store_get_customer(struct store *st, const char *id, struct store_customer *out)
 {
     memset(out, 0, sizeof *out);
+    unsigned long gen = 0;
+    if (st->cache && store_cache_get_customer(st->cache, id, out, &gen) == 0)
+        return 0;
     struct conn *c = reader_get(st);
     sqlite3_stmt *s = stmt(c, R_CUSTOMER);
     int rc = KEFU_EIO;
@@ -920,6 +1035,8 @@ int store_get_customer(struct store *st, const char *id, struct store_customer *
         sqlite3_reset(s);
     }
     reader_put(st, c);
+    if (rc == 0 && st->cache)
+        store_cache_fill_customer(st->cache, out, gen);
     return rc;
 }
 

@@ -75,6 +75,8 @@ const char *kb_last_query(const struct kb *kb);
 /* Looks up article id in locale (falling back to its language, then any);
  * fills *hit (snippet = start of the body). Returns 0 or KEFU_ENOENT. */
 int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit);
+/* Copies the title kb_get() would give into buf[cap] (cut to fit). Returns 0 or KEFU_ENOENT. */
+int kb_title(struct kb *kb, const char *id, const char *locale, char *buf, size_t cap);
 
 /* Counts what the database holds. */
 struct kb_stats {

@@ -59,7 +59,10 @@ struct store_opts {
     int group_commit; /* 1 (default): batches share commits; -1: one commit per batch */
     int group_max;    /* most batches in one transaction (default 256) */
     int readers;      /* reader connections (default 4) */
+    int cache_slots;  /* conversations (and customers) kept in memory (default STORE_CACHE_DEFAULT; -1: none)
+                       */
 };
+#define STORE_CACHE_DEFAULT 8192
 
 /* Opens (creating and migrating) the database at path; opts may be NULL.
  * *out is new, close with store_close(). Returns 0, KEFU_EIO, KEFU_ERANGE
@@ -199,9 +202,11 @@ struct store_day {
 /* Fills *out with the figures from since on. Returns 0 or KEFU_EIO. */
 int store_day(struct store *st, long long since, struct store_day *out);
 
-/* Counters of the writer, for health and benchmarks. */
+/* Counters of the writer and of the row cache, for health and benchmarks. */
 struct store_stats {
     long long commits, batches, failed;
+    long long checkpoints;                       /* the checkpointer's runs */
+    unsigned long long cache_hits, cache_misses; /* conversation and customer reads */
 };
 void store_stats(struct store *st, struct store_stats *out);
 

@@ -650,6 +650,10 @@ static void test_get_and_stats(void **state)
     assert_int_equal(kb_get(f->kb, "gift-card", "en", &h), 0);
     assert_string_equal(h.locale, "zh-hant"); /* any */
     assert_int_equal(kb_get(f->kb, "no-such", "en", &h), KEFU_ENOENT);
+    char title[64];
+    assert_int_equal(kb_title(f->kb, "refund-policy", "zh-hant", title, sizeof title), 0);
+    assert_string_equal(title, "退款政策"); /* kb_get()'s choice of row */
+    assert_int_equal(kb_title(f->kb, "no-such", "en", title, sizeof title), KEFU_ENOENT);
     struct kb_stats s;
     assert_int_equal(kb_stats(f->kb, &s), 0);
     assert_int_equal(s.articles, 9);
@@ -792,6 +796,20 @@ static void test_import_incremental(void **state)
     struct kb_stats st;
     assert_int_equal(kb_stats(kb, &st), 0);
     assert_int_equal(st.articles, 9);
+    /* a reader's cached titles follow a change of the file by another connection */
+    char title[64], title2[64];
+    assert_int_equal(kb_title(kb, "invoice-copy", "en", title, sizeof title), 0);
+    assert_int_equal(kb_title(kb, "invoice-copy", "en", title2, sizeof title2), 0);
+    assert_string_equal(title, title2);
+    struct kb *w;
+    assert_int_equal(kb_open(db, 0, &w), 0);
+    assert_int_equal(sqlite3_exec(kb_db(w), "UPDATE articles SET title = 'Renamed' WHERE id = 'invoice-copy'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    kb_close(w);
+    usleep(1100 * 1000); /* the file is looked at once a second */
+    assert_int_equal(kb_title(kb, "invoice-copy", "en", title, sizeof title), 0);
+    assert_string_equal(title, "Renamed");
     kb_close(kb);
     /* a database of schema 1 (bigrams not colocated) is rebuilt by a writer; a reader asks for that */
     assert_int_equal(kb_open(db, 0, &kb), 0);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../engine/store_cache.h"
 #include "kefu.h"
 #include "store.h"
 
@@ -610,6 +611,152 @@ static void test_erase(void **state)
     store_close(st);
 }
 
+/* Reads c's row through a second handle without a cache: what the file holds. */
+static void read_uncached(const char *path, const char *id, struct store_conv *out)
+{
+    struct store_opts o = {.cache_slots = -1};
+    struct store *raw;
+    assert_int_equal(store_open(path, &o, &raw), 0);
+    assert_int_equal(store_get_conv(raw, id, out), 0);
+    store_close(raw);
+}
+
+/* 4.3 the row cache answers repeated reads and stays equal to the file:
+ * after an update, after an update that keeps the memory, after a batch
+ * that failed, and after an erase */
+static void test_cache(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv c, got, disk;
+    make_conv(&c, "k1", "kim", "web");
+    c.memory = "{\"slots\":{\"order\":\"A1\"}}";
+    put_conv(st, &c);
+    struct store_stats s0, s1;
+    store_stats(st, &s0);
+    assert_int_equal(store_get_conv(st, "k1", &got), 0); /* a miss fills the cache */
+    store_conv_release(&got);
+    assert_int_equal(store_get_conv(st, "k1", &got), 0);
+    store_stats(st, &s1);
+    assert_int_equal(s1.cache_misses - s0.cache_misses, 1);
+    assert_int_equal(s1.cache_hits - s0.cache_hits, 1);
+    assert_string_equal(got.memory, c.memory);
+    store_conv_release(&got);
+
+    /* an update is seen at once, memory and all */
+    c.state = STORE_QUEUED;
+    c.last_seq = 7;
+    snprintf(c.queue, sizeof c.queue, "billing");
+    c.memory = "{\"n\":2}";
+    struct store_batch b;
+    store_batch_init(&b);
+    store_put_conv(&b, &c, NULL);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(store_get_conv(st, "k1", &got), 0);
+    assert_int_equal(got.state, STORE_QUEUED);
+    assert_int_equal(got.last_seq, 7);
+    assert_string_equal(got.queue, "billing");
+    assert_string_equal(got.memory, "{\"n\":2}");
+    store_conv_release(&got);
+
+    /* memory NULL keeps the stored memory, in the file and in the copy */
+    c.memory = NULL;
+    c.misses = 3;
+    store_batch_init(&b);
+    store_put_conv(&b, &c, NULL);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(store_get_conv(st, "k1", &got), 0);
+    read_uncached(f->path, "k1", &disk);
+    assert_int_equal(got.misses, 3);
+    assert_int_equal(disk.misses, 3);
+    assert_string_equal(got.memory, disk.memory);
+    assert_string_equal(got.memory, "{\"n\":2}");
+    assert_string_equal(got.token, disk.token);
+    assert_int_equal(got.created_at, disk.created_at);
+    store_conv_release(&got);
+    store_conv_release(&disk);
+
+    /* a batch that failed (a repeated client_id) changed neither */
+    assert_int_equal(add_msg(st, "k1", 1, "customer", "hi", "dup"), 0);
+    c.state = STORE_RESOLVED;
+    struct store_msg m = {.seq = 2, .from = "customer", .text = "hi", .client_id = "dup", .at = 1002};
+    store_batch_init(&b);
+    store_put_conv(&b, &c, NULL);
+    store_add_message(&b, "k1", &m);
+    assert_int_equal(store_write(st, &b), KEFU_ECONFLICT);
+    assert_int_equal(store_get_conv(st, "k1", &got), 0);
+    assert_int_equal(got.state, STORE_QUEUED);
+    store_conv_release(&got);
+
+    /* customers: a committed profile replaces the copy */
+    struct store_customer cu;
+    assert_int_equal(store_get_customer(st, "kim", &cu), 0);
+    assert_string_equal(cu.tier, "vip");
+    struct store_customer nu = {.first_seen = 1, .last_seen = 5000};
+    snprintf(nu.id, sizeof nu.id, "kim");
+    snprintf(nu.tier, sizeof nu.tier, "gold");
+    store_batch_init(&b);
+    store_put_customer(&b, &nu);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(store_get_customer(st, "kim", &cu), 0);
+    assert_string_equal(cu.tier, "gold");
+    assert_string_equal(cu.name, "Ann"); /* an empty name keeps the stored one */
+    assert_int_equal(cu.last_seen, 5000);
+    assert_int_equal(cu.first_seen, 1000);
+
+    /* an erase drops every copy */
+    struct store_erased e;
+    store_batch_init(&b);
+    store_erase_customer(&b, "kim", &e);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(store_get_conv(st, "k1", &got), KEFU_ENOENT);
+    assert_int_equal(store_get_customer(st, "kim", &cu), KEFU_ENOENT);
+    store_close(st);
+}
+
+/* 4.4 a row read before a commit can not overwrite what the commit wrote:
+ * a reader's fill after a commit to its slot is dropped */
+static void test_cache_stale_fill(void **state)
+{
+    (void)state;
+    struct store_cache *sc;
+    assert_int_equal(store_cache_new(4, 4, &sc), 0);
+    struct store_conv old, cur, got;
+    make_conv(&old, "r1", "ray", "web");
+    old.memory = "{\"v\":1}";
+    unsigned long gen;
+    assert_int_equal(store_cache_get_conv(sc, "r1", &got, &gen), KEFU_ENOENT);
+    cur = old;
+    cur.last_seq = 2;
+    cur.memory = "{\"v\":2}";
+    store_cache_wrote_conv(sc, &cur); /* the commit lands between the read and the fill */
+    store_cache_fill_conv(sc, &old, gen);
+    assert_int_equal(store_cache_get_conv(sc, "r1", &got, &gen), KEFU_ENOENT);
+    store_cache_fill_conv(sc, &cur, gen); /* a read after the commit fills */
+    assert_int_equal(store_cache_get_conv(sc, "r1", &got, &gen), 0);
+    assert_int_equal(got.last_seq, 2);
+    assert_string_equal(got.memory, "{\"v\":2}");
+    store_conv_release(&got);
+    /* a fill before the commit is updated by it */
+    struct store_conv other;
+    make_conv(&other, "r2", "ray", "web");
+    other.memory = "{}";
+    unsigned long g2;
+    assert_int_equal(store_cache_get_conv(sc, "r2", &got, &g2), KEFU_ENOENT);
+    store_cache_fill_conv(sc, &other, g2);
+    other.misses = 4;
+    other.memory = NULL; /* keeps the copy's memory */
+    store_cache_wrote_conv(sc, &other);
+    assert_int_equal(store_cache_get_conv(sc, "r2", &got, &g2), 0);
+    assert_int_equal(got.misses, 4);
+    assert_string_equal(got.memory, "{}");
+    store_conv_release(&got);
+    store_cache_clear(sc);
+    assert_int_equal(store_cache_get_conv(sc, "r2", &got, &g2), KEFU_ENOENT);
+    store_cache_free(sc);
+}
+
 /* What the completions of test_submit record. */
 struct submitted {
     pthread_mutex_t lock;
@@ -685,6 +832,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_alloc_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
+        cmocka_unit_test(test_cache_stale_fill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,234 @@
+/* store_cache.c — see store_cache.h. */
+#include "store_cache.h"
+
+#include "kefu.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STRIPES 64
+
+struct conv_slot {
+    unsigned long gen; /* moved by every commit that touches an id of this slot */
+    int used;
+    struct store_conv c; /* c.memory owned */
+};
+
+struct cust_slot {
+    unsigned long gen;
+    int used;
+    struct store_customer c;
+};
+
+struct store_cache {
+    size_t conv_mask, cust_mask;
+    struct conv_slot *convs;
+    struct cust_slot *custs;
+    pthread_mutex_t lock[STRIPES];
+    atomic_ullong hits, misses;
+};
+
+static size_t pow2(size_t n)
+{
+    size_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+static size_t hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ^ (h >> 29);
+}
+
+int store_cache_new(size_t conv_slots, size_t cust_slots, struct store_cache **out)
+{
+    *out = NULL;
+    struct store_cache *sc = kefu_calloc(1, sizeof *sc);
+    if (!sc)
+        return KEFU_ENOMEM;
+    sc->conv_mask = pow2(conv_slots ? conv_slots : 1) - 1;
+    sc->cust_mask = pow2(cust_slots ? cust_slots : 1) - 1;
+    sc->convs = kefu_calloc(sc->conv_mask + 1, sizeof *sc->convs);
+    sc->custs = kefu_calloc(sc->cust_mask + 1, sizeof *sc->custs);
+    if (!sc->convs || !sc->custs) {
+        free(sc->convs);
+        free(sc->custs);
+        free(sc);
+        return KEFU_ENOMEM;
+    }
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_init(&sc->lock[i], NULL);
+    *out = sc;
+    return 0;
+}
+
+void store_cache_free(struct store_cache *sc)
+{
+    if (!sc)
+        return;
+    for (size_t i = 0; i <= sc->conv_mask; i++)
+        free(sc->convs[i].c.memory);
+    for (int i = 0; i < STRIPES; i++)
+        pthread_mutex_destroy(&sc->lock[i]);
+    free(sc->convs);
+    free(sc->custs);
+    free(sc);
+}
+
+static pthread_mutex_t *lock_of(struct store_cache *sc, size_t slot)
+{
+    pthread_mutex_t *m = &sc->lock[slot % STRIPES];
+    pthread_mutex_lock(m);
+    return m;
+}
+
+int store_cache_get_conv(struct store_cache *sc, const char *id, struct store_conv *out, unsigned long *gen)
+{
+    size_t k = hash(id) & sc->conv_mask;
+    struct conv_slot *s = &sc->convs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    int hit = s->used && strcmp(s->c.id, id) == 0;
+    if (hit) {
+        *out = s->c;
+        size_t n = strlen(s->c.memory);
+        if (!(out->memory = malloc(n + 1)))
+            hit = 0;
+        else
+            memcpy(out->memory, s->c.memory, n + 1);
+    }
+    *gen = s->gen;
+    pthread_mutex_unlock(m);
+    atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
+    return hit ? 0 : KEFU_ENOENT;
+}
+
+void store_cache_fill_conv(struct store_cache *sc, const struct store_conv *c, unsigned long gen)
+{
+    size_t n = strlen(c->memory ? c->memory : "{}");
+    char *mem = malloc(n + 1);
+    if (!mem)
+        return;
+    memcpy(mem, c->memory ? c->memory : "{}", n + 1);
+    size_t k = hash(c->id) & sc->conv_mask;
+    struct conv_slot *s = &sc->convs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    if (s->gen == gen) { /* no commit touched the slot since the miss */
+        free(s->c.memory);
+        s->c = *c;
+        s->c.memory = mem;
+        s->used = 1;
+        mem = NULL;
+    }
+    pthread_mutex_unlock(m);
+    free(mem);
+}
+
+void store_cache_wrote_conv(struct store_cache *sc, const struct store_conv *c)
+{
+    char *mem = NULL;
+    size_t n = c->memory ? strlen(c->memory) : 0;
+    if (c->memory && (mem = malloc(n + 1)))
+        memcpy(mem, c->memory, n + 1);
+    size_t k = hash(c->id) & sc->conv_mask;
+    struct conv_slot *s = &sc->convs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    s->gen++;
+    if (s->used && strcmp(s->c.id, c->id) == 0) {
+        if (c->memory && !mem) { /* out of memory: forget the row rather than keep it stale */
+            free(s->c.memory);
+            memset(&s->c, 0, sizeof s->c);
+            s->used = 0;
+        } else {
+            /* what the upsert changes; id, token, customer, channel and created_at stay */
+            struct store_conv *d = &s->c;
+            memcpy(d->locale, c->locale, sizeof d->locale);
+            d->state = c->state;
+            memcpy(d->queue, c->queue, sizeof d->queue);
+            d->priority = c->priority;
+            d->anger = c->anger;
+            memcpy(d->agent, c->agent, sizeof d->agent);
+            d->misses = c->misses;
+            memcpy(d->pending, c->pending, sizeof d->pending);
+            memcpy(d->reason, c->reason, sizeof d->reason);
+            d->updated_at = c->updated_at;
+            d->queued_at = c->queued_at;
+            d->last_seq = c->last_seq;
+            if (mem) {
+                free(d->memory);
+                d->memory = mem;
+                mem = NULL;
+            }
+        }
+    }
+    pthread_mutex_unlock(m);
+    free(mem);
+}
+
+int store_cache_get_customer(struct store_cache *sc, const char *id, struct store_customer *out,
+                             unsigned long *gen)
+{
+    size_t k = hash(id) & sc->cust_mask;
+    struct cust_slot *s = &sc->custs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    int hit = s->used && strcmp(s->c.id, id) == 0;
+    if (hit)
+        *out = s->c;
+    *gen = s->gen;
+    pthread_mutex_unlock(m);
+    atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
+    return hit ? 0 : KEFU_ENOENT;
+}
+
+void store_cache_fill_customer(struct store_cache *sc, const struct store_customer *c, unsigned long gen)
+{
+    size_t k = hash(c->id) & sc->cust_mask;
+    struct cust_slot *s = &sc->custs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    if (s->gen == gen) {
+        s->c = *c;
+        s->used = 1;
+    }
+    pthread_mutex_unlock(m);
+}
+
+void store_cache_wrote_customer(struct store_cache *sc, const char *id)
+{
+    size_t k = hash(id) & sc->cust_mask;
+    struct cust_slot *s = &sc->custs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    s->gen++;
+    if (s->used && strcmp(s->c.id, id) == 0)
+        s->used = 0;
+    pthread_mutex_unlock(m);
+}
+
+void store_cache_clear(struct store_cache *sc)
+{
+    for (size_t k = 0; k <= sc->conv_mask; k++) {
+        pthread_mutex_t *m = lock_of(sc, k);
+        struct conv_slot *s = &sc->convs[k];
+        s->gen++;
+        free(s->c.memory);
+        memset(&s->c, 0, sizeof s->c);
+        s->used = 0;
+        pthread_mutex_unlock(m);
+    }
+    for (size_t k = 0; k <= sc->cust_mask; k++) {
+        pthread_mutex_t *m = lock_of(sc, k);
+        sc->custs[k].gen++;
+        sc->custs[k].used = 0;
+        pthread_mutex_unlock(m);
+    }
+}
+
+void store_cache_counts(struct store_cache *sc, unsigned long long *hits, unsigned long long *misses)
+{
+    *hits = atomic_load_explicit(&sc->hits, memory_order_relaxed);
+    *misses = atomic_load_explicit(&sc->misses, memory_order_relaxed);
+}
