@@ -1,11 +1,12 @@
 /* kb.c — the articles database: schema, incremental import, search, get
  * and stats. One struct kb is one SQLite connection (use one per thread).
  *
- * Schema (PRAGMA user_version 1): a plain table `articles` holds each
+ * Schema (PRAGMA user_version 4): a plain table `articles` holds each
  * article as imported (id, locale, title, tags, questions, the Markdown
  * body, its plain text, the file's path, content hash and mtime) and an
  * FTS5 table `articles_fts` (title, tags, questions, body) indexes it with
- * the "kefu" tokenizer (kb_tok.c), sharing its rowid.
+ * the "kefu" tokenizer (kb_tok.c), sharing its rowid; kb_terms, kb_champs
+ * and kb_lengths are derived from the index by every import.
  *
  * Ranking: BM25 with weights title 4, tags 2, questions 3, body 1, computed by
  * kefu_rank() (kb_tok.c) with each term's IDF from kb_terms, so no search
@@ -13,9 +14,11 @@
  * 0.9 same language, 0.5 other); one hit per article id. A search cuts no
  * snippet: kb_snippets() does, for the hits a caller shows. The confidence
  * of the top hit is its coverage (the IDF-weighted share of the query's
- * terms it contains, from the phrase mask kefu_rank() gives) times (0.5 + 0.5 × margin), margin =
- * (s1 - s2) / s1 over the next article's score, times an evidence factor
- * from the IDF mass of the shared terms. docs/corpus.md explains why. */
+ * terms it contains, from the phrase mask kefu_rank() gives) times
+ * (0.5 + 0.5 × margin), margin = (s1 - s2) / s1 over the next article's
+ * score, times an evidence factor from the IDF mass of the shared terms.
+ * A question made only of common words is ranked over the champion lists
+ * of its terms (search_common()). docs/corpus.md explains why. */
 #include "kb.h"
 
 #include "arena.h"
@@ -45,7 +48,8 @@ struct kb {
     struct kb_tok_buf tb;
     struct kb_query q;
     struct arena ar; /* strings of the last result */
-    sqlite3_stmt *search, *snippet, *get, *df, *title, *champs, *version, *begin, *commit, *row, *mask, *rescore;
+    sqlite3_stmt *search, *snippet, *get, *df, *title, *champs, *version, *begin, *commit, *row, *mask,
+        *rescore;
     struct kb_rank rank;                /* the parameters of the last search's kefu_rank() */
     long long df_of[KB_MAX_TERMS];      /* articles holding each query term (kb_terms) */
     long long articles;                 /* articles in the index (kb_terms) */
