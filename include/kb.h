@@ -69,7 +69,8 @@ int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, s
 int kb_snippets(struct kb *kb, struct kb_result *r, size_t n);
 
 /* The FTS5 MATCH expression the last kb_search() ran ("" if none): its
- * terms, each double-quoted, joined with OR; borrowed from kb. */
+ * terms, each double-quoted, joined with OR (AND for the rarest terms of a
+ * question made only of common words); borrowed from kb. */
 const char *kb_last_query(const struct kb *kb);
 
 /* Looks up article id in locale (falling back to its language, then any);
