@@ -187,10 +187,15 @@ bench-memory: bench-deps $(BUILD)/kefu $(BUILD)/bench/gen_corpus
 	bench/report.sh
 
 # Every part this checkout has (a part's target may not exist yet), then the report.
+# Each part's wall-clock seconds go to bench/out/seconds (the report quotes the total).
 bench: bench-deps
-	@for p in $(BENCH_PARTS); do \
+	@mkdir -p bench/out; t0=$$(date +%s); : > bench/out/seconds.tmp; \
+	for p in $(BENCH_PARTS); do \
 	    $(MAKE) -q bench-$$p >/dev/null 2>&1; [ $$? -eq 2 ] && { echo "bench: no bench-$$p here"; continue; }; \
-	    $(MAKE) --no-print-directory bench-$$p || exit 1; done
+	    t=$$(date +%s); $(MAKE) --no-print-directory bench-$$p || exit 1; \
+	    echo "$$p $$(($$(date +%s) - t))" >> bench/out/seconds.tmp; done; \
+	echo "total $$(($$(date +%s) - t0))" >> bench/out/seconds.tmp; mv bench/out/seconds.tmp bench/out/seconds; \
+	cat bench/out/seconds
 	bench/report.sh
 
 install: kefu

@@ -11,12 +11,12 @@
 # pass. Writes bench/out/PART.json and PART.md and draws docs/perf-PART*.png.
 # Bounded: every load run lasts SECS seconds (creating conversations at most
 # 20 s), servers listen on 127.0.0.1 only and are stopped by pid on exit.
-# Environment: BUILD (build), SECS (4), RUNS (3), CONNS (128).
+# Environment: BUILD (build), SECS (3), RUNS (3), CONNS (128).
 set -eu
 cd "$(dirname "$0")/.."
 part="${1:-http}"
 BUILD=${BUILD:-build}
-SECS=${SECS:-4}
+SECS=${SECS:-3}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-128}
 OUT=bench/out

@@ -51,11 +51,17 @@ jq -s --arg cpu "$cpu" --argjson cores "$cores" --argjson mem "$mem_kib" --arg k
       parts: (add // {}) }' "$tmp.parts" > bench/results.json
 
 m() { jq -r ".machine.$1" bench/results.json; }
+# how long the last whole run took, part by part (the Makefile's bench target writes it)
+took="bounded to about 10 minutes on 2 cores"
+if [ -f "$OUT/seconds" ]; then
+    took=$(awk '$1 == "total" { t = $2 } $1 != "total" { p = p sep $1 " " int($2 / 60) " min " $2 % 60 " s"; sep = ", " }
+        END { printf "the last whole run took %d min %d s on 2 cores: %s", t / 60, t % 60, p }' "$OUT/seconds")
+fi
 {
     cat <<EOF2
 # Performance
 
-Every figure on this page comes from \`make bench\` (bounded: about 13 minutes on 2 cores when last run), which runs
+Every figure on this page comes from \`make bench\` ($took), which runs
 each part below and then \`bench/report.sh\`; a single part re-runs alone with \`make bench-router\`,
 \`bench-kb\`, \`bench-http\`, \`bench-durability\` or \`bench-memory\` (each rewrites its own
 \`bench/out/PART.json\` and \`.md\`, and this page). The raw figures are in

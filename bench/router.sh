@@ -7,13 +7,13 @@
 # (bench/node_modules, the shared harness) replays the same stream for at most
 # RS_SECONDS. The bundled rules/ on bench/messages.sh is measured alongside.
 # Writes bench/out/router.json, bench/out/router.md, docs/perf-router.png.
-# usage: bench/router.sh   (env: BUILD, WORKLOAD, RUNS=3, ROUNDS=5, RS_SECONDS="8 12 20")
+# usage: bench/router.sh   (env: BUILD, WORKLOAD, RUNS=3, ROUNDS=5, RS_SECONDS="6 9 12")
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 RUNS=${RUNS:-3}
 ROUNDS=${ROUNDS:-5}
-RS_SECONDS=${RS_SECONDS:-8 12 20}
+RS_SECONDS=${RS_SECONDS:-6 9 12}
 RS_JS=${RS_JS:-$(dirname "$WORKLOAD")/rivescript/rs_bench.js}
 bin=$BUILD/bench/router_bench
 tmp=$(mktemp -d)

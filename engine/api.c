@@ -951,7 +951,7 @@ int api_events(struct api *a, const char *conv, long *after, struct text_buf *ou
     json_array_foreach(msgs, k, m)
     {
         long seq = (long)json_integer_value(json_object_get(m, "seq"));
-        char *data = json_dumps(m, JSON_COMPACT);
+        char *data = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(6));
         if (!data)
             continue;
         rc = metrics_printf(out, "id: %ld\nevent: message\ndata: %s\n\n", seq, data);

@@ -21,6 +21,7 @@
 #include "text.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -713,6 +714,13 @@ struct turn {
     struct store_batch b;
 };
 
+/* A confidence as answers and memory carry it: four decimals, which the
+ * JSON written with JSON_REAL_PRECISION(6) keeps exactly. */
+static double shown(double c)
+{
+    return round(c * 1e4) / 1e4;
+}
+
 static const char *intent_name(const struct turn *t, long i)
 {
     return i >= 0 ? rules_intent(t->rs, (size_t)i)->name : NULL;
@@ -1035,8 +1043,8 @@ static void remember_intent(struct turn *t)
     if (json_array_size(v) >= 20)
         json_array_remove(v, 0);
     json_array_append_new(v, json_pack("{s:s, s:f, s:s, s:I}", "intent", intent_name(t, t->intent),
-                                       "confidence", t->confidence, "source", dialog_src_names[t->src], "seq",
-                                       (json_int_t)(t->c.last_seq + 1)));
+                                       "confidence", shown(t->confidence), "source", dialog_src_names[t->src],
+                                       "seq", (json_int_t)(t->c.last_seq + 1)));
 }
 
 /* The bot's turn: decide, check the triggers, fill the slot, answer. */
@@ -1106,7 +1114,7 @@ static json_t *turn_result(struct turn *t, long seq)
     json_t *reply = json_null();
     if (*t->reply) {
         reply = json_pack("{s:s, s:s, s:f}", "text", t->reply, "source", dialog_src_names[t->src],
-                          "confidence", t->confidence);
+                          "confidence", shown(t->confidence));
         if (t->intent >= 0)
             json_object_set_new(reply, "intent", json_string(intent_name(t, t->intent)));
         if (t->articles)
@@ -1138,7 +1146,7 @@ static json_t *turn_messages(struct turn *t, const char *bot_text)
     json_t *m = message_json(t->c.last_seq + 1, "customer", t->text, NULL, t->now);
     if (t->intent >= 0) {
         json_object_set_new(m, "intent", json_string(intent_name(t, t->intent)));
-        json_object_set_new(m, "confidence", json_real(t->confidence));
+        json_object_set_new(m, "confidence", json_real(shown(t->confidence)));
     }
     json_array_append_new(v, m);
     if (bot_text)
@@ -1201,12 +1209,12 @@ static int prepare_commit(struct turn *t)
     const char *bot = *t->reply ? t->reply : NULL;
     if (bot)
         snprintf(t->bot_text, sizeof t->bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
-    t->memory = json_dumps(t->mem, JSON_COMPACT);
+    t->memory = json_dumps(t->mem, JSON_COMPACT | JSON_REAL_PRECISION(6));
     t->c.memory = t->memory;
     t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
     t->out = turn_result(t, bot ? seq + 1 : seq);
     /* kept only where a retry can ask for it again: with its client_id */
-    t->result = t->out && t->client_id ? json_dumps(t->out, JSON_COMPACT) : NULL;
+    t->result = t->out && t->client_id ? json_dumps(t->out, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
     const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);

@@ -390,7 +390,7 @@ static enum MHD_Result send_resp(struct req *r)
     char *body = NULL;
     size_t n = 0;
     if (a->json) {
-        body = json_dumps(a->json, JSON_COMPACT);
+        body = json_dumps(a->json, JSON_COMPACT | JSON_REAL_PRECISION(6));
         n = body ? strlen(body) : 0;
     } else if (a->text.len) {
         body = a->text.s;
