@@ -806,9 +806,12 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     else if (d->reply) {
         struct fill_ctx f = {slots, n_slots, a, dc->kb, ""};
         rules_render(d->reply, fill, &f, ans->text, sizeof ans->text);
-    } else if (d->source == DECIDE_KB)
+    } else if (d->source == DECIDE_KB) {
+        struct kb_result r = d->kb; /* the search cut no snippet: only the answer shows one */
+        const char *snippet = dc->kb && kb_snippets(dc->kb, &r, 1) == 0 ? r.hit[0].snippet : "";
         snprintf(ans->text, sizeof ans->text, "%s: %s", d->article.title ? d->article.title : d->article.id,
-                 d->article.snippet ? d->article.snippet : "");
+                 snippet);
+    }
     if (d->source != DECIDE_CLARIFY)
         return;
     ans->quick[0] = decide_label(dc->rs, &d->clarify[0], locale);

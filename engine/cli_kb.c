@@ -202,6 +202,8 @@ static int kb_cmd_search(const struct kb_opts *o)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = kb_search(kb, text, len, locale, &r);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (rc == 0)
+        rc = kb_snippets(kb, &r, r.n); /* every hit is shown (ms is the search alone) */
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     if (rc < 0)
         fprintf(stderr, "kefu: cannot search: %s\n", kb_error(kb));

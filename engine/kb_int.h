@@ -15,7 +15,13 @@
 #define KB_MAX_TERMS 64 /* query terms kept from one message */
 #define KB_MAX_WORD  64 /* longer words are not indexed (hashes, URLs, noise) */
 #define KB_TOKENIZER "kefu"
-#define KB_COVER_FN  "kefu_cover"
+#define KB_RANK_FN   "kefu_rank"
+#define KB_TOKENS_FN "kefu_tokens"
+#define KB_COLUMNS   4 /* title, tags, questions, body */
+#define KB_WEIGHTS   {4.0, 2.0, 3.0, 1.0} /* their BM25 weights (docs/corpus.md) */
+#define KB_ROW_BUDGET 1000 /* rows a search may rank: above it only the rarest terms go to MATCH */
+#define KB_CHAMPIONS  512  /* best articles kept per common term (kb_champs) */
+#define KB_TOKENS_TERM " tokens" /* the kb_terms row holding every article's tokens together */
 
 /* Scratch for one tokenization; reuse it across calls. */
 struct kb_tok_buf {
@@ -52,6 +58,8 @@ struct kb_query {
     struct text_buf text;  /* the terms, back to back */
     uint32_t off[KB_MAX_TERMS], len[KB_MAX_TERMS];
     size_t n;
+    unsigned char in[KB_MAX_TERMS]; /* the terms in match, in their order there (FTS5 phrase order) */
+    size_t n_in;
     int all;        /* keep particle bigrams too (the text has nothing else) */
     size_t dropped; /* particle bigrams left out */
 };
@@ -70,8 +78,39 @@ int kb_query_match(struct kb_query *q, const unsigned char *keep);
 /* Returns 1 if term t[0..n) is one of q's terms. */
 int kb_query_has(const struct kb_query *q, const char *t, size_t n);
 
-/* Registers the "kefu" tokenizer and the kefu_cover() ranking helper on db.
- * Returns 0 or KEFU_EIO. */
+/* What kefu_rank() needs to score a row without reading any posting list:
+ * a BM25 IDF per phrase of the MATCH (from kb_terms), the column weights and
+ * the average article length. Bound as a pointer of type KB_RANK_FN. */
+struct kb_rank {
+    double weight[KB_COLUMNS];
+    double avgdl;             /* tokens per article, all columns (<= 0: no length normalization) */
+    int n;                    /* phrases */
+    double idf[KB_MAX_TERMS]; /* of phrase i */
+    sqlite3_int64 rows;       /* rows kefu_rank() scored with these parameters (it counts them) */
+    const uint32_t *len;      /* tokens of each rowid (kb_lengths; 0 or beyond n_len: FTS5 looks it up) */
+    size_t n_len;
+};
+
+/* The BM25 IDF of a term held by df of n articles, as FTS5's bm25() has it:
+ * ln((n - df + 0.5) / (df + 0.5)), 1e-6 when not above 0. */
+double kb_bm25_idf(double n, double df);
+
+/* Refills kb_champs from kb_terms and kb_lengths (inside the caller's
+ * transaction, after kb_lengths_build()): for each term in more than
+ * KB_ROW_BUDGET articles and at most half of them, its KB_CHAMPIONS best
+ * rows by kefu_rank() over that term alone. Returns an SQLite result code. */
+int kb_champs_build(sqlite3 *db);
+
+#define KB_MAX_LENGTHS (1 << 22) /* rowids kb_lengths covers at most (16 MiB) */
+/* Refills kb_lengths: the tokens of every row, one uint32_t per rowid, when
+ * the rowids are dense enough. Returns an SQLite result code. */
+int kb_lengths_build(sqlite3 *db);
+/* Reads kb_lengths into *len (new, free() it; NULL when there is none), *n
+ * entries. Returns an SQLite result code. */
+int kb_lengths_load(sqlite3 *db, uint32_t **len, size_t *n);
+
+/* Registers the "kefu" tokenizer and the kefu_rank() and kefu_tokens()
+ * auxiliary functions on db. Returns 0 or KEFU_EIO. */
 int kb_tok_register(sqlite3 *db);
 
 /* Appends s[0..n) to b (NUL-terminated). Returns 0 or KEFU_ENOMEM. */

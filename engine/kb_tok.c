@@ -1,5 +1,5 @@
 /* kb_tok.c — kefu's FTS5 tokenizer, the safe query builder and the
- * kefu_cover() ranking helper.
+ * kefu_rank() and kefu_tokens() auxiliary functions.
  *
  * The tokenizer runs the text module's pipeline (text_normalize with
  * TEXT_FOLD, text_tokenize with TEXT_TOK_UNIGRAMS, text_stem), so an
@@ -329,74 +329,89 @@ static int fts_tokenize(Fts5Tokenizer *tok, void *ctx, int flags, const char *te
     return rc == 0 ? SQLITE_OK : rc == KEFU_ENOMEM ? SQLITE_NOMEM : SQLITE_TOOBIG;
 }
 
-/* ---- kefu_cover(): the share of the query found in a row -------------- */
+/* ---- kefu_rank(): BM25 from what the row holds -------------------------- */
 
-/* Per statement: the inverse document frequency of every phrase. */
-struct cover_idf {
-    int n;
-    double w[];
-};
+/* FTS5's bm25() asks for the number of rows of every phrase (a pass over
+ * its whole posting list, tens of thousands of entries for a common word
+ * in a large corpus) before scoring the first row. kefu_rank() takes the
+ * IDFs from its parameters instead (kb.c reads them from kb_terms) and reads
+ * only the current row: its phrase instances and its length. The formula is
+ * bm25()'s: with f the column-weighted count of phrase i in the row,
+ *   score = sum_i idf_i * f * (k1 + 1) / (f + k1 * (1 - b + b * len / avgdl)),
+ * k1 = 1.2, b = 0.75; positive, higher is better. */
+#define KB_BM25_K1 1.2
+#define KB_BM25_B  0.75
 
-static int count_row(const Fts5ExtensionApi *api, Fts5Context *fts, void *ctx)
+double kb_bm25_idf(double n, double df)
 {
-    (*(sqlite3_int64 *)ctx)++;
-    return SQLITE_OK;
+    double idf = log((n - df + 0.5) / (df + 0.5));
+    return idf > 0 ? idf : 1e-6;
 }
 
-static struct cover_idf *cover_idf(const Fts5ExtensionApi *api, Fts5Context *fts, int *rc)
+/* kefu_rank(tbl, params): the BM25 score of the row; kefu_rank(tbl, params, 1):
+ * a bit mask of the phrases (0..63) the row holds. params is a struct
+ * kb_rank bound with sqlite3_bind_pointer(..., KB_RANK_FN, NULL). */
+static void rank_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int argc,
+                    sqlite3_value **argv)
 {
-    struct cover_idf *d = api->xGetAuxdata(fts, 0);
-    if (d)
-        return d;
-    int n = api->xPhraseCount(fts);
-    sqlite3_int64 rows = 0;
-    if ((*rc = api->xRowCount(fts, &rows)) != SQLITE_OK)
-        return NULL;
-    d = sqlite3_malloc64(sizeof *d + (size_t)(n > 0 ? n : 1) * sizeof d->w[0]);
-    if (!d) {
-        *rc = SQLITE_NOMEM;
-        return NULL;
+    struct kb_rank *r = argc > 0 ? sqlite3_value_pointer(argv[0], KB_RANK_FN) : NULL;
+    int n = api->xPhraseCount(fts), inst = 0, rc;
+    if (!r || n > r->n || n > KB_MAX_TERMS) {
+        sqlite3_result_error(ctx, KB_RANK_FN "() needs the parameters of its query", -1);
+        return;
     }
-    d->n = n;
-    for (int i = 0; i < n && *rc == SQLITE_OK; i++) {
-        sqlite3_int64 df = 0;
-        *rc = api->xQueryPhrase(fts, i, &df, count_row);
-        d->w[i] = log(1.0 + ((double)rows - (double)df + 0.5) / ((double)df + 0.5));
+    double f[KB_MAX_TERMS] = {0};
+    sqlite3_int64 mask = 0;
+    rc = api->xInstCount(fts, &inst);
+    for (int k = 0; k < inst && rc == SQLITE_OK; k++) {
+        int ph, col, off;
+        rc = api->xInst(fts, k, &ph, &col, &off);
+        if (rc == SQLITE_OK && ph >= 0 && ph < n && col >= 0 && col < KB_COLUMNS) {
+            f[ph] += r->weight[col];
+            mask |= ph < 64 ? (sqlite3_int64)((sqlite3_uint64)1 << ph) : 0;
+        }
     }
-    if (*rc == SQLITE_OK)
-        *rc = api->xSetAuxdata(fts, d, sqlite3_free); /* frees d on failure */
+    if (rc == SQLITE_OK && argc > 1 && sqlite3_value_int(argv[1]) == 1) {
+        sqlite3_result_int64(ctx, mask);
+        return;
+    }
+    int len = 0;
+    sqlite3_int64 id = api->xRowid(fts);
+    if (r->len && id >= 0 && (sqlite3_uint64)id < r->n_len && r->len[id])
+        len = (int)r->len[id];
+    else if (rc == SQLITE_OK)
+        rc = api->xColumnSize(fts, -1, &len);
+    if (rc != SQLITE_OK) {
+        sqlite3_result_error_code(ctx, rc);
+        return;
+    }
+    r->rows++;
+    double norm = KB_BM25_K1 * (1 - KB_BM25_B + (r->avgdl > 0 ? KB_BM25_B * len / r->avgdl : KB_BM25_B));
+    double score = 0;
+    for (int i = 0; i < n; i++)
+        if (f[i] > 0)
+            score += r->idf[i] * f[i] * (KB_BM25_K1 + 1) / (f[i] + norm);
+    sqlite3_result_double(ctx, score);
+}
+
+/* kefu_tokens(tbl): the tokens of every row together (FTS5 keeps the total in
+ * one record); the import stores it in kb_terms for kefu_rank()'s avgdl.
+ * kefu_tokens(tbl, 1): the tokens of the current row (for kb_lengths). */
+static void tokens_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int argc,
+                      sqlite3_value **argv)
+{
+    sqlite3_int64 total = 0;
+    int row = 0, rc;
+    if (argc > 0 && sqlite3_value_int(argv[0]) == 1) {
+        rc = api->xColumnSize(fts, -1, &row);
+        total = row;
+    } else {
+        rc = api->xColumnTotalSize(fts, -1, &total);
+    }
+    if (rc == SQLITE_OK)
+        sqlite3_result_int64(ctx, total);
     else
-        sqlite3_free(d);
-    return *rc == SQLITE_OK ? d : NULL;
-}
-
-/* kefu_cover(tbl): the IDF-weighted share of the query's phrases that
- * occur in the current row, 0..1; kefu_cover(tbl, 1): their IDF sum. */
-static void cover_fn(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int argc,
-                     sqlite3_value **argv)
-{
-    int rc = SQLITE_OK, inst = 0;
-    struct cover_idf *d = cover_idf(api, fts, &rc);
-    if (d && (rc = api->xInstCount(fts, &inst)) == SQLITE_OK) {
-        unsigned char seen[KB_MAX_TERMS * 4] = {0};
-        double all = 0, hit = 0;
-        for (int k = 0; k < inst && rc == SQLITE_OK; k++) {
-            int ph, col, off;
-            rc = api->xInst(fts, k, &ph, &col, &off);
-            if (rc == SQLITE_OK && ph >= 0 && ph < (int)sizeof seen)
-                seen[ph] = 1;
-        }
-        for (int i = 0; i < d->n && i < (int)sizeof seen; i++) {
-            all += d->w[i];
-            hit += seen[i] ? d->w[i] : 0;
-        }
-        if (rc == SQLITE_OK) {
-            int mass = argc > 0 && sqlite3_value_int(argv[0]) == 1;
-            sqlite3_result_double(ctx, mass ? hit : all > 0 ? hit / all : 0);
-            return;
-        }
-    }
-    sqlite3_result_error_code(ctx, rc);
+        sqlite3_result_error_code(ctx, rc);
 }
 
 static fts5_api *fts5_of(sqlite3 *db)
@@ -419,7 +434,9 @@ int kb_tok_register(sqlite3 *db)
         return KEFU_EIO;
     if (api->xCreateTokenizer(api, KB_TOKENIZER, NULL, &tok, NULL) != SQLITE_OK)
         return KEFU_EIO;
-    if (api->xCreateFunction(api, KB_COVER_FN, NULL, cover_fn, NULL) != SQLITE_OK)
+    if (api->xCreateFunction(api, KB_RANK_FN, NULL, rank_fn, NULL) != SQLITE_OK)
+        return KEFU_EIO;
+    if (api->xCreateFunction(api, KB_TOKENS_FN, NULL, tokens_fn, NULL) != SQLITE_OK)
         return KEFU_EIO;
     return 0;
 }
@@ -489,6 +506,7 @@ int kb_query_match(struct kb_query *q, const unsigned char *keep)
         if (keep && !keep[t])
             continue;
         const char *tok = q->text.s + q->off[t];
+        q->in[used] = (unsigned char)t;
         if (used++)
             rc = kb_buf_add(&q->match, " OR ", 4);
         if (rc == 0)
@@ -498,6 +516,7 @@ int kb_query_match(struct kb_query *q, const unsigned char *keep)
         if (rc == 0)
             rc = kb_buf_add(&q->match, "\"", 1);
     }
+    q->n_in = used;
     return rc;
 }
 

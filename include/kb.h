@@ -1,6 +1,7 @@
 /* kb.h — the knowledge base: articles from corpus/ and the rules' example
  * lines, indexed in SQLite FTS5 with kefu's own tokenizer (the text
- * module's words, stems and CJK bigrams), searched with BM25.
+ * module's words, stems and CJK bigrams), searched with BM25 (IDF from the
+ * term counts kept at import).
  * Customer text never reaches MATCH syntax: queries are built from tokens.
  * A struct kb (or kb_examples) is one SQLite connection: use one per
  * thread; several may open the same file. */
@@ -19,7 +20,7 @@ struct kb_examples; /* opaque: the example lines of one rule set, in memory */
 /* One article found; strings are borrowed from the kb until its next call. */
 struct kb_hit {
     const char *id, *locale, *title;
-    const char *snippet; /* a few words around the matched terms, plain text */
+    const char *snippet; /* "" after kb_search(); kb_snippets() cuts a few words around the terms */
     double score;        /* BM25 relevance, higher is better (>= 0) */
 };
 
@@ -60,9 +61,16 @@ int kb_import(struct kb *kb, const char *dir, struct rules_diag *diag, kb_progre
  * "zh", "zh-hant"; NULL: any). Fills out. Returns 0, KEFU_EUTF8, KEFU_ENOMEM
  * or KEFU_EIO (kb_error() says why). */
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out);
+/* Cuts the snippets (plain text, one line, about 20 words or 32 Chinese
+ * characters around the matched terms) of the first n hits of r, which must
+ * be what kb's last call, a kb_search(), filled; only for the hits a caller
+ * shows: each costs a pass over the article's body. Strings are borrowed
+ * from kb until its next call. Returns 0, KEFU_ENOMEM or KEFU_EIO. */
+int kb_snippets(struct kb *kb, struct kb_result *r, size_t n);
 
 /* The FTS5 MATCH expression the last kb_search() ran ("" if none): its
- * terms, each double-quoted, joined with OR; borrowed from kb. */
+ * terms, each double-quoted, joined with OR (AND for the rarest terms of a
+ * question made only of common words); borrowed from kb. */
 const char *kb_last_query(const struct kb *kb);
 
 /* Looks up article id in locale (falling back to its language, then any);

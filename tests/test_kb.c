@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,10 +434,13 @@ static void test_search_cases(void **state)
         assert_int_equal(kb_search(f->kb, c->text, strlen(c->text), c->locale, &r), 0);
         if (r.n == 0)
             fail_msg("case %s '%s': no hit, want %s", c->id, c->text, c->want);
+        for (size_t h = 0; h < r.n; h++) /* a search cuts no snippet */
+            assert_string_equal(r.hit[h].snippet, "");
         if (strcmp(r.hit[0].id, c->want) != 0 ||
             (c->want_locale && strcmp(r.hit[0].locale, c->want_locale) != 0))
             fail_msg("case %s '%s': want %s (%s), got %s (%s)", c->id, c->text, c->want,
                      c->want_locale ? c->want_locale : "any", r.hit[0].id, r.hit[0].locale);
+        assert_int_equal(kb_snippets(f->kb, &r, r.n), 0);
         for (size_t h = 0; h < r.n; h++)
             check_snippet(f->kb, &r.hit[h], c->text);
         for (size_t h = 1; h < r.n; h++) {
@@ -448,6 +452,126 @@ static void test_search_cases(void **state)
     }
 }
 
+/* The score of every hit is FTS5's own bm25() for the MATCH that ran (same
+ * weights), though kefu_rank() takes its IDFs from kb_terms. */
+static void check_bm25(struct kb *kb, const struct kb_result *r, const char *what)
+{
+    sqlite3_stmt *doc, *bm;
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "SELECT doc FROM articles WHERE id = ?1 AND locale = ?2",
+                                        -1, &doc, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb),
+                                        "SELECT -bm25(articles_fts, 4.0, 2.0, 3.0, 1.0) FROM articles_fts "
+                                        "WHERE articles_fts MATCH ?1 AND rowid = ?2",
+                                        -1, &bm, NULL),
+                     SQLITE_OK);
+    for (size_t h = 0; h < r->n; h++) {
+        sqlite3_bind_text(doc, 1, r->hit[h].id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(doc, 2, r->hit[h].locale, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(doc), SQLITE_ROW);
+        sqlite3_bind_text(bm, 1, kb_last_query(kb), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(bm, 2, sqlite3_column_int64(doc, 0));
+        assert_int_equal(sqlite3_step(bm), SQLITE_ROW);
+        double want = sqlite3_column_double(bm, 0);
+        if (fabs(want - r->hit[h].score) > 1e-9 * (1 + fabs(want)))
+            fail_msg("'%s' hit %zu (%s): score %.12f, bm25() %.12f", what, h, r->hit[h].id, r->hit[h].score,
+                     want);
+        sqlite3_reset(doc);
+        sqlite3_reset(bm);
+    }
+    sqlite3_finalize(doc);
+    sqlite3_finalize(bm);
+}
+
+static void test_rank_is_bm25(void **state)
+{
+    struct kb_fixture *f = *state;
+    for (size_t k = 0; k < sizeof search_cases / sizeof search_cases[0]; k++) {
+        struct kb_result r; /* no locale: every article's score counts fully */
+        assert_int_equal(kb_search(f->kb, search_cases[k].text, strlen(search_cases[k].text), NULL, &r), 0);
+        assert_true(r.n > 0);
+        check_bm25(f->kb, &r, search_cases[k].text);
+    }
+}
+
+/* The exact best scores of MATCH m, best first, by FTS5's own bm25(). */
+static size_t exact_scores(struct kb *kb, const char *m, double *s, size_t cap)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(kb_db(kb),
+                           "SELECT -bm25(articles_fts, 4.0, 2.0, 3.0, 1.0) AS s FROM articles_fts "
+                           "WHERE articles_fts MATCH ?1 ORDER BY s DESC LIMIT ?2",
+                           -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, m, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 2, (int)cap);
+    size_t n = 0;
+    while (n < cap && sqlite3_step(st) == SQLITE_ROW)
+        s[n++] = sqlite3_column_double(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* A corpus where every word of the questions is in more than KB_ROW_BUDGET
+ * articles: "alpha" and "beta" in 1,050 of 2,100 each, 550 together, with
+ * counts varying by article. A search must not rank their whole posting
+ * lists; it ranks their champion lists (kb_champs), which is exact for one
+ * term and, here, finds the best-scoring article for both together. */
+static void test_common_terms(void **state)
+{
+    char *dir = temp_dir();
+    char path[512], text[512];
+    for (int k = 0; k < 2100; k++) {
+        int o = snprintf(text, sizeof text, "id: a%04d\nlocale: en\ntitle: Note %d\n\nSee", k, k);
+        for (int r = 0; k < 1050 && r <= k % 7; r++)
+            o += snprintf(text + o, sizeof text - (size_t)o, " alpha");
+        for (int r = 0; k >= 500 && k < 1550 && r <= k % 11; r++)
+            o += snprintf(text + o, sizeof text - (size_t)o, " beta");
+        snprintf(text + o, sizeof text - (size_t)o, " and more%d.\n", k % 13);
+        snprintf(path, sizeof path, "%s/a%04d.md", dir, k);
+        write_file(path, text);
+    }
+    struct kb *kb;
+    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
+    struct rules_diag d;
+    rules_diag_init(&d);
+    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, NULL), 0);
+    assert_int_equal(d.n, 0);
+    sqlite3_stmt *st;
+    assert_int_equal(
+        sqlite3_prepare_v2(kb_db(kb), "SELECT count(*) FROM kb_champs WHERE term = ?1", -1, &st, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(st, 1, "beta", -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), KB_CHAMPIONS); /* a common term has its champions */
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, "more1", -1, SQLITE_STATIC); /* in 162 articles: not common */
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    static const char *const questions[] = {"alpha", "alpha beta", "beta, and alpha?"};
+    for (size_t q = 0; q < sizeof questions / sizeof questions[0]; q++) {
+        struct kb_result r;
+        assert_int_equal(kb_search(kb, questions[q], strlen(questions[q]), "en", &r), 0);
+        assert_int_equal(r.n, KB_MAX_HITS);
+        check_bm25(kb, &r, questions[q]); /* every hit matches the MATCH, with bm25()'s score */
+        double best[KB_MAX_HITS];
+        size_t n = exact_scores(kb, kb_last_query(kb), best, KB_MAX_HITS);
+        assert_int_equal(n, KB_MAX_HITS);
+        if (fabs(r.hit[0].score - best[0]) > 1e-9)
+            fail_msg("'%s' (%s): first hit %.9f, best %.9f", questions[q], kb_last_query(kb), r.hit[0].score,
+                     best[0]);
+        for (size_t h = 0; q == 0 && h < r.n; h++) /* one term: the champions are its best rows */
+            assert_true(fabs(r.hit[h].score - best[h]) <= 1e-9);
+        assert_true(r.confidence >= 0 && r.confidence <= 1);
+    }
+    assert_non_null(strstr(kb_last_query(kb), " AND "));
+    kb_close(kb);
+    rules_diag_release(&d);
+    rm_tree(dir);
+}
+
 static void test_search_confidence(void **state)
 {
     struct kb_fixture *f = *state;
@@ -457,6 +581,9 @@ static void test_search_confidence(void **state)
     assert_int_equal(kb_search(f->kb, q1, strlen(q1), "en", &in), 0);
     assert_string_equal(in.hit[0].id, "refund-policy");
     /* the snippet is plain text around the match */
+    assert_int_equal(kb_snippets(f->kb, &in, 1), 0);
+    assert_true(in.n > 1);
+    assert_string_equal(in.hit[1].snippet, ""); /* only the hits asked for */
     assert_non_null(strstr(in.hit[0].snippet, "refund"));
     assert_null(strstr(in.hit[0].snippet, "**"));
     assert_null(strchr(in.hit[0].snippet, '\n'));
@@ -558,6 +685,7 @@ static void test_snippet_offsets(void **state)
     struct kb_result r;
     assert_int_equal(kb_search(kb, "退货运费", 12, "zh", &r), 0);
     assert_int_equal(r.n, 1);
+    assert_int_equal(kb_snippets(kb, &r, 8), 0);                     /* n beyond the hits is fine */
     assert_non_null(strstr(r.hit[0].snippet, "退貨運費由我們負擔")); /* the source, not the folded form */
     /* highlight() marks exactly the matched source characters */
     struct kb_tok_buf b;
@@ -692,7 +820,17 @@ static void test_import_incremental(void **state)
     sqlite3_stmt *v;
     assert_int_equal(sqlite3_prepare_v2(kb_db(kb), "PRAGMA user_version", -1, &v, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(v), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(v, 0), 3);
+    assert_int_equal(sqlite3_column_int(v, 0), 4);
+    sqlite3_finalize(v);
+    /* the upgrade filled what kefu_rank() reads: the token total and the row lengths */
+    assert_int_equal(sqlite3_prepare_v2(kb_db(kb),
+                                        "SELECT (SELECT df FROM kb_terms WHERE term = ' tokens') > 0, "
+                                        "(SELECT length(len) FROM kb_lengths) > 0",
+                                        -1, &v, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(v), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(v, 0), 1);
+    assert_int_equal(sqlite3_column_int(v, 1), 1);
     sqlite3_finalize(v);
     assert_int_equal(kb_search(kb, "bank transfer", 13, "en", &r), 0);
     assert_string_equal(r.hit[0].id, "refund-policy");
@@ -1085,6 +1223,8 @@ int main(void)
         cmocka_unit_test(test_tok_positions),
         cmocka_unit_test(test_query_build),
         cmocka_unit_test_setup_teardown(test_search_cases, kb_setup, kb_teardown),
+        cmocka_unit_test_setup_teardown(test_rank_is_bm25, kb_setup, kb_teardown),
+        cmocka_unit_test(test_common_terms),
         cmocka_unit_test_setup_teardown(test_search_confidence, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_search_hostile, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_get_and_stats, kb_setup, kb_teardown),

@@ -86,6 +86,7 @@ static void search(const char *s, size_t n, int valid, const char *locale)
         return;
     check_match(kb_last_query(kb));
     MUST(res.n <= KB_MAX_HITS);
+    MUST(kb_snippets(kb, &res, res.n) == 0);
     MUST(res.confidence >= 0 && res.confidence <= 1);
     for (size_t k = 0; k < res.n; k++) {
         MUST(res.hit[k].id && res.hit[k].title && res.hit[k].snippet);
