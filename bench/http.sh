@@ -11,12 +11,12 @@
 # pass. Writes bench/out/PART.json and PART.md and draws docs/perf-PART*.png.
 # Bounded: every load run lasts SECS seconds (creating conversations at most
 # 20 s), servers listen on 127.0.0.1 only and are stopped by pid on exit.
-# Environment: BUILD (build), SECS (3), RUNS (3), CONNS (128).
+# Environment: BUILD (build), SECS (4), RUNS (3), CONNS (128).
 set -eu
 cd "$(dirname "$0")/.."
 part="${1:-http}"
 BUILD=${BUILD:-build}
-SECS=${SECS:-3}
+SECS=${SECS:-4}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-128}
 OUT=bench/out
@@ -99,13 +99,21 @@ start_ceiling() {
     url="http://127.0.0.1:$port"
 }
 
-# make_convs N FILE: N conversations (or as many as 20 s give) as "id token" lines
+# make_convs N FILE: N conversations (or as many as ten 2 s wrk runs give) as "id token" lines.
+# wrk runs for its whole -d even when create.lua's threads stop early, so the runs are short
+# and repeated until N are made.
 make_convs() {
-    rm -f "$2".*
-    per=$((($1 + 1) / 2))
-    # shellcheck disable=SC2086
-    $cpin wrk -t2 -c16 -d20s -s bench/create.lua "$url" -- "$2" "$per" >/dev/null
-    cat "$2".* >"$2"
+    rm -f "$2" "$2".part.*
+    : >"$2"
+    tries=0
+    while [ "$(wc -l <"$2")" -lt "$1" ] && [ $tries -lt 10 ]; do
+        per=$((($1 - $(wc -l <"$2") + 1) / 2))
+        # shellcheck disable=SC2086
+        $cpin wrk -t2 -c16 -d2s -s bench/create.lua "$url" -- "$2.part" "$per" >/dev/null
+        cat "$2".part.* >>"$2" 2>/dev/null || true
+        rm -f "$2".part.*
+        tries=$((tries + 1))
+    done
     [ -s "$2" ] || { echo "bench: no conversations were created" >&2; exit 1; }
 }
 
@@ -119,6 +127,9 @@ load() {
     r=$(sed -n 's/^RESULT //p' "$tmp/wrk.txt")
     [ -n "$r" ] || { cat "$tmp/wrk.txt" >&2; exit 1; }
     echo "$r" >>"$tmp/$1"
+    if [ "$(echo "$r" | jq -r '.exhausted // 0')" != 0 ]; then
+        echo "  $1: the run used up its conversations: its rate is a lower bound" >&2
+    fi
     echo "  $1: $(echo "$r" | jq -r '"\(.rps | floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.non2xx), wrong \(.wrong_source)"')" >&2
 }
 
@@ -157,7 +168,9 @@ finish() {
 
 # ---------------------------------------------------------------- part 3 ----
 run_http() {
-    H=${HANDOFFS:-4000} # fresh conversations per handoff run: the run ends early when they are used up
+    # fresh conversations per handoff run, enough for SECS at the rates seen; a run that uses
+    # them up is reported as exhausted (wrk divides by the whole -d: a lower bound then)
+    H=${HANDOFFS:-$((SECS * 3000))}
     seq 1 1024 | awk '{ print "c" $1, "t" $1 }' >"$tmp/cconvs" # the ceiling reads no id or token
     for run in $(seq 1 "$RUNS"); do
         for mode in pinned unpinned; do
@@ -204,8 +217,9 @@ target_json() {
         --argjson sock "$(jq -s 'map(.socket_errors) | add' "$tmp/$1")" \
         --argjson wrong "$(jq -s 'map(.wrong_source) | add' "$tmp/$1")" \
         --argjson runs "$(jq -s 'map(.rps | floor)' "$tmp/$1")" \
+        --argjson exhausted "$(jq -s 'map(.exhausted // 0) | add' "$tmp/$1")" \
         '{rps: $rps, p50_ms: $p50, p99_ms: $p99, p999_ms: $p999, non2xx: $non2xx, socket_errors: $sock,
-          wrong_source: $wrong, rps_runs: $runs}'
+          wrong_source: $wrong, rps_runs: $runs, exhausted_threads: $exhausted}'
 }
 
 write_http() {

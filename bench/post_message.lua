@@ -30,6 +30,7 @@ function init(args)
   n = once and (tid - step) or math.random(#convs)
   wrong = 0
   answers = 0
+  exhausted = 0
 end
 
 function request()
@@ -42,19 +43,25 @@ end
 
 function response(status, headers, resp)
   answers = answers + 1
-  if once and n + step > #convs then wrk.thread:stop() end -- this thread's share is used up
+  if once and n + step > #convs then -- this thread's share is used up
+    exhausted = 1
+    wrk.thread:stop()
+  end
   if want and status == 200 and not resp:find(want, 1, true) then wrong = wrong + 1 end
 end
 
 function done(summary, latency, requests)
-  local w = 0
-  for _, t in ipairs(threads) do w = w + (t:get("wrong") or 0) end
+  local w, x = 0, 0
+  for _, t in ipairs(threads) do
+    w = w + (t:get("wrong") or 0)
+    x = x + (t:get("exhausted") or 0)
+  end
   local secs = summary.duration / 1e6
   io.write(string.format(
     'RESULT {"requests":%d,"seconds":%.3f,"rps":%.1f,"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,' ..
-    '"p999_ms":%.3f,"max_ms":%.3f,"non2xx":%d,"socket_errors":%d,"wrong_source":%d}\n',
+    '"p999_ms":%.3f,"max_ms":%.3f,"non2xx":%d,"socket_errors":%d,"wrong_source":%d,"exhausted":%d}\n',
     summary.requests, secs, summary.requests / secs, latency:percentile(50) / 1e3,
     latency:percentile(90) / 1e3, latency:percentile(99) / 1e3, latency:percentile(99.9) / 1e3,
     latency.max / 1e3, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, w))
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, w, x))
 end
