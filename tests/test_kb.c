@@ -41,6 +41,19 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
+/* A kb in memory holding dir's articles, every file imported without a finding. */
+static struct kb *import_clean(const char *dir)
+{
+    struct kb *kb;
+    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
+    struct rules_diag d;
+    rules_diag_init(&d);
+    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, NULL), 0);
+    assert_int_equal(d.n, 0);
+    rules_diag_release(&d);
+    return kb;
+}
+
 static void run(const char *cmd)
 {
     if (system(cmd) != 0)
@@ -532,12 +545,7 @@ static void test_common_terms(void **state)
         snprintf(path, sizeof path, "%s/a%04d.md", dir, k);
         write_file(path, text);
     }
-    struct kb *kb;
-    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
-    struct rules_diag d;
-    rules_diag_init(&d);
-    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, NULL), 0);
-    assert_int_equal(d.n, 0);
+    struct kb *kb = import_clean(dir);
     sqlite3_stmt *st;
     assert_int_equal(
         sqlite3_prepare_v2(kb_db(kb), "SELECT count(*) FROM kb_champs WHERE term = ?1", -1, &st, NULL),
@@ -568,7 +576,6 @@ static void test_common_terms(void **state)
     }
     assert_non_null(strstr(kb_last_query(kb), " AND "));
     kb_close(kb);
-    rules_diag_release(&d);
     rm_tree(dir);
 }
 
@@ -676,12 +683,7 @@ static void test_snippet_offsets(void **state)
         write_file(path, k ? "id: u1\nlocale: en\ntitle: Unrelated\n\nNothing in common.\n"
                            : "id: u0\nlocale: en\ntitle: Other\n\nNothing either.\n");
     }
-    struct kb *kb;
-    assert_int_equal(kb_open(":memory:", 0, &kb), 0);
-    struct rules_diag d;
-    rules_diag_init(&d);
-    assert_int_equal(kb_import(kb, dir, &d, NULL, NULL, NULL), 0);
-    assert_int_equal(d.n, 0);
+    struct kb *kb = import_clean(dir);
     struct kb_result r;
     assert_int_equal(kb_search(kb, "退货运费", 12, "zh", &r), 0);
     assert_int_equal(r.n, 1);
@@ -721,7 +723,6 @@ static void test_snippet_offsets(void **state)
     sqlite3_finalize(st);
     kb_query_release(&q);
     kb_tok_buf_release(&b);
-    rules_diag_release(&d);
     kb_close(kb);
     rm_tree(dir);
 }
