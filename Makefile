@@ -208,7 +208,7 @@ install: kefu
 	cp -r rules/. $(DESTDIR)$(PREFIX)/share/kefu/rules/
 
 format:
-	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c bench/*.c
+	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c
 
 clean:
 	rm -rf build build-asan kefu

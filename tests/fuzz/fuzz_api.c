@@ -36,17 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifndef KEFU_SRC_DIR
-#define KEFU_SRC_DIR "."
-#endif
-
-#define MUST(cond)                                                                                           \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "fuzz_api: broken promise: %s (line %d)\n", #cond, __LINE__);                    \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 #define ORIGIN      "https://shop.example"
 #define AGENT_TOKEN "tok-alice-0123456789"

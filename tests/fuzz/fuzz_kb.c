@@ -20,17 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef KEFU_SRC_DIR
-#define KEFU_SRC_DIR "."
-#endif
-
-#define MUST(cond)                                                                                           \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "fuzz_kb: broken promise: %s (line %d)\n", #cond, __LINE__);                     \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static struct kb *kb;
 static struct rules *rs;

@@ -17,13 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MUST(cond)                                                                                           \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "fuzz_rules: broken promise: %s (line %d)\n", #cond, __LINE__);                  \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static struct router_scratch *scratch;
 static FILE *devnull;

@@ -14,13 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MUST(cond)                                                                                           \
-    do {                                                                                                     \
-        if (!(cond)) {                                                                                       \
-            fprintf(stderr, "fuzz_text: broken promise: %s (line %d)\n", #cond, __LINE__);                   \
-            abort();                                                                                         \
-        }                                                                                                    \
-    } while (0)
+#include "fuzz.h"
 
 static void check_tokens(const struct text_buf *t, unsigned flags, struct text_toks *toks)
 {
