@@ -158,17 +158,24 @@ void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx)
     d->notify_ctx = ctx;
 }
 
+/* Refuses conversation id for the store's rc (an id too long to exist: KEFU_ENOENT). */
+static int conv_refusal(const char *id, int rc)
+{
+    if (rc == KEFU_ENOENT)
+        return dialog_fail(rc, "no conversation '%s'", id ? id : "");
+    return dialog_fail(rc, "cannot read conversation '%s'", id);
+}
+
+static int conv_id_ok(const char *id)
+{
+    return id && *id && strlen(id) < sizeof((struct store_conv *)0)->id;
+}
+
 int dialog_load(struct dialog *d, const char *id, struct store_conv *c)
 {
     memset(c, 0, sizeof *c);
-    if (!id || !*id || strlen(id) >= sizeof c->id)
-        return dialog_fail(KEFU_ENOENT, "no conversation '%s'", id ? id : "");
-    int rc = store_get_conv(d->st, id, c);
-    if (rc == KEFU_ENOENT)
-        return dialog_fail(rc, "no conversation '%s'", id);
-    if (rc < 0)
-        return dialog_fail(rc, "cannot read conversation '%s'", id);
-    return 0;
+    int rc = conv_id_ok(id) ? store_get_conv(d->st, id, c) : KEFU_ENOENT;
+    return rc < 0 ? conv_refusal(id, rc) : 0;
 }
 
 int dialog_redact(struct dialog *d, const char **text, char **owned)
@@ -656,12 +663,11 @@ static int same_secret(const char *a, size_t an, const char *b, size_t bn)
 
 int dialog_customer_auth(struct dialog *d, const char *conv, const char *token)
 {
-    struct store_conv c;
-    int rc = dialog_load(d, conv, &c);
-    if (rc < 0)
-        return rc;
-    store_conv_release(&c);
-    if (!token || !same_secret(token, strlen(token), c.token, strlen(c.token)))
+    char want[sizeof((struct store_conv *)0)->token];
+    int rc = conv_id_ok(conv) ? store_get_token(d->st, conv, want, sizeof want) : KEFU_ENOENT;
+    if (rc < 0) /* only the token: the conversation's memory is not copied */
+        return conv_refusal(conv, rc);
+    if (!token || !same_secret(token, strlen(token), want, strlen(want)))
         return dialog_fail(KEFU_EPERM, "wrong token for conversation '%s'", conv);
     return 0;
 }

@@ -995,6 +995,18 @@ int store_get_conv(struct store *st, const char *id, struct store_conv *out)
     return rc;
 }
 
+int store_get_token(struct store *st, const char *id, char *token, size_t cap)
+{
+    if (st->cache && store_cache_get_token(st->cache, id, token, cap) == 0)
+        return 0;
+    struct store_conv c;
+    int rc = store_get_conv(st, id, &c); /* a miss reads the row once and keeps it */
+    if (rc == 0)
+        snprintf(token, cap, "%s", c.token);
+    store_conv_release(&c);
+    return rc;
+}
+
 int store_get_packet(struct store *st, const char *id, char **out)
 {
     *out = NULL;

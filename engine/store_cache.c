@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,6 +104,19 @@ int store_cache_get_conv(struct store_cache *sc, const char *id, struct store_co
             memcpy(out->memory, s->c.memory, n + 1);
     }
     *gen = s->gen;
+    pthread_mutex_unlock(m);
+    atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
+    return hit ? 0 : KEFU_ENOENT;
+}
+
+int store_cache_get_token(struct store_cache *sc, const char *id, char *token, size_t cap)
+{
+    size_t k = hash(id) & sc->conv_mask;
+    struct conv_slot *s = &sc->convs[k];
+    pthread_mutex_t *m = lock_of(sc, k);
+    int hit = s->used && strcmp(s->c.id, id) == 0;
+    if (hit)
+        snprintf(token, cap, "%s", s->c.token);
     pthread_mutex_unlock(m);
     atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
     return hit ? 0 : KEFU_ENOENT;

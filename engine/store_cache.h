@@ -27,6 +27,8 @@ void store_cache_free(struct store_cache *sc);
 /* Copies conversation id into *out (its memory is new: store_conv_release())
  * and returns 0; on a miss returns KEFU_ENOENT and sets *gen for store_cache_fill_conv(). */
 int store_cache_get_conv(struct store_cache *sc, const char *id, struct store_conv *out, unsigned long *gen);
+/* Copies only conversation id's token into token[cap]: 0, or KEFU_ENOENT on a miss. */
+int store_cache_get_token(struct store_cache *sc, const char *id, char *token, size_t cap);
 /* Keeps a copy of c, read from the database after store_cache_get_conv() missed with gen. */
 void store_cache_fill_conv(struct store_cache *sc, const struct store_conv *c, unsigned long gen);
 /* Writer: conversation row c was committed as store_put_conv() writes it

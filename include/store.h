@@ -154,6 +154,9 @@ void store_submit(struct store *st, struct store_batch *b, store_done_fn done, v
 
 /* Loads conversation id into *out (release it). Returns 0, KEFU_ENOENT or KEFU_EIO. */
 int store_get_conv(struct store *st, const char *id, struct store_conv *out);
+/* Copies conversation id's token into token[cap] (what checking a customer's
+ * token needs, without the memory). Returns 0, KEFU_ENOENT or KEFU_EIO. */
+int store_get_token(struct store *st, const char *id, char *token, size_t cap);
 /* Returns conv's handoff packet as a new string (free()) in *out, NULL if none. */
 int store_get_packet(struct store *st, const char *id, char **out);
 /* Loads customer id. Returns 0, KEFU_ENOENT or KEFU_EIO. */

@@ -643,6 +643,13 @@ static void test_cache(void **state)
     assert_int_equal(s1.cache_hits - s0.cache_hits, 1);
     assert_string_equal(got.memory, c.memory);
     store_conv_release(&got);
+    /* the token alone, from the copy, and for an id that does not exist */
+    char tok[40];
+    assert_int_equal(store_get_token(st, "k1", tok, sizeof tok), 0);
+    assert_string_equal(tok, "tok-k1");
+    store_stats(st, &s0);
+    assert_int_equal(s0.cache_hits - s1.cache_hits, 1);
+    assert_int_equal(store_get_token(st, "nobody", tok, sizeof tok), KEFU_ENOENT);
 
     /* an update is seen at once, memory and all */
     c.state = STORE_QUEUED;
