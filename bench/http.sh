@@ -10,20 +10,18 @@
 # Every figure is the median of RUNS runs; ratios are taken within the same
 # pass. Writes bench/out/PART.json and PART.md and draws docs/perf-PART*.png.
 # Bounded: every load run lasts SECS seconds (creating conversations at most
-# 20 s), servers listen on 127.0.0.1 only and are stopped by pid on exit.
+# ten 2 s runs), servers listen on 127.0.0.1 only and are stopped by pid on exit.
 # Environment: BUILD (build), SECS (4), RUNS (3), CONNS (128).
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 part="${1:-http}"
-BUILD=${BUILD:-build}
 SECS=${SECS:-4}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-128}
-OUT=bench/out
 RULE_TEXT="how long does delivery take"
 ARTICLE_TEXT="加急快递收费吗"
 HANDOFF_TEXT="转人工"
-mkdir -p "$OUT" docs
 
 # wrk and gnuplot come from Debian; install them when missing
 need() {
@@ -52,13 +50,6 @@ stop_server() {
     fi
 }
 trap 'stop_server; rm -rf "$tmp"' EXIT INT TERM
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END { if (!NR) { print 0; exit }
-        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-ratio() { awk -v a="$1" -v b="$2" -v d="${3:-3}" 'BEGIN { if (b + 0 == 0) print 0; else printf "%.*f\n", d, a / b }'; }
-fmt() { awk -v n="$1" 'BEGIN { s = sprintf("%.0f", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'; }
 
 # server_pin / client_pin: the taskset prefixes of the current mode
 set_mode() {

@@ -26,13 +26,7 @@ for lang in en zh; do
     for n in $SIZES; do
         q=${1:-500}
         [ $# -gt 1 ] && shift
-        corpus=$BUILD/bench/corpus/$lang-$n
-        if [ ! -f "$corpus/.complete" ]; then
-            rm -rf "$corpus"
-            mkdir -p "$corpus"
-            "$BUILD/bench/gen_corpus" articles "$lang" "$n" "$corpus"
-            touch "$corpus/.complete"
-        fi
+        corpus=$(gen_corpus "$lang" "$n")
         "$BUILD/bench/gen_corpus" queries "$lang" "$n" "$q" > "$tmp/q"
         keep=""
         [ "$lang" = en ] && [ "$n" = 100000 ] && keep=$corpus.db # bench/memory.sh serves it

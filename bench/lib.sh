@@ -22,6 +22,20 @@ fmt() {
         print (neg ? "-" : "") n s }'
 }
 
+# gen_corpus LANG N: the generated corpus of N articles in BUILD/bench/corpus/LANG-N,
+# made once (a ".complete" file marks a whole one); prints its directory. A corpus
+# made anew drops the database a part kept of the old one (DIR.db).
+gen_corpus() {
+    d=$BUILD/bench/corpus/$1-$2
+    if [ ! -f "$d/.complete" ]; then
+        rm -rf "$d" "$d.db"
+        mkdir -p "$d"
+        "$BUILD/bench/gen_corpus" articles "$1" "$2" "$d" >&2 || return 1
+        touch "$d/.complete"
+    fi
+    echo "$d"
+}
+
 # ratio A B [DIGITS]: A / B with DIGITS decimals (default 1)
 ratio() {
     awk -v a="$1" -v b="$2" -v d="${3:-1}" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.*f\n", d, a / b }'

@@ -38,13 +38,7 @@ bench/workload-to-rules "$WORKLOAD/N10000" "$wl"
 awk -F'\t' '!/^#/ && $2 == "hit" { print $6 }' "$WORKLOAD/N10000/messages.tsv" > "$tmp/texts"
 # the kb part's English corpus and, when it left one, its imported database
 # (serve then finds every article unchanged instead of importing 100,000 files)
-corpus=$BUILD/bench/corpus/en-$ARTICLES
-if [ ! -f "$corpus/.complete" ]; then
-    rm -rf "$corpus" "$corpus.db"
-    mkdir -p "$corpus"
-    "$BUILD/bench/gen_corpus" articles en "$ARTICLES" "$corpus"
-    touch "$corpus/.complete"
-fi
+corpus=$(gen_corpus en "$ARTICLES")
 reused=false
 [ -f "$corpus.db" ] && reused=true
 
