@@ -35,11 +35,6 @@ rel=$(for s in crash iofail privacy; do BUILD="${BUILD:-build}" sh "tests/$s.sh"
 printf '%s\n' "$rel"
 passed=$((passed + $(printf '%s\n' "$rel" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$rel" | grep -c '^not ok ')))
-# kefu check --strict and the lazy JIT of regexes: "ok NAME" or "not ok NAME" lines
-jit=$(BUILD="${BUILD:-build}" sh tests/jit.sh 2>&1)
-printf '%s\n' "$jit"
-passed=$((passed + $(printf '%s\n' "$jit" | grep -c '^ok ')))
-failed=$((failed + $(printf '%s\n' "$jit" | grep -c '^not ok ')))
 # hostile input against a real kefu serve: "ok NAME" or "not ok NAME" lines
 ho=$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)
 printf '%s\n' "$ho"
