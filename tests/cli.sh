@@ -280,12 +280,13 @@ jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 
     ok eval-missing || no eval-missing "$(cat "$tmp/err")"
 
 # 26. ask: an example-only intent answers from its examples; --explain shows every stage
-out=$("$KEFU" ask --json --explain --rules "$tmp/learned.rules" "I think I lost my card" 2>"$tmp/err")
+# (a kb path that does not exist, whatever a data/ in the checkout holds)
+out=$("$KEFU" ask --json --explain --rules "$tmp/learned.rules" --db "$tmp/no-kb.db" "I think I lost my card" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 3
     and .explain.stages[1].candidates[0].why == "taken" and .explain.stages[2].note == "no knowledge base"' \
     >/dev/null 2>&1 && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q 'no knowledge base at' "$tmp/err" &&
     ok ask-examples || no ask-examples "$out $(cat "$tmp/err")"
-out=$("$KEFU" ask --explain --rules "$tmp/learned.rules" "I think I lost my card" 2>/dev/null)
+out=$("$KEFU" ask --explain --rules "$tmp/learned.rules" --db "$tmp/no-kb.db" "I think I lost my card" 2>/dev/null)
 echo "$out" | grep -q '^examples:' && echo "$out" | grep -q '^clarify: *not needed' && ok ask-explain-stages ||
     no ask-explain-stages "$out"
 
