@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto
+PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto libpq
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -18,8 +18,8 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
 ENGINE  += rules_jit
 # personal-data redaction (logs, stored transcripts)
 ENGINE  += redact dialog_erase cli_erase store_cache
-# the store's SQLite backend (store_int.h)
-ENGINE  += store_sqlite
+# the store's backends (store_int.h): SQLite, PostgreSQL
+ENGINE  += store_sqlite store_pg
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)

@@ -212,6 +212,7 @@ static const struct {
     {KEFU_EBUSY, 503, "unavailable"},      {KEFU_EIO, 503, "storage_error"},
     {KEFU_ENOMEM, 503, "out_of_memory"},   {KEFU_ESYNTAX, 409, "rules_invalid"},
     {KEFU_ENOSPC, 503, "storage_full"},
+    {KEFU_EUNAVAIL, 503, "store_unavailable"},
 };
 
 /* Turns a dialog failure into an error response with dialog_error()'s reason. */
@@ -227,7 +228,7 @@ static void fail_rc(struct api_response *r, int rc)
                 r->www_authenticate = 1;
             if (rc == KEFU_ENOSPC)
                 r->retry_after = 30; /* nothing was stored: the same request may be sent again */
-            if (rc == KEFU_EIO)      /* nothing was acknowledged: the same request may be sent again */
+            if (rc == KEFU_EIO || rc == KEFU_EUNAVAIL) /* nothing was acknowledged: send it again */
                 r->retry_after = 1;
             return;
         }

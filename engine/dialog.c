@@ -492,8 +492,8 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
     char path[4096];
     snprintf(path, sizeof path, "%s/kefu.db", d->data_dir);
     struct store_opts so = {.group_commit = cfg->group_commit};
-    if ((rc = store_open(path, &so, &d->st)) < 0)
-        return dialog_fail(rc, "cannot open the store '%s'", path);
+    if ((rc = store_open(cfg->store ? cfg->store : path, &so, &d->st)) < 0)
+        return dialog_fail(rc, "cannot open the store '%s'", cfg->store ? "(the --store URI)" : path);
     return rebuild_queue(d);
 }
 

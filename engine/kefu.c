@@ -28,6 +28,7 @@ const char *kefu_strerror(int code)
     case KEFU_ECONFLICT: return "conflicts with the current state";
     case KEFU_EBUSY: return "temporarily unavailable";
     case KEFU_ENOSPC: return "storage full";
+    case KEFU_EUNAVAIL: return "store unavailable";
     default: return "unknown error";
     }
 }

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "redact.h"
 #include "rules.h"
+#include "store.h"
 #include "webhook.h"
 
 #include <pthread.h>
@@ -37,13 +38,14 @@ static const char *usage_text =
     "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
     "                  [--idle-timeout S] [--request-timeout S]\n"
     "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n"
-    "                  [--log-redact KINDS] [--redact-store KINDS]\n\n"
+    "                  [--log-redact KINDS] [--redact-store KINDS] [--store postgresql://...]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
     "KEFU_ADMIN_TOKEN, KEFU_CORS_ORIGINS (comma-separated), KEFU_LOG_LEVEL,\n"
     "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook), KEFU_LOG_REDACT,\n"
-    "KEFU_REDACT_STORE. KINDS is all, off or a list of phone,email,card,id: what is\n"
+    "KEFU_REDACT_STORE, KEFU_STORE (as --store: conversations in PostgreSQL, not DIR/kefu.db).\n"
+    "KINDS is all, off or a list of phone,email,card,id: what is\n"
     "masked in log lines (default all) and in message text before it is stored (default off).\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
@@ -82,6 +84,7 @@ static int read_env(struct serve_opts *o)
     o->dc.agents = getenv("KEFU_AGENT_TOKENS");
     o->ac.admin_token = getenv("KEFU_ADMIN_TOKEN");
     o->wc.secret = getenv("KEFU_WEBHOOK_SECRET");
+    o->dc.store = getenv("KEFU_STORE");
     const char *lr = getenv("KEFU_LOG_REDACT"), *rs = getenv("KEFU_REDACT_STORE");
     if (lr && redact_flag(o, "KEFU_LOG_REDACT", lr, 1))
         return 2;
@@ -127,6 +130,11 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         o->hc.web_dir = v;
     else if (strcmp(f, "--hours") == 0)
         o->dc.hours = v;
+    else if (strcmp(f, "--store") == 0) {
+        if (!store_is_uri(v))
+            return bad("--store takes a postgresql:// URI, not '%s'", v);
+        o->dc.store = v;
+    }
     else if (strcmp(f, "--webhook") == 0)
         o->wc.url = v;
     else if (strcmp(f, "--cors-origin") == 0)

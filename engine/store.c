@@ -1,7 +1,8 @@
 /* store.c — what every backend of store.h shares: the batch builders, the
  * writer thread with its queue, acknowledgements, the row cache and the
  * migration driver. The database itself is behind a struct store_backend
- * (store_int.h), chosen once in store_open(): store_sqlite.c for a path.
+ * (store_int.h), chosen once in store_open(): store_sqlite.c for a path,
+ * store_pg.c for a postgresql:// URI.
  * One writer thread owns the backend's writing connection: callers queue
  * a batch, and the writer calls the batch's completion once the
  * transaction holding it has committed, so an acknowledged write is
@@ -56,11 +57,15 @@ void store_conv_release(struct store_conv *c)
     c->memory = NULL;
 }
 
-/* The backend for where: every place is an SQLite path for now. */
+int store_is_uri(const char *where)
+{
+    return strncmp(where, "postgresql://", 13) == 0 || strncmp(where, "postgres://", 11) == 0;
+}
+
+/* The backend for where: PostgreSQL for a URI, SQLite for a path. */
 static const struct store_backend *backend_for(const char *where)
 {
-    (void)where;
-    return &store_sqlite;
+    return store_is_uri(where) ? &store_postgres : &store_sqlite;
 }
 
 /* Applies be's migrations from the database's version up to target, under

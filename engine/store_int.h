@@ -63,6 +63,7 @@ struct store_backend {
     int (*day)(struct store_db *db, long long since, struct store_day *out);
 };
 
-extern const struct store_backend store_sqlite; /* store_sqlite.c */
+extern const struct store_backend store_sqlite;   /* store_sqlite.c */
+extern const struct store_backend store_postgres; /* store_pg.c */
 
 #endif

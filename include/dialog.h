@@ -29,6 +29,8 @@ struct dialog; /* opaque */
 
 struct dialog_config {
     const char *data_dir;        /* holds kefu.db (conversations) and kb.db (articles); created if missing */
+    const char *store;           /* the conversations' database: NULL for data_dir/kefu.db (SQLite), or a
+                                    postgresql:// URI shared by several nodes (docs/scaling.md) */
     const char *rules_dir;       /* rule files */
     const char *corpus_dir;      /* articles, imported into kb.db at open (incremental) */
     int miss_limit;              /* consecutive misses before a handoff (default 2; 0 = default) */

@@ -21,6 +21,7 @@ enum {
     KEFU_ECONFLICT = -11, /* the action does not fit the current state */
     KEFU_EBUSY = -12,     /* temporarily unavailable (overload, draining, no capacity) */
     KEFU_ENOSPC = -13,    /* the disk is full: nothing was written, retry later */
+    KEFU_EUNAVAIL = -14,  /* the database server cannot be reached: nothing was written, retry later */
 };
 
 /* Returns a static, lowercase description of code. */

@@ -1,5 +1,6 @@
 /* store.h — durable conversation state: customers, conversations,
- * messages, events and feedback in one SQLite file (WAL, synchronous=FULL).
+ * messages, events and feedback, in one SQLite file (WAL, synchronous=FULL;
+ * the default) or in a PostgreSQL database several nodes share.
  * One writer thread owns every write and commits batches in groups; a call
  * to store_write() returns only after the transaction holding its batch
  * has committed. Reads run on a small pool of reader connections. The
@@ -12,7 +13,7 @@
 
 struct store; /* opaque */
 
-#define STORE_SCHEMA_VERSION 3 /* PRAGMA user_version of a current file */
+#define STORE_SCHEMA_VERSION 3 /* PRAGMA user_version of a current file; kefu_schema's row on PostgreSQL */
 
 enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
 /* Returns "bot", "queued", "agent" or "resolved". */
@@ -64,17 +65,22 @@ struct store_opts {
 };
 #define STORE_CACHE_DEFAULT 8192
 
-/* Opens (creating and migrating) the database at path; opts may be NULL.
- * *out is new, close with store_close(). Returns 0, KEFU_EIO, KEFU_ERANGE
- * (a file newer than this program) or KEFU_ENOMEM. */
-int store_open(const char *path, const struct store_opts *opts, struct store **out);
+/* Returns 1 if where is a postgresql:// (or postgres://) URI, 0 for a path. */
+int store_is_uri(const char *where);
+/* Opens (creating and migrating) the database at where: an SQLite file
+ * path, or a libpq postgresql:// URI (the database must exist; the row
+ * cache is off there, as other nodes write the same rows). opts may be
+ * NULL. *out is new, close with store_close(). Returns 0, KEFU_EIO,
+ * KEFU_ERANGE (a database newer than this program), KEFU_EUNAVAIL (the
+ * server cannot be reached) or KEFU_ENOMEM. */
+int store_open(const char *where, const struct store_opts *opts, struct store **out);
 /* Commits what is queued, stops the writer and closes. NULL is fine. */
 void store_close(struct store *st);
 /* Returns the file's schema version (STORE_SCHEMA_VERSION after open). */
 int store_version(struct store *st);
-/* Creates path with the schema of an older version (1..STORE_SCHEMA_VERSION),
- * to test migrations. Returns 0 or KEFU_EIO. */
-int store_create_version(const char *path, int version);
+/* Creates the database at where (a path or a URI) with the schema of an
+ * older version (1..STORE_SCHEMA_VERSION), to test migrations. Returns 0 or KEFU_E…. */
+int store_create_version(const char *where, int version);
 
 /* ---- writing: fill a batch, then store_write() it ---- */
 
@@ -138,6 +144,7 @@ int store_erase_customer(struct store_batch *b, const char *customer, struct sto
 /* Hands b to the writer thread and waits until its transaction committed.
  * Returns 0, KEFU_ECONFLICT (duplicate client_id: nothing of b was
  * written), KEFU_ENOSPC (the disk is full: nothing of b was written),
+ * KEFU_EUNAVAIL (the database server is down: b is not acknowledged),
  * KEFU_EIO, KEFU_ERANGE (b is full) or, for a checkpointing batch whose
  * commit held but whose WAL stayed in use by readers, KEFU_EBUSY. */
 int store_write(struct store *st, struct store_batch *b);

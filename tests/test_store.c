@@ -2,7 +2,12 @@
  * temporary directory: records round-trip, a duplicate client_id undoes
  * its whole batch, migrations from every older schema keep the rows,
  * acknowledged writes survive a reopen and a SIGKILL, and concurrent
- * writers share commits; an erase leaves no byte of the customer behind. */
+ * writers share commits; an erase leaves no byte of the customer behind.
+ * With KEFU_TEST_PG (a postgresql:// URI of a server, without a database;
+ * tests/pg.sh starts a throwaway one) the backend-neutral cases run again
+ * on PostgreSQL, each in a new database, with the PostgreSQL-only ones:
+ * migrations, several nodes migrating at once under the advisory lock, two
+ * nodes seeing each other's writes, and a server that is not there. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,6 +26,8 @@
 #include "../engine/store_cache.h"
 #include "kefu.h"
 #include "store.h"
+
+#include <libpq-fe.h>
 
 struct fixture {
     char dir[64], path[96];
@@ -824,8 +831,255 @@ static void test_submit(void **state)
     pthread_mutex_destroy(&s.lock);
 }
 
+/* ---- the same cases on PostgreSQL (KEFU_TEST_PG) ---- */
+
+/* Runs s on database db of the server; fails the test on an error. */
+static void pg_exec(const char *db, const char *s)
+{
+    char uri[512];
+    snprintf(uri, sizeof uri, "%s/%s", getenv("KEFU_TEST_PG"), db);
+    PGconn *c = PQconnectdb(uri);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("cannot connect to '%s': %s", uri, PQerrorMessage(c));
+    PGresult *r = PQexec(c, s);
+    int st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fail_msg("sql failed: %s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* Returns the first column of the first row of s on db as a number. */
+static long long pg_value(const char *db, const char *s)
+{
+    char uri[512];
+    snprintf(uri, sizeof uri, "%s/%s", getenv("KEFU_TEST_PG"), db);
+    PGconn *c = PQconnectdb(uri);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PGresult *r = PQexec(c, s);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A new, empty database: its name into name[64], its URI into uri[cap]. */
+static void pg_new_db(char *name, char *uri, size_t cap)
+{
+    static int n;
+    snprintf(name, 64, "kefu_t%d_%d", (int)getpid(), ++n);
+    char s[128];
+    snprintf(s, sizeof s, "CREATE DATABASE %s", name);
+    pg_exec("postgres", s);
+    assert_true(snprintf(uri, cap, "%s/%s", getenv("KEFU_TEST_PG"), name) < (int)cap);
+}
+
+struct pg_fixture {
+    struct fixture f; /* first: the shared cases take it as theirs */
+    char db[64];
+};
+
+static int pg_setup(void **state)
+{
+    struct pg_fixture *p = calloc(1, sizeof *p);
+    snprintf(p->f.dir, sizeof p->f.dir, "/tmp/kefu-store-XXXXXX");
+    assert_non_null(mkdtemp(p->f.dir));
+    pg_new_db(p->db, p->f.path, sizeof p->f.path);
+    *state = p;
+    return 0;
+}
+
+static int pg_teardown(void **state)
+{
+    struct pg_fixture *p = *state;
+    char s[128];
+    snprintf(s, sizeof s, "DROP DATABASE %s WITH (FORCE)", p->db);
+    pg_exec("postgres", s);
+    rmdir(p->f.dir);
+    free(p);
+    return 0;
+}
+
+/* P.1 a new database is at the current version; every older schema
+ * migrates with its rows kept; a newer one is refused */
+static void test_pg_migrations(void **state)
+{
+    struct pg_fixture *p = *state;
+    struct store *st;
+    assert_int_equal(store_open(p->f.path, NULL, &st), 0);
+    assert_int_equal(store_version(st), STORE_SCHEMA_VERSION);
+    store_close(st);
+    assert_int_equal(pg_value(p->db, "SELECT version FROM kefu_schema"), STORE_SCHEMA_VERSION);
+    for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
+        char db[64], uri[512];
+        pg_new_db(db, uri, sizeof uri);
+        assert_int_equal(store_create_version(uri, v), 0);
+        assert_int_equal(pg_value(db, "SELECT version FROM kefu_schema"), v);
+        pg_exec(db, "INSERT INTO customers VALUES ('cu', 'Old', 'vip', 1, 2);"
+                    "INSERT INTO conversations(id, token, customer, channel, state, queue, created_at,"
+                    " updated_at, last_seq) VALUES ('old', 't', 'cu', 'web', 1, 'general', 10, 20, 1);"
+                    "INSERT INTO messages(conv, seq, sender, text, created_at)"
+                    " VALUES ('old', 1, 'customer', 'from the past', 10);");
+        assert_int_equal(store_open(uri, NULL, &st), 0);
+        assert_int_equal(store_version(st), STORE_SCHEMA_VERSION);
+        struct store_conv c;
+        assert_int_equal(store_get_conv(st, "old", &c), 0);
+        assert_int_equal(c.state, STORE_QUEUED);
+        assert_string_equal(c.queue, "general");
+        assert_int_equal(c.queued_at, 20); /* the 2 → 3 step dates queued rows */
+        assert_string_equal(c.memory, "{}");
+        store_conv_release(&c);
+        assert_int_equal(count_msgs(st, "old"), 1);
+        assert_int_equal(add_msg(st, "old", 2, "bot", "new", "cid"), 0);
+        store_close(st);
+        char s[128];
+        snprintf(s, sizeof s, "DROP DATABASE %s WITH (FORCE)", db);
+        pg_exec("postgres", s);
+    }
+    pg_exec(p->db, "UPDATE kefu_schema SET version = 99");
+    st = (struct store *)1;
+    assert_int_equal(store_open(p->f.path, NULL, &st), KEFU_ERANGE);
+    assert_null(st);
+}
+
+struct racer {
+    const char *uri;
+    int rc, version;
+};
+
+static void *race_open(void *arg)
+{
+    struct racer *r = arg;
+    struct store *st;
+    if ((r->rc = store_open(r->uri, NULL, &st)) == 0) {
+        r->version = store_version(st);
+        store_close(st);
+    }
+    return NULL;
+}
+
+/* P.2 four nodes start at once on an empty database: one migrates under
+ * the advisory lock, the others wait and find the schema current */
+static void test_pg_migrate_race(void **state)
+{
+    struct pg_fixture *p = *state;
+    enum { N = 4 };
+    pthread_t t[N];
+    struct racer r[N];
+    for (int k = 0; k < N; k++) {
+        r[k] = (struct racer){.uri = p->f.path, .rc = 1};
+        pthread_create(&t[k], NULL, race_open, &r[k]);
+    }
+    for (int k = 0; k < N; k++) {
+        pthread_join(t[k], NULL);
+        assert_int_equal(r[k].rc, 0);
+        assert_int_equal(r[k].version, STORE_SCHEMA_VERSION);
+    }
+    assert_int_equal(pg_value(p->db, "SELECT count(*) FROM kefu_schema"), 1);
+}
+
+/* P.3 two nodes on one database: each reads what the other wrote at once
+ * (no row cache serves a stale row), and a client_id stored through one
+ * node is a conflict through the other */
+static void test_pg_two_nodes(void **state)
+{
+    struct pg_fixture *p = *state;
+    struct store *a, *b;
+    assert_int_equal(store_open(p->f.path, NULL, &a), 0);
+    assert_int_equal(store_open(p->f.path, NULL, &b), 0);
+    struct store_conv c, g;
+    make_conv(&c, "n1", "cu", "web");
+    put_conv(a, &c);
+    assert_int_equal(store_get_conv(b, "n1", &g), 0);
+    assert_int_equal(g.state, STORE_BOT);
+    store_conv_release(&g);
+    c.state = STORE_AGENT;
+    snprintf(c.agent, sizeof c.agent, "alice");
+    put_conv(b, &c);
+    assert_int_equal(store_get_conv(a, "n1", &g), 0);
+    assert_int_equal(g.state, STORE_AGENT);
+    assert_string_equal(g.agent, "alice");
+    store_conv_release(&g);
+    assert_int_equal(add_msg(a, "n1", 1, "customer", "hello", "k1"), 0);
+    assert_int_equal(add_msg(b, "n1", 2, "customer", "hello", "k1"), KEFU_ECONFLICT);
+    assert_int_equal(count_msgs(b, "n1"), 1);
+    struct store_stats s;
+    store_stats(a, &s);
+    assert_int_equal(s.cache_hits + s.cache_misses, 0); /* no cache on PostgreSQL */
+    store_close(a);
+    store_close(b);
+}
+
+/* P.4 erasing a customer deletes every row of theirs, another's stay */
+static void test_pg_erase(void **state)
+{
+    struct pg_fixture *p = *state;
+    struct store *st;
+    assert_int_equal(store_open(p->f.path, NULL, &st), 0);
+    struct store_conv c;
+    make_conv(&c, "e1", "ann", "web");
+    put_conv(st, &c);
+    assert_int_equal(add_msg(st, "e1", 1, "customer", "my code is CANARY-ERASE-42", "k1"), 0);
+    struct store_batch b;
+    store_batch_init(&b);
+    store_add_feedback(&b, "e1", 1002, 4, "CANARY-ERASE-42 thanks");
+    store_add_event(&b, "e1", 1001, "handoff", NULL, "general", "requested");
+    assert_int_equal(store_write(st, &b), 0);
+    make_conv(&c, "e2", "bob", "web");
+    put_conv(st, &c);
+    assert_int_equal(add_msg(st, "e2", 1, "customer", "KEEP-BOB-7", NULL), 0);
+    struct store_erased e;
+    store_batch_init(&b);
+    assert_int_equal(store_erase_customer(&b, "ann", &e), 0);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(e.conversations, 1);
+    assert_int_equal(e.messages, 1);
+    assert_int_equal(e.events, 1);
+    assert_int_equal(e.feedback, 1);
+    assert_int_equal(e.customers, 1);
+    assert_int_equal(pg_value(p->db, "SELECT count(*) FROM messages WHERE text LIKE '%CANARY-ERASE%'"), 0);
+    assert_int_equal(pg_value(p->db, "SELECT count(*) FROM feedback WHERE comment LIKE '%CANARY-ERASE%'"), 0);
+    assert_int_equal(pg_value(p->db, "SELECT count(*) FROM messages WHERE text = 'KEEP-BOB-7'"), 1);
+    store_close(st);
+}
+
+/* P.5 no server at the address: the open fails with KEFU_EUNAVAIL */
+static void test_pg_unavailable(void **state)
+{
+    struct store *st = (struct store *)1;
+    assert_int_equal(store_open("postgresql://postgres@127.0.0.1:1/kefu?connect_timeout=2", NULL, &st),
+                     KEFU_EUNAVAIL);
+    assert_null(st);
+}
+
+static int run_pg(void)
+{
+#define PG_CASE(t) cmocka_unit_test_setup_teardown(t, pg_setup, pg_teardown)
+    const struct CMUnitTest tests[] = {
+        PG_CASE(test_roundtrip),
+        PG_CASE(test_client_id_conflict),
+        PG_CASE(test_customer_history),
+        PG_CASE(test_reopen),
+        PG_CASE(test_kill9),
+        PG_CASE(test_concurrent_group_commit),
+        PG_CASE(test_submit),
+        PG_CASE(test_report),
+        PG_CASE(test_open_alloc_failures),
+        PG_CASE(test_pg_migrations),
+        PG_CASE(test_pg_migrate_race),
+        PG_CASE(test_pg_two_nodes),
+        PG_CASE(test_pg_erase),
+        cmocka_unit_test(test_pg_unavailable),
+    };
+#undef PG_CASE
+    return cmocka_run_group_tests_name("store_postgresql", tests, NULL, NULL);
+}
+
 int main(void)
 {
+    if (getenv("KEFU_TEST_PG")) /* tests/pg.sh */
+        return run_pg();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),

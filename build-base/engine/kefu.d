@@ -1,0 +1,2 @@
+build-base/engine/kefu.o: engine/kefu.c include/kefu.h
+include/kefu.h:

@@ -1,0 +1,3 @@
+build-base/engine/queue.o: engine/queue.c include/queue.h include/kefu.h
+include/queue.h:
+include/kefu.h:

@@ -1,0 +1,4 @@
+build-base/engine/redact.o: engine/redact.c include/redact.h \
+ include/kefu.h
+include/redact.h:
+include/kefu.h:

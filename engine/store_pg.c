@@ -1,0 +1,811 @@
+/* store_pg.c — the PostgreSQL backend of the store (store_int.h), through
+ * libpq, for several kefu nodes sharing one database. The same tables,
+ * columns and schema versions as store_sqlite.c, in PostgreSQL's dialect;
+ * the version is the one row of kefu_schema, and the node that starts
+ * first migrates while it holds an advisory lock, so a second node waits
+ * and then finds the work done. store.c's writer thread owns the writing
+ * connection: a group of batches is one transaction, each batch inside a
+ * savepoint, and every connection runs with synchronous_commit on, so a
+ * batch acknowledged is committed. Idempotency holds across nodes through
+ * the same unique index on (conv, client_id). Readers take a connection
+ * from a small pool. A connection that broke (the server went down or
+ * restarted) fails its call with KEFU_EUNAVAIL and is opened again on the
+ * next one, so the service comes back without a restart. */
+#include "kefu.h"
+#include "store_int.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- schema ---- */
+
+static const char *const migrations[STORE_SCHEMA_VERSION] = {
+    /* 0 → 1: customers, conversations, messages */
+    "CREATE TABLE customers(id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '',"
+    " tier TEXT NOT NULL DEFAULT '', first_seen BIGINT NOT NULL, last_seen BIGINT NOT NULL);"
+    "CREATE TABLE conversations(id TEXT PRIMARY KEY, token TEXT NOT NULL, customer TEXT NOT NULL,"
+    " channel TEXT NOT NULL, locale TEXT NOT NULL DEFAULT '', state INTEGER NOT NULL DEFAULT 0,"
+    " queue TEXT NOT NULL DEFAULT '', priority INTEGER NOT NULL DEFAULT 1, agent TEXT NOT NULL DEFAULT '',"
+    " misses INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,"
+    " last_seq BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX conversations_customer ON conversations(customer, created_at);"
+    "CREATE TABLE messages(conv TEXT NOT NULL, seq BIGINT NOT NULL, sender TEXT NOT NULL,"
+    " text TEXT NOT NULL, source TEXT, intent TEXT, confidence DOUBLE PRECISION NOT NULL DEFAULT 0,"
+    " client_id TEXT, created_at BIGINT NOT NULL, PRIMARY KEY(conv, seq));"
+    "CREATE UNIQUE INDEX messages_client ON messages(conv, client_id) WHERE client_id IS NOT NULL;",
+    /* 1 → 2: handoff state, events, feedback */
+    "ALTER TABLE conversations ADD COLUMN pending TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE conversations ADD COLUMN reason TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE conversations ADD COLUMN queued_at BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE conversations ADD COLUMN anger INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE events(id BIGSERIAL PRIMARY KEY, conv TEXT NOT NULL, at BIGINT NOT NULL,"
+    " kind TEXT NOT NULL, agent TEXT, queue TEXT, reason TEXT);"
+    "CREATE INDEX events_conv ON events(conv);"
+    "CREATE TABLE feedback(id BIGSERIAL PRIMARY KEY, conv TEXT NOT NULL, at BIGINT NOT NULL,"
+    " rating INTEGER NOT NULL CHECK (rating BETWEEN 1 AND 5), comment TEXT);",
+    /* 2 → 3: dialog memory, handoff packet, idempotent results; queued rows get a queue time */
+    "ALTER TABLE conversations ADD COLUMN memory TEXT NOT NULL DEFAULT '{}';"
+    "ALTER TABLE conversations ADD COLUMN packet TEXT;"
+    "ALTER TABLE messages ADD COLUMN result TEXT;"
+    "CREATE INDEX conversations_open ON conversations(state) WHERE state IN (1, 2);"
+    "UPDATE conversations SET queued_at = updated_at WHERE state IN (1, 2) AND queued_at = 0;",
+};
+
+/* the advisory lock every node takes to migrate ("kefu" in ASCII) */
+#define SCHEMA_LOCK "1801807221"
+
+/* ---- statements ---- */
+
+enum {
+    W_CUSTOMER,
+    W_CONV,
+    W_MESSAGE,
+    W_EVENT,
+    W_FEEDBACK,
+    W_ERASE_MSG,
+    W_ERASE_EVENT,
+    W_ERASE_FEEDBACK,
+    W_ERASE_CONV,
+    W_ERASE_CUSTOMER,
+    R_CONV,
+    R_PACKET,
+    R_CUSTOMER,
+    R_MESSAGES,
+    R_CLIENT,
+    R_CUSTOMER_CONVS,
+    R_OPEN_CONVS,
+    R_DAY_MESSAGES,
+    R_DAY_EVENTS,
+    R_DAY_WAITS,
+    R_DAY_RATINGS,
+    R_REPORT0, /* one per enum store_report, in order */
+    N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
+};
+
+#define CONV_COLS                                                                                            \
+    "id, token, customer, channel, locale, state, queue, priority, anger, agent, misses, pending, reason,"   \
+    " created_at, updated_at, queued_at, last_seq, memory"
+#define ANSWERED "source IN ('rule', 'example', 'kb')"
+
+static const char *const sql[N_STMT] = {
+    [W_CUSTOMER] = "INSERT INTO customers(id, name, tier, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5)"
+                   " ON CONFLICT(id) DO UPDATE SET"
+                   " name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE customers.name END,"
+                   " tier = CASE WHEN excluded.tier <> '' THEN excluded.tier ELSE customers.tier END,"
+                   " last_seen = greatest(customers.last_seen, excluded.last_seen)",
+    [W_CONV] = "INSERT INTO conversations(" CONV_COLS ", packet)"
+               " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
+               " coalesce($18, '{}'), $19)"
+               " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
+               " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
+               " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
+               " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
+               " last_seq = excluded.last_seq, memory = coalesce($18, conversations.memory),"
+               " packet = coalesce(excluded.packet, conversations.packet)",
+    [W_MESSAGE] =
+        "INSERT INTO messages(conv, seq, sender, text, source, intent, confidence, client_id, result,"
+        " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    [W_EVENT] = "INSERT INTO events(conv, at, kind, agent, queue, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+    [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES ($1, $2, $3, $4)",
+    [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_FEEDBACK] =
+        "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = $1",
+    [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = $1",
+    [R_CONV] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
+    [R_PACKET] = "SELECT packet FROM conversations WHERE id = $1",
+    [R_CUSTOMER] = "SELECT id, name, tier, first_seen, last_seen FROM customers WHERE id = $1",
+    [R_MESSAGES] = "SELECT seq, sender, text, source, intent, confidence, client_id, result, created_at"
+                   " FROM messages WHERE conv = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    [R_CLIENT] = "SELECT seq, result FROM messages WHERE conv = $1 AND client_id = $2",
+    [R_CUSTOMER_CONVS] = "SELECT " CONV_COLS " FROM conversations WHERE customer = $1"
+                         " ORDER BY created_at DESC, id DESC LIMIT $2",
+    [R_OPEN_CONVS] = "SELECT " CONV_COLS " FROM conversations WHERE state IN (1, 2) ORDER BY queued_at, id",
+    [R_DAY_MESSAGES] = "SELECT (created_at - $1) / 3600, count(*), count(*) FILTER (WHERE " ANSWERED "),"
+                       " count(*) FILTER (WHERE " ANSWERED " OR source IN ('clarify', 'fallback', 'handoff'))"
+                       " FROM messages WHERE sender = 'customer' AND created_at >= $1 GROUP BY 1",
+    [R_DAY_EVENTS] = "SELECT (at - $1) / 3600, kind, count(*) FROM events WHERE at >= $1"
+                     " AND kind IN ('created', 'handoff', 'claim', 'resolve') GROUP BY 1, 2",
+    [R_DAY_WAITS] =
+        "SELECT count(w), coalesce(avg(w), 0), coalesce(max(w), 0) FROM (SELECT e.at - (SELECT max(h.at)"
+        " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
+        " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= $1) t",
+    [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= $1 GROUP BY rating",
+    [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
+                                    " GROUP BY source ORDER BY 2 DESC, 1 NULLS FIRST",
+    [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
+                                     " GROUP BY reason ORDER BY 2 DESC, 1 NULLS FIRST",
+    [R_REPORT0 + STORE_R_INTENT_ANSWERS] =
+        "SELECT intent, count(*), avg(confidence) FROM messages"
+        " WHERE sender = 'customer' AND " ANSWERED " AND intent IS NOT NULL"
+        " GROUP BY intent ORDER BY 2 DESC, 1",
+    [R_REPORT0 + STORE_R_INTENT_HANDOFF] =
+        "SELECT intent, count(*), 0 FROM messages WHERE sender = 'customer'"
+        " AND source = 'handoff' AND intent IS NOT NULL"
+        " GROUP BY intent ORDER BY 2 DESC, 1",
+    [R_REPORT0 + STORE_R_INTENT_RATING] =
+        "SELECT m.intent, count(*), avg(f.rating) FROM feedback f JOIN (SELECT DISTINCT conv, intent"
+        " FROM messages WHERE sender = 'customer' AND " ANSWERED " AND intent IS NOT NULL) m"
+        " ON m.conv = f.conv GROUP BY m.intent ORDER BY 2 DESC, 1",
+    [R_REPORT0 + STORE_R_RATINGS] = "SELECT CAST(rating AS TEXT), count(*), 0 FROM feedback GROUP BY rating"
+                                    " ORDER BY rating",
+    [R_REPORT0 + STORE_R_UNANSWERED] = "SELECT text, count(*), 0 FROM messages WHERE sender = 'customer'"
+                                       " AND (source = 'fallback' OR (source = 'handoff' AND intent IS NULL))"
+                                       " GROUP BY text ORDER BY 2 DESC, 1",
+    [R_REPORT0 + STORE_R_TOTALS] =
+        "SELECT 'conversations', count(*), 0 FROM conversations"
+        " UNION ALL SELECT 'customer_messages', count(*), 0 FROM messages WHERE sender = 'customer'"
+        " UNION ALL SELECT 'handoffs', count(*), 0 FROM events WHERE kind = 'handoff'"
+        " UNION ALL SELECT 'feedback', count(*), coalesce(avg(rating), 0) FROM feedback",
+};
+
+/* One connection and which statements it has prepared. */
+struct conn {
+    PGconn *pg;
+    unsigned char prepared[N_STMT];
+    int busy;
+};
+
+struct store_db {
+    char *uri;
+    struct conn writer;
+    struct conn *readers;
+    int n_readers;
+    pthread_mutex_t rlock; /* the reader pool */
+    pthread_cond_t rfree;
+};
+
+/* ---- connections ---- */
+
+/* Notices (a migration's "relation exists", ...) are not for the log. */
+static void quiet(void *arg, const char *message) {}
+
+static void conn_close(struct conn *c)
+{
+    if (c->pg)
+        PQfinish(c->pg);
+    c->pg = NULL;
+    memset(c->prepared, 0, sizeof c->prepared);
+}
+
+/* Makes sure c is connected, (re)connecting if the last connection broke.
+ * Returns 0 or KEFU_EUNAVAIL. */
+static int conn_ready(struct conn *c, const char *uri)
+{
+    if (c->pg && PQstatus(c->pg) == CONNECTION_OK)
+        return 0;
+    conn_close(c);
+    c->pg = PQconnectdb(uri);
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+        conn_close(c);
+        return KEFU_EUNAVAIL;
+    }
+    PQsetNoticeProcessor(c->pg, quiet, NULL);
+    PGresult *r = PQexec(c->pg, "SET synchronous_commit = on; SET client_encoding = 'UTF8'");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        conn_close(c);
+        return KEFU_EUNAVAIL;
+    }
+    return 0;
+}
+
+/* The code for a failed result r on c: a unique violation is
+ * KEFU_ECONFLICT, a broken connection KEFU_EUNAVAIL, the rest KEFU_EIO. */
+static int pg_fail(struct conn *c, const PGresult *r)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (state && strcmp(state, "23505") == 0)
+        return KEFU_ECONFLICT;
+    if (PQstatus(c->pg) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
+        (state && strncmp(state, "57P", 3) == 0))
+        return KEFU_EUNAVAIL;
+    return KEFU_EIO;
+}
+
+/* Runs a command without parameters; 0 or a KEFU_E code. */
+static int exec(struct conn *c, const char *s)
+{
+    PGresult *r = PQexec(c->pg, s);
+    int st = PQresultStatus(r);
+    int rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : pg_fail(c, r);
+    PQclear(r);
+    return rc;
+}
+
+/* Runs prepared statement k with n text parameters (NULL is SQL NULL);
+ * *out gets the result (PQclear()) when the call succeeded. */
+static int run(struct conn *c, int k, int n, const char *const *v, PGresult **out)
+{
+    char name[16];
+    snprintf(name, sizeof name, "k%d", k);
+    if (!c->prepared[k]) {
+        PGresult *p = PQprepare(c->pg, name, sql[k], n, NULL);
+        int ok = PQresultStatus(p) == PGRES_COMMAND_OK;
+        int rc = ok ? 0 : pg_fail(c, p);
+        PQclear(p);
+        if (!ok)
+            return rc;
+        c->prepared[k] = 1;
+    }
+    PGresult *r = PQexecPrepared(c->pg, name, n, v, NULL, NULL, 0);
+    int st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        int rc = pg_fail(c, r);
+        PQclear(r);
+        return rc;
+    }
+    if (out)
+        *out = r;
+    else
+        PQclear(r);
+    return 0;
+}
+
+/* ---- schema ---- */
+
+static int pg_schema_lock(struct store_db *db)
+{
+    return exec(&db->writer, "SELECT pg_advisory_lock(" SCHEMA_LOCK ")");
+}
+
+static void pg_schema_unlock(struct store_db *db)
+{
+    exec(&db->writer, "SELECT pg_advisory_unlock(" SCHEMA_LOCK ")");
+}
+
+/* Reads the version on c: 0 for a database without kefu_schema. */
+static int read_version(struct conn *c, int *version)
+{
+    *version = -1;
+    PGresult *r = PQexec(c->pg, "SELECT to_regclass('kefu_schema') IS NOT NULL");
+    int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : pg_fail(c, r);
+    int exists = rc == 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (rc < 0 || !exists) {
+        *version = rc < 0 ? -1 : 0;
+        return rc;
+    }
+    r = PQexec(c->pg, "SELECT coalesce(max(version), 0) FROM kefu_schema");
+    rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : pg_fail(c, r);
+    if (rc == 0)
+        *version = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+static int pg_schema_version(struct store_db *db, int *version)
+{
+    return read_version(&db->writer, version);
+}
+
+static int pg_schema_step(struct store_db *db, int to, const char *step)
+{
+    struct conn *w = &db->writer;
+    char set[96];
+    snprintf(set, sizeof set, "DELETE FROM kefu_schema; INSERT INTO kefu_schema(version) VALUES (%d)", to);
+    int rc = exec(w, "BEGIN");
+    if (rc == 0)
+        rc = exec(w, "CREATE TABLE IF NOT EXISTS kefu_schema(version INTEGER NOT NULL)");
+    if (rc == 0)
+        rc = exec(w, step);
+    if (rc == 0)
+        rc = exec(w, set);
+    if (rc == 0)
+        rc = exec(w, "COMMIT");
+    if (rc < 0)
+        exec(w, "ROLLBACK");
+    return rc;
+}
+
+static struct conn *reader_get(struct store_db *db);
+static void reader_put(struct store_db *db, struct conn *c);
+
+static int pg_version(struct store_db *db)
+{
+    struct conn *c = reader_get(db);
+    int v = -1;
+    if (conn_ready(c, db->uri) == 0)
+        read_version(c, &v);
+    reader_put(db, c);
+    return v;
+}
+
+/* ---- the writer ---- */
+
+/* Formats a number into buf[24] and returns buf. */
+static const char *num(char *buf, long long v)
+{
+    snprintf(buf, 24, "%lld", v);
+    return buf;
+}
+
+static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
+{
+    static const int steps[] = {W_ERASE_MSG, W_ERASE_EVENT, W_ERASE_FEEDBACK, W_ERASE_CONV, W_ERASE_CUSTOMER};
+    long long *count[] = {&e->messages, &e->events, &e->feedback, &e->conversations, &e->customers};
+    memset(e, 0, sizeof *e);
+    for (int k = 0; k < 5; k++) {
+        PGresult *r;
+        int rc = run(w, steps[k], 1, &customer, &r);
+        if (rc < 0)
+            return rc;
+        *count[k] = atoll(PQcmdTuples(r));
+        PQclear(r);
+    }
+    return 0;
+}
+
+static int apply_customer(struct conn *w, const struct store_customer *c)
+{
+    char a[24], b[24];
+    const char *v[] = {c->id, c->name, c->tier, num(a, c->first_seen), num(b, c->last_seen)};
+    return run(w, W_CUSTOMER, 5, v, NULL);
+}
+
+static int apply_conv(struct conn *w, const struct store_conv *c, const char *packet)
+{
+    char n[8][24];
+    const char *v[] = {c->id,
+                       c->token,
+                       c->customer,
+                       c->channel,
+                       c->locale,
+                       num(n[0], c->state),
+                       c->queue,
+                       num(n[1], c->priority),
+                       num(n[2], c->anger),
+                       c->agent,
+                       num(n[3], c->misses),
+                       c->pending,
+                       c->reason,
+                       num(n[4], c->created_at),
+                       num(n[5], c->updated_at),
+                       num(n[6], c->queued_at),
+                       num(n[7], c->last_seq),
+                       c->memory, /* NULL keeps the stored memory */
+                       packet};
+    return run(w, W_CONV, 19, v, NULL);
+}
+
+static int apply_message(struct conn *w, const char *conv, const struct store_msg *m)
+{
+    char seq[24], conf[32], at[24];
+    snprintf(conf, sizeof conf, "%.17g", m->confidence);
+    const char *v[] = {conv, num(seq, m->seq), m->from,   m->text ? m->text : "", m->source, m->intent,
+                       conf, m->client_id,     m->result, num(at, m->at)};
+    return run(w, W_MESSAGE, 10, v, NULL);
+}
+
+static int apply_op(struct conn *w, const struct store_op *op)
+{
+    char at[24], n[24];
+    switch (op->kind) {
+    case OP_CUSTOMER: return apply_customer(w, op->rec);
+    case OP_CONV: return apply_conv(w, op->rec, op->a);
+    case OP_MESSAGE: return apply_message(w, op->conv, op->rec);
+    case OP_EVENT: {
+        const char *v[] = {op->conv, num(at, op->at), op->a, op->b, op->c, (const char *)op->rec};
+        return run(w, W_EVENT, 6, v, NULL);
+    }
+    case OP_FEEDBACK: {
+        const char *v[] = {op->conv, num(at, op->at), num(n, op->n), op->a};
+        return run(w, W_FEEDBACK, 4, v, NULL);
+    }
+    case OP_ERASE: return apply_erase(w, op->conv, op->out);
+    default: return KEFU_EINVAL;
+    }
+}
+
+/* Applies one batch inside a savepoint: all of it or none. */
+static int apply_batch(struct conn *w, struct store_batch *b)
+{
+    int rc = exec(w, "SAVEPOINT batch");
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < b->n && rc == 0; i++)
+        rc = apply_op(w, &b->op[i]);
+    if (rc < 0) {
+        int back = exec(w, "ROLLBACK TO SAVEPOINT batch");
+        return back < 0 ? back : rc;
+    }
+    return exec(w, "RELEASE SAVEPOINT batch");
+}
+
+/* Writes a list of batches in one transaction and sets each one's rc. A
+ * batch that leaves no open transaction behind (the connection broke)
+ * fails the whole group; so does a failed COMMIT, after which nothing of
+ * the group is acknowledged. */
+static void pg_commit(struct store_db *db, struct store_batch *list)
+{
+    struct conn *w = &db->writer;
+    int rc = conn_ready(w, db->uri);
+    if (rc == 0)
+        rc = exec(w, "BEGIN");
+    for (struct store_batch *b = list; b && rc == 0; b = b->next) {
+        b->rc = apply_batch(w, b);
+        if (PQstatus(w->pg) != CONNECTION_OK || PQtransactionStatus(w->pg) != PQTRANS_INTRANS)
+            rc = b->rc < 0 ? b->rc : KEFU_EUNAVAIL; /* the transaction cannot go on */
+    }
+    if (rc == 0 && (rc = exec(w, "COMMIT")) < 0 && PQstatus(w->pg) == CONNECTION_OK)
+        exec(w, "ROLLBACK");
+    else if (rc < 0 && w->pg && PQstatus(w->pg) == CONNECTION_OK &&
+             PQtransactionStatus(w->pg) != PQTRANS_IDLE)
+        exec(w, "ROLLBACK");
+    if (rc < 0)
+        for (struct store_batch *b = list; b; b = b->next)
+            b->rc = rc;
+}
+
+/* ---- opening and closing ---- */
+
+static void pg_close(struct store_db *db)
+{
+    if (!db)
+        return;
+    for (int i = 0; i < db->n_readers; i++)
+        conn_close(&db->readers[i]);
+    free(db->readers);
+    conn_close(&db->writer);
+    pthread_mutex_destroy(&db->rlock);
+    pthread_cond_destroy(&db->rfree);
+    free(db->uri);
+    free(db);
+}
+
+/* Readers connect on first use; the writer connects now, so a server that
+ * is not there fails the open with KEFU_EUNAVAIL. */
+static int pg_open(const char *where, int readers, struct store_db **out)
+{
+    *out = NULL;
+    struct store_db *db = kefu_calloc(1, sizeof *db);
+    if (!db)
+        return KEFU_ENOMEM;
+    pthread_mutex_init(&db->rlock, NULL);
+    pthread_cond_init(&db->rfree, NULL);
+    int rc = (db->uri = kefu_strndup(where, strlen(where))) ? 0 : KEFU_ENOMEM;
+    if (rc == 0 && readers > 0 && !(db->readers = kefu_calloc((size_t)readers, sizeof *db->readers)))
+        rc = KEFU_ENOMEM;
+    if (rc == 0)
+        db->n_readers = readers;
+    if (rc == 0)
+        rc = conn_ready(&db->writer, db->uri);
+    if (rc < 0) {
+        pg_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+/* ---- reading ---- */
+
+static struct conn *reader_get(struct store_db *db)
+{
+    pthread_mutex_lock(&db->rlock);
+    for (;;) {
+        for (int i = 0; i < db->n_readers; i++) {
+            if (!db->readers[i].busy) {
+                db->readers[i].busy = 1;
+                pthread_mutex_unlock(&db->rlock);
+                return &db->readers[i];
+            }
+        }
+        pthread_cond_wait(&db->rfree, &db->rlock);
+    }
+}
+
+static void reader_put(struct store_db *db, struct conn *c)
+{
+    pthread_mutex_lock(&db->rlock);
+    c->busy = 0;
+    pthread_cond_signal(&db->rfree);
+    pthread_mutex_unlock(&db->rlock);
+}
+
+/* Runs read statement k on a pooled reader; *out is the result (PQclear()). */
+static int query(struct store_db *db, int k, int n, const char *const *v, PGresult **out)
+{
+    struct conn *c = reader_get(db);
+    int rc = conn_ready(c, db->uri);
+    if (rc == 0)
+        rc = run(c, k, n, v, out);
+    reader_put(db, c);
+    return rc;
+}
+
+/* Column i of row as text, NULL for SQL NULL. */
+static const char *col_str(const PGresult *r, int row, int i)
+{
+    return PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
+}
+
+static void col_copy(const PGresult *r, int row, int i, char *dst, size_t cap)
+{
+    snprintf(dst, cap, "%s", PQgetvalue(r, row, i));
+}
+
+static long long col_int(const PGresult *r, int row, int i)
+{
+    return atoll(PQgetvalue(r, row, i));
+}
+
+/* Fills *c from row of CONV_COLS; memory is a new copy. */
+static int read_conv(const PGresult *r, int row, struct store_conv *c)
+{
+    memset(c, 0, sizeof *c);
+    col_copy(r, row, 0, c->id, sizeof c->id);
+    col_copy(r, row, 1, c->token, sizeof c->token);
+    col_copy(r, row, 2, c->customer, sizeof c->customer);
+    col_copy(r, row, 3, c->channel, sizeof c->channel);
+    col_copy(r, row, 4, c->locale, sizeof c->locale);
+    c->state = (int)col_int(r, row, 5);
+    col_copy(r, row, 6, c->queue, sizeof c->queue);
+    c->priority = (int)col_int(r, row, 7);
+    c->anger = (int)col_int(r, row, 8);
+    col_copy(r, row, 9, c->agent, sizeof c->agent);
+    c->misses = (int)col_int(r, row, 10);
+    col_copy(r, row, 11, c->pending, sizeof c->pending);
+    col_copy(r, row, 12, c->reason, sizeof c->reason);
+    c->created_at = col_int(r, row, 13);
+    c->updated_at = col_int(r, row, 14);
+    c->queued_at = col_int(r, row, 15);
+    c->last_seq = (long)col_int(r, row, 16);
+    const char *m = col_str(r, row, 17);
+    c->memory = kefu_strndup(m ? m : "{}", m ? strlen(m) : 2);
+    return c->memory ? 0 : KEFU_ENOMEM;
+}
+
+static int pg_get_conv(struct store_db *db, const char *id, struct store_conv *out)
+{
+    memset(out, 0, sizeof *out);
+    PGresult *r;
+    int rc = query(db, R_CONV, 1, &id, &r);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(r) == 1 ? read_conv(r, 0, out) : KEFU_ENOENT;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_get_packet(struct store_db *db, const char *id, char **out)
+{
+    PGresult *r;
+    int rc = query(db, R_PACKET, 1, &id, &r);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(r) == 1 ? 0 : KEFU_ENOENT;
+    const char *p = rc == 0 ? col_str(r, 0, 0) : NULL;
+    if (p && !(*out = kefu_strndup(p, strlen(p))))
+        rc = KEFU_ENOMEM;
+    PQclear(r);
+    return rc;
+}
+
+static int pg_get_customer(struct store_db *db, const char *id, struct store_customer *out)
+{
+    PGresult *r;
+    int rc = query(db, R_CUSTOMER, 1, &id, &r);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(r) == 1 ? 0 : KEFU_ENOENT;
+    if (rc == 0) {
+        col_copy(r, 0, 0, out->id, sizeof out->id);
+        col_copy(r, 0, 1, out->name, sizeof out->name);
+        col_copy(r, 0, 2, out->tier, sizeof out->tier);
+        out->first_seen = col_int(r, 0, 3);
+        out->last_seen = col_int(r, 0, 4);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_messages(struct store_db *db, const char *conv, long after, int limit, store_msg_fn fn,
+                       void *ctx)
+{
+    char a[24], l[24];
+    const char *v[] = {conv, num(a, after), limit > 0 ? num(l, limit) : NULL};
+    PGresult *r;
+    int rc = query(db, R_MESSAGES, 3, v, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_msg m = {(long)col_int(r, i, 0), col_str(r, i, 1), col_str(r, i, 2),
+                              col_str(r, i, 3),       col_str(r, i, 4), strtod(PQgetvalue(r, i, 5), NULL),
+                              col_str(r, i, 6),       col_str(r, i, 7), col_int(r, i, 8)};
+        if (fn(ctx, &m))
+            break;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_find_client_id(struct store_db *db, const char *conv, const char *client_id, long *seq,
+                             char **result)
+{
+    const char *v[] = {conv, client_id};
+    PGresult *r;
+    int rc = query(db, R_CLIENT, 2, v, &r);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(r) >= 1 ? 0 : KEFU_ENOENT;
+    if (rc == 0) {
+        *seq = (long)col_int(r, 0, 0);
+        const char *s = col_str(r, 0, 1);
+        if (s && !(*result = kefu_strndup(s, strlen(s))))
+            rc = KEFU_ENOMEM;
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Calls fn for each conversation row of r. */
+static int each_conv(const PGresult *r, store_conv_fn fn, void *ctx)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_conv cv;
+        if (read_conv(r, i, &cv) < 0)
+            return KEFU_ENOMEM;
+        int stop = fn(ctx, &cv);
+        store_conv_release(&cv);
+        if (stop)
+            break;
+    }
+    return 0;
+}
+
+static int pg_customer_convs(struct store_db *db, const char *customer, int limit, store_conv_fn fn,
+                             void *ctx)
+{
+    char l[24];
+    const char *v[] = {customer, limit > 0 ? num(l, limit) : NULL};
+    PGresult *r;
+    int rc = query(db, R_CUSTOMER_CONVS, 2, v, &r);
+    if (rc < 0)
+        return rc;
+    rc = each_conv(r, fn, ctx);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_open_convs(struct store_db *db, store_conv_fn fn, void *ctx)
+{
+    PGresult *r;
+    int rc = query(db, R_OPEN_CONVS, 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    rc = each_conv(r, fn, ctx);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_report(struct store_db *db, int which, store_row_fn fn, void *ctx)
+{
+    PGresult *r;
+    int rc = query(db, R_REPORT0 + which, 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (fn(ctx, col_str(r, i, 0), col_int(r, i, 1), strtod(PQgetvalue(r, i, 2), NULL)))
+            break;
+    PQclear(r);
+    return 0;
+}
+
+static void day_hour(long long *v, long long hour, long long n)
+{
+    if (hour >= 0 && hour < STORE_DAY_HOURS)
+        v[hour] += n;
+}
+
+static void day_messages(const PGresult *r, struct store_day *out)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long hour = col_int(r, i, 0), n = col_int(r, i, 1), answered = col_int(r, i, 2);
+        out->customer_messages += n;
+        out->answered += answered;
+        out->bot_handled += col_int(r, i, 3);
+        day_hour(out->hour_messages, hour, n);
+        day_hour(out->hour_answered, hour, answered);
+    }
+}
+
+static void day_events(const PGresult *r, struct store_day *out)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long hour = col_int(r, i, 0), n = col_int(r, i, 2);
+        const char *kind = PQgetvalue(r, i, 1);
+        if (strcmp(kind, "created") == 0)
+            out->conversations += n;
+        else if (strcmp(kind, "claim") == 0)
+            out->claims += n;
+        else if (strcmp(kind, "resolve") == 0)
+            out->resolves += n;
+        else if (strcmp(kind, "handoff") == 0) {
+            out->handoffs += n;
+            day_hour(out->hour_handoffs, hour, n);
+        }
+    }
+}
+
+static void day_rest(const PGresult *waits, const PGresult *ratings, struct store_day *out)
+{
+    if (PQntuples(waits) == 1) {
+        out->waits = col_int(waits, 0, 0);
+        out->wait_avg = strtod(PQgetvalue(waits, 0, 1), NULL);
+        out->wait_max = col_int(waits, 0, 2);
+    }
+    for (int i = 0; i < PQntuples(ratings); i++) {
+        long long k = col_int(ratings, i, 0);
+        if (k >= 1 && k <= 5)
+            out->ratings[k] += col_int(ratings, i, 1);
+    }
+}
+
+static int pg_day(struct store_db *db, long long since, struct store_day *out)
+{
+    char s[24];
+    const char *v[] = {num(s, since)};
+    PGresult *r[4] = {NULL, NULL, NULL, NULL};
+    int rc = 0;
+    for (int k = 0; k < 4 && rc == 0; k++)
+        rc = query(db, R_DAY_MESSAGES + k, 1, v, &r[k]);
+    if (rc == 0) {
+        day_messages(r[0], out);
+        day_events(r[1], out);
+        day_rest(r[2], r[3], out);
+    }
+    for (int k = 0; k < 4; k++)
+        PQclear(r[k]);
+    return rc;
+}
+
+const struct store_backend store_postgres = {
+    .name = "postgresql",
+    .migrations = migrations,
+    .cacheable = 0, /* other nodes write the same rows */
+    .open = pg_open,
+    .close = pg_close,
+    .schema_lock = pg_schema_lock,
+    .schema_unlock = pg_schema_unlock,
+    .schema_version = pg_schema_version,
+    .schema_step = pg_schema_step,
+    .commit = pg_commit,
+    .after_commit = NULL,
+    .maintenance = NULL,
+    .version = pg_version,
+    .get_conv = pg_get_conv,
+    .get_packet = pg_get_packet,
+    .get_customer = pg_get_customer,
+    .messages = pg_messages,
+    .find_client_id = pg_find_client_id,
+    .customer_convs = pg_customer_convs,
+    .open_convs = pg_open_convs,
+    .report = pg_report,
+    .day = pg_day,
+};

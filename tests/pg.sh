@@ -1,0 +1,190 @@
+#!/bin/sh
+# pg.sh — the PostgreSQL store against a real server on loopback: starts
+# a throwaway PostgreSQL (tests/pg_lib.sh: initdb in a temp dir as the
+# unprivileged postgres user, a port and socket dir of its own), runs the
+# store's unit cases on it (test_store with KEFU_TEST_PG), then two
+# `kefu serve --store postgresql://...` nodes on one database: a
+# conversation carried across both, idempotent retries across nodes,
+# 503 store_unavailable while PostgreSQL is stopped and recovery without
+# a restart, a newer schema refused, SIGKILL of a node under 64 writers
+# (every acknowledged message stored exactly once), and PostgreSQL
+# stopped and restarted under load. Prints "ok NAME" / "not ok NAME";
+# when PostgreSQL cannot run here it says so loudly and fails nothing
+# else. Servers are stopped by their own pids.
+set -u
+BUILD="${BUILD:-build}"
+KEFU="${KEFU:-$BUILD/kefu}"
+CLIENT="$BUILD/tests/load_client"
+tmp=$(mktemp -d /tmp/kefu-pg-XXXXXX)
+pa=""
+pb=""
+cpid=""
+. tests/pg_lib.sh
+cleanup() {
+    [ -n "$cpid" ] && kill "$cpid" 2>/dev/null
+    [ -n "$pa" ] && kill -9 "$pa" 2>/dev/null
+    [ -n "$pb" ] && kill -9 "$pb" 2>/dev/null
+    pg_stop
+    [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+ok() { echo "ok $1"; }
+no() { echo "not ok $1"; [ $# -gt 1 ] && printf '  %s\n' "$2"; }
+check() { if [ "$2" -eq 0 ]; then ok "$1"; else no "$1" "${3:-}"; fi; }
+
+chmod 711 "$tmp" # the server's user reaches its data directory inside
+pg_start "$tmp/pg"
+case $? in
+0) ;;
+1)
+    echo "#####################################################################"
+    echo "# SKIPPED: the PostgreSQL store is NOT TESTED: $PG_SKIP"
+    echo "#####################################################################"
+    exit 0
+    ;;
+*)
+    no pg-server-start "$PG_ERR"
+    exit 0
+    ;;
+esac
+ok pg-server-start
+
+# 1. the store's cases on PostgreSQL, one line per cmocka test
+KEFU_TEST_PG="$PG_URI" "$BUILD/tests/test_store" >"$tmp/unit" 2>&1
+st=$?
+sed -n 's/^\[       OK \] \(.*\)$/ok pg-store-\1/p' "$tmp/unit"
+sed -n 's/^\[  FAILED  \] \(test_[a-z0-9_]*\)$/\1/p' "$tmp/unit" | sort -u | while read -r t; do
+    no "pg-store-$t" "$(grep -B3 "FAILED  \] $t" "$tmp/unit" | head -4 | tr '\n' ' ')"
+done
+[ "$st" -ne 0 ] && ! grep -q '^\[  FAILED  \]' "$tmp/unit" && no pg-store-unit "exited $st: $(tail -3 "$tmp/unit")"
+
+# 2. two nodes on one database
+pg_sql postgres "CREATE DATABASE kefu" >/dev/null
+STORE="$PG_URI/kefu"
+mkdir -p "$tmp/rules" "$tmp/a" "$tmp/b"
+cp rules/*.rules "$tmp/rules/"
+[ -d corpus ] && cp -r corpus "$tmp/corpus" || mkdir -p "$tmp/corpus"
+
+# node NAME: starts a node in the background; sets NODE_PID and NODE_URL
+node() {
+    : >"$tmp/$1.out"
+    (KEFU_STORE="$STORE" exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/$1" --rules "$tmp/rules" \
+        --corpus "$tmp/corpus" --rate-limit 0 >"$tmp/$1.out" 2>>"$tmp/$1.log") &
+    NODE_PID=$!
+    i=0
+    while [ $i -lt 300 ] && kill -0 "$NODE_PID" 2>/dev/null && ! grep -q "serving on" "$tmp/$1.out"; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    NODE_URL=$(sed -n 's/^kefu: serving on //p' "$tmp/$1.out")
+    [ -n "$NODE_URL" ]
+}
+
+node a && pa=$NODE_PID && A=$NODE_URL
+node b && pb=$NODE_PID && B=$NODE_URL
+if [ -z "$pa" ] || [ -z "$pb" ] || [ -z "${A:-}" ] || [ -z "${B:-}" ]; then
+    no pg-nodes-start "$(tail -3 "$tmp/a.log" "$tmp/b.log")"
+    exit 0
+fi
+ok pg-nodes-start
+
+# post URL PATH BODY [TOKEN]: status on line 1, body after
+post() {
+    curl -s -o "$tmp/body" -w '%{http_code}\n' -X POST -H 'Content-Type: application/json' \
+        ${4:+-H "Authorization: Bearer $4"} -d "$3" "$1$2"
+    cat "$tmp/body"
+}
+
+r=$(post "$A" /v1/conversations '{"channel":"web","customer":{"id":"pg-cust","name":"Ann"},"locale":"en"}')
+conv=$(printf '%s' "$r" | sed 1d | jq -r .id)
+tok=$(printf '%s' "$r" | sed 1d | jq -r .token)
+check pg-create-on-a "$([ "$(printf '%s' "$r" | head -1)" = 201 ] && [ -n "$conv" ]; echo $?)" "$r"
+r=$(post "$B" "/v1/conversations/$conv/messages" '{"text":"where is my refund","client_id":"pg-1"}' "$tok")
+seq_b=$(printf '%s' "$r" | sed 1d | jq -r .seq)
+check pg-message-on-b "$([ "$(printf '%s' "$r" | head -1)" = 200 ] &&
+    printf '%s' "$r" | sed 1d | jq -e '.reply.source == "rule"' >/dev/null; echo $?)" "$r"
+r2=$(post "$A" "/v1/conversations/$conv/messages" '{"text":"where is my refund","client_id":"pg-1"}' "$tok")
+check pg-retry-on-other-node "$([ "$(printf '%s' "$r2" | head -1)" = 200 ] &&
+    [ "$(printf '%s' "$r2" | sed 1d | jq -r .seq)" = "$seq_b" ] &&
+    [ "$(pg_sql kefu "SELECT count(*) FROM messages WHERE client_id = 'pg-1'")" = 1 ]; echo $?)" "$r2"
+r=$(post "$A" "/v1/conversations/$conv/messages" '{"text":"KF12345678"}' "$tok")
+msgs=$(curl -s -H "Authorization: Bearer $tok" "$B/v1/conversations/$conv/messages?after=0")
+check pg-transcript-on-b "$([ "$(printf '%s' "$msgs" | jq '.messages | length')" -ge 5 ] &&
+    printf '%s' "$msgs" | jq -e '[.messages[].text] | index("KF12345678") != null' >/dev/null; echo $?)" "$msgs"
+
+# 3. PostgreSQL stopped: 503 store_unavailable, never a false acknowledgement; back without a restart
+before=$(pg_sql kefu "SELECT count(*) FROM messages")
+pg_stop
+r=$(post "$B" "/v1/conversations/$conv/messages" '{"text":"are you there","client_id":"pg-down"}' "$tok")
+check pg-down-503 "$([ "$(printf '%s' "$r" | head -1)" = 503 ] &&
+    printf '%s' "$r" | sed 1d | jq -e '.error.code == "store_unavailable"' >/dev/null; echo $?)" "$r"
+r=$(post "$A" /v1/conversations '{"channel":"web","customer":{"id":"pg-cust2"}}')
+check pg-down-503-create "$([ "$(printf '%s' "$r" | head -1)" = 503 ]; echo $?)" "$r"
+h=$(curl -s -o /dev/null -w '%{http_code}' "$A/healthz")
+check pg-down-node-alive "$([ "$h" = 200 ] || [ "$h" = 503 ]; echo $?)" "healthz $h"
+pg_restart
+check pg-restart "$([ -n "$PG_PID" ]; echo $?)" "$(tail -3 "$tmp/pg/log")"
+r=$(post "$B" "/v1/conversations/$conv/messages" '{"text":"are you there","client_id":"pg-down"}' "$tok")
+check pg-reconnect "$([ "$(printf '%s' "$r" | head -1)" = 200 ] &&
+    [ "$(pg_sql kefu "SELECT count(*) FROM messages WHERE client_id = 'pg-down'")" = 1 ] &&
+    [ "$(pg_sql kefu "SELECT count(*) FROM messages")" -gt "$before" ]; echo $?)" "$r"
+
+# acked_once FILE: every "<conv> <client_id>" in FILE is stored exactly once; prints the bad count
+acked_once() {
+    {
+        echo "CREATE TEMP TABLE acks(conv TEXT, cid TEXT);"
+        sed "s/^\([A-Za-z0-9_-]*\) \([A-Za-z0-9_-]*\).*\$/INSERT INTO acks VALUES('\1','\2');/" "$1"
+        echo "SELECT count(*) FROM acks a WHERE (SELECT count(*) FROM messages m WHERE m.conv = a.conv"
+        echo "  AND m.client_id = a.cid AND m.sender = 'customer') <> 1;"
+    } >"$tmp/check.sql"
+    "$PG_BIN/psql" -X -q -t -A -h 127.0.0.1 -p "$PG_PORT" -U postgres -d kefu -f "$tmp/check.sql" 2>&1 | tail -1
+}
+
+# 4. node a killed with SIGKILL under 64 writers: every acknowledged message is there once; b goes on
+: >"$tmp/acks"
+"$CLIENT" crash "$A" 64 3 "$tmp/acks" k >"$tmp/client.out" 2>"$tmp/client.err" &
+cpid=$!
+sleep 1.2
+kill -9 "$pa"
+wait "$pa" 2>/dev/null
+pa=""
+wait "$cpid"
+cpid=""
+n=$(wc -l <"$tmp/acks")
+bad=$(acked_once "$tmp/acks")
+check pg-kill9-acked-once "$([ "$n" -gt 0 ] && [ "$bad" = 0 ]; echo $?)" "$n acknowledged, $bad missing or repeated"
+r=$(post "$B" "/v1/conversations/$conv/messages" '{"text":"still here?","client_id":"pg-after-kill"}' "$tok")
+check pg-kill9-other-node-carries-on "$([ "$(printf '%s' "$r" | head -1)" = 200 ]; echo $?)" "$r"
+echo "# pg: SIGKILL of a node under 64 writers: $n acknowledged, all stored once"
+
+# 5. PostgreSQL stopped and restarted under load on node b: no false acknowledgement, then it goes on
+: >"$tmp/acks2"
+: >"$tmp/nacks"
+LOAD_NACKS="$tmp/nacks" "$CLIENT" crash "$B" 16 4 "$tmp/acks2" r >"$tmp/client2.out" 2>"$tmp/client2.err" &
+cpid=$!
+sleep 0.8
+n1=$(wc -l <"$tmp/acks2")
+pg_stop
+sleep 0.8
+pg_restart
+wait "$cpid"
+cpid=""
+n=$(wc -l <"$tmp/acks2")
+bad=$(acked_once "$tmp/acks2")
+other=$(awk '$3 != 503' "$tmp/nacks" | wc -l)
+check pg-restart-under-load "$([ "$n" -gt "$n1" ] && [ "$n1" -gt 0 ] && [ "$bad" = 0 ] && [ "$other" -eq 0 ]; echo $?)" \
+    "$n1 acknowledged before the stop, $n in all, $bad missing or repeated, $other answers other than 2xx/503"
+echo "# pg: PostgreSQL restarted under 16 writers: $n acknowledged ($n1 before the stop), $(wc -l <"$tmp/nacks") answered 503"
+
+# 6. a database newer than this program is refused; --store takes only a URI
+pg_sql kefu "UPDATE kefu_schema SET version = 99" >/dev/null
+KEFU_STORE="$STORE" "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/c" --rules "$tmp/rules" --corpus "$tmp/corpus" \
+    >/dev/null 2>"$tmp/err"
+check pg-newer-schema-refused "$([ $? -eq 1 ] && grep -q "cannot open the store" "$tmp/err"; echo $?)" "$(cat "$tmp/err")"
+"$KEFU" serve --store /tmp/nowhere.db >/dev/null 2>"$tmp/err"
+check pg-store-flag-needs-uri "$([ $? -eq 2 ] && grep -q "postgresql:// URI" "$tmp/err"; echo $?)" "$(cat "$tmp/err")"
+
+kill "$pb" 2>/dev/null
+wait "$pb" 2>/dev/null
+pb=""
