@@ -1,2 +1,0 @@
-build-base/engine/kefu.o: engine/kefu.c include/kefu.h
-include/kefu.h:

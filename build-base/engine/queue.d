@@ -1,3 +1,0 @@
-build-base/engine/queue.o: engine/queue.c include/queue.h include/kefu.h
-include/queue.h:
-include/kefu.h:

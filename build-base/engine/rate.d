@@ -1,3 +1,0 @@
-build-base/engine/rate.o: engine/rate.c include/rate.h include/kefu.h
-include/rate.h:
-include/kefu.h:

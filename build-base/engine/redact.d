@@ -1,4 +1,0 @@
-build-base/engine/redact.o: engine/redact.c include/redact.h \
- include/kefu.h
-include/redact.h:
-include/kefu.h:
