@@ -678,8 +678,8 @@ static json_t *result_json(const struct decide_ctx *dc, const struct decision *d
     }
     if (d->source == DECIDE_KB)
         json_object_set_new(o, "articles",
-                            json_pack("[{s:s, s:s, s:f}]", "id", d->article.id, "title",
-                                      d->article.title ? d->article.title : "", "score", d->article.score));
+                            json_pack("[{s:s, s:s, s:f}]", "id", d->article.id, "title", d->article.title,
+                                      "score", d->article.score));
     if (ans->n_quick) {
         json_t *q = json_array();
         for (size_t k = 0; k < ans->n_quick; k++)
@@ -809,7 +809,7 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     } else if (d->source == DECIDE_KB) {
         struct kb_result r = d->kb; /* the search cut no snippet: only the answer shows one */
         const char *snippet = dc->kb && kb_snippets(dc->kb, &r, 1) == 0 ? r.hit[0].snippet : "";
-        snprintf(ans->text, sizeof ans->text, "%s: %s", d->article.title ? d->article.title : d->article.id,
+        snprintf(ans->text, sizeof ans->text, "%s: %s", *d->article.title ? d->article.title : d->article.id,
                  snippet);
     }
     if (d->source != DECIDE_CLARIFY)

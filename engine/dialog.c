@@ -979,19 +979,17 @@ static int fill_pending(struct turn *t, const struct decision *dec)
 /* Answers with the article the decision found: its title and the start of its body. */
 static void answer_article(struct turn *t, const struct decision *dec)
 {
-    char id[128];
-    struct kb_hit hit = dec->article;
-    snprintf(id, sizeof id, "%s", hit.id ? hit.id : "");
+    const struct kb_hit *found = &dec->article;
+    struct kb_hit body; /* the body's start, not a snippet */
+    const struct kb_hit *hit =
+        t->w->kb && *found->id && kb_get(t->w->kb, found->id, t->locale, &body) == 0 ? &body : found;
     t->src = SRC_KB;
     t->confidence = dec->confidence;
     t->c.misses = 0;
     *t->c.pending = 0;
-    snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "", hit.snippet ? hit.snippet : "");
-    if (t->w->kb && *id && kb_get(t->w->kb, id, t->locale, &hit) == 0) /* the body's start, not a snippet */
-        snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "",
-                 hit.snippet ? hit.snippet : "");
-    if (*id)
-        add_article(t, id, strlen(id));
+    snprintf(t->reply, sizeof t->reply, "%s\n%s", hit->title, hit->snippet);
+    if (*found->id)
+        add_article(t, found->id, strlen(found->id));
 }
 
 /* Answers from the decision: rule, example, article, clarification or fallback. */
