@@ -1,0 +1,22 @@
+build-tsan/engine/dialog_erase.o: engine/dialog_erase.c \
+  engine/dialog_int.h include/dialog.h include/rules.h include/text.h \
+  include/kb.h include/queue.h include/router.h include/store.h \
+  include/kefu.h
+
+engine/dialog_int.h:
+
+include/dialog.h:
+
+include/rules.h:
+
+include/text.h:
+
+include/kb.h:
+
+include/queue.h:
+
+include/router.h:
+
+include/store.h:
+
+include/kefu.h:

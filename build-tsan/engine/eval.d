@@ -1,0 +1,17 @@
+build-tsan/engine/eval.o: engine/eval.c include/eval.h include/decide.h \
+  include/kb.h include/rules.h include/router.h include/kefu.h \
+  include/text.h
+
+include/eval.h:
+
+include/decide.h:
+
+include/kb.h:
+
+include/rules.h:
+
+include/router.h:
+
+include/kefu.h:
+
+include/text.h:

@@ -1,0 +1,3 @@
+build-tsan/engine/kefu.o: engine/kefu.c include/kefu.h
+
+include/kefu.h:

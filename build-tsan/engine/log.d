@@ -1,0 +1,5 @@
+build-tsan/engine/log.o: engine/log.c include/log.h include/redact.h
+
+include/log.h:
+
+include/redact.h:

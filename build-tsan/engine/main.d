@@ -1,0 +1,3 @@
+build-tsan/engine/main.o: engine/main.c include/cli.h
+
+include/cli.h:

@@ -1,0 +1,5 @@
+build-tsan/engine/queue.o: engine/queue.c include/queue.h include/kefu.h
+
+include/queue.h:
+
+include/kefu.h:

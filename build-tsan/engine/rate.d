@@ -1,0 +1,5 @@
+build-tsan/engine/rate.o: engine/rate.c include/rate.h include/kefu.h
+
+include/rate.h:
+
+include/kefu.h:

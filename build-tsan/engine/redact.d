@@ -1,0 +1,6 @@
+build-tsan/engine/redact.o: engine/redact.c include/redact.h \
+  include/kefu.h
+
+include/redact.h:
+
+include/kefu.h:

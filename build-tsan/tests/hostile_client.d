@@ -1,0 +1,1 @@
+build-tsan/tests/hostile_client: tests/hostile_client.c

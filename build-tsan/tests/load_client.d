@@ -1,0 +1,1 @@
+build-tsan/tests/load_client: tests/load_client.c
