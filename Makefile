@@ -18,6 +18,8 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
 ENGINE  += rules_jit
 # personal-data redaction (logs, stored transcripts)
 ENGINE  += redact dialog_erase cli_erase store_cache
+# the store's SQLite backend (store_int.h)
+ENGINE  += store_sqlite
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
