@@ -22,6 +22,8 @@ ENGINE  += redact dialog_erase cli_erase store_cache
 ENGINE  += store_sqlite
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
+# kefu store backup: an online copy of the store (SQLite's backup API)
+ENGINE  += store_backup cli_backup
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact

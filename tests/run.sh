@@ -30,8 +30,8 @@ e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
 printf '%s\n' "$e2e"
 passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
-# crash safety (kill -9 under load), a full disk, erasure and redaction: "ok NAME" or "not ok NAME" lines
-rel=$(for s in crash iofail privacy; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)
+# crash safety (kill -9 under load), a full disk, erasure and redaction, online backups: "ok NAME" or "not ok NAME" lines
+rel=$(for s in crash iofail privacy backup; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)
 printf '%s\n' "$rel"
 passed=$((passed + $(printf '%s\n' "$rel" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$rel" | grep -c '^not ok ')))
