@@ -76,6 +76,8 @@ static const struct say texts[] = {
      "正在为您转接人工客服，客服可以看到之前的对话内容，您无需重复描述。",
      "正在為您轉接人工客服，客服可以看到之前的對話內容，您無需重複描述。"},
     {"closed1", "Our agents are available ", "人工客服服务时间为 ", "人工客服服務時間為 "},
+    {"always", "around the clock", "24 小时", "24 小時"},
+    {"beijing", "Beijing time", "北京时间", "北京時間"},
     {"closed2", ". Please leave your message here and we'll reply as soon as we're back.",
      "。请在此留言，客服上线后会尽快回复您。", "。請在此留言，客服上線後會盡快回覆您。"},
     {"busy",
@@ -256,17 +258,33 @@ int dialog_hours_open(struct dialog *d, long long now)
     return m >= d->open_min || m < d->close_min; /* over midnight */
 }
 
-/* "Our agents are available 09:00-22:00 (Beijing time). Please leave ..." */
+void dialog_hours_text(const char *hours, int tz_offset_min, const char *locale, char *buf, size_t cap)
+{
+    int open, close;
+    if (!hours || !*hours || parse_hours(hours, &open, &close) < 0) {
+        snprintf(buf, cap, "%s", dialog_say(locale, "always"));
+        return;
+    }
+    int zh = locale && strncmp(locale, "zh", 2) == 0, off = abs(tz_offset_min);
+    char tz[32];
+    if (tz_offset_min == 480)
+        snprintf(tz, sizeof tz, "%s", dialog_say(locale, "beijing"));
+    else if (off % 60)
+        snprintf(tz, sizeof tz, "UTC%c%d:%02d", tz_offset_min < 0 ? '-' : '+', off / 60, off % 60);
+    else if (off)
+        snprintf(tz, sizeof tz, "UTC%c%d", tz_offset_min < 0 ? '-' : '+', off / 60);
+    else
+        snprintf(tz, sizeof tz, "UTC");
+    snprintf(buf, cap, "%d:%02d–%d:%02d%s%s%s", open / 60, open % 60, close / 60, close % 60,
+             zh ? "（" : " (", tz, zh ? "）" : ")");
+}
+
+/* "Our agents are available 9:00–22:00 (Beijing time). Please leave ..." */
 static void closed_notice(struct dialog *d, const char *locale, char *buf, size_t cap)
 {
-    int zh = locale && strncmp(locale, "zh", 2) == 0;
-    char tz[32];
-    if (d->tz_offset_min == 480)
-        snprintf(tz, sizeof tz, "%s", zh ? "北京时间" : "Beijing time");
-    else
-        snprintf(tz, sizeof tz, "UTC%+d:%02d", d->tz_offset_min / 60, abs(d->tz_offset_min) % 60);
-    snprintf(buf, cap, "%s%s%s%s%s%s", dialog_say(locale, "closed1"), d->hours, zh ? "（" : " (", tz,
-             zh ? "）" : ")", dialog_say(locale, "closed2"));
+    char hours[96];
+    dialog_hours_text(d->hours, d->tz_offset_min, locale, hours, sizeof hours);
+    snprintf(buf, cap, "%s%s%s", dialog_say(locale, "closed1"), hours, dialog_say(locale, "closed2"));
 }
 
 /* ---- rules and workers ---- */
@@ -710,8 +728,9 @@ struct turn {
     int handoff, why, hprio;  /* a handoff: reason and priority */
     char hqueue[QUEUE_NAME_MAX];
     char notice[512];
-    int feedback;      /* a rating typed after resolve */
-    const char *event; /* "reopen" when a resolved conversation restarts */
+    char hours_text[96]; /* {service_hours} as rendered for this turn */
+    int feedback;        /* a rating typed after resolve */
+    const char *event;   /* "reopen" when a resolved conversation restarts */
     /* the write, owned until its commit */
     json_t *req, *out; /* the request (a reference) and the answer */
     char conv[40];     /* the conversation asked for */
@@ -844,13 +863,18 @@ static void add_article(struct turn *t, const char *id, size_t n)
 }
 
 /* Fills one placeholder of a reply template: {slot} and {customer.name}
- * become their values, {kb:ID} an entry in the reply's articles (and no text). */
+ * become their values, {service_hours} the configured hours, {kb:ID} an
+ * entry in the reply's articles (and no text). */
 static const char *fill(void *ctx, const char *name)
 {
     struct turn *t = ctx;
     if (strncmp(name, "kb:", 3) == 0) {
         add_article(t, name + 3, strlen(name + 3));
         return NULL;
+    }
+    if (strcmp(name, "service_hours") == 0) {
+        dialog_hours_text(t->d->hours, t->d->tz_offset_min, t->locale, t->hours_text, sizeof t->hours_text);
+        return t->hours_text;
     }
     if (strcmp(name, "customer.name") == 0)
         return t->cu.name;

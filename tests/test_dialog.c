@@ -595,6 +595,33 @@ static void test_positions(void **state)
     json_decref(r);
 }
 
+/* 5.0 {service_hours}: the configured hours in the customer's language */
+static void test_hours_text(void **state)
+{
+    (void)state;
+    static const struct hours_case {
+        const char *id, *hours;
+        int tz;
+        const char *locale, *want;
+    } cases[] = {
+        {"5.0.1", "09:00-22:00", 480, "en", "9:00–22:00 (Beijing time)"},
+        {"5.0.2", "09:00-22:00", 480, "zh", "9:00–22:00（北京时间）"},
+        {"5.0.3", "09:00-22:00", 480, "zh-hant", "9:00–22:00（北京時間）"},
+        {"5.0.4", "08:30-17:45", 0, "en", "8:30–17:45 (UTC)"},
+        {"5.0.5", "20:00-04:00", -300, "en", "20:00–4:00 (UTC-5)"},
+        {"5.0.6", "10:00-18:00", 330, "en", "10:00–18:00 (UTC+5:30)"},
+        {"5.0.7", "10:00-18:00", -30, "en", "10:00–18:00 (UTC-0:30)"},
+        {"5.0.8", NULL, 480, "en", "around the clock"},
+        {"5.0.9", "", 0, "zh", "24 小时"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[96];
+        dialog_hours_text(cases[i].hours, cases[i].tz, cases[i].locale, buf, sizeof buf);
+        if (strcmp(buf, cases[i].want) != 0)
+            fail_msg("%s: got '%s', want '%s'", cases[i].id, buf, cases[i].want);
+    }
+}
+
 /* 5.1 out of hours: the customer is told when agents are back, and still waits in the queue */
 static void test_business_hours(void **state)
 {
@@ -609,13 +636,14 @@ static void test_business_hours(void **state)
     json_t *r = say(f->d, id, "转人工", NULL);
     expect_str(r, "reply.intent", "human.agent_offline");
     expect_str(r, "state", "queued");
+    assert_non_null(strstr(str(r, "reply.text"), "每天 9:00–22:00（北京时间）")); /* {service_hours} */
     assert_null(str(r, "reply.notice")); /* the offline reply already says it */
     json_decref(r);
     new_conv(f->d, "b2", "regular", "web", id, token);
     json_decref(say(f->d, id, "asdf qwer", NULL));
     r = say(f->d, id, "zzz yyy", NULL);
     expect_str(r, "state", "queued");
-    assert_non_null(strstr(str(r, "reply.notice"), "09:00-22:00 (Beijing time)"));
+    assert_non_null(strstr(str(r, "reply.notice"), "9:00–22:00 (Beijing time)"));
     json_decref(r);
     json_t *q;
     assert_int_equal(dialog_queue_list(f->d, "cat", &q), 0);
@@ -1141,6 +1169,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_positions, setup, teardown),
+        cmocka_unit_test(test_hours_text),
         cmocka_unit_test_setup_teardown(test_business_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_filling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
