@@ -20,6 +20,7 @@
 #include "redact.h"
 #include "text.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -86,6 +87,8 @@ static const struct say texts[] = {
      "目前客服均在忙，您已在排队中，客服空闲后会第一时间在这里回复您。",
      "目前客服均在忙，您已在排隊中，客服空閒後會第一時間在這裡回覆您。"},
     {"clarify", "Did you mean one of these?", "您是想问以下哪一个？", "您是想問以下哪一個？"},
+    {"carry1", "What would you like to do about ", "关于 ", "關於 "},
+    {"carry2", "?", "，请问您需要办理什么？", "，請問您需要辦理什麼？"},
     {"survey",
      "This conversation has been resolved. How satisfied were you? Reply with a number from 1 (poor) to 5 "
      "(excellent).",
@@ -1000,6 +1003,161 @@ static int fill_pending(struct turn *t, const struct decision *dec)
     return t->src == SRC_FALLBACK || t->handoff;
 }
 
+/* ---- a slot value on its own: carry the conversation on ---- */
+
+/* 1 if text[0..len) is value with nothing around it but spacing and punctuation. */
+static int only_value(const char *text, size_t len, const char *value)
+{
+    size_t vlen = strlen(value);
+    const char *at = vlen ? memmem(text, len, value, vlen) : NULL;
+    if (!at)
+        return 0;
+    for (size_t k = 0; k < len; k++) {
+        if (text + k == at) {
+            k += vlen - 1;
+            continue;
+        }
+        unsigned char ch = (unsigned char)text[k];
+        if (ch >= 0x80) { /* CJK punctuation: 。，！？：、 */
+            static const char *const punct[] = {"。", "，", "！", "？", "：", "、", NULL};
+            size_t j = 0;
+            while (punct[j] && (k + 3 > len || memcmp(text + k, punct[j], 3) != 0))
+                j++;
+            if (!punct[j])
+                return 0;
+            k += 2;
+        } else if (!isspace(ch) && !ispunct(ch)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Finds a slot (of any intent, the previous one first) whose value is the
+ * whole message: 1 with *in (that intent) and v filled, else 0. Each slot
+ * name is tried once, so the cost follows the distinct slots, not the intents. */
+static int bare_slot(struct turn *t, long prev, long *in, struct router_slot *v)
+{
+    size_t n_int = rules_count(t->rs), n_tried = 0;
+    const char *tried[32];
+    int digit = 0;
+    for (size_t k = 0; k < t->len; k++)
+        digit |= isdigit((unsigned char)t->text[k]) || t->text[k] == '@';
+    if (!digit || t->len > 64)
+        return 0; /* words are for the router; a value has digits (or is an address) */
+    for (long step = -1; step < (long)n_int; step++) {
+        long i = step < 0 ? prev : step;
+        if (i < 0 || (step >= 0 && i == prev))
+            continue;
+        const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+        size_t fresh = 0;
+        for (size_t k = 0; k < it->n_slots; k++) {
+            size_t j = 0;
+            while (j < n_tried && strcmp(tried[j], it->slots[k].name) != 0)
+                j++;
+            if (j == n_tried && n_tried < 32)
+                tried[n_tried++] = it->slots[k].name, fresh++;
+        }
+        struct router_slot got[16];
+        size_t n = 0;
+        if (!fresh || router_slots(t->rs, t->w->sc, (uint32_t)i, t->text, t->len, got, 16, &n) < 0)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            if (only_value(t->text, t->len, got[k].value)) {
+                *in = i;
+                *v = got[k];
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* The first example of intent i in the customer's script without a digit
+ * (a label with an order number in it would fill the wrong one), or NULL. */
+static const char *carry_label(struct turn *t, long i)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    for (size_t k = 0; k < it->n_examples; k++) {
+        const char *ex = it->examples[k].text;
+        if (strpbrk(ex, "0123456789"))
+            continue;
+        struct decide_cand c = {.stage = DECIDE_RULE, .intent = i, .example = ex};
+        if (decide_label(t->rs, &c, t->locale) == ex)
+            return ex;
+    }
+    return NULL;
+}
+
+/* 1 if intent i declares a slot called name. */
+static int has_slot(const struct rules_intent *it, const char *name)
+{
+    for (size_t k = 0; k < it->n_slots; k++)
+        if (strcmp(it->slots[k].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Which round of carry_ask() intent i's topic belongs to: 0 the previous
+ * topic, 1 a topic the slot is named after (order for order_id), 2 others. */
+static int carry_round(const char *topic, const char *prev, const char *slot)
+{
+    if (strcmp(topic, prev) == 0)
+        return 0;
+    size_t n = strlen(topic);
+    return n && strncmp(slot, topic, n) == 0 && slot[n] == '_' ? 1 : 2;
+}
+
+/* "What would you like to do about KF12345678?" with up to three intents
+ * that take the slot as quick replies, the previous topic's first; an
+ * intent that would hand off at once is not offered. */
+static void carry_ask(struct turn *t, const char *name, const char *value)
+{
+    char prev[64], topic[64];
+    struct attr av[16];
+    char misses[16];
+    struct attrs a;
+    turn_attrs(t, av, misses, &a);
+    snprintf(prev, sizeof prev, "%s", mem_str(t->mem, "last_topic"));
+    t->src = SRC_CLARIFY;
+    t->confidence = 1.0;
+    *t->c.pending = 0;
+    snprintf(t->reply, sizeof t->reply, "%s%s%s", dialog_say(t->locale, "carry1"), value,
+             dialog_say(t->locale, "carry2"));
+    t->quick = json_array();
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < rules_count(t->rs) && json_array_size(t->quick) < 3; i++) {
+            const struct rules_intent *it = rules_intent(t->rs, i);
+            intent_topic(t, (long)i, topic, sizeof topic);
+            const char *label = carry_label(t, (long)i);
+            if (label && has_slot(it, name) && carry_round(topic, prev, name) == round &&
+                rules_cond_eval(it->when, &a) && !rules_handoff_for(it, &a))
+                json_array_append_new(t->quick, json_string(label));
+        }
+}
+
+/* A message that is only a slot value (an order number) with no question
+ * pending: it fills the previous intent's slot and answers it again, or
+ * is kept and the customer asked what to do with it. Returns 1 when handled. */
+static int carry_on(struct turn *t, const struct decision *dec)
+{
+    long prev = rules_find(t->rs, mem_str(t->mem, "last_intent")), in;
+    struct router_slot v;
+    if (dec->source == DECIDE_RULE || !bare_slot(t, prev, &in, &v))
+        return 0; /* a rule written for the bare value wins */
+    if (in == prev) {
+        snprintf(t->c.pending, sizeof t->c.pending, "%s %s", intent_name(t, prev), v.name);
+        return fill_pending(t, dec);
+    }
+    json_t *slots = json_object_get(t->mem, "slots");
+    if (!json_is_object(slots)) {
+        slots = json_object();
+        json_object_set_new(t->mem, "slots", slots);
+    }
+    json_object_set_new(slots, v.name, json_string(v.value));
+    carry_ask(t, v.name, v.value);
+    return 1;
+}
+
 /* Answers with the article the decision found: its title and the start of its body. */
 static void answer_article(struct turn *t, const struct decision *dec)
 {
@@ -1095,7 +1253,7 @@ static int bot_turn(struct turn *t)
         rc = text_normalize(t->text, t->len, TEXT_FOLD, &norm);
     if (rc == 0) {
         t->intent = -1;
-        if (!handoff_trigger(t, dec, norm.s) && !fill_pending(t, dec))
+        if (!handoff_trigger(t, dec, norm.s) && !fill_pending(t, dec) && !carry_on(t, dec))
             answer(t, dec);
         remember_intent(t);
     }
