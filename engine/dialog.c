@@ -1390,6 +1390,17 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
 }
 
+/* Keeps this turn's quick replies with the bot message seq that offers them
+ * (none: forgets the last ones), so a reloaded widget can offer them again. */
+static void remember_quick(struct turn *t, long seq)
+{
+    if (t->quick && seq && json_array_size(t->quick))
+        json_object_set_new(t->mem, "quick",
+                            json_pack("{s:I, s:O}", "seq", (json_int_t)seq, "replies", t->quick));
+    else
+        json_object_del(t->mem, "quick");
+}
+
 /* Builds the answer and the turn's batch; t owns every string the batch
  * borrows until the commit. Returns 0 or KEFU_ENOMEM. */
 static int prepare_commit(struct turn *t)
@@ -1398,6 +1409,7 @@ static int prepare_commit(struct turn *t)
     const char *bot = *t->reply ? t->reply : NULL;
     if (bot)
         snprintf(t->bot_text, sizeof t->bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
+    remember_quick(t, bot ? seq + 1 : 0);
     t->memory = json_dumps(t->mem, JSON_COMPACT | JSON_REAL_PRECISION(6));
     t->c.memory = t->memory;
     t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
@@ -1764,6 +1776,22 @@ static int list_msg(void *ctx, const struct store_msg *m)
     return 0;
 }
 
+/* Adds the remembered quick replies to the bot message that offered them
+ * when it is still the conversation's last message (msgs borrowed). */
+static void attach_quick(json_t *msgs, const struct store_conv *c)
+{
+    size_t n = json_array_size(msgs);
+    json_t *last = n ? json_array_get(msgs, n - 1) : NULL;
+    if (c->state != STORE_BOT || !last || json_integer_value(json_object_get(last, "seq")) != c->last_seq)
+        return;
+    json_t *mem = json_loads(c->memory ? c->memory : "{}", 0, NULL);
+    json_t *quick = json_object_get(mem, "quick");
+    if (json_integer_value(json_object_get(quick, "seq")) == c->last_seq &&
+        json_is_array(json_object_get(quick, "replies")))
+        json_object_set(last, "quick_replies", json_object_get(quick, "replies"));
+    json_decref(mem);
+}
+
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out)
 {
     struct store_conv c;
@@ -1771,12 +1799,14 @@ int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out
     int rc = dialog_load(d, conv, &c);
     if (rc < 0)
         return rc;
-    store_conv_release(&c);
     json_t *v = json_array();
     if ((rc = store_messages(d->st, conv, after, 500, list_msg, v)) < 0) {
+        store_conv_release(&c);
         json_decref(v);
         return dialog_fail(rc, "cannot read messages");
     }
+    attach_quick(v, &c);
+    store_conv_release(&c);
     *out = json_pack("{s:o, s:s}", "messages", v, "state", store_state_name(c.state));
     json_t *q = c.state == STORE_QUEUED || c.state == STORE_AGENT ? queue_json(d, conv, dialog_now(d)) : NULL;
     if (q)

@@ -672,6 +672,36 @@ static void test_slot_filling(void **state)
     json_decref(r);
 }
 
+/* 5.3 the last answer's quick replies come back with the message list while
+ * nothing came after it (a reloaded widget offers them again), and only then */
+static void test_quick_replies_listed(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "qr", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "KF12345678", NULL);
+    expect_str(r, "reply.source", "clarify");
+    json_t *quick = json_object_get(json_object_get(r, "reply"), "quick_replies");
+    assert_true(json_array_size(quick) > 0);
+    json_t *out;
+    assert_int_equal(dialog_messages(f->d, id, 0, &out), 0);
+    json_t *msgs = json_object_get(out, "messages");
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    assert_true(json_equal(json_object_get(last, "quick_replies"), quick));
+    assert_null(json_object_get(json_array_get(msgs, 0), "quick_replies")); /* the greeting offered none */
+    json_decref(out);
+    json_decref(r);
+    r = say(f->d, id, "where is my order", NULL);
+    expect_str(r, "reply.intent", "order.status");
+    assert_non_null(strstr(str(r, "reply.text"), "KF12345678")); /* the number was kept */
+    json_decref(r);
+    assert_int_equal(dialog_messages(f->d, id, 0, &out), 0);
+    msgs = json_object_get(out, "messages");
+    for (size_t k = 0; k < json_array_size(msgs); k++)
+        assert_null(json_object_get(json_array_get(msgs, k), "quick_replies"));
+    json_decref(out);
+}
+
 /* 6.1 after a restart: the queue is rebuilt, held conversations stay held, messages are there */
 static void test_restart(void **state)
 {
@@ -1172,6 +1202,7 @@ int main(void)
         cmocka_unit_test(test_hours_text),
         cmocka_unit_test_setup_teardown(test_business_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_filling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quick_replies_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
