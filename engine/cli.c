@@ -6,6 +6,7 @@
 #include "cli_int.h"
 
 #include "decide.h"
+#include "dialog.h"
 #include "eval.h"
 #include "kb.h"
 #include "kefu.h"
@@ -192,8 +193,9 @@ static int load(const char *dir, struct rules **rs, int quiet)
 }
 
 /* What a command-line reply template can name: {slot}, {customer.x} from
- * the attributes, {kb:ID} as the article's title and id when the kb has it,
- * else a marker; an unknown name shows as [name]. */
+ * the attributes, {service_hours} as kefu serve's default (no --hours),
+ * {kb:ID} as the article's title and id when the kb has it, else a marker;
+ * an unknown name shows as [name]. */
 struct fill_ctx {
     const struct router_slot *slots;
     size_t n_slots;
@@ -215,6 +217,10 @@ static const char *fill(void *ctx, const char *name)
     }
     if (strncmp(name, "customer.", 9) == 0)
         return attrs_get(f->a, name);
+    if (strcmp(name, "service_hours") == 0) {
+        dialog_hours_text(NULL, 0, attrs_get(f->a, "locale"), f->tmp, sizeof f->tmp);
+        return f->tmp;
+    }
     for (size_t k = 0; k < f->n_slots; k++)
         if (strcmp(f->slots[k].name, name) == 0)
             return f->slots[k].value;

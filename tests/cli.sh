@@ -34,6 +34,14 @@ echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null
 out=$("$KEFU" ask --explain "where is my order KF12345678" 2>&1)
 echo "$out" | grep -q '^-> ' && echo "$out" | grep -q "found '" && ok ask-explain || no ask-explain "$out"
 
+# 4b. ask renders {service_hours} as kefu serve's default (no --hours), never a fixed time
+out=$("$KEFU" ask --json "what are your opening hours" 2>/dev/null | jq -r .reply)
+zh=$("$KEFU" ask --json --locale zh "你们的客服时间是几点到几点" 2>/dev/null | jq -r .reply)
+case "$out|$zh" in
+*"online every day, around the clock,"*"每天 24 小时"*) case "$out$zh" in *"{"* | *"[service_hours]"*) no ask-service-hours "$out / $zh" ;; *) ok ask-service-hours ;; esac ;;
+*) no ask-service-hours "$out / $zh" ;;
+esac
+
 # 5. ask: traditional and simplified give the same intent
 a=$("$KEFU" ask --json "退款什么时候到账" | jq -r .intent)
 b=$("$KEFU" ask --json "退款什麼時候到賬" | jq -r .intent)
