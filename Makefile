@@ -61,6 +61,12 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
 # test_text.c includes the generated table: make it first, also under -j.
 $(BUILD)/tests/test_text.o: $(BUILD)/hans_table.h
 
+# docs/openapi.json, built into api.o and served at GET /openapi.json.
+$(BUILD)/openapi_json.h: docs/openapi.json scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
+$(BUILD)/engine/api.o: $(BUILD)/openapi_json.h
+
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
 $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
@@ -134,6 +140,17 @@ browser: $(BUILD)/kefu browser-deps
 # docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve
 screenshots: $(BUILD)/kefu browser-deps
 	BUILD=$(BUILD) node $(BROWSER)/screenshots.js
+
+# The API journey checked against docs/openapi.json (tests/openapi/: ajv from npm, installed from the lock).
+OPENAPI_T = tests/openapi
+$(OPENAPI_T)/node_modules/.package-lock.json: $(OPENAPI_T)/package.json $(OPENAPI_T)/package-lock.json
+	cd $(OPENAPI_T) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: openapi-deps openapi
+openapi-deps: $(OPENAPI_T)/node_modules/.package-lock.json
+unit test: openapi-deps
+openapi: $(BUILD)/kefu openapi-deps
+	BUILD=$(BUILD) node $(OPENAPI_T)/run.js
 
 # Durable writes per second through the store, with and without group commit.
 $(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libkefu.a

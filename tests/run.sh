@@ -30,6 +30,14 @@ e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
 printf '%s\n' "$e2e"
 passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
 failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
+# the same journey checked request by request against docs/openapi.json: "ok NAME" or "not ok NAME" lines
+oa=$(BUILD="${BUILD:-build}" node tests/openapi/run.js 2>&1)
+os=$?
+printf '%s\n' "$oa"
+passed=$((passed + $(printf '%s\n' "$oa" | grep -c '^ok ')))
+of=$(printf '%s\n' "$oa" | grep -c '^not ok ')
+[ "$os" -ne 0 ] && [ "$of" -eq 0 ] && of=1 && echo "not ok openapi tests did not run (make openapi-deps?)"
+failed=$((failed + of))
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups: "ok NAME" or "not ok NAME" lines
 rel=$(for s in crash iofail privacy backup; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)
 printf '%s\n' "$rel"
