@@ -1,5 +1,0 @@
-build-tsan/engine/arena.o: engine/arena.c include/arena.h include/kefu.h
-
-include/arena.h:
-
-include/kefu.h:

@@ -1,3 +1,0 @@
-build-tsan/engine/kefu.o: engine/kefu.c include/kefu.h
-
-include/kefu.h:

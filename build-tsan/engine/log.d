@@ -1,5 +1,0 @@
-build-tsan/engine/log.o: engine/log.c include/log.h include/redact.h
-
-include/log.h:
-
-include/redact.h:

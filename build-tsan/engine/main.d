@@ -1,3 +1,0 @@
-build-tsan/engine/main.o: engine/main.c include/cli.h
-
-include/cli.h:

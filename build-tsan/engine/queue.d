@@ -1,5 +1,0 @@
-build-tsan/engine/queue.o: engine/queue.c include/queue.h include/kefu.h
-
-include/queue.h:
-
-include/kefu.h:

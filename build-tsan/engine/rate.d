@@ -1,5 +1,0 @@
-build-tsan/engine/rate.o: engine/rate.c include/rate.h include/kefu.h
-
-include/rate.h:
-
-include/kefu.h:

@@ -1,6 +1,0 @@
-build-tsan/engine/redact.o: engine/redact.c include/redact.h \
-  include/kefu.h
-
-include/redact.h:
-
-include/kefu.h:

@@ -1,1 +1,0 @@
-build-tsan/tests/hostile_client: tests/hostile_client.c

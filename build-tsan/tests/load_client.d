@@ -1,1 +1,0 @@
-build-tsan/tests/load_client: tests/load_client.c
