@@ -21,26 +21,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-ok() { echo "ok $1"; }
-no() { echo "not ok $1"; [ $# -gt 1 ] && printf '  %s\n' "$2"; }
-check() { if [ "$2" -eq 0 ]; then ok "$1"; else no "$1" "${3:-}"; fi; }
+. tests/lib.sh
 
 mkdir -p "$tmp/rules" "$tmp/corpus"
 cp rules/*.rules "$tmp/rules/"
 
 # start DIR: one server on DIR
-start() {
-    ("$KEFU" serve --listen 127.0.0.1:0 --data "$1" --rules "$tmp/rules" --corpus "$tmp/corpus" \
-        --rate-limit 0 >"$tmp/out" 2>>"$tmp/log") &
-    pid=$!
-    i=0
-    while [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-    URL=$(sed -n 's/^kefu: serving on //p' "$tmp/out")
-    [ -n "$URL" ]
-}
+start() { serve "$tmp/out" "$tmp/log" --data "$1" --rules "$tmp/rules" --corpus "$tmp/corpus" --rate-limit 0; }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null; pid=""; }
 post() {
     curl -s -m 10 -o "$tmp/b" -w '%{http_code}' -X POST -H 'Content-Type: application/json' ${3:+-H "$3"} \
