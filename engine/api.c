@@ -214,8 +214,7 @@ static const struct {
     {KEFU_ECONFLICT, 409, "conflict"},     {KEFU_ELIMIT, 429, "rate_limited"},
     {KEFU_EBUSY, 503, "unavailable"},      {KEFU_EIO, 503, "storage_error"},
     {KEFU_ENOMEM, 503, "out_of_memory"},   {KEFU_ESYNTAX, 409, "rules_invalid"},
-    {KEFU_ENOSPC, 503, "storage_full"},
-    {KEFU_EUNAVAIL, 503, "store_unavailable"},
+    {KEFU_ENOSPC, 503, "storage_full"},    {KEFU_EUNAVAIL, 503, "store_unavailable"},
 };
 
 /* Turns a dialog failure into an error response with dialog_error()'s reason. */

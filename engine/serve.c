@@ -134,8 +134,7 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         if (!store_is_uri(v))
             return bad("--store takes a postgresql:// URI, not '%s'", v);
         o->dc.store = v;
-    }
-    else if (strcmp(f, "--webhook") == 0)
+    } else if (strcmp(f, "--webhook") == 0)
         o->wc.url = v;
     else if (strcmp(f, "--cors-origin") == 0)
         return add_origin(o, v);

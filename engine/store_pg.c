@@ -215,6 +215,16 @@ static int conn_ready(struct conn *c, const char *uri)
     return 0;
 }
 
+/* Drops c's connection, found broken by its first statement (a server
+ * that restarted since the last call), and opens it again: nothing was
+ * sent on the broken one, so the caller may send its statement again.
+ * Returns 0 or KEFU_EUNAVAIL. */
+static int conn_again(struct conn *c, const char *uri)
+{
+    conn_close(c);
+    return conn_ready(c, uri);
+}
+
 /* The code for a failed result r on c: a unique violation is
  * KEFU_ECONFLICT, a broken connection KEFU_EUNAVAIL, the rest KEFU_EIO. */
 static int pg_fail(struct conn *c, const PGresult *r)
@@ -447,6 +457,8 @@ static void pg_commit(struct store_db *db, struct store_batch *list)
     int rc = conn_ready(w, db->uri);
     if (rc == 0)
         rc = exec(w, "BEGIN");
+    if (rc == KEFU_EUNAVAIL && (rc = conn_again(w, db->uri)) == 0) /* the server restarted */
+        rc = exec(w, "BEGIN");
     for (struct store_batch *b = list; b && rc == 0; b = b->next) {
         b->rc = apply_batch(w, b);
         if (PQstatus(w->pg) != CONNECTION_OK || PQtransactionStatus(w->pg) != PQTRANS_INTRANS)
@@ -534,6 +546,8 @@ static int query(struct store_db *db, int k, int n, const char *const *v, PGresu
     struct conn *c = reader_get(db);
     int rc = conn_ready(c, db->uri);
     if (rc == 0)
+        rc = run(c, k, n, v, out);
+    if (rc == KEFU_EUNAVAIL && (rc = conn_again(c, db->uri)) == 0) /* a read can be sent again */
         rc = run(c, k, n, v, out);
     reader_put(db, c);
     return rc;

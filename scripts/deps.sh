@@ -6,18 +6,22 @@ set -eu
 
 PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev sqlite3 \
 libjansson-dev libcmocka-dev libssl-dev opencc clang libclang-rt-14-dev valgrind curl jq"
+# the PostgreSQL store (libpq) and its tests: a throwaway server (tests/pg_lib.sh), nginx in front of two nodes
+PKGS="$PKGS libpq-dev postgresql nginx-light"
 # the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
 PKGS="$PKGS chromium fonts-noto-cjk"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing() {
-    for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto; do
+    for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto libpq; do
         pkg-config --exists "$lib" 2>/dev/null || { echo "$lib"; return; }
     done
     for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo postgresql; return; }
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo nginx-light; return; }
     for cmd in chromium node npm; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done

@@ -5,10 +5,10 @@
 # and PG_PID, the postmaster's pid. pg_stop / pg_restart stop and start
 # that server by its own data directory and pid; nothing touches the
 # system's clusters or services. pg_start returns 1 when PostgreSQL is not
-# installed (PG_SKIP says why) and 2 when it is but did not start (PG_ERR).
+# installed (PG_SKIP says why; the caller fails loudly) and 2 when it is but did not start (PG_ERR).
 
 PG_BIN=""
-for d in /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && PG_BIN=$d; done
+for d in /usr/local/bin /usr/lib/postgresql/*/bin; do [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ] && PG_BIN=$d; done
 PG_USER=postgres
 PG_DIR=""
 PG_PID=""

@@ -39,6 +39,8 @@ oa=$(BUILD="${BUILD:-build}" node tests/openapi/run.js 2>&1)
 tally "$oa" $? "openapi tests did not run (make openapi-deps?)"
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups
 tally "$(for s in crash iofail privacy backup; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
+# the PostgreSQL store and two nodes on one database, on a throwaway server (tests/pg_lib.sh)
+tally "$(BUILD="${BUILD:-build}" sh tests/pg.sh 2>&1)"
 # hostile input against a real kefu serve
 tally "$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)"
 # make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,
