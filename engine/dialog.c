@@ -593,9 +593,52 @@ int dialog_enqueue(struct dialog *d, const struct store_conv *c)
     return rc;
 }
 
+/* The head-start fields of e for c: its customer's tier. */
+static void entry_tier(struct dialog *d, const struct store_conv *c, struct queue_entry *e)
+{
+    struct store_customer cu;
+    if (store_get_customer(d->st, c->customer, &cu) == 0) {
+        e->vip = strcmp(cu.tier, "vip") == 0;
+        e->gold = strcmp(cu.tier, "gold") == 0;
+    }
+}
+
+int dialog_sync_queue(struct dialog *d, int max_age_ms)
+{
+    if (!store_shared(d->st))
+        return 0; /* this process is the only writer: the queue in memory is the truth */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (max_age_ms > 0 && ms - atomic_load(&d->synced_ms) < max_age_ms)
+        return 0;
+    atomic_store(&d->synced_ms, ms);
+    struct open_convs o = {0};
+    int rc = store_open_convs(d->st, collect_open, &o);
+    struct queue_entry *e = o.n ? kefu_calloc(o.n, sizeof *e) : NULL;
+    const char **holder = o.n ? kefu_calloc(o.n, sizeof *holder) : NULL;
+    if (rc == 0 && o.n && (!e || !holder))
+        rc = KEFU_ENOMEM;
+    for (size_t k = 0; k < o.n && rc == 0; k++) {
+        const struct store_conv *c = &o.v[k];
+        e[k] = (struct queue_entry){c->id, c->queue, c->priority, 0, 0, c->anger, c->queued_at};
+        if (!queue_has(d->q, c->id, c->queue, c->queued_at))
+            entry_tier(d, c, &e[k]); /* only a new one needs its order computed */
+        holder[k] = c->state == STORE_AGENT && *c->agent ? c->agent : NULL;
+    }
+    if (rc == 0)
+        rc = queue_sync(d->q, e, holder, o.n, dialog_now(d) - 2);
+    free(e);
+    free(holder);
+    free(o.v);
+    return rc < 0 ? dialog_fail(rc, "cannot read the queue from the store") : 0;
+}
+
 /* {name, position, wait_s} of a queued conversation, or NULL. */
 static json_t *queue_json(struct dialog *d, const char *conv, long long now)
 {
+    if (dialog_sync_queue(d, DIALOG_QUEUE_SYNC_MS) < 0)
+        return NULL;
     int pos;
     long long wait;
     char name[QUEUE_NAME_MAX];

@@ -257,8 +257,11 @@ int dialog_queue_list(struct dialog *d, const char *agent, json_t **out)
         return dialog_fail(KEFU_EAUTH, "unknown agent");
     long long now = dialog_now(d);
     queue_agent_seen(d->q, agent, now);
+    int rc = dialog_sync_queue(d, 0);
+    if (rc < 0)
+        return rc;
     struct listing l = {json_array(), 0};
-    int rc = queue_list(d->q, agent, now, list_item, &l);
+    rc = queue_list(d->q, agent, now, list_item, &l);
     if (rc < 0) {
         json_decref(l.v);
         return dialog_fail(rc, "cannot list the queue");
@@ -339,11 +342,14 @@ int dialog_claim(struct dialog *d, const char *agent, const char *conv, json_t *
     *out = NULL;
     if (!known_agent(d, agent))
         return dialog_fail(KEFU_EAUTH, "unknown agent");
+    int rc = dialog_sync_queue(d, 0);
+    if (rc < 0)
+        return rc;
     if (conv)
         return claim_one(d, agent, conv, 0, -1, out);
     char id[QUEUE_CONV_MAX];
     long long waited;
-    int rc = queue_claim(d->q, agent, NULL, dialog_now(d), id, &waited);
+    rc = queue_claim(d->q, agent, NULL, dialog_now(d), id, &waited);
     if (rc < 0)
         return dialog_fail(rc, "%s", claim_error(rc));
     return claim_one(d, agent, id, 1, waited, out);

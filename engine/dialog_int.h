@@ -66,7 +66,7 @@ struct dialog_worker {
 struct dialog {
     char *data_dir, *rules_dir, *corpus_dir, *hours;
     int miss_limit, tz_offset_min;
-    unsigned redact; /* enum redact_kind masked in message text, 0 = off */
+    unsigned redact;         /* enum redact_kind masked in message text, 0 = off */
     int open_min, close_min; /* business hours in minutes of the local day; open_min < 0: always */
     long long (*now)(void *ctx);
     void *now_ctx;
@@ -90,6 +90,7 @@ struct dialog {
     dialog_notify_fn notify;
     void *notify_ctx;
     struct dialog_metrics m;
+    _Atomic long long synced_ms; /* the queue's last dialog_sync_queue(), monotonic ms */
 };
 
 /* Sets the calling thread's reason and returns code. */
@@ -111,6 +112,13 @@ struct dialog_worker *dialog_worker_get(struct dialog *d);
 void dialog_worker_put(struct dialog *d, struct dialog_worker *w);
 /* Puts a stored conversation into the in-memory queue. */
 int dialog_enqueue(struct dialog *d, const struct store_conv *c);
+/* On a store other nodes share, makes the in-memory queue what the
+ * database holds (waiting and claimed conversations), unless it did so
+ * less than max_age_ms ago (0: now); nothing on a store of its own.
+ * Returns 0 or KEFU_E… (dialog_error() says why). */
+int dialog_sync_queue(struct dialog *d, int max_age_ms);
+/* How old the queue a customer's position is read from may be on a shared store. */
+#define DIALOG_QUEUE_SYNC_MS 1000
 /* The agent-facing context of conversation c (new JSON); extra messages
  * not yet stored (a JSON array, borrowed, may be NULL) join the transcript;
  * kb (may be NULL) suggests articles for it. */

@@ -158,20 +158,21 @@ static void unhold(struct queue *q, struct item *it)
     it->agent = -1;
 }
 
-int queue_push(struct queue *q, const struct queue_entry *e)
+static int entry_ok(const struct queue_entry *e)
 {
-    if (!e->conv || !e->queue || strlen(e->conv) >= QUEUE_CONV_MAX || !*e->queue ||
-        strlen(e->queue) >= QUEUE_NAME_MAX)
-        return KEFU_EINVAL;
-    pthread_mutex_lock(&q->lock);
+    return e->conv && e->queue && strlen(e->conv) < QUEUE_CONV_MAX && *e->queue &&
+           strlen(e->queue) < QUEUE_NAME_MAX;
+}
+
+/* queue_push() with the lock held. */
+static int push_locked(struct queue *q, const struct queue_entry *e)
+{
     struct item *it = find_item(q, e->conv);
     if (!it && q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 64;
         struct item *v = kefu_realloc(q->items, cap * sizeof *v);
-        if (!v) {
-            pthread_mutex_unlock(&q->lock);
+        if (!v)
             return KEFU_ENOMEM;
-        }
         q->items = v, q->cap = cap;
     }
     if (!it) {
@@ -186,8 +187,67 @@ int queue_push(struct queue *q, const struct queue_entry *e)
     it->since = e->since;
     it->key = e->since - head_start(e);
     it->order = q->pushes++;
-    pthread_mutex_unlock(&q->lock);
     return 0;
+}
+
+int queue_push(struct queue *q, const struct queue_entry *e)
+{
+    if (!entry_ok(e))
+        return KEFU_EINVAL;
+    pthread_mutex_lock(&q->lock);
+    int rc = push_locked(q, e);
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+int queue_has(struct queue *q, const char *conv, const char *name, long long since)
+{
+    pthread_mutex_lock(&q->lock);
+    const struct item *it = find_item(q, conv);
+    int has = it && strcmp(it->queue, name) == 0 && it->since == since;
+    pthread_mutex_unlock(&q->lock);
+    return has;
+}
+
+/* Index of conv in e[n], or -1. */
+static long entry_of(const struct queue_entry *e, size_t n, const char *conv)
+{
+    for (size_t k = 0; k < n; k++)
+        if (strcmp(e[k].conv, conv) == 0)
+            return (long)k;
+    return -1;
+}
+
+int queue_sync(struct queue *q, const struct queue_entry *e, const char *const *holder, size_t n,
+               long long keep_since)
+{
+    for (size_t k = 0; k < n; k++)
+        if (!entry_ok(&e[k]))
+            return KEFU_EINVAL;
+    pthread_mutex_lock(&q->lock);
+    for (size_t i = q->n; i-- > 0;) /* gone from the database: claimed away, resolved, erased */
+        if (q->items[i].since < keep_since && entry_of(e, n, q->items[i].conv) < 0) {
+            unhold(q, &q->items[i]);
+            q->items[i] = q->items[--q->n];
+        }
+    int rc = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        struct item *it = find_item(q, e[k].conv);
+        if (!it || strcmp(it->queue, e[k].queue) != 0 || it->since != e[k].since) {
+            if ((rc = push_locked(q, &e[k])) < 0)
+                break;
+            it = find_item(q, e[k].conv);
+        }
+        int a = holder[k] ? find_agent(q, holder[k]) : -1;
+        if (it->agent != a) {
+            unhold(q, it);
+            it->agent = a;
+            if (a >= 0)
+                q->agents[a].load++;
+        }
+    }
+    pthread_mutex_unlock(&q->lock);
+    return rc;
 }
 
 int queue_assign(struct queue *q, const char *conv, const char *agent)

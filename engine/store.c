@@ -357,6 +357,11 @@ int store_open(const char *where, const struct store_opts *opts, struct store **
     return 0;
 }
 
+int store_shared(struct store *st)
+{
+    return !st->be->cacheable;
+}
+
 void store_close(struct store *st)
 {
     if (!st)
@@ -383,15 +388,28 @@ void store_stats(struct store *st, struct store_stats *out)
 
 /* ---- reading ---- */
 
+/* Notes in c what its row held as read (the condition of a later write). */
+static void mark_read(struct store_conv *c)
+{
+    c->was.read = 1;
+    c->was.state = c->state;
+    c->was.last_seq = c->last_seq;
+    snprintf(c->was.agent, sizeof c->was.agent, "%s", c->agent);
+}
+
 int store_get_conv(struct store *st, const char *id, struct store_conv *out)
 {
     memset(out, 0, sizeof *out);
     unsigned long gen = 0;
-    if (st->cache && store_cache_get_conv(st->cache, id, out, &gen) == 0)
+    if (st->cache && store_cache_get_conv(st->cache, id, out, &gen) == 0) {
+        mark_read(out);
         return 0;
+    }
     int rc = st->be->get_conv(st->db, id, out);
     if (rc == 0 && st->cache)
         store_cache_fill_conv(st->cache, out, gen);
+    if (rc == 0)
+        mark_read(out);
     return rc;
 }
 

@@ -62,6 +62,7 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
 enum {
     W_CUSTOMER,
     W_CONV,
+    W_CONV_IF,
     W_MESSAGE,
     W_EVENT,
     W_FEEDBACK,
@@ -105,6 +106,11 @@ static const char *const sql[N_STMT] = {
                " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
                " last_seq = excluded.last_seq, memory = coalesce($18, conversations.memory),"
                " packet = coalesce(excluded.packet, conversations.packet)",
+    /* a row read before: changed only while it still holds what was read */
+    [W_CONV_IF] = "UPDATE conversations SET locale = $2, state = $3, queue = $4, priority = $5, anger = $6,"
+                  " agent = $7, misses = $8, pending = $9, reason = $10, updated_at = $11, queued_at = $12,"
+                  " last_seq = $13, memory = coalesce($14, memory), packet = coalesce($15, packet)"
+                  " WHERE id = $1 AND state = $16 AND agent = $17 AND last_seq = $18",
     [W_MESSAGE] =
         "INSERT INTO messages(conv, seq, sender, text, source, intent, confidence, client_id, result,"
         " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -232,6 +238,8 @@ static int pg_fail(struct conn *c, const PGresult *r)
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     if (state && strcmp(state, "23505") == 0)
         return KEFU_ECONFLICT;
+    if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+        return KEFU_EBUSY; /* a deadlock or serialization failure with another node: send it again */
     if (PQstatus(c->pg) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
         (state && strncmp(state, "57P", 3) == 0))
         return KEFU_EUNAVAIL;
@@ -378,8 +386,43 @@ static int apply_customer(struct conn *w, const struct store_customer *c)
     return run(w, W_CUSTOMER, 5, v, NULL);
 }
 
+/* Writes c, read before, only if its row still holds what was read: 0,
+ * or KEFU_ECONFLICT when another node changed it in between (the UPDATE
+ * waits for that node's transaction, then finds no row). */
+static int apply_conv_if(struct conn *w, const struct store_conv *c, const char *packet)
+{
+    char n[11][24];
+    const char *v[] = {c->id,
+                       c->locale,
+                       num(n[0], c->state),
+                       c->queue,
+                       num(n[1], c->priority),
+                       num(n[2], c->anger),
+                       c->agent,
+                       num(n[3], c->misses),
+                       c->pending,
+                       c->reason,
+                       num(n[4], c->updated_at),
+                       num(n[5], c->queued_at),
+                       num(n[6], c->last_seq),
+                       c->memory,
+                       packet,
+                       num(n[7], c->was.state),
+                       c->was.agent,
+                       num(n[8], c->was.last_seq)};
+    PGresult *r;
+    int rc = run(w, W_CONV_IF, 18, v, &r);
+    if (rc < 0)
+        return rc;
+    rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : KEFU_ECONFLICT;
+    PQclear(r);
+    return rc;
+}
+
 static int apply_conv(struct conn *w, const struct store_conv *c, const char *packet)
 {
+    if (c->was.read)
+        return apply_conv_if(w, c, packet);
     char n[8][24];
     const char *v[] = {c->id,
                        c->token,

@@ -45,6 +45,17 @@ struct queue_entry {
 /* Puts conversation e->conv in e->queue, waiting (moving it if it was
  * anywhere else; an agent holding it loses it). Returns 0, KEFU_EINVAL or KEFU_ENOMEM. */
 int queue_push(struct queue *q, const struct queue_entry *e);
+/* Returns 1 if conv waits (or is held) in queue name since since, as the
+ * database says; what queue_sync() keeps without recomputing its order. */
+int queue_has(struct queue *q, const char *conv, const char *name, long long since);
+/* Makes the queue hold e[n], in one step: conversations not in e are
+ * dropped (except those waiting since keep_since or later: pushed here,
+ * their commit may still be on its way), new or changed ones are pushed
+ * (e's order fields are read only for those), and e[k] is held by
+ * holder[k] (NULL: waiting). What a node sharing its store with others
+ * calls before it answers from the queue. Returns 0, KEFU_EINVAL or KEFU_ENOMEM. */
+int queue_sync(struct queue *q, const struct queue_entry *e, const char *const *holder, size_t n,
+               long long keep_since);
 /* Records at startup that agent already holds conv (queue_push() it first). */
 int queue_assign(struct queue *q, const char *conv, const char *agent);
 

@@ -38,6 +38,15 @@ struct store_conv {
     long long created_at, updated_at, queued_at;
     long last_seq; /* highest message seq */
     char *memory;  /* dialog's JSON (slots, intents); owned, see store_conv_release() */
+    /* What the row held when store_get_conv() read it. On a shared store
+     * (store_shared()) a store_put_conv() of a row read this way applies only
+     * while the row still holds it; otherwise its batch fails with
+     * KEFU_ECONFLICT (another node changed the conversation in between). */
+    struct {
+        int read, state;
+        long last_seq;
+        char agent[64];
+    } was;
 };
 /* Frees what a filled struct store_conv owns; the struct can be refilled. */
 void store_conv_release(struct store_conv *c);
@@ -74,6 +83,9 @@ int store_is_uri(const char *where);
  * KEFU_ERANGE (a database newer than this program), KEFU_EUNAVAIL (the
  * server cannot be reached) or KEFU_ENOMEM. */
 int store_open(const char *where, const struct store_opts *opts, struct store **out);
+/* Returns 1 if other processes (kefu nodes) write the same database
+ * (PostgreSQL): what a caller keeps in memory must be refreshed from it. */
+int store_shared(struct store *st);
 /* Commits what is queued, stops the writer and closes. NULL is fine. */
 void store_close(struct store *st);
 /* Returns the file's schema version (STORE_SCHEMA_VERSION after open). */

@@ -67,10 +67,14 @@ mkdir -p "$tmp/rules" "$tmp/a" "$tmp/b"
 cp rules/*.rules "$tmp/rules/"
 [ -d corpus ] && cp -r corpus "$tmp/corpus" || mkdir -p "$tmp/corpus"
 
+AGENTS="alice:tok-alice-0123456789:*:20,bob:tok-bob-0123456789ab:*:20"
+AL="tok-alice-0123456789"
+BO="tok-bob-0123456789ab"
+
 # node NAME: starts a node in the background; sets NODE_PID and NODE_URL
 node() {
     : >"$tmp/$1.out"
-    (KEFU_STORE="$STORE" exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/$1" --rules "$tmp/rules" \
+    (KEFU_STORE="$STORE" KEFU_AGENT_TOKENS="$AGENTS" exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/$1" --rules "$tmp/rules" \
         --corpus "$tmp/corpus" --rate-limit 0 >"$tmp/$1.out" 2>>"$tmp/$1.log") &
     NODE_PID=$!
     i=0
@@ -130,6 +134,54 @@ r=$(post "$B" "/v1/conversations/$conv/messages" '{"text":"are you there","clien
 check pg-reconnect "$([ "$(printf '%s' "$r" | head -1)" = 200 ] &&
     [ "$(pg_sql kefu "SELECT count(*) FROM messages WHERE client_id = 'pg-down'")" = 1 ] &&
     [ "$(pg_sql kefu "SELECT count(*) FROM messages")" -gt "$before" ]; echo $?)" "$r"
+
+# 3b. the queue and claims are the database's: a handoff on one node is in the other's queue, and
+# two agents on two nodes racing for one conversation: exactly one wins, the other gets 409
+# queued URL: a new conversation created on URL and handed off there; prints its id
+queued() {
+    r=$(post "$1" /v1/conversations "{\"channel\":\"web\",\"customer\":{\"id\":\"pg-q-$2\"}}" | sed 1d)
+    qc=$(printf '%s' "$r" | jq -r .id)
+    post "$1" "/v1/conversations/$qc/messages" '{"text":"I want to talk to a human agent"}' \
+        "$(printf '%s' "$r" | jq -r .token)" >"$tmp/q.$2"
+    printf '%s' "$qc"
+}
+q1=$(queued "$A" 1)
+ql=$(curl -s -H "Authorization: Bearer $AL" "$B/v1/queue")
+check pg-queue-across-nodes "$(sed 1d "$tmp/q.1" | jq -e '.state == "queued"' >/dev/null &&
+    printf '%s' "$ql" | jq -e --arg c "$q1" '.conversations | map(.id) | index($c) != null' >/dev/null; echo $?)" \
+    "$(cat "$tmp/q.1") / $ql"
+wins=0
+losses=0
+other=""
+k=0
+while [ $k -lt 8 ]; do
+    qc=$(queued "$B" "race-$k")
+    curl -s -o "$tmp/ra" -w '%{http_code}' -X POST -H "Authorization: Bearer $AL" "$A/v1/conversations/$qc/claim" >"$tmp/sa" &
+    ca=$!
+    curl -s -o "$tmp/rb" -w '%{http_code}' -X POST -H "Authorization: Bearer $BO" "$B/v1/conversations/$qc/claim" >"$tmp/sb" &
+    cb=$!
+    wait "$ca" "$cb"
+    sa=$(cat "$tmp/sa")
+    sb=$(cat "$tmp/sb")
+    held=$(pg_sql kefu "SELECT agent FROM conversations WHERE id = '$qc' AND state = 2")
+    claims=$(pg_sql kefu "SELECT count(*) FROM events WHERE conv = '$qc' AND kind = 'claim'")
+    if { [ "$sa" = 200 ] && [ "$sb" = 409 ] && [ "$held" = alice ]; } ||
+        { [ "$sa" = 409 ] && [ "$sb" = 200 ] && [ "$held" = bob ]; }; then
+        [ "$claims" = 1 ] && wins=$((wins + 1)) || other="$other $qc:$claims-claim-events"
+    else
+        other="$other $qc:$sa/$sb/held-by-'$held'"
+    fi
+    k=$((k + 1))
+done
+check pg-claim-race-one-winner "$([ "$wins" = 8 ]; echo $?)" "$wins of 8 races had one winner and one 409:$other"
+# the loser sees it held, on either node; the winner's node and the other agree on the queue
+r=$(post "$A" "/v1/conversations/$q1/claim" "" "$AL")
+r2=$(post "$B" "/v1/conversations/$q1/claim" "" "$BO")
+check pg-claim-held-elsewhere-409 "$([ "$(printf '%s' "$r" | head -1)" = 200 ] &&
+    [ "$(printf '%s' "$r2" | head -1)" = 409 ]; echo $?)" "$r / $r2"
+ql=$(curl -s -H "Authorization: Bearer $BO" "$B/v1/queue")
+check pg-queue-claimed-gone "$(printf '%s' "$ql" | jq -e --arg c "$q1" \
+    '[.conversations[] | select(.id == $c and (.agent // null) == null)] | length == 0' >/dev/null; echo $?)" "$ql"
 
 # acked_once FILE: every "<conv> <client_id>" in FILE is stored exactly once; prints the bad count
 acked_once() {

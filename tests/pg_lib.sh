@@ -69,9 +69,14 @@ pg_stop() {
     PG_PID=""
 }
 
-# pg_restart: the same cluster on the same port again
+# pg_restart: the same cluster on the same port again (a few tries: the
+# old server's port may take a moment to be free)
 pg_restart() {
-    pg_server_start
+    for t in 1 2 3 4 5; do
+        pg_server_start && return 0
+        sleep 0.5
+    done
+    return 1
 }
 
 # pg_sql DB SQL: runs SQL through psql on our socket

@@ -237,6 +237,50 @@ static void stat_fn(void *ctx, const char *name, size_t waiting, size_t held)
     *sum += (int)(waiting * 10 + held);
 }
 
+/* 7.1 sync: the queue becomes what the database holds; a conversation
+ * claimed on another node is held there (capacity counts it), one gone is
+ * dropped unless it was pushed here since keep_since, known ones keep their order */
+static void test_sync(void **state)
+{
+    struct queue *q = fresh();
+    push(q, "g1", "general", 1, 1, 0, 100); /* vip: a head start the sync must keep */
+    push(q, "g2", "general", 1, 0, 0, 90);
+    push(q, "gone", "general", 1, 0, 0, 50);
+    push(q, "fresh", "general", 1, 0, 0, 500); /* pushed here, its commit on its way */
+    assert_int_equal(queue_has(q, "g1", "general", 100), 1);
+    assert_int_equal(queue_has(q, "g1", "billing", 100), 0);
+    assert_int_equal(queue_has(q, "g1", "general", 101), 0);
+    struct queue_entry e[] = {
+        {"g1", "general", 1, 0, 0, 0, 100},
+        {"g2", "general", 1, 0, 0, 0, 90},
+        {"b9", "billing", 1, 0, 0, 0, 120}, /* queued on another node */
+    };
+    const char *holder[] = {NULL, "amy", NULL}; /* g2 claimed by amy on another node */
+    assert_int_equal(queue_sync(q, e, holder, 3, 400), 0);
+    int pos;
+    long long wait;
+    char name[QUEUE_NAME_MAX];
+    assert_int_equal(queue_position(q, "gone", 450, &pos, &wait, name), KEFU_ENOENT);
+    assert_int_equal(queue_position(q, "fresh", 600, &pos, &wait, name), 0);
+    assert_int_equal(queue_position(q, "g2", 450, &pos, &wait, name), 0);
+    assert_int_equal(pos, 0); /* held */
+    assert_int_equal(queue_position(q, "b9", 450, &pos, &wait, name), 0);
+    assert_string_equal(name, "billing");
+    claim(q, "cat", "g2", 450, KEFU_ECONFLICT, NULL);
+    claim(q, "cat", NULL, 450, 0, "g1"); /* g1 kept its vip head start over fresh */
+    claim(q, "amy", NULL, 450, 0, "b9");
+    claim(q, "amy", NULL, 450, KEFU_EBUSY, NULL); /* g2 and b9: amy's capacity of 2 */
+    holder[1] = NULL; /* amy let g2 go on the other node, and the database has b9 waiting */
+    assert_int_equal(queue_sync(q, e, holder, 3, 400), 0);
+    assert_int_equal(queue_position(q, "b9", 450, &pos, &wait, name), 0);
+    assert_int_equal(pos, 1); /* waiting again: a claim the database does not hold does not count */
+    claim(q, "amy", "g2", 450, 0, "g2");
+    struct queue_entry bad = {"x", "", 1, 0, 0, 0, 1};
+    const char *none = NULL;
+    assert_int_equal(queue_sync(q, &bad, &none, 1, 0), KEFU_EINVAL);
+    queue_free(q);
+}
+
 /* 6.1 an agent's list holds their queues only, in claim order, with positions */
 static void test_list(void **state)
 {
@@ -285,7 +329,7 @@ int main(void)
         cmocka_unit_test(test_capacity),         cmocka_unit_test(test_claim_again),
         cmocka_unit_test(test_transfer_release), cmocka_unit_test(test_unclaim),
         cmocka_unit_test(test_assign),           cmocka_unit_test(test_list),
-        cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_alloc_failure),    cmocka_unit_test(test_sync),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1011,6 +1011,55 @@ static void test_pg_two_nodes(void **state)
     store_close(b);
 }
 
+/* P.6 a row read before another node changed it is not overwritten: the
+ * stale write fails with KEFU_ECONFLICT and nothing of its batch is kept;
+ * written again from a fresh read, it holds */
+static void test_pg_stale_write(void **state)
+{
+    struct pg_fixture *p = *state;
+    struct store *a, *b;
+    assert_int_equal(store_open(p->f.path, NULL, &a), 0);
+    assert_int_equal(store_open(p->f.path, NULL, &b), 0);
+    assert_int_equal(store_shared(a), 1);
+    struct store_conv c, ra, rb;
+    make_conv(&c, "s1", "cu", "web");
+    c.state = STORE_QUEUED;
+    put_conv(a, &c);
+    assert_int_equal(store_get_conv(a, "s1", &ra), 0);
+    assert_int_equal(store_get_conv(b, "s1", &rb), 0);
+    rb.state = STORE_AGENT; /* bob claims on node b */
+    snprintf(rb.agent, sizeof rb.agent, "bob");
+    struct store_batch w;
+    store_batch_init(&w);
+    store_put_conv(&w, &rb, NULL);
+    assert_int_equal(store_write(b, &w), 0);
+    ra.state = STORE_AGENT; /* alice, on node a, read it while it was still queued */
+    snprintf(ra.agent, sizeof ra.agent, "alice");
+    ra.last_seq = 1;
+    struct store_msg m = {1, "system", "alice joined", "claim", NULL, 0, NULL, NULL, 1001};
+    store_batch_init(&w);
+    store_put_conv(&w, &ra, NULL);
+    store_add_message(&w, "s1", &m);
+    assert_int_equal(store_write(a, &w), KEFU_ECONFLICT);
+    struct store_conv g;
+    assert_int_equal(store_get_conv(a, "s1", &g), 0);
+    assert_string_equal(g.agent, "bob");
+    assert_int_equal(g.last_seq, 0);
+    assert_int_equal(count_msgs(a, "s1"), 0);
+    g.state = STORE_RESOLVED; /* from a fresh read the write holds */
+    store_batch_init(&w);
+    store_put_conv(&w, &g, NULL);
+    assert_int_equal(store_write(a, &w), 0);
+    store_conv_release(&g);
+    assert_int_equal(store_get_conv(b, "s1", &g), 0);
+    assert_int_equal(g.state, STORE_RESOLVED);
+    store_conv_release(&g);
+    store_conv_release(&ra);
+    store_conv_release(&rb);
+    store_close(a);
+    store_close(b);
+}
+
 /* P.4 erasing a customer deletes every row of theirs, another's stay */
 static void test_pg_erase(void **state)
 {
@@ -1070,6 +1119,7 @@ static int run_pg(void)
         PG_CASE(test_pg_migrate_race),
         PG_CASE(test_pg_two_nodes),
         PG_CASE(test_pg_erase),
+        PG_CASE(test_pg_stale_write),
         cmocka_unit_test(test_pg_unavailable),
     };
 #undef PG_CASE
