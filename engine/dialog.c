@@ -492,6 +492,20 @@ static int open_kb(struct dialog *d, struct rules_diag *diag)
     return 0;
 }
 
+/* store_change_fn: another node changed conv; whoever waits here on it
+ * (long-polls, SSE) hears now, and so do the queue's watchers when it is
+ * in the queue's hands (or when anything may have changed). */
+static void store_changed(void *ctx, const char *conv, long seq, int state)
+{
+    struct dialog *d = ctx;
+    if (conv)
+        dialog_notify(d, conv, seq);
+    if (!conv || state != STORE_BOT) {
+        atomic_store(&d->synced_ms, 0); /* the next position is read from the database */
+        dialog_notify(d, NULL, 0);
+    }
+}
+
 static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct rules_diag *diag)
 {
     if (mkdir(d->data_dir, 0700) < 0 && errno != EEXIST)
@@ -515,6 +529,8 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
     struct store_opts so = {.group_commit = cfg->group_commit};
     if ((rc = store_open(cfg->store ? cfg->store : path, &so, &d->st)) < 0)
         return dialog_fail(rc, "cannot open the store '%s'", cfg->store ? "(the --store URI)" : path);
+    if ((rc = store_listen(d->st, store_changed, d)) < 0)
+        return dialog_fail(rc, "cannot listen to the store");
     return rebuild_queue(d);
 }
 

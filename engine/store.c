@@ -357,6 +357,11 @@ int store_open(const char *where, const struct store_opts *opts, struct store **
     return 0;
 }
 
+int store_listen(struct store *st, store_change_fn fn, void *ctx)
+{
+    return st->be->listen ? st->be->listen(st->db, fn, ctx) : 0;
+}
+
 int store_shared(struct store *st)
 {
     return !st->be->cacheable;

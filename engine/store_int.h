@@ -46,6 +46,10 @@ struct store_backend {
     /* Writer thread, after commit() (may be NULL): work some committed
      * batches ask for (a WAL checkpoint after an erase); may change their rc. */
     void (*after_commit)(struct store_db *db, struct store_batch *list);
+    /* May be NULL (a backend whose only writer is this process): starts a
+     * thread that calls fn for each conversation another process changed,
+     * until close(). */
+    int (*listen)(struct store_db *db, store_change_fn fn, void *ctx);
     /* Runs of background maintenance so far (checkpoints), for store_stats(). */
     long long (*maintenance)(struct store_db *db);
 

@@ -15,7 +15,9 @@
 #include "store_int.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "UPDATE conversations SET queued_at = updated_at WHERE state IN (1, 2) AND queued_at = 0;",
 };
 
+/* the channel of LISTEN/NOTIFY: one line "conv last_seq state" per conversation a group changed */
+#define CHANNEL    "kefu_conv"
+#define NOTIFY_MAX 7000 /* bytes of lines per notification (PostgreSQL takes up to 8000) */
+
 /* the advisory lock every node takes to migrate ("kefu" in ASCII) */
 #define SCHEMA_LOCK "1801807221"
 
@@ -66,6 +72,7 @@ enum {
     W_MESSAGE,
     W_EVENT,
     W_FEEDBACK,
+    W_NOTIFY,
     W_ERASE_MSG,
     W_ERASE_EVENT,
     W_ERASE_FEEDBACK,
@@ -116,6 +123,7 @@ static const char *const sql[N_STMT] = {
         " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [W_EVENT] = "INSERT INTO events(conv, at, kind, agent, queue, reason) VALUES ($1, $2, $3, $4, $5, $6)",
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES ($1, $2, $3, $4)",
+    [W_NOTIFY] = "SELECT pg_notify('" CHANNEL "', $1)",
     [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_FEEDBACK] =
@@ -183,6 +191,12 @@ struct store_db {
     int n_readers;
     pthread_mutex_t rlock; /* the reader pool */
     pthread_cond_t rfree;
+    /* the listener (pg_listen()): its own connection, LISTEN on CHANNEL */
+    pthread_t listener;
+    int listening;
+    _Atomic int stop, writer_pid; /* writer_pid: our own notifications are not news */
+    store_change_fn changed;
+    void *changed_ctx;
 };
 
 /* ---- connections ---- */
@@ -490,6 +504,38 @@ static int apply_batch(struct conn *w, struct store_batch *b)
     return exec(w, "RELEASE SAVEPOINT batch");
 }
 
+/* Sends what one line buffer holds as one notification; 0 or KEFU_E…. */
+static int notify_flush(struct conn *w, char *buf, size_t *n)
+{
+    if (*n == 0)
+        return 0;
+    buf[*n] = 0;
+    const char *v[] = {buf};
+    *n = 0;
+    return run(w, W_NOTIFY, 1, v, NULL);
+}
+
+/* Tells the other nodes, in the group's transaction (PostgreSQL delivers
+ * it at the commit, and only if the commit holds), which conversations
+ * the batches that held changed. */
+static int notify_group(struct conn *w, struct store_batch *list)
+{
+    char buf[NOTIFY_MAX + 128];
+    size_t n = 0;
+    int rc = 0;
+    for (struct store_batch *b = list; b && rc == 0; b = b->next)
+        for (size_t i = 0; i < b->n && b->rc == 0 && rc == 0; i++) {
+            const struct store_op *op = &b->op[i];
+            if (op->kind != OP_CONV)
+                continue;
+            const struct store_conv *c = op->rec;
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s %ld %d\n", c->id, c->last_seq, c->state);
+            if (n >= NOTIFY_MAX)
+                rc = notify_flush(w, buf, &n);
+        }
+    return rc == 0 ? notify_flush(w, buf, &n) : rc;
+}
+
 /* Writes a list of batches in one transaction and sets each one's rc. A
  * batch that leaves no open transaction behind (the connection broke)
  * fails the whole group; so does a failed COMMIT, after which nothing of
@@ -507,6 +553,10 @@ static void pg_commit(struct store_db *db, struct store_batch *list)
         if (PQstatus(w->pg) != CONNECTION_OK || PQtransactionStatus(w->pg) != PQTRANS_INTRANS)
             rc = b->rc < 0 ? b->rc : KEFU_EUNAVAIL; /* the transaction cannot go on */
     }
+    if (rc == 0) {
+        atomic_store(&db->writer_pid, PQbackendPID(w->pg));
+        rc = notify_group(w, list);
+    }
     if (rc == 0 && (rc = exec(w, "COMMIT")) < 0 && PQstatus(w->pg) == CONNECTION_OK)
         exec(w, "ROLLBACK");
     else if (rc < 0 && w->pg && PQstatus(w->pg) == CONNECTION_OK &&
@@ -517,12 +567,82 @@ static void pg_commit(struct store_db *db, struct store_batch *list)
             b->rc = rc;
 }
 
+/* ---- the listener ---- */
+
+/* Calls the listener's callback for each line "conv seq state" of payload. */
+static void heard(struct store_db *db, char *payload)
+{
+    for (char *save = NULL, *line = strtok_r(payload, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char conv[64];
+        long seq;
+        int state;
+        if (sscanf(line, "%63s %ld %d", conv, &seq, &state) == 3)
+            db->changed(db->changed_ctx, conv, seq, state);
+    }
+}
+
+/* Waits up to ms for notifications on c and hands them on; 0, or
+ * KEFU_EUNAVAIL when the connection broke. */
+static int listen_once(struct store_db *db, struct conn *c, int ms)
+{
+    struct pollfd p = {.fd = PQsocket(c->pg), .events = POLLIN};
+    if (p.fd < 0)
+        return KEFU_EUNAVAIL;
+    if (poll(&p, 1, ms) > 0 && !PQconsumeInput(c->pg))
+        return KEFU_EUNAVAIL;
+    for (PGnotify *n; (n = PQnotifies(c->pg)); PQfreemem(n))
+        if (n->be_pid != atomic_load(&db->writer_pid))
+            heard(db, n->extra);
+    return PQstatus(c->pg) == CONNECTION_OK ? 0 : KEFU_EUNAVAIL;
+}
+
+/* The listener thread: LISTEN on its own connection, reconnecting after
+ * the server went away; checks for stop() every 200 ms. */
+static void *listener_main(void *arg)
+{
+    struct store_db *db = arg;
+    struct conn c = {0};
+    while (!atomic_load(&db->stop)) {
+        if (!c.pg || PQstatus(c.pg) != CONNECTION_OK) {
+            if (conn_ready(&c, db->uri) < 0 || exec(&c, "LISTEN " CHANNEL) < 0) {
+                conn_close(&c);
+                for (int k = 0; k < 5 && !atomic_load(&db->stop); k++)
+                    poll(NULL, 0, 100); /* the server is away: try again in half a second */
+                continue;
+            }
+            /* what changed while we did not listen: every open conversation is news */
+            db->changed(db->changed_ctx, NULL, 0, 0);
+        }
+        if (listen_once(db, &c, 200) < 0)
+            conn_close(&c);
+    }
+    conn_close(&c);
+    return NULL;
+}
+
+static int pg_listen(struct store_db *db, store_change_fn fn, void *ctx)
+{
+    if (db->listening)
+        return 0;
+    db->changed = fn;
+    db->changed_ctx = ctx;
+    if (pthread_create(&db->listener, NULL, listener_main, db) != 0)
+        return KEFU_ENOMEM;
+    db->listening = 1;
+    return 0;
+}
+
 /* ---- opening and closing ---- */
 
 static void pg_close(struct store_db *db)
 {
     if (!db)
         return;
+    if (db->listening) {
+        atomic_store(&db->stop, 1);
+        pthread_join(db->listener, NULL);
+    }
     for (int i = 0; i < db->n_readers; i++)
         conn_close(&db->readers[i]);
     free(db->readers);
@@ -854,6 +974,7 @@ const struct store_backend store_postgres = {
     .schema_step = pg_schema_step,
     .commit = pg_commit,
     .after_commit = NULL,
+    .listen = pg_listen,
     .maintenance = NULL,
     .version = pg_version,
     .get_conv = pg_get_conv,

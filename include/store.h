@@ -86,6 +86,16 @@ int store_open(const char *where, const struct store_opts *opts, struct store **
 /* Returns 1 if other processes (kefu nodes) write the same database
  * (PostgreSQL): what a caller keeps in memory must be refreshed from it. */
 int store_shared(struct store *st);
+/* Called when another process committed a change to conversation conv:
+ * its last_seq is now seq and its state state (enum store_state); conv
+ * NULL: anything may have changed (the listener was away). Runs on the
+ * store's listener thread; conv is borrowed for the call. */
+typedef void (*store_change_fn)(void *ctx, const char *conv, long seq, int state);
+/* On a shared store, starts hearing of the conversations other nodes
+ * change (within about a second; PostgreSQL's LISTEN/NOTIFY) and calls
+ * fn for each; on a store of its own nothing happens. Call it once, before
+ * other threads use st. Returns 0 or KEFU_ENOMEM. */
+int store_listen(struct store *st, store_change_fn fn, void *ctx);
 /* Commits what is queued, stops the writer and closes. NULL is fine. */
 void store_close(struct store *st);
 /* Returns the file's schema version (STORE_SCHEMA_VERSION after open). */

@@ -183,6 +183,46 @@ ql=$(curl -s -H "Authorization: Bearer $BO" "$B/v1/queue")
 check pg-queue-claimed-gone "$(printf '%s' "$ql" | jq -e --arg c "$q1" \
     '[.conversations[] | select(.id == $c and (.agent // null) == null)] | length == 0' >/dev/null; echo $?)" "$ql"
 
+# 3c. push across nodes (LISTEN/NOTIFY): a handoff on A reaches a queue long-poll parked on B, an
+# agent's reply on B reaches the customer's long-poll and SSE stream parked on A, within 1 s
+now_ms() { date +%s%3N; }
+r=$(post "$A" /v1/conversations '{"channel":"web","customer":{"id":"pg-push"}}' | sed 1d)
+pc=$(printf '%s' "$r" | jq -r .id)
+pt=$(printf '%s' "$r" | jq -r .token)
+qv=$(curl -s -H "Authorization: Bearer $BO" "$B/v1/queue" | jq -r .version)
+curl -s -m 10 -H "Authorization: Bearer $BO" -o "$tmp/qpoll" "$B/v1/queue?since=$qv&wait=8" &
+qp=$!
+sleep 0.3
+t0=$(now_ms)
+post "$A" "/v1/conversations/$pc/messages" '{"text":"I want to talk to a human agent"}' "$pt" >/dev/null
+wait "$qp"
+t1=$(now_ms)
+qms=$((t1 - t0))
+check pg-push-queue-1s "$(jq -e --arg c "$pc" '.conversations | map(.id) | index($c) != null' "$tmp/qpoll" >/dev/null &&
+    [ $((t1 - t0)) -le 1000 ]; echo $?)" "$((t1 - t0)) ms: $(cat "$tmp/qpoll")"
+post "$B" "/v1/conversations/$pc/claim" "" "$BO" >/dev/null
+last=$(curl -s -H "Authorization: Bearer $pt" "$A/v1/conversations/$pc/messages" | jq '[.messages[].seq] | max')
+curl -s -m 10 -H "Authorization: Bearer $pt" -o "$tmp/ppoll" "$A/v1/conversations/$pc/messages?after=$last&wait=8" &
+lp=$!
+curl -s -N -m 10 "$A/v1/conversations/$pc/events?token=$pt&after=$last" >"$tmp/psse" &
+sp=$!
+sleep 0.5
+t0=$(now_ms)
+r=$(post "$B" "/v1/conversations/$pc/agent-messages" '{"text":"Hi, Bob here on node b"}' "$BO")
+i=0
+while [ $i -lt 60 ] && ! grep -q 'node b' "$tmp/ppoll" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done
+t1=$(now_ms)
+check pg-push-long-poll-1s "$([ "$(printf '%s' "$r" | head -1)" = 200 ] && grep -q 'node b' "$tmp/ppoll" &&
+    [ $((t1 - t0)) -le 1000 ]; echo $?)" "$((t1 - t0)) ms: $r $(cat "$tmp/ppoll")"
+i=0
+while [ $i -lt 60 ] && ! grep -q 'node b' "$tmp/psse" 2>/dev/null; do sleep 0.02; i=$((i + 1)); done
+t2=$(now_ms)
+check pg-push-sse-1s "$(grep -q '^data: .*node b' "$tmp/psse" && [ $((t2 - t0)) -le 1000 ]; echo $?)" \
+    "$((t2 - t0)) ms: $(cat "$tmp/psse")"
+echo "# pg: push across nodes: queue $qms ms, long-poll $((t1 - t0)) ms, SSE $((t2 - t0)) ms"
+kill "$sp" 2>/dev/null
+wait "$lp" "$sp" 2>/dev/null
+
 # acked_once FILE: every "<conv> <client_id>" in FILE is stored exactly once; prints the bad count
 acked_once() {
     {
