@@ -23,7 +23,7 @@ ENGINE  += store_sqlite store_pg
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
 # kefu store backup: an online copy of the store (SQLite's backup API)
-ENGINE  += store_backup cli_backup
+ENGINE  += store_backup cli_backup store_copy
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact

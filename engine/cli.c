@@ -1068,6 +1068,7 @@ static void usage(FILE *f)
           "  serve               run the HTTP API server (see kefu serve --help)\n"
           "  erase CUSTOMER      erase one customer's conversations and profile (--data DIR)\n"
           "  store backup FILE   copy the conversations database to FILE while it runs (--data DIR)\n"
+          "  store copy          move the conversations into PostgreSQL (--from DIR --to URI)\n"
           "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
           "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"

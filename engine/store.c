@@ -481,3 +481,9 @@ int store_day(struct store *st, long long since, struct store_day *out)
     memset(out, 0, sizeof *out);
     return st->be->day(st->db, since, out);
 }
+
+int store_counts(struct store *st, struct store_counts *out)
+{
+    memset(out, 0, sizeof *out);
+    return st->be->counts(st->db, out);
+}

@@ -65,6 +65,7 @@ struct store_backend {
     int (*open_convs)(struct store_db *db, store_conv_fn fn, void *ctx);
     int (*report)(struct store_db *db, int which, store_row_fn fn, void *ctx);
     int (*day)(struct store_db *db, long long since, struct store_day *out);
+    int (*counts)(struct store_db *db, struct store_counts *out);
 };
 
 extern const struct store_backend store_sqlite;   /* store_sqlite.c */

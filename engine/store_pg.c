@@ -89,6 +89,7 @@ enum {
     R_DAY_EVENTS,
     R_DAY_WAITS,
     R_DAY_RATINGS,
+    R_COUNTS,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -149,6 +150,9 @@ static const char *const sql[N_STMT] = {
         " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
         " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= $1) t",
     [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= $1 GROUP BY rating",
+    [R_COUNTS] =
+        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
+        " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT count(*) FROM feedback)",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1 NULLS FIRST",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -962,6 +966,22 @@ static int pg_day(struct store_db *db, long long since, struct store_day *out)
     return rc;
 }
 
+static int pg_counts(struct store_db *db, struct store_counts *out)
+{
+    PGresult *r;
+    int rc = query(db, R_COUNTS, 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    if (PQntuples(r) == 1) {
+        long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events, &out->feedback};
+        for (int k = 0; k < 5; k++)
+            *v[k] = col_int(r, 0, k);
+    } else
+        rc = KEFU_EIO;
+    PQclear(r);
+    return rc;
+}
+
 const struct store_backend store_postgres = {
     .name = "postgresql",
     .migrations = migrations,
@@ -986,4 +1006,5 @@ const struct store_backend store_postgres = {
     .open_convs = pg_open_convs,
     .report = pg_report,
     .day = pg_day,
+    .counts = pg_counts,
 };

@@ -957,6 +957,29 @@ static int sq_day(struct store_db *st, long long since, struct store_day *out)
     return rc;
 }
 
+static int sq_counts(struct store_db *st, struct store_counts *out)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *q;
+    int rc = KEFU_EIO;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
+                           " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT "
+                           "count(*) FROM feedback)",
+                           -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
+                              &out->feedback};
+            for (int k = 0; k < 5; k++)
+                *v[k] = sqlite3_column_int64(q, k);
+            rc = 0;
+        }
+        sqlite3_finalize(q);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite = {
     .name = "sqlite",
     .migrations = migrations,
@@ -980,4 +1003,5 @@ const struct store_backend store_sqlite = {
     .open_convs = sq_open_convs,
     .report = sq_report,
     .day = sq_day,
+    .counts = sq_counts,
 };

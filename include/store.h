@@ -234,6 +234,13 @@ struct store_day {
 /* Fills *out with the figures from since on. Returns 0 or KEFU_EIO. */
 int store_day(struct store *st, long long since, struct store_day *out);
 
+/* How many rows each table holds. */
+struct store_counts {
+    long long customers, conversations, messages, events, feedback;
+};
+/* Counts every table's rows into *out. Returns 0 or KEFU_E…. */
+int store_counts(struct store *st, struct store_counts *out);
+
 /* Counters of the writer and of the row cache, for health and benchmarks. */
 struct store_stats {
     long long commits, batches, failed;

@@ -271,6 +271,43 @@ check pg-restart-under-load "$([ "$n" -gt "$n1" ] && [ "$n1" -gt 0 ] && [ "$n2" 
     "$n1 stored before the stop, $n2 after the restart, $n acknowledged in all, $bad missing or repeated, $other answers other than 2xx/503"
 echo "# pg: PostgreSQL restarted under 16 writers: $n acknowledged ($n1 stored before the stop), $(wc -l <"$tmp/nacks") answered 503"
 
+# 5b. kefu store copy: an SQLite store (conversations, handoffs, ratings) moved into an empty
+# database, every row there after (the same rows, counted and compared); a non-empty target refused
+(exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/lite" --rules "$tmp/rules" --corpus "$tmp/corpus" \
+    --rate-limit 0 >"$tmp/lite.out" 2>"$tmp/lite.log") &
+pl=$!
+i=0
+while [ $i -lt 300 ] && ! grep -q "serving on" "$tmp/lite.out"; do sleep 0.05; i=$((i + 1)); done
+L=$(sed -n 's/^kefu: serving on //p' "$tmp/lite.out")
+"$CLIENT" crash "$L" 4 1 "$tmp/lacks" s >/dev/null 2>&1
+r=$(post "$L" /v1/conversations '{"channel":"web","customer":{"id":"lite-1","name":"Li"}}' | sed 1d)
+lc=$(printf '%s' "$r" | jq -r .id)
+lt=$(printf '%s' "$r" | jq -r .token)
+post "$L" "/v1/conversations/$lc/messages" '{"text":"I want to talk to a human agent"}' "$lt" >/dev/null
+post "$L" "/v1/conversations/$lc/feedback" '{"rating":4,"comment":"quick copy"}' "$lt" >/dev/null
+kill "$pl"
+wait "$pl"
+pg_sql postgres "CREATE DATABASE copied" >/dev/null
+"$KEFU" store copy --from "$tmp/lite" --to "$PG_URI/copied" >"$tmp/copy.out" 2>&1
+st=$?
+q="SELECT conv, seq, sender, text, coalesce(source, ''), coalesce(client_id, ''), created_at FROM messages ORDER BY conv, seq"
+sqlite3 -separator '|' "$tmp/lite/kefu.db" "$q" >"$tmp/lite.rows"
+pg_sql copied "$q" >"$tmp/copied.rows"
+counts="SELECT (SELECT count(*) FROM customers) || ' ' || (SELECT count(*) FROM conversations) || ' ' ||
+  (SELECT count(*) FROM messages) || ' ' || (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM feedback)"
+cl=$(sqlite3 "$tmp/lite/kefu.db" "$counts")
+cp=$(pg_sql copied "$counts")
+check pg-store-copy "$([ $st -eq 0 ] && [ "$cl" = "$cp" ] && [ "$(wc -l <"$tmp/lite.rows")" -gt 100 ] &&
+    cmp -s "$tmp/lite.rows" "$tmp/copied.rows" && grep -q "counts checked" "$tmp/copy.out" &&
+    [ "$(pg_sql copied "SELECT comment FROM feedback")" = "quick copy" ] &&
+    [ "$(pg_sql copied "SELECT state || queue FROM conversations WHERE id = '$lc'")" = 1general ]; echo $?)" \
+    "exit $st: $(cat "$tmp/copy.out"); sqlite $cl, postgresql $cp"
+"$KEFU" store copy --from "$tmp/lite" --to "$PG_URI/copied" >"$tmp/copy.out" 2>&1
+st=$?
+check pg-store-copy-refuses-non-empty "$([ $st -eq 1 ] && grep -q "not empty" "$tmp/copy.out" &&
+    [ "$(pg_sql copied "$counts")" = "$cp" ]; echo $?)" "exit $st: $(cat "$tmp/copy.out")"
+echo "# pg: store copy: $cl (customers conversations messages events ratings)"
+
 # 6. a database newer than this program is refused; --store takes only a URI
 pg_sql kefu "UPDATE kefu_schema SET version = 99" >/dev/null
 KEFU_STORE="$STORE" "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/c" --rules "$tmp/rules" --corpus "$tmp/corpus" \
