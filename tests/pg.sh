@@ -6,9 +6,12 @@
 # `kefu serve --store postgresql://...` nodes on one database: a
 # conversation carried across both, idempotent retries across nodes,
 # 503 store_unavailable while PostgreSQL is stopped and recovery without
-# a restart, a newer schema refused, SIGKILL of a node under 64 writers
-# (every acknowledged message stored exactly once), and PostgreSQL
-# stopped and restarted under load. Prints "ok NAME" / "not ok NAME";
+# a restart, the queue and the claim race across nodes, push across nodes
+# within 1 s, nginx round-robin in front of both (an nginx.conf of our own
+# in the temp dir: the journey through it, then SIGKILL of a node under 64
+# writers behind it: every acknowledged message stored exactly once, the
+# other node carries on), PostgreSQL stopped and restarted under load,
+# kefu store copy, a newer schema refused. Prints "ok NAME" / "not ok NAME";
 # when PostgreSQL is not installed it says so loudly and fails
 # (scripts/deps.sh installs it). Servers are stopped by their own pids.
 set -u
@@ -20,8 +23,10 @@ pa=""
 pb=""
 cpid=""
 . tests/pg_lib.sh
+NG_PID=""
 cleanup() {
     [ -n "$cpid" ] && kill "$cpid" 2>/dev/null
+    [ -n "$NG_PID" ] && kill "$NG_PID" 2>/dev/null && wait "$NG_PID" 2>/dev/null
     [ -n "$pa" ] && kill -9 "$pa" 2>/dev/null
     [ -n "$pb" ] && kill -9 "$pb" 2>/dev/null
     pg_stop
@@ -234,22 +239,144 @@ acked_once() {
     "$PG_BIN/psql" -X -q -t -A -h 127.0.0.1 -p "$PG_PORT" -U postgres -d kefu -f "$tmp/check.sql" 2>&1 | tail -1
 }
 
-# 4. node a killed with SIGKILL under 64 writers: every acknowledged message is there once; b goes on
-: >"$tmp/acks"
-"$CLIENT" crash "$A" 64 3 "$tmp/acks" k >"$tmp/client.out" 2>"$tmp/client.err" &
-cpid=$!
-sleep 1.2
-kill -9 "$pa"
-wait "$pa" 2>/dev/null
-pa=""
-wait "$cpid"
-cpid=""
-n=$(wc -l <"$tmp/acks")
-bad=$(acked_once "$tmp/acks")
-check pg-kill9-acked-once "$([ "$n" -gt 0 ] && [ "$bad" = 0 ]; echo $?)" "$n acknowledged, $bad missing or repeated"
-r=$(post "$B" "/v1/conversations/$conv/messages" '{"text":"still here?","client_id":"pg-after-kill"}' "$tok")
-check pg-kill9-other-node-carries-on "$([ "$(printf '%s' "$r" | head -1)" = 200 ]; echo $?)" "$r"
-echo "# pg: SIGKILL of a node under 64 writers: $n acknowledged, all stored once"
+# 4. nginx round-robin in front of both nodes (a config of our own in the temp dir, a loopback
+# port, stopped by its pid): the journey through it, then node a killed with SIGKILL under 64
+# writers through it: every acknowledged message is there once, and node b carries on
+NGINX=""
+for n in /usr/sbin/nginx /usr/local/sbin/nginx /usr/local/bin/nginx; do [ -x "$n" ] && NGINX=$n && break; done
+# nginx_start: writes $tmp/nginx/nginx.conf for a free port; sets NG_PID and N (its URL)
+nginx_start() {
+    mkdir -p "$tmp/nginx"
+    tries=0
+    while [ $tries -lt 8 ]; do
+        port=$((20000 + $(od -An -tu2 -N2 /dev/urandom | tr -d ' ') % 40000))
+        cat >"$tmp/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    upstream kefu {
+        server ${A#http://} max_fails=1 fail_timeout=5s;
+        server ${B#http://} max_fails=1 fail_timeout=5s;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass http://kefu;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$remote_addr;
+            proxy_buffering off;
+            proxy_read_timeout 90s;
+            proxy_connect_timeout 2s;
+            proxy_next_upstream error timeout;
+        }
+    }
+}
+EOF
+        ("$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -e "$tmp/nginx/error.log" 2>>"$tmp/nginx/start.log" &
+            echo $! >"$tmp/nginx/master") 
+        NG_PID=$(cat "$tmp/nginx/master")
+        i=0
+        while [ $i -lt 100 ] && kill -0 "$NG_PID" 2>/dev/null &&
+            [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz")" != 200 ]; do
+            sleep 0.05
+            i=$((i + 1))
+        done
+        if kill -0 "$NG_PID" 2>/dev/null; then
+            N="http://127.0.0.1:$port"
+            return 0
+        fi
+        tries=$((tries + 1))
+    done
+    NG_PID=""
+    return 1
+}
+if [ -z "$NGINX" ]; then
+    no pg-nginx-installed "no nginx binary (/usr/sbin/nginx): run scripts/deps.sh (nginx-light)"
+elif ! nginx_start; then
+    no pg-nginx-start "$(tail -3 "$tmp/nginx/error.log" "$tmp/nginx/start.log" 2>/dev/null)"
+fi
+if [ -n "${NG_PID:-}" ]; then
+    ok pg-nginx-start
+    # the journey through nginx: every call may land on either node
+    r=$(post "$N" /v1/conversations '{"channel":"web","customer":{"id":"pg-lb","name":"Lin","tier":"vip"},"locale":"en"}')
+    jc=$(printf '%s' "$r" | sed 1d | jq -r .id)
+    jt=$(printf '%s' "$r" | sed 1d | jq -r .token)
+    r1=$(post "$N" "/v1/conversations/$jc/messages" '{"text":"where is my refund","client_id":"lb-1"}' "$jt")
+    r2=$(post "$N" "/v1/conversations/$jc/messages" '{"text":"where is my refund","client_id":"lb-1"}' "$jt")
+    check pg-lb-message-and-retry "$([ "$(printf '%s' "$r1" | head -1)" = 200 ] &&
+        [ "$(printf '%s' "$r2" | head -1)" = 200 ] &&
+        [ "$(printf '%s' "$r1" | sed 1d | jq -r .seq)" = "$(printf '%s' "$r2" | sed 1d | jq -r .seq)" ] &&
+        [ "$(pg_sql kefu "SELECT count(*) FROM messages WHERE conv = '$jc' AND client_id = 'lb-1'")" = 1 ]; echo $?)" "$r1 / $r2"
+    r=$(post "$N" "/v1/conversations/$jc/messages" '{"text":"I want to talk to a human agent"}' "$jt")
+    ql=$(curl -s -H "Authorization: Bearer $AL" "$N/v1/queue")
+    ql2=$(curl -s -H "Authorization: Bearer $AL" "$N/v1/queue")
+    check pg-lb-handoff-queued "$(printf '%s' "$r" | sed 1d | jq -e '.state == "queued"' >/dev/null &&
+        printf '%s' "$ql" | jq -e --arg c "$jc" '.conversations | map(.id) | index($c) != null' >/dev/null &&
+        printf '%s' "$ql2" | jq -e --arg c "$jc" '.conversations | map(.id) | index($c) != null' >/dev/null; echo $?)" \
+        "$r / $ql / $ql2"
+    r=$(post "$N" "/v1/conversations/$jc/claim" "" "$AL")
+    r2=$(post "$N" "/v1/conversations/$jc/claim" "" "$BO")
+    check pg-lb-claim "$([ "$(printf '%s' "$r" | head -1)" = 200 ] && [ "$(printf '%s' "$r2" | head -1)" = 409 ]; echo $?)" "$r / $r2"
+    last=$(curl -s -H "Authorization: Bearer $jt" "$N/v1/conversations/$jc/messages" | jq '[.messages[].seq] | max')
+    curl -s -m 10 -H "Authorization: Bearer $jt" -o "$tmp/lpoll" "$N/v1/conversations/$jc/messages?after=$last&wait=8" &
+    lp=$!
+    curl -s -N -m 10 "$N/v1/conversations/$jc/events?token=$jt&after=$last" >"$tmp/lsse" &
+    sp=$!
+    sleep 0.5
+    t0=$(now_ms)
+    r=$(post "$N" "/v1/conversations/$jc/agent-messages" '{"text":"Alice here, through the balancer"}' "$AL")
+    i=0
+    while [ $i -lt 60 ] && ! { grep -q 'balancer' "$tmp/lpoll" && grep -q 'balancer' "$tmp/lsse"; } 2>/dev/null; do
+        sleep 0.02
+        i=$((i + 1))
+    done
+    t1=$(now_ms)
+    check pg-lb-push-1s "$([ "$(printf '%s' "$r" | head -1)" = 200 ] && grep -q 'balancer' "$tmp/lpoll" &&
+        grep -q '^data: .*balancer' "$tmp/lsse" && [ $((t1 - t0)) -le 1000 ]; echo $?)" \
+        "$((t1 - t0)) ms: $r / $(cat "$tmp/lpoll") / $(cat "$tmp/lsse")"
+    kill "$sp" 2>/dev/null
+    wait "$lp" "$sp" 2>/dev/null
+    r=$(post "$N" "/v1/conversations/$jc/resolve" "" "$AL")
+    r2=$(post "$N" "/v1/conversations/$jc/feedback" '{"rating":5}' "$jt")
+    check pg-lb-resolve-rate "$([ "$(printf '%s' "$r" | head -1)" = 200 ] && [ "$(printf '%s' "$r2" | head -1)" -lt 300 ] &&
+        [ "$(pg_sql kefu "SELECT state FROM conversations WHERE id = '$jc'")" = 3 ]; echo $?)" "$r / $r2"
+    ra=$(curl -s "$A/metrics" | awk '/^kefu_http_requests_total/ {s += $NF} END {print s + 0}')
+    rb=$(curl -s "$B/metrics" | awk '/^kefu_http_requests_total/ {s += $NF} END {print s + 0}')
+    check pg-lb-both-nodes-served "$([ "$ra" -gt 0 ] && [ "$rb" -gt 0 ]; echo $?)" "node a $ra requests, node b $rb"
+
+    # SIGKILL of node a under 64 writers through nginx
+    : >"$tmp/acks"
+    : >"$tmp/knacks"
+    LOAD_NACKS="$tmp/knacks" "$CLIENT" crash "$N" 64 3 "$tmp/acks" k >"$tmp/client.out" 2>"$tmp/client.err" &
+    cpid=$!
+    sleep 1.2
+    kill -9 "$pa"
+    wait "$pa" 2>/dev/null
+    pa=""
+    at_kill=$(pg_sql kefu "SELECT count(*) FROM messages WHERE client_id LIKE 'k-%'")
+    wait "$cpid"
+    cpid=""
+    after=$(pg_sql kefu "SELECT count(*) FROM messages WHERE client_id LIKE 'k-%'")
+    n=$(wc -l <"$tmp/acks")
+    bad=$(acked_once "$tmp/acks")
+    check pg-kill9-acked-once "$([ "$n" -gt 0 ] && [ "$bad" = 0 ]; echo $?)" "$n acknowledged, $bad missing or repeated"
+    check pg-kill9-other-node-carries-on "$([ "$after" -gt "$at_kill" ]; echo $?)" \
+        "$at_kill messages stored when node a died, $after at the end"
+    r=$(post "$N" "/v1/conversations/$conv/messages" '{"text":"still here?","client_id":"pg-after-kill"}' "$tok")
+    check pg-kill9-same-conversation-on-b "$([ "$(printf '%s' "$r" | head -1)" = 200 ]; echo $?)" "$r"
+    echo "# pg: SIGKILL of node a under 64 writers through nginx: $n acknowledged, all stored once; $((after - at_kill)) stored after the kill, $(wc -l <"$tmp/knacks") refused"
+fi
 
 # 5. PostgreSQL stopped and restarted under load on node b: no false acknowledgement, then it goes on
 : >"$tmp/acks2"
