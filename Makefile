@@ -31,7 +31,7 @@ TESTS   += redact
 TESTS   += jit
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \
+.PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog bench-scale \
         bench-http bench-kb soak bench-durability bench bench-deps bench-memory
 all: kefu
 
@@ -183,10 +183,16 @@ bench-http: $(BUILD)/kefu $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client
 bench-durability: $(BUILD)/kefu
 	BUILD=$(BUILD) bench/http.sh durability
 
+# The store scaled out (bench/scale.sh): one node on SQLite against one on PostgreSQL and two
+# nodes on one PostgreSQL, in the same pass, and what a message costs the database.
+bench-scale: $(BUILD)/kefu $(BUILD)/tests/load_client
+	BUILD=$(BUILD) bench/scale.sh
+	bench/report.sh
+
 # ---- benchmarks: make bench runs every part, then bench/report.sh ------------
 # Each part bench-P writes bench/out/P.json and P.md, draws docs/perf-P*.png and
 # regenerates docs/performance.md and bench/results.json (bench/report.sh).
-BENCH_PARTS = router kb http durability memory
+BENCH_PARTS = router kb http durability memory scale
 BENCH_BIN   = router_bench kb_bench gen_corpus
 
 bench-deps:

@@ -4,7 +4,7 @@
 # free loopback port; sets PG_URI (postgresql://postgres@127.0.0.1:PORT)
 # and PG_PID, the postmaster's pid. pg_stop / pg_restart stop and start
 # that server by its own data directory and pid; nothing touches the
-# system's clusters or services. pg_start returns 1 when PostgreSQL is not
+# system's clusters or services. PG_OPTS adds server options (bench/scale.sh). pg_start returns 1 when PostgreSQL is not
 # installed (PG_SKIP says why; the caller fails loudly) and 2 when it is but did not start (PG_ERR).
 
 PG_BIN=""
@@ -34,7 +34,7 @@ pg_usable() {
 # pg_server_start: starts the initialised cluster on PG_PORT; 0 when it accepts connections
 pg_server_start() {
     pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -w -t 60 -l "$PG_DIR/log" \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR/sock -c max_connections=200" start >/dev/null 2>&1 || return 1
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DIR/sock -c max_connections=200 ${PG_OPTS:-}" start >/dev/null 2>&1 || return 1
     PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid" 2>/dev/null)
     [ -n "$PG_PID" ]
 }
