@@ -153,14 +153,18 @@ void dialog_unlock(struct dialog *d, const char *id)
 
 void dialog_notify(struct dialog *d, const char *conv, long seq)
 {
+    pthread_mutex_lock(&d->notify_lock); /* dialog_set_notify() waits for a call in progress */
     if (d->notify)
         d->notify(d->notify_ctx, conv, seq);
+    pthread_mutex_unlock(&d->notify_lock);
 }
 
 void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx)
 {
+    pthread_mutex_lock(&d->notify_lock); /* the store's listener thread may be calling */
     d->notify = fn;
     d->notify_ctx = ctx;
+    pthread_mutex_unlock(&d->notify_lock);
 }
 
 /* Refuses conversation id for the store's rc (an id too long to exist: KEFU_ENOENT). */
@@ -545,6 +549,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_init(&d->conv_lock[i], NULL);
     pthread_mutex_init(&d->busy_lock, NULL);
+    pthread_mutex_init(&d->notify_lock, NULL);
     pthread_cond_init(&d->busy_cond, NULL);
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
@@ -583,6 +588,7 @@ void dialog_close(struct dialog *d)
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_destroy(&d->conv_lock[i]);
     pthread_mutex_destroy(&d->busy_lock);
+    pthread_mutex_destroy(&d->notify_lock);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
     free(d->data_dir);
@@ -1659,7 +1665,10 @@ static void turn_committed(void *ctx, struct store_batch *b, int rc)
     if (rc < 0) {
         call->rc = rc;
         snprintf(call->err, sizeof call->err, "%s",
-                 rc == KEFU_ECONFLICT ? "client_id already used" : "cannot store the message");
+                 rc != KEFU_ECONFLICT          ? "cannot store the message"
+                 : store_shared(call->t.d->st) ? "client_id already used, or another node changed the "
+                                                 "conversation meanwhile: send it again"
+                                               : "client_id already used");
     }
     for (struct dialog_call *w = busy_unlink(call), *next; w; w = next) {
         next = w->next_wait; /* w may run again as soon as it hears */

@@ -87,6 +87,7 @@ struct dialog {
     struct dialog_call *busy[CONV_LOCKS];
     struct dialog_agent *agents;
     size_t n_agents;
+    pthread_mutex_t notify_lock; /* notify and its calls (the store's listener calls from its thread) */
     dialog_notify_fn notify;
     void *notify_ctx;
     struct dialog_metrics m;
