@@ -14,7 +14,8 @@ int cli_chat(int argc, char **argv);
 int cli_report(int argc, char **argv);
 /* `kefu erase [--data DIR] CUSTOMER`: erases one customer's data; returns the exit status. */
 int cli_erase(int argc, char **argv);
-/* Runs `kefu store backup ...` or `kefu store copy ...` (argv[0] is "store"): an online copy of the store, or the store moved into PostgreSQL; returns the exit status. */
+/* Runs `kefu store backup ...` (an online copy) or `kefu store copy ...` (the
+ * store moved into PostgreSQL); argv[0] is "store". Returns the exit status. */
 int cli_store(int argc, char **argv);
 
 #endif
