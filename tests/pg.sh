@@ -433,6 +433,20 @@ check pg-store-copy "$([ $st -eq 0 ] && [ "$cl" = "$cp" ] && [ "$(wc -l <"$tmp/l
 st=$?
 check pg-store-copy-refuses-non-empty "$([ $st -eq 1 ] && grep -q "not empty" "$tmp/copy.out" &&
     [ "$(pg_sql copied "$counts")" = "$cp" ]; echo $?)" "exit $st: $(cat "$tmp/copy.out")"
+# bad use: one plain line and exit 1 (or 2 for the usage), nothing written
+"$KEFU" store copy --from "$tmp/lite" >"$tmp/o" 2>"$tmp/e1"
+s1=$?
+"$KEFU" store copy --from "$tmp/lite" --to "$tmp/elsewhere.db" >"$tmp/o" 2>"$tmp/e2"
+s2=$?
+"$KEFU" store copy --from "$tmp/nothing" --to "$PG_URI/copied" >"$tmp/o" 2>"$tmp/e3"
+s3=$?
+"$KEFU" store copy --from "$tmp/lite" --to "postgresql://postgres@127.0.0.1:1/x?connect_timeout=2" >"$tmp/o" 2>"$tmp/e4"
+s4=$?
+check pg-store-copy-bad-use "$([ $s1 -eq 2 ] && grep -q "needs --from DIR and --to URI" "$tmp/e1" &&
+    [ $s2 -eq 2 ] && grep -q "takes a postgresql:// URI" "$tmp/e2" && [ ! -e "$tmp/elsewhere.db" ] &&
+    [ $s3 -eq 1 ] && grep -q "no store at" "$tmp/e3" && [ $s4 -eq 1 ] && grep -q "cannot open the target store" "$tmp/e4" &&
+    [ "$(cat "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4" | wc -l)" -eq 4 ]; echo $?)" \
+    "$s1 $s2 $s3 $s4: $(cat "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4")"
 echo "# pg: store copy: $cl (customers conversations messages events ratings)"
 
 # 6. a database newer than this program is refused; --store takes only a URI
