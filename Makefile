@@ -18,8 +18,12 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
 ENGINE  += rules_jit
 # personal-data redaction (logs, stored transcripts)
 ENGINE  += redact dialog_erase cli_erase store_cache
+# the store's SQLite backend (store_int.h)
+ENGINE  += store_sqlite
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
+# kefu store backup: an online copy of the store (SQLite's backup API)
+ENGINE  += store_backup cli_backup
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
@@ -27,7 +31,7 @@ TESTS   += redact
 TESTS   += jit
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
+.PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \
         bench-http bench-kb soak bench-durability bench bench-deps bench-memory
 all: kefu
 
@@ -228,7 +232,7 @@ format:
 	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c
 
 clean:
-	rm -rf build build-asan kefu
+	rm -rf build build-asan build-tsan kefu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -248,6 +252,14 @@ unit test: $(BUILD)/tests/load_client $(BUILD)/tests/vfs_full.so
 soak: $(BUILD)/kefu $(BUILD)/tests/load_client
 	BUILD=$(BUILD) SOAK_SECONDS=$${SOAK_SECONDS:-600} sh tests/soak.sh
 	BUILD=$(BUILD) CRASH_CYCLES=$${CRASH_CYCLES:-100} sh tests/crash.sh
+
+# ThreadSanitizer build; the unit tests, the HTTP suite and the crash suite under it (tests/tsan.sh).
+tsan:
+	$(MAKE) --no-print-directory BUILD=build-tsan CC=clang OPT="-O1 -g" \
+	    SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
+
+tsan-run: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client $(BUILD)/tests/load_client
+	@BUILD=$(BUILD) sh tests/tsan.sh $(TESTBINS)
 
 # ---- fuzzing (docs/reliability.md) ----
 # libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.

@@ -12,7 +12,7 @@
  * fails its case. Prints "ok NAME" / "not ok NAME" (tests/run.sh counts
  * them). KEFU_OPENAPI=FILE checks against another copy of the document. */
 'use strict';
-const { spawn } = require('child_process');
+const { copyDir, spawnServe } = require('../serve.js');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
@@ -296,38 +296,12 @@ function parseSse(text) {
 
 /* ---- the server ---- */
 
-function copyDir(from, to) {
-  fs.mkdirSync(to, { recursive: true });
-  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
-    const a = path.join(from, e.name), b = path.join(to, e.name);
-    if (e.isDirectory()) copyDir(a, b); else fs.copyFileSync(a, b);
-  }
-}
-
-async function startServer(dir, extra, env) {
+/* Starts kefu serve on dir (rules and web copied there, the bundled corpus) with extra
+ * arguments and env; resolves {url, child, stop()}. */
+function startServer(dir, extra, env) {
   fs.mkdirSync(dir, { recursive: true });
-  const child = spawn(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
-    '--rules', path.join(dir, 'rules'), '--corpus', path.join(ROOT, 'corpus'), '--web', path.join(dir, 'web')].concat(extra),
-  { env: Object.assign({}, process.env, env), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stderr.on('data', (d) => { err += d; });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('kefu serve did not start: ' + err.slice(-500))), 60000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /kefu: serving on (\S+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error('kefu serve exited ' + code + ': ' + err.slice(-500))); });
-  });
-  return {
-    url, child,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode);
-      child.on('exit', (code) => resolve(code));
-      process.kill(child.pid, 'SIGTERM');
-    })
-  };
+  return spawnServe(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
+    '--rules', path.join(dir, 'rules'), '--corpus', path.join(ROOT, 'corpus'), '--web', path.join(dir, 'web')].concat(extra), env);
 }
 
 /* ---- the journey ---- */
