@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto
+PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto libcurl
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -24,11 +24,15 @@ ENGINE  += store_sqlite
 ENGINE  += kb_champ
 # kefu store backup: an online copy of the store (SQLite's backup API)
 ENGINE  += store_backup cli_backup
+# outgoing HTTP through libcurl's multi interface (webhooks, actions)
+ENGINE  += httpc
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
 # the lazy JIT of regexes
 TESTS   += jit
+# the libcurl client against a local libmicrohttpd server
+TESTS   += httpc
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \

@@ -8,6 +8,7 @@
 #include "decide.h"
 #include "dialog.h"
 #include "eval.h"
+#include "httpc.h"
 #include "kb.h"
 #include "kefu.h"
 #include "router.h"
@@ -16,6 +17,7 @@
 #include "store.h"
 #include "text.h"
 
+#include <curl/curlver.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -1097,6 +1099,9 @@ static int print_version(void)
     built_with(strcmp(jansson_version_str(), JANSSON_VERSION) == 0, JANSSON_VERSION);
     printf("%s", OpenSSL_version(OPENSSL_VERSION));
     built_with(strcmp(OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT) == 0, OPENSSL_VERSION_TEXT);
+    const char *curl = httpc_version(); /* "libcurl 7.88.1 (OpenSSL/3.0.x)" */
+    printf("%s", curl);
+    built_with(strncmp(curl + 8, LIBCURL_VERSION " ", strlen(LIBCURL_VERSION) + 1) == 0, LIBCURL_VERSION);
     return 0;
 }
 
