@@ -26,6 +26,8 @@ ENGINE  += kb_champ
 ENGINE  += store_backup cli_backup
 # outgoing HTTP through libcurl's multi interface (webhooks, actions)
 ENGINE  += httpc
+# the events dialog writes to the store's outbox for webhooks
+ENGINE  += dialog_outbox cli_webhook
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
@@ -72,7 +74,7 @@ $(BUILD)/openapi_json.h: docs/openapi.json scripts/embed.sh
 $(BUILD)/engine/api.o: $(BUILD)/openapi_json.h
 
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
-$(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+$(BUILD)/tests/test_http: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 

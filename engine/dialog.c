@@ -510,6 +510,8 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
         return KEFU_ENOMEM;
     if ((rc = parse_agents(d, cfg->agents)) < 0)
         return rc;
+    if ((rc = dialog_outbox_init(d, cfg)) < 0)
+        return dialog_fail(rc, "cannot keep the webhook targets (at most %d)", DIALOG_OUTBOX_MAX);
     char path[4096];
     snprintf(path, sizeof path, "%s/kefu.db", d->data_dir);
     struct store_opts so = {.group_commit = cfg->group_commit};
@@ -569,6 +571,7 @@ void dialog_close(struct dialog *d)
     pthread_mutex_destroy(&d->busy_lock);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
+    dialog_outbox_free(d);
     free(d->data_dir);
     free(d->rules_dir);
     free(d->corpus_dir);
@@ -739,6 +742,8 @@ struct turn {
     char conv[40];     /* the conversation asked for */
     char bot_text[DIALOG_MAX_TEXT * 2 + 514];
     char *memory, *packet, *result;
+    json_t *hfields;                         /* the handoff event's fields, NULL without one */
+    struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
     struct store_batch b;
 };
@@ -1362,6 +1367,12 @@ static char *handoff_packet(struct turn *t, const char *bot_text)
     json_t *extra = turn_messages(t, bot_text);
     json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
     char *packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    if (ctx && dialog_outbox_wants(t->d, DIALOG_EV_HANDOFF)) /* the packet, as the webhook tells it */
+        t->hfields = json_pack(
+            "{s:s, s:s, s:s, s:{s:s?, s:s}, s:O?, s:O?, s:O?, s:O?}", "state", "queued", "queue", t->c.queue,
+            "reason", t->c.reason, "reply", "text", bot_text, "source", "handoff", "customer",
+            json_object_get(ctx, "customer"), "understood", json_object_get(ctx, "understood"), "articles",
+            json_object_get(ctx, "articles"), "transcript", json_object_get(ctx, "transcript"));
     json_decref(ctx);
     json_decref(extra);
     return packet;
@@ -1386,6 +1397,17 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_event(b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
     if (t->feedback)
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
+    int rc = 0;
+    if (t->hfields)
+        rc = dialog_outbox_add(t->d, b, &t->ev_handoff, DIALOG_EV_HANDOFF, t->c.id, t->now, t->hfields);
+    if (rc == 0 && t->feedback && dialog_outbox_wants(t->d, DIALOG_EV_FEEDBACK)) {
+        json_t *f = json_pack("{s:i}", "rating", t->feedback);
+        rc = f ? dialog_outbox_add(t->d, b, &t->ev_rating, DIALOG_EV_FEEDBACK, t->c.id, t->now, f)
+               : KEFU_ENOMEM;
+        json_decref(f);
+    }
+    if (rc < 0 && b->rc == 0)
+        b->rc = rc; /* the turn fails rather than lose its event */
 }
 
 /* Keeps this turn's quick replies with the bot message seq that offers them
@@ -1513,6 +1535,9 @@ static void turn_release(struct turn *t)
     free(t->memory);
     free(t->packet);
     free(t->result);
+    json_decref(t->hfields);
+    dialog_out_release(&t->ev_handoff);
+    dialog_out_release(&t->ev_rating);
     store_conv_release(&t->c);
     free(t->redacted);
 }
@@ -1837,7 +1862,15 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
     store_batch_init(&b);
     store_add_feedback(&b, conv, now, rating, comment);
     store_add_event(&b, conv, now, "feedback", NULL, NULL, NULL);
-    rc = store_write(d->st, &b);
+    struct dialog_out ev = {.body = NULL};
+    json_t *f = dialog_outbox_wants(d, DIALOG_EV_FEEDBACK)
+                    ? json_pack("{s:i, s:s?}", "rating", rating, "comment", comment)
+                    : NULL;
+    rc = f ? dialog_outbox_add(d, &b, &ev, DIALOG_EV_FEEDBACK, conv, now, f) : 0;
+    json_decref(f);
+    if (rc == 0)
+        rc = store_write(d->st, &b);
+    dialog_out_release(&ev);
     free(owned);
     if (rc < 0)
         return dialog_fail(rc, "cannot store the feedback");

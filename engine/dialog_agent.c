@@ -270,6 +270,21 @@ int dialog_queue_list(struct dialog *d, const char *agent, json_t **out)
 
 /* ---- claim ---- */
 
+/* The outbox event of an agent's action on c, with {agent, queue} and
+ * extra (borrowed, may be NULL); 0 when no webhook wants it. */
+static int agent_event(struct dialog *d, struct store_batch *b, struct dialog_out *ev, unsigned kind,
+                       const struct store_conv *c, const char *agent, long long now, json_t *extra)
+{
+    if (!dialog_outbox_wants(d, kind))
+        return 0;
+    json_t *f = json_pack("{s:s, s:s}", "agent", agent, "queue", c->queue);
+    if (f && extra)
+        json_object_update(f, extra);
+    int rc = f ? dialog_outbox_add(d, b, ev, kind, c->id, now, f) : KEFU_ENOMEM;
+    json_decref(f);
+    return rc;
+}
+
 /* Stores the claim of c (queued, reserved in the queue) by agent. */
 static int store_claim(struct dialog *d, struct store_conv *c, const char *agent, long long now)
 {
@@ -282,7 +297,11 @@ static int store_claim(struct dialog *d, struct store_conv *c, const char *agent
     add_note(&b, c, &m, "system", dialog_say(c->locale, "joined"), "claim", now);
     store_put_conv(&b, c, NULL);
     store_add_event(&b, c->id, now, "claim", agent, c->queue, NULL);
-    int rc = store_write(d->st, &b);
+    struct dialog_out ev = {.body = NULL};
+    int rc = agent_event(d, &b, &ev, DIALOG_EV_CLAIM, c, agent, now, NULL);
+    if (rc == 0)
+        rc = store_write(d->st, &b);
+    dialog_out_release(&ev);
     return rc < 0 ? dialog_fail(rc, "cannot store the claim") : 0;
 }
 
@@ -413,7 +432,14 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
             store_batch_init(&b);
             store_put_conv(&b, &c, NULL);
             store_add_message(&b, conv, &m);
-            if ((rc = store_write(d->st, &b)) < 0)
+            struct dialog_out ev = {.body = NULL};
+            json_t *x = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "text", text);
+            rc = x ? agent_event(d, &b, &ev, DIALOG_EV_AGENT_MESSAGE, &c, agent, now, x) : KEFU_ENOMEM;
+            json_decref(x);
+            if (rc == 0)
+                rc = store_write(d->st, &b);
+            dialog_out_release(&ev);
+            if (rc < 0)
                 rc = dialog_fail(rc, "cannot store the message");
             else
                 wrote = 1;
@@ -510,7 +536,12 @@ int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t
         add_note(&b, &c, &m, "bot", dialog_say(c.locale, "survey"), "survey", now);
         store_put_conv(&b, &c, NULL);
         store_add_event(&b, conv, now, "resolve", agent, c.queue, NULL);
-        if ((rc = store_write(d->st, &b)) < 0)
+        struct dialog_out ev = {.body = NULL};
+        rc = agent_event(d, &b, &ev, DIALOG_EV_RESOLVE, &c, agent, now, NULL);
+        if (rc == 0)
+            rc = store_write(d->st, &b);
+        dialog_out_release(&ev);
+        if (rc < 0)
             rc = dialog_fail(rc, "cannot store the resolve");
         else
             queue_remove(d->q, conv);

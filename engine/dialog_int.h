@@ -66,7 +66,7 @@ struct dialog_worker {
 struct dialog {
     char *data_dir, *rules_dir, *corpus_dir, *hours;
     int miss_limit, tz_offset_min;
-    unsigned redact; /* enum redact_kind masked in message text, 0 = off */
+    unsigned redact;         /* enum redact_kind masked in message text, 0 = off */
     int open_min, close_min; /* business hours in minutes of the local day; open_min < 0: always */
     long long (*now)(void *ctx);
     void *now_ctx;
@@ -90,6 +90,8 @@ struct dialog {
     dialog_notify_fn notify;
     void *notify_ctx;
     struct dialog_metrics m;
+    struct dialog_outbox_target outbox[DIALOG_OUTBOX_MAX]; /* names owned */
+    int n_outbox;
 };
 
 /* Sets the calling thread's reason and returns code. */
@@ -120,6 +122,27 @@ int dialog_req_text(json_t *req, const char *key, size_t max, int required, cons
 /* When redaction is on, replaces *text by its redacted copy, new in *owned
  * (free() it; NULL when nothing was copied). Returns 0 or KEFU_ENOMEM. */
 int dialog_redact(struct dialog *d, const char **text, char **owned);
+/* One outbox event while its batch is built: what the batch borrows until
+ * its write (dialog_outbox.c). */
+struct dialog_out {
+    char id[40];                                /* the event id: "ev_" and 32 hex digits */
+    char *body;                                 /* new (dialog_out_release()) */
+    const char *targets[DIALOG_OUTBOX_MAX + 1]; /* the names that want it, NULL-terminated */
+};
+/* Adds event ev of conv at to b when a target wants it, with the body
+ * {id, event, conversation, at} and fields (borrowed, may be NULL) merged
+ * in. Returns 0 (also when nobody wants it) or KEFU_ENOMEM / KEFU_ERANGE. */
+int dialog_outbox_add(struct dialog *d, struct store_batch *b, struct dialog_out *e, unsigned ev,
+                      const char *conv, long long at, json_t *fields);
+/* 1 when some target wants ev (so a caller can skip building its fields). */
+int dialog_outbox_wants(struct dialog *d, unsigned ev);
+/* Frees what e owns; e can be used again. */
+void dialog_out_release(struct dialog_out *e);
+/* Copies cfg's outbox targets into d; 0, KEFU_EINVAL (too many) or KEFU_ENOMEM. */
+int dialog_outbox_init(struct dialog *d, const struct dialog_config *cfg);
+/* Frees the copied targets. */
+void dialog_outbox_free(struct dialog *d);
+
 /* The localized system text for key in locale; static. */
 const char *dialog_say(const char *locale, const char *key);
 

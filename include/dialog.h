@@ -27,6 +27,28 @@ struct dialog; /* opaque */
 
 #define DIALOG_MAX_TEXT 4096 /* bytes in one message, after UTF-8 validation */
 
+/* The events a webhook target can ask for (struct dialog_config's outbox). */
+enum dialog_event {
+    DIALOG_EV_HANDOFF = 1,       /* a customer message handed the conversation to a queue */
+    DIALOG_EV_CLAIM = 2,         /* an agent took it */
+    DIALOG_EV_AGENT_MESSAGE = 4, /* an agent wrote to the customer */
+    DIALOG_EV_RESOLVE = 8,       /* an agent resolved it */
+    DIALOG_EV_FEEDBACK = 16,     /* the customer rated it */
+    DIALOG_EV_ALL = 31
+};
+/* Returns the name of one event ("handoff", "claim", "agent_message", "resolve", "feedback"). */
+const char *dialog_event_name(unsigned ev);
+/* Parses a comma-separated list of event names into *mask; KEFU_EINVAL for an unknown one. */
+int dialog_event_parse(const char *list, unsigned *mask);
+
+/* A webhook target: each event it wants is written to the store's outbox
+ * for it, in the same transaction as the change the event announces. */
+#define DIALOG_OUTBOX_MAX 8
+struct dialog_outbox_target {
+    const char *name; /* the target's key in the outbox (its URL); copied */
+    unsigned events;  /* enum dialog_event bits */
+};
+
 struct dialog_config {
     const char *data_dir;        /* holds kefu.db (conversations) and kb.db (articles); created if missing */
     const char *rules_dir;       /* rule files */
@@ -40,6 +62,8 @@ struct dialog_config {
                                     text before it is routed or stored; 0 = off (the default) */
     long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
     void *now_ctx;
+    const struct dialog_outbox_target *outbox; /* webhook targets (at most DIALOG_OUTBOX_MAX), or NULL */
+    int n_outbox;
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
