@@ -229,10 +229,25 @@ bench: bench-deps
 	cat bench/out/seconds
 	bench/report.sh
 
+# make install: the binary, the bundled rules, corpus and web files, a hardened systemd unit
+# (packaging/kefu.service.in with PREFIX filled in), its system user (sysusers.d) and an example
+# environment file. install-files does the same with an already built KEFU_BIN (tests/packaging.sh).
+KEFU_BIN ?= kefu
 install: kefu
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules
-	install -m 755 kefu $(DESTDIR)$(PREFIX)/bin/kefu
+	@$(MAKE) --no-print-directory install-files
+
+.PHONY: install-files
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules $(DESTDIR)$(PREFIX)/share/kefu/corpus \
+	    $(DESTDIR)$(PREFIX)/share/kefu/web $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	install -m 755 $(KEFU_BIN) $(DESTDIR)$(PREFIX)/bin/kefu
 	cp -r rules/. $(DESTDIR)$(PREFIX)/share/kefu/rules/
+	cp -r corpus/. $(DESTDIR)$(PREFIX)/share/kefu/corpus/
+	cp -r web/. $(DESTDIR)$(PREFIX)/share/kefu/web/
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/kefu.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/kefu.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/kefu.service
+	install -m 644 packaging/kefu.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/kefu.conf
+	install -m 644 packaging/kefu.env $(DESTDIR)$(PREFIX)/share/kefu/kefu.env.example
 
 format:
 	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c
