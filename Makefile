@@ -28,6 +28,8 @@ ENGINE  += store_backup cli_backup
 ENGINE  += httpc
 # the events dialog writes to the store's outbox for webhooks
 ENGINE  += dialog_outbox cli_webhook
+# agent accounts in the store
+ENGINE  += agents cli_agent
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact

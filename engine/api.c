@@ -77,6 +77,10 @@ static int h_reload(struct call *c);
 static int h_erase(struct call *c);
 static int h_stats(struct call *c);
 static int h_openapi(struct call *c);
+static int h_accounts(struct call *c);
+static int h_presence(struct call *c);
+static int h_account_add(struct call *c);
+static int h_account_change(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
     {                                                                                                        \
@@ -97,11 +101,17 @@ static const struct route routes[] = {
     R("POST", "/v1/conversations/{id}/release", AUTH_AGENT, BODY_OPTIONAL, 1, h_release),
     R("POST", "/v1/conversations/{id}/resolve", AUTH_AGENT, BODY_OPTIONAL, 1, h_resolve),
     R("GET", "/v1/stats", AUTH_AGENT, BODY_NONE, 1, h_stats),
+    R("POST", "/v1/agent/presence", AUTH_AGENT, BODY_REQUIRED, 1, h_presence),
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
     R("GET", "/openapi.json", AUTH_NONE, BODY_NONE, 0, h_openapi),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
     R("POST", "/v1/admin/erase", AUTH_ADMIN, BODY_REQUIRED, 1, h_erase),
+    R("GET", "/v1/admin/agents", AUTH_ADMIN, BODY_NONE, 1, h_accounts),
+    R("POST", "/v1/admin/agents", AUTH_ADMIN, BODY_REQUIRED, 1, h_account_add),
+    R("POST", "/v1/admin/agents/{id}/disable", AUTH_ADMIN, BODY_OPTIONAL, 1, h_account_change),
+    R("POST", "/v1/admin/agents/{id}/enable", AUTH_ADMIN, BODY_OPTIONAL, 1, h_account_change),
+    R("POST", "/v1/admin/agents/{id}/rotate", AUTH_ADMIN, BODY_OPTIONAL, 1, h_account_change),
 };
 #undef R
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -739,6 +749,13 @@ static int h_stats(struct call *c)
     return ok(c, 200, rc, out);
 }
 
+static int h_presence(struct call *c)
+{
+    json_t *out = NULL;
+    int rc = dialog_agent_presence(c->a->cfg.dialog, c->agent, c->body, &out);
+    return ok(c, 200, rc, out);
+}
+
 static int h_health(struct call *c)
 {
     json_t *out = NULL;
@@ -852,6 +869,35 @@ static int h_erase(struct call *c)
         log_msg(LOG_LEVEL_INFO, "erased a customer: %lld conversations, %lld messages",
                 (long long)json_integer_value(json_object_get(out, "conversations")),
                 (long long)json_integer_value(json_object_get(out, "messages")));
+    return ok(c, 200, rc, out);
+}
+
+/* ---- agent accounts ---- */
+
+static int h_accounts(struct call *c)
+{
+    json_t *out = NULL;
+    int rc = dialog_accounts(c->a->cfg.dialog, &out);
+    return ok(c, 200, rc, out);
+}
+
+static int h_account_add(struct call *c)
+{
+    json_t *out = NULL;
+    int rc = dialog_account_add(c->a->cfg.dialog, c->body, &out);
+    if (rc == 0)
+        log_msg(LOG_LEVEL_INFO, "agent account '%s' added", json_string_value(json_object_get(out, "name")));
+    return ok(c, 201, rc, out);
+}
+
+/* POST /v1/admin/agents/{name}/(disable|enable|rotate): the verb is the last segment. */
+static int h_account_change(struct call *c)
+{
+    const char *what = strrchr(c->req->path, '/') + 1;
+    json_t *out = NULL;
+    int rc = dialog_account_change(c->a->cfg.dialog, c->conv, what, &out);
+    if (rc == 0)
+        log_msg(LOG_LEVEL_INFO, "agent account '%s': %s", c->conv, what);
     return ok(c, 200, rc, out);
 }
 

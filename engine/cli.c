@@ -1119,6 +1119,7 @@ static void usage(FILE *f)
           "  erase CUSTOMER      erase one customer's conversations and profile (--data DIR)\n"
           "  store backup FILE   copy the conversations database to FILE while it runs (--data DIR)\n"
           "  webhook list|replay the webhook outbox: events waiting or dead; send dead ones again\n"
+          "  agent add|list|...  agent accounts: a token shown once, disable, rotate (--data DIR)\n"
           "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
           "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
@@ -1313,6 +1314,8 @@ int cli_main(int argc, char **argv)
         return cli_store(argc - 1, argv + 1);
     if (strcmp(cmd, "webhook") == 0) /* the webhook outbox: cli_webhook.c */
         return cli_webhook(argc - 1, argv + 1);
+    if (strcmp(cmd, "agent") == 0) /* agent accounts: cli_agent.c */
+        return cli_agent(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

@@ -15,6 +15,7 @@
  * agent side is in dialog_agent.c. */
 #include "dialog_int.h"
 
+#include "agents.h"
 #include "decide.h"
 #include "kefu.h"
 #include "redact.h"
@@ -532,6 +533,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
         pthread_mutex_init(&d->conv_lock[i], NULL);
     pthread_mutex_init(&d->busy_lock, NULL);
     pthread_cond_init(&d->busy_cond, NULL);
+    pthread_mutex_init(&d->accounts_lock, NULL);
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
     d->tz_offset_min = cfg->tz_offset_min;
@@ -571,6 +573,11 @@ void dialog_close(struct dialog *d)
     pthread_mutex_destroy(&d->busy_lock);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
+    for (struct dialog_agent *a = d->accounts, *next; a; a = next) {
+        next = a->next;
+        free(a);
+    }
+    pthread_mutex_destroy(&d->accounts_lock);
     dialog_outbox_free(d);
     free(d->data_dir);
     free(d->rules_dir);
@@ -696,6 +703,63 @@ int dialog_customer_auth(struct dialog *d, const char *conv, const char *token)
     return 0;
 }
 
+const struct dialog_agent *dialog_find_agent(struct dialog *d, const char *name)
+{
+    for (size_t i = 0; name && i < d->n_agents; i++)
+        if (strcmp(d->agents[i].name, name) == 0)
+            return &d->agents[i];
+    pthread_mutex_lock(&d->accounts_lock);
+    const struct dialog_agent *a = d->accounts;
+    while (name && a && strcmp(a->name, name) != 0)
+        a = a->next;
+    pthread_mutex_unlock(&d->accounts_lock);
+    return name ? a : NULL;
+}
+
+/* The account a, seen for the first time: kept on d->accounts and given its place in the queue. */
+static const char *account_seen(struct dialog *d, const struct store_agent *acc)
+{
+    const struct dialog_agent *known = dialog_find_agent(d, acc->name);
+    if (known)
+        return known->name;
+    struct dialog_agent *a = kefu_calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    snprintf(a->name, sizeof a->name, "%s", acc->name);
+    snprintf(a->skills, sizeof a->skills, "%s", *acc->skills ? acc->skills : "*");
+    pthread_mutex_lock(&d->accounts_lock);
+    for (const struct dialog_agent *b = d->accounts; b; b = b->next)
+        if (strcmp(b->name, a->name) == 0) { /* another thread was first */
+            pthread_mutex_unlock(&d->accounts_lock);
+            free(a);
+            return b->name;
+        }
+    queue_agent_add(d->q, a->name, a->skills, acc->capacity > 0 ? acc->capacity : 3);
+    a->next = d->accounts;
+    d->accounts = a;
+    pthread_mutex_unlock(&d->accounts_lock);
+    return a->name;
+}
+
+/* An agent account of the store whose token hash matches: 0 with *agent set,
+ * 0 with *agent NULL (none), or a failure with its reason. */
+static int account_auth(struct dialog *d, const char *token, const char **agent)
+{
+    char hash[65];
+    struct store_agent acc;
+    agents_token_hash(token, hash);
+    int rc = *hash ? store_get_agent(d->st, hash, 1, &acc) : KEFU_ENOENT;
+    if (rc == KEFU_ENOENT)
+        return 0;
+    if (rc < 0)
+        return dialog_fail(rc, "cannot read the agent accounts");
+    if (acc.disabled)
+        return dialog_fail(KEFU_EAUTH, "agent '%s' is disabled", acc.name);
+    if (!(*agent = account_seen(d, &acc)))
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    return 0;
+}
+
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent)
 {
     *agent = NULL;
@@ -703,6 +767,9 @@ int dialog_agent_auth(struct dialog *d, const char *token, const char **agent)
     for (size_t i = 0; token && i < d->n_agents; i++) /* every token is compared: no early exit */
         if (same_secret(token, n, d->agents[i].token, d->agents[i].token_len))
             *agent = d->agents[i].name;
+    int rc = *agent || !token ? 0 : account_auth(d, token, agent);
+    if (rc < 0)
+        return rc;
     if (!*agent)
         return dialog_fail(KEFU_EAUTH, "unknown agent token");
     queue_agent_seen(d->q, *agent, dialog_now(d));

@@ -46,6 +46,7 @@ struct dialog_metrics {
 };
 
 struct dialog_agent {
+    struct dialog_agent *next; /* accounts from the store, on d->accounts */
     char name[QUEUE_AGENT_MAX];
     char token[80];
     size_t token_len;
@@ -85,8 +86,10 @@ struct dialog {
     pthread_mutex_t busy_lock;
     pthread_cond_t busy_cond;
     struct dialog_call *busy[CONV_LOCKS];
-    struct dialog_agent *agents;
+    struct dialog_agent *agents; /* KEFU_AGENT_TOKENS */
     size_t n_agents;
+    pthread_mutex_t accounts_lock;
+    struct dialog_agent *accounts; /* agent accounts of the store seen so far (dialog_agent_auth()) */
     dialog_notify_fn notify;
     void *notify_ctx;
     struct dialog_metrics m;
@@ -104,6 +107,9 @@ void dialog_lock(struct dialog *d, const char *id);
 void dialog_unlock(struct dialog *d, const char *id);
 /* Tells the listener about a committed change (conv NULL: the queue). */
 void dialog_notify(struct dialog *d, const char *conv, long seq);
+/* The agent named name (from KEFU_AGENT_TOKENS or an account seen), or NULL;
+ * borrowed from d until dialog_close(). */
+const struct dialog_agent *dialog_find_agent(struct dialog *d, const char *name);
 /* Loads conversation id, mapping errors to a reason. */
 int dialog_load(struct dialog *d, const char *id, struct store_conv *c);
 /* 1 if the business hours hold at now. */

@@ -360,6 +360,25 @@ int store_prune_outbox(struct store_batch *b, long long before)
     return 0;
 }
 
+int store_add_agent(struct store_batch *b, const struct store_agent *a)
+{
+    struct store_op *op = add_op(b, OP_AGENT);
+    if (!op)
+        return KEFU_ERANGE;
+    op->rec = a;
+    return 0;
+}
+
+int store_update_agent(struct store_batch *b, const struct store_agent *a)
+{
+    struct store_op *op = add_op(b, OP_AGENT);
+    if (!op)
+        return KEFU_ERANGE;
+    op->rec = a;
+    op->n = 1;
+    return 0;
+}
+
 /* ---- opening and closing ---- */
 
 static void store_free(struct store *st)
@@ -511,4 +530,15 @@ int store_outbox_due(struct store *st, const char *target, long long now_ms, int
 int store_outbox_list(struct store *st, int state, int limit, store_outbox_fn fn, void *ctx)
 {
     return st->be->outbox_list(st->db, state, limit, fn, ctx);
+}
+
+int store_get_agent(struct store *st, const char *name, int by_hash, struct store_agent *out)
+{
+    memset(out, 0, sizeof *out);
+    return st->be->get_agent(st->db, name, by_hash, out);
+}
+
+int store_agents(struct store *st, store_agent_fn fn, void *ctx)
+{
+    return st->be->agents(st->db, fn, ctx);
 }

@@ -24,6 +24,7 @@ enum {
     OP_OUTBOX_MARK,   /* rec a struct store_outbox */
     OP_OUTBOX_REPLAY, /* at the row (0: every dead one), out a long long count */
     OP_OUTBOX_PRUNE,  /* at: delivered before */
+    OP_AGENT,         /* rec a struct store_agent; n 0 adds, 1 updates */
 };
 
 struct store_db; /* a backend's connections, opaque to store.c */
@@ -75,6 +76,8 @@ struct store_backend {
     int (*outbox_due)(struct store_db *db, const char *target, long long now_ms, int limit,
                       store_outbox_fn fn, void *ctx);
     int (*outbox_list)(struct store_db *db, int state, int limit, store_outbox_fn fn, void *ctx);
+    int (*get_agent)(struct store_db *db, const char *key, int by_hash, struct store_agent *out);
+    int (*agents)(struct store_db *db, store_agent_fn fn, void *ctx);
 };
 
 extern const struct store_backend store_sqlite; /* store_sqlite.c */

@@ -56,6 +56,10 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE INDEX outbox_pending ON outbox(target, conv, id) WHERE state = 0;"
     "CREATE INDEX outbox_state ON outbox(state, id);"
     "CREATE INDEX outbox_conv ON outbox(conv);",
+    /* 4 → 5: agent accounts (a hash of each token, never the token) */
+    "CREATE TABLE agents(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+    " skills TEXT NOT NULL DEFAULT '', capacity INTEGER NOT NULL DEFAULT 0,"
+    " disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
 };
 
 /* ---- statements ---- */
@@ -84,6 +88,8 @@ enum {
     W_OUTBOX_REPLAY,
     W_OUTBOX_REPLAY_ALL,
     W_OUTBOX_PRUNE,
+    W_AGENT_ADD,
+    W_AGENT_UPDATE,
     R_CONV,
     R_PACKET,
     R_CUSTOMER,
@@ -98,6 +104,9 @@ enum {
     R_OUTBOX_DUE,
     R_OUTBOX_LIST,
     R_OUTBOX_LIST_OPEN,
+    R_AGENT,
+    R_AGENT_HASH,
+    R_AGENTS,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -106,6 +115,7 @@ enum {
     "id, token, customer, channel, locale, state, queue, priority, anger, agent, misses, pending, reason,"   \
     " created_at, updated_at, queued_at, last_seq, memory"
 #define ANSWERED    "source IN ('rule', 'example', 'kb')"
+#define AGENT_COLS  "name, token_hash, skills, capacity, disabled, created_at, updated_at"
 #define OUTBOX_COLS "id, event, target, conv, type, body, at, state, attempts, next_ms, error, done_at"
 
 static const char *const sql[N_STMT] = {
@@ -150,6 +160,10 @@ static const char *const sql[N_STMT] = {
     [W_OUTBOX_REPLAY_ALL] =
         "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, done_at = 0 WHERE state = 2",
     [W_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE state = 1 AND done_at < ?1",
+    [W_AGENT_ADD] = "INSERT INTO agents(name, token_hash, skills, capacity, disabled, created_at, updated_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [W_AGENT_UPDATE] = "UPDATE agents SET token_hash = ?2, skills = ?3, capacity = ?4, disabled = ?5,"
+                       " updated_at = ?7 WHERE name = ?1",
     [R_CONV] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [R_PACKET] = "SELECT packet FROM conversations WHERE id = ?1",
     [R_CUSTOMER] = "SELECT id, name, tier, first_seen, last_seen FROM customers WHERE id = ?1",
@@ -173,6 +187,9 @@ static const char *const sql[N_STMT] = {
     [R_OUTBOX_DUE] = "SELECT " OUTBOX_COLS " FROM outbox o WHERE target = ?1 AND state = 0 AND next_ms <= ?2"
                      " AND id = (SELECT min(id) FROM outbox p WHERE p.target = o.target AND p.conv = o.conv"
                      " AND p.state = 0) ORDER BY id LIMIT ?3",
+    [R_AGENT] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
+    [R_AGENT_HASH] = "SELECT " AGENT_COLS " FROM agents WHERE token_hash = ?1",
+    [R_AGENTS] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
     [R_OUTBOX_LIST] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id DESC LIMIT ?2",
     [R_OUTBOX_LIST_OPEN] =
         "SELECT " OUTBOX_COLS " FROM outbox WHERE state IN (0, 2) ORDER BY id DESC LIMIT ?2",
@@ -497,6 +514,25 @@ static int apply_outbox_replay(struct conn *w, long long id, long long *count)
     return rc;
 }
 
+/* Adds (update 0) or updates (1) an agent account; an update of no row is KEFU_ENOENT. */
+static int apply_agent(struct conn *w, const struct store_agent *a, int update)
+{
+    sqlite3_stmt *s = stmt(w, update ? W_AGENT_UPDATE : W_AGENT_ADD);
+    if (!s)
+        return KEFU_EIO;
+    bind_text(s, 1, a->name);
+    bind_text(s, 2, a->token_hash);
+    bind_text(s, 3, a->skills);
+    sqlite3_bind_int(s, 4, a->capacity);
+    sqlite3_bind_int(s, 5, a->disabled);
+    sqlite3_bind_int64(s, 6, a->created_at);
+    sqlite3_bind_int64(s, 7, a->updated_at);
+    int rc = step_write(s);
+    if (rc == 0 && update && sqlite3_changes64(w->db) == 0)
+        rc = KEFU_ENOENT;
+    return rc;
+}
+
 static int apply_op(struct conn *w, const struct store_op *op)
 {
     sqlite3_stmt *s;
@@ -524,6 +560,7 @@ static int apply_op(struct conn *w, const struct store_op *op)
         return step_write(s);
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
     case OP_OUTBOX: return apply_outbox(w, op);
+    case OP_AGENT: return apply_agent(w, op->rec, op->n);
     case OP_OUTBOX_MARK: return apply_outbox_mark(w, op->rec);
     case OP_OUTBOX_REPLAY: return apply_outbox_replay(w, op->at, op->out);
     case OP_OUTBOX_PRUNE:
@@ -1107,6 +1144,53 @@ static int sq_outbox_list(struct store_db *st, int state, int limit, store_outbo
     return rc;
 }
 
+static void read_agent(sqlite3_stmt *s, struct store_agent *a)
+{
+    memset(a, 0, sizeof *a);
+    col_copy(s, 0, a->name, sizeof a->name);
+    col_copy(s, 1, a->token_hash, sizeof a->token_hash);
+    col_copy(s, 2, a->skills, sizeof a->skills);
+    a->capacity = sqlite3_column_int(s, 3);
+    a->disabled = sqlite3_column_int(s, 4);
+    a->created_at = sqlite3_column_int64(s, 5);
+    a->updated_at = sqlite3_column_int64(s, 6);
+}
+
+static int sq_get_agent(struct store_db *st, const char *key, int by_hash, struct store_agent *out)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, by_hash ? R_AGENT_HASH : R_AGENT);
+    int rc = KEFU_EIO;
+    if (s) {
+        bind_text(s, 1, key);
+        if ((rc = one_row(s)) == 0)
+            read_agent(s, out);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static int sq_agents(struct store_db *st, store_agent_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_AGENTS);
+    int rc = KEFU_EIO;
+    if (s) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_agent a;
+            read_agent(s, &a);
+            if (fn(ctx, &a))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite = {
     .name = "sqlite",
     .migrations = migrations,
@@ -1132,4 +1216,6 @@ const struct store_backend store_sqlite = {
     .day = sq_day,
     .outbox_due = sq_outbox_due,
     .outbox_list = sq_outbox_list,
+    .get_agent = sq_get_agent,
+    .agents = sq_agents,
 };

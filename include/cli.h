@@ -18,5 +18,7 @@ int cli_erase(int argc, char **argv);
 int cli_store(int argc, char **argv);
 /* `kefu webhook list|replay`: the webhook outbox (cli_webhook.c). */
 int cli_webhook(int argc, char **argv);
+/* `kefu agent add|list|disable|enable|rotate`: agent accounts (cli_agent.c). */
+int cli_agent(int argc, char **argv);
 
 #endif

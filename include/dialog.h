@@ -139,7 +139,10 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
 
 /* ---- agent side (agent is the name dialog_agent_auth() returned) ---- */
 
-/* Finds the agent whose token this is (constant time); *agent is borrowed. */
+/* Finds the agent whose token this is: a KEFU_AGENT_TOKENS entry (constant
+ * time), else an enabled agent account of the store with this token's hash
+ * (read on every call, so a disabled or rotated token fails at once); *agent
+ * is borrowed from d. */
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent);
 /* → {queues:[...], conversations:[{id, queue, priority, position, waiting_s, customer,
  * reason, channel, first_message}]} for the queues the agent serves, in claim order. */
@@ -167,6 +170,11 @@ int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t
  * (other than a rating) returns the conversation to the bot. */
 int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
 
+/* req {status: online|away|offline} → {agent, status}: what the console shows
+ * of the agent; away and offline agents do not count as online for the
+ * customers' "agents are busy / offline" notice. Kept in this node's memory. */
+int dialog_agent_presence(struct dialog *d, const char *agent, json_t *req, json_t **out);
+
 /* The figures of the day for the console: since < 0 means the last local
  * midnight (tz_offset_min) → {since, until, conversations, customer_messages,
  * answered, automation_rate, handoffs, claims, resolves, wait_s:{claims, avg,
@@ -179,6 +187,16 @@ int dialog_stats(struct dialog *d, long long since, json_t **out);
 int dialog_packet(struct dialog *d, const char *conv, json_t **out);
 
 /* ---- operator ---- */
+
+/* Agent accounts of the store (agents.h), for the admin API:
+ * → {agents:[{name, state, skills, capacity, created_at, updated_at}]}. */
+int dialog_accounts(struct dialog *d, json_t **out);
+/* req {name, skills?:[queue...], capacity?} → {name, state, token}: the token
+ * is shown this once. KEFU_EINVAL, KEFU_ECONFLICT (the name exists). */
+int dialog_account_add(struct dialog *d, json_t *req, json_t **out);
+/* what "disable", "enable" or "rotate" → {name, state, token?} (rotate: the
+ * new token, shown this once). KEFU_ENOENT for an unknown name. */
+int dialog_account_change(struct dialog *d, const char *name, const char *what, json_t **out);
 
 /* Erases customer: every conversation (messages, events, feedback, packet,
  * memory), the profile, and their places in the queues; deleted pages are

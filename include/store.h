@@ -12,7 +12,7 @@
 
 struct store; /* opaque */
 
-#define STORE_SCHEMA_VERSION 4 /* PRAGMA user_version of a current file */
+#define STORE_SCHEMA_VERSION 5 /* PRAGMA user_version of a current file */
 
 enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
 /* Returns "bot", "queued", "agent" or "resolved". */
@@ -170,6 +170,23 @@ int store_replay_outbox(struct store_batch *b, long long id, long long *count);
 /* Deletes the rows delivered before (unix seconds). */
 int store_prune_outbox(struct store_batch *b, long long before);
 
+/* ---- agent accounts: only a hash of each token is stored ---- */
+
+struct store_agent {
+    char name[64];
+    char token_hash[65]; /* hex SHA-256 of the token */
+    char skills[256];    /* the queues served, "" = every queue */
+    int capacity;        /* conversations at once, 0 = the default */
+    int disabled;        /* 1: its token no longer authenticates */
+    long long created_at, updated_at;
+};
+/* Adds agent a (borrowed until store_write() returns); a name or token hash
+ * already there fails the batch with KEFU_ECONFLICT. */
+int store_add_agent(struct store_batch *b, const struct store_agent *a);
+/* Replaces the token hash, skills, capacity, disabled flag and updated_at of
+ * the agent named a->name; an unknown name fails the batch with KEFU_ENOENT. */
+int store_update_agent(struct store_batch *b, const struct store_agent *a);
+
 /* Hands b to the writer thread and waits until its transaction committed.
  * Returns 0, KEFU_ECONFLICT (duplicate client_id: nothing of b was
  * written), KEFU_ENOSPC (the disk is full: nothing of b was written),
@@ -218,6 +235,13 @@ int store_outbox_due(struct store *st, const char *target, long long now_ms, int
                      void *ctx);
 /* Calls fn for the rows in state (-1: pending and dead), newest first, at most limit. */
 int store_outbox_list(struct store *st, int state, int limit, store_outbox_fn fn, void *ctx);
+
+/* Loads the agent named name (by_hash 0) or whose token hash is name
+ * (by_hash 1) into *out. Returns 0, KEFU_ENOENT or KEFU_EIO. */
+int store_get_agent(struct store *st, const char *name, int by_hash, struct store_agent *out);
+/* Calls fn for every agent account, by name; the record is borrowed for the call. */
+typedef int (*store_agent_fn)(void *ctx, const struct store_agent *a);
+int store_agents(struct store *st, store_agent_fn fn, void *ctx);
 
 /* One row of an aggregate: a key (may be NULL), a count and an average. */
 typedef int (*store_row_fn)(void *ctx, const char *key, long long count, double avg);

@@ -38,8 +38,8 @@ tally "$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)"
 oa=$(BUILD="${BUILD:-build}" node tests/openapi/run.js 2>&1)
 tally "$oa" $? "openapi tests did not run (make openapi-deps?)"
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups, webhooks,
-# what make install lays down (the systemd unit checked by systemd-analyze)
-tally "$(for s in crash iofail privacy backup webhook packaging; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
+# what make install lays down (the systemd unit checked by systemd-analyze), agent accounts
+tally "$(for s in crash iofail privacy backup webhook packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
 # hostile input against a real kefu serve
 tally "$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)"
 # make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,

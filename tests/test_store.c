@@ -965,6 +965,66 @@ static void test_outbox(void **state)
     store_close(st);
 }
 
+/* 8.1 agent accounts: add, a name or hash twice, update, read by name and by hash, list */
+static int count_agent(void *ctx, const struct store_agent *a)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_agents(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_agent a = {.name = "alice",
+                            .token_hash = "h1",
+                            .skills = "general|billing",
+                            .capacity = 2,
+                            .created_at = 10,
+                            .updated_at = 10};
+    struct store_agent b = {.name = "bob", .token_hash = "h2", .created_at = 11, .updated_at = 11};
+    struct store_batch w;
+    store_batch_init(&w);
+    store_add_agent(&w, &a);
+    store_add_agent(&w, &b);
+    assert_int_equal(store_write(st, &w), 0);
+    struct store_agent dup = b;
+    snprintf(dup.token_hash, sizeof dup.token_hash, "h3");
+    store_batch_init(&w);
+    store_add_agent(&w, &dup); /* the name again */
+    assert_int_equal(store_write(st, &w), KEFU_ECONFLICT);
+    snprintf(dup.name, sizeof dup.name, "carol");
+    snprintf(dup.token_hash, sizeof dup.token_hash, "h1");
+    store_batch_init(&w);
+    store_add_agent(&w, &dup); /* alice's hash again */
+    assert_int_equal(store_write(st, &w), KEFU_ECONFLICT);
+    struct store_agent got;
+    assert_int_equal(store_get_agent(st, "h1", 1, &got), 0);
+    assert_string_equal(got.name, "alice");
+    assert_string_equal(got.skills, "general|billing");
+    assert_int_equal(got.capacity, 2);
+    assert_int_equal(got.disabled, 0);
+    a.disabled = 1;
+    snprintf(a.token_hash, sizeof a.token_hash, "h9");
+    a.updated_at = 20;
+    store_batch_init(&w);
+    store_update_agent(&w, &a);
+    assert_int_equal(store_write(st, &w), 0);
+    assert_int_equal(store_get_agent(st, "h1", 1, &got), KEFU_ENOENT); /* the old hash is gone */
+    assert_int_equal(store_get_agent(st, "alice", 0, &got), 0);
+    assert_true(got.disabled && strcmp(got.token_hash, "h9") == 0 && got.updated_at == 20 &&
+                got.created_at == 10);
+    struct store_agent ghost = {.name = "nobody", .token_hash = "h7"};
+    store_batch_init(&w);
+    store_update_agent(&w, &ghost);
+    assert_int_equal(store_write(st, &w), KEFU_ENOENT);
+    int n = 0;
+    assert_int_equal(store_agents(st, count_agent, &n), 0);
+    assert_int_equal(n, 2);
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -983,6 +1043,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test(test_cache_stale_fill),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
