@@ -17,5 +17,9 @@ int cli_erase(int argc, char **argv);
 /* Runs `kefu store backup ...` (an online copy) or `kefu store copy ...` (the
  * store moved into PostgreSQL); argv[0] is "store". Returns the exit status. */
 int cli_store(int argc, char **argv);
+/* `kefu webhook list|replay`: the webhook outbox (cli_webhook.c). */
+int cli_webhook(int argc, char **argv);
+/* `kefu agent add|list|disable|enable|rotate`: agent accounts (cli_agent.c). */
+int cli_agent(int argc, char **argv);
 
 #endif
