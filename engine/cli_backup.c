@@ -50,8 +50,8 @@ static int store_copy_cmd(int argc, char **argv)
     }
     printf(
         "copy: %s -> the PostgreSQL store: %lld customers, %lld conversations, %lld messages, %lld events, "
-        "%lld ratings, counts checked\n",
-        src, n.customers, n.conversations, n.messages, n.events, n.feedback);
+        "%lld ratings, %lld webhook deliveries, %lld agents, counts checked\n",
+        src, n.customers, n.conversations, n.messages, n.events, n.feedback, n.outbox, n.agents);
     return 0;
 }
 

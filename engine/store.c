@@ -337,6 +337,16 @@ int store_add_outbox(struct store_batch *b, const char *conv, long long at, cons
     return 0;
 }
 
+int store_copy_outbox(struct store_batch *b, const struct store_outbox *o)
+{
+    struct store_op *op = add_op(b, OP_OUTBOX);
+    if (!op)
+        return KEFU_ERANGE;
+    op->rec = o;
+    op->n = 1;
+    return 0;
+}
+
 int store_mark_outbox(struct store_batch *b, const struct store_outbox *o)
 {
     struct store_op *op = add_op(b, OP_OUTBOX_MARK);

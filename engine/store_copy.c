@@ -4,8 +4,11 @@
  * to the target as ordinary store batches, a chunk of them in flight at a
  * time so the target's writer commits them in groups. Table by table:
  * customers, conversations (with their dialog memory and handoff packet),
- * messages (with seq, client_id and the stored answers), events, ratings.
- * The target must be empty; at the end both sides are counted. */
+ * messages (with seq, client_id and the stored answers), events, ratings,
+ * the webhook outbox (each row's state, attempts and next try kept, in
+ * the same order; the target numbers the rows anew) and the agent
+ * accounts (token hashes, disabled flags). The target must be empty; at
+ * the end both sides are counted. */
 #include "store_copy.h"
 
 #include "kefu.h"
@@ -41,6 +44,8 @@ struct chunk {
         struct store_customer cu;
         struct store_conv cv;
         struct store_msg m;
+        struct store_outbox o;
+        struct store_agent a;
     } row[CHUNK_ROWS];
     size_t n;
     char **str; /* every string the rows point to */
@@ -163,6 +168,38 @@ static int add_feedback(struct chunk *k, sqlite3_stmt *q)
                                        comment);
 }
 
+static int add_outbox(struct chunk *k, sqlite3_stmt *q)
+{
+    struct store_outbox *o = &k->row[k->n++].o;
+    int rc = 0;
+    *o = (struct store_outbox){.event = col(k, q, 0, &rc),
+                               .target = col(k, q, 1, &rc),
+                               .conv = col(k, q, 2, &rc),
+                               .type = col(k, q, 3, &rc),
+                               .body = col(k, q, 4, &rc),
+                               .at = sqlite3_column_int64(q, 5),
+                               .state = sqlite3_column_int(q, 6),
+                               .attempts = sqlite3_column_int(q, 7),
+                               .next_ms = sqlite3_column_int64(q, 8),
+                               .error = col(k, q, 9, &rc),
+                               .done_at = sqlite3_column_int64(q, 10)};
+    return rc < 0 ? rc : store_copy_outbox(batch(k), o);
+}
+
+static int add_agent(struct chunk *k, sqlite3_stmt *q)
+{
+    struct store_agent *a = &k->row[k->n++].a;
+    memset(a, 0, sizeof *a);
+    text(q, 0, a->name, sizeof a->name);
+    text(q, 1, a->token_hash, sizeof a->token_hash);
+    text(q, 2, a->skills, sizeof a->skills);
+    a->capacity = sqlite3_column_int(q, 3);
+    a->disabled = sqlite3_column_int(q, 4);
+    a->created_at = sqlite3_column_int64(q, 5);
+    a->updated_at = sqlite3_column_int64(q, 6);
+    return store_add_agent(batch(k), a);
+}
+
 /* store_done_fn of the chunk's batches. */
 static void committed(void *ctx, struct store_batch *b, int rc)
 {
@@ -207,6 +244,13 @@ static const struct table {
      add_message},
     {"events", "SELECT conv, at, kind, agent, queue, reason FROM events ORDER BY id", add_event},
     {"feedback", "SELECT conv, at, rating, comment FROM feedback ORDER BY id", add_feedback},
+    {"outbox",
+     "SELECT event, target, conv, type, body, at, state, attempts, next_ms, error, done_at FROM outbox"
+     " ORDER BY id",
+     add_outbox},
+    {"agents",
+     "SELECT name, token_hash, skills, capacity, disabled, created_at, updated_at FROM agents ORDER BY name",
+     add_agent},
 };
 
 /* Copies one table; rows are counted into *n. */
@@ -243,7 +287,8 @@ static int copy_all(sqlite3 *db, struct store *dst, struct store_counts *n, char
         return fail(err, cap, KEFU_ENOMEM, "out of memory");
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->cond, NULL);
-    long long *count[] = {&n->customers, &n->conversations, &n->messages, &n->events, &n->feedback};
+    long long *count[] = {&n->customers, &n->conversations, &n->messages, &n->events,
+                          &n->feedback,  &n->outbox,        &n->agents};
     int rc = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0] && rc == 0; t++)
         rc = copy_table(db, dst, k, &tables[t], count[t], err, cap);
@@ -263,11 +308,12 @@ static int open_target(const char *dest, struct store **dst, char *err, size_t c
     struct store_counts c;
     if ((rc = store_counts(*dst, &c)) < 0)
         return fail(err, cap, rc, "cannot count the target's rows: %s", kefu_strerror(rc));
-    if (c.customers || c.conversations || c.messages || c.events || c.feedback)
+    if (c.customers || c.conversations || c.messages || c.events || c.feedback || c.outbox || c.agents)
         return fail(
             err, cap, KEFU_ECONFLICT,
-            "the target is not empty (%lld customers, %lld conversations, %lld messages): refusing to copy",
-            c.customers, c.conversations, c.messages);
+            "the target is not empty (%lld customers, %lld conversations, %lld messages, %lld webhook "
+            "deliveries, %lld agents): refusing to copy",
+            c.customers, c.conversations, c.messages, c.outbox, c.agents);
     return 0;
 }
 
@@ -304,9 +350,10 @@ int store_copy(const char *src, const char *dest, struct store_counts *copied, c
         rc = fail(
             err, cap, KEFU_EIO,
             "the target's counts differ: %lld/%lld customers, %lld/%lld conversations, %lld/%lld messages,"
-            " %lld/%lld events, %lld/%lld ratings",
+            " %lld/%lld events, %lld/%lld ratings, %lld/%lld webhook deliveries, %lld/%lld agents",
             got.customers, copied->customers, got.conversations, copied->conversations, got.messages,
-            copied->messages, got.events, copied->events, got.feedback, copied->feedback);
+            copied->messages, got.events, copied->events, got.feedback, copied->feedback, got.outbox,
+            copied->outbox, got.agents, copied->agents);
     store_close(dst);
     return rc;
 }

@@ -20,7 +20,8 @@ enum {
     OP_EVENT,
     OP_FEEDBACK,
     OP_ERASE,
-    OP_OUTBOX,        /* conv, at, a type, b body, c event id, rec the NULL-terminated targets */
+    OP_OUTBOX,        /* conv, at, a type, b body, c event id, rec the NULL-terminated targets;
+                         n 1: rec one struct store_outbox, written as it is (kefu store copy) */
     OP_OUTBOX_MARK,   /* rec a struct store_outbox */
     OP_OUTBOX_REPLAY, /* at the row (0: every dead one), out a long long count */
     OP_OUTBOX_PRUNE,  /* at: delivered before */

@@ -54,7 +54,25 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE messages ADD COLUMN result TEXT;"
     "CREATE INDEX conversations_open ON conversations(state) WHERE state IN (1, 2);"
     "UPDATE conversations SET queued_at = updated_at WHERE state IN (1, 2) AND queued_at = 0;",
+    /* 3 → 4: the webhook outbox, one row per event and target (state 0 pending, 1 delivered, 2 dead) */
+    "CREATE TABLE outbox(id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL, target TEXT NOT NULL,"
+    " conv TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, at BIGINT NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms BIGINT NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+    " done_at BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX outbox_pending ON outbox(target, conv, id) WHERE state = 0;"
+    "CREATE INDEX outbox_state ON outbox(state, id);"
+    "CREATE INDEX outbox_conv ON outbox(conv);",
+    /* 4 → 5: agent accounts (a hash of each token, never the token) */
+    "CREATE TABLE agents(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+    " skills TEXT NOT NULL DEFAULT '', capacity INTEGER NOT NULL DEFAULT 0,"
+    " disabled INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);",
 };
+
+/* How long a node holds the outbox rows it took to send (pg_outbox_due()):
+ * longer than a webhook try may take (webhook.c's timeout, 10 s), so no
+ * other node sends a row while its answer may still come */
+#define OUTBOX_LEASE_MS 60000
 
 /* the channel of LISTEN/NOTIFY: one line "conv last_seq state" per conversation a group changed */
 #define CHANNEL    "kefu_conv"
@@ -76,8 +94,17 @@ enum {
     W_ERASE_MSG,
     W_ERASE_EVENT,
     W_ERASE_FEEDBACK,
+    W_ERASE_OUTBOX,
     W_ERASE_CONV,
     W_ERASE_CUSTOMER,
+    W_OUTBOX,
+    W_OUTBOX_ROW,
+    W_OUTBOX_MARK,
+    W_OUTBOX_REPLAY,
+    W_OUTBOX_REPLAY_ALL,
+    W_OUTBOX_PRUNE,
+    W_AGENT_ADD,
+    W_AGENT_UPDATE,
     R_CONV,
     R_PACKET,
     R_CUSTOMER,
@@ -90,6 +117,12 @@ enum {
     R_DAY_WAITS,
     R_DAY_RATINGS,
     R_COUNTS,
+    R_OUTBOX_TAKE,
+    R_OUTBOX_LIST,
+    R_OUTBOX_LIST_OPEN,
+    R_AGENT,
+    R_AGENT_HASH,
+    R_AGENTS,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -97,7 +130,9 @@ enum {
 #define CONV_COLS                                                                                            \
     "id, token, customer, channel, locale, state, queue, priority, anger, agent, misses, pending, reason,"   \
     " created_at, updated_at, queued_at, last_seq, memory"
-#define ANSWERED "source IN ('rule', 'example', 'kb')"
+#define ANSWERED    "source IN ('rule', 'example', 'kb')"
+#define AGENT_COLS  "name, token_hash, skills, capacity, disabled, created_at, updated_at"
+#define OUTBOX_COLS "id, event, target, conv, type, body, at, state, attempts, next_ms, error, done_at"
 
 static const char *const sql[N_STMT] = {
     [W_CUSTOMER] = "INSERT INTO customers(id, name, tier, first_seen, last_seen) VALUES ($1, $2, $3, $4, $5)"
@@ -129,8 +164,24 @@ static const char *const sql[N_STMT] = {
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_FEEDBACK] =
         "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_OUTBOX] = "DELETE FROM outbox WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = $1",
     [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = $1",
+    [W_OUTBOX] = "INSERT INTO outbox(event, target, conv, type, body, at) VALUES ($1, $2, $3, $4, $5, $6)",
+    [W_OUTBOX_ROW] =
+        "INSERT INTO outbox(event, target, conv, type, body, at, state, attempts, next_ms, error,"
+        " done_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    [W_OUTBOX_MARK] = "UPDATE outbox SET state = $2, attempts = $3, next_ms = $4, error = $5, done_at = $6"
+                      " WHERE id = $1",
+    [W_OUTBOX_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, done_at = 0"
+                        " WHERE id = $1 AND state = 2",
+    [W_OUTBOX_REPLAY_ALL] =
+        "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, done_at = 0 WHERE state = 2",
+    [W_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE state = 1 AND done_at < $1",
+    [W_AGENT_ADD] = "INSERT INTO agents(name, token_hash, skills, capacity, disabled, created_at, updated_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    [W_AGENT_UPDATE] = "UPDATE agents SET token_hash = $2, skills = $3, capacity = $4, disabled = $5,"
+                       " updated_at = $6 WHERE name = $1",
     [R_CONV] = "SELECT " CONV_COLS " FROM conversations WHERE id = $1",
     [R_PACKET] = "SELECT packet FROM conversations WHERE id = $1",
     [R_CUSTOMER] = "SELECT id, name, tier, first_seen, last_seen FROM customers WHERE id = $1",
@@ -152,7 +203,27 @@ static const char *const sql[N_STMT] = {
     [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= $1 GROUP BY rating",
     [R_COUNTS] =
         "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
-        " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT count(*) FROM feedback)",
+        " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT count(*) FROM feedback),"
+        " (SELECT count(*) FROM outbox), (SELECT count(*) FROM agents)",
+    /* the due rows of a target (each conversation's oldest pending one), taken
+     * with a lease: locked rows are skipped, so of two nodes asking at once
+     * each row goes to one, and the lease (next_ms moved on) keeps the others
+     * off it after the commit; a row whose lease ran out (its node died
+     * before it settled) is due again. The rows are returned as they were. */
+    [R_OUTBOX_TAKE] =
+        "WITH due AS (SELECT id, next_ms FROM outbox o WHERE target = $1 AND state = 0"
+        " AND next_ms <= $2 AND id = (SELECT min(id) FROM outbox p WHERE p.target = o.target"
+        " AND p.conv = o.conv AND p.state = 0) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED),"
+        " taken AS (UPDATE outbox t SET next_ms = $4 FROM due WHERE t.id = due.id"
+        " RETURNING t.id, due.next_ms AS was)"
+        " SELECT o.id, o.event, o.target, o.conv, o.type, o.body, o.at, o.state, o.attempts,"
+        " taken.was, o.error, o.done_at FROM outbox o JOIN taken ON o.id = taken.id ORDER BY o.id",
+    [R_OUTBOX_LIST] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state = $1 ORDER BY id DESC LIMIT $2",
+    [R_OUTBOX_LIST_OPEN] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state IN (0, 2) AND $1::integer < 0"
+                           " ORDER BY id DESC LIMIT $2",
+    [R_AGENT] = "SELECT " AGENT_COLS " FROM agents WHERE name = $1",
+    [R_AGENT_HASH] = "SELECT " AGENT_COLS " FROM agents WHERE token_hash = $1",
+    [R_AGENTS] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1 NULLS FIRST",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -383,10 +454,12 @@ static const char *num(char *buf, long long v)
 
 static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
 {
-    static const int steps[] = {W_ERASE_MSG, W_ERASE_EVENT, W_ERASE_FEEDBACK, W_ERASE_CONV, W_ERASE_CUSTOMER};
-    long long *count[] = {&e->messages, &e->events, &e->feedback, &e->conversations, &e->customers};
+    static const int steps[] = {W_ERASE_MSG,    W_ERASE_EVENT, W_ERASE_FEEDBACK,
+                                W_ERASE_OUTBOX, W_ERASE_CONV,  W_ERASE_CUSTOMER};
+    long long outbox = 0; /* webhook deliveries, sent or not: they quote the customer */
+    long long *count[] = {&e->messages, &e->events, &e->feedback, &outbox, &e->conversations, &e->customers};
     memset(e, 0, sizeof *e);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         PGresult *r;
         int rc = run(w, steps[k], 1, &customer, &r);
         if (rc < 0)
@@ -473,6 +546,78 @@ static int apply_message(struct conn *w, const char *conv, const struct store_ms
     return run(w, W_MESSAGE, 10, v, NULL);
 }
 
+/* One outbox row per target of the event (n 0), or one row as it was
+ * elsewhere (n 1: rec a struct store_outbox, kefu store copy). */
+static int apply_outbox(struct conn *w, const struct store_op *op)
+{
+    char at[24], n[4][24];
+    if (op->n == 1) {
+        const struct store_outbox *o = op->rec;
+        const char *v[] = {o->event,
+                           o->target,
+                           o->conv,
+                           o->type,
+                           o->body,
+                           num(at, o->at),
+                           num(n[0], o->state),
+                           num(n[1], o->attempts),
+                           num(n[2], o->next_ms),
+                           o->error ? o->error : "",
+                           num(n[3], o->done_at)};
+        return run(w, W_OUTBOX_ROW, 11, v, NULL);
+    }
+    int rc = 0;
+    for (const char *const *t = op->rec; rc == 0 && t && *t; t++) {
+        const char *v[] = {op->c, *t, op->conv, op->a, op->b, num(at, op->at)};
+        rc = run(w, W_OUTBOX, 6, v, NULL);
+    }
+    return rc;
+}
+
+static int apply_outbox_mark(struct conn *w, const struct store_outbox *o)
+{
+    char n[5][24];
+    const char *v[] = {num(n[0], o->id),      num(n[1], o->state),      num(n[2], o->attempts),
+                       num(n[3], o->next_ms), o->error ? o->error : "", num(n[4], o->done_at)};
+    return run(w, W_OUTBOX_MARK, 6, v, NULL);
+}
+
+/* Dead rows back to pending (one, or all for id 0), counted into *count. */
+static int apply_outbox_replay(struct conn *w, long long id, long long *count)
+{
+    char n[24];
+    const char *v[] = {num(n, id)};
+    PGresult *r;
+    int rc = id ? run(w, W_OUTBOX_REPLAY, 1, v, &r) : run(w, W_OUTBOX_REPLAY_ALL, 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    if (count)
+        *count = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return 0;
+}
+
+/* Adds (update 0) or updates (1) an agent account; an update of no row is KEFU_ENOENT. */
+static int apply_agent(struct conn *w, const struct store_agent *a, int update)
+{
+    char n[4][24];
+    const char *v[] = {a->name,
+                       a->token_hash,
+                       a->skills,
+                       num(n[0], a->capacity),
+                       num(n[1], a->disabled),
+                       num(n[2], update ? a->updated_at : a->created_at),
+                       num(n[3], a->updated_at)};
+    PGresult *r; /* an update takes the first six: its $6 is updated_at */
+    int rc = update ? run(w, W_AGENT_UPDATE, 6, v, &r) : run(w, W_AGENT_ADD, 7, v, &r);
+    if (rc < 0)
+        return rc;
+    if (update && strcmp(PQcmdTuples(r), "0") == 0)
+        rc = KEFU_ENOENT;
+    PQclear(r);
+    return rc;
+}
+
 static int apply_op(struct conn *w, const struct store_op *op)
 {
     char at[24], n[24];
@@ -489,6 +634,14 @@ static int apply_op(struct conn *w, const struct store_op *op)
         return run(w, W_FEEDBACK, 4, v, NULL);
     }
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
+    case OP_OUTBOX: return apply_outbox(w, op);
+    case OP_OUTBOX_MARK: return apply_outbox_mark(w, op->rec);
+    case OP_OUTBOX_REPLAY: return apply_outbox_replay(w, op->at, op->out);
+    case OP_OUTBOX_PRUNE: {
+        const char *v[] = {num(at, op->at)};
+        return run(w, W_OUTBOX_PRUNE, 1, v, NULL);
+    }
+    case OP_AGENT: return apply_agent(w, op->rec, op->n);
     default: return KEFU_EINVAL;
     }
 }
@@ -973,13 +1126,108 @@ static int pg_counts(struct store_db *db, struct store_counts *out)
     if (rc < 0)
         return rc;
     if (PQntuples(r) == 1) {
-        long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events, &out->feedback};
-        for (int k = 0; k < 5; k++)
+        long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
+                          &out->feedback,  &out->outbox,        &out->agents};
+        for (int k = 0; k < 7; k++)
             *v[k] = col_int(r, 0, k);
     } else
         rc = KEFU_EIO;
     PQclear(r);
     return rc;
+}
+
+/* Calls fn for each outbox row of r (OUTBOX_COLS). */
+static int each_outbox(const PGresult *r, store_outbox_fn fn, void *ctx)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_outbox o = {.id = col_int(r, i, 0),
+                                 .event = PQgetvalue(r, i, 1),
+                                 .target = PQgetvalue(r, i, 2),
+                                 .conv = PQgetvalue(r, i, 3),
+                                 .type = PQgetvalue(r, i, 4),
+                                 .body = PQgetvalue(r, i, 5),
+                                 .at = col_int(r, i, 6),
+                                 .state = (int)col_int(r, i, 7),
+                                 .attempts = (int)col_int(r, i, 8),
+                                 .next_ms = col_int(r, i, 9),
+                                 .error = PQgetvalue(r, i, 10),
+                                 .done_at = col_int(r, i, 11)};
+        if (fn(ctx, &o))
+            break;
+    }
+    return 0;
+}
+
+/* The due rows, each taken for OUTBOX_LEASE_MS in the same statement
+ * (R_OUTBOX_TAKE): two nodes never get the same row while its lease runs,
+ * and a row is sent again only after its sender failed to settle it. */
+static int pg_outbox_due(struct store_db *db, const char *target, long long now_ms, int limit,
+                         store_outbox_fn fn, void *ctx)
+{
+    char t[24], l[24], until[24];
+    const char *v[] = {target, num(t, now_ms), limit > 0 ? num(l, limit) : NULL,
+                       num(until, now_ms + OUTBOX_LEASE_MS)};
+    PGresult *r;
+    int rc = query(db, R_OUTBOX_TAKE, 4, v, &r);
+    if (rc < 0)
+        return rc;
+    rc = each_outbox(r, fn, ctx);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_outbox_list(struct store_db *db, int state, int limit, store_outbox_fn fn, void *ctx)
+{
+    char s[24], l[24];
+    const char *v[] = {num(s, state), limit > 0 ? num(l, limit) : NULL};
+    PGresult *r;
+    int rc = query(db, state < 0 ? R_OUTBOX_LIST_OPEN : R_OUTBOX_LIST, 2, v, &r);
+    if (rc < 0)
+        return rc;
+    rc = each_outbox(r, fn, ctx);
+    PQclear(r);
+    return rc;
+}
+
+static void read_agent(const PGresult *r, int row, struct store_agent *a)
+{
+    memset(a, 0, sizeof *a);
+    col_copy(r, row, 0, a->name, sizeof a->name);
+    col_copy(r, row, 1, a->token_hash, sizeof a->token_hash);
+    col_copy(r, row, 2, a->skills, sizeof a->skills);
+    a->capacity = (int)col_int(r, row, 3);
+    a->disabled = (int)col_int(r, row, 4);
+    a->created_at = col_int(r, row, 5);
+    a->updated_at = col_int(r, row, 6);
+}
+
+static int pg_get_agent(struct store_db *db, const char *key, int by_hash, struct store_agent *out)
+{
+    PGresult *r;
+    int rc = query(db, by_hash ? R_AGENT_HASH : R_AGENT, 1, &key, &r);
+    if (rc < 0)
+        return rc;
+    rc = PQntuples(r) == 1 ? 0 : KEFU_ENOENT;
+    if (rc == 0)
+        read_agent(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_agents(struct store_db *db, store_agent_fn fn, void *ctx)
+{
+    PGresult *r;
+    int rc = query(db, R_AGENTS, 0, NULL, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_agent a;
+        read_agent(r, i, &a);
+        if (fn(ctx, &a))
+            break;
+    }
+    PQclear(r);
+    return 0;
 }
 
 const struct store_backend store_postgres = {
@@ -1007,4 +1255,8 @@ const struct store_backend store_postgres = {
     .report = pg_report,
     .day = pg_day,
     .counts = pg_counts,
+    .outbox_due = pg_outbox_due,
+    .outbox_list = pg_outbox_list,
+    .get_agent = pg_get_agent,
+    .agents = pg_agents,
 };

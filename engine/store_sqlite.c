@@ -84,6 +84,7 @@ enum {
     W_ERASE_CUSTOMER,
     W_CHECKPOINT,
     W_OUTBOX,
+    W_OUTBOX_ROW,
     W_OUTBOX_MARK,
     W_OUTBOX_REPLAY,
     W_OUTBOX_REPLAY_ALL,
@@ -153,6 +154,9 @@ static const char *const sql[N_STMT] = {
     [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = ?1",
     [W_CHECKPOINT] = "PRAGMA wal_checkpoint(TRUNCATE)",
     [W_OUTBOX] = "INSERT INTO outbox(event, target, conv, type, body, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_OUTBOX_ROW] =
+        "INSERT INTO outbox(event, target, conv, type, body, at, state, attempts, next_ms, error,"
+        " done_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     [W_OUTBOX_MARK] = "UPDATE outbox SET state = ?2, attempts = ?3, next_ms = ?4, error = ?5, done_at = ?6"
                       " WHERE id = ?1",
     [W_OUTBOX_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, done_at = 0"
@@ -467,9 +471,29 @@ static int apply_message(struct conn *w, const char *conv, const struct store_ms
     return step_write(s);
 }
 
-/* One outbox row per target of the event. */
+/* One row as it stands elsewhere (kefu store copy). */
+static int apply_outbox_row(struct conn *w, const struct store_outbox *o)
+{
+    sqlite3_stmt *s = stmt(w, W_OUTBOX_ROW);
+    if (!s)
+        return KEFU_EIO;
+    const char *text[] = {o->event, o->target, o->conv, o->type, o->body};
+    for (int i = 0; i < 5; i++)
+        bind_text(s, i + 1, text[i]);
+    sqlite3_bind_int64(s, 6, o->at);
+    sqlite3_bind_int(s, 7, o->state);
+    sqlite3_bind_int(s, 8, o->attempts);
+    sqlite3_bind_int64(s, 9, o->next_ms);
+    bind_text(s, 10, o->error ? o->error : "");
+    sqlite3_bind_int64(s, 11, o->done_at);
+    return step_write(s);
+}
+
+/* One outbox row per target of the event (n 1: one row as it is). */
 static int apply_outbox(struct conn *w, const struct store_op *op)
 {
+    if (op->n == 1)
+        return apply_outbox_row(w, op->rec);
     sqlite3_stmt *s = stmt(w, W_OUTBOX);
     if (!s)
         return KEFU_EIO;
@@ -1090,15 +1114,16 @@ static int sq_counts(struct store_db *st, struct store_counts *out)
     struct conn *c = reader_get(st);
     sqlite3_stmt *q;
     int rc = KEFU_EIO;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
-                           " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT "
-                           "count(*) FROM feedback)",
-                           -1, &q, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            c->db,
+            "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
+            " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT "
+            "count(*) FROM feedback), (SELECT count(*) FROM outbox), (SELECT count(*) FROM agents)",
+            -1, &q, NULL) == SQLITE_OK) {
         if (sqlite3_step(q) == SQLITE_ROW) {
             long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
-                              &out->feedback};
-            for (int k = 0; k < 5; k++)
+                              &out->feedback,  &out->outbox,        &out->agents};
+            for (int k = 0; k < 7; k++)
                 *v[k] = sqlite3_column_int64(q, k);
             rc = 0;
         }

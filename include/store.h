@@ -190,6 +190,10 @@ typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox *o);
  * name in targets (NULL-terminated; each borrowed like the other strings). */
 int store_add_outbox(struct store_batch *b, const char *conv, long long at, const char *type,
                      const char *event_id, const char *body, const char *const *targets);
+/* Adds row o as it stands elsewhere (state, attempts, next_ms, error and
+ * done_at kept; the row gets the next id of this store), o borrowed: kefu
+ * store copy. */
+int store_copy_outbox(struct store_batch *b, const struct store_outbox *o);
 /* Updates row o->id's state, attempts, next_ms, error and done_at (o borrowed). */
 int store_mark_outbox(struct store_batch *b, const struct store_outbox *o);
 /* Makes dead rows pending again with no attempts: row id, or every dead row
@@ -259,7 +263,9 @@ int store_open_convs(struct store *st, store_conv_fn fn, void *ctx);
 
 /* Calls fn for target's rows that may be sent now: for each conversation
  * only its oldest pending row, when its next_ms <= now_ms; oldest first, at
- * most limit. Sending in this order keeps each conversation's events in order. */
+ * most limit. Sending in this order keeps each conversation's events in order.
+ * On a shared store (PostgreSQL) the rows are taken: each goes to one
+ * caller, and is due again only after a lease of 60 s unless marked first. */
 int store_outbox_due(struct store *st, const char *target, long long now_ms, int limit, store_outbox_fn fn,
                      void *ctx);
 /* Calls fn for the rows in state (-1: pending and dead), newest first, at most limit. */
@@ -303,7 +309,7 @@ int store_day(struct store *st, long long since, struct store_day *out);
 
 /* How many rows each table holds. */
 struct store_counts {
-    long long customers, conversations, messages, events, feedback;
+    long long customers, conversations, messages, events, feedback, outbox, agents;
 };
 /* Counts every table's rows into *out. Returns 0 or KEFU_E…. */
 int store_counts(struct store *st, struct store_counts *out);
