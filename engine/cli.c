@@ -68,6 +68,17 @@ int cli_open_store(const char *dir, struct store **out)
 {
     char path[4096];
     struct stat sb;
+    const char *uri = getenv("KEFU_STORE"); /* the nodes' PostgreSQL store, as for kefu serve */
+    if (uri && *uri) {
+        if (!store_is_uri(uri))
+            return cli_fail("KEFU_STORE takes a postgresql:// URI, not '%s'", uri);
+        int rc = store_open(uri, &(struct store_opts){.readers = 1}, out);
+        if (rc < 0) {
+            fprintf(stderr, "kefu: cannot open the store of KEFU_STORE: %s\n", kefu_strerror(rc));
+            return 1;
+        }
+        return 0;
+    }
     snprintf(path, sizeof path, "%s/kefu.db", dir);
     if (stat(path, &sb) != 0)
         return cli_fail("no conversations in '%s' (%s not found)", dir, path);

@@ -25,12 +25,24 @@ static const char *usage_agent =
     "of --skills (default every queue) with room for N conversations at once (default 3)\n"
     "and prints its token once: only a hash of it is kept. disable turns the token off at\n"
     "once (enable turns it on again); rotate gives the agent a new token and the old one\n"
-    "stops working. NAME is 1-63 characters of a-z, 0-9, '_', '-'.";
+    "stops working. NAME is 1-63 characters of a-z, 0-9, '_', '-'. With KEFU_STORE set (a\n"
+    "postgresql:// URI, as for kefu serve) the accounts are those of that store.";
 
 /* Opens DIR/kefu.db, creating both when missing (accounts may come before the first start). */
 static int open_store(const char *dir, struct store **st)
 {
     char path[4096];
+    const char *uri = getenv("KEFU_STORE"); /* the nodes' PostgreSQL store, as for kefu serve */
+    if (uri && *uri) {
+        if (!store_is_uri(uri))
+            return cli_fail("KEFU_STORE takes a postgresql:// URI, not '%s'", uri);
+        int rc = store_open(uri, &(struct store_opts){.readers = 1, .cache_slots = -1}, st);
+        if (rc < 0) {
+            fprintf(stderr, "kefu: cannot open the store of KEFU_STORE: %s\n", kefu_strerror(rc));
+            return 1;
+        }
+        return 0;
+    }
     if (mkdir(dir, 0700) < 0 && errno != EEXIST)
         return cli_fail("cannot create the data directory '%s'", dir);
     snprintf(path, sizeof path, "%s/kefu.db", dir);

@@ -8,8 +8,9 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 struct store;
 
-/* Opens DIR/kefu.db with one reader into *out (the caller closes it with
- * store_close()); returns 0, or the exit status after printing why not. */
+/* Opens DIR/kefu.db (or the store of KEFU_STORE, a postgresql:// URI, when
+ * set) with one reader into *out (the caller closes it with store_close());
+ * returns 0, or the exit status after printing why not. */
 int cli_open_store(const char *dir, struct store **out);
 
 #endif

@@ -19,7 +19,8 @@ static const char *usage_webhook =
     "list prints the webhook outbox of DIR/kefu.db (default data/), newest first: by default\n"
     "the open events (pending and dead), one line each: ID STATE ATTEMPTS TYPE EVENT-ID\n"
     "CONVERSATION TARGET, then the last error. replay makes dead events (by ID, or --all)\n"
-    "pending again with no attempts; a running kefu serve sends them at once, in order.";
+    "pending again with no attempts; a running kefu serve sends them at once, in order.\n"
+    "With KEFU_STORE set (a postgresql:// URI, as for kefu serve) the outbox is that store's.";
 
 struct listing {
     int json;

@@ -301,14 +301,17 @@ static int wait_signals(int fd, struct dialog *d)
 }
 
 /* The webhook sender on a store connection of its own (the outbox of the
- * data directory's kefu.db). Returns 0, or the exit code after a message. */
+ * data directory's kefu.db, or of the --store database every node shares).
+ * Returns 0, or the exit code after a message. */
 static int start_webhooks(struct serve_opts *o, struct store **st, struct webhook **wh)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/kefu.db", o->dc.data_dir);
-    int rc = store_open(path, &(struct store_opts){.readers = 1, .cache_slots = -1}, st);
+    const char *where = o->dc.store ? o->dc.store : path;
+    int rc = store_open(where, &(struct store_opts){.readers = 1, .cache_slots = -1}, st);
     if (rc < 0) {
-        fprintf(stderr, "kefu: cannot open the store '%s' for the webhooks: %s\n", path, kefu_strerror(rc));
+        fprintf(stderr, "kefu: cannot open the store '%s' for the webhooks: %s\n",
+                o->dc.store ? "(the --store URI)" : path, kefu_strerror(rc));
         return 1;
     }
     o->wc.store = *st;

@@ -11,7 +11,9 @@
 # in the temp dir: the journey through it, then SIGKILL of a node under 64
 # writers behind it: every acknowledged message stored exactly once, the
 # other node carries on), PostgreSQL stopped and restarted under load,
-# kefu store copy, a newer schema refused. Prints "ok NAME" / "not ok NAME";
+# kefu store copy (with the outbox and agent accounts), a newer schema refused, webhooks sent
+# by both nodes from the one outbox (every event received exactly once), agent accounts made,
+# disabled and rotated on one node and refused or accepted on both at once. Prints "ok NAME" / "not ok NAME";
 # when PostgreSQL is not installed it says so loudly and fails
 # (scripts/deps.sh installs it). Servers are stopped by their own pids.
 set -u
@@ -76,18 +78,21 @@ AGENTS="alice:tok-alice-0123456789:*:20,bob:tok-bob-0123456789ab:*:20"
 AL="tok-alice-0123456789"
 BO="tok-bob-0123456789ab"
 
-# node NAME: starts a node in the background; sets NODE_PID and NODE_URL
+# node NAME [ARGS...]: starts a node on $STORE in the background (ARGS added to kefu serve's);
+# sets NODE_PID and NODE_URL
 node() {
-    : >"$tmp/$1.out"
-    (KEFU_STORE="$STORE" KEFU_AGENT_TOKENS="$AGENTS" exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/$1" --rules "$tmp/rules" \
-        --corpus "$tmp/corpus" --rate-limit 0 >"$tmp/$1.out" 2>>"$tmp/$1.log") &
+    _nn=$1
+    shift
+    : >"$tmp/$_nn.out"
+    (KEFU_STORE="$STORE" KEFU_AGENT_TOKENS="$AGENTS" exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/$_nn" --rules "$tmp/rules" \
+        --corpus "$tmp/corpus" --rate-limit 0 "$@" >"$tmp/$_nn.out" 2>>"$tmp/$_nn.log") &
     NODE_PID=$!
     i=0
-    while [ $i -lt 300 ] && kill -0 "$NODE_PID" 2>/dev/null && ! grep -q "serving on" "$tmp/$1.out"; do
+    while [ $i -lt 300 ] && kill -0 "$NODE_PID" 2>/dev/null && ! grep -q "serving on" "$tmp/$_nn.out"; do
         sleep 0.05
         i=$((i + 1))
     done
-    NODE_URL=$(sed -n 's/^kefu: serving on //p' "$tmp/$1.out")
+    NODE_URL=$(sed -n 's/^kefu: serving on //p' "$tmp/$_nn.out")
     [ -n "$NODE_URL" ]
 }
 
@@ -398,10 +403,14 @@ check pg-restart-under-load "$([ "$n" -gt "$n1" ] && [ "$n1" -gt 0 ] && [ "$n2" 
     "$n1 stored before the stop, $n2 after the restart, $n acknowledged in all, $bad missing or repeated, $other answers other than 2xx/503"
 echo "# pg: PostgreSQL restarted under 16 writers: $n acknowledged ($n1 stored before the stop), $(wc -l <"$tmp/nacks") answered 503"
 
-# 5b. kefu store copy: an SQLite store (conversations, handoffs, ratings) moved into an empty
-# database, every row there after (the same rows, counted and compared); a non-empty target refused
+# 5b. kefu store copy: an SQLite store (conversations, handoffs, ratings, webhook deliveries that
+# failed, agent accounts, one disabled) moved into an empty database, every row there after (the
+# same rows, counted and compared); a non-empty target refused
+"$KEFU" agent add lina --data "$tmp/lite" >/dev/null
+"$KEFU" agent add lou --skills billing --capacity 4 --data "$tmp/lite" >/dev/null
+"$KEFU" agent disable lou --data "$tmp/lite" >/dev/null
 (exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/lite" --rules "$tmp/rules" --corpus "$tmp/corpus" \
-    --rate-limit 0 >"$tmp/lite.out" 2>"$tmp/lite.log") &
+    --rate-limit 0 --webhook http://127.0.0.1:1/nobody --webhook-backoff 0.1 >"$tmp/lite.out" 2>"$tmp/lite.log") &
 pl=$!
 i=0
 while [ $i -lt 300 ] && ! grep -q "serving on" "$tmp/lite.out"; do sleep 0.05; i=$((i + 1)); done
@@ -412,6 +421,11 @@ lc=$(printf '%s' "$r" | jq -r .id)
 lt=$(printf '%s' "$r" | jq -r .token)
 post "$L" "/v1/conversations/$lc/messages" '{"text":"I want to talk to a human agent"}' "$lt" >/dev/null
 post "$L" "/v1/conversations/$lc/feedback" '{"rating":4,"comment":"quick copy"}' "$lt" >/dev/null
+i=0 # the webhook to a closed port fails at least once before the stop
+while [ $i -lt 40 ] && [ "$(sqlite3 "$tmp/lite/kefu.db" "SELECT count(*) FROM outbox WHERE attempts > 0")" = 0 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
 kill "$pl"
 wait "$pl"
 pg_sql postgres "CREATE DATABASE copied" >/dev/null
@@ -421,7 +435,14 @@ q="SELECT conv, seq, sender, text, coalesce(source, ''), coalesce(client_id, '')
 sqlite3 -separator '|' "$tmp/lite/kefu.db" "$q" >"$tmp/lite.rows"
 pg_sql copied "$q" >"$tmp/copied.rows"
 counts="SELECT (SELECT count(*) FROM customers) || ' ' || (SELECT count(*) FROM conversations) || ' ' ||
-  (SELECT count(*) FROM messages) || ' ' || (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM feedback)"
+  (SELECT count(*) FROM messages) || ' ' || (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM feedback) ||
+  ' ' || (SELECT count(*) FROM outbox) || ' ' || (SELECT count(*) FROM agents)"
+q="SELECT event, target, conv, type, body, at, state, attempts, next_ms, error, done_at FROM outbox ORDER BY id"
+sqlite3 -separator '|' "$tmp/lite/kefu.db" "$q" >"$tmp/lite.out.rows"
+pg_sql copied "$q" >"$tmp/copied.out.rows"
+q="SELECT name, token_hash, skills, capacity, disabled, created_at, updated_at FROM agents ORDER BY name"
+sqlite3 -separator '|' "$tmp/lite/kefu.db" "$q" >"$tmp/lite.ag.rows"
+pg_sql copied "$q" >"$tmp/copied.ag.rows"
 cl=$(sqlite3 "$tmp/lite/kefu.db" "$counts")
 cp=$(pg_sql copied "$counts")
 check pg-store-copy "$([ $st -eq 0 ] && [ "$cl" = "$cp" ] && [ "$(wc -l <"$tmp/lite.rows")" -gt 100 ] &&
@@ -429,6 +450,12 @@ check pg-store-copy "$([ $st -eq 0 ] && [ "$cl" = "$cp" ] && [ "$(wc -l <"$tmp/l
     [ "$(pg_sql copied "SELECT comment FROM feedback")" = "quick copy" ] &&
     [ "$(pg_sql copied "SELECT state || queue FROM conversations WHERE id = '$lc'")" = 1general ]; echo $?)" \
     "exit $st: $(cat "$tmp/copy.out"); sqlite $cl, postgresql $cp"
+check pg-store-copy-outbox-agents "$([ $st -eq 0 ] && [ "$(wc -l <"$tmp/lite.out.rows")" -ge 2 ] &&
+    [ "$(wc -l <"$tmp/lite.ag.rows")" -eq 2 ] && cmp -s "$tmp/lite.out.rows" "$tmp/copied.out.rows" &&
+    cmp -s "$tmp/lite.ag.rows" "$tmp/copied.ag.rows" &&
+    [ "$(pg_sql copied "SELECT count(*) FROM outbox WHERE attempts > 0 AND error <> ''")" -ge 1 ] &&
+    [ "$(pg_sql copied "SELECT disabled FROM agents WHERE name = 'lou'")" = 1 ]; echo $?)" \
+    "outbox: $(head -3 "$tmp/lite.out.rows") / $(head -3 "$tmp/copied.out.rows"); agents: $(cat "$tmp/lite.ag.rows") / $(cat "$tmp/copied.ag.rows")"
 "$KEFU" store copy --from "$tmp/lite" --to "$PG_URI/copied" >"$tmp/copy.out" 2>&1
 st=$?
 check pg-store-copy-refuses-non-empty "$([ $st -eq 1 ] && grep -q "not empty" "$tmp/copy.out" &&
@@ -447,7 +474,7 @@ check pg-store-copy-bad-use "$([ $s1 -eq 2 ] && grep -q "needs --from DIR and --
     [ $s3 -eq 1 ] && grep -q "no store at" "$tmp/e3" && [ $s4 -eq 1 ] && grep -q "cannot open the target store" "$tmp/e4" &&
     [ "$(cat "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4" | wc -l)" -eq 4 ]; echo $?)" \
     "$s1 $s2 $s3 $s4: $(cat "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4")"
-echo "# pg: store copy: $cl (customers conversations messages events ratings)"
+echo "# pg: store copy: $cl (customers conversations messages events ratings webhook-deliveries agents)"
 
 # 6. a database newer than this program is refused; --store takes only a URI
 pg_sql kefu "UPDATE kefu_schema SET version = 99" >/dev/null
@@ -460,3 +487,82 @@ check pg-store-flag-needs-uri "$([ $? -eq 2 ] && grep -q "postgresql:// URI" "$t
 kill "$pb" 2>/dev/null
 wait "$pb" 2>/dev/null
 pb=""
+
+# 7. webhooks on two nodes: both send from the one outbox, each row taken with a lease, so a
+# receiver on 127.0.0.1 gets every event exactly once, whichever node sent it
+pg_sql postgres "CREATE DATABASE hooks" >/dev/null
+STORE="$PG_URI/hooks"
+rpid=""
+NODEJS=$(which node 2>/dev/null) # node() above is this script's own
+if [ -n "$NODEJS" ]; then
+    : >"$tmp/hook.log"
+    "$NODEJS" tests/webhook_receiver.js "$tmp/hook.log" --secret whsec-pg-0123456789 >"$tmp/hook.out" 2>&1 &
+    rpid=$!
+    i=0
+    while [ $i -lt 200 ] && ! grep -q '^listening' "$tmp/hook.out"; do sleep 0.05; i=$((i + 1)); done
+fi
+rport=$(sed -n 's/^listening //p' "$tmp/hook.out" 2>/dev/null)
+ADM="adm-pg-0123456789abcdef"
+export KEFU_WEBHOOK_SECRET="whsec-pg-0123456789" KEFU_ADMIN_TOKEN="$ADM"
+HOOK="http://127.0.0.1:$rport/hook"
+if [ -z "$rport" ] || ! node c --webhook "$HOOK" --webhook-backoff 0.1; then
+    no pg-webhook-nodes-start "receiver port '$rport': $(tail -3 "$tmp/c.log" 2>/dev/null)"
+else
+    pa=$NODE_PID
+    C1=$NODE_URL
+    node d --webhook "$HOOK" --webhook-backoff 0.1 && pb=$NODE_PID && C2=$NODE_URL
+    # twelve conversations, each: handoff, claim and resolve on alternating nodes (36 events)
+    k=0
+    while [ $k -lt 12 ]; do
+        if [ $((k % 2)) -eq 0 ]; then U=$C1 V=$C2; else U=$C2 V=$C1; fi
+        r=$(post "$U" /v1/conversations '{"channel":"web","customer":{"id":"hook-'$k'"}}' | sed 1d)
+        hc=$(printf '%s' "$r" | jq -r .id)
+        ht=$(printf '%s' "$r" | jq -r .token)
+        post "$V" "/v1/conversations/$hc/messages" '{"text":"I want to talk to a human agent"}' "$ht" >/dev/null
+        post "$U" "/v1/conversations/$hc/claim" '' "$AL" >/dev/null
+        post "$V" "/v1/conversations/$hc/resolve" '' "$AL" >/dev/null
+        k=$((k + 1))
+    done
+    i=0
+    while [ $i -lt 200 ] && [ "$(pg_sql hooks "SELECT count(*) FROM outbox WHERE state <> 1")" != 0 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    sleep 0.5 # a second send, were there one, would land now
+    rows=$(pg_sql hooks "SELECT count(*) FROM outbox")
+    delivered=$(pg_sql hooks "SELECT count(*) FROM outbox WHERE state = 1")
+    got=$(wc -l <"$tmp/hook.log")
+    ids=$(jq -r .id "$tmp/hook.log" | sort -u | wc -l)
+    pg_sql hooks "SELECT event FROM outbox ORDER BY event" >"$tmp/hook.want"
+    jq -r .id "$tmp/hook.log" | sort >"$tmp/hook.got"
+    signed=$(jq -r 'select(.sig_ok != true) | .id' "$tmp/hook.log" | wc -l)
+    check pg-webhook-once-across-nodes "$([ "$rows" -eq 36 ] && [ "$delivered" -eq 36 ] && [ "$got" -eq 36 ] &&
+        [ "$ids" -eq 36 ] && cmp -s "$tmp/hook.want" "$tmp/hook.got" && [ "$signed" -eq 0 ]; echo $?)" \
+        "$rows rows, $delivered delivered, $got received, $ids distinct ids, $signed not signed right"
+    echo "# pg: webhooks on two nodes: $rows events, $got received, $ids distinct"
+
+    # 8. agent accounts in the shared store: made through one node's admin API, refused on every
+    # node at once when disabled (by the command line on the store) or rotated (through the other node)
+    acode() { curl -s -m 5 -o "$tmp/ab" -w '%{http_code}' -H "Authorization: Bearer $1" "$2/v1/queue"; }
+    r=$(post "$C1" /v1/admin/agents '{"name":"amy","skills":["general"],"capacity":5}' "$ADM")
+    T1=$(printf '%s' "$r" | sed 1d | jq -r .token)
+    s1=$(acode "$T1" "$C1")$(acode "$T1" "$C2")
+    KEFU_STORE="$STORE" "$KEFU" agent disable amy >/dev/null 2>"$tmp/e"
+    s2=$(acode "$T1" "$C1")$(acode "$T1" "$C2")
+    r=$(post "$C2" /v1/admin/agents/amy/enable '' "$ADM")
+    s3=$(acode "$T1" "$C1")$(acode "$T1" "$C2")
+    r=$(post "$C2" /v1/admin/agents/amy/rotate '' "$ADM")
+    T2=$(printf '%s' "$r" | sed 1d | jq -r .token)
+    s4=$(acode "$T1" "$C1")$(acode "$T1" "$C2")$(acode "$T2" "$C1")$(acode "$T2" "$C2")
+    KEFU_STORE="$STORE" "$KEFU" agent list >"$tmp/alist" 2>&1
+    check pg-agents-across-nodes "$([ -n "$T1" ] && [ "$T1" != null ] && [ -n "$T2" ] && [ "$T2" != "$T1" ] &&
+        [ "$s1" = 200200 ] && [ "$s2" = 401401 ] && [ "$s3" = 200200 ] && [ "$s4" = 401401200200 ] &&
+        grep -q '^amy enabled skills=general capacity=5' "$tmp/alist" &&
+        [ "$(pg_sql hooks "SELECT count(*) FROM agents WHERE token_hash LIKE '%$T2%'")" = 0 ]; echo $?)" \
+        "made $s1, disabled $s2, enabled $s3, rotated $s4: $(cat "$tmp/e" "$tmp/alist")"
+    kill "$pa" "$pb" 2>/dev/null
+    wait "$pa" "$pb" 2>/dev/null
+    pa=""
+    pb=""
+fi
+[ -n "$rpid" ] && kill "$rpid" 2>/dev/null && wait "$rpid" 2>/dev/null
