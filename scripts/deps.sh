@@ -8,6 +8,8 @@ PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev s
 libjansson-dev libcmocka-dev libssl-dev opencc clang libclang-rt-14-dev valgrind curl jq"
 # the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
 PKGS="$PKGS chromium fonts-noto-cjk"
+# the intent classifier (engine/classify_train.c)
+PKGS="$PKGS liblinear-dev"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing() {
@@ -18,6 +20,7 @@ missing() {
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }
+    [ -e /usr/include/linear.h ] || { echo liblinear-dev; return; }
     for cmd in chromium node npm; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
