@@ -31,7 +31,7 @@
 void classify_opts_default(struct classify_opts *o)
 {
     o->hash_bits = 18;
-    o->c = 8;
+    o->c = 32;
     o->min_df = 1;
     o->cache_dir = NULL;
 }
@@ -132,6 +132,19 @@ void classify_unref(struct classify *m)
         return;
     free(m->blob);
     free(m);
+}
+
+int classify_has(const struct classify *m, uint32_t intent)
+{
+    size_t lo = 0, hi = m->n_class; /* cls_intent ascends: classes follow the intents' order */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->cls_intent[mid] < intent)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n_class && m->cls_intent[lo] == intent;
 }
 
 void classify_stats(const struct classify *m, struct classify_info *info)
@@ -345,8 +358,11 @@ int classify_vector(const struct classify *m, const char *text, size_t len, stru
     }
     free(c.b);
     norm = norm > 0 ? 1 / sqrt(norm) : 0;
-    for (size_t i = 0; i < v->n; i++)
+    v->known = 0;
+    for (size_t i = 0; i < v->n; i++) {
         v->x[i] *= norm;
+        v->known += v->x[i] * v->x[i];
+    }
     return 0;
 }
 
@@ -410,6 +426,7 @@ int classify_predict(const struct classify *m, const char *text, size_t len, str
     for (size_t k = 0; k < m->n_class; k++)
         keep_best(out, m->cls_intent[k], z[k] / div);
     out->none = 1 - total / div;
+    out->known = v.known;
     if (z != stack)
         free(z);
     classify_vec_release(&v);

@@ -84,7 +84,8 @@ struct classify_vec {
     uint32_t *f; /* ascending feature indexes; owned */
     double *x;
     size_t n;
-    int any; /* 1 if the message had any feature, known or not */
+    int any;      /* 1 if the message had any feature, known or not */
+    double known; /* share of the squared norm on known features, 0..1 */
 };
 /* Fills v (new arrays; release with classify_vec_release()). */
 int classify_vector(const struct classify *m, const char *text, size_t len, struct classify_vec *v);

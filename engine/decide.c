@@ -1,6 +1,10 @@
 /* decide.c — the decision for one message, without conversation state.
  * Stages run in order and the first confident one answers: rules (a
- * pattern above its intent's threshold), then examples, then articles;
+ * pattern above its intent's threshold), then the trained classifier (a
+ * calibrated probability above its threshold), then the example vote,
+ * then articles. The classifier also vetoes: a rule or vote for an intent
+ * it gives almost no chance, in a message it mostly does not know (a
+ * keyword inside noise or another domain's question), does not answer;
  * when none is confident, two close candidates become a clarifying
  * question, and otherwise the message falls back. Every candidate a stage
  * saw is kept in the decision, so kefu ask --explain can say why each was
@@ -25,6 +29,17 @@ const char *decide_source_name(int source)
     }
 }
 
+int decide_stage_rank(int stage)
+{
+    switch (stage) {
+    case DECIDE_RULE: return 1;
+    case DECIDE_CLASSIFIER: return 2;
+    case DECIDE_EXAMPLE: return 3;
+    case DECIDE_KB: return 4;
+    default: return 0;
+    }
+}
+
 void decide_policy_default(struct decide_policy *p)
 {
     p->example_min = 0.20;
@@ -36,6 +51,10 @@ void decide_policy_default(struct decide_policy *p)
     p->use_examples = 1;
     p->use_kb = 1;
     p->all_stages = 0;
+    p->use_classifier = 1;
+    p->classify_min = 0.50;
+    p->veto_max = 0.10;
+    p->veto_known = 0.35;
 }
 
 /* Records a candidate for the explanation; full lists keep the first ones. */
@@ -62,11 +81,71 @@ static void choose_intent(const struct rules *rs, struct decision *d, int stage,
         d->source = DECIDE_HANDOFF;
 }
 
+/* 1 if the classifier ran on d. */
+static int classified(const struct decide_ctx *c)
+{
+    return c->clf && c->policy.use_classifier;
+}
+
+/* The classifier's probability for intent i (0 when not among its best). */
+static double class_p(const struct decision *d, unsigned i)
+{
+    for (size_t k = 0; k < d->cls.n; k++)
+        if (d->cls.cand[k].intent == i)
+            return d->cls.cand[k].p;
+    return 0;
+}
+
+/* 1 if the classifier says "none of these" to an answer for intent i: it
+ * knows i, gives it less than veto_max, and knows less than veto_known of
+ * the message. Intents without examples (no class) are never vetoed. */
+static int vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i)
+{
+    return classified(c) && classify_has(c->clf, i) && class_p(d, i) < c->policy.veto_max &&
+           d->cls.known < c->policy.veto_known;
+}
+
+/* 1 if the classifier disowns an example vote for intent i: it gives i
+ * less than veto_max, whatever share of the message it knows (the vote
+ * rests on one nearest line, the classifier on all of them). */
+static int vote_vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i)
+{
+    return classified(c) && classify_has(c->clf, i) && class_p(d, i) < c->policy.veto_max;
+}
+
+/* 1 if the classifier knows too little of the message for an article to
+ * answer it: noise (a number, a word like "test") finds some article. */
+static int kb_vetoed(const struct decide_ctx *c, const struct decision *d)
+{
+    return classified(c) && d->cls.known < c->policy.veto_known;
+}
+
 /* 1 if the router's top candidate reaches its intent's threshold. */
-static int rule_answers(const struct decide_ctx *c, const struct decision *d)
+static int rule_fires(const struct decide_ctx *c, const struct decision *d)
 {
     const struct router_result *r = &d->route;
     return r->n && r->cand[0].confidence >= rules_intent(c->rs, r->cand[0].intent)->threshold;
+}
+
+/* 1 if the rule that fires is not vetoed. */
+static int rule_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    return rule_fires(c, d) && !vetoed(c, d, d->route.cand[0].intent);
+}
+
+/* The probability the classifier needs for intent i: classify_min, or the
+ * intent's own threshold when it sets a higher one. */
+static double classify_threshold(const struct decide_ctx *c, unsigned i)
+{
+    double own = rules_intent(c->rs, i)->threshold;
+    int set = own != rules_default_threshold(c->rs);
+    return set && own > c->policy.classify_min ? own : c->policy.classify_min;
+}
+
+/* 1 if the classifier's best intent reaches its threshold. */
+static int classifier_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    return classified(c) && d->cls.n && d->cls.cand[0].p >= classify_threshold(c, d->cls.cand[0].intent);
 }
 
 /* The confidence an example vote needs for intent i: the global
@@ -96,7 +175,7 @@ static int example_answers(const struct decide_ctx *c, const struct decision *d)
 {
     const struct kb_votes *v = &d->votes;
     return c->policy.use_examples && v->n && v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
-           vote_lead(v) >= c->policy.example_lead;
+           vote_lead(v) >= c->policy.example_lead && !vote_vetoed(c, d, v->v[0].intent);
 }
 
 /* The share by which the best article's score leads the next one's. */
@@ -116,7 +195,7 @@ double decide_kb_lead(const struct decision *d)
 static int kb_answers(const struct decide_ctx *c, const struct decision *d)
 {
     return c->policy.use_kb && d->kb.n && d->kb.confidence >= c->policy.kb_min &&
-           hit_lead(&d->kb) >= c->policy.kb_lead;
+           hit_lead(&d->kb) >= c->policy.kb_lead && !kb_vetoed(c, d);
 }
 
 /* The confidence of article hit k: the search's confidence for the first,
@@ -135,6 +214,15 @@ static void collect_rules(const struct decide_ctx *c, struct decision *d)
         const struct rules_intent *it = rules_intent(c->rs, r->cand[k].intent);
         add_cand(d, DECIDE_RULE, (long)r->cand[k].intent, it->name, NULL, r->cand[k].confidence,
                  it->threshold);
+    }
+}
+
+static void collect_classifier(const struct decide_ctx *c, struct decision *d)
+{
+    for (size_t k = 0; k < d->cls.n && classified(c); k++) {
+        unsigned i = d->cls.cand[k].intent;
+        add_cand(d, DECIDE_CLASSIFIER, (long)i, rules_intent(c->rs, i)->name, NULL, d->cls.cand[k].p,
+                 classify_threshold(c, i));
     }
 }
 
@@ -223,12 +311,17 @@ void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct 
     memset(&d->article, 0, sizeof d->article);
     memset(d->clarify, 0, sizeof d->clarify);
     d->n_cand = 0;
+    d->vetoed = 0;
     collect_rules(c, d);
+    collect_classifier(c, d);
     collect_examples(c, d);
     collect_kb(c, d);
     if (rule_answers(c, d)) {
         const struct router_cand *top = &d->route.cand[0];
         choose_intent(c->rs, d, DECIDE_RULE, (long)top->intent, top->confidence, attrs);
+    } else if (classifier_answers(c, d)) {
+        choose_intent(c->rs, d, DECIDE_EXAMPLE, (long)d->cls.cand[0].intent, d->cls.cand[0].p, attrs);
+        d->stage = DECIDE_CLASSIFIER;
     } else if (example_answers(c, d)) {
         choose_intent(c->rs, d, DECIDE_EXAMPLE, (long)d->votes.v[0].intent, d->votes.v[0].confidence, attrs);
     } else if (kb_answers(c, d)) {
@@ -238,6 +331,11 @@ void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct 
     } else {
         clarify_or_fall_back(c, d);
     }
+    const struct kb_votes *v = &d->votes;
+    d->vetoed = (rule_fires(c, d) && !rule_answers(c, d)) ||
+                (d->stage != DECIDE_RULE && d->stage != DECIDE_CLASSIFIER && c->policy.use_examples && v->n &&
+                 v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
+                 vote_lead(v) >= c->policy.example_lead && vote_vetoed(c, d, v->v[0].intent));
 }
 
 int decide_message(struct decide_ctx *c, const char *text, size_t len, const struct attrs *attrs,
@@ -246,10 +344,12 @@ int decide_message(struct decide_ctx *c, const char *text, size_t len, const str
     memset(out, 0, sizeof *out);
     int rc = router_match(c->rs, c->sc, text, len, attrs, NULL, &out->route);
     int all = c->policy.all_stages;
-    if (rc == 0 && c->ex && c->policy.use_examples && (all || !rule_answers(c, out)))
+    if (rc == 0 && classified(c))
+        rc = classify_predict(c->clf, text, len, &out->cls);
+    int answered = rc == 0 && (rule_answers(c, out) || classifier_answers(c, out));
+    if (rc == 0 && c->ex && c->policy.use_examples && (all || !answered))
         rc = kb_examples_match(c->ex, text, len, attrs, &out->votes);
-    if (rc == 0 && c->kb && c->policy.use_kb &&
-        (all || (!rule_answers(c, out) && !example_answers(c, out)))) {
+    if (rc == 0 && c->kb && c->policy.use_kb && (all || (!answered && !example_answers(c, out)))) {
         const char *locale = attrs_get(attrs, "locale");
         rc = kb_search(c->kb, text, len, *locale ? locale : NULL, &out->kb);
     }

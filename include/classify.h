@@ -64,7 +64,8 @@ struct classify_cand {
 struct classify_result {
     struct classify_cand cand[CLASSIFY_MAX_CANDS];
     size_t n;
-    double none; /* probability that no intent fits: 1 - the candidates' total */
+    double none;  /* probability that no intent fits: 1 - the total over every class */
+    double known; /* share of the message's features (tf-idf mass) the examples have: 0..1 */
 };
 /* Classifies text[0..len) (raw UTF-8). Thread-safe on a shared model.
  * Returns 0, KEFU_EUTF8 or KEFU_ENOMEM. */
@@ -80,6 +81,9 @@ struct classify_feature {
  * KEFU_ENOMEM or KEFU_ENOENT (intent has no class in m). */
 int classify_explain(const struct classify *m, const char *text, size_t len, uint32_t intent,
                      struct classify_feature *f, size_t cap, size_t *n);
+
+/* Returns 1 if intent is one of m's classes (it has examples), else 0. */
+int classify_has(const struct classify *m, uint32_t intent);
 
 /* Numbers of a built model. */
 void classify_stats(const struct classify *m, struct classify_info *info);

@@ -354,3 +354,15 @@ if "$KEFU" check --strict "$tmp/jit" >"$tmp/out" 2>"$tmp/err"; then
 else
     no jit-check-strict-clean "$(cat "$tmp/out" "$tmp/err")"
 fi
+
+# 33. the noise set (tests/noise/noise.txt: markup and SQL payloads, keyboard mash, emoji, URLs,
+# bare numbers, true/null, other scripts) is never answered automatically by the bundled install
+"$KEFU" kb import corpus --db "$tmp/noise-kb.db" >/dev/null 2>&1
+"$KEFU" route --db "$tmp/noise-kb.db" <tests/noise/noise.txt >"$tmp/out" 2>"$tmp/err"
+answered=$(paste "$tmp/out" tests/noise/noise.txt | awk -F'\t' '$2 == "rule" || $2 == "example" || $2 == "kb"')
+lines=$(wc -l <"$tmp/out")
+if [ "$lines" -eq "$(wc -l <tests/noise/noise.txt)" ] && [ "$lines" -ge 100 ] && [ -z "$answered" ]; then
+    ok noise-never-answered
+else
+    no noise-never-answered "$lines lines; answered: $answered $(cat "$tmp/err")"
+fi

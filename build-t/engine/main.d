@@ -1,0 +1,2 @@
+build-t/engine/main.o: engine/main.c include/cli.h
+include/cli.h:
