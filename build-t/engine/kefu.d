@@ -1,2 +1,0 @@
-build-t/engine/kefu.o: engine/kefu.c include/kefu.h
-include/kefu.h:
