@@ -18,10 +18,14 @@ ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval st
 ENGINE  += rules_jit
 # personal-data redaction (logs, stored transcripts)
 ENGINE  += redact dialog_erase cli_erase store_cache
+# the store's SQLite backend (store_int.h)
+ENGINE  += store_sqlite
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
 # the trained intent classifier (liblinear)
 ENGINE  += classify classify_feat classify_train
+# kefu store backup: an online copy of the store (SQLite's backup API)
+ENGINE  += store_backup cli_backup
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
@@ -31,7 +35,7 @@ TESTS   += jit
 TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
-.PHONY: all deps test unit asan valgrind run install format clean bench-router bench-store bench-dialog \
+.PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \
         bench-http bench-kb soak bench-durability bench bench-deps bench-memory
 all: kefu
 
@@ -60,6 +64,12 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $(BUILD)/libkefu.a
 
 # test_text.c includes the generated table: make it first, also under -j.
 $(BUILD)/tests/test_text.o: $(BUILD)/hans_table.h
+
+# docs/openapi.json, built into api.o and served at GET /openapi.json.
+$(BUILD)/openapi_json.h: docs/openapi.json scripts/embed.sh
+	@mkdir -p $(@D)
+	scripts/embed.sh openapi_json docs/openapi.json > $@.tmp && mv $@.tmp $@
+$(BUILD)/engine/api.o: $(BUILD)/openapi_json.h
 
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
 $(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
@@ -134,6 +144,17 @@ browser: $(BUILD)/kefu browser-deps
 # docs/widget.png, docs/widget-mobile.png and docs/console.png, from a real kefu serve
 screenshots: $(BUILD)/kefu browser-deps
 	BUILD=$(BUILD) node $(BROWSER)/screenshots.js
+
+# The API journey checked against docs/openapi.json (tests/openapi/: ajv from npm, installed from the lock).
+OPENAPI_T = tests/openapi
+$(OPENAPI_T)/node_modules/.package-lock.json: $(OPENAPI_T)/package.json $(OPENAPI_T)/package-lock.json
+	cd $(OPENAPI_T) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: openapi-deps openapi
+openapi-deps: $(OPENAPI_T)/node_modules/.package-lock.json
+unit test: openapi-deps
+openapi: $(BUILD)/kefu openapi-deps
+	BUILD=$(BUILD) node $(OPENAPI_T)/run.js
 
 # Durable writes per second through the store, with and without group commit.
 $(BUILD)/bench/store_bench: bench/store_bench.c $(BUILD)/libkefu.a
@@ -215,7 +236,7 @@ format:
 	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c
 
 clean:
-	rm -rf build build-asan kefu
+	rm -rf build build-asan build-tsan kefu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -235,6 +256,14 @@ unit test: $(BUILD)/tests/load_client $(BUILD)/tests/vfs_full.so
 soak: $(BUILD)/kefu $(BUILD)/tests/load_client
 	BUILD=$(BUILD) SOAK_SECONDS=$${SOAK_SECONDS:-600} sh tests/soak.sh
 	BUILD=$(BUILD) CRASH_CYCLES=$${CRASH_CYCLES:-100} sh tests/crash.sh
+
+# ThreadSanitizer build; the unit tests, the HTTP suite and the crash suite under it (tests/tsan.sh).
+tsan:
+	$(MAKE) --no-print-directory BUILD=build-tsan CC=clang OPT="-O1 -g" \
+	    SAN="-fsanitize=thread -fno-omit-frame-pointer" tsan-run
+
+tsan-run: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client $(BUILD)/tests/load_client
+	@BUILD=$(BUILD) sh tests/tsan.sh $(TESTBINS)
 
 # ---- fuzzing (docs/reliability.md) ----
 # libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.

@@ -8,6 +8,7 @@
 
 #include "kefu.h"
 #include "log.h"
+#include "openapi_json.h" /* docs/openapi.json as a byte array (scripts/embed.sh) */
 #include "rate.h"
 #include "rules.h"
 #include "text.h"
@@ -75,6 +76,7 @@ static int h_metrics(struct call *c);
 static int h_reload(struct call *c);
 static int h_erase(struct call *c);
 static int h_stats(struct call *c);
+static int h_openapi(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
     {                                                                                                        \
@@ -97,6 +99,7 @@ static const struct route routes[] = {
     R("GET", "/v1/stats", AUTH_AGENT, BODY_NONE, 1, h_stats),
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
+    R("GET", "/openapi.json", AUTH_NONE, BODY_NONE, 0, h_openapi),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
     R("POST", "/v1/admin/erase", AUTH_ADMIN, BODY_REQUIRED, 1, h_erase),
 };
@@ -801,6 +804,20 @@ static int h_metrics(struct call *c)
     }
     r->status = 200;
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return 0;
+}
+
+/* GET /openapi.json: the API's contract, as built into the binary. */
+static int h_openapi(struct call *c)
+{
+    struct api_response *r = c->resp;
+    int rc = metrics_printf(&r->text, "%.*s", (int)openapi_json_len, (const char *)openapi_json);
+    if (rc < 0) {
+        fail_rc(r, rc);
+        return rc;
+    }
+    r->status = 200;
+    r->content_type = "application/json";
     return 0;
 }
 

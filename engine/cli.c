@@ -6,6 +6,7 @@
 #include "cli_int.h"
 
 #include "decide.h"
+#include "dialog.h"
 #include "eval.h"
 #include "kb.h"
 #include "kefu.h"
@@ -197,8 +198,9 @@ static int load(const char *dir, struct rules **rs, int quiet)
 }
 
 /* What a command-line reply template can name: {slot}, {customer.x} from
- * the attributes, {kb:ID} as the article's title and id when the kb has it,
- * else a marker; an unknown name shows as [name]. */
+ * the attributes, {service_hours} as kefu serve's default (no --hours),
+ * {kb:ID} as the article's title and id when the kb has it, else a marker;
+ * an unknown name shows as [name]. */
 struct fill_ctx {
     const struct router_slot *slots;
     size_t n_slots;
@@ -220,6 +222,10 @@ static const char *fill(void *ctx, const char *name)
     }
     if (strncmp(name, "customer.", 9) == 0)
         return attrs_get(f->a, name);
+    if (strcmp(name, "service_hours") == 0) {
+        dialog_hours_text(NULL, 0, attrs_get(f->a, "locale"), f->tmp, sizeof f->tmp);
+        return f->tmp;
+    }
     for (size_t k = 0; k < f->n_slots; k++)
         if (strcmp(f->slots[k].name, name) == 0)
             return f->slots[k].value;
@@ -726,8 +732,8 @@ static json_t *result_json(const struct decide_ctx *dc, const struct decision *d
     }
     if (d->source == DECIDE_KB)
         json_object_set_new(o, "articles",
-                            json_pack("[{s:s, s:s, s:f}]", "id", d->article.id, "title",
-                                      d->article.title ? d->article.title : "", "score", d->article.score));
+                            json_pack("[{s:s, s:s, s:f}]", "id", d->article.id, "title", d->article.title,
+                                      "score", d->article.score));
     if (ans->n_quick) {
         json_t *q = json_array();
         for (size_t k = 0; k < ans->n_quick; k++)
@@ -857,7 +863,7 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     } else if (d->source == DECIDE_KB) {
         struct kb_result r = d->kb; /* the search cut no snippet: only the answer shows one */
         const char *snippet = dc->kb && kb_snippets(dc->kb, &r, 1) == 0 ? r.hit[0].snippet : "";
-        snprintf(ans->text, sizeof ans->text, "%s: %s", d->article.title ? d->article.title : d->article.id,
+        snprintf(ans->text, sizeof ans->text, "%s: %s", *d->article.title ? d->article.title : d->article.id,
                  snippet);
     }
     if (d->source != DECIDE_CLARIFY)
@@ -1109,6 +1115,7 @@ static void usage(FILE *f)
           "  kb                  the knowledge base: import, search, stats (kefu kb --help)\n"
           "  serve               run the HTTP API server (see kefu serve --help)\n"
           "  erase CUSTOMER      erase one customer's conversations and profile (--data DIR)\n"
+          "  store backup FILE   copy the conversations database to FILE while it runs (--data DIR)\n"
           "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
           "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
@@ -1317,6 +1324,8 @@ int cli_main(int argc, char **argv)
         return cli_report(argc - 1, argv + 1);
     if (strcmp(cmd, "erase") == 0) /* one customer's data: cli_erase.c */
         return cli_erase(argc - 1, argv + 1);
+    if (strcmp(cmd, "store") == 0) /* store backup: cli_backup.c */
+        return cli_store(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

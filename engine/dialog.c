@@ -21,6 +21,7 @@
 #include "redact.h"
 #include "text.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -77,6 +78,8 @@ static const struct say texts[] = {
      "正在为您转接人工客服，客服可以看到之前的对话内容，您无需重复描述。",
      "正在為您轉接人工客服，客服可以看到之前的對話內容，您無需重複描述。"},
     {"closed1", "Our agents are available ", "人工客服服务时间为 ", "人工客服服務時間為 "},
+    {"always", "around the clock", "24 小时", "24 小時"},
+    {"beijing", "Beijing time", "北京时间", "北京時間"},
     {"closed2", ". Please leave your message here and we'll reply as soon as we're back.",
      "。请在此留言，客服上线后会尽快回复您。", "。請在此留言，客服上線後會盡快回覆您。"},
     {"busy",
@@ -85,6 +88,8 @@ static const struct say texts[] = {
      "目前客服均在忙，您已在排队中，客服空闲后会第一时间在这里回复您。",
      "目前客服均在忙，您已在排隊中，客服空閒後會第一時間在這裡回覆您。"},
     {"clarify", "Did you mean one of these?", "您是想问以下哪一个？", "您是想問以下哪一個？"},
+    {"carry1", "What would you like to do about ", "关于 ", "關於 "},
+    {"carry2", "?", "，请问您需要办理什么？", "，請問您需要辦理什麼？"},
     {"survey",
      "This conversation has been resolved. How satisfied were you? Reply with a number from 1 (poor) to 5 "
      "(excellent).",
@@ -257,17 +262,33 @@ int dialog_hours_open(struct dialog *d, long long now)
     return m >= d->open_min || m < d->close_min; /* over midnight */
 }
 
-/* "Our agents are available 09:00-22:00 (Beijing time). Please leave ..." */
+void dialog_hours_text(const char *hours, int tz_offset_min, const char *locale, char *buf, size_t cap)
+{
+    int open, close;
+    if (!hours || !*hours || parse_hours(hours, &open, &close) < 0) {
+        snprintf(buf, cap, "%s", dialog_say(locale, "always"));
+        return;
+    }
+    int zh = locale && strncmp(locale, "zh", 2) == 0, off = abs(tz_offset_min);
+    char tz[32];
+    if (tz_offset_min == 480)
+        snprintf(tz, sizeof tz, "%s", dialog_say(locale, "beijing"));
+    else if (off % 60)
+        snprintf(tz, sizeof tz, "UTC%c%d:%02d", tz_offset_min < 0 ? '-' : '+', off / 60, off % 60);
+    else if (off)
+        snprintf(tz, sizeof tz, "UTC%c%d", tz_offset_min < 0 ? '-' : '+', off / 60);
+    else
+        snprintf(tz, sizeof tz, "UTC");
+    snprintf(buf, cap, "%d:%02d–%d:%02d%s%s%s", open / 60, open % 60, close / 60, close % 60,
+             zh ? "（" : " (", tz, zh ? "）" : ")");
+}
+
+/* "Our agents are available 9:00–22:00 (Beijing time). Please leave ..." */
 static void closed_notice(struct dialog *d, const char *locale, char *buf, size_t cap)
 {
-    int zh = locale && strncmp(locale, "zh", 2) == 0;
-    char tz[32];
-    if (d->tz_offset_min == 480)
-        snprintf(tz, sizeof tz, "%s", zh ? "北京时间" : "Beijing time");
-    else
-        snprintf(tz, sizeof tz, "UTC%+d:%02d", d->tz_offset_min / 60, abs(d->tz_offset_min) % 60);
-    snprintf(buf, cap, "%s%s%s%s%s%s", dialog_say(locale, "closed1"), d->hours, zh ? "（" : " (", tz,
-             zh ? "）" : ")", dialog_say(locale, "closed2"));
+    char hours[96];
+    dialog_hours_text(d->hours, d->tz_offset_min, locale, hours, sizeof hours);
+    snprintf(buf, cap, "%s%s%s", dialog_say(locale, "closed1"), hours, dialog_say(locale, "closed2"));
 }
 
 /* ---- rules and workers ---- */
@@ -743,8 +764,9 @@ struct turn {
     int handoff, why, hprio;  /* a handoff: reason and priority */
     char hqueue[QUEUE_NAME_MAX];
     char notice[512];
-    int feedback;      /* a rating typed after resolve */
-    const char *event; /* "reopen" when a resolved conversation restarts */
+    char hours_text[96]; /* {service_hours} as rendered for this turn */
+    int feedback;        /* a rating typed after resolve */
+    const char *event;   /* "reopen" when a resolved conversation restarts */
     /* the write, owned until its commit */
     json_t *req, *out; /* the request (a reference) and the answer */
     char conv[40];     /* the conversation asked for */
@@ -877,13 +899,18 @@ static void add_article(struct turn *t, const char *id, size_t n)
 }
 
 /* Fills one placeholder of a reply template: {slot} and {customer.name}
- * become their values, {kb:ID} an entry in the reply's articles (and no text). */
+ * become their values, {service_hours} the configured hours, {kb:ID} an
+ * entry in the reply's articles (and no text). */
 static const char *fill(void *ctx, const char *name)
 {
     struct turn *t = ctx;
     if (strncmp(name, "kb:", 3) == 0) {
         add_article(t, name + 3, strlen(name + 3));
         return NULL;
+    }
+    if (strcmp(name, "service_hours") == 0) {
+        dialog_hours_text(t->d->hours, t->d->tz_offset_min, t->locale, t->hours_text, sizeof t->hours_text);
+        return t->hours_text;
     }
     if (strcmp(name, "customer.name") == 0)
         return t->cu.name;
@@ -1009,22 +1036,175 @@ static int fill_pending(struct turn *t, const struct decision *dec)
     return t->src == SRC_FALLBACK || t->handoff;
 }
 
+/* ---- a slot value on its own: carry the conversation on ---- */
+
+/* 1 if text[0..len) is value with nothing around it but spacing and punctuation. */
+static int only_value(const char *text, size_t len, const char *value)
+{
+    size_t vlen = strlen(value);
+    const char *at = vlen ? memmem(text, len, value, vlen) : NULL;
+    if (!at)
+        return 0;
+    for (size_t k = 0; k < len; k++) {
+        if (text + k == at) {
+            k += vlen - 1;
+            continue;
+        }
+        unsigned char ch = (unsigned char)text[k];
+        if (ch >= 0x80) { /* CJK punctuation: 。，！？：、 */
+            static const char *const punct[] = {"。", "，", "！", "？", "：", "、", NULL};
+            size_t j = 0;
+            while (punct[j] && (k + 3 > len || memcmp(text + k, punct[j], 3) != 0))
+                j++;
+            if (!punct[j])
+                return 0;
+            k += 2;
+        } else if (!isspace(ch) && !ispunct(ch)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Finds a slot (of any intent, the previous one first) whose value is the
+ * whole message: 1 with *in (that intent) and v filled, else 0. Each slot
+ * name is tried once, so the cost follows the distinct slots, not the intents. */
+static int bare_slot(struct turn *t, long prev, long *in, struct router_slot *v)
+{
+    size_t n_int = rules_count(t->rs), n_tried = 0;
+    const char *tried[32];
+    int digit = 0;
+    for (size_t k = 0; k < t->len; k++)
+        digit |= isdigit((unsigned char)t->text[k]) || t->text[k] == '@';
+    if (!digit || t->len > 64)
+        return 0; /* words are for the router; a value has digits (or is an address) */
+    for (long step = -1; step < (long)n_int; step++) {
+        long i = step < 0 ? prev : step;
+        if (i < 0 || (step >= 0 && i == prev))
+            continue;
+        const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+        size_t fresh = 0;
+        for (size_t k = 0; k < it->n_slots; k++) {
+            size_t j = 0;
+            while (j < n_tried && strcmp(tried[j], it->slots[k].name) != 0)
+                j++;
+            if (j == n_tried && n_tried < 32)
+                tried[n_tried++] = it->slots[k].name, fresh++;
+        }
+        struct router_slot got[16];
+        size_t n = 0;
+        if (!fresh || router_slots(t->rs, t->w->sc, (uint32_t)i, t->text, t->len, got, 16, &n) < 0)
+            continue;
+        for (size_t k = 0; k < n; k++)
+            if (only_value(t->text, t->len, got[k].value)) {
+                *in = i;
+                *v = got[k];
+                return 1;
+            }
+    }
+    return 0;
+}
+
+/* The first example of intent i in the customer's script without a digit
+ * (a label with an order number in it would fill the wrong one), or NULL. */
+static const char *carry_label(struct turn *t, long i)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    for (size_t k = 0; k < it->n_examples; k++) {
+        const char *ex = it->examples[k].text;
+        if (strpbrk(ex, "0123456789"))
+            continue;
+        struct decide_cand c = {.stage = DECIDE_RULE, .intent = i, .example = ex};
+        if (decide_label(t->rs, &c, t->locale) == ex)
+            return ex;
+    }
+    return NULL;
+}
+
+/* 1 if intent i declares a slot called name. */
+static int has_slot(const struct rules_intent *it, const char *name)
+{
+    for (size_t k = 0; k < it->n_slots; k++)
+        if (strcmp(it->slots[k].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Which round of carry_ask() intent i's topic belongs to: 0 the previous
+ * topic, 1 a topic the slot is named after (order for order_id), 2 others. */
+static int carry_round(const char *topic, const char *prev, const char *slot)
+{
+    if (strcmp(topic, prev) == 0)
+        return 0;
+    size_t n = strlen(topic);
+    return n && strncmp(slot, topic, n) == 0 && slot[n] == '_' ? 1 : 2;
+}
+
+/* "What would you like to do about KF12345678?" with up to three intents
+ * that take the slot as quick replies, the previous topic's first; an
+ * intent that would hand off at once is not offered. */
+static void carry_ask(struct turn *t, const char *name, const char *value)
+{
+    char prev[64], topic[64];
+    struct attr av[16];
+    char misses[16];
+    struct attrs a;
+    turn_attrs(t, av, misses, &a);
+    snprintf(prev, sizeof prev, "%s", mem_str(t->mem, "last_topic"));
+    t->src = SRC_CLARIFY;
+    t->confidence = 1.0;
+    *t->c.pending = 0;
+    snprintf(t->reply, sizeof t->reply, "%s%s%s", dialog_say(t->locale, "carry1"), value,
+             dialog_say(t->locale, "carry2"));
+    t->quick = json_array();
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < rules_count(t->rs) && json_array_size(t->quick) < 3; i++) {
+            const struct rules_intent *it = rules_intent(t->rs, i);
+            intent_topic(t, (long)i, topic, sizeof topic);
+            const char *label = carry_label(t, (long)i);
+            if (label && has_slot(it, name) && carry_round(topic, prev, name) == round &&
+                rules_cond_eval(it->when, &a) && !rules_handoff_for(it, &a))
+                json_array_append_new(t->quick, json_string(label));
+        }
+}
+
+/* A message that is only a slot value (an order number) with no question
+ * pending: it fills the previous intent's slot and answers it again, or
+ * is kept and the customer asked what to do with it. Returns 1 when handled. */
+static int carry_on(struct turn *t, const struct decision *dec)
+{
+    long prev = rules_find(t->rs, mem_str(t->mem, "last_intent")), in;
+    struct router_slot v;
+    if (dec->source == DECIDE_RULE || !bare_slot(t, prev, &in, &v))
+        return 0; /* a rule written for the bare value wins */
+    if (in == prev) {
+        snprintf(t->c.pending, sizeof t->c.pending, "%s %s", intent_name(t, prev), v.name);
+        return fill_pending(t, dec);
+    }
+    json_t *slots = json_object_get(t->mem, "slots");
+    if (!json_is_object(slots)) {
+        slots = json_object();
+        json_object_set_new(t->mem, "slots", slots);
+    }
+    json_object_set_new(slots, v.name, json_string(v.value));
+    carry_ask(t, v.name, v.value);
+    return 1;
+}
+
 /* Answers with the article the decision found: its title and the start of its body. */
 static void answer_article(struct turn *t, const struct decision *dec)
 {
-    char id[128];
-    struct kb_hit hit = dec->article;
-    snprintf(id, sizeof id, "%s", hit.id ? hit.id : "");
+    const struct kb_hit *found = &dec->article;
+    struct kb_hit body; /* the body's start, not a snippet */
+    const struct kb_hit *hit =
+        t->w->kb && *found->id && kb_get(t->w->kb, found->id, t->locale, &body) == 0 ? &body : found;
     t->src = SRC_KB;
     t->confidence = dec->confidence;
     t->c.misses = 0;
     *t->c.pending = 0;
-    snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "", hit.snippet ? hit.snippet : "");
-    if (t->w->kb && *id && kb_get(t->w->kb, id, t->locale, &hit) == 0) /* the body's start, not a snippet */
-        snprintf(t->reply, sizeof t->reply, "%s\n%s", hit.title ? hit.title : "",
-                 hit.snippet ? hit.snippet : "");
-    if (*id)
-        add_article(t, id, strlen(id));
+    snprintf(t->reply, sizeof t->reply, "%s\n%s", hit->title, hit->snippet);
+    if (*found->id)
+        add_article(t, found->id, strlen(found->id));
 }
 
 /* Answers from the decision: rule, example, article, clarification or fallback. */
@@ -1104,7 +1284,7 @@ static int bot_turn(struct turn *t)
         rc = text_normalize(t->text, t->len, TEXT_FOLD, &norm);
     if (rc == 0) {
         t->intent = -1;
-        if (!handoff_trigger(t, dec, norm.s) && !fill_pending(t, dec))
+        if (!handoff_trigger(t, dec, norm.s) && !fill_pending(t, dec) && !carry_on(t, dec))
             answer(t, dec);
         remember_intent(t);
     }
@@ -1241,6 +1421,17 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
 }
 
+/* Keeps this turn's quick replies with the bot message seq that offers them
+ * (none: forgets the last ones), so a reloaded widget can offer them again. */
+static void remember_quick(struct turn *t, long seq)
+{
+    if (t->quick && seq && json_array_size(t->quick))
+        json_object_set_new(t->mem, "quick",
+                            json_pack("{s:I, s:O}", "seq", (json_int_t)seq, "replies", t->quick));
+    else
+        json_object_del(t->mem, "quick");
+}
+
 /* Builds the answer and the turn's batch; t owns every string the batch
  * borrows until the commit. Returns 0 or KEFU_ENOMEM. */
 static int prepare_commit(struct turn *t)
@@ -1249,6 +1440,7 @@ static int prepare_commit(struct turn *t)
     const char *bot = *t->reply ? t->reply : NULL;
     if (bot)
         snprintf(t->bot_text, sizeof t->bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
+    remember_quick(t, bot ? seq + 1 : 0);
     t->memory = json_dumps(t->mem, JSON_COMPACT | JSON_REAL_PRECISION(6));
     t->c.memory = t->memory;
     t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
@@ -1615,6 +1807,22 @@ static int list_msg(void *ctx, const struct store_msg *m)
     return 0;
 }
 
+/* Adds the remembered quick replies to the bot message that offered them
+ * when it is still the conversation's last message (msgs borrowed). */
+static void attach_quick(json_t *msgs, const struct store_conv *c)
+{
+    size_t n = json_array_size(msgs);
+    json_t *last = n ? json_array_get(msgs, n - 1) : NULL;
+    if (c->state != STORE_BOT || !last || json_integer_value(json_object_get(last, "seq")) != c->last_seq)
+        return;
+    json_t *mem = json_loads(c->memory ? c->memory : "{}", 0, NULL);
+    json_t *quick = json_object_get(mem, "quick");
+    if (json_integer_value(json_object_get(quick, "seq")) == c->last_seq &&
+        json_is_array(json_object_get(quick, "replies")))
+        json_object_set(last, "quick_replies", json_object_get(quick, "replies"));
+    json_decref(mem);
+}
+
 int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out)
 {
     struct store_conv c;
@@ -1622,12 +1830,14 @@ int dialog_messages(struct dialog *d, const char *conv, long after, json_t **out
     int rc = dialog_load(d, conv, &c);
     if (rc < 0)
         return rc;
-    store_conv_release(&c);
     json_t *v = json_array();
     if ((rc = store_messages(d->st, conv, after, 500, list_msg, v)) < 0) {
+        store_conv_release(&c);
         json_decref(v);
         return dialog_fail(rc, "cannot read messages");
     }
+    attach_quick(v, &c);
+    store_conv_release(&c);
     *out = json_pack("{s:o, s:s}", "messages", v, "state", store_state_name(c.state));
     json_t *q = c.state == STORE_QUEUED || c.state == STORE_AGENT ? queue_json(d, conv, dialog_now(d)) : NULL;
     if (q)

@@ -117,8 +117,8 @@ static json_t *suggest(struct kb *kb, json_t *transcript, const char *locale)
     if (!kb || o == 0 || kb_search(kb, text, o, *locale ? locale : NULL, &r) < 0)
         return v;
     for (size_t k = 0; k < r.n && k < 3; k++)
-        json_array_append_new(v, json_pack("{s:s, s:s, s:f}", "id", r.hit[k].id, "title",
-                                           r.hit[k].title ? r.hit[k].title : "", "score", r.hit[k].score));
+        json_array_append_new(v, json_pack("{s:s, s:s, s:f}", "id", r.hit[k].id, "title", r.hit[k].title,
+                                           "score", r.hit[k].score));
     return v;
 }
 

@@ -410,7 +410,7 @@ static const char *top_name(const struct decide_ctx *c, const struct decision *d
 static int in_top3(const struct decision *d, const char *want)
 {
     for (size_t k = 0; k < d->kb.n && k < 3; k++)
-        if (d->kb.hit[k].id && strcmp(d->kb.hit[k].id, want) == 0)
+        if (strcmp(d->kb.hit[k].id, want) == 0)
             return 1;
     return 0;
 }
@@ -490,19 +490,13 @@ static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_li
     c->policy = keep;
 }
 
-/* Points the kb hit ids of d at the report's own label strings, as kb
- * strings live only until its next search (NULL: not a label, or not a
- * FAQ run), and applies the policy again so every candidate sees them. */
-static void keep_ids(struct decide_ctx *c, const struct attrs *a, struct eval_report *r, struct decision *d)
+/* Drops what d borrows from the router's scratch (the normalized text,
+ * rewritten by the next message) before d is kept for the sweep; its kb
+ * hits are its own. */
+static void keep_decision(struct decision *d)
 {
-    for (size_t k = 0; k < d->kb.n; k++) {
-        long i = r->faq && d->kb.hit[k].id ? label_index(r, d->kb.hit[k].id, 1) : -1;
-        d->kb.hit[k].id = i >= 0 ? r->labels[i] : NULL;
-        d->kb.hit[k].title = d->kb.hit[k].snippet = d->kb.hit[k].locale = NULL;
-    }
     d->route.norm = NULL;
     d->route.norm_len = 0;
-    decide_apply(c, a, d);
 }
 
 /* Prints line k when it was answered automatically and wrongly (or at all,
@@ -553,7 +547,7 @@ int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_s
             memset(&l->d, 0, sizeof l->d);
             l->d.intent = -1;
         }
-        keep_ids(ctx, &a, out, &l->d);
+        keep_decision(&l->d);
         count_line(ctx, out, l, l->label >= 0 ? out->labels[l->label] : NULL, faq);
         list_wrong(wrong, name, ctx, t, k, l, out, faq);
         out->total++;

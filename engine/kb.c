@@ -27,6 +27,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,13 +51,12 @@ struct kb {
     struct arena ar; /* strings of the last result */
     sqlite3_stmt *search, *snippet, *get, *df, *title, *champs, *version, *begin, *commit, *row, *mask,
         *rescore;
-    struct kb_rank rank;                /* the parameters of the last search's kefu_rank() */
-    long long df_of[KB_MAX_TERMS];      /* articles holding each query term (kb_terms) */
-    long long articles;                 /* articles in the index (kb_terms) */
-    long long tokens;                   /* their tokens together (kb_terms) */
-    sqlite3_int64 hit_doc[KB_MAX_HITS]; /* rows of the last search's hits, for kb_snippets() */
-    size_t hit_n;
-    uint32_t *len; /* kb_lengths, as of data version len_version */
+    struct kb_rank rank;           /* the parameters of the last search's kefu_rank() */
+    long long df_of[KB_MAX_TERMS]; /* articles holding each query term (kb_terms) */
+    long long articles;            /* articles in the index (kb_terms) */
+    long long tokens;              /* their tokens together (kb_terms) */
+    unsigned long last_search;     /* the latest kb_search()'s number (unique across kbs) */
+    uint32_t *len;                 /* kb_lengths, as of data version len_version */
     size_t n_len;
     sqlite3_int64 len_version; /* -1: to be (re)loaded */
     char err[256];
@@ -374,7 +374,27 @@ static int cand_cmp(const void *a, const void *b)
     return x->score < y->score ? 1 : x->score > y->score ? -1 : x->doc < y->doc ? -1 : x->doc > y->doc;
 }
 
-/* Copies a text column into the result arena; NULL on OOM. */
+/* Copies s[0..n) into dst[cap], cut at a character boundary to fit. */
+static void copy_cut(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, s, n);
+    dst[n] = 0;
+}
+
+/* Copies text column col of st into dst[cap] (see copy_cut()). */
+static void col_copy(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    copy_cut(dst, cap, s ? s : "", s ? (size_t)sqlite3_column_bytes(st, col) : 0);
+}
+
+/* Copies a text column into the arena of the search under way (its
+ * candidates); NULL on OOM. */
 static const char *col_dup(struct kb *kb, sqlite3_stmt *st, int col)
 {
     const char *s = (const char *)sqlite3_column_text(st, col);
@@ -455,7 +475,7 @@ static void one_line(char *s)
 
 /* Cuts the snippet of row doc of locale: about 20 words, or 32 Chinese
  * characters (one position each), around the terms of the last MATCH. */
-static int snippet_of(struct kb *kb, sqlite3_int64 doc, const char *locale, const char **out)
+static int snippet_of(struct kb *kb, sqlite3_int64 doc, const char *locale, char *out, size_t cap)
 {
     sqlite3_stmt *st = kb->snippet;
     sqlite3_reset(st);
@@ -463,20 +483,24 @@ static int snippet_of(struct kb *kb, sqlite3_int64 doc, const char *locale, cons
     sqlite3_bind_int64(st, 2, doc);
     sqlite3_bind_int(st, 3, strncmp(locale, "zh", 2) == 0 ? 32 : 20);
     int rc = sqlite3_step(st);
-    *out = rc == SQLITE_ROW ? col_dup(kb, st, 0) : "";
+    *out = 0;
+    if (rc == SQLITE_ROW) {
+        col_copy(st, 0, out, cap);
+        one_line(out);
+    }
     sqlite3_reset(st);
-    if (*out && **out)
-        one_line((char *)*out);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return db_fail(kb, "cut a snippet");
-    return *out ? 0 : kb_fail(kb, KEFU_ENOMEM, "out of memory");
+    return 0;
 }
 
 int kb_snippets(struct kb *kb, struct kb_result *r, size_t n)
 {
+    if (r->search != kb->last_search || r->search == 0)
+        return kb_fail(kb, KEFU_EINVAL, "the result is not from this kb's latest search");
     int rc = 0;
-    for (size_t k = 0; k < n && k < r->n && k < kb->hit_n && rc == 0; k++)
-        rc = snippet_of(kb, kb->hit_doc[k], r->hit[k].locale, &r->hit[k].snippet);
+    for (size_t k = 0; k < n && k < r->n && rc == 0; k++)
+        rc = snippet_of(kb, r->hit[k].doc, r->hit[k].locale, r->hit[k].snippet, sizeof r->hit[k].snippet);
     return rc;
 }
 
@@ -859,8 +883,12 @@ static int search_terms(struct kb *kb, const char *locale, struct kb_result *out
     if (n && !c[0].masked && (rc = mask_of(kb, &c[0])) < 0)
         return rc;
     for (size_t i = 0; i < n && i < KB_MAX_HITS; i++) {
-        out->hit[out->n++] = (struct kb_hit){c[i].id, c[i].locale, c[i].title, "", c[i].score};
-        kb->hit_doc[kb->hit_n++] = c[i].doc;
+        struct kb_hit *h = &out->hit[out->n++];
+        copy_cut(h->id, sizeof h->id, c[i].id, strlen(c[i].id));
+        copy_cut(h->locale, sizeof h->locale, c[i].locale, strlen(c[i].locale));
+        copy_cut(h->title, sizeof h->title, c[i].title, strlen(c[i].title));
+        h->score = c[i].score;
+        h->doc = c[i].doc;
     }
     if (n) {
         double cover, mass;
@@ -880,9 +908,10 @@ static int step_done(struct kb *kb, sqlite3_stmt *st)
 
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out)
 {
+    static atomic_ulong searches;
     memset(out, 0, sizeof *out);
-    arena_release(&kb->ar);
-    kb->hit_n = 0;
+    arena_release(&kb->ar); /* the previous search's candidates */
+    out->search = kb->last_search = atomic_fetch_add(&searches, 1) + 1;
     int rc = kb_query_build(&kb->tb, text, len, &kb->q);
     if (rc == KEFU_EUTF8)
         return kb_fail(kb, rc, "the text is not valid utf-8");
@@ -905,47 +934,46 @@ int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, s
 
 /* ---- get and stats ---------------------------------------------------- */
 
-/* The first KB_LEAD bytes of text, cut after a space or at a character
- * boundary, with "..." when cut; owned by the arena. */
-static const char *lead_text(struct kb *kb, const char *s, size_t n)
+/* Writes text into out (KB_SNIPPET_MAX bytes) if it has at most KB_LEAD
+ * bytes, else its first KB_LEAD bytes cut after a space or at a character
+ * boundary, line breaks as spaces, with "...". */
+static void lead_text(const char *s, size_t n, char *out)
 {
-    if (n <= KB_LEAD)
-        return arena_strndup(&kb->ar, s, n);
-    size_t cut = KB_LEAD;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    for (size_t k = cut; k > KB_LEAD / 2; k--)
-        if (s[k] == ' ' || s[k] == '\n') {
-            cut = k;
-            break;
-        }
-    char *r = arena_alloc(&kb->ar, cut + 4);
-    if (r) {
-        memcpy(r, s, cut);
-        memcpy(r + cut, "...", 4);
-        for (size_t k = 0; k < cut; k++)
-            r[k] = r[k] == '\n' ? ' ' : r[k];
+    _Static_assert(KB_LEAD + 4 <= KB_SNIPPET_MAX, "the lead fits a snippet");
+    size_t cut = n;
+    if (n > KB_LEAD) {
+        cut = KB_LEAD;
+        while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+            cut--;
+        for (size_t k = cut; k > KB_LEAD / 2; k--)
+            if (s[k] == ' ' || s[k] == '\n') {
+                cut = k;
+                break;
+            }
     }
-    return r;
+    memcpy(out, s, cut);
+    out[cut] = 0;
+    if (n <= KB_LEAD)
+        return;
+    for (size_t k = 0; k < cut; k++)
+        out[k] = out[k] == '\n' ? ' ' : out[k];
+    memcpy(out + cut, "...", 4);
 }
 
 int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit)
 {
     memset(hit, 0, sizeof *hit);
-    arena_release(&kb->ar);
     sqlite3_stmt *st = kb->get;
     sqlite3_reset(st);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, locale ? locale : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(st), ret = 0;
     if (rc == SQLITE_ROW) {
-        hit->id = col_dup(kb, st, 0);
-        hit->locale = col_dup(kb, st, 1);
-        hit->title = col_dup(kb, st, 2);
+        col_copy(st, 0, hit->id, sizeof hit->id);
+        col_copy(st, 1, hit->locale, sizeof hit->locale);
+        col_copy(st, 2, hit->title, sizeof hit->title);
         const char *t = (const char *)sqlite3_column_text(st, 3);
-        hit->snippet = lead_text(kb, t ? t : "", t ? (size_t)sqlite3_column_bytes(st, 3) : 0);
-        if (!hit->id || !hit->locale || !hit->title || !hit->snippet)
-            ret = kb_fail(kb, KEFU_ENOMEM, "out of memory");
+        lead_text(t ? t : "", t ? (size_t)sqlite3_column_bytes(st, 3) : 0, hit->snippet);
     } else if (rc == SQLITE_DONE) {
         ret = kb_fail(kb, KEFU_ENOENT, "no article '%s'", id);
     } else {

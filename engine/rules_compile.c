@@ -472,12 +472,14 @@ static void check_templates(struct compiler *c, const struct bintent *bi, const 
     for (const char *p = strchr(text, '{'); p; p = strchr(p + 1, '{')) {
         const char *end = strchr(p, '}');
         if (!end) {
-            build_error(c->b, pos, "unclosed '{' in reply (write {slot}, {customer.name} or {kb:ID})");
+            build_error(c->b, pos,
+                        "unclosed '{' in reply (write {slot}, {customer.name}, {service_hours} or {kb:ID})");
             return;
         }
         size_t n = (size_t)(end - p - 1);
         const char *name = p + 1;
-        if ((n > 3 && memcmp(name, "kb:", 3) == 0) || (n > 9 && memcmp(name, "customer.", 9) == 0))
+        if ((n > 3 && memcmp(name, "kb:", 3) == 0) || (n > 9 && memcmp(name, "customer.", 9) == 0) ||
+            (n == 13 && memcmp(name, "service_hours", 13) == 0))
             continue;
         int found = 0;
         for (size_t k = 0; k < bi->n_slots && !found; k++)

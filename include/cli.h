@@ -14,5 +14,7 @@ int cli_chat(int argc, char **argv);
 int cli_report(int argc, char **argv);
 /* `kefu erase [--data DIR] CUSTOMER`: erases one customer's data; returns the exit status. */
 int cli_erase(int argc, char **argv);
+/* Runs `kefu store backup ...` (argv[0] is "store"): an online copy of the store; returns the exit status. */
+int cli_store(int argc, char **argv);
 
 #endif

@@ -51,8 +51,8 @@ void decide_policy_default(struct decide_policy *p);
 struct decide_cand {
     int stage;         /* DECIDE_RULE, DECIDE_CLASSIFIER, DECIDE_EXAMPLE or DECIDE_KB */
     long intent;       /* rules_intent() index, or -1 for an article */
-    const char *name;  /* intent name or article id; borrowed */
-    const char *title; /* article title (NULL for intents); borrowed */
+    const char *name;  /* intent name (the rule set's) or article id (the decision's hit) */
+    const char *title; /* article title (the decision's hit; NULL for intents) */
     double confidence;
     double threshold;
     const char *example; /* for an example vote: the nearest example; borrowed from the rule set */
@@ -60,8 +60,13 @@ struct decide_cand {
 
 #define DECIDE_MAX_CANDS 20
 
-/* The outcome for one message. Pointers are borrowed from the rule set,
- * the kb and the scratch until the next decide_message() with them. */
+/* The outcome for one message. Its article hits (kb, article) are its own
+ * text, whatever the kb is asked next (a reply's {kb:ID} lookup, another
+ * search); intent names, replies and examples are borrowed from the rule
+ * set; route.norm from the router scratch until its next router_match().
+ * Candidates' names and titles of articles point into the decision's own
+ * hits: a copy keeps them only while the original lives (decide_apply() on
+ * the copy points them at its own). */
 struct decision {
     int source;                                /* enum decide_source */
     long intent;                               /* chosen intent, or -1 */
@@ -110,7 +115,7 @@ double decide_kb_lead(const struct decision *d);
 /* A customer-facing label for candidate c (a clarify quick reply): the
  * article title, else the nearest example (for an example vote) or the
  * intent's first example in the locale's script, else its name; borrowed
- * from rs or the kb. */
+ * from rs or from the decision that holds c. */
 const char *decide_label(const struct rules *rs, const struct decide_cand *c, const char *locale);
 
 #endif

@@ -43,6 +43,10 @@ struct dialog_config {
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
+/* Writes the service hours as a customer in locale reads them into buf (caller's):
+ * "9:00–22:00 (Beijing time)", "9:00–22:00（北京时间）", "around the clock" when
+ * hours is NULL or empty; what replies' {service_hours} becomes. */
+void dialog_hours_text(const char *hours, int tz_offset_min, const char *locale, char *buf, size_t cap);
 
 /* Opens the store, imports the corpus, compiles the rules. Rule errors are
  * in diag. *out is new, close with dialog_close(). */

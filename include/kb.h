@@ -17,19 +17,31 @@ struct kb_examples; /* opaque: the example lines of one rule set, in memory */
 
 #define KB_MAX_HITS 8
 
-/* One article found; strings are borrowed from the kb until its next call. */
+/* Sizes of a hit's strings. Ids are at most 100 bytes (kb_parse); longer
+ * titles and snippets are cut at a character boundary. */
+#define KB_ID_MAX      104
+#define KB_LOCALE_MAX  16
+#define KB_TITLE_MAX   384
+#define KB_SNIPPET_MAX 384
+
+/* One article found. A hit owns its text: it is plain data that may be
+ * copied and kept for as long as the caller likes, across any later call
+ * on the kb (a decision keeps its hits while a reply calls kb_get()). */
 struct kb_hit {
-    const char *id, *locale, *title;
-    const char *snippet; /* "" after kb_search(); kb_snippets() cuts a few words around the terms */
-    double score;        /* BM25 relevance, higher is better (>= 0) */
+    char id[KB_ID_MAX], locale[KB_LOCALE_MAX], title[KB_TITLE_MAX];
+    char snippet[KB_SNIPPET_MAX]; /* "" after kb_search(); kb_snippets() cuts a few words around the terms */
+    double score;                 /* BM25 relevance, higher is better (>= 0) */
+    long long doc;                /* the article's row, for kb_snippets() */
 };
 
-/* What a search found, best first; confidence is for hit[0]. */
+/* What a search found, best first; confidence is for hit[0]. Owns all it
+ * holds (see struct kb_hit). */
 struct kb_result {
     struct kb_hit hit[KB_MAX_HITS];
     size_t n;
-    double confidence; /* 0..1 from the top score and its margin over the next hit */
-    size_t n_terms;    /* query terms used (0: nothing searchable in the text) */
+    double confidence;    /* 0..1 from the top score and its margin over the next hit */
+    size_t n_terms;       /* query terms used (0: nothing searchable in the text) */
+    unsigned long search; /* which search of its kb filled it (kb_snippets() checks it) */
 };
 
 /* Opens (creating and migrating if needed) the articles database at path;
@@ -62,10 +74,12 @@ int kb_import(struct kb *kb, const char *dir, struct rules_diag *diag, kb_progre
  * or KEFU_EIO (kb_error() says why). */
 int kb_search(struct kb *kb, const char *text, size_t len, const char *locale, struct kb_result *out);
 /* Cuts the snippets (plain text, one line, about 20 words or 32 Chinese
- * characters around the matched terms) of the first n hits of r, which must
- * be what kb's last call, a kb_search(), filled; only for the hits a caller
- * shows: each costs a pass over the article's body. Strings are borrowed
- * from kb until its next call. Returns 0, KEFU_ENOMEM or KEFU_EIO. */
+ * characters around the matched terms) of the first n hits of r, written
+ * into r; only for the hits a caller shows: each costs a pass over the
+ * article's body. r (or a copy of it) must come from kb's latest
+ * kb_search(): the terms are that search's; kb_get() and kb_title() in
+ * between are fine. Returns 0, KEFU_EINVAL (r is from an older search or
+ * another kb; r is unchanged), KEFU_ENOMEM or KEFU_EIO. */
 int kb_snippets(struct kb *kb, struct kb_result *r, size_t n);
 
 /* The FTS5 MATCH expression the last kb_search() ran ("" if none): its
@@ -74,7 +88,8 @@ int kb_snippets(struct kb *kb, struct kb_result *r, size_t n);
 const char *kb_last_query(const struct kb *kb);
 
 /* Looks up article id in locale (falling back to its language, then any);
- * fills *hit (snippet = start of the body). Returns 0 or KEFU_ENOENT. */
+ * fills *hit (snippet = start of the body), which owns its text. Leaves
+ * every earlier result alone. Returns 0, KEFU_ENOENT or KEFU_EIO. */
 int kb_get(struct kb *kb, const char *id, const char *locale, struct kb_hit *hit);
 /* Copies the title kb_get() would give into buf[cap] (cut to fit). Returns 0 or KEFU_ENOENT. */
 int kb_title(struct kb *kb, const char *id, const char *locale, char *buf, size_t cap);

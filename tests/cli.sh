@@ -34,6 +34,14 @@ echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null
 out=$("$KEFU" ask --explain "where is my order KF12345678" 2>&1)
 echo "$out" | grep -q '^-> ' && echo "$out" | grep -q "found '" && ok ask-explain || no ask-explain "$out"
 
+# 4b. ask renders {service_hours} as kefu serve's default (no --hours), never a fixed time
+out=$("$KEFU" ask --json "what are your opening hours" 2>/dev/null | jq -r .reply)
+zh=$("$KEFU" ask --json --locale zh "你们的客服时间是几点到几点" 2>/dev/null | jq -r .reply)
+case "$out|$zh" in
+*"online every day, around the clock,"*"每天 24 小时"*) case "$out$zh" in *"{"* | *"[service_hours]"*) no ask-service-hours "$out / $zh" ;; *) ok ask-service-hours ;; esac ;;
+*) no ask-service-hours "$out / $zh" ;;
+esac
+
 # 5. ask: traditional and simplified give the same intent
 a=$("$KEFU" ask --json "退款什么时候到账" | jq -r .intent)
 b=$("$KEFU" ask --json "退款什麼時候到賬" | jq -r .intent)
@@ -296,6 +304,39 @@ out=$("$KEFU" ask --json --db "$tmp/kb.db" "how do I reset my password" 2>"$tmp/
 title=$(grep -m1 '^title:' corpus/en/password-reset.md | sed 's/^title: *//')
 echo "$out" | jq -e --arg t "$title" '.reply | contains("[" + $t + "](kb:password-reset)")' >/dev/null 2>&1 &&
     [ ! -s "$tmp/err" ] && ok ask-kb-title || no ask-kb-title "$out $(cat "$tmp/err")"
+
+# 27b. ask --explain, route and chat, each without and with a knowledge base: a fresh clone
+# has none, a checkout after `make run` has data/kb.db. A reply's {kb:ID} looks the article
+# up while the decision still holds the search's hits, which --explain prints afterwards.
+for mode in none kb; do
+    if [ "$mode" = kb ]; then db="$tmp/kb.db"; corpus=corpus; else db="$tmp/no-kb.db"; corpus="$tmp/nocorpus"; fi
+    out=$("$KEFU" ask --explain --db "$db" "how do I reset my password" 2>"$tmp/err")
+    if [ "$mode" = kb ]; then
+        echo "$out" | grep -qF "[$title](kb:password-reset)" && echo "$out" | grep -qF "title: $title" &&
+            [ ! -s "$tmp/err" ] && ok "ask-explain-kb-$mode" || no "ask-explain-kb-$mode" "$out $(cat "$tmp/err")"
+    else
+        echo "$out" | grep -qF "[article password-reset]" && echo "$out" | grep -q '^articles: *no knowledge base' &&
+            ok "ask-explain-kb-$mode" || no "ask-explain-kb-$mode" "$out $(cat "$tmp/err")"
+    fi
+    out=$("$KEFU" ask --json --explain --db "$db" "加急快递收费吗" 2>/dev/null)
+    want=$([ "$mode" = kb ] && echo kb || echo fallback)
+    echo "$out" | jq -e --arg w "$want" '.source == $w' >/dev/null 2>&1 && ok "ask-article-$mode" ||
+        no "ask-article-$mode" "$out"
+    out=$(printf 'how do I reset my password\n加急快递收费吗\nwhere is my order KF12345678\n' |
+        "$KEFU" route --json --db "$db" 2>/dev/null)
+    echo "$out" | jq -e -s --arg w "$want" 'length == 3 and .[0].intent == "account.reset_password"
+        and .[1].source == $w and .[2].intent == "order.status"' >/dev/null 2>&1 && ok "route-kb-$mode" ||
+        no "route-kb-$mode" "$out"
+    out=$(printf 'how do I reset my password\n加急快递收费吗\n' |
+        "$KEFU" chat --corpus "$corpus" --data "$tmp/chat-$mode" 2>&1)
+    if [ "$mode" = kb ]; then
+        echo "$out" | grep -q '^kefu (rule, account.reset_password, ' && echo "$out" | grep -q '^kefu (kb, ' &&
+            echo "$out" | grep -q 'articles: shipping-fees' && ok "chat-kb-$mode" || no "chat-kb-$mode" "$out"
+    else
+        echo "$out" | grep -q '^kefu (rule, account.reset_password, ' && ! echo "$out" | grep -q '^kefu (kb, ' &&
+            ok "chat-kb-$mode" || no "chat-kb-$mode" "$out"
+    fi
+done
 
 # 28. learn and eval on a file that is not text: every line is reported, nothing crashes
 head -c 30000 "$KEFU" >"$tmp/garbage.tsv"

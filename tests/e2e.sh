@@ -279,3 +279,54 @@ st=$?
 pid=""
 wait "$cp"
 check sigterm-drain "$([ $st -eq 0 ] && [ "$(cat "$tmp/poll2.code")" = 200 ]; echo $?)" "exit $st, poll $(cat "$tmp/poll2.code")"
+
+# 14. the replies state the configured service hours: two servers, two --hours, both closed now
+# hours_serve HOURS TZ: starts a server on $tmp/data-h, sets URL and pid; 1 when it did not start
+hours_serve() {
+    rm -f "$tmp/out-h"
+    exec_kefu serve --listen 127.0.0.1:0 --data "$tmp/data-h" --rules "$tmp/rules" --corpus "$tmp/corpus" \
+        --rate-limit 0 --hours "$1" --tz-offset "$2" >"$tmp/out-h" 2>"$tmp/log-h" &
+    pid=$!
+    i=0
+    while [ $i -lt $((100 * SLOW)) ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out-h" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    URL=$(sed -n 's/^kefu: serving on //p' "$tmp/out-h")
+    [ -n "$URL" ]
+}
+# hours_say TEXT LOCALE: a new conversation in LOCALE says TEXT; the answer is in $tmp/body
+hours_say() {
+    curl -s -m 10 -X POST -H 'Content-Type: application/json' \
+        -d "{\"channel\":\"web\",\"customer\":{\"id\":\"h$$\"},\"locale\":\"$2\"}" "$URL/v1/conversations" >"$tmp/hc"
+    req POST "/v1/conversations/$(jq -r .id "$tmp/hc")/messages" "{\"text\":\"$1\"}" \
+        -H "Authorization: Bearer $(jq -r .token "$tmp/hc")" >/dev/null
+}
+hours_stop() {
+    kill -TERM "$pid"
+    wait "$pid"
+    pid=""
+}
+# hm, hhmm MINUTES: 0-1439 as H:MM and HH:MM
+hm() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
+hhmm() { printf '%02d:%02d' $(($1 / 60)) $(($1 % 60)); }
+utc_min=$(($(date -u +%s) / 60 % 1440))
+ho=$(((utc_min + 180) % 1440)) hc=$(((utc_min + 181) % 1440)) # three hours from now, in UTC
+if hours_serve "$(hhmm $ho)-$(hhmm $hc)" 0; then
+    hours_say "I want to talk to a person" en
+    check hours-offline-en "$(jqb .reply.text | grep -qF "online every day, $(hm $ho)–$(hm $hc) (UTC)."; echo $?)" "$(body)"
+    hours_say "what are your opening hours" en
+    check hours-smalltalk-en "$(jqb .reply.text | grep -qF "online every day, $(hm $ho)–$(hm $hc) (UTC), weekends"; echo $?)" "$(body)"
+    ! grep -qF -e '9:00–22:00' "$tmp/body"
+    check hours-no-fixed-text $?
+    hours_stop
+else
+    no hours-serve-utc "$(cat "$tmp/log-h")"
+fi
+hb=$(((utc_min + 480 + 600) % 1440)) he=$(((utc_min + 480 + 630) % 1440)) # ten hours from now, Beijing time
+if hours_serve "$(hhmm $hb)-$(hhmm $he)" 480; then
+    hours_say "转人工" zh
+    check hours-offline-zh "$(jqb .reply.text | grep -qF "服务时间为每天 $(hm $hb)–$(hm $he)（北京时间）。"; echo $?)" "$(body)"
+    hours_say "what are your opening hours" en
+    check hours-smalltalk-beijing "$(jqb .reply.text | grep -qF "$(hm $hb)–$(hm $he) (Beijing time)"; echo $?)" "$(body)"
+    hours_stop
+else
+    no hours-serve-beijing "$(cat "$tmp/log-h")"
+fi

@@ -19,9 +19,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-ok() { echo "ok $1"; }
-no() { echo "not ok $1"; [ $# -gt 1 ] && printf '  %s\n' "$2"; }
-check() { if [ "$2" -eq 0 ]; then ok "$1"; else no "$1" "${3:-}"; fi; }
+. tests/lib.sh
 
 mkdir -p "$tmp/rules" "$tmp/corpus"
 cp rules/*.rules "$tmp/rules/"
@@ -32,17 +30,9 @@ AG="Authorization: Bearer tok-agent-0123456789"
 start() {
     d=$1
     shift
-    (KEFU_AGENT_TOKENS="ann:tok-agent-0123456789" KEFU_ADMIN_TOKEN="adm-privacy-0123456789" \
-        exec "$KEFU" serve --listen 127.0.0.1:0 --data "$d" --rules "$tmp/rules" --corpus "$tmp/corpus" \
-        --rate-limit 0 "$@" >"$tmp/out" 2>"$d.log") &
-    pid=$!
-    i=0
-    while [ $i -lt 200 ] && kill -0 "$pid" 2>/dev/null && ! grep -q "serving on" "$tmp/out" 2>/dev/null; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-    URL=$(sed -n 's/^kefu: serving on //p' "$tmp/out")
-    [ -n "$URL" ]
+    KEFU_AGENT_TOKENS="ann:tok-agent-0123456789" KEFU_ADMIN_TOKEN="adm-privacy-0123456789" &&
+        export KEFU_AGENT_TOKENS KEFU_ADMIN_TOKEN
+    serve "$tmp/out" "$d.log" --data "$d" --rules "$tmp/rules" --corpus "$tmp/corpus" --rate-limit 0 "$@"
 }
 stop() { kill "$pid"; wait "$pid" 2>/dev/null; pid=""; }
 post() {

@@ -18,28 +18,29 @@ for t in "$@"; do
         failed=$((failed + 1))
     fi
 done
-# command-line tests: each prints "ok NAME" or "not ok NAME"
-cli=$(BUILD="${BUILD:-build}" sh tests/cli.sh 2>&1)
-printf '%s\n' "$cli"
-cp=$(printf '%s\n' "$cli" | grep -c '^ok ')
-cf=$(printf '%s\n' "$cli" | grep -c '^not ok ')
-passed=$((passed + cp))
-failed=$((failed + cf))
-# the HTTP server end to end on the real engine: "ok NAME" or "not ok NAME" lines
-e2e=$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)
-printf '%s\n' "$e2e"
-passed=$((passed + $(printf '%s\n' "$e2e" | grep -c '^ok ')))
-failed=$((failed + $(printf '%s\n' "$e2e" | grep -c '^not ok ')))
-# crash safety (kill -9 under load), a full disk, erasure and redaction: "ok NAME" or "not ok NAME" lines
-rel=$(for s in crash iofail privacy; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)
-printf '%s\n' "$rel"
-passed=$((passed + $(printf '%s\n' "$rel" | grep -c '^ok ')))
-failed=$((failed + $(printf '%s\n' "$rel" | grep -c '^not ok ')))
-# hostile input against a real kefu serve: "ok NAME" or "not ok NAME" lines
-ho=$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)
-printf '%s\n' "$ho"
-passed=$((passed + $(printf '%s\n' "$ho" | grep -c '^ok ')))
-failed=$((failed + $(printf '%s\n' "$ho" | grep -c '^not ok ')))
+# tally OUTPUT [STATUS WHAT]: prints a suite's "ok NAME" / "not ok NAME" lines and adds them
+# up; a non-zero STATUS without a failed line counts as one failure ("not ok WHAT")
+tally() {
+    printf '%s\n' "$1"
+    passed=$((passed + $(printf '%s\n' "$1" | grep -c '^ok ')))
+    nf=$(printf '%s\n' "$1" | grep -c '^not ok ')
+    if [ "${2:-0}" -ne 0 ] && [ "$nf" -eq 0 ]; then
+        nf=1
+        echo "not ok $3"
+    fi
+    failed=$((failed + nf))
+}
+# command-line tests
+tally "$(BUILD="${BUILD:-build}" sh tests/cli.sh 2>&1)"
+# the HTTP server end to end on the real engine
+tally "$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)"
+# the same journey checked request by request against docs/openapi.json
+oa=$(BUILD="${BUILD:-build}" node tests/openapi/run.js 2>&1)
+tally "$oa" $? "openapi tests did not run (make openapi-deps?)"
+# crash safety (kill -9 under load), a full disk, erasure and redaction, online backups
+tally "$(for s in crash iofail privacy backup; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
+# hostile input against a real kefu serve
+tally "$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)"
 # make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,
 # then a few seconds of fuzzing per target) beside the unit tests under
 # valgrind (the smoke is bounded in time, so running both at once only
@@ -50,22 +51,12 @@ if [ -n "${KEFU_TEST_FULL:-}" ]; then
     fzpid=$!
     vg=$(sh tests/valgrind.sh "$@" 2>&1)
     wait "$fzpid"
-    fz=$(cat "$fzout")
+    tally "$(cat "$fzout")"
     rm -f "$fzout"
-    printf '%s\n' "$fz"
-    passed=$((passed + $(printf '%s\n' "$fz" | grep -c '^ok ')))
-    failed=$((failed + $(printf '%s\n' "$fz" | grep -c '^not ok ')))
-    printf '%s\n' "$vg"
-    passed=$((passed + $(printf '%s\n' "$vg" | grep -c '^ok ')))
-    failed=$((failed + $(printf '%s\n' "$vg" | grep -c '^not ok ')))
+    tally "$vg"
 fi
-# the widget and the console in headless Chromium (tests/browser/): "ok NAME" or "not ok NAME" lines
+# the widget and the console in headless Chromium (tests/browser/)
 br=$(BUILD="${BUILD:-build}" node tests/browser/run.js 2>&1)
-bs=$?
-printf '%s\n' "$br"
-passed=$((passed + $(printf '%s\n' "$br" | grep -c '^ok ')))
-bf=$(printf '%s\n' "$br" | grep -c '^not ok ')
-[ "$bs" -ne 0 ] && [ "$bf" -eq 0 ] && bf=1 && echo "not ok browser tests did not run (make browser-deps?)"
-failed=$((failed + bf))
+tally "$br" $? "browser tests did not run (make browser-deps?)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

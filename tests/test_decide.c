@@ -313,8 +313,8 @@ static void test_policy_kb_lead(void **state)
     memset(&d, 0, sizeof d);
     d.kb.n = 2;
     d.kb.confidence = 0.9;
-    d.kb.hit[0] = (struct kb_hit){"returns", "en", "Returns", "", 10};
-    d.kb.hit[1] = (struct kb_hit){"refunds", "en", "Refunds", "", 9};
+    d.kb.hit[0] = (struct kb_hit){.id = "returns", .locale = "en", .title = "Returns", .score = 10};
+    d.kb.hit[1] = (struct kb_hit){.id = "refunds", .locale = "en", .title = "Refunds", .score = 9};
     decide_apply(&f->c, &en, &d);
     assert_int_equal(d.source, DECIDE_CLARIFY);
     assert_true(decide_kb_lead(&d) > 0.099 && decide_kb_lead(&d) < 0.101);

@@ -595,6 +595,33 @@ static void test_positions(void **state)
     json_decref(r);
 }
 
+/* 5.0 {service_hours}: the configured hours in the customer's language */
+static void test_hours_text(void **state)
+{
+    (void)state;
+    static const struct hours_case {
+        const char *id, *hours;
+        int tz;
+        const char *locale, *want;
+    } cases[] = {
+        {"5.0.1", "09:00-22:00", 480, "en", "9:00–22:00 (Beijing time)"},
+        {"5.0.2", "09:00-22:00", 480, "zh", "9:00–22:00（北京时间）"},
+        {"5.0.3", "09:00-22:00", 480, "zh-hant", "9:00–22:00（北京時間）"},
+        {"5.0.4", "08:30-17:45", 0, "en", "8:30–17:45 (UTC)"},
+        {"5.0.5", "20:00-04:00", -300, "en", "20:00–4:00 (UTC-5)"},
+        {"5.0.6", "10:00-18:00", 330, "en", "10:00–18:00 (UTC+5:30)"},
+        {"5.0.7", "10:00-18:00", -30, "en", "10:00–18:00 (UTC-0:30)"},
+        {"5.0.8", NULL, 480, "en", "around the clock"},
+        {"5.0.9", "", 0, "zh", "24 小时"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[96];
+        dialog_hours_text(cases[i].hours, cases[i].tz, cases[i].locale, buf, sizeof buf);
+        if (strcmp(buf, cases[i].want) != 0)
+            fail_msg("%s: got '%s', want '%s'", cases[i].id, buf, cases[i].want);
+    }
+}
+
 /* 5.1 out of hours: the customer is told when agents are back, and still waits in the queue */
 static void test_business_hours(void **state)
 {
@@ -609,13 +636,14 @@ static void test_business_hours(void **state)
     json_t *r = say(f->d, id, "转人工", NULL);
     expect_str(r, "reply.intent", "human.agent_offline");
     expect_str(r, "state", "queued");
+    assert_non_null(strstr(str(r, "reply.text"), "每天 9:00–22:00（北京时间）")); /* {service_hours} */
     assert_null(str(r, "reply.notice")); /* the offline reply already says it */
     json_decref(r);
     new_conv(f->d, "b2", "regular", "web", id, token);
     json_decref(say(f->d, id, "asdf qwer", NULL));
     r = say(f->d, id, "zzz yyy", NULL);
     expect_str(r, "state", "queued");
-    assert_non_null(strstr(str(r, "reply.notice"), "09:00-22:00 (Beijing time)"));
+    assert_non_null(strstr(str(r, "reply.notice"), "9:00–22:00 (Beijing time)"));
     json_decref(r);
     json_t *q;
     assert_int_equal(dialog_queue_list(f->d, "cat", &q), 0);
@@ -642,6 +670,36 @@ static void test_slot_filling(void **state)
     r = say(f->d, id, "I want to cancel my order", NULL);
     assert_null(strstr(str(r, "reply.text"), "Which order"));
     json_decref(r);
+}
+
+/* 5.3 the last answer's quick replies come back with the message list while
+ * nothing came after it (a reloaded widget offers them again), and only then */
+static void test_quick_replies_listed(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "qr", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "KF12345678", NULL);
+    expect_str(r, "reply.source", "clarify");
+    json_t *quick = json_object_get(json_object_get(r, "reply"), "quick_replies");
+    assert_true(json_array_size(quick) > 0);
+    json_t *out;
+    assert_int_equal(dialog_messages(f->d, id, 0, &out), 0);
+    json_t *msgs = json_object_get(out, "messages");
+    json_t *last = json_array_get(msgs, json_array_size(msgs) - 1);
+    assert_true(json_equal(json_object_get(last, "quick_replies"), quick));
+    assert_null(json_object_get(json_array_get(msgs, 0), "quick_replies")); /* the greeting offered none */
+    json_decref(out);
+    json_decref(r);
+    r = say(f->d, id, "where is my order", NULL);
+    expect_str(r, "reply.intent", "order.status");
+    assert_non_null(strstr(str(r, "reply.text"), "KF12345678")); /* the number was kept */
+    json_decref(r);
+    assert_int_equal(dialog_messages(f->d, id, 0, &out), 0);
+    msgs = json_object_get(out, "messages");
+    for (size_t k = 0; k < json_array_size(msgs); k++)
+        assert_null(json_object_get(json_array_get(msgs, k), "quick_replies"));
+    json_decref(out);
 }
 
 /* 6.1 after a restart: the queue is rebuilt, held conversations stay held, messages are there */
@@ -1141,8 +1199,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_capacity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_positions, setup, teardown),
+        cmocka_unit_test(test_hours_text),
         cmocka_unit_test_setup_teardown(test_business_hours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slot_filling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quick_replies_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),

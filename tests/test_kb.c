@@ -603,6 +603,47 @@ static void test_search_confidence(void **state)
     assert_true(empty.confidence == 0);
 }
 
+/* A result owns its text: a lookup, and another kb's search, between a
+ * search and its use leave it whole (a reply's {kb:ID} looks an article up
+ * while the decision still holds the hits); snippets need the latest search. */
+static void test_result_owns_text(void **state)
+{
+    struct kb_fixture *f = *state;
+    struct kb_result r, copy, later;
+    const char *q = "how long does a refund take, when will I get my money back";
+    assert_int_equal(kb_search(f->kb, q, strlen(q), "en", &r), 0);
+    assert_true(r.n > 1);
+    copy = r;
+    struct kb_hit h;
+    assert_int_equal(kb_get(f->kb, "invoice", "zh", &h), 0);
+    char title[KB_TITLE_MAX];
+    assert_int_equal(kb_title(f->kb, "shipping-times", "en", title, sizeof title), 0);
+    for (size_t k = 0; k < r.n; k++) {
+        assert_string_equal(r.hit[k].id, copy.hit[k].id);
+        assert_string_equal(r.hit[k].title, copy.hit[k].title);
+        assert_string_equal(r.hit[k].locale, copy.hit[k].locale);
+    }
+    assert_string_equal(r.hit[0].id, "refund-policy");
+    assert_int_equal(kb_snippets(f->kb, &copy, 1), 0); /* a copy works as well, after the lookups */
+    assert_non_null(strstr(copy.hit[0].snippet, "refund"));
+    assert_string_equal(r.hit[0].snippet, ""); /* the original is not touched */
+    /* a later search: the old result keeps its hits, but its snippets can no longer be cut */
+    assert_int_equal(kb_search(f->kb, "invoice", 7, "en", &later), 0);
+    assert_string_equal(r.hit[0].id, "refund-policy");
+    assert_int_equal(kb_snippets(f->kb, &r, 1), KEFU_EINVAL);
+    assert_string_equal(r.hit[0].snippet, "");
+    assert_int_equal(kb_snippets(f->kb, &later, 1), 0);
+    /* a result of another connection is refused too */
+    struct kb *other;
+    char path[512];
+    snprintf(path, sizeof path, "%s/kb.db", f->dir);
+    assert_int_equal(kb_open(path, 1, &other), 0);
+    assert_int_equal(kb_search(other, q, strlen(q), "en", &copy), 0);
+    assert_int_equal(kb_snippets(f->kb, &copy, 1), KEFU_EINVAL);
+    assert_int_equal(kb_snippets(other, &copy, 1), 0);
+    kb_close(other);
+}
+
 static void test_search_hostile(void **state)
 {
     struct kb_fixture *f = *state;
@@ -1227,6 +1268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rank_is_bm25, kb_setup, kb_teardown),
         cmocka_unit_test(test_common_terms),
         cmocka_unit_test_setup_teardown(test_search_confidence, kb_setup, kb_teardown),
+        cmocka_unit_test_setup_teardown(test_result_owns_text, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_search_hostile, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_get_and_stats, kb_setup, kb_teardown),
         cmocka_unit_test_setup_teardown(test_search_speed, kb_setup, kb_teardown),

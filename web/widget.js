@@ -644,7 +644,11 @@
       starting = api('GET', convPath('/messages?after=0'), null, conv.token).then(function (r) {
         setOnline(true);
         restoring = true;
-        try { (r.messages || []).forEach(take); } finally { restoring = false; }
+        var list = r.messages || [];
+        try { list.forEach(take); } finally { restoring = false; }
+        /* the server keeps the last answer's quick replies while nothing came after it */
+        var last = list[list.length - 1];
+        if (last && last.from === 'bot' && r.state === 'bot') renderQuick(last.quick_replies);
         setState(r.state, r.queue);
         begin();
       }, function (e) {

@@ -4,7 +4,7 @@
  * pid; and Debian's headless Chromium driven by playwright-core, each
  * browser with a fresh user-data directory. */
 'use strict';
-const { spawn } = require('child_process');
+const { copyDir, spawnServe } = require('../serve.js');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -16,14 +16,6 @@ const CHROMIUM = process.env.KEFU_CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-function copyDir(from, to) {
-  fs.mkdirSync(to, { recursive: true });
-  for (const e of fs.readdirSync(from, { withFileTypes: true })) {
-    const a = path.join(from, e.name), b = path.join(to, e.name);
-    if (e.isDirectory()) copyDir(a, b); else fs.copyFileSync(a, b);
-  }
-}
-
 /* Starts kefu serve (with extra arguments, if any); resolves {url, pid, dir,
  * stop()} once it prints its URL. */
 async function startServer(extra) {
@@ -33,28 +25,12 @@ async function startServer(extra) {
   copyDir(path.join(ROOT, 'corpus'), path.join(dir, 'corpus'));
   copyDir(path.join(__dirname, 'fixture', 'corpus'), path.join(dir, 'corpus', 'fixture'));
   const bin = process.env.KEFU || path.join(ROOT, process.env.BUILD || 'build', 'kefu');
-  const env = Object.assign({}, process.env, { KEFU_AGENT_TOKENS: 'alice:' + AGENT_TOKEN });
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
+  const s = await spawnServe(bin, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
     '--rules', path.join(dir, 'rules'), '--corpus', path.join(dir, 'corpus'), '--web', path.join(ROOT, 'web'),
-    '--rate-limit', '0'].concat(extra || []), { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '', err = '';
-  child.stderr.on('data', (d) => { err += d; });
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('kefu serve did not start: ' + err.slice(-500))), 60000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /kefu: serving on (\S+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error('kefu serve exited ' + code + ': ' + err.slice(-500))); });
-  });
+    '--rate-limit', '0'].concat(extra || []), { KEFU_AGENT_TOKENS: 'alice:' + AGENT_TOKEN });
   return {
-    url, dir, pid: child.pid, stdout: () => out,
-    stop: () => new Promise((resolve) => {
-      if (child.exitCode !== null) { fs.rmSync(dir, { recursive: true, force: true }); return resolve(); }
-      child.on('exit', () => { fs.rmSync(dir, { recursive: true, force: true }); resolve(); });
-      process.kill(child.pid, 'SIGTERM');
-    })
+    url: s.url, dir, pid: s.child.pid, stdout: s.stdout,
+    stop: async () => { await s.stop(); fs.rmSync(dir, { recursive: true, force: true }); }
   };
 }
 

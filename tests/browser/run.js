@@ -163,6 +163,35 @@ async function main() {
     assert(await p.locator('.msg.customer').nth(before).locator('.text').textContent() === label, 'quick reply sent as text');
   });
 
+  await test('widget: quick replies offered mid-clarification survive a reload and still send', async (open) => {
+    const p = await page(await open(), '/demo?lang=en&customer=u-reload-quick');
+    await openWidget(p);
+    await ask(p, 'I want to return something');
+    const asked = await ask(p, 'KF12345678'); /* an order number alone: what to do about it? */
+    assert(asked.includes('KF12345678'), 'question about the order: ' + asked);
+    const quick = p.locator('.quick button');
+    await quick.first().waitFor();
+    const labels = await quick.allTextContents();
+    assert(labels.length === 3 && labels[0] === 'return an item from this order', 'quick replies: ' + labels.join(' | '));
+    /* the widget keeps only the conversation's token in the page: the replies come back from the server */
+    assert(!(await p.evaluate(() => JSON.stringify(Object.assign({}, localStorage)))).includes(labels[0]), 'not in localStorage');
+    await p.reload();
+    await p.locator('.msg.bot', { hasText: 'KF12345678' }).waitFor();
+    await quick.first().waitFor();
+    const again = await quick.allTextContents();
+    assert(again.join('|') === labels.join('|'), 'same quick replies after reload: ' + again.join(' | '));
+    const before = await p.locator('.msg.bot').count();
+    await quick.first().click();
+    await p.locator('.msg.bot').nth(before).waitFor();
+    const answer = await p.locator('.msg.bot').nth(before).locator('.text').textContent();
+    assert(answer.includes('return an item from order KF12345678'), 'the tapped reply answers for the order: ' + answer);
+    assert(await quick.count() === 0, 'quick replies gone once used');
+    /* once answered, a reload offers no stale quick replies */
+    await p.reload();
+    await p.locator('.msg.bot', { hasText: 'return an item from order KF12345678' }).waitFor();
+    assert(await quick.count() === 0, 'no quick replies after the answer and a reload');
+  });
+
   await test('handoff: console claims with the packet, replies live, resolves, and the rating is stored', async (open) => {
     const customer = await page(await open(), '/demo?lang=en&name=Li%20Lei&customer=u-handoff');
     await openWidget(customer);

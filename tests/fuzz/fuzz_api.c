@@ -9,7 +9,8 @@
  *
  * turned into a struct api_request for api_handle() on the real engine
  * (dialog_open() over a temporary data directory, the bundled rules and
- * the test corpus), opened once per process. So that inputs reach the
+ * the bundled corpus, so that replies link real articles), opened once per
+ * process. So that inputs reach the
  * handlers behind authentication, the harness makes two conversations and
  * an agent at start, and replaces $C1/$T1 and $C2/$T2 (their ids and
  * tokens), $A (the agent's token) and $K (the admin token) anywhere in the
@@ -111,7 +112,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     dialog_config_default(&dc);
     dc.data_dir = data_dir;
     dc.rules_dir = KEFU_SRC_DIR "/rules";
-    dc.corpus_dir = KEFU_SRC_DIR "/tests/corpus";
+    dc.corpus_dir = KEFU_SRC_DIR "/corpus";
     dc.agents = "alice:" AGENT_TOKEN;
     struct rules_diag d;
     rules_diag_init(&d);

@@ -76,10 +76,18 @@ static void search(const char *s, size_t n, int valid, const char *locale)
         return;
     check_match(kb_last_query(kb));
     MUST(res.n <= KB_MAX_HITS);
+    /* a lookup between the search and its snippets (a reply's {kb:ID})
+     * leaves the result whole: hits own their text */
+    struct kb_result kept = res;
+    struct kb_hit other;
+    if (res.n)
+        MUST(kb_get(kb, res.hit[res.n - 1].id, "en", &other) == 0);
     MUST(kb_snippets(kb, &res, res.n) == 0);
     MUST(res.confidence >= 0 && res.confidence <= 1);
     for (size_t k = 0; k < res.n; k++) {
-        MUST(res.hit[k].id && res.hit[k].title && res.hit[k].snippet);
+        MUST(*res.hit[k].id && strcmp(res.hit[k].id, kept.hit[k].id) == 0);
+        MUST(strcmp(res.hit[k].title, kept.hit[k].title) == 0);
+        MUST(text_utf8_valid(res.hit[k].title, strlen(res.hit[k].title)));
         MUST(text_utf8_valid(res.hit[k].snippet, strlen(res.hit[k].snippet)));
         MUST(res.hit[k].score >= 0);
         MUST(k == 0 || res.hit[k].score <= res.hit[k - 1].score + 1e-9);
