@@ -422,10 +422,13 @@ int classify_predict(const struct classify *m, const char *text, size_t len, str
         z[k] = 1 / (1 + exp(-(z[k] * m->scale[k] / 32767.0 + m->bias[k])));
         total += z[k];
     }
-    double div = total > 1 ? total : 1;
+    /* each class's own sigmoid, shared out over the classes when they sum
+     * past CLASSIFY_NORM_FLOOR: one clear class among several weak ones keeps
+     * its lead, a message no class claims stays low (docs/routing.md) */
+    double div = total > CLASSIFY_NORM_FLOOR ? total : CLASSIFY_NORM_FLOOR;
     for (size_t k = 0; k < m->n_class; k++)
         keep_best(out, m->cls_intent[k], z[k] / div);
-    out->none = 1 - total / div;
+    out->none = 1 - (total < 1 ? total : 1);
     out->known = v.known;
     if (z != stack)
         free(z);

@@ -42,7 +42,10 @@ uint64_t classify_fnv(uint64_t h, const void *s, size_t n);
 #include "classify.h"
 
 #define CLASSIFY_MAGIC   "KEFUCLF\n"
-#define CLASSIFY_VERSION 1
+#define CLASSIFY_VERSION 2
+
+/* The least divisor of the classes' sigmoids (classify_predict()). */
+#define CLASSIFY_NORM_FLOOR 0.5
 
 /* The file's first bytes; the body and a checksum (FNV-1a 64 of all
  * before it) follow. Native byte order: a model is a cache, not an export. */

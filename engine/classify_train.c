@@ -4,7 +4,7 @@
  * dropped, the rest get an idf. Rows are built by classify_vector(), the
  * function prediction uses, so training and prediction cannot disagree on
  * a feature. liblinear's L2-regularised logistic regression (one-vs-rest)
- * gives the weights; we keep them as int16 per feature and class. */
+ * (its dual solver) gives the weights; we keep them as int16 per feature and class. */
 #include "classify_int.h"
 
 #include "kefu.h"
@@ -177,9 +177,14 @@ int classify_train(const struct rules *rs, const struct classify_opts *o, struct
     if (rc == 0)
         rc = build_rows(rs, m, n_rows, &r);
     if (rc == 0) {
-        struct parameter p = {.solver_type = L2R_LR, .eps = 0.01, .C = o->c};
+        /* the dual solver: several times faster than the primal one on these
+         * sparse rows, at the same accuracy (docs/routing.md) */
+        struct parameter p = {.solver_type = L2R_LR_DUAL, .eps = 0.5, .C = o->c};
         set_print_string_function(quiet);
         const char *bad = check_parameter(&r.prob, &p);
+        /* the dual solver visits rows in rand() order: a fixed seed makes the
+         * same examples give the same model (kefu itself never calls rand()) */
+        srand(1);
         struct model *lm = bad ? NULL : train(&r.prob, &p);
         if (lm && lm->nr_class == (int)m->n_class)
             keep_weights(m, lm);

@@ -29,7 +29,11 @@
 #define MAX_LINE      (64 * 1024)
 #define DEFAULT_DB    "data/kb.db"
 
-#define N_TH 7 /* threshold options */
+#define N_TH 10 /* threshold options */
+/* The options of kefu ask, route and eval that turn stages off or set thresholds. */
+#define STAGE_FLAGS                                                                                          \
+    " --no-examples --no-kb --no-classifier --example-min --example-lead --kb-min --kb-lead --classify-min " \
+    "--classify-agree --veto-max --veto-known --veto-none --vote-veto-max "
 
 struct opts {
     const char *rules;
@@ -77,8 +81,9 @@ struct flag {
     int takes_value;
 };
 
-static const char *const threshold_flags[N_TH] = {"--example-min", "--example-lead", "--kb-min", "--kb-lead",
-                                                  "--classify-min", "--veto-max", "--veto-known"};
+static const char *const threshold_flags[N_TH] = {
+    "--example-min", "--example-lead", "--kb-min",         "--kb-lead",   "--classify-min",
+    "--veto-max",    "--veto-known",   "--classify-agree", "--veto-none", "--vote-veto-max"};
 
 /* The index of a threshold option in threshold_flags, or -1. */
 static int threshold_index(const char *a)
@@ -529,8 +534,9 @@ static const char *cand_why(const struct decide_ctx *dc, const struct decision *
         if (d->clarify[j].stage == c->stage && d->clarify[j].name == c->name)
             return "offered in the clarifying question";
     if (c->stage == DECIDE_RULE && d->vetoed && best)
-        snprintf(buf, cap, "vetoed: the classifier gives it under %.2f in a message it knows %.0f%% of",
-                 dc->policy.veto_max, 100 * d->cls.known);
+        snprintf(buf, cap,
+                 "vetoed: the classifier gives it under %.2f (it knows %.0f%% of the message, none %.2f)",
+                 dc->policy.veto_max, 100 * d->cls.known, d->cls.none);
     else if (d->stage && decide_stage_rank(d->stage) < decide_stage_rank(c->stage))
         snprintf(buf, cap, "not needed: the %s stage answered%s", stage_name(d->stage), below);
     else if (*below)
@@ -1137,10 +1143,7 @@ static const struct command {
      "reach its own intent. Exits 1 on errors (and on warnings with --strict).\n"
      "--strict also JIT-compiles every regex once, to warn about those PCRE2's JIT\n"
      "refuses (the server JIT-compiles a regex only once it has run a few times)."},
-    {"ask",
-     " --rules --json --explain --locale --channel --tier --attr --db --no-examples --no-kb --no-classifier "
-     "--example-min --example-lead --kb-min --kb-lead --classify-min --veto-max --veto-known ",
-     1, cmd_ask,
+    {"ask", " --rules --json --explain --locale --channel --tier --attr --db" STAGE_FLAGS, 1, cmd_ask,
      "usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--attr K=V]...\n"
      "                [--rules DIR] [--db PATH] TEXT\n\n"
      "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
@@ -1150,13 +1153,11 @@ static const struct command {
      "misses=2, previous_intent=order.track, customer.plan=gold). Articles are searched in\n"
      "--db PATH (default data/kb.db; skipped with a note when missing). --no-examples,\n"
      "--no-classifier and --no-kb turn stages off; --example-min, --example-lead,\n"
-     "--classify-min, --veto-max, --veto-known, --kb-min and --kb-lead set their\n"
-     "thresholds (docs/routing.md). The classifier is trained from the example lines on\n"
-     "each run, or cached in $KEFU_MODEL_DIR when set."},
-    {"route",
-     " --rules --json --locale --channel --tier --attr --db --no-examples --no-kb --no-classifier "
-     "--example-min --example-lead --kb-min --kb-lead --classify-min --veto-max --veto-known ",
-     1, cmd_route,
+     "--classify-min, --classify-agree, --veto-max, --veto-known, --veto-none,\n"
+     "--vote-veto-max, --kb-min and --kb-lead set their thresholds (docs/routing.md).\n"
+     "The classifier is trained from the example lines on each run, or cached in\n"
+     "$KEFU_MODEL_DIR when set."},
+    {"route", " --rules --json --locale --channel --tier --attr --db" STAGE_FLAGS, 1, cmd_route,
      "usage: kefu route [--json] [--locale L] [--attr K=V]... [--rules DIR] [--db PATH] < messages.txt\n\n"
      "Reads one message per line on stdin and writes one decision per line:\n"
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers; the article id\n"
@@ -1170,10 +1171,7 @@ static const struct command {
      "it. Labels become intent names (AddToPlaylist -> add_to_playlist, alarm/set_alarm ->\n"
      "alarm.set_alarm); the label 'oos' (out of scope) is skipped; a text under two labels\n"
      "is dropped. Malformed lines are reported as file:line. Writes to stdout without -o."},
-    {"eval",
-     " --rules --json --sweep --wrong --faq --db --no-examples --no-kb --no-classifier --example-min "
-     "--example-lead --kb-min --kb-lead --classify-min --veto-max --veto-known ",
-     2, cmd_eval,
+    {"eval", " --rules --json --sweep --wrong --faq --db" STAGE_FLAGS, 2, cmd_eval,
      "usage: kefu eval [--rules DIR|FILE.rules] [--json] [--sweep] [--wrong] FILE.tsv\n"
      "       kefu eval --faq FAQ.tsv [--json] [--sweep] QUERIES.tsv\n\n"
      "Routes every labelled line (text<TAB>label; label 'oos' = out of scope) through the\n"
@@ -1253,9 +1251,10 @@ static int session_open(struct session *s, const struct command *c)
         return cli_fail("out of memory");
     s->dc = (struct decide_ctx){.rs = s->rs, .sc = s->sc};
     decide_policy_default(&s->dc.policy);
-    double *th[N_TH] = {&s->dc.policy.example_min,  &s->dc.policy.example_lead, &s->dc.policy.kb_min,
-                        &s->dc.policy.kb_lead,      &s->dc.policy.classify_min, &s->dc.policy.veto_max,
-                        &s->dc.policy.veto_known};
+    double *th[N_TH] = {&s->dc.policy.example_min,  &s->dc.policy.example_lead,   &s->dc.policy.kb_min,
+                        &s->dc.policy.kb_lead,      &s->dc.policy.classify_min,   &s->dc.policy.veto_max,
+                        &s->dc.policy.veto_known,   &s->dc.policy.classify_agree, &s->dc.policy.veto_none,
+                        &s->dc.policy.vote_veto_max};
     for (int k = 0; k < N_TH; k++)
         if (o->th[k] >= 0)
             *th[k] = o->th[k];

@@ -53,8 +53,11 @@ void decide_policy_default(struct decide_policy *p)
     p->all_stages = 0;
     p->use_classifier = 1;
     p->classify_min = 0.50;
-    p->veto_max = 0.10;
+    p->veto_max = 0.15;
     p->veto_known = 0.35;
+    p->classify_agree = 0.20;
+    p->veto_none = 0.50;
+    p->vote_veto_max = 0.10;
 }
 
 /* Records a candidate for the explanation; full lists keep the first ones. */
@@ -96,21 +99,28 @@ static double class_p(const struct decision *d, unsigned i)
     return 0;
 }
 
-/* 1 if the classifier says "none of these" to an answer for intent i: it
- * knows i, gives it less than veto_max, and knows less than veto_known of
- * the message. Intents without examples (no class) are never vetoed. */
+/* 1 if the classifier says "none of these" to a rule's answer for intent
+ * i: it knows i and gives it less than veto_max, in a message it knows
+ * less than veto_known of (a keyword inside noise), or while its "none"
+ * reaches veto_none and its best guess is another intent (a keyword inside
+ * another domain's question). Intents without examples are never vetoed. */
 static int vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i)
 {
-    return classified(c) && classify_has(c->clf, i) && class_p(d, i) < c->policy.veto_max &&
-           d->cls.known < c->policy.veto_known;
+    if (!classified(c) || !classify_has(c->clf, i) || class_p(d, i) >= c->policy.veto_max)
+        return 0;
+    return d->cls.known < c->policy.veto_known ||
+           (d->cls.none >= c->policy.veto_none && (!d->cls.n || d->cls.cand[0].intent != i));
 }
 
 /* 1 if the classifier disowns an example vote for intent i: it gives i
- * less than veto_max, whatever share of the message it knows (the vote
- * rests on one nearest line, the classifier on all of them). */
+ * less than vote_veto_max, whatever share of the message it knows (the
+ * vote rests on one nearest line, the classifier on all of them). */
 static int vote_vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i)
 {
-    return classified(c) && classify_has(c->clf, i) && class_p(d, i) < c->policy.veto_max;
+    if (!classified(c) || !classify_has(c->clf, i))
+        return 0;
+    double p = class_p(d, i);
+    return p < c->policy.vote_veto_max;
 }
 
 /* 1 if the classifier knows too little of the message for an article to
@@ -142,12 +152,6 @@ static double classify_threshold(const struct decide_ctx *c, unsigned i)
     return set && own > c->policy.classify_min ? own : c->policy.classify_min;
 }
 
-/* 1 if the classifier's best intent reaches its threshold. */
-static int classifier_answers(const struct decide_ctx *c, const struct decision *d)
-{
-    return classified(c) && d->cls.n && d->cls.cand[0].p >= classify_threshold(c, d->cls.cand[0].intent);
-}
-
 /* The confidence an example vote needs for intent i: the global
  * example_min, or the intent's own threshold when it sets a higher one. */
 static double example_threshold(const struct decide_ctx *c, unsigned i)
@@ -167,6 +171,24 @@ static double vote_lead(const struct kb_votes *v)
 double decide_example_lead(const struct decision *d)
 {
     return vote_lead(&d->votes);
+}
+
+/* 1 if the classifier's best intent reaches its threshold, or, when the
+ * example vote's best is the same intent (two stages that agree), the
+ * agreement threshold scaled as the intent's own threshold scales. */
+static int classifier_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    if (!classified(c) || !d->cls.n)
+        return 0;
+    const struct classify_cand *top = &d->cls.cand[0];
+    double need = classify_threshold(c, top->intent);
+    if (top->p >= need)
+        return 1;
+    const struct kb_votes *v = &d->votes;
+    double agree =
+        c->policy.classify_min > 0 ? need * c->policy.classify_agree / c->policy.classify_min : need;
+    return c->policy.use_examples && v->n && v->v[0].intent == top->intent &&
+           v->v[0].confidence >= example_threshold(c, top->intent) && top->p >= agree;
 }
 
 /* 1 if the best example vote reaches its threshold and leads the next by
@@ -336,6 +358,28 @@ void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct 
                 (d->stage != DECIDE_RULE && d->stage != DECIDE_CLASSIFIER && c->policy.use_examples && v->n &&
                  v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
                  vote_lead(v) >= c->policy.example_lead && vote_vetoed(c, d, v->v[0].intent));
+}
+
+long decide_guess(const struct decision *d)
+{
+    long best = -1;
+    double best_s = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = pass ? d->votes.n : d->cls.n;
+        for (size_t k = 0; k < n; k++) {
+            uint32_t i = pass ? d->votes.v[k].intent : d->cls.cand[k].intent;
+            double s = 0;
+            for (size_t j = 0; j < d->cls.n; j++)
+                s += d->cls.cand[j].intent == i ? d->cls.cand[j].p : 0;
+            for (size_t j = 0; j < d->votes.n; j++)
+                s += d->votes.v[j].intent == i ? 0.5 * d->votes.v[j].confidence : 0;
+            if (s > best_s) {
+                best_s = s;
+                best = (long)i;
+            }
+        }
+    }
+    return best;
 }
 
 int decide_message(struct decide_ctx *c, const char *text, size_t len, const struct attrs *attrs,

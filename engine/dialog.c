@@ -390,8 +390,8 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag)
     pthread_mutex_unlock(&d->rules_lock);
     kb_examples_free(old_ex);
     classify_unref(old_clf); /* workers still using it hold their own reference */
-    rules_unref(old); /* requests still using it hold their own reference */
-    kefu_heap_trim(); /* what the old set held, unless a request frees it later */
+    rules_unref(old);        /* requests still using it hold their own reference */
+    kefu_heap_trim();        /* what the old set held, unless a request frees it later */
     return 0;
 }
 

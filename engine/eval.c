@@ -385,8 +385,8 @@ static const char *cand_key(const struct decide_cand *x, int faq, char *buf, siz
     return buf;
 }
 
-/* The key of the answer d gives, or of its best candidate when it gives
- * none (in a FAQ run: the first article found); NULL when there is none.
+/* The key of the answer d gives, or of its stages' guess (decide_guess())
+ * or best candidate when it gives none (in a FAQ run: the first article found); NULL when there is none.
  * May point into buf. */
 static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq, char *buf,
                             size_t cap)
@@ -399,6 +399,9 @@ static const char *top_name(const struct decide_ctx *c, const struct decision *d
     }
     if (faq)
         return d->kb.n ? d->kb.hit[0].id : NULL;
+    long guess = decide_guess(d);
+    if (guess >= 0)
+        return rules_intent(c->rs, (size_t)guess)->name;
     const struct decide_cand *best = NULL;
     for (size_t k = 0; k < d->n_cand; k++)
         if (d->cand[k].intent >= 0 && (!best || d->cand[k].confidence > best->confidence))

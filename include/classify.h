@@ -58,13 +58,13 @@ void classify_unref(struct classify *m);
 
 struct classify_cand {
     uint32_t intent; /* rules_intent() index */
-    double p;        /* calibrated probability, 0..1 */
+    double p;        /* probability, 0..1: the class's sigmoid / max(sum of all, 0.5) */
 };
 /* The classifier's view of one message: best first. */
 struct classify_result {
     struct classify_cand cand[CLASSIFY_MAX_CANDS];
     size_t n;
-    double none;  /* probability that no intent fits: 1 - the total over every class */
+    double none;  /* the share no class claims: 1 - the sum of the classes' sigmoids (0 when it passes 1) */
     double known; /* share of the message's features (tf-idf mass) the examples have: 0..1 */
 };
 /* Classifies text[0..len) (raw UTF-8). Thread-safe on a shared model.

@@ -43,7 +43,10 @@ struct decide_policy {
     int use_classifier;       /* the classifier stage on (1) or off (0) */
     double classify_min;      /* classifier probability needed to answer (or the intent's own threshold) */
     double veto_max;          /* a rule or vote whose intent the classifier gives less than this ... */
-    double veto_known;        /* ... in a message it knows less than this share of: not answered */
+    double veto_known;        /* ... in a message it knows less than this share of ... */
+    double veto_none;         /* ... or when it gives "none of these" at least this: not answered */
+    double vote_veto_max; /* an example vote whose intent the classifier gives less than this: not answered */
+    double classify_agree; /* classifier probability enough when the example vote names the same intent */
 };
 void decide_policy_default(struct decide_policy *p);
 
@@ -81,9 +84,15 @@ struct decision {
     struct kb_result kb;        /* the article search (n = 0 if not run) */
     struct kb_votes votes;      /* the example vote (n = 0 if not run) */
     struct classify_result cls; /* the classifier (n = 0 if not run) */
-    int stage;                  /* the stage that chose the answer (DECIDE_RULE, _CLASSIFIER, _EXAMPLE, _KB), 0 if none */
-    int vetoed;                 /* 1 if the classifier stopped a rule or vote that would have answered */
+    int stage;  /* the stage that chose the answer (DECIDE_RULE, _CLASSIFIER, _EXAMPLE, _KB), 0 if none */
+    int vetoed; /* 1 if the classifier stopped a rule or vote that would have answered */
 };
+
+/* The intent d's stages point to together when none answered: the best
+ * classifier probability plus half the example vote's confidence (the
+ * classifier alone, or the vote alone, when only one ran); -1 when neither
+ * has a candidate. Handoffs and kefu eval's top-1 use it. */
+long decide_guess(const struct decision *d);
 
 /* Per-thread working set: the router scratch and, when given, the kb and
  * examples connections and the classifier trained from rs (each may be

@@ -63,14 +63,17 @@ static const char *top(const struct rules *rs, const struct classify *m, const c
     struct classify_result r;
     assert_int_equal(classify_predict(m, text, strlen(text), &r), 0);
     assert_true(r.n > 0);
-    double total = r.none;
+    double total = 0;
     for (size_t k = 0; k < r.n; k++) {
         assert_true(r.cand[k].p >= 0 && r.cand[k].p <= 1);
         assert_true(k == 0 || r.cand[k].p <= r.cand[k - 1].p);
         total += r.cand[k].p;
     }
-    assert_true(total <= 1.0 + 1e-9); /* three classes: all listed, with none they make 1 */
-    assert_true(total >= 1.0 - 1e-9);
+    /* three classes, all listed: their sigmoids sum to 1 - none, shared out
+     * over a divisor of at least 0.5 */
+    assert_true(r.none >= 0 && r.none <= 1);
+    double want = (1 - r.none) / 0.5 < 1 ? (1 - r.none) / 0.5 : 1;
+    assert_true(fabs(total - want) < 1e-9);
     *p = r.cand[0].p;
     return rules_intent(rs, r.cand[0].intent)->name;
 }
