@@ -281,11 +281,36 @@ struct collect {
     uint32_t *b;
     size_t n, cap;
     int bits, oom;
+    unsigned terms;     /* distinct words with a letter, and CJK characters */
+    uint64_t words[16]; /* the distinct words' hashes so far (the first 16) */
+    size_t n_words;
 };
+
+/* 1 if s[0..n) holds an ASCII letter or a non-ASCII byte (a letter of another script). */
+static int has_letter(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (unsigned char)s[i] >= 0x80)
+            return 1;
+    return 0;
+}
 
 static void collect_bucket(void *ctx, const char *name, size_t len)
 {
     struct collect *c = ctx;
+    /* terms: distinct words with a letter ("w:" features) and CJK characters ("z:" 1-grams) */
+    if (len > 2 && name[1] == ':' && name[0] == 'z' && len <= 6)
+        c->terms++;
+    else if (len > 2 && name[0] == 'w' && name[1] == ':' && has_letter(name + 2, len - 2)) {
+        uint64_t h = classify_fnv(CLASSIFY_FNV_INIT, name, len);
+        size_t k = 0;
+        while (k < c->n_words && c->words[k] != h)
+            k++;
+        if (k == c->n_words && k < sizeof c->words / sizeof c->words[0]) {
+            c->words[c->n_words++] = h;
+            c->terms++;
+        }
+    }
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 256;
         uint32_t *b = kefu_realloc(c->b, cap * sizeof *b);
@@ -329,6 +354,7 @@ int classify_vector(const struct classify *m, const char *text, size_t len, stru
         rc = KEFU_ENOMEM;
     v->n = 0;
     v->any = 0;
+    v->terms = c.terms;
     v->f = NULL;
     v->x = NULL;
     if (rc == 0 && c.n &&
@@ -430,6 +456,7 @@ int classify_predict(const struct classify *m, const char *text, size_t len, str
         keep_best(out, m->cls_intent[k], z[k] / div);
     out->none = 1 - (total < 1 ? total : 1);
     out->known = v.known;
+    out->terms = v.terms;
     if (z != stack)
         free(z);
     classify_vec_release(&v);

@@ -88,7 +88,8 @@ struct classify_vec {
     double *x;
     size_t n;
     int any;      /* 1 if the message had any feature, known or not */
-    double known; /* share of the squared norm on known features, 0..1 */
+    double known;   /* share of the squared norm on known features, 0..1 */
+    unsigned terms; /* distinct words with a letter, and CJK characters, of the message */
 };
 /* Fills v (new arrays; release with classify_vec_release()). */
 int classify_vector(const struct classify *m, const char *text, size_t len, struct classify_vec *v);

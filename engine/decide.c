@@ -114,20 +114,38 @@ static int vetoed(const struct decide_ctx *c, const struct decision *d, unsigned
 
 /* 1 if the classifier disowns an example vote for intent i: it gives i
  * less than vote_veto_max, whatever share of the message it knows (the
- * vote rests on one nearest line, the classifier on all of them). */
+ * vote rests on one nearest line, the classifier on all of them), or, for
+ * a message of one word or character (one word shared with one example
+ * line is no evidence), less than classify_agree. */
 static int vote_vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i)
 {
     if (!classified(c) || !classify_has(c->clf, i))
         return 0;
     double p = class_p(d, i);
-    return p < c->policy.vote_veto_max;
+    return p < c->policy.vote_veto_max || (d->cls.terms < 2 && p < c->policy.classify_agree);
 }
 
-/* 1 if the classifier knows too little of the message for an article to
- * answer it: noise (a number, a word like "test") finds some article. */
+/* 1 if text[0..len) is one link or address and nothing else: no question. */
+static int bare_link(const char *text, size_t len)
+{
+    while (len && (*text == ' ' || *text == '\t'))
+        text++, len--;
+    while (len && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\n'))
+        len--;
+    if (!len || memchr(text, ' ', len))
+        return 0;
+    const char *colon = memchr(text, ':', len);
+    return (colon && colon + 1 < text + len && (colon[1] == '/' || strncmp(text, "mailto:", 7) == 0)) ||
+           (len > 4 && strncmp(text, "www.", 4) == 0);
+}
+
+/* 1 if an article must not answer: a bare link, or a message of one term
+ * (a number, a word like "test") the classifier knows less than veto_known
+ * of; such noise finds some article. Articles hold words the examples
+ * lack, so a longer question is never vetoed for being unknown. */
 static int kb_vetoed(const struct decide_ctx *c, const struct decision *d)
 {
-    return classified(c) && d->cls.known < c->policy.veto_known;
+    return d->bare_link || (classified(c) && d->cls.terms < 2 && d->cls.known < c->policy.veto_known);
 }
 
 /* 1 if the router's top candidate reaches its intent's threshold. */
@@ -386,6 +404,7 @@ int decide_message(struct decide_ctx *c, const char *text, size_t len, const str
                    struct decision *out)
 {
     memset(out, 0, sizeof *out);
+    out->bare_link = bare_link(text, len);
     int rc = router_match(c->rs, c->sc, text, len, attrs, NULL, &out->route);
     int all = c->policy.all_stages;
     if (rc == 0 && classified(c))

@@ -64,8 +64,9 @@ struct classify_cand {
 struct classify_result {
     struct classify_cand cand[CLASSIFY_MAX_CANDS];
     size_t n;
-    double none;  /* the share no class claims: 1 - the sum of the classes' sigmoids (0 when it passes 1) */
-    double known; /* share of the message's features (tf-idf mass) the examples have: 0..1 */
+    double none;    /* the share no class claims: 1 - the sum of the classes' sigmoids (0 when it passes 1) */
+    double known;   /* share of the message's features (tf-idf mass) the examples have: 0..1 */
+    unsigned terms; /* distinct words with a letter, and CJK characters, of the message */
 };
 /* Classifies text[0..len) (raw UTF-8). Thread-safe on a shared model.
  * Returns 0, KEFU_EUTF8 or KEFU_ENOMEM. */

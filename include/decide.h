@@ -84,8 +84,9 @@ struct decision {
     struct kb_result kb;        /* the article search (n = 0 if not run) */
     struct kb_votes votes;      /* the example vote (n = 0 if not run) */
     struct classify_result cls; /* the classifier (n = 0 if not run) */
-    int stage;  /* the stage that chose the answer (DECIDE_RULE, _CLASSIFIER, _EXAMPLE, _KB), 0 if none */
-    int vetoed; /* 1 if the classifier stopped a rule or vote that would have answered */
+    int stage;     /* the stage that chose the answer (DECIDE_RULE, _CLASSIFIER, _EXAMPLE, _KB), 0 if none */
+    int vetoed;    /* 1 if the classifier stopped a rule or vote that would have answered */
+    int bare_link; /* 1 if the message is one link or address and nothing else */
 };
 
 /* The intent d's stages point to together when none answered: the best

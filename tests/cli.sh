@@ -287,11 +287,13 @@ jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 
 [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "cannot read '/nonexistent.tsv'" "$tmp/err" &&
     ok eval-missing || no eval-missing "$(cat "$tmp/err")"
 
-# 26. ask: an example-only intent answers from its examples; --explain shows every stage
+# 26. ask: an example-only intent answers from its examples (the classifier trained on them);
+# --explain shows every stage
 # (a kb path that does not exist, whatever a data/ in the checkout holds)
 out=$("$KEFU" ask --json --explain --rules "$tmp/learned.rules" --db "$tmp/no-kb.db" "I think I lost my card" 2>"$tmp/err")
-echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 3
-    and .explain.stages[1].candidates[0].why == "taken" and .explain.stages[2].note == "no knowledge base"' \
+echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 4
+    and .explain.stages[1].stage == "classifier" and .explain.stages[1].candidates[0].why == "taken"
+    and .explain.stages[3].note == "no knowledge base"' \
     >/dev/null 2>&1 && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q 'no knowledge base at' "$tmp/err" &&
     ok ask-examples || no ask-examples "$out $(cat "$tmp/err")"
 out=$("$KEFU" ask --explain --rules "$tmp/learned.rules" --db "$tmp/no-kb.db" "I think I lost my card" 2>/dev/null)
