@@ -177,6 +177,11 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 # HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff) against
 # bench/ceiling.c, pinned and unpinned, and the latency at half rate (bench/rate_client.c);
 # bench-durability: group commit against one commit per message. Both write bench/out/P.{json,md}.
+# the plain liblinear model scripts/quality.sh measures kefu against (docs/quality.md)
+$(BUILD)/bench/peer_linear: bench/peer_linear.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< -llinear -lm
+
 $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client: $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)

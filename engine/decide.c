@@ -103,11 +103,14 @@ static double class_p(const struct decision *d, unsigned i)
  * i: it knows i and gives it less than veto_max, in a message it knows
  * less than veto_known of (a keyword inside noise), or while its "none"
  * reaches veto_none and its best guess is another intent (a keyword inside
- * another domain's question). Intents without examples are never vetoed. */
-static int vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i)
+ * another domain's question). Intents without examples, and a rule that
+ * hands off (a person, not an automatic answer), are never vetoed. */
+static int vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i, const struct attrs *attrs)
 {
     if (!classified(c) || !classify_has(c->clf, i) || class_p(d, i) >= c->policy.veto_max)
         return 0;
+    if (rules_handoff_for(rules_intent(c->rs, i), attrs))
+        return 0; /* a handoff is no automatic answer: never stopped */
     return d->cls.known < c->policy.veto_known ||
            (d->cls.none >= c->policy.veto_none && (!d->cls.n || d->cls.cand[0].intent != i));
 }
@@ -156,9 +159,9 @@ static int rule_fires(const struct decide_ctx *c, const struct decision *d)
 }
 
 /* 1 if the rule that fires is not vetoed. */
-static int rule_answers(const struct decide_ctx *c, const struct decision *d)
+static int rule_answers(const struct decide_ctx *c, const struct decision *d, const struct attrs *attrs)
 {
-    return rule_fires(c, d) && !vetoed(c, d, d->route.cand[0].intent);
+    return rule_fires(c, d) && !vetoed(c, d, d->route.cand[0].intent, attrs);
 }
 
 /* The probability the classifier needs for intent i: classify_min, or the
@@ -356,7 +359,7 @@ void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct 
     collect_classifier(c, d);
     collect_examples(c, d);
     collect_kb(c, d);
-    if (rule_answers(c, d)) {
+    if (rule_answers(c, d, attrs)) {
         const struct router_cand *top = &d->route.cand[0];
         choose_intent(c->rs, d, DECIDE_RULE, (long)top->intent, top->confidence, attrs);
     } else if (classifier_answers(c, d)) {
@@ -372,7 +375,7 @@ void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct 
         clarify_or_fall_back(c, d);
     }
     const struct kb_votes *v = &d->votes;
-    d->vetoed = (rule_fires(c, d) && !rule_answers(c, d)) ||
+    d->vetoed = (rule_fires(c, d) && !rule_answers(c, d, attrs)) ||
                 (d->stage != DECIDE_RULE && d->stage != DECIDE_CLASSIFIER && c->policy.use_examples && v->n &&
                  v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
                  vote_lead(v) >= c->policy.example_lead && vote_vetoed(c, d, v->v[0].intent));
@@ -409,7 +412,7 @@ int decide_message(struct decide_ctx *c, const char *text, size_t len, const str
     int all = c->policy.all_stages;
     if (rc == 0 && classified(c))
         rc = classify_predict(c->clf, text, len, &out->cls);
-    int answered = rc == 0 && (rule_answers(c, out) || classifier_answers(c, out));
+    int answered = rc == 0 && (rule_answers(c, out, attrs) || classifier_answers(c, out));
     if (rc == 0 && c->ex && c->policy.use_examples && (all || !answered))
         rc = kb_examples_match(c->ex, text, len, attrs, &out->votes);
     if (rc == 0 && c->kb && c->policy.use_kb && (all || (!answered && !example_answers(c, out)))) {

@@ -398,11 +398,13 @@ static const char *top_name(const struct decide_ctx *c, const struct decision *d
         struct decide_cand x = {.intent = d->intent, .name = rules_intent(c->rs, (size_t)d->intent)->name};
         return cand_key(&x, faq, buf, cap);
     }
+    long guess = decide_guess(d);
+    if (guess >= 0) {
+        struct decide_cand x = {.intent = guess, .name = rules_intent(c->rs, (size_t)guess)->name};
+        return cand_key(&x, faq, buf, cap);
+    }
     if (faq)
         return d->kb.n ? d->kb.hit[0].id : NULL;
-    long guess = decide_guess(d);
-    if (guess >= 0)
-        return rules_intent(c->rs, (size_t)guess)->name;
     const struct decide_cand *best = NULL;
     for (size_t k = 0; k < d->n_cand; k++)
         if (d->cand[k].intent >= 0 && (!best || d->cand[k].confidence > best->confidence))
