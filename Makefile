@@ -36,7 +36,7 @@ TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \
-        bench-http bench-kb soak bench-durability bench bench-deps bench-memory
+        bench-http bench-kb bench-classify soak bench-durability bench bench-deps bench-memory
 all: kefu
 
 deps:
@@ -195,8 +195,8 @@ bench-durability: $(BUILD)/kefu
 # ---- benchmarks: make bench runs every part, then bench/report.sh ------------
 # Each part bench-P writes bench/out/P.json and P.md, draws docs/perf-P*.png and
 # regenerates docs/performance.md and bench/results.json (bench/report.sh).
-BENCH_PARTS = router kb http durability memory
-BENCH_BIN   = router_bench kb_bench gen_corpus
+BENCH_PARTS = router kb http durability memory classify
+BENCH_BIN   = router_bench kb_bench gen_corpus classify_bench
 
 bench-deps:
 	@scripts/bench-deps.sh
@@ -213,6 +213,11 @@ bench-router: bench-deps $(BUILD)/bench/router_bench
 # Knowledge base: generated corpora of 1k, 10k, 100k articles, English and Chinese.
 bench-kb: bench-deps $(BUILD)/bench/kb_bench $(BUILD)/bench/gen_corpus
 	BUILD=$(BUILD) bench/kb.sh
+	bench/report.sh
+
+# the trained classifier at 15 / 50 / 150 intents (bench/classify.sh)
+bench-classify: $(BUILD)/bench/classify_bench
+	BUILD=$(BUILD) bench/classify.sh
 	bench/report.sh
 
 # Memory and reload: RSS with 10k intents and 100k articles, reload time and failures under load.

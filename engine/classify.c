@@ -32,8 +32,19 @@ void classify_opts_default(struct classify_opts *o)
 {
     o->hash_bits = 18;
     o->c = 32;
-    o->min_df = 1;
+    o->min_df = 0;
+    o->eps = 0;
     o->cache_dir = NULL;
+}
+
+int classify_min_df(const struct classify_opts *o, size_t rows)
+{
+    return o->min_df > 0 ? o->min_df : rows >= CLASSIFY_LARGE ? 2 : 1;
+}
+
+double classify_eps(const struct classify_opts *o, size_t rows)
+{
+    return o->eps > 0 ? o->eps : rows >= CLASSIFY_LARGE ? 1.0 : 0.5;
 }
 
 /* ---- keys and layout ---- */
@@ -41,8 +52,8 @@ void classify_opts_default(struct classify_opts *o)
 uint64_t classify_key(const struct rules *rs, const struct classify_opts *o)
 {
     char set[96];
-    int n = snprintf(set, sizeof set, "kefu classify %d bits=%d c=%.6g min_df=%d", CLASSIFY_VERSION,
-                     o->hash_bits, o->c, o->min_df);
+    int n = snprintf(set, sizeof set, "kefu classify %d bits=%d c=%.6g min_df=%d eps=%.6g", CLASSIFY_VERSION,
+                     o->hash_bits, o->c, o->min_df, o->eps);
     uint64_t h = classify_fnv(CLASSIFY_FNV_INIT, set, (size_t)n + 1);
     for (size_t i = 0; i < rules_count(rs); i++) {
         const struct rules_intent *it = rules_intent(rs, i);

@@ -44,6 +44,14 @@ uint64_t classify_fnv(uint64_t h, const void *s, size_t n);
 #define CLASSIFY_MAGIC   "KEFUCLF\n"
 #define CLASSIFY_VERSION 2
 
+/* Example sets of this many lines or more are "large": features seen in
+ * one example only are dropped and training stops earlier (the model's
+ * size and training time; docs/routing.md). */
+#define CLASSIFY_LARGE 2000
+/* The min_df and eps o gives a set of rows examples. */
+int classify_min_df(const struct classify_opts *o, size_t rows);
+double classify_eps(const struct classify_opts *o, size_t rows);
+
 /* The least divisor of the classes' sigmoids (classify_predict()). */
 #define CLASSIFY_NORM_FLOOR 0.5
 
@@ -87,7 +95,7 @@ struct classify_vec {
     uint32_t *f; /* ascending feature indexes; owned */
     double *x;
     size_t n;
-    int any;      /* 1 if the message had any feature, known or not */
+    int any;        /* 1 if the message had any feature, known or not */
     double known;   /* share of the squared norm on known features, 0..1 */
     unsigned terms; /* distinct words with a letter, and CJK characters, of the message */
 };

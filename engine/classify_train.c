@@ -1,6 +1,7 @@
 /* classify_train.c — trains the classifier with liblinear.
  * Every example line of an intent is one row; features (classify_feat.c)
- * hash into 2^bits buckets, those in fewer than min_df examples are
+ * hash into 2^bits buckets, those in fewer than min_df examples (two in
+ * a large set) are
  * dropped, the rest get an idf. Rows are built by classify_vector(), the
  * function prediction uses, so training and prediction cannot disagree on
  * a feature. liblinear's L2-regularised logistic regression (one-vs-rest)
@@ -65,7 +66,7 @@ static int feature_table(const struct rules *rs, const struct classify_opts *o, 
                          const struct df_count *c, struct classify **out)
 {
     size_t nb = (size_t)1 << o->hash_bits, n_feat = 0;
-    uint32_t min = o->min_df > 1 ? (uint32_t)o->min_df : 1;
+    uint32_t min = (uint32_t)classify_min_df(o, rows);
     for (size_t b = 0; b < nb; b++)
         n_feat += c->df[b] >= min;
     int rc =
@@ -179,7 +180,7 @@ int classify_train(const struct rules *rs, const struct classify_opts *o, struct
     if (rc == 0) {
         /* the dual solver: several times faster than the primal one on these
          * sparse rows, at the same accuracy (docs/routing.md) */
-        struct parameter p = {.solver_type = L2R_LR_DUAL, .eps = 0.5, .C = o->c};
+        struct parameter p = {.solver_type = L2R_LR_DUAL, .eps = classify_eps(o, n_rows), .C = o->c};
         set_print_string_function(quiet);
         const char *bad = check_parameter(&r.prob, &p);
         /* the dual solver visits rows in rand() order: a fixed seed makes the

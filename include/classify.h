@@ -18,7 +18,8 @@ struct classify; /* opaque, immutable once built */
 struct classify_opts {
     int hash_bits;         /* features hash into 2^hash_bits buckets (12..24) */
     double c;              /* liblinear's C (inverse regularisation) */
-    int min_df;            /* a feature kept must occur in this many examples (1: all) */
+    int min_df;            /* a feature kept must occur in this many examples (0: 1, or 2 for large sets) */
+    double eps;            /* liblinear's stopping tolerance (0: 0.5, or 1 for large sets) */
     const char *cache_dir; /* where models are cached; NULL: never cached */
 };
 /* Fills o with the documented defaults (docs/routing.md), cache_dir NULL. */

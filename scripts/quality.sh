@@ -61,6 +61,12 @@ echo "evaluating" >&2
 "$KEFU" eval --json --sweep --faq "$DATA/stackfaq/faq.tsv" --rules "$OUT/stackfaq_ex.rules" \
     "$OUT/stackfaq_ex.queries.tsv" >"$OUT/stackfaq_ex.json"
 
+# Each stage alone on the intent sets: the classifier without the vote, the vote without the classifier.
+for s in banking77 xsid_zh; do
+    "$KEFU" eval --json --no-examples --rules "$OUT/$s.rules" "$OUT/$s.test.tsv" >"$OUT/$s.clf_only.json"
+    "$KEFU" eval --json --no-classifier --rules "$OUT/$s.rules" "$OUT/$s.test.tsv" >"$OUT/$s.vote_only.json"
+done
+
 # The peer: a plain liblinear logistic regression over tf-idf of the raw text (bench/peer_linear.c),
 # trained on the same splits, tested on the same mixed files, its C by cross-validation and its
 # threshold picked on the test file itself (its best case).
@@ -95,6 +101,16 @@ best() { jq '[(.sweep // [])[], (.sweep_classifier // [])[] | select(.precision 
             "$(jq .automation "$OUT/$set.json")" "$(jq '.calibration.ece // 0' "$OUT/$set.json")"
     done | awk -F'\t' '{ printf "%-12s %4s", $1, $2; for (i = 3; i <= 7; i++) printf " %11.1f%%", 100 * $i;
         printf " %7.3f\n", $8 }'
+} | tee -a "$OUT/summary.txt"
+
+{
+    printf '\n%-12s %-12s %9s %10s %9s %11s\n' set stages accuracy automation precision oos_handoff
+    for s in banking77 xsid_zh; do
+        for v in "$s:all" "$s.clf_only:classifier" "$s.vote_only:examples"; do
+            jq -r --arg s "$s" --arg v "${v#*:}" '[$s, $v, .accuracy, .automation, .precision, .oos_handoff] | @tsv' \
+                "$OUT/${v%:*}.json"
+        done
+    done | awk -F'\t' '{ printf "%-12s %-12s", $1, $2; for (i = 3; i <= 6; i++) printf " %8.1f%%", 100 * $i; print "" }'
 } | tee -a "$OUT/summary.txt"
 
 # Reliability of the classifier: per bin of its best probability, the share of in-scope lines right.

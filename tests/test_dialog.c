@@ -5,6 +5,7 @@
  * messages, claims and resolves; misses and VIP handoffs; tokens; skills,
  * capacity and transfers; positions and waiting times; business hours;
  * slots asked and filled; restarts; reloads; concurrent customers. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -816,6 +817,60 @@ static void test_reload(void **state)
     json_decref(r);
 }
 
+/* The model files in dir/models. */
+static int models(const char *dir)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/models", dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* 6.3b the classifier is trained once per example set: a restart and a
+ * reload of the same examples load it from data/models, new example lines
+ * train a new one that answers at once */
+static void test_reload_classifier(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], cmd[320];
+    snprintf(rules, sizeof rules, "%s/rules", f->dir);
+    snprintf(cmd, sizeof cmd, "cp -r rules '%s'", rules);
+    assert_int_equal(system(cmd), 0);
+    dialog_close(f->d);
+    f->cfg.rules_dir = rules;
+    open_dialog(f);
+    assert_int_equal(models(f->dir), 1);
+    dialog_close(f->d); /* a restart: loaded, not trained again */
+    open_dialog(f);
+    assert_int_equal(models(f->dir), 1);
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(f->d, &diag), 0);
+    rules_diag_release(&diag);
+    assert_int_equal(models(f->dir), 1);
+    snprintf(cmd, sizeof cmd,
+             "printf 'intent test.zorblax\\n  example how do i polish my zorblax\\n"
+             "  example zorblax polishing tips\\n  example my zorblax lost its shine\\n"
+             "  example best cloth for a zorblax\\n  reply Polish it gently.\\n' > '%s/zz.rules'",
+             rules);
+    assert_int_equal(system(cmd), 0);
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(f->d, &diag), 0);
+    rules_diag_release(&diag);
+    assert_int_equal(models(f->dir), 2);
+    char id[40], token[40];
+    new_conv(f->d, "zb", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "any advice on polishing a zorblax", NULL);
+    expect_str(r, "reply.intent", "test.zorblax");
+    expect_str(r, "reply.text", "Polish it gently.");
+    json_decref(r);
+}
+
 /* 6.4 with a corpus: replies link their articles with titles, the packet suggests articles */
 static void test_articles(void **state)
 {
@@ -1207,6 +1262,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_classifier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clarify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
