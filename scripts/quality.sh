@@ -163,7 +163,7 @@ set output "$CAL"
 set title "Classifier reliability: in-scope lines right, by its best probability"
 set xlabel "probability of the classifier's best intent (bin mean)"
 set ylabel "share of lines whose best intent is right"
-set xrange [0:1]; set yrange [0:1]; set grid; set key top left
+set xrange [0:1]; set yrange [0:1]; set grid; set key bottom right
 plot x with lines dt 2 lc rgb "gray" title "perfect calibration", \\
      "$OUT/banking77.cal.tsv" using 1:2 with linespoints lw 2 pt 7 lc 1 title "Banking77 (en)", \\
      "$OUT/xsid_zh.cal.tsv" using 1:2 with linespoints lw 2 pt 7 lc 2 title "xSID (zh)", \\
