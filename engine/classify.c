@@ -376,7 +376,8 @@ int classify_vector(const struct classify *m, const char *text, size_t len, stru
         classify_vec_release(v);
         return rc;
     }
-    qsort(c.b, c.n, sizeof *c.b, cmp_u32);
+    if (c.n)
+        qsort(c.b, c.n, sizeof *c.b, cmp_u32); /* c.b is NULL for a message of no feature */
     double norm = 0, unseen = log(m->rows + 1.0) + 1; /* the idf of a feature no example has */
     v->any = 0;
     for (size_t i = 0; i < c.n;) {
