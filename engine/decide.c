@@ -213,12 +213,18 @@ static int classifier_answers(const struct decide_ctx *c, const struct decision 
 }
 
 /* 1 if the best example vote reaches its threshold and leads the next by
- * example_lead. */
-static int example_answers(const struct decide_ctx *c, const struct decision *d)
+ * example_lead (whatever the classifier says of it). */
+static int vote_qualifies(const struct decide_ctx *c, const struct decision *d)
 {
     const struct kb_votes *v = &d->votes;
     return c->policy.use_examples && v->n && v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
-           vote_lead(v) >= c->policy.example_lead && !vote_vetoed(c, d, v->v[0].intent);
+           vote_lead(v) >= c->policy.example_lead;
+}
+
+/* 1 if the best example vote qualifies and the classifier does not disown it. */
+static int example_answers(const struct decide_ctx *c, const struct decision *d)
+{
+    return vote_qualifies(c, d) && !vote_vetoed(c, d, d->votes.v[0].intent);
 }
 
 /* The share by which the best article's score leads the next one's. */
@@ -374,11 +380,9 @@ void decide_apply(const struct decide_ctx *c, const struct attrs *attrs, struct 
     } else {
         clarify_or_fall_back(c, d);
     }
-    const struct kb_votes *v = &d->votes;
     d->vetoed = (rule_fires(c, d) && !rule_answers(c, d, attrs)) ||
-                (d->stage != DECIDE_RULE && d->stage != DECIDE_CLASSIFIER && c->policy.use_examples && v->n &&
-                 v->v[0].confidence >= example_threshold(c, v->v[0].intent) &&
-                 vote_lead(v) >= c->policy.example_lead && vote_vetoed(c, d, v->v[0].intent));
+                (d->stage != DECIDE_RULE && d->stage != DECIDE_CLASSIFIER && vote_qualifies(c, d) &&
+                 vote_vetoed(c, d, d->votes.v[0].intent));
 }
 
 long decide_guess(const struct decision *d)
