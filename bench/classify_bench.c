@@ -13,6 +13,7 @@
  * message). With BUNDLED_RULES_DIR, also the time to load that rule set
  * alone, with its classifier loaded from the cache, and with it trained.
  * Prints one JSON object. */
+#include "bench_time.h"
 #include "classify.h"
 #include "kefu.h"
 #include "rules.h"
@@ -28,33 +29,6 @@
 #define VOCAB    4000
 #define MESSAGES 2000
 #define ROUNDS   5
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* CPU time of this thread, s (the machine may be shared). */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, dbl_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* xorshift: the same set on every run */
 static unsigned long long rng = 88172645463325252ULL;
