@@ -23,7 +23,8 @@ static const char *const usage_report =
     "Summarizes the conversations in DIR/kefu.db (default data/): the automation rate\n"
     "(messages the bot answered from a rule, an example or an article, out of those it\n"
     "handled), handoffs by reason, per intent how often it answered, how often it handed\n"
-    "off and the ratings of the conversations it answered in, and the N (default 20) most\n"
+    "off and the ratings of the conversations it answered in, agents' first response\n"
+    "(handoff to the first message) per queue and channel, and the N (default 20) most\n"
     "frequent messages nothing answered, grouped by normalized text.";
 
 /* Collects rows as {key: [count, avg]} in a JSON object. */
@@ -131,6 +132,30 @@ static json_t *intents(struct store *st)
     return out;
 }
 
+/* Agents' first responses per queue and channel: {count, avg, max, groups:[...]}. */
+static int add_response(void *ctx, const struct store_response_group *g)
+{
+    json_t *fr = ctx;
+    long long n = json_integer_value(json_object_get(fr, "count"));
+    double sum = json_real_value(json_object_get(fr, "avg")) * (double)n + g->avg * (double)g->n;
+    json_array_append_new(json_object_get(fr, "groups"),
+                          json_pack("{s:s, s:s, s:I, s:f, s:I}", "queue", g->queue, "channel", g->channel,
+                                    "count", (json_int_t)g->n, "avg", g->avg, "max", (json_int_t)g->max));
+    json_object_set_new(fr, "count", json_integer(n + g->n));
+    json_object_set_new(fr, "avg", json_real(n + g->n ? sum / (double)(n + g->n) : 0.0));
+    if (g->max > json_integer_value(json_object_get(fr, "max")))
+        json_object_set_new(fr, "max", json_integer(g->max));
+    return 0;
+}
+
+static json_t *first_responses(struct store *st)
+{
+    json_t *fr = json_pack("{s:I, s:f, s:I, s:[]}", "count", (json_int_t)0, "avg", 0.0, "max", (json_int_t)0,
+                           "groups");
+    store_first_responses(st, 0, add_response, fr);
+    return fr;
+}
+
 static json_t *build(struct store *st, int top)
 {
     json_t *src = rows(st, STORE_R_SOURCES), *tot = rows(st, STORE_R_TOTALS);
@@ -153,6 +178,7 @@ static json_t *build(struct store *st, int top)
                           "handoff_reasons", reasons, "feedback", (json_int_t)count_of(tot, "feedback"),
                           "rating", json_real_value(json_array_get(json_object_get(tot, "feedback"), 1)),
                           "ratings", ratings, "intents", intents(st), "unanswered", gaps(st, top));
+    json_object_set_new(o, "first_response_s", first_responses(st));
     json_decref(src);
     json_decref(tot);
     json_decref(why);
@@ -181,6 +207,17 @@ static void print_report(json_t *r)
     print_counts("handoffs by reason", json_object_get(r, "handoff_reasons"));
     printf("feedback: %lld ratings, average %.2f\n", json_integer_value(json_object_get(r, "feedback")),
            json_real_value(json_object_get(r, "rating")));
+    json_t *fr = json_object_get(r, "first_response_s");
+    printf("agents' first response (handoff to the first message): %lld, average %.0f s, longest %lld s\n",
+           json_integer_value(json_object_get(fr, "count")), json_real_value(json_object_get(fr, "avg")),
+           json_integer_value(json_object_get(fr, "max")));
+    size_t n;
+    json_t *g1;
+    json_array_foreach(json_object_get(fr, "groups"), n, g1) printf(
+        "  queue %-16s channel %-12s %6lld  average %5.0f s  longest %5lld s\n",
+        json_string_value(json_object_get(g1, "queue")), json_string_value(json_object_get(g1, "channel")),
+        json_integer_value(json_object_get(g1, "count")), json_real_value(json_object_get(g1, "avg")),
+        json_integer_value(json_object_get(g1, "max")));
     printf("\n%-32s %8s %6s %8s %8s %7s\n", "intent", "answered", "conf", "handoffs", "contain", "rating");
     const char *k;
     json_t *v;

@@ -529,6 +529,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_init(&d->conv_lock[i], NULL);
     pthread_mutex_init(&d->busy_lock, NULL);
+    pthread_mutex_init(&d->m.fr_lock, NULL);
     pthread_cond_init(&d->busy_cond, NULL);
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
@@ -567,6 +568,7 @@ void dialog_close(struct dialog *d)
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_destroy(&d->conv_lock[i]);
     pthread_mutex_destroy(&d->busy_lock);
+    pthread_mutex_destroy(&d->m.fr_lock);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
     free(d->data_dir);

@@ -197,6 +197,52 @@ static void observe_wait(struct dialog *d, long long waited)
     atomic_fetch_add(&d->m.wait_n, 1);
 }
 
+/* Counts one agent's first response in the histogram of its queue and channel. */
+static void observe_first_response(struct dialog *d, const char *queue, const char *channel, long long s)
+{
+    int k = 0;
+    while (k < WAIT_BUCKETS && s > dialog_wait_le[k])
+        k++;
+    struct dialog_metrics *m = &d->m;
+    pthread_mutex_lock(&m->fr_lock);
+    int i = 0;
+    while (i < m->n_fr && (strcmp(m->fr[i].queue, queue) != 0 || strcmp(m->fr[i].channel, channel) != 0))
+        i++;
+    if (i == m->n_fr && m->n_fr < FR_LABELS) {
+        snprintf(m->fr[i].queue, sizeof m->fr[i].queue, "%s", queue);
+        snprintf(m->fr[i].channel, sizeof m->fr[i].channel, "%s", channel);
+        m->n_fr++;
+    } else if (i == m->n_fr)
+        i = FR_LABELS - 1;
+    m->fr[i].b[k]++;
+    m->fr[i].sum += (long)s;
+    m->fr[i].n++;
+    pthread_mutex_unlock(&m->fr_lock);
+}
+
+/* When this agent message is the first since c's handoff (not counting
+ * the claim's note), marks it in c's memory — *mem is the new memory
+ * (free() it), c->memory then points to it — and returns the seconds since
+ * the handoff; otherwise -1. The mark is the handoff time it answered, so
+ * a later handoff of the same conversation counts again. */
+static long long first_response(struct store_conv *c, long long now, char **mem)
+{
+    *mem = NULL;
+    json_t *j = json_loads(c->memory ? c->memory : "{}", 0, NULL);
+    if (!json_is_object(j) || c->queued_at <= 0 ||
+        json_integer_value(json_object_get(j, "responded")) == c->queued_at) {
+        json_decref(j);
+        return -1;
+    }
+    json_object_set_new(j, "responded", json_integer(c->queued_at));
+    *mem = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(j);
+    if (!*mem)
+        return -1;
+    c->memory = *mem;
+    return now > c->queued_at ? now - c->queued_at : 0;
+}
+
 /* ---- the queue list ---- */
 
 struct listing {
@@ -399,8 +445,9 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
     struct store_conv c;
     dialog_lock(d, conv);
     long seq = 0;
-    char *first = NULL;
+    char *first = NULL, rq[32] = "", rch[32] = "";
     int wrote = 0;
+    long long responded = -1;
     if ((rc = dialog_load(d, conv, &c)) == 0) {
         if (client_id && store_find_client_id(d->st, conv, client_id, &seq, &first) == 0) {
             free(first); /* a repeat: the first answer */
@@ -411,12 +458,21 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
             struct store_msg m = {seq, "agent", text, "agent", NULL, 0, client_id, NULL, now};
             struct store_batch b;
             store_batch_init(&b);
+            char *kept = c.memory, *mem;
+            responded = first_response(&c, now, &mem);
             store_put_conv(&b, &c, NULL);
             store_add_message(&b, conv, &m);
+            if (responded >= 0)
+                store_add_response(&b, conv, now, c.queue, c.channel, agent,
+                                   responded > 1 << 30 ? 1 << 30 : (int)responded);
             if ((rc = store_write(d->st, &b)) < 0)
                 rc = dialog_fail(rc, "cannot store the message");
             else
                 wrote = 1;
+            c.memory = kept;
+            free(mem);
+            if (wrote && responded >= 0)
+                snprintf(rq, sizeof rq, "%s", c.queue), snprintf(rch, sizeof rch, "%s", c.channel);
         }
         store_conv_release(&c);
     }
@@ -426,6 +482,8 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
         return rc;
     if (wrote) {
         atomic_fetch_add(&d->m.agent_msgs, 1);
+        if (responded >= 0)
+            observe_first_response(d, rq, rch, responded);
         dialog_notify(d, conv, seq);
     }
     *out = json_pack("{s:I}", "seq", (json_int_t)seq);
@@ -583,6 +641,31 @@ static void wait_histogram(struct dialog *d, struct text_buf *out)
         cum, atomic_load(&d->m.wait_sum), atomic_load(&d->m.wait_n));
 }
 
+static void first_response_histogram(struct dialog *d, struct text_buf *out)
+{
+    put(out, "# HELP kefu_agent_first_response_seconds Time from a handoff to the agent's first message.\n"
+             "# TYPE kefu_agent_first_response_seconds histogram\n");
+    struct dialog_metrics *m = &d->m;
+    pthread_mutex_lock(&m->fr_lock);
+    for (int i = 0; i < m->n_fr; i++) {
+        const struct dialog_fr *f = &m->fr[i];
+        long cum = 0;
+        for (int k = 0; k <= WAIT_BUCKETS; k++) {
+            cum += f->b[k];
+            char le[24];
+            snprintf(le, sizeof le, k < WAIT_BUCKETS ? "%lld" : "+Inf",
+                     k < WAIT_BUCKETS ? dialog_wait_le[k] : 0);
+            put(out, "kefu_agent_first_response_seconds_bucket{queue=\"%s\",channel=\"%s\",le=\"%s\"} %ld\n",
+                f->queue, f->channel, le, cum);
+        }
+        put(out,
+            "kefu_agent_first_response_seconds_sum{queue=\"%s\",channel=\"%s\"} %ld\n"
+            "kefu_agent_first_response_seconds_count{queue=\"%s\",channel=\"%s\"} %ld\n",
+            f->queue, f->channel, f->sum, f->queue, f->channel, f->n);
+    }
+    pthread_mutex_unlock(&m->fr_lock);
+}
+
 int dialog_metrics(struct dialog *d, struct text_buf *out)
 {
     static const char *const ratings[] = {"0", "1", "2", "3", "4", "5"};
@@ -602,6 +685,7 @@ int dialog_metrics(struct dialog *d, struct text_buf *out)
     put(out, "# HELP kefu_queue_length Conversations waiting, per queue.\n# TYPE kefu_queue_length gauge\n");
     queue_stats(d->q, queue_metric, out);
     wait_histogram(d, out);
+    first_response_histogram(d, out);
     put_counter(out, "kefu_feedback_total", "Satisfaction ratings by value.", "rating", ratings + 1,
                 m->rating + 1, 5);
     put(out,
@@ -665,6 +749,34 @@ static json_t *stats_hours(const struct store_day *s, long long since, long long
     return hours;
 }
 
+static int response_group(void *ctx, const struct store_response_group *g)
+{
+    json_t *fr = ctx, *groups = json_object_get(fr, "groups");
+    json_array_append_new(groups,
+                          json_pack("{s:s, s:s, s:I, s:f, s:I}", "queue", g->queue, "channel", g->channel,
+                                    "count", (json_int_t)g->n, "avg", g->avg, "max", (json_int_t)g->max));
+    long long n = json_integer_value(json_object_get(fr, "count"));
+    double avg = json_real_value(json_object_get(fr, "avg"));
+    long long max = json_integer_value(json_object_get(fr, "max"));
+    json_object_set_new(fr, "count", json_integer(n + g->n));
+    json_object_set_new(
+        fr, "avg",
+        json_real(n + g->n ? (avg * (double)n + g->avg * (double)g->n) / (double)(n + g->n) : 0.0));
+    json_object_set_new(fr, "max", json_integer(g->max > max ? g->max : max));
+    return 0;
+}
+
+json_t *dialog_first_responses(struct dialog *d, long long since)
+{
+    json_t *fr = json_pack("{s:I, s:f, s:I, s:[]}", "count", (json_int_t)0, "avg", 0.0, "max", (json_int_t)0,
+                           "groups");
+    if (fr && store_first_responses(d->st, since, response_group, fr) < 0) {
+        json_decref(fr);
+        return NULL;
+    }
+    return fr;
+}
+
 int dialog_stats(struct dialog *d, long long since, json_t **out)
 {
     long long now = dialog_now(d);
@@ -690,5 +802,12 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
         "claims", (json_int_t)s.waits, "avg", s.wait_avg, "max", (json_int_t)s.wait_max, "ratings", "count",
         (json_int_t)rated, "avg", rated ? (double)sum / (double)rated : 0.0, "values", values, "hours",
         stats_hours(&s, since, now));
+    json_t *fr = dialog_first_responses(d, since);
+    if (!fr) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(KEFU_EIO, "cannot read the first responses");
+    }
+    json_object_set_new(*out, "first_response_s", fr);
     return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
 }

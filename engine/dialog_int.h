@@ -37,12 +37,22 @@ extern const char *const dialog_why_names[N_WHY];
 #define WAIT_BUCKETS 8
 extern const long long dialog_wait_le[WAIT_BUCKETS]; /* histogram upper bounds, seconds */
 
+/* The agents' first-response histogram of one queue and channel. */
+#define FR_LABELS 64 /* pairs kept apart; later ones are counted under the last */
+struct dialog_fr {
+    char queue[32], channel[32];
+    long b[WAIT_BUCKETS + 1], sum, n;
+};
+
 struct dialog_metrics {
     atomic_long src[N_SRC];
     atomic_long why[N_WHY];
     atomic_long wait[WAIT_BUCKETS + 1], wait_sum, wait_n;
     atomic_long rating[6];
     atomic_long created, claims, transfers, releases, resolves, agent_msgs;
+    pthread_mutex_t fr_lock; /* the first-response histograms */
+    struct dialog_fr fr[FR_LABELS];
+    int n_fr;
 };
 
 struct dialog_agent {
@@ -66,7 +76,7 @@ struct dialog_worker {
 struct dialog {
     char *data_dir, *rules_dir, *corpus_dir, *hours;
     int miss_limit, tz_offset_min;
-    unsigned redact; /* enum redact_kind masked in message text, 0 = off */
+    unsigned redact;         /* enum redact_kind masked in message text, 0 = off */
     int open_min, close_min; /* business hours in minutes of the local day; open_min < 0: always */
     long long (*now)(void *ctx);
     void *now_ctx;
@@ -120,6 +130,9 @@ int dialog_req_text(json_t *req, const char *key, size_t max, int required, cons
 /* When redaction is on, replaces *text by its redacted copy, new in *owned
  * (free() it; NULL when nothing was copied). Returns 0 or KEFU_ENOMEM. */
 int dialog_redact(struct dialog *d, const char **text, char **owned);
+/* Agents' first responses from since on: {count, avg, max, groups:[{queue,
+ * channel, count, avg, max}]} (seconds), new; NULL when the store fails. */
+json_t *dialog_first_responses(struct dialog *d, long long since);
 /* The localized system text for key in locale; static. */
 const char *dialog_say(const char *locale, const char *key);
 

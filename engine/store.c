@@ -289,6 +289,21 @@ int store_add_event(struct store_batch *b, const char *conv, long long at, const
     return 0;
 }
 
+int store_add_response(struct store_batch *b, const char *conv, long long at, const char *queue,
+                       const char *channel, const char *agent, int seconds)
+{
+    struct store_op *op = add_op(b, OP_RESPONSE);
+    if (!op)
+        return KEFU_ERANGE;
+    op->conv = conv;
+    op->at = at;
+    op->a = queue;
+    op->b = channel;
+    op->c = agent;
+    op->n = seconds;
+    return 0;
+}
+
 int store_erase_customer(struct store_batch *b, const char *customer, struct store_erased *out)
 {
     struct store_op *op = add_op(b, OP_ERASE);
@@ -452,4 +467,9 @@ int store_day(struct store *st, long long since, struct store_day *out)
 {
     memset(out, 0, sizeof *out);
     return st->be->day(st->db, since, out);
+}
+
+int store_first_responses(struct store *st, long long since, store_response_fn fn, void *ctx)
+{
+    return st->be->first_responses(st->db, since, fn, ctx);
 }

@@ -47,6 +47,11 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE messages ADD COLUMN result TEXT;"
     "CREATE INDEX conversations_open ON conversations(state) WHERE state IN (1, 2);"
     "UPDATE conversations SET queued_at = updated_at WHERE state IN (1, 2) AND queued_at = 0;",
+    /* 3 → 4: agents' first responses (handoff → the agent's first message) */
+    "CREATE TABLE responses(conv TEXT NOT NULL, at INTEGER NOT NULL, queue TEXT NOT NULL,"
+    " channel TEXT NOT NULL, agent TEXT NOT NULL, seconds INTEGER NOT NULL);"
+    "CREATE INDEX responses_at ON responses(at);"
+    "CREATE INDEX responses_conv ON responses(conv);",
 };
 
 /* ---- statements ---- */
@@ -63,9 +68,11 @@ enum {
     W_MESSAGE,
     W_EVENT,
     W_FEEDBACK,
+    W_RESPONSE,
     W_ERASE_MSG,
     W_ERASE_EVENT,
     W_ERASE_FEEDBACK,
+    W_ERASE_RESPONSES,
     W_ERASE_CONV,
     W_ERASE_CUSTOMER,
     W_CHECKPOINT,
@@ -80,6 +87,7 @@ enum {
     R_DAY_EVENTS,
     R_DAY_WAITS,
     R_DAY_RATINGS,
+    R_RESPONSES,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -115,6 +123,10 @@ static const char *const sql[N_STMT] = {
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [W_EVENT] = "INSERT INTO events(conv, at, kind, agent, queue, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES (?1, ?2, ?3, ?4)",
+    [W_RESPONSE] =
+        "INSERT INTO responses(conv, at, queue, channel, agent, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_ERASE_RESPONSES] =
+        "DELETE FROM responses WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_FEEDBACK] =
@@ -142,6 +154,9 @@ static const char *const sql[N_STMT] = {
         " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
         " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= ?1)",
     [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= ?1 GROUP BY rating",
+    [R_RESPONSES] =
+        "SELECT queue, channel, count(*), avg(seconds), max(seconds) FROM responses WHERE at >= ?1"
+        " GROUP BY queue, channel ORDER BY queue, channel",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -342,10 +357,12 @@ static int step_write(sqlite3_stmt *s)
 /* Runs the erase statements for one customer and counts what each removed. */
 static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
 {
-    static const int steps[] = {W_ERASE_MSG, W_ERASE_EVENT, W_ERASE_FEEDBACK, W_ERASE_CONV, W_ERASE_CUSTOMER};
-    long long *count[] = {&e->messages, &e->events, &e->feedback, &e->conversations, &e->customers};
+    static const int steps[] = {W_ERASE_MSG,       W_ERASE_EVENT, W_ERASE_FEEDBACK,
+                                W_ERASE_RESPONSES, W_ERASE_CONV,  W_ERASE_CUSTOMER};
+    long long derived = 0; /* rows computed from the others (first responses) */
+    long long *count[] = {&e->messages, &e->events, &e->feedback, &derived, &e->conversations, &e->customers};
     memset(e, 0, sizeof *e);
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         sqlite3_stmt *s = stmt(w, steps[k]);
         if (!s)
             return KEFU_EIO;
@@ -438,6 +455,16 @@ static int apply_op(struct conn *w, const struct store_op *op)
         sqlite3_bind_int64(s, 2, op->at);
         sqlite3_bind_int(s, 3, op->n);
         bind_text(s, 4, op->a);
+        return step_write(s);
+    case OP_RESPONSE:
+        if (!(s = stmt(w, W_RESPONSE)))
+            return KEFU_EIO;
+        bind_text(s, 1, op->conv);
+        sqlite3_bind_int64(s, 2, op->at);
+        bind_text(s, 3, op->a);
+        bind_text(s, 4, op->b);
+        bind_text(s, 5, op->c);
+        sqlite3_bind_int(s, 6, op->n);
         return step_write(s);
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
     default: return KEFU_EINVAL;
@@ -957,6 +984,29 @@ static int sq_day(struct store_db *st, long long since, struct store_day *out)
     return rc;
 }
 
+static int sq_first_responses(struct store_db *st, long long since, store_response_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_RESPONSES);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, since);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_response_group g = {.n = sqlite3_column_int64(s, 2),
+                                             .avg = sqlite3_column_double(s, 3),
+                                             .max = sqlite3_column_int64(s, 4)};
+            snprintf(g.queue, sizeof g.queue, "%s", col_str(s, 0) ? col_str(s, 0) : "");
+            snprintf(g.channel, sizeof g.channel, "%s", col_str(s, 1) ? col_str(s, 1) : "");
+            if (fn(ctx, &g))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite = {
     .name = "sqlite",
     .migrations = migrations,
@@ -980,4 +1030,5 @@ const struct store_backend store_sqlite = {
     .open_convs = sq_open_convs,
     .report = sq_report,
     .day = sq_day,
+    .first_responses = sq_first_responses,
 };

@@ -12,7 +12,7 @@
 
 struct store; /* opaque */
 
-#define STORE_SCHEMA_VERSION 3 /* PRAGMA user_version of a current file */
+#define STORE_SCHEMA_VERSION 4 /* PRAGMA user_version of a current file */
 
 enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
 /* Returns "bot", "queued", "agent" or "resolved". */
@@ -123,6 +123,11 @@ int store_add_event(struct store_batch *b, const char *conv, long long at, const
 int store_add_feedback(struct store_batch *b, const char *conv, long long at, int rating,
                        const char *comment);
 
+/* Records an agent's first response in conv: seconds from the handoff to
+ * the agent's first message, in queue and channel (strings borrowed). */
+int store_add_response(struct store_batch *b, const char *conv, long long at, const char *queue,
+                       const char *channel, const char *agent, int seconds);
+
 /* What an erase removed. */
 struct store_erased {
     long long conversations, messages, events, feedback, customers;
@@ -204,6 +209,17 @@ struct store_day {
 };
 /* Fills *out with the figures from since on. Returns 0 or KEFU_EIO. */
 int store_day(struct store *st, long long since, struct store_day *out);
+
+/* Agents' first responses of one queue and channel: how many, average and longest seconds. */
+struct store_response_group {
+    char queue[32], channel[32];
+    long long n, max;
+    double avg;
+};
+typedef int (*store_response_fn)(void *ctx, const struct store_response_group *g);
+/* Calls fn per queue and channel (in that order) for the first responses
+ * from since on; g is borrowed for the call. Returns 0 or KEFU_EIO. */
+int store_first_responses(struct store *st, long long since, store_response_fn fn, void *ctx);
 
 /* Counters of the writer and of the row cache, for health and benchmarks. */
 struct store_stats {

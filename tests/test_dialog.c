@@ -327,6 +327,81 @@ static void test_stats(void **state)
     json_decref(out);
 }
 
+static json_t *agent_says(struct dialog *d, const char *agent, const char *id, const char *text)
+{
+    json_t *req = json_pack("{s:s}", "text", text), *out = NULL;
+    assert_int_equal(dialog_agent_message(d, agent, id, req, &out), 0);
+    json_decref(req);
+    return out;
+}
+
+/* 1.4 agents' first response: from the handoff to the agent's first message, not the claim; once per
+ * handoff, per queue and channel, in /v1/stats and the histogram */
+static void test_first_response(void **state)
+{
+    struct fixture *f = *state;
+    struct dialog *d = f->d;
+    char id[40], token[40], id2[40];
+    new_conv(d, "u-fr1", "regular", "web", id, token);
+    json_decref(say(d, id, "转人工", NULL));
+    fake_now += 20;
+    json_t *out;
+    assert_int_equal(dialog_claim(d, "amy", id, &out), 0); /* the claim is no response */
+    json_decref(out);
+    fake_now += 25;
+    json_decref(agent_says(d, "amy", id, "你好，我来帮您"));
+    fake_now += 100;
+    json_decref(agent_says(d, "amy", id, "还有别的问题吗")); /* not a first response */
+    assert_int_equal(dialog_resolve(d, "amy", id, &out), 0);
+    json_decref(out);
+    json_decref(say(d, id, "我要开发票", NULL)); /* back to the bot */
+    json_decref(say(d, id, "转人工", NULL));     /* a second handoff counts again */
+    assert_int_equal(dialog_claim(d, "amy", id, &out), 0);
+    json_decref(out);
+    fake_now += 5;
+    json_decref(agent_says(d, "amy", id, "又见面了"));
+
+    new_conv(d, "u-fr2", "regular", "app", id2, token);
+    json_decref(say(d, id2, "转人工", NULL));
+    assert_int_equal(dialog_claim(d, "amy", id2, &out), 0);
+    json_decref(out);
+    fake_now += 200;
+    json_decref(agent_says(d, "amy", id2, "在的"));
+
+    assert_int_equal(dialog_stats(d, -1, &out), 0);
+    assert_int_equal(num(out, "first_response_s", "count"), 3);
+    assert_int_equal(num(out, "first_response_s", "max"), 200);
+    assert_true(fabs(json_real_value(json_object_get(json_object_get(out, "first_response_s"), "avg")) -
+                     (45 + 5 + 200) / 3.0) < 1e-6);
+    json_t *groups = json_object_get(json_object_get(out, "first_response_s"), "groups");
+    assert_int_equal(json_array_size(groups), 2);
+    json_t *g0 = json_array_get(groups, 0), *g1 = json_array_get(groups, 1);
+    expect_str(g0, "channel", "app");
+    expect_str(g0, "queue", "general");
+    assert_int_equal(num(g0, "count", NULL), 1);
+    assert_int_equal(num(g0, "max", NULL), 200);
+    expect_str(g1, "channel", "web");
+    assert_int_equal(num(g1, "count", NULL), 2);
+    assert_true(fabs(json_real_value(json_object_get(g1, "avg")) - 25.0) < 1e-6);
+    json_decref(out);
+
+    struct text_buf m;
+    text_buf_init(&m);
+    assert_int_equal(dialog_metrics(d, &m), 0);
+    assert_non_null(strstr(m.s, "# TYPE kefu_agent_first_response_seconds histogram\n"));
+    assert_non_null(strstr(
+        m.s, "kefu_agent_first_response_seconds_bucket{queue=\"general\",channel=\"web\",le=\"10\"} 1\n"));
+    assert_non_null(strstr(
+        m.s, "kefu_agent_first_response_seconds_bucket{queue=\"general\",channel=\"web\",le=\"60\"} 2\n"));
+    assert_non_null(
+        strstr(m.s, "kefu_agent_first_response_seconds_sum{queue=\"general\",channel=\"web\"} 50\n"));
+    assert_non_null(strstr(
+        m.s, "kefu_agent_first_response_seconds_bucket{queue=\"general\",channel=\"app\",le=\"120\"} 0\n"));
+    assert_non_null(
+        strstr(m.s, "kefu_agent_first_response_seconds_count{queue=\"general\",channel=\"app\"} 1\n"));
+    text_buf_release(&m);
+}
+
 /* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
 static void test_human_phrasings(void **state)
 {
@@ -1190,6 +1265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_journey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_human_phrasings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_resolve_idempotent, setup, teardown),

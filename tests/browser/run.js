@@ -248,6 +248,11 @@ async function main() {
       const d = [...document.querySelectorAll('#figures div')].find((x) => x.querySelector('dt').textContent === 'Handoffs');
       return d && d.querySelector('dd').textContent === String(n);
     }, st.json.handoffs);
+    assert(st.json.first_response_s.count >= 1, 'the reply is a first response: ' + JSON.stringify(st.json.first_response_s));
+    await agent.waitForFunction(() => {
+      const d = [...document.querySelectorAll('#figures div')].find((x) => x.querySelector('dt').textContent === 'First response');
+      return d && / s$/.test(d.querySelector('dd').textContent);
+    });
     assert(await agent.locator('#chart-hours svg rect').count() > 0, 'the hourly chart has bars');
     /* the conversation survives a reload of the shop page */
     await customer.reload(); /* the panel stays open across the reload */

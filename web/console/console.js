@@ -397,13 +397,14 @@
   }
   function pct(x) { return (typeof x === 'number' ? Math.round(x * 100) : 0) + '%'; }
   function renderStats(st) {
-    var r = st.ratings || {}, w = st.wait_s || {};
+    var r = st.ratings || {}, w = st.wait_s || {}, fr = st.first_response_s || {};
     var figs = [
       ['Automation rate', pct(st.automation_rate)],
       ['Handoffs', st.handoffs || 0],
       ['Conversations', st.conversations || 0],
       ['Average wait', w.claims ? fmtWait(w.avg) : '—'],
       ['Longest wait', w.claims ? fmtWait(w.max) : '—'],
+      ['First response', fr.count ? fmtWait(Math.round(fr.avg)) : '—'],
       ['Rating', r.count ? (r.avg || 0).toFixed(1) + ' / 5 (' + r.count + ')' : '—']
     ];
     var dl = $('figures');
