@@ -24,11 +24,15 @@ ENGINE  += store_sqlite
 ENGINE  += kb_champ
 # kefu store backup: an online copy of the store (SQLite's backup API)
 ENGINE  += store_backup cli_backup
+# red lines and VIP service levels (rules/redlines.conf)
+ENGINE  += redline dialog_service
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
 # the lazy JIT of regexes
 TESTS   += jit
+# red lines (rules/redlines.conf)
+TESTS   += redline
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \

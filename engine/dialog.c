@@ -515,7 +515,9 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
     struct store_opts so = {.group_commit = cfg->group_commit};
     if ((rc = store_open(path, &so, &d->st)) < 0)
         return dialog_fail(rc, "cannot open the store '%s'", path);
-    return rebuild_queue(d);
+    if ((rc = rebuild_queue(d)) < 0)
+        return rc;
+    return dialog_service_open(d, cfg, diag);
 }
 
 int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct dialog **out)
@@ -530,6 +532,8 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
         pthread_mutex_init(&d->conv_lock[i], NULL);
     pthread_mutex_init(&d->busy_lock, NULL);
     pthread_mutex_init(&d->m.fr_lock, NULL);
+    pthread_mutex_init(&d->watch_lock, NULL);
+    pthread_cond_init(&d->watch_cond, NULL);
     pthread_cond_init(&d->busy_cond, NULL);
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
@@ -554,7 +558,8 @@ void dialog_close(struct dialog *d)
 {
     if (!d)
         return;
-    store_close(d->st); /* commits what is queued */
+    dialog_service_close(d); /* the watcher first: it reads the store and the queue */
+    store_close(d->st);      /* commits what is queued */
     queue_free(d->q);
     for (struct dialog_worker *w = d->workers, *next; w; w = next) {
         next = w->next;
@@ -569,6 +574,8 @@ void dialog_close(struct dialog *d)
         pthread_mutex_destroy(&d->conv_lock[i]);
     pthread_mutex_destroy(&d->busy_lock);
     pthread_mutex_destroy(&d->m.fr_lock);
+    pthread_mutex_destroy(&d->watch_lock);
+    pthread_cond_destroy(&d->watch_cond);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
     free(d->data_dir);
@@ -736,6 +743,7 @@ struct turn {
     char hours_text[96]; /* {service_hours} as rendered for this turn */
     int feedback;        /* a rating typed after resolve */
     const char *event;   /* "reopen" when a resolved conversation restarts */
+    double started;      /* monotonic seconds when the message arrived (bot response time) */
     /* the write, owned until its commit */
     json_t *req, *out; /* the request (a reference) and the answer */
     char conv[40];     /* the conversation asked for */
@@ -1428,11 +1436,36 @@ static int prepare_commit(struct turn *t)
     return 0;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The red lines' samples of a turn the bot handled (and of a rating typed after a resolve). */
+static void observe_turn(struct turn *t)
+{
+    const char *ch = t->c.channel, *tier = *t->cu.tier ? t->cu.tier : "regular";
+    const char *q = t->handoff ? t->c.queue : "";
+    if (t->feedback)
+        dialog_observe(t->d, RL_CSAT, ch, t->c.queue, tier, t->feedback, t->now);
+    if (t->src > SRC_HANDOFF)
+        return; /* queued, with an agent, a rating: not the bot's answer */
+    int answered = t->src == SRC_RULE || t->src == SRC_EXAMPLE || t->src == SRC_KB;
+    dialog_observe(t->d, RL_BOT_RESPONSE, ch, q, tier, mono_s() - t->started, t->now);
+    dialog_observe(t->d, RL_AUTOMATION, ch, q, tier, answered, t->now);
+    dialog_observe(t->d, RL_HANDOFF, ch, q, tier, t->handoff != 0, t->now);
+    dialog_observe(t->d, RL_UNANSWERED, ch, q, tier,
+                   t->src == SRC_FALLBACK || (t->src == SRC_HANDOFF && t->intent < 0), t->now);
+}
+
 /* After the commit: queue the handed-off conversation, count, notify. */
 static void after_turn(struct turn *t, json_t *out)
 {
     struct dialog *d = t->d;
     atomic_fetch_add(&d->m.src[t->src], 1);
+    observe_turn(t);
     if (t->feedback)
         atomic_fetch_add(&d->m.rating[t->feedback], 1);
     if (t->handoff) {
@@ -1671,6 +1704,7 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
     }
     struct turn *t = &call->t;
     t->d = d;
+    t->started = mono_s();
     t->req = json_incref(req); /* t->text and t->client_id point into it */
     call->done = done;
     call->done_ctx = ctx;
@@ -1832,9 +1866,12 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
         free(owned);
         return rc;
     }
-    store_conv_release(&c);
+    char tier[32];
+    dialog_tier(d, c.customer, tier, sizeof tier);
     int rating = (int)json_integer_value(r);
     long long now = dialog_now(d);
+    dialog_observe(d, RL_CSAT, c.channel, c.queue, tier, rating, now);
+    store_conv_release(&c);
     struct store_batch b;
     store_batch_init(&b);
     store_add_feedback(&b, conv, now, rating, comment);

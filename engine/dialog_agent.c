@@ -276,6 +276,10 @@ static void enrich(struct dialog *d, json_t *v)
         json_object_set_new(it, "reason", json_string(c.reason));
         json_object_set_new(it, "channel", json_string(c.channel));
         json_object_set_new(it, "first_message", first ? first : json_null());
+        json_t *mem = json_loads(c.memory ? c.memory : "{}", 0, NULL);
+        json_t *esc = json_object_get(mem, "escalated");
+        json_object_set_new(it, "escalated", json_boolean(esc && json_integer_value(esc) == c.queued_at));
+        json_decref(mem);
         store_conv_release(&c);
     }
 }
@@ -310,7 +314,8 @@ int dialog_queue_list(struct dialog *d, const char *agent, json_t **out)
         return dialog_fail(rc, "cannot list the queue");
     }
     enrich(d, l.v);
-    *out = json_pack("{s:o, s:o}", "queues", agent_queues(d, agent), "conversations", l.v);
+    *out = json_pack("{s:o, s:o, s:o}", "queues", agent_queues(d, agent), "conversations", l.v, "redlines",
+                     redline_breaches(d->rl));
     return *out ? 0 : KEFU_ENOMEM;
 }
 
@@ -373,6 +378,11 @@ static int claim_one(struct dialog *d, const char *agent, const char *id, int re
     if (rc == 0 && !again) {
         atomic_fetch_add(&d->m.claims, 1);
         observe_wait(d, waited);
+        if (waited >= 0) {
+            char tier[32];
+            dialog_tier(d, c.customer, tier, sizeof tier);
+            dialog_observe(d, RL_QUEUE_WAIT, c.channel, c.queue, tier, (double)waited, now);
+        }
         dialog_notify(d, id, c.last_seq);
         dialog_notify(d, NULL, 0);
     }
@@ -445,7 +455,7 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
     struct store_conv c;
     dialog_lock(d, conv);
     long seq = 0;
-    char *first = NULL, rq[32] = "", rch[32] = "";
+    char *first = NULL, rq[32] = "", rch[32] = "", rtier[32] = "";
     int wrote = 0;
     long long responded = -1;
     if ((rc = dialog_load(d, conv, &c)) == 0) {
@@ -471,8 +481,10 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
                 wrote = 1;
             c.memory = kept;
             free(mem);
-            if (wrote && responded >= 0)
+            if (wrote && responded >= 0) {
                 snprintf(rq, sizeof rq, "%s", c.queue), snprintf(rch, sizeof rch, "%s", c.channel);
+                dialog_tier(d, c.customer, rtier, sizeof rtier);
+            }
         }
         store_conv_release(&c);
     }
@@ -482,8 +494,10 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
         return rc;
     if (wrote) {
         atomic_fetch_add(&d->m.agent_msgs, 1);
-        if (responded >= 0)
+        if (responded >= 0) {
             observe_first_response(d, rq, rch, responded);
+            dialog_observe(d, RL_FIRST_RESPONSE, rch, rq, rtier, (double)responded, dialog_now(d));
+        }
         dialog_notify(d, conv, seq);
     }
     *out = json_pack("{s:I}", "seq", (json_int_t)seq);
@@ -696,6 +710,9 @@ int dialog_metrics(struct dialog *d, struct text_buf *out)
         "# TYPE kefu_agent_messages_total counter\nkefu_agent_messages_total %ld\n",
         atomic_load(&m->created), atomic_load(&m->claims), atomic_load(&m->transfers),
         atomic_load(&m->resolves), atomic_load(&m->agent_msgs));
+    put(out, "# TYPE kefu_escalations_total counter\nkefu_escalations_total %ld\n",
+        atomic_load(&m->escalations));
+    redline_metrics(d->rl, out);
     struct store_stats ss;
     store_stats(d->st, &ss);
     return put(out,

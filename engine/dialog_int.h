@@ -6,6 +6,7 @@
 #include "dialog.h"
 #include "kb.h"
 #include "queue.h"
+#include "redline.h"
 #include "router.h"
 #include "rules.h"
 #include "store.h"
@@ -49,7 +50,7 @@ struct dialog_metrics {
     atomic_long why[N_WHY];
     atomic_long wait[WAIT_BUCKETS + 1], wait_sum, wait_n;
     atomic_long rating[6];
-    atomic_long created, claims, transfers, releases, resolves, agent_msgs;
+    atomic_long created, claims, transfers, releases, resolves, agent_msgs, escalations;
     pthread_mutex_t fr_lock; /* the first-response histograms */
     struct dialog_fr fr[FR_LABELS];
     int n_fr;
@@ -100,6 +101,14 @@ struct dialog {
     dialog_notify_fn notify;
     void *notify_ctx;
     struct dialog_metrics m;
+    /* service levels (dialog_service.c) */
+    struct redline *rl; /* NULL without a red-line file */
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    pthread_t watch_thread;
+    int watch_ms, watch_stop, watch_started;
+    dialog_event_fn events; /* under watch_lock */
+    void *events_ctx;
 };
 
 /* Sets the calling thread's reason and returns code. */
@@ -133,6 +142,16 @@ int dialog_redact(struct dialog *d, const char **text, char **owned);
 /* Agents' first responses from since on: {count, avg, max, groups:[{queue,
  * channel, count, avg, max}]} (seconds), new; NULL when the store fails. */
 json_t *dialog_first_responses(struct dialog *d, long long since);
+/* Copies customer's tier ("regular" when unknown) into tier[cap]. */
+void dialog_tier(struct dialog *d, const char *customer, char *tier, size_t cap);
+/* Counts one sample of red-line metric (enum redline_metric) with its labels. */
+void dialog_observe(struct dialog *d, int metric, const char *channel, const char *queue, const char *tier,
+                    double value, long long at);
+/* Loads the red lines (cfg->redlines, or rules_dir/redlines.conf when it
+ * exists) and starts the watcher thread when cfg->watch_ms > 0. */
+int dialog_service_open(struct dialog *d, const struct dialog_config *cfg, struct rules_diag *diag);
+/* Stops the watcher and frees the red lines; safe when never opened. */
+void dialog_service_close(struct dialog *d);
 /* The localized system text for key in locale; static. */
 const char *dialog_say(const char *locale, const char *key);
 

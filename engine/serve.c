@@ -37,7 +37,8 @@ static const char *usage_text =
     "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
     "                  [--idle-timeout S] [--request-timeout S]\n"
     "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n"
-    "                  [--log-redact KINDS] [--redact-store KINDS]\n\n"
+    "                  [--log-redact KINDS] [--redact-store KINDS] [--redlines FILE|off]\n"
+    "                  [--watch-interval S]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
@@ -45,6 +46,8 @@ static const char *usage_text =
     "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook), KEFU_LOG_REDACT,\n"
     "KEFU_REDACT_STORE. KINDS is all, off or a list of phone,email,card,id: what is\n"
     "masked in log lines (default all) and in message text before it is stored (default off).\n"
+    "Red lines and VIP levels come from RULES/redlines.conf when it exists (--redlines) and are\n"
+    "evaluated every 5 s (--watch-interval); crossings go to the log and the webhook.\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
 static int bad(const char *fmt, const char *arg)
@@ -129,7 +132,13 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         o->dc.hours = v;
     else if (strcmp(f, "--webhook") == 0)
         o->wc.url = v;
-    else if (strcmp(f, "--cors-origin") == 0)
+    else if (strcmp(f, "--redlines") == 0)
+        o->dc.redlines = strcmp(v, "off") == 0 ? "" : v;
+    else if (strcmp(f, "--watch-interval") == 0) {
+        if (number(f, v, 0.05, 3600, &x))
+            return 2;
+        o->dc.watch_ms = (int)(x * 1000);
+    } else if (strcmp(f, "--cors-origin") == 0)
         return add_origin(o, v);
     else if (strcmp(f, "--log-redact") == 0 || strcmp(f, "--redact-store") == 0)
         return redact_flag(o, f, v, strcmp(f, "--log-redact") == 0);
@@ -183,6 +192,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 {
     memset(o, 0, sizeof *o);
     dialog_config_default(&o->dc);
+    o->dc.watch_ms = 5000;
     http_config_default(&o->hc);
     o->rate = 20;
     o->drain_s = 10;
@@ -255,6 +265,12 @@ static int wait_signals(int fd, struct dialog *d)
     }
 }
 
+/* A red-line crossing or an escalation, for the webhook (dialog_event_fn). */
+static void post_event(void *ctx, json_t *ev)
+{
+    webhook_post(ctx, ev);
+}
+
 static int run(struct serve_opts *o, int sfd)
 {
     struct rules_diag diag;
@@ -278,6 +294,8 @@ static int run(struct serve_opts *o, int sfd)
         return 2;
     }
     o->ac.webhook = wh;
+    if (wh)
+        dialog_set_events(d, post_event, wh);
     struct http *h = NULL;
     if ((rc = http_start(&o->hc, &o->ac, &h)) < 0) {
         fprintf(stderr, "kefu: cannot listen on '%s': %s\n", o->hc.listen,
@@ -298,6 +316,7 @@ static int run(struct serve_opts *o, int sfd)
     log_msg(LOG_LEVEL_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     int left = http_drain(h, o->drain_s * 1000);
     http_stop(h);
+    dialog_set_events(d, NULL, NULL); /* no event reaches the webhook once it is freed */
     webhook_free(wh);
     dialog_close(d);
     log_msg(LOG_LEVEL_INFO, "stopped (%d requests cut)", left);

@@ -28,16 +28,19 @@ struct dialog; /* opaque */
 #define DIALOG_MAX_TEXT 4096 /* bytes in one message, after UTF-8 validation */
 
 struct dialog_config {
-    const char *data_dir;        /* holds kefu.db (conversations) and kb.db (articles); created if missing */
-    const char *rules_dir;       /* rule files */
-    const char *corpus_dir;      /* articles, imported into kb.db at open (incremental) */
-    int miss_limit;              /* consecutive misses before a handoff (default 2; 0 = default) */
-    const char *hours;           /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
-    int tz_offset_min;           /* minutes east of UTC for hours (480 = Beijing) */
-    const char *agents;          /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
-    int group_commit;            /* 1: group commit (default); -1: one commit per write (benchmarks) */
-    unsigned redact;             /* kinds of personal data (enum redact_kind) masked in customer and agent
-                                    text before it is routed or stored; 0 = off (the default) */
+    const char *data_dir;   /* holds kefu.db (conversations) and kb.db (articles); created if missing */
+    const char *rules_dir;  /* rule files */
+    const char *corpus_dir; /* articles, imported into kb.db at open (incremental) */
+    int miss_limit;         /* consecutive misses before a handoff (default 2; 0 = default) */
+    const char *hours;      /* business hours "HH:MM-HH:MM" in tz_offset_min, NULL = always open */
+    int tz_offset_min;      /* minutes east of UTC for hours (480 = Beijing) */
+    const char *agents;     /* "name:token[,name:token...]"; skills and capacity: docs/operations.md */
+    int group_commit;       /* 1: group commit (default); -1: one commit per write (benchmarks) */
+    unsigned redact;        /* kinds of personal data (enum redact_kind) masked in customer and agent
+                               text before it is routed or stored; 0 = off (the default) */
+    const char *redlines;   /* red-line file (docs/operations.md#red-lines); NULL: rules_dir/redlines.conf
+                               when it exists; "": none */
+    int watch_ms;           /* evaluate red lines and VIP levels every watch_ms (0: never; serve: 5000) */
     long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
     void *now_ctx;
 };
@@ -66,6 +69,17 @@ const char *dialog_error(void);
  * back. Set it before serving. */
 typedef void (*dialog_notify_fn)(void *ctx, const char *conv, long seq);
 void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
+
+/* Called with each service event — {event: "redline.breached" |
+ * "redline.cleared" | "escalated", ...} (docs/operations.md#red-lines) —
+ * on the watcher thread, after it was logged; ev is borrowed; must not
+ * block or call back. Once dialog_set_events() returns, the previous fn
+ * is not running and will not run again. */
+typedef void (*dialog_event_fn)(void *ctx, json_t *ev);
+void dialog_set_events(struct dialog *d, dialog_event_fn fn, void *ctx);
+/* Evaluates the red lines and escalates waiting VIPs now, as the watcher
+ * does every watch_ms. Returns how many red lines are breached. */
+int dialog_watch_now(struct dialog *d);
 
 /* ---- customer side; every *out is a new JSON object (json_decref it) ---- */
 
@@ -118,7 +132,8 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
 /* Finds the agent whose token this is (constant time); *agent is borrowed. */
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent);
 /* → {queues:[...], conversations:[{id, queue, priority, position, waiting_s, customer,
- * reason, channel, first_message}]} for the queues the agent serves, in claim order. */
+ * reason, channel, first_message, escalated}], redlines:[the red lines crossed now, as
+ * redline_breaches()]} for the queues the agent serves, in claim order. */
 int dialog_queue_list(struct dialog *d, const char *agent, json_t **out);
 /* Claims conv (NULL: the next one the agent may take) → the context as below.
  * Claiming again a conversation the agent holds returns the context and changes

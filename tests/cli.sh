@@ -25,6 +25,23 @@ else
     no check-broken "status $status; $(cat "$tmp/diff")"
 fi
 
+# 2b. the red-line file beside the rules is checked too: the bundled one loads, a broken one
+# fails the check with file:line:col and a caret, alone or in its directory
+grep -q '^rules/redlines.conf: 3 red lines, 1 escalation$' "$tmp/out" 2>/dev/null ||
+    "$KEFU" check rules 2>/dev/null | grep -q '^rules/redlines.conf: 3 red lines, 1 escalation$' &&
+    ok check-redlines-bundled || no check-redlines-bundled "$("$KEFU" check rules 2>&1)"
+mkdir -p "$tmp/rl"
+cp rules/*.rules "$tmp/rl/"
+printf 'redline late\n  metric   agent_first_reply\n  window   1h\n  max      30s\n' >"$tmp/rl/redlines.conf"
+"$KEFU" check "$tmp/rl" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 1 ] && grep -q "^$tmp/rl/redlines.conf:2:12: unknown metric 'agent_first_reply'" "$tmp/err" &&
+    grep -q '^             \^$' "$tmp/err" && ok check-redlines-broken || no check-redlines-broken "status $status: $(cat "$tmp/err")"
+"$KEFU" check "$tmp/rl/redlines.conf" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 1 ] && grep -q "redlines.conf:2:12: unknown metric" "$tmp/err" && grep -q ': 1 error$' "$tmp/out" &&
+    ok check-redlines-file || no check-redlines-file "status $status: $(cat "$tmp/out" "$tmp/err")"
+
 # 3. ask: a request for a person is a handoff
 out=$("$KEFU" ask --json "我要转人工" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||

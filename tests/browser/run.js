@@ -261,6 +261,36 @@ async function main() {
     assert(await customer.locator('.rating').count() === 0, 'no second rating prompt after reload');
   });
 
+  await test('console: a red line crossed shows a banner, which goes once the line clears', async (open) => {
+    const srv = await startServer(['--redlines', path.join(__dirname, 'fixture', 'redlines.conf'), '--watch-interval', '0.2']);
+    let agent;
+    try {
+      agent = (await open()).pages()[0];
+      await agent.goto(srv.url + '/console');
+      await signIn(agent);
+      assert(await agent.locator('#redlines p').count() === 0, 'no banner before any breach');
+      const c = await api(srv.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-banner', name: 'Late' }, locale: 'en' });
+      const conv = c.json;
+      const h = await fetch(srv.url + '/v1/conversations/' + conv.id + '/messages', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + conv.token },
+        body: JSON.stringify({ text: 'I want to talk to a human' })
+      });
+      assert(h.status === 200, 'handoff ' + h.status);
+      assert((await api(srv.url, 'POST', '/v1/conversations/' + conv.id + '/claim', null, AGENT_TOKEN)).status === 200, 'claim');
+      await new Promise((r) => setTimeout(r, 2200)); /* whole seconds: at least 2 s, over the line of 1 s */
+      assert((await api(srv.url, 'POST', '/v1/conversations/' + conv.id + '/agent-messages', { text: 'Sorry for the wait.' }, AGENT_TOKEN)).status === 200, 'late reply');
+      const banner = agent.locator('#redlines p[data-name="first_response"]');
+      await banner.waitFor({ timeout: 5000 });
+      const text = await banner.textContent();
+      assert(text.includes('Red line "first_response" crossed (channel web)') && text.includes('at most 1 s'), 'banner text: ' + text);
+      assert(await agent.locator('#redlines[role=alert]').count() === 1, 'the banner is an alert');
+      await agent.locator('#redlines p').first().waitFor({ state: 'detached', timeout: 10000 });
+    } finally {
+      if (agent) await agent.close(); /* before the server stops: no refused long-poll */
+      await srv.stop();
+    }
+  });
+
   await test('xss: payloads from customers, agents, names and articles stay text in widget and console', async (open, problems) => {
     const name = encodeURIComponent(XSS_NAME);
     const bad = encodeURIComponent('javascript:alert(4)//{id}');

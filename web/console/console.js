@@ -119,6 +119,7 @@
       if (s !== session) return;
       live(true, 'live');
       if (typeof r.agent === 'string') $('me').textContent = 'Signed in as ' + r.agent;
+      renderRedlines(Array.isArray(r.redlines) ? r.redlines : []);
       if (r.version !== queue.version) {
         var first = queue.version < 0;
         queue.version = r.version;
@@ -135,6 +136,29 @@
       if (err.status === 401) { $('signout').click(); return; }
       live(false, 'reconnecting…');
       setTimeout(function () { queueLoop(s); }, 2000);
+    });
+  }
+  /* The banner: every red line crossed now (GET /v1/queue's redlines), as text. */
+  var METRIC_WORDS = {
+    queue_wait: 'wait for an agent', agent_first_response: 'agents\' first response', bot_response: 'bot response time',
+    automation_rate: 'automation', handoff_rate: 'handoff rate', unanswered_share: 'unanswered share', csat: 'satisfaction'
+  };
+  function fmtLine(b) {
+    var time = b.metric === 'queue_wait' || b.metric === 'agent_first_response' || b.metric === 'bot_response';
+    var v = function (x) { return time ? fmtWait(x) : b.metric === 'csat' ? Number(x).toFixed(2) : pct(x); };
+    var g = b.group && typeof b.group === 'object' ? Object.keys(b.group).map(function (k) { return k + ' ' + b.group[k]; }).join(', ') : '';
+    return 'Red line "' + b.name + '" crossed' + (g ? ' (' + g + ')' : '') + ': ' + (METRIC_WORDS[b.metric] || b.metric) + ' ' +
+      v(b.value) + ', ' + (b.op === 'min' ? 'at least ' : 'at most ') + v(b.threshold) + ' over ' + fmtWait(b.window_s || 0) +
+      ', since ' + fmtTime(b.since);
+  }
+  function renderRedlines(list) {
+    var box = $('redlines');
+    box.textContent = '';
+    list.forEach(function (b) {
+      if (!b || typeof b.name !== 'string') return;
+      var p = el('p', 'redline', fmtLine(b));
+      p.setAttribute('data-name', b.name);
+      box.appendChild(p);
     });
   }
   function renderQueue() {
@@ -155,6 +179,7 @@
       row.appendChild(el('span', 'name', custName(c.customer)));
       var pr = String(c.priority || 'normal');
       row.appendChild(el('span', 'prio ' + pr.replace(/[^a-z]/g, ''), pr));
+      if (c.escalated === true) row.appendChild(el('span', 'escalated', 'escalated'));
       b.appendChild(row);
       var row2 = el('span', 'row');
       var w = el('span', 'wait', fmtWait(c.waiting_s || 0));
@@ -163,7 +188,7 @@
       row2.appendChild(el('span', 'meta', [c.queue, c.reason, c.channel].filter(function (x) { return typeof x === 'string' && x; }).join(' · ')));
       b.appendChild(row2);
       b.appendChild(el('span', 'first', typeof c.first_message === 'string' ? c.first_message : ''));
-      b.setAttribute('aria-label', custName(c.customer) + ', ' + pr + ' priority, waiting ' + fmtWait(c.waiting_s || 0) + ', ' + (c.reason || '') + ': ' + (c.first_message || ''));
+      b.setAttribute('aria-label', custName(c.customer) + ', ' + pr + ' priority' + (c.escalated === true ? ', escalated' : '') + ', waiting ' + fmtWait(c.waiting_s || 0) + ', ' + (c.reason || '') + ': ' + (c.first_message || ''));
       b.addEventListener('click', function () { openConv(c.id); });
       li.appendChild(b);
       ol.appendChild(li);

@@ -1,0 +1,171 @@
+/* service.js — red lines and VIP service levels on a real `kefu serve`
+ * (127.0.0.1, a fresh data directory, the bundled rules and a red-line
+ * file of its own with windows of seconds, evaluated every 0.2 s), with a
+ * webhook receiver on 127.0.0.1: an agent who answers a handoff late
+ * crosses first_response, which is breached (log line, webhook event,
+ * gauge, the queue's banner data) and then clears once the window has
+ * passed; a VIP left waiting is escalated (event, priority, queue, the
+ * console's mark). Needs no npm package. Prints "ok NAME" / "not ok NAME"
+ * (tests/run.sh counts them). */
+'use strict';
+const { copyDir, spawnServe } = require('./serve.js');
+const fs = require('fs');
+const http = require('http');
+const os = require('os');
+const path = require('path');
+
+const ROOT = path.resolve(__dirname, '..');
+const BIN = process.env.KEFU || path.join(ROOT, process.env.BUILD || 'build', 'kefu');
+const AGENT = 'tok-ann-0123456789abcdef';
+const SLOW = Number(process.env.KEFU_SLOW || 1);
+
+let failed = 0, passed = 0;
+function check(name, cond, why) {
+  if (cond) { passed++; console.log('ok ' + name); } else { failed++; console.log('not ok ' + name + '\n  ' + String(why).replace(/\n/g, '\n  ')); }
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const REDLINES = `# the test's red lines: windows of seconds
+redline first_response
+  metric   agent_first_response
+  per      channel
+  window   3s
+  max      1s
+
+redline vip_wait
+  metric   queue_wait
+  stat     max
+  where    tier = vip
+  window   3s
+  max      30m
+
+escalate vip
+  where    tier = vip
+  level    4s
+  at       50%
+  queue    vip-urgent
+  priority urgent
+`;
+
+function request(url, method, p, body, token) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(p, url);
+    const data = body ? Buffer.from(JSON.stringify(body)) : null;
+    const headers = {};
+    if (data) { headers['Content-Type'] = 'application/json'; headers['Content-Length'] = data.length; }
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const req = http.request(u, { method, headers, timeout: 10000 }, (res) => {
+      let s = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { s += d; });
+      res.on('end', () => {
+        let json = null;
+        try { json = JSON.parse(s); } catch (e) { /* text */ }
+        resolve({ status: res.statusCode, json, text: s });
+      });
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+/* A webhook receiver on 127.0.0.1: resolves {url, events, close()}. */
+function receiver() {
+  const events = [];
+  const srv = http.createServer((req, res) => {
+    let s = '';
+    req.on('data', (d) => { s += d; });
+    req.on('end', () => {
+      try { events.push({ body: JSON.parse(s), signature: req.headers['x-kefu-signature'] || '' }); } catch (e) { events.push({ body: null, raw: s }); }
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve({
+    url: 'http://127.0.0.1:' + srv.address().port + '/hook', events, close: () => new Promise((r) => srv.close(r))
+  })));
+}
+
+/* Waits up to ms for pred() to be truthy; returns its last value. */
+async function until(pred, ms) {
+  const end = Date.now() + ms * SLOW;
+  let v;
+  while (!(v = await pred()) && Date.now() < end) await sleep(50);
+  return v;
+}
+
+async function conversation(url, customer, tier) {
+  const r = await request(url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: customer, tier }, locale: 'zh' });
+  return r.json;
+}
+async function say(url, conv, text) {
+  return request(url, 'POST', '/v1/conversations/' + conv.id + '/messages', { text }, conv.token);
+}
+function gauge(text, line) {
+  const m = new RegExp('^' + line.replace(/[{}"\\]/g, '\\$&') + ' (\\S+)$', 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+(async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-service-'));
+  copyDir(path.join(ROOT, 'rules'), path.join(dir, 'rules'));
+  fs.writeFileSync(path.join(dir, 'rules', 'redlines.conf'), REDLINES);
+  const hook = await receiver();
+  let s;
+  try {
+    s = await spawnServe(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'), '--rules', path.join(dir, 'rules'),
+      '--corpus', path.join(ROOT, 'corpus'), '--web', path.join(ROOT, 'web'), '--rate-limit', '0', '--webhook', hook.url,
+      '--watch-interval', '0.2', '--log-level', 'info'], { KEFU_AGENT_TOKENS: 'ann:' + AGENT, KEFU_WEBHOOK_SECRET: 'hook-secret' });
+
+    /* 1. first_response: an agent answers a handoff after 2 s, against a line of 1 s */
+    let m = await request(s.url, 'GET', '/metrics');
+    check('redline-gauges-start-at-0', gauge(m.text, 'kefu_redline_breached{name="first_response"}') === 0 &&
+      gauge(m.text, 'kefu_redline_breached{name="vip_wait"}') === 0, m.text.split('\n').filter((l) => l.includes('redline')).join('\n'));
+    const c1 = await conversation(s.url, 'u-late', 'regular');
+    const h = await say(s.url, c1, '转人工');
+    check('redline-handoff', h.json && h.json.state === 'queued', JSON.stringify(h.json));
+    const cl = await request(s.url, 'POST', '/v1/conversations/' + c1.id + '/claim', null, AGENT);
+    check('redline-claim', cl.status === 200, cl.text);
+    await sleep(2100);
+    const t0 = Date.now();
+    const rep = await request(s.url, 'POST', '/v1/conversations/' + c1.id + '/agent-messages', { text: '您好，久等了' }, AGENT);
+    check('redline-agent-reply', rep.status === 200, rep.text);
+    const breached = await until(() => hook.events.find((e) => e.body && e.body.event === 'redline.breached' && e.body.redline === 'first_response'), 5000);
+    check('redline-breached-webhook', breached && breached.body.group && breached.body.group.channel === 'web' &&
+      breached.body.value >= 2 && breached.body.threshold === 1 && breached.body.op === 'max' && breached.body.window_s === 3 &&
+      breached.body.samples === 1 && breached.body.metric === 'agent_first_response' && /^sha256=[0-9a-f]{64}$/.test(breached.signature),
+    JSON.stringify(hook.events));
+    if (breached) console.log('# breach reached the webhook ' + (Date.now() - t0) + ' ms after the late reply');
+    m = await request(s.url, 'GET', '/metrics');
+    check('redline-breached-gauge', gauge(m.text, 'kefu_redline_breached{name="first_response"}') === 1 &&
+      gauge(m.text, 'kefu_redline_group_breached{name="first_response",channel="web"}') === 1 &&
+      gauge(m.text, 'kefu_redline_value{name="first_response",channel="web"}') >= 2,
+    m.text.split('\n').filter((l) => l.includes('redline')).join('\n'));
+    check('redline-breached-log', /"msg":"red line breached".*"redline":"first_response"/.test(s.stderr()), s.stderr().slice(-1500));
+    let q = await request(s.url, 'GET', '/v1/queue', null, AGENT);
+    const ban = q.json && Array.isArray(q.json.redlines) ? q.json.redlines.find((b) => b.name === 'first_response') : null;
+    check('redline-in-queue-list', ban && ban.group.channel === 'web' && ban.metric === 'agent_first_response' && ban.since > 0, q.text);
+
+    /* 2. no new late reply: once the 3 s window has passed the line clears */
+    const cleared = await until(() => hook.events.find((e) => e.body && e.body.event === 'redline.cleared' && e.body.redline === 'first_response'), 8000);
+    check('redline-cleared-webhook', cleared && cleared.body.samples === 0 && cleared.body.group.channel === 'web', JSON.stringify(hook.events));
+    if (cleared) console.log('# cleared ' + (cleared.body.at - breached.body.at) + ' s after the breach (window 3 s)');
+    m = await request(s.url, 'GET', '/metrics');
+    check('redline-cleared-gauge', gauge(m.text, 'kefu_redline_breached{name="first_response"}') === 0, m.text.split('\n').filter((l) => l.includes('redline')).join('\n'));
+    check('redline-cleared-log', /"msg":"red line cleared".*"redline":"first_response"/.test(s.stderr()), s.stderr().slice(-1500));
+    q = await request(s.url, 'GET', '/v1/queue', null, AGENT);
+    check('redline-queue-list-clear', q.json && Array.isArray(q.json.redlines) && q.json.redlines.length === 0, q.text);
+    check('redline-vip-not-breached', !hook.events.some((e) => e.body && e.body.redline === 'vip_wait'), JSON.stringify(hook.events));
+    check('redline-events-once', hook.events.filter((e) => e.body && e.body.redline === 'first_response').length === 2, JSON.stringify(hook.events));
+  } catch (e) {
+    check('service-suite', false, e.stack || e);
+  } finally {
+    if (s) check('service-server-stops', (await s.stop()) === 0, s.stderr().slice(-500));
+    await hook.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`# service: ${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+})();
