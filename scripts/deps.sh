@@ -6,6 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev sqlite3 \
 libjansson-dev libcmocka-dev libssl-dev opencc clang libclang-rt-14-dev valgrind curl jq"
+# promtool (tests/prometheus.sh checks the alerting rules in ops/prometheus/)
+PKGS="$PKGS prometheus"
 # the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
 PKGS="$PKGS chromium fonts-noto-cjk"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
@@ -14,7 +16,7 @@ missing() {
     for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto; do
         pkg-config --exists "$lib" 2>/dev/null || { echo "$lib"; return; }
     done
-    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq; do
+    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq promtool; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }

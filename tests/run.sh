@@ -40,6 +40,8 @@ tally "$oa" $? "openapi tests did not run (make openapi-deps?)"
 # red lines and VIP service levels on a real kefu serve, with a webhook receiver
 sv=$(BUILD="${BUILD:-build}" node tests/service.js 2>&1)
 tally "$sv" $? "service tests did not run"
+# the Prometheus alerting rules of the red lines (promtool)
+tally "$(sh tests/prometheus.sh 2>&1)"
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups
 tally "$(for s in crash iofail privacy backup; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
 # hostile input against a real kefu serve

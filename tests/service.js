@@ -146,6 +146,11 @@ function gauge(text, line) {
     check('redline-breached-log', /"msg":"red line breached".*"redline":"first_response"/.test(s.stderr()), s.stderr().slice(-1500));
     let q = await request(s.url, 'GET', '/v1/queue', null, AGENT);
     const ban = q.json && Array.isArray(q.json.redlines) ? q.json.redlines.find((b) => b.name === 'first_response') : null;
+    /* every kefu metric the Prometheus alerting rules read is one this server exports */
+    const alerts = fs.readFileSync(path.join(ROOT, 'ops', 'prometheus', 'kefu-alerts.yml'), 'utf8');
+    const used = [...new Set(alerts.match(/\bkefu_[a-z_]+/g))];
+    const missing = used.filter((n) => !new RegExp('^' + n + '[{ ]', 'm').test(m.text));
+    check('alert-rules-metrics-exported', used.length >= 5 && missing.length === 0, 'not in /metrics: ' + missing.join(', '));
     check('redline-in-queue-list', ban && ban.group.channel === 'web' && ban.metric === 'agent_first_response' && ban.since > 0, q.text);
 
     /* 2. no new late reply: once the 3 s window has passed the line clears */
