@@ -136,10 +136,10 @@ static void escalate(struct dialog *d, const struct waiting *w, const struct red
     if (done) {
         atomic_fetch_add(&d->m.escalations, 1);
         json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I}", "event",
-                               "escalated", "conversation", w->conv, "level", e->name, "from_queue", from,
-                               "queue", c.queue, "priority", rules_priority_name(c.priority), "tier", w->tier,
-                               "waited_s", (json_int_t)w->wait_s, "level_s", (json_int_t)e->level_s, "share",
-                               e->share, "at", (json_int_t)now);
+                               "escalated", "conversation", w->conv, "service_level", e->name, "from_queue",
+                               from, "queue", c.queue, "priority", rules_priority_name(c.priority), "tier",
+                               w->tier, "waited_s", (json_int_t)w->wait_s, "level_s", (json_int_t)e->level_s,
+                               "share", e->share, "at", (json_int_t)now);
         if (ev)
             emit(d, ev, LOG_LEVEL_WARN, "conversation escalated");
         json_decref(ev);

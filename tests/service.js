@@ -164,6 +164,28 @@ function gauge(text, line) {
     check('redline-queue-list-clear', q.json && Array.isArray(q.json.redlines) && q.json.redlines.length === 0, q.text);
     check('redline-vip-not-breached', !hook.events.some((e) => e.body && e.body.redline === 'vip_wait'), JSON.stringify(hook.events));
     check('redline-events-once', hook.events.filter((e) => e.body && e.body.redline === 'first_response').length === 2, JSON.stringify(hook.events));
+
+    /* 3. a VIP left waiting 50% of a 4 s level is escalated: urgent, moved to vip-urgent, marked */
+    const v = await conversation(s.url, 'u-vip', 'vip');
+    const vh = await say(s.url, v, '转人工');
+    check('escalate-vip-queued', vh.json && vh.json.state === 'queued' && vh.json.queue.name === 'vip', JSON.stringify(vh.json));
+    q = await request(s.url, 'GET', '/v1/queue', null, AGENT);
+    let item = q.json.conversations.find((c) => c.id === v.id);
+    check('escalate-not-yet', item && item.escalated === false && item.priority !== 'urgent', JSON.stringify(item));
+    const esc = await until(() => hook.events.find((e) => e.body && e.body.event === 'escalated'), 6000);
+    check('escalate-webhook', esc && esc.body.conversation === v.id && esc.body.service_level === 'vip' && esc.body.from_queue === 'vip' &&
+      esc.body.queue === 'vip-urgent' && esc.body.priority === 'urgent' && esc.body.waited_s >= 2 && esc.body.level_s === 4 &&
+      /^sha256=[0-9a-f]{64}$/.test(esc.signature), JSON.stringify(hook.events.map((e) => e.body)));
+    q = await request(s.url, 'GET', '/v1/queue', null, AGENT);
+    item = q.json.conversations.find((c) => c.id === v.id);
+    check('escalate-queue-item', item && item.escalated === true && item.queue === 'vip-urgent' && item.priority === 'urgent' && item.position === 1, JSON.stringify(item));
+    const ctx = await request(s.url, 'GET', '/v1/conversations/' + v.id, null, AGENT);
+    check('escalate-context', ctx.json && ctx.json.conversation.queue === 'vip-urgent' && ctx.json.conversation.priority === 'urgent', ctx.text);
+    check('escalate-log', /"msg":"conversation escalated".*"service_level":"vip"/.test(s.stderr()), s.stderr().slice(-1000));
+    m = await request(s.url, 'GET', '/metrics');
+    check('escalate-metric', gauge(m.text, 'kefu_escalations_total') === 1 && gauge(m.text, 'kefu_queue_length{queue="vip-urgent"}') === 1, m.text.split('\n').filter((l) => /escalat|queue_length/.test(l)).join('\n'));
+    await sleep(600);
+    check('escalate-once', hook.events.filter((e) => e.body && e.body.event === 'escalated').length === 1, JSON.stringify(hook.events.map((e) => e.body)));
   } catch (e) {
     check('service-suite', false, e.stack || e);
   } finally {

@@ -531,6 +531,105 @@ static void test_vip_first_miss(void **state)
     json_decref(ctx);
 }
 
+static void on_event(void *ctx, json_t *ev)
+{
+    json_array_append(ctx, ev);
+}
+
+/* The queue list's item for conversation id (borrowed from list), or NULL. */
+static json_t *listed(json_t *list, const char *id)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(list, "conversations"), i,
+                       it) if (strcmp(str(it, "id"), id) == 0) return it;
+    return NULL;
+}
+
+/* 3.2b the bundled VIP level: a VIP waiting 80% of 30 min is escalated once (urgent, the vip queue, an
+ * event, the mark), a regular customer is not; past 30 min the vip_wait red line is crossed */
+static void test_vip_escalation(void **state)
+{
+    struct fixture *f = *state;
+    struct dialog *d = f->d;
+    json_t *events = json_array();
+    dialog_set_events(d, on_event, events);
+    char vip[40], reg[40], token[40];
+    new_conv(d, "v-esc", "vip", "app", vip, token);
+    new_conv(d, "r-esc", "regular", "web", reg, token);
+    json_t *r = say(d, vip, "转人工", NULL);
+    expect_str(r, "queue.name", "vip"); /* the bundled rules send VIPs to their own queue */
+    json_decref(r);
+    json_t *ctx;
+    assert_int_equal(dialog_context(d, "amy", vip, &ctx), 0);
+    assert_string_not_equal(str(ctx, "conversation.priority"), "urgent");
+    json_decref(ctx);
+    json_decref(say(d, reg, "转人工", NULL));
+    fake_now += 1439; /* under 80% of 1,800 s */
+    assert_int_equal(dialog_watch_now(d), 0);
+    assert_int_equal(json_array_size(events), 0);
+    fake_now += 1;
+    assert_int_equal(dialog_watch_now(d), 0);
+    assert_int_equal(json_array_size(events), 1);
+    json_t *ev = json_array_get(events, 0);
+    expect_str(ev, "event", "escalated");
+    expect_str(ev, "conversation", vip);
+    expect_str(ev, "service_level", "vip");
+    expect_str(ev, "from_queue", "vip");
+    expect_str(ev, "queue", "vip");
+    expect_str(ev, "priority", "urgent");
+    expect_str(ev, "tier", "vip");
+    assert_int_equal(num(ev, "waited_s", NULL), 1440);
+    json_t *list;
+    assert_int_equal(dialog_queue_list(d, "amy", &list), 0);
+    json_t *it = listed(list, vip);
+    assert_non_null(it);
+    expect_str(it, "queue", "vip");
+    expect_str(it, "priority", "urgent");
+    assert_true(json_is_true(json_object_get(it, "escalated")));
+    it = listed(list, reg);
+    assert_non_null(it);
+    assert_true(json_is_false(json_object_get(it, "escalated")));
+    expect_str(it, "queue", "general");
+    assert_int_equal(json_array_size(json_object_get(list, "redlines")), 0);
+    json_decref(list);
+    assert_int_equal(dialog_context(d, "amy", vip, &ctx), 0);
+    expect_str(ctx, "conversation.queue", "vip");
+    expect_str(ctx, "conversation.priority", "urgent");
+    json_decref(ctx);
+    fake_now += 100;
+    assert_int_equal(dialog_watch_now(d), 0); /* once per handoff */
+    assert_int_equal(json_array_size(events), 1);
+
+    fake_now += 300; /* 1,840 s: the vip_wait red line (max 30 min) is crossed by the VIP still waiting */
+    assert_int_equal(dialog_watch_now(d), 1);
+    assert_int_equal(json_array_size(events), 2);
+    ev = json_array_get(events, 1);
+    expect_str(ev, "event", "redline.breached");
+    expect_str(ev, "redline", "vip_wait");
+    assert_true(json_real_value(json_object_get(ev, "value")) >= 1840);
+    assert_int_equal(dialog_queue_list(d, "amy", &list), 0);
+    expect_str(json_array_get(json_object_get(list, "redlines"), 0), "name", "vip_wait");
+    json_decref(list);
+    /* claimed: the wait is over, the line clears */
+    assert_int_equal(dialog_claim(d, "amy", vip, &ctx), 0);
+    json_decref(ctx);
+    fake_now += 1;
+    struct text_buf m;
+    text_buf_init(&m);
+    assert_int_equal(dialog_metrics(d, &m), 0);
+    assert_non_null(strstr(m.s, "kefu_escalations_total 1\n"));
+    assert_non_null(strstr(m.s, "kefu_redline_breached{name=\"vip_wait\"} 1\n"));
+    text_buf_release(&m);
+    /* the claim's wait (1,841 s) is itself over the line, in the window: still crossed */
+    assert_int_equal(dialog_watch_now(d), 1);
+    fake_now += 1900; /* the window (30 min) has passed */
+    assert_int_equal(dialog_watch_now(d), 0);
+    expect_str(json_array_get(events, 2), "event", "redline.cleared");
+    dialog_set_events(d, NULL, NULL);
+    json_decref(events);
+}
+
 /* 3.3 complaints and anger hand off to the complaints queue */
 static void test_complaint_anger(void **state)
 {
@@ -1271,6 +1370,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claim_resolve_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vip_first_miss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vip_escalation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complaint_anger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_capacity, setup, teardown),

@@ -261,7 +261,7 @@ async function main() {
     assert(await customer.locator('.rating').count() === 0, 'no second rating prompt after reload');
   });
 
-  await test('console: a red line crossed shows a banner, which goes once the line clears', async (open) => {
+  await test('console: a red line crossed shows a banner, which goes once the line clears; an escalated VIP is marked', async (open) => {
     const srv = await startServer(['--redlines', path.join(__dirname, 'fixture', 'redlines.conf'), '--watch-interval', '0.2']);
     let agent;
     try {
@@ -277,6 +277,12 @@ async function main() {
       });
       assert(h.status === 200, 'handoff ' + h.status);
       assert((await api(srv.url, 'POST', '/v1/conversations/' + conv.id + '/claim', null, AGENT_TOKEN)).status === 200, 'claim');
+      const vip = (await api(srv.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-vip', name: 'Very Important', tier: 'vip' }, locale: 'en' })).json;
+      const vh = await fetch(srv.url + '/v1/conversations/' + vip.id + '/messages', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + vip.token },
+        body: JSON.stringify({ text: 'I want to talk to a human' })
+      });
+      assert(vh.status === 200, 'vip handoff ' + vh.status);
       await new Promise((r) => setTimeout(r, 2200)); /* whole seconds: at least 2 s, over the line of 1 s */
       assert((await api(srv.url, 'POST', '/v1/conversations/' + conv.id + '/agent-messages', { text: 'Sorry for the wait.' }, AGENT_TOKEN)).status === 200, 'late reply');
       const banner = agent.locator('#redlines p[data-name="first_response"]');
@@ -284,6 +290,10 @@ async function main() {
       const text = await banner.textContent();
       assert(text.includes('Red line "first_response" crossed (channel web)') && text.includes('at most 1 s'), 'banner text: ' + text);
       assert(await agent.locator('#redlines[role=alert]').count() === 1, 'the banner is an alert');
+      const item = agent.locator('#queue .item[data-id="' + vip.id + '"]');
+      await item.locator('.escalated').waitFor({ timeout: 5000 });
+      const label = await item.getAttribute('aria-label');
+      assert(label.includes('urgent priority, escalated') && (await item.textContent()).includes('vip-urgent'), 'escalated item: ' + label);
       await agent.locator('#redlines p').first().waitFor({ state: 'detached', timeout: 10000 });
     } finally {
       if (agent) await agent.close(); /* before the server stops: no refused long-poll */
