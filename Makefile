@@ -26,6 +26,8 @@ ENGINE  += kb_champ
 ENGINE  += store_backup cli_backup
 # red lines and VIP service levels (rules/redlines.conf)
 ENGINE  += redline dialog_service
+# A/B-tested replies: per-variant figures and the z-test
+ENGINE  += abtest
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
@@ -33,6 +35,8 @@ TESTS   += redact
 TESTS   += jit
 # red lines (rules/redlines.conf)
 TESTS   += redline
+# A/B-tested replies: the z-test
+TESTS   += abtest
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \

@@ -7,7 +7,9 @@
 #include "cli.h"
 #include "cli_int.h"
 
+#include "abtest.h"
 #include "kefu.h"
+#include "rules.h"
 #include "store.h"
 #include "text.h"
 
@@ -19,13 +21,16 @@
 #include <sys/stat.h>
 
 static const char *const usage_report =
-    "usage: kefu report [--data DIR] [--json] [--top N]\n\n"
+    "usage: kefu report [--data DIR] [--rules DIR] [--json] [--top N]\n\n"
     "Summarizes the conversations in DIR/kefu.db (default data/): the automation rate\n"
     "(messages the bot answered from a rule, an example or an article, out of those it\n"
     "handled), handoffs by reason, per intent how often it answered, how often it handed\n"
     "off and the ratings of the conversations it answered in, agents' first response\n"
     "(handoff to the first message) per queue and channel, and the N (default 20) most\n"
-    "frequent messages nothing answered, grouped by normalized text.";
+    "frequent messages nothing answered, grouped by normalized text; and the A/B-tested\n"
+    "replies: per variant answers, containment and ratings, the z-test of containment\n"
+    "against the control with its p-value and the sample still needed (running: the\n"
+    "variants the rules in --rules DIR, default rules/, still hold).";
 
 /* Collects rows as {key: [count, avg]} in a JSON object. */
 static int collect(void *ctx, const char *key, long long count, double avg)
@@ -156,7 +161,7 @@ static json_t *first_responses(struct store *st)
     return fr;
 }
 
-static json_t *build(struct store *st, int top)
+static json_t *build(struct store *st, const struct rules *rs, int top)
 {
     json_t *src = rows(st, STORE_R_SOURCES), *tot = rows(st, STORE_R_TOTALS);
     long long answered = count_of(src, "rule") + count_of(src, "example") + count_of(src, "kb");
@@ -179,6 +184,8 @@ static json_t *build(struct store *st, int top)
                           "rating", json_real_value(json_array_get(json_object_get(tot, "feedback"), 1)),
                           "ratings", ratings, "intents", intents(st), "unanswered", gaps(st, top));
     json_object_set_new(o, "first_response_s", first_responses(st));
+    json_t *ex = abtest_experiments(st, rs, 0);
+    json_object_set_new(o, "experiments", ex ? ex : json_array());
     json_decref(src);
     json_decref(tot);
     json_decref(why);
@@ -193,6 +200,46 @@ static void print_counts(const char *title, json_t *o)
     json_t *v;
     json_object_foreach(o, k, v) printf(" %s %lld", k, json_integer_value(v));
     putchar('\n');
+}
+
+static void print_experiments(json_t *ex)
+{
+    size_t i, k;
+    json_t *e, *v;
+    json_array_foreach(ex, i, e)
+    {
+        printf("\nexperiment %s (%s), control %s\n", json_string_value(json_object_get(e, "intent")),
+               json_is_true(json_object_get(e, "running")) ? "running" : "ended",
+               json_is_string(json_object_get(e, "control"))
+                   ? json_string_value(json_object_get(e, "control"))
+                   : "-");
+        printf("  %-16s %7s %8s %8s %7s %6s\n", "variant", "weight", "answers", "contain", "ratings", "csat");
+        json_array_foreach(json_object_get(e, "variants"), k, v)
+        {
+            char w[16] = "-", cs[16] = "-";
+            if (json_is_integer(json_object_get(v, "weight")))
+                snprintf(w, sizeof w, "%lld", json_integer_value(json_object_get(v, "weight")));
+            if (json_is_number(json_object_get(v, "csat")))
+                snprintf(cs, sizeof cs, "%.2f", json_number_value(json_object_get(v, "csat")));
+            printf("  %-16s %7s %8lld %7.1f%% %7lld %6s\n", json_string_value(json_object_get(v, "name")), w,
+                   json_integer_value(json_object_get(v, "answers")),
+                   100 * json_real_value(json_object_get(v, "containment")),
+                   json_integer_value(json_object_get(v, "ratings")), cs);
+        }
+        json_array_foreach(json_object_get(e, "tests"), k, v)
+        {
+            long long need = json_integer_value(json_object_get(v, "needed"));
+            printf("  %s vs control: z %.2f, p %.4f (%s), ", json_string_value(json_object_get(v, "variant")),
+                   json_real_value(json_object_get(v, "z")), json_real_value(json_object_get(v, "p_value")),
+                   json_is_true(json_object_get(v, "significant")) ? "significant" : "not significant");
+            if (need < 0)
+                printf("no difference to detect\n");
+            else if (need == 0)
+                printf("sample large enough\n");
+            else
+                printf("%lld more answers per variant needed\n", need);
+        }
+    }
 }
 
 static void print_report(json_t *r)
@@ -232,6 +279,7 @@ static void print_report(json_t *r)
                json_integer_value(json_object_get(v, "handoffs")),
                100 * json_real_value(json_object_get(v, "containment")), rs);
     }
+    print_experiments(json_object_get(r, "experiments"));
     json_t *g = json_object_get(r, "unanswered");
     printf("\nunanswered messages (most frequent first; write rules for these):\n");
     size_t i;
@@ -243,7 +291,7 @@ static void print_report(json_t *r)
 
 int cli_report(int argc, char **argv)
 {
-    const char *dir = "data";
+    const char *dir = "data", *rules_dir = "rules";
     int json = 0, top = 20;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -251,9 +299,13 @@ int cli_report(int argc, char **argv)
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
-        } else if ((strcmp(argv[i], "--data") == 0 || strcmp(argv[i], "--top") == 0) && i + 1 < argc) {
+        } else if ((strcmp(argv[i], "--data") == 0 || strcmp(argv[i], "--top") == 0 ||
+                    strcmp(argv[i], "--rules") == 0) &&
+                   i + 1 < argc) {
             if (strcmp(argv[i], "--data") == 0)
                 dir = argv[++i];
+            else if (strcmp(argv[i], "--rules") == 0)
+                rules_dir = argv[++i];
             else if ((top = atoi(argv[++i])) < 1)
                 return cli_fail("--top takes a positive number");
         } else {
@@ -265,7 +317,14 @@ int cli_report(int argc, char **argv)
     int rc = cli_open_store(dir, &st);
     if (rc != 0)
         return rc;
-    json_t *r = build(st, top);
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    struct rules *rs = NULL;
+    if (rules_load_dir(rules_dir, &diag, &rs) < 0) /* without rules, no experiment shows as running */
+        rs = NULL;
+    rules_diag_release(&diag);
+    json_t *r = build(st, rs, top);
+    rules_unref(rs);
     store_close(st);
     if (json) {
         char *s = json_dumps(r, JSON_COMPACT);

@@ -744,6 +744,7 @@ struct turn {
     int feedback;        /* a rating typed after resolve */
     const char *event;   /* "reopen" when a resolved conversation restarts */
     double started;      /* monotonic seconds when the message arrived (bot response time) */
+    char variant[32];    /* the A/B variant of the intent's reply this turn answered with, "" if none */
     /* the write, owned until its commit */
     json_t *req, *out; /* the request (a reference) and the answer */
     char conv[40];     /* the conversation asked for */
@@ -937,6 +938,24 @@ static void miss(struct turn *t, const char *question)
 }
 
 /* Answers with intent i: asks for a missing slot first, else renders its reply. */
+/* The reply template of intent i's A/B variant for this conversation: the one it was given
+ * before (kept in memory as variants.INTENT) while that variant exists, else one drawn by
+ * weight from the conversation id; t->variant names it. NULL when the variant has no reply
+ * for the locale. */
+static const char *variant_reply(struct turn *t, long i)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    json_t *vs = json_object_get(t->mem, "variants");
+    const struct rules_variant *v = rules_variant_find(it, json_string_value(json_object_get(vs, it->name)));
+    if (!v)
+        v = rules_variant_pick(it, t->c.id);
+    if (!json_is_object(vs))
+        json_object_set_new(t->mem, "variants", vs = json_object());
+    json_object_set_new(vs, it->name, json_string(v->name));
+    snprintf(t->variant, sizeof t->variant, "%s", v->name);
+    return rules_reply_pick_variant(it->replies, it->n_replies, t->locale, v->name, 0);
+}
+
 static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
 {
     const struct rules_slot *s = missing_slot(t, i);
@@ -945,6 +964,8 @@ static void answer_intent(struct turn *t, long i, const char *tpl, int src, doub
     t->confidence = confidence;
     t->c.misses = 0;
     *t->c.pending = 0;
+    if (!s && src != SRC_HANDOFF && rules_intent(t->rs, (size_t)i)->n_variants)
+        tpl = variant_reply(t, i);
     if (s)
         ask_slot(t, i, s);
     else if (tpl)
@@ -1396,6 +1417,8 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_event(b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
     if (t->feedback)
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
+    if (*t->variant && cm->intent && (t->src == SRC_RULE || t->src == SRC_EXAMPLE))
+        store_add_answer(b, t->c.id, cm->seq, t->now, cm->intent, t->variant);
 }
 
 /* Keeps this turn's quick replies with the bot message seq that offers them

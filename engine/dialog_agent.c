@@ -8,6 +8,7 @@
  * first result and changes nothing. */
 #include "dialog_int.h"
 
+#include "abtest.h"
 #include "kefu.h"
 #include "text.h"
 
@@ -826,5 +827,16 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
         return dialog_fail(KEFU_EIO, "cannot read the first responses");
     }
     json_object_set_new(*out, "first_response_s", fr);
+    pthread_mutex_lock(&d->rules_lock);
+    struct rules *rs = rules_ref(d->rs);
+    pthread_mutex_unlock(&d->rules_lock);
+    json_t *ex = abtest_experiments(d->st, rs, 0); /* experiments run for days: all their history */
+    rules_unref(rs);
+    if (!ex) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(KEFU_EIO, "cannot read the experiments");
+    }
+    json_object_set_new(*out, "experiments", ex);
     return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
 }

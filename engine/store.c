@@ -304,6 +304,20 @@ int store_add_response(struct store_batch *b, const char *conv, long long at, co
     return 0;
 }
 
+int store_add_answer(struct store_batch *b, const char *conv, long seq, long long at, const char *intent,
+                     const char *variant)
+{
+    struct store_op *op = add_op(b, OP_ANSWER);
+    if (!op)
+        return KEFU_ERANGE;
+    op->conv = conv;
+    op->n = (int)seq;
+    op->at = at;
+    op->a = intent;
+    op->b = variant;
+    return 0;
+}
+
 int store_erase_customer(struct store_batch *b, const char *customer, struct store_erased *out)
 {
     struct store_op *op = add_op(b, OP_ERASE);
@@ -472,4 +486,9 @@ int store_day(struct store *st, long long since, struct store_day *out)
 int store_first_responses(struct store *st, long long since, store_response_fn fn, void *ctx)
 {
     return st->be->first_responses(st->db, since, fn, ctx);
+}
+
+int store_variants(struct store *st, long long since, store_variant_fn fn, void *ctx)
+{
+    return st->be->variants(st->db, since, fn, ctx);
 }

@@ -13,7 +13,7 @@
 #include <stddef.h>
 
 /* The kinds of struct store_op (store.c fills them, a backend applies them). */
-enum { OP_CUSTOMER = 1, OP_CONV, OP_MESSAGE, OP_EVENT, OP_FEEDBACK, OP_ERASE, OP_RESPONSE };
+enum { OP_CUSTOMER = 1, OP_CONV, OP_MESSAGE, OP_EVENT, OP_FEEDBACK, OP_ERASE, OP_RESPONSE, OP_ANSWER };
 
 struct store_db; /* a backend's connections, opaque to store.c */
 
@@ -62,6 +62,7 @@ struct store_backend {
     int (*report)(struct store_db *db, int which, store_row_fn fn, void *ctx);
     int (*day)(struct store_db *db, long long since, struct store_day *out);
     int (*first_responses)(struct store_db *db, long long since, store_response_fn fn, void *ctx);
+    int (*variants)(struct store_db *db, long long since, store_variant_fn fn, void *ctx);
 };
 
 extern const struct store_backend store_sqlite; /* store_sqlite.c */

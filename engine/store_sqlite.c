@@ -52,6 +52,11 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     " channel TEXT NOT NULL, agent TEXT NOT NULL, seconds INTEGER NOT NULL);"
     "CREATE INDEX responses_at ON responses(at);"
     "CREATE INDEX responses_conv ON responses(conv);",
+    /* 4 → 5: which A/B variant of an intent's reply each answer gave */
+    "CREATE TABLE answers(conv TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, intent TEXT NOT "
+    "NULL,"
+    " variant TEXT NOT NULL, PRIMARY KEY(conv, seq)) WITHOUT ROWID;"
+    "CREATE INDEX answers_intent ON answers(intent, variant);",
 };
 
 /* ---- statements ---- */
@@ -69,10 +74,12 @@ enum {
     W_EVENT,
     W_FEEDBACK,
     W_RESPONSE,
+    W_ANSWER,
     W_ERASE_MSG,
     W_ERASE_EVENT,
     W_ERASE_FEEDBACK,
     W_ERASE_RESPONSES,
+    W_ERASE_ANSWERS,
     W_ERASE_CONV,
     W_ERASE_CUSTOMER,
     W_CHECKPOINT,
@@ -88,6 +95,7 @@ enum {
     R_DAY_WAITS,
     R_DAY_RATINGS,
     R_RESPONSES,
+    R_VARIANTS,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -125,6 +133,9 @@ static const char *const sql[N_STMT] = {
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES (?1, ?2, ?3, ?4)",
     [W_RESPONSE] =
         "INSERT INTO responses(conv, at, queue, channel, agent, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_ANSWER] = "INSERT INTO answers(conv, seq, at, intent, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_ERASE_ANSWERS] =
+        "DELETE FROM answers WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_RESPONSES] =
         "DELETE FROM responses WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
@@ -157,6 +168,18 @@ static const char *const sql[N_STMT] = {
     [R_RESPONSES] =
         "SELECT queue, channel, count(*), avg(seconds), max(seconds) FROM responses WHERE at >= ?1"
         " GROUP BY queue, channel ORDER BY queue, channel",
+    /* per intent and variant: answers; contained ones (in the conversation's next two customer
+     * messages no handoff and no repeat of the intent); ratings of the conversations it answered in */
+    [R_VARIANTS] =
+        "SELECT a.intent, a.variant, count(*), sum(NOT EXISTS (SELECT 1 FROM messages m WHERE m.conv = a.conv"
+        " AND m.sender = 'customer' AND m.seq > a.seq AND m.seq <= a.seq + 4"
+        " AND (m.source = 'handoff' OR m.intent = a.intent))),"
+        " (SELECT count(*) FROM feedback f WHERE f.conv IN (SELECT b.conv FROM answers b WHERE b.intent = "
+        "a.intent"
+        " AND b.variant = a.variant)),"
+        " (SELECT coalesce(avg(f.rating), 0) FROM feedback f WHERE f.conv IN (SELECT b.conv FROM answers b"
+        " WHERE b.intent = a.intent AND b.variant = a.variant))"
+        " FROM answers a WHERE a.at >= ?1 GROUP BY a.intent, a.variant ORDER BY a.intent, a.variant",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -357,12 +380,13 @@ static int step_write(sqlite3_stmt *s)
 /* Runs the erase statements for one customer and counts what each removed. */
 static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
 {
-    static const int steps[] = {W_ERASE_MSG,       W_ERASE_EVENT, W_ERASE_FEEDBACK,
-                                W_ERASE_RESPONSES, W_ERASE_CONV,  W_ERASE_CUSTOMER};
-    long long derived = 0; /* rows computed from the others (first responses) */
-    long long *count[] = {&e->messages, &e->events, &e->feedback, &derived, &e->conversations, &e->customers};
+    static const int steps[] = {W_ERASE_MSG,     W_ERASE_EVENT, W_ERASE_FEEDBACK, W_ERASE_RESPONSES,
+                                W_ERASE_ANSWERS, W_ERASE_CONV,  W_ERASE_CUSTOMER};
+    long long derived = 0; /* rows computed from the others (first responses, variants answered) */
+    long long *count[] = {&e->messages, &e->events,        &e->feedback, &derived,
+                          &derived,     &e->conversations, &e->customers};
     memset(e, 0, sizeof *e);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 7; k++) {
         sqlite3_stmt *s = stmt(w, steps[k]);
         if (!s)
             return KEFU_EIO;
@@ -465,6 +489,15 @@ static int apply_op(struct conn *w, const struct store_op *op)
         bind_text(s, 4, op->b);
         bind_text(s, 5, op->c);
         sqlite3_bind_int(s, 6, op->n);
+        return step_write(s);
+    case OP_ANSWER:
+        if (!(s = stmt(w, W_ANSWER)))
+            return KEFU_EIO;
+        bind_text(s, 1, op->conv);
+        sqlite3_bind_int64(s, 2, op->n);
+        sqlite3_bind_int64(s, 3, op->at);
+        bind_text(s, 4, op->a);
+        bind_text(s, 5, op->b);
         return step_write(s);
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
     default: return KEFU_EINVAL;
@@ -1007,6 +1040,30 @@ static int sq_first_responses(struct store_db *st, long long since, store_respon
     return rc;
 }
 
+static int sq_variants(struct store_db *st, long long since, store_variant_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_VARIANTS);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, since);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_variant_row v = {.answers = sqlite3_column_int64(s, 2),
+                                          .contained = sqlite3_column_int64(s, 3),
+                                          .ratings = sqlite3_column_int64(s, 4),
+                                          .rating_avg = sqlite3_column_double(s, 5)};
+            snprintf(v.intent, sizeof v.intent, "%s", col_str(s, 0) ? col_str(s, 0) : "");
+            snprintf(v.variant, sizeof v.variant, "%s", col_str(s, 1) ? col_str(s, 1) : "");
+            if (fn(ctx, &v))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite = {
     .name = "sqlite",
     .migrations = migrations,
@@ -1031,4 +1088,5 @@ const struct store_backend store_sqlite = {
     .report = sq_report,
     .day = sq_day,
     .first_responses = sq_first_responses,
+    .variants = sq_variants,
 };

@@ -12,7 +12,7 @@
 
 struct store; /* opaque */
 
-#define STORE_SCHEMA_VERSION 4 /* PRAGMA user_version of a current file */
+#define STORE_SCHEMA_VERSION 5 /* PRAGMA user_version of a current file */
 
 enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
 /* Returns "bot", "queued", "agent" or "resolved". */
@@ -128,6 +128,10 @@ int store_add_feedback(struct store_batch *b, const char *conv, long long at, in
 int store_add_response(struct store_batch *b, const char *conv, long long at, const char *queue,
                        const char *channel, const char *agent, int seconds);
 
+/* Records that the customer message seq of conv was answered by intent with its A/B variant. */
+int store_add_answer(struct store_batch *b, const char *conv, long seq, long long at, const char *intent,
+                     const char *variant);
+
 /* What an erase removed. */
 struct store_erased {
     long long conversations, messages, events, feedback, customers;
@@ -220,6 +224,19 @@ typedef int (*store_response_fn)(void *ctx, const struct store_response_group *g
 /* Calls fn per queue and channel (in that order) for the first responses
  * from since on; g is borrowed for the call. Returns 0 or KEFU_EIO. */
 int store_first_responses(struct store *st, long long since, store_response_fn fn, void *ctx);
+
+/* The answers of one intent's A/B variant: how many, how many were contained (in the
+ * conversation's next two customer messages no handoff and no repeat of the intent), and the
+ * ratings of the conversations it answered in. */
+struct store_variant_row {
+    char intent[128], variant[32];
+    long long answers, contained, ratings;
+    double rating_avg;
+};
+typedef int (*store_variant_fn)(void *ctx, const struct store_variant_row *v);
+/* Calls fn per intent and variant (in that order) for the answers from since on; v is borrowed
+ * for the call. Returns 0 or KEFU_EIO. */
+int store_variants(struct store *st, long long since, store_variant_fn fn, void *ctx);
 
 /* Counters of the writer and of the row cache, for health and benchmarks. */
 struct store_stats {

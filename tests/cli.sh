@@ -111,6 +111,20 @@ echo "$out" | jq -e '.conversations == 2 and .handoff_reasons.requested == 1 and
     and .unanswered[0].text == "asdf qwer" and .unanswered[0].count == 2 and .automation == 0.5' >/dev/null 2>&1 &&
     ok report-json || no report-json "$out"
 "$KEFU" report --data "$tmp/chat" | grep -q '^automation: ' && ok report-text || no report-text
+# 10c. report: an A/B-tested reply, answered in three conversations, then one variant deleted
+mkdir -p "$tmp/abr"
+printf 'intent gift\n  match giftcardtrial\n  variant plain 1\n  variant warm 1\n  reply ~plain Sold at the checkout.\n  reply ~warm Happy to help: at the checkout.\nintent bye\n  match byebye\n  reply Bye.\n' >"$tmp/abr/ab.rules"
+for k in 1 2 3; do printf 'giftcardtrial\nbyebye\n' | "$KEFU" chat --rules "$tmp/abr" --corpus "$tmp/nocorpus" --data "$tmp/abd" >/dev/null 2>&1; done
+out=$("$KEFU" report --data "$tmp/abd" --rules "$tmp/abr" --json 2>&1)
+echo "$out" | jq -e '.experiments[0].intent == "gift" and .experiments[0].running and .experiments[0].control == "plain"
+    and ([.experiments[0].variants[].answers] | add) == 3 and ([.experiments[0].variants[].contained] | add) == 3
+    and (.experiments[0].tests | length) == 1' >/dev/null 2>&1 && ok report-experiment || no report-experiment "$out"
+"$KEFU" report --data "$tmp/abd" --rules "$tmp/abr" | grep -q '^experiment gift (running), control plain$' &&
+    ok report-experiment-text || no report-experiment-text "$("$KEFU" report --data "$tmp/abd" --rules "$tmp/abr")"
+printf 'intent gift\n  match giftcardtrial\n  reply Sold at the checkout.\n' >"$tmp/abr/ab.rules"
+out=$("$KEFU" report --data "$tmp/abd" --rules "$tmp/abr" --json 2>&1)
+echo "$out" | jq -e '.experiments[0].running == false and ([.experiments[0].variants[].answers] | add) == 3
+    and ([.experiments[0].variants[].weight] | all(. == null))' >/dev/null 2>&1 && ok report-experiment-ended || no report-experiment-ended "$out"
 "$KEFU" report --data "$tmp/none" >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "no conversations in" "$tmp/err" && ok report-missing || no report-missing "$(cat "$tmp/err")"
 

@@ -25,6 +25,7 @@
 
 #include <sqlite3.h>
 
+#include "abtest.h"
 #include "dialog.h"
 #include "kefu.h"
 #include "text.h"
@@ -628,6 +629,121 @@ static void test_vip_escalation(void **state)
     expect_str(json_array_get(events, 2), "event", "redline.cleared");
     dialog_set_events(d, NULL, NULL);
     json_decref(events);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static json_t *experiment(json_t *stats, const char *intent)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(stats, "experiments"), i,
+                       e) if (strcmp(str(e, "intent"), intent) == 0) return e;
+    return NULL;
+}
+
+static json_t *arm_of(json_t *e, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(e, "variants"), i, v) if (strcmp(str(v, "name"), name) == 0) return v;
+    return NULL;
+}
+
+/* 5.1 A/B-tested replies with a known outcome: each conversation sticks to its variant; the
+ * "long" reply contains every conversation (a thank-you follows), the "short" one none (the
+ * customer asks again); ratings 5 and 2. Per variant answers, containment, CSAT and the z-test
+ * come out as scripted; deleting a variant ends the experiment and keeps its history. */
+static void test_ab_replies(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], path[128];
+    snprintf(rules, sizeof rules, "%s/ab-rules", f->dir);
+    assert_int_equal(mkdir(rules, 0700), 0);
+    snprintf(path, sizeof path, "%s/ab.rules", rules);
+    write_file(path,
+               "intent refund.when\n  match refund\n  variant short 50\n  variant long 50\n"
+               "  reply ~short Soon.\n  reply ~long Refunds reach you 3-5 working days after approval.\n"
+               "intent thanks\n  match thanks\n  reply You are welcome.\n"
+               "intent human\n  match human\n  reply One moment.\n  handoff queue general\n");
+    dialog_close(f->d);
+    f->cfg.rules_dir = rules;
+    open_dialog(f);
+    struct dialog *d = f->d;
+    int n_short = 0, n_long = 0;
+    for (int k = 0; k < 30; k++) {
+        char id[40], token[40], cust[16];
+        snprintf(cust, sizeof cust, "ab-%d", k);
+        new_conv(d, cust, "regular", "web", id, token);
+        json_t *r = say(d, id, "refund", NULL);
+        int is_long = strstr(str(r, "reply.text"), "working days") != NULL;
+        json_decref(r);
+        if (is_long) { /* contained: thanks, thanks; then asked again, the same variant */
+            n_long++;
+            json_decref(say(d, id, "thanks", NULL));
+            json_decref(say(d, id, "thanks", NULL));
+            r = say(d, id, "refund", NULL);
+            expect_str(r, "reply.text", "Refunds reach you 3-5 working days after approval.");
+            json_decref(r);
+        } else { /* not contained: the customer wants a person */
+            n_short++;
+            r = say(d, id, "human", NULL);
+            expect_str(r, "state", "queued");
+            json_decref(r);
+        }
+        json_t *req = json_pack("{s:i}", "rating", is_long ? 5 : 2), *out;
+        assert_int_equal(dialog_feedback(d, id, req, &out), 0);
+        json_decref(req);
+        json_decref(out);
+    }
+    assert_true(n_short >= 5 && n_long >= 5); /* 50/50 over 30 conversations */
+    json_t *st;
+    assert_int_equal(dialog_stats(d, -1, &st), 0);
+    json_t *e = experiment(st, "refund.when");
+    assert_non_null(e);
+    assert_true(json_is_true(json_object_get(e, "running")));
+    expect_str(e, "control", "short");
+    json_t *s = arm_of(e, "short"), *l = arm_of(e, "long");
+    assert_int_equal(num(s, "answers", NULL), n_short);
+    assert_int_equal(num(l, "answers", NULL), 2 * n_long); /* the repeat after the thanks is an answer too */
+    assert_int_equal(num(s, "contained", NULL), 0);        /* each followed by a handoff */
+    assert_int_equal(num(l, "contained", NULL), 2 * n_long); /* thanks, then nothing */
+    assert_int_equal(num(l, "weight", NULL), 50);
+    assert_true(fabs(json_real_value(json_object_get(s, "csat")) - 2) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(l, "csat")) - 5) < 1e-9);
+    assert_int_equal(num(l, "ratings", NULL), n_long);
+    json_t *t = json_array_get(json_object_get(e, "tests"), 0);
+    expect_str(t, "variant", "long");
+    struct abtest_result want;
+    assert_int_equal(abtest_compare(n_short, 0, 2 * n_long, 2 * n_long, &want), 0);
+    assert_true(fabs(json_real_value(json_object_get(t, "p_value")) - want.p_value) < 1e-12);
+    assert_true(json_real_value(json_object_get(t, "p_value")) < 0.001);
+    assert_true(json_is_true(json_object_get(t, "significant")));
+    assert_int_equal(num(t, "needed", NULL), want.needed);
+    json_decref(st);
+
+    /* the long variant is deleted: the experiment ends, its history stays */
+    write_file(path, "intent refund.when\n  match refund\n  variant short 50\n  reply ~short Soon.\n"
+                     "intent thanks\n  match thanks\n  reply You are welcome.\n");
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(d, &diag), 0);
+    rules_diag_release(&diag);
+    assert_int_equal(dialog_stats(d, -1, &st), 0);
+    e = experiment(st, "refund.when");
+    assert_non_null(e);
+    assert_true(json_is_false(json_object_get(e, "running")));
+    l = arm_of(e, "long");
+    assert_int_equal(num(l, "answers", NULL), 2 * n_long);
+    assert_true(json_is_null(json_object_get(l, "weight")));
+    assert_true(json_is_false(json_object_get(l, "running")));
+    json_decref(st);
 }
 
 /* 3.3 complaints and anger hand off to the complaints queue */
@@ -1371,6 +1487,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_misses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vip_first_miss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vip_escalation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ab_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complaint_anger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_capacity, setup, teardown),

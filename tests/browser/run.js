@@ -301,6 +301,25 @@ async function main() {
     }
   });
 
+  await test('console: the Today panel lists the running A/B test with its variants', async (open) => {
+    const c = (await api(server.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-ab' }, locale: 'en' })).json;
+    const m = await fetch(server.url + '/v1/conversations/' + c.id + '/messages', {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + c.token },
+      body: JSON.stringify({ text: 'giftcardtrial' })
+    });
+    const reply = (await m.json()).reply;
+    assert(reply && reply.intent === 'ab.gift_card', 'the experiment answered: ' + JSON.stringify(reply));
+    const agent = await page(await open(), '/console');
+    await signIn(agent);
+    const li = agent.locator('#experiments li[data-intent="ab.gift_card"]');
+    await li.waitFor();
+    const text = await li.textContent();
+    const arm = /Happy to help/.test(reply.text) ? 'warm' : 'plain';
+    assert(text.includes('plain ') && text.includes('warm ') && text.includes(arm + ' 100% of 1') && text.includes('warm vs plain: p '),
+      'experiment line: ' + text);
+    assert(await agent.locator('#experiments-none').isHidden(), 'no "none running" note');
+  });
+
   await test('xss: payloads from customers, agents, names and articles stay text in widget and console', async (open, problems) => {
     const name = encodeURIComponent(XSS_NAME);
     const bad = encodeURIComponent('javascript:alert(4)//{id}');

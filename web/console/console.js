@@ -440,6 +440,7 @@
       d.appendChild(el('dd', null, f[1]));
       dl.appendChild(d);
     });
+    renderExperiments(Array.isArray(st.experiments) ? st.experiments : []);
     var hours = Array.isArray(st.hours) ? st.hours : [];
     barChart($('chart-hours'), hours.map(function (h) {
       var at = new Date(h.at * 1000);
@@ -447,6 +448,27 @@
     }), 'Customer messages per hour');
     var vals = Array.isArray(r.values) ? r.values : [0, 0, 0, 0, 0];
     barChart($('chart-ratings'), vals.map(function (n, i) { return { label: String(i + 1), a: n || 0, b: 0 }; }), 'Ratings by value');
+  }
+  /* The running A/B tests: each variant's containment and answers, and the test against the control. */
+  function renderExperiments(list) {
+    var ul = $('experiments');
+    ul.textContent = '';
+    list.filter(function (e) { return e && e.running === true && typeof e.intent === 'string'; }).forEach(function (e) {
+      var li = el('li');
+      li.setAttribute('data-intent', e.intent);
+      li.appendChild(el('span', 'name', e.intent));
+      var arms = (Array.isArray(e.variants) ? e.variants : []).filter(function (v) { return v && v.running === true; });
+      li.appendChild(el('span', 'arms', arms.map(function (v) {
+        return v.name + ' ' + pct(v.containment) + ' of ' + (v.answers || 0) + (typeof v.csat === 'number' ? ', ' + v.csat.toFixed(1) + '/5' : '');
+      }).join(' · ')));
+      var tests = Array.isArray(e.tests) ? e.tests : [];
+      li.appendChild(el('span', 'test', tests.map(function (t) {
+        var p = typeof t.p_value === 'number' ? t.p_value.toFixed(3) : '—';
+        return t.variant + ' vs ' + e.control + ': p ' + p + (t.significant ? ' (significant)' : t.needed > 0 ? ', ' + t.needed + ' more each' : '');
+      }).join('; ')));
+      ul.appendChild(li);
+    });
+    $('experiments-none').hidden = ul.childNodes.length > 0;
   }
   /* Draws stacked bars (a at the bottom, b above) into box as SVG elements. */
   function barChart(box, rows, title) {
