@@ -28,6 +28,8 @@ ENGINE  += store_backup cli_backup
 ENGINE  += redline dialog_service
 # A/B-tested replies: per-variant figures and the z-test
 ENGINE  += abtest
+# the KPI table per channel (kefu report --kpi, the console)
+ENGINE  += kpi
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact

@@ -9,6 +9,8 @@
 
 #include "abtest.h"
 #include "kefu.h"
+#include "kpi.h"
+#include "redline.h"
 #include "rules.h"
 #include "store.h"
 #include "text.h"
@@ -19,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static const char *const usage_report =
-    "usage: kefu report [--data DIR] [--rules DIR] [--json] [--top N]\n\n"
+    "usage: kefu report [--data DIR] [--rules DIR] [--json] [--top N]\n"
+    "       kefu report --kpi [--days N] [--data DIR] [--rules DIR] [--json]\n\n"
     "Summarizes the conversations in DIR/kefu.db (default data/): the automation rate\n"
     "(messages the bot answered from a rule, an example or an article, out of those it\n"
     "handled), handoffs by reason, per intent how often it answered, how often it handed\n"
@@ -30,7 +34,10 @@ static const char *const usage_report =
     "frequent messages nothing answered, grouped by normalized text; and the A/B-tested\n"
     "replies: per variant answers, containment and ratings, the z-test of containment\n"
     "against the control with its p-value and the sample still needed (running: the\n"
-    "variants the rules in --rules DIR, default rules/, still hold).";
+    "variants the rules in --rules DIR, default rules/, still hold).\n\n"
+    "--kpi prints the service KPIs of the last N days (default 1) per channel: automation,\n"
+    "first-contact resolution, agents' average first response, average handling time (claim\n"
+    "to resolve) and CSAT, each beside its red line in DIR/redlines.conf.";
 
 /* Collects rows as {key: [count, avg]} in a JSON object. */
 static int collect(void *ctx, const char *key, long long count, double avg)
@@ -289,16 +296,111 @@ static void print_report(json_t *r)
         puts("  none");
 }
 
+/* "45 s" / "4.52" / "83%" of a KPI cell, or "-" for null. */
+static void cell(char *buf, size_t cap, json_t *v, int kind)
+{
+    if (!json_is_number(v))
+        snprintf(buf, cap, "-");
+    else if (kind == 0)
+        snprintf(buf, cap, "%.0f%%", 100 * json_number_value(v));
+    else if (kind == 1)
+        snprintf(buf, cap, "%.0f s", json_number_value(v));
+    else
+        snprintf(buf, cap, "%.2f", json_number_value(v));
+}
+
+/* The red line of a KPI as "(min 80%)", or "". */
+static void line_text(char *buf, size_t cap, json_t *line, int kind)
+{
+    if (!json_is_object(line)) {
+        snprintf(buf, cap, "(no red line)");
+        return;
+    }
+    char t[32];
+    cell(t, sizeof t, json_object_get(line, "threshold"), kind);
+    snprintf(buf, cap, "(%s %s)", json_string_value(json_object_get(line, "op")), t);
+}
+
+static int has(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) if (strcmp(json_string_value(v), s) == 0) return 1;
+    return 0;
+}
+
+/* kefu report --kpi: the KPI table of the last days days, per channel, beside the red lines. */
+static int report_kpi(struct store *st, const char *rules_dir, int days, int json)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/redlines.conf", rules_dir);
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    struct redline *rl = NULL;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && redline_load(path, &diag, &rl) < 0)
+        rl = NULL;
+    rules_diag_release(&diag);
+    json_t *t = kpi_table(st, rl, (long long)time(NULL) - 86400LL * days);
+    redline_free(rl);
+    store_close(st);
+    if (!t)
+        return cli_fail("cannot read the KPIs");
+    if (json) {
+        char *s = json_dumps(t, JSON_COMPACT);
+        puts(s ? s : "{}");
+        free(s);
+        json_decref(t);
+        return 0;
+    }
+    json_t *lines = json_object_get(t, "redlines");
+    char la[48], lf[48], lc[48];
+    line_text(la, sizeof la, json_object_get(lines, "automation"), 0);
+    line_text(lf, sizeof lf, json_object_get(lines, "first_response"), 1);
+    line_text(lc, sizeof lc, json_object_get(lines, "csat"), 2);
+    printf("KPIs of the last %d day%s, per channel (* over its red line)\n", days, days == 1 ? "" : "s");
+    printf("%-12s %6s %11s %6s %15s %9s %11s\n", "channel", "convs", "automation", "FCR", "first response",
+           "handling", "CSAT");
+    printf("%-12s %6s %11s %6s %15s %9s %11s\n", "", "", la, "", lf, "", lc);
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(t, "channels"), i, r)
+    {
+        char a[24], f[24], fr[24], h[24], c[24];
+        json_t *b = json_object_get(r, "breached");
+        cell(a, sizeof a, json_object_get(r, "automation"), 0);
+        cell(f, sizeof f, json_object_get(r, "first_contact_resolution"), 0);
+        cell(fr, sizeof fr, json_object_get(r, "first_response_s"), 1);
+        cell(h, sizeof h, json_object_get(r, "handling_s"), 1);
+        cell(c, sizeof c, json_object_get(r, "csat"), 2);
+        printf("%-12s %6lld %10s%s %6s %14s%s %9s %10s%s\n", json_string_value(json_object_get(r, "channel")),
+               json_integer_value(json_object_get(r, "conversations")), a, has(b, "automation") ? "*" : " ",
+               f, fr, has(b, "first_response_s") ? "*" : " ", h, c, has(b, "csat") ? "*" : " ");
+    }
+    if (!json_array_size(json_object_get(t, "channels")))
+        puts("  no conversations in the period");
+    json_decref(t);
+    return 0;
+}
+
 int cli_report(int argc, char **argv)
 {
     const char *dir = "data", *rules_dir = "rules";
-    int json = 0, top = 20;
+    int json = 0, top = 20, kpi = 0, days = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             puts(usage_report);
             return 0;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = 1;
+        } else if (strcmp(argv[i], "--kpi") == 0) {
+            kpi = 1;
+        } else if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 3650)
+                return cli_fail("--days takes a whole number from 1 to 3650");
+            days = (int)v;
         } else if ((strcmp(argv[i], "--data") == 0 || strcmp(argv[i], "--top") == 0 ||
                     strcmp(argv[i], "--rules") == 0) &&
                    i + 1 < argc) {
@@ -317,6 +419,8 @@ int cli_report(int argc, char **argv)
     int rc = cli_open_store(dir, &st);
     if (rc != 0)
         return rc;
+    if (kpi)
+        return report_kpi(st, rules_dir, days, json);
     struct rules_diag diag;
     rules_diag_init(&diag);
     struct rules *rs = NULL;

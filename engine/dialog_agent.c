@@ -10,6 +10,7 @@
 
 #include "abtest.h"
 #include "kefu.h"
+#include "kpi.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -838,5 +839,12 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
         return dialog_fail(KEFU_EIO, "cannot read the experiments");
     }
     json_object_set_new(*out, "experiments", ex);
+    json_t *kpi = kpi_table(d->st, d->rl, since);
+    if (!kpi) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(KEFU_EIO, "cannot read the KPIs");
+    }
+    json_object_set_new(*out, "kpi", kpi);
     return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
 }

@@ -324,9 +324,9 @@ static void line_prop(struct parser *p, struct line *l, const char *key, size_t 
             }
         if (p->has_metric < 0)
             perr(p, v,
-             "unknown metric '%.*s' (queue_wait, agent_first_response, bot_response, automation_rate, "
-             "handoff_rate, unanswered_share, csat)",
-             (int)vn, v);
+                 "unknown metric '%.*s' (queue_wait, agent_first_response, bot_response, automation_rate, "
+                 "handoff_rate, unanswered_share, csat)",
+                 (int)vn, v);
     } else if (IS("stat")) {
         if (vn == 3 && memcmp(v, "avg", 3) == 0)
             l->stat_max = 0;
@@ -836,4 +836,18 @@ int redline_metrics(struct redline *r, struct text_buf *out)
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+int redline_threshold(const struct redline *r, int metric, const char **name, double *threshold, int *is_min)
+{
+    for (size_t i = 0; r && i < r->n; i++) {
+        const struct line *ln = &r->v[i];
+        if (ln->metric != metric || *ln->where[0] || *ln->where[1] || *ln->where[2])
+            continue;
+        *name = ln->name;
+        *threshold = ln->threshold;
+        *is_min = ln->is_min;
+        return 0;
+    }
+    return KEFU_ENOENT;
 }

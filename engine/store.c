@@ -492,3 +492,8 @@ int store_variants(struct store *st, long long since, store_variant_fn fn, void 
 {
     return st->be->variants(st->db, since, fn, ctx);
 }
+
+int store_kpi(struct store *st, long long since, store_kpi_fn fn, void *ctx)
+{
+    return st->be->kpi(st->db, since, fn, ctx);
+}

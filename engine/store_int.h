@@ -63,6 +63,7 @@ struct store_backend {
     int (*day)(struct store_db *db, long long since, struct store_day *out);
     int (*first_responses)(struct store_db *db, long long since, store_response_fn fn, void *ctx);
     int (*variants)(struct store_db *db, long long since, store_variant_fn fn, void *ctx);
+    int (*kpi)(struct store_db *db, long long since, store_kpi_fn fn, void *ctx);
 };
 
 extern const struct store_backend store_sqlite; /* store_sqlite.c */

@@ -96,6 +96,7 @@ enum {
     R_DAY_RATINGS,
     R_RESPONSES,
     R_VARIANTS,
+    R_KPI,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -180,6 +181,36 @@ static const char *const sql[N_STMT] = {
         " (SELECT coalesce(avg(f.rating), 0) FROM feedback f WHERE f.conv IN (SELECT b.conv FROM answers b"
         " WHERE b.intent = a.intent AND b.variant = a.variant))"
         " FROM answers a WHERE a.at >= ?1 GROUP BY a.intent, a.variant ORDER BY a.intent, a.variant",
+    [R_KPI] =
+        "WITH c AS (SELECT id, channel FROM conversations WHERE created_at >= ?1)"
+        " SELECT ch.channel, (SELECT count(*) FROM c WHERE c.channel = ch.channel),"
+        " (SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv WHERE v.channel = ch.channel"
+        " AND m.sender = 'customer' AND m.created_at >= ?1 AND (" ANSWERED
+        " OR m.source IN ('clarify', 'fallback', 'handoff'))),"
+        " (SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv WHERE v.channel = ch.channel"
+        " AND m.sender = 'customer' AND m.created_at >= ?1 AND " ANSWERED "),"
+        " (SELECT count(*) FROM c WHERE c.channel = ch.channel"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'reopen')"
+        " AND (SELECT count(*) FROM events e WHERE e.conv = c.id AND e.kind = 'handoff') <= 1"
+        " AND (NOT EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'handoff')"
+        " OR EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'resolve'))),"
+        " (SELECT count(*) FROM responses r WHERE r.channel = ch.channel AND r.at >= ?1),"
+        " (SELECT coalesce(avg(r.seconds), 0) FROM responses r WHERE r.channel = ch.channel AND r.at >= ?1),"
+        " (SELECT count(h) FROM (SELECT e.at - (SELECT k.at FROM events k"
+        " WHERE k.conv = e.conv AND k.kind = 'claim' AND k.id < e.id ORDER BY k.id DESC LIMIT 1) AS h FROM "
+        "events e"
+        " JOIN conversations v ON v.id = e.conv WHERE v.channel = ch.channel AND e.kind = 'resolve'"
+        " AND e.at >= ?1) WHERE h IS NOT NULL),"
+        " (SELECT coalesce(avg(h), 0) FROM (SELECT e.at - (SELECT k.at FROM events k"
+        " WHERE k.conv = e.conv AND k.kind = 'claim' AND k.id < e.id ORDER BY k.id DESC LIMIT 1) AS h FROM "
+        "events e"
+        " JOIN conversations v ON v.id = e.conv WHERE v.channel = ch.channel AND e.kind = 'resolve'"
+        " AND e.at >= ?1) WHERE h IS NOT NULL),"
+        " (SELECT count(*) FROM feedback f JOIN conversations v ON v.id = f.conv WHERE v.channel = ch.channel"
+        " AND f.at >= ?1),"
+        " (SELECT coalesce(avg(f.rating), 0) FROM feedback f JOIN conversations v ON v.id = f.conv"
+        " WHERE v.channel = ch.channel AND f.at >= ?1)"
+        " FROM (SELECT DISTINCT channel FROM c) ch ORDER BY ch.channel",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -1064,6 +1095,35 @@ static int sq_variants(struct store_db *st, long long since, store_variant_fn fn
     return rc;
 }
 
+static int sq_kpi(struct store_db *st, long long since, store_kpi_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_KPI);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, since);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_kpi_row k = {.conversations = sqlite3_column_int64(s, 1),
+                                      .handled = sqlite3_column_int64(s, 2),
+                                      .answered = sqlite3_column_int64(s, 3),
+                                      .first_contact = sqlite3_column_int64(s, 4),
+                                      .responses = sqlite3_column_int64(s, 5),
+                                      .response_avg = sqlite3_column_double(s, 6),
+                                      .handled_by_agents = sqlite3_column_int64(s, 7),
+                                      .handling_avg = sqlite3_column_double(s, 8),
+                                      .ratings = sqlite3_column_int64(s, 9),
+                                      .rating_avg = sqlite3_column_double(s, 10)};
+            snprintf(k.channel, sizeof k.channel, "%s", col_str(s, 0) ? col_str(s, 0) : "");
+            if (fn(ctx, &k))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite = {
     .name = "sqlite",
     .migrations = migrations,
@@ -1089,4 +1149,5 @@ const struct store_backend store_sqlite = {
     .day = sq_day,
     .first_responses = sq_first_responses,
     .variants = sq_variants,
+    .kpi = sq_kpi,
 };

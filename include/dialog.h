@@ -164,7 +164,8 @@ int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t
  * max}, ratings:{count, avg, values:[n1..n5]}, hours:[{at, messages, answered,
  * handoffs}] (one per hour from since up to now, at most 24), first_response_s:{count,
  * avg, max, groups:[{queue, channel, count, avg, max}]} (handoff → the agent's first message),
- * experiments: the A/B-tested replies over all their history, as abtest_experiments()}. */
+ * experiments: the A/B-tested replies over all their history, as abtest_experiments(),
+ * kpi: the KPI table per channel beside the red lines, as kpi_table()}. */
 int dialog_stats(struct dialog *d, long long since, json_t **out);
 
 /* The handoff packet of conv as an agent would see it (the context above),

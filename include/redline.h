@@ -81,6 +81,9 @@ json_t *redline_breaches(struct redline *r);
 /* Appends kefu_redline_breached{name} (1 if any group is over its line),
  * kefu_redline_group_breached{name, KEY} and kefu_redline_value{name, KEY}. */
 int redline_metrics(struct redline *r, struct text_buf *out);
+/* The first red line of metric that has no where filter: its name (borrowed), threshold and
+ * direction (*is_min 1: crossed below). Returns 0, or KEFU_ENOENT when there is none. */
+int redline_threshold(const struct redline *r, int metric, const char **name, double *threshold, int *is_min);
 /* The metric's name in the file ("queue_wait", ...); static. */
 const char *redline_metric_name(int metric);
 

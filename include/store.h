@@ -238,6 +238,23 @@ typedef int (*store_variant_fn)(void *ctx, const struct store_variant_row *v);
  * for the call. Returns 0 or KEFU_EIO. */
 int store_variants(struct store *st, long long since, store_variant_fn fn, void *ctx);
 
+/* The service KPIs of one channel for conversations and events from since on. */
+struct store_kpi_row {
+    char channel[32];
+    long long conversations;     /* created since */
+    long long handled, answered; /* customer messages the bot handled / answered (rule, example, kb) */
+    long long first_contact; /* conversations never reopened, handed off at most once and, if so, resolved */
+    long long responses;     /* agents' first responses, and their average seconds */
+    double response_avg;
+    long long handled_by_agents; /* resolves after a claim, and the average seconds from the claim */
+    double handling_avg;
+    long long ratings;
+    double rating_avg;
+};
+typedef int (*store_kpi_fn)(void *ctx, const struct store_kpi_row *k);
+/* Calls fn per channel (in name order) of the conversations created from since on. Returns 0 or KEFU_EIO. */
+int store_kpi(struct store *st, long long since, store_kpi_fn fn, void *ctx);
+
 /* Counters of the writer and of the row cache, for health and benchmarks. */
 struct store_stats {
     long long commits, batches, failed;

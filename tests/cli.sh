@@ -111,6 +111,19 @@ echo "$out" | jq -e '.conversations == 2 and .handoff_reasons.requested == 1 and
     and .unanswered[0].text == "asdf qwer" and .unanswered[0].count == 2 and .automation == 0.5' >/dev/null 2>&1 &&
     ok report-json || no report-json "$out"
 "$KEFU" report --data "$tmp/chat" | grep -q '^automation: ' && ok report-text || no report-text
+# 10b'. report --kpi: per channel, beside the bundled red lines (the chat data: one cli
+# conversation handed off, claimed and resolved, rated 5; then two more)
+out=$("$KEFU" report --kpi --data "$tmp/chat" --json 2>&1)
+echo "$out" | jq -e '.redlines.csat.op == "min" and .redlines.csat.threshold == 4.5 and (.channels | length) == 1
+    and .channels[0].channel == "cli" and .channels[0].conversations == 2 and .channels[0].csat == 5
+    and .channels[0].ratings == 1 and .channels[0].first_contact_resolution == 1 and .channels[0].breached == []' >/dev/null 2>&1 &&
+    ok report-kpi-json || no report-kpi-json "$out"
+"$KEFU" report --kpi --data "$tmp/chat" >"$tmp/out" 2>&1
+grep -q '^KPIs of the last 1 day, per channel' "$tmp/out" && grep -q '(max 30 s)' "$tmp/out" && grep -q '^cli ' "$tmp/out" &&
+    ok report-kpi-text || no report-kpi-text "$(cat "$tmp/out")"
+"$KEFU" report --kpi --days 0 --data "$tmp/chat" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q 'days takes a whole number' "$tmp/err" && ok report-kpi-bad-days || no report-kpi-bad-days "$(cat "$tmp/err")"
+
 # 10c. report: an A/B-tested reply, answered in three conversations, then one variant deleted
 mkdir -p "$tmp/abr"
 printf 'intent gift\n  match giftcardtrial\n  variant plain 1\n  variant warm 1\n  reply ~plain Sold at the checkout.\n  reply ~warm Happy to help: at the checkout.\nintent bye\n  match byebye\n  reply Bye.\n' >"$tmp/abr/ab.rules"

@@ -384,6 +384,27 @@ static void test_first_response(void **state)
     expect_str(g1, "channel", "web");
     assert_int_equal(num(g1, "count", NULL), 2);
     assert_true(fabs(json_real_value(json_object_get(g1, "avg")) - 25.0) < 1e-6);
+    /* the KPI table beside the bundled red lines: app's 200 s is over first_response's 30 s */
+    json_t *kpi = json_object_get(out, "kpi");
+    expect_str(json_object_get(json_object_get(kpi, "redlines"), "first_response"), "op", "max");
+    json_t *app = json_array_get(json_object_get(kpi, "channels"), 0),
+           *web = json_array_get(json_object_get(kpi, "channels"), 1);
+    expect_str(app, "channel", "app");
+    expect_str(web, "channel", "web");
+    assert_true(fabs(json_real_value(json_object_get(web, "automation")) - 1.0 / 3) <
+                1e-9); /* 1 of 3 handled */
+    assert_true(fabs(json_real_value(json_object_get(app, "automation"))) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(web, "first_response_s")) - 25) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(web, "handling_s")) - 125) <
+                1e-9);                                             /* claim to resolve */
+    assert_true(json_is_null(json_object_get(app, "handling_s"))); /* never resolved */
+    assert_true(fabs(json_real_value(json_object_get(web, "first_contact_resolution"))) <
+                1e-9); /* reopened */
+    assert_true(fabs(json_real_value(json_object_get(app, "first_contact_resolution"))) <
+                1e-9); /* unresolved */
+    assert_int_equal(json_array_size(json_object_get(web, "breached")), 0);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(app, "breached"), 0)),
+                        "first_response_s");
     json_decref(out);
 
     struct text_buf m;

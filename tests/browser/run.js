@@ -254,6 +254,12 @@ async function main() {
       return d && / s$/.test(d.querySelector('dd').textContent);
     });
     assert(await agent.locator('#chart-hours svg rect').count() > 0, 'the hourly chart has bars');
+    /* the KPI table has the web channel, its first response as the API gives it */
+    const kw = st.json.kpi.channels.find((c) => c.channel === 'web');
+    assert(kw && kw.conversations >= 1 && typeof kw.first_response_s === 'number', 'kpi row: ' + JSON.stringify(st.json.kpi));
+    const cellText = await agent.locator('#kpi tr[data-channel="web"] td[data-kpi="first_response_s"]').textContent();
+    assert(/ s$/.test(cellText), 'kpi first response cell: ' + cellText);
+    assert((await agent.locator('#kpi tr[data-channel="web"] td[data-kpi="first_response_s"]').getAttribute('title')) === 'red line: max 30 s', 'the red line beside it');
     /* the conversation survives a reload of the shop page */
     await customer.reload(); /* the panel stays open across the reload */
     await customer.locator('.msg.agent', { hasText: 'this is Alice' }).waitFor();

@@ -441,6 +441,7 @@
       dl.appendChild(d);
     });
     renderExperiments(Array.isArray(st.experiments) ? st.experiments : []);
+    renderKpi(st.kpi && typeof st.kpi === 'object' ? st.kpi : {});
     var hours = Array.isArray(st.hours) ? st.hours : [];
     barChart($('chart-hours'), hours.map(function (h) {
       var at = new Date(h.at * 1000);
@@ -448,6 +449,33 @@
     }), 'Customer messages per hour');
     var vals = Array.isArray(r.values) ? r.values : [0, 0, 0, 0, 0];
     barChart($('chart-ratings'), vals.map(function (n, i) { return { label: String(i + 1), a: n || 0, b: 0 }; }), 'Ratings by value');
+  }
+  /* The KPI table: one row per channel, a cell over its red line marked, the lines in the titles. */
+  function renderKpi(k) {
+    var body = $('kpi').querySelector('tbody');
+    body.textContent = '';
+    var lines = k.redlines || {};
+    var lineText = function (l, f) { return l && typeof l === 'object' ? 'red line: ' + l.op + ' ' + f(l.threshold) : 'no red line'; };
+    var num = function (x, f) { return typeof x === 'number' ? f(x) : '—'; };
+    var two = function (x) { return x.toFixed(2); };
+    var secs = function (x) { return fmtWait(Math.round(x)); };
+    (Array.isArray(k.channels) ? k.channels : []).forEach(function (r) {
+      if (!r || typeof r.channel !== 'string') return;
+      var tr = el('tr');
+      tr.setAttribute('data-channel', r.channel);
+      var b = Array.isArray(r.breached) ? r.breached : [];
+      var th = el('th', null, r.channel);
+      th.setAttribute('scope', 'row');
+      tr.appendChild(th);
+      [['automation', pct, lines.automation], ['first_contact_resolution', pct, null], ['first_response_s', secs, lines.first_response],
+        ['handling_s', secs, null], ['csat', two, lines.csat]].forEach(function (c) {
+        var td = el('td', b.indexOf(c[0]) >= 0 ? 'over' : null, num(r[c[0]], c[1]));
+        td.setAttribute('data-kpi', c[0]);
+        if (c[2] !== null) td.title = lineText(c[2], c[0] === 'csat' ? two : c[0] === 'automation' ? pct : secs);
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
   }
   /* The running A/B tests: each variant's containment and answers, and the test against the control. */
   function renderExperiments(list) {
