@@ -2,7 +2,7 @@
 PREFIX  ?= /usr/local
 BUILD   ?= build
 CC      ?= cc
-PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto
+PKGS     = libpcre2-8 libmicrohttpd sqlite3 jansson libcrypto libcurl
 OPT     ?= -O2 -g
 SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -30,6 +30,12 @@ ENGINE  += redline dialog_service
 ENGINE  += abtest
 # the KPI table per channel (kefu report --kpi, the console)
 ENGINE  += kpi
+# outgoing HTTP through libcurl's multi interface (webhooks, actions)
+ENGINE  += httpc
+# the events dialog writes to the store's outbox for webhooks
+ENGINE  += dialog_outbox cli_webhook
+# agent accounts in the store
+ENGINE  += agents cli_agent
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
@@ -39,6 +45,8 @@ TESTS   += jit
 TESTS   += redline
 # A/B-tested replies: the z-test
 TESTS   += abtest
+# the libcurl client against a local libmicrohttpd server
+TESTS   += httpc
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog \
@@ -78,7 +86,7 @@ $(BUILD)/openapi_json.h: docs/openapi.json scripts/embed.sh
 $(BUILD)/engine/api.o: $(BUILD)/openapi_json.h
 
 # The HTTP protocol tests run against an in-memory fake of dialog.h.
-$(BUILD)/tests/test_http $(BUILD)/tests/test_webhook: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
+$(BUILD)/tests/test_http: $(BUILD)/tests/%: $(BUILD)/tests/%.o \
     $(BUILD)/tests/fake_dialog.o $(BUILD)/libkefu.a
 	$(CC) $(SAN) -o $@ $^ $(TESTLIBS) $(LDLIBS)
 
@@ -233,10 +241,25 @@ bench: bench-deps
 	cat bench/out/seconds
 	bench/report.sh
 
+# make install: the binary, the bundled rules, corpus and web files, a hardened systemd unit
+# (packaging/kefu.service.in with PREFIX filled in), its system user (sysusers.d) and an example
+# environment file. install-files does the same with an already built KEFU_BIN (tests/packaging.sh).
+KEFU_BIN ?= kefu
 install: kefu
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules
-	install -m 755 kefu $(DESTDIR)$(PREFIX)/bin/kefu
+	@$(MAKE) --no-print-directory install-files
+
+.PHONY: install-files
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kefu/rules $(DESTDIR)$(PREFIX)/share/kefu/corpus \
+	    $(DESTDIR)$(PREFIX)/share/kefu/web $(DESTDIR)$(PREFIX)/lib/systemd/system $(DESTDIR)$(PREFIX)/lib/sysusers.d
+	install -m 755 $(KEFU_BIN) $(DESTDIR)$(PREFIX)/bin/kefu
 	cp -r rules/. $(DESTDIR)$(PREFIX)/share/kefu/rules/
+	cp -r corpus/. $(DESTDIR)$(PREFIX)/share/kefu/corpus/
+	cp -r web/. $(DESTDIR)$(PREFIX)/share/kefu/web/
+	sed 's|@PREFIX@|$(PREFIX)|g' packaging/kefu.service.in > $(DESTDIR)$(PREFIX)/lib/systemd/system/kefu.service
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/systemd/system/kefu.service
+	install -m 644 packaging/kefu.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/kefu.conf
+	install -m 644 packaging/kefu.env $(DESTDIR)$(PREFIX)/share/kefu/kefu.env.example
 
 format:
 	clang-format -i engine/*.c include/*.h tests/*.c tests/fuzz/*.c tests/fuzz/*.h bench/*.c

@@ -77,6 +77,10 @@ static int h_reload(struct call *c);
 static int h_erase(struct call *c);
 static int h_stats(struct call *c);
 static int h_openapi(struct call *c);
+static int h_accounts(struct call *c);
+static int h_presence(struct call *c);
+static int h_account_add(struct call *c);
+static int h_account_change(struct call *c);
 
 #define R(m, p, auth, body, lim, fn)                                                                         \
     {                                                                                                        \
@@ -97,11 +101,17 @@ static const struct route routes[] = {
     R("POST", "/v1/conversations/{id}/release", AUTH_AGENT, BODY_OPTIONAL, 1, h_release),
     R("POST", "/v1/conversations/{id}/resolve", AUTH_AGENT, BODY_OPTIONAL, 1, h_resolve),
     R("GET", "/v1/stats", AUTH_AGENT, BODY_NONE, 1, h_stats),
+    R("POST", "/v1/agent/presence", AUTH_AGENT, BODY_REQUIRED, 1, h_presence),
     R("GET", "/healthz", AUTH_NONE, BODY_NONE, 0, h_health),
     R("GET", "/metrics", AUTH_NONE, BODY_NONE, 0, h_metrics),
     R("GET", "/openapi.json", AUTH_NONE, BODY_NONE, 0, h_openapi),
     R("POST", "/v1/admin/reload", AUTH_ADMIN, BODY_OPTIONAL, 1, h_reload),
     R("POST", "/v1/admin/erase", AUTH_ADMIN, BODY_REQUIRED, 1, h_erase),
+    R("GET", "/v1/admin/agents", AUTH_ADMIN, BODY_NONE, 1, h_accounts),
+    R("POST", "/v1/admin/agents", AUTH_ADMIN, BODY_REQUIRED, 1, h_account_add),
+    R("POST", "/v1/admin/agents/{id}/disable", AUTH_ADMIN, BODY_OPTIONAL, 1, h_account_change),
+    R("POST", "/v1/admin/agents/{id}/enable", AUTH_ADMIN, BODY_OPTIONAL, 1, h_account_change),
+    R("POST", "/v1/admin/agents/{id}/rotate", AUTH_ADMIN, BODY_OPTIONAL, 1, h_account_change),
 };
 #undef R
 #define N_ROUTES (sizeof routes / sizeof routes[0])
@@ -541,31 +551,6 @@ static int h_create(struct call *c)
     return ok(c, 201, rc, out);
 }
 
-/* Sends the handoff packet to the webhook when this message handed the
- * conversation to a queue (a reply came and the state is now queued): the
- * conversation, its queue, the bot's reply, and the engine's packet
- * (transcript, customer and history, what the bot understood, the reason,
- * suggested articles). */
-static void notify_handoff(struct call *c, json_t *out)
-{
-    json_t *reply = json_object_get(out, "reply");
-    const char *state = json_string_value(json_object_get(out, "state"));
-    if (!c->a->cfg.webhook || !json_is_object(reply) || !state || strcmp(state, "queued") != 0)
-        return;
-    json_t *packet = NULL;
-    dialog_packet(c->a->cfg.dialog, c->conv, &packet);
-    json_t *ev = json_pack(
-        "{s:s, s:s, s:I, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?, s:O?}", "event", "handoff", "conversation",
-        c->conv, "at", (json_int_t)time(NULL), "state", json_object_get(out, "state"), "queue",
-        json_object_get(out, "queue"), "reply", reply, "reason", json_object_get(packet, "reason"),
-        "customer", json_object_get(packet, "customer"), "understood", json_object_get(packet, "understood"),
-        "articles", json_object_get(packet, "articles"), "transcript", json_object_get(packet, "transcript"));
-    if (ev)
-        webhook_post(c->a->cfg.webhook, ev);
-    json_decref(ev);
-    json_decref(packet);
-}
-
 static int h_message(struct call *c)
 {
     if (check_text(c) < 0)
@@ -582,8 +567,6 @@ static int h_message(struct call *c)
     }
     json_t *out = NULL;
     int rc = dialog_customer_message(c->a->cfg.dialog, c->conv, c->body, &out);
-    if (rc == 0)
-        notify_handoff(c, out);
     return ok(c, 200, rc, out);
 }
 
@@ -597,8 +580,6 @@ int api_finish(struct api *a, struct api_response *resp)
         return 1;
     resp->call = NULL;
     resp->push = API_PUSH_NONE;
-    if (rc == 0)
-        notify_handoff(&c, out);
     ok(&c, 200, rc, out);
     return 0;
 }
@@ -768,6 +749,13 @@ static int h_stats(struct call *c)
     return ok(c, 200, rc, out);
 }
 
+static int h_presence(struct call *c)
+{
+    json_t *out = NULL;
+    int rc = dialog_agent_presence(c->a->cfg.dialog, c->agent, c->body, &out);
+    return ok(c, 200, rc, out);
+}
+
 static int h_health(struct call *c)
 {
     json_t *out = NULL;
@@ -792,11 +780,10 @@ static int h_metrics(struct call *c)
         webhook_stats(c->a->cfg.webhook, &ws);
         rc = metrics_printf(&r->text,
                             "# TYPE kefu_webhook_events_total counter\n"
-                            "kefu_webhook_events_total{result=\"queued\"} %lu\n"
                             "kefu_webhook_events_total{result=\"delivered\"} %lu\n"
-                            "kefu_webhook_events_total{result=\"dropped\"} %lu\n"
-                            "# TYPE kefu_webhook_retries_total counter\nkefu_webhook_retries_total %lu\n",
-                            ws.queued, ws.delivered, ws.dropped, ws.retries);
+                            "kefu_webhook_events_total{result=\"dead\"} %lu\n"
+                            "# TYPE kefu_webhook_failures_total counter\nkefu_webhook_failures_total %lu\n",
+                            ws.delivered, ws.dead, ws.failed);
     }
     if (rc < 0) {
         fail_rc(r, rc);
@@ -877,13 +864,40 @@ static int h_erase(struct call *c)
     }
     json_t *out = NULL, *convs = NULL;
     int rc = dialog_erase_customer(c->a->cfg.dialog, json_string_value(id), &out, &convs);
-    for (size_t i = 0; i < json_array_size(convs); i++)
-        webhook_forget(c->a->cfg.webhook, json_string_value(json_array_get(convs, i)));
-    json_decref(convs);
+    json_decref(convs); /* their webhook events left the outbox with them */
     if (rc == 0)
         log_msg(LOG_LEVEL_INFO, "erased a customer: %lld conversations, %lld messages",
                 (long long)json_integer_value(json_object_get(out, "conversations")),
                 (long long)json_integer_value(json_object_get(out, "messages")));
+    return ok(c, 200, rc, out);
+}
+
+/* ---- agent accounts ---- */
+
+static int h_accounts(struct call *c)
+{
+    json_t *out = NULL;
+    int rc = dialog_accounts(c->a->cfg.dialog, &out);
+    return ok(c, 200, rc, out);
+}
+
+static int h_account_add(struct call *c)
+{
+    json_t *out = NULL;
+    int rc = dialog_account_add(c->a->cfg.dialog, c->body, &out);
+    if (rc == 0)
+        log_msg(LOG_LEVEL_INFO, "agent account '%s' added", json_string_value(json_object_get(out, "name")));
+    return ok(c, 201, rc, out);
+}
+
+/* POST /v1/admin/agents/{name}/(disable|enable|rotate): the verb is the last segment. */
+static int h_account_change(struct call *c)
+{
+    const char *what = strrchr(c->req->path, '/') + 1;
+    json_t *out = NULL;
+    int rc = dialog_account_change(c->a->cfg.dialog, c->conv, what, &out);
+    if (rc == 0)
+        log_msg(LOG_LEVEL_INFO, "agent account '%s': %s", c->conv, what);
     return ok(c, 200, rc, out);
 }
 

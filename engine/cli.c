@@ -8,6 +8,7 @@
 #include "decide.h"
 #include "dialog.h"
 #include "eval.h"
+#include "httpc.h"
 #include "kb.h"
 #include "kefu.h"
 #include "redline.h"
@@ -17,7 +18,16 @@
 #include "store.h"
 #include "text.h"
 
+#include <curl/curlver.h>
 #include <jansson.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+#ifndef PCRE2_CODE_UNIT_WIDTH
+#define PCRE2_CODE_UNIT_WIDTH 8
+#endif
+#include <pcre2.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1083,6 +1093,46 @@ static int cmd_eval(struct session *s)
     return rc < 0 ? cli_fail("cannot evaluate '%s': %s", o->args[0], kefu_strerror(rc)) : 0;
 }
 
+/* kefu's own version; the libraries' come from the copies loaded at run time. */
+#define KEFU_VERSION "0.1.0"
+
+/* Ends a version line: "(built with V)" when the headers kefu was compiled
+ * with named another version than the library loaded now. */
+static void built_with(int same, const char *built)
+{
+    if (!same)
+        printf(" (built with %s)", built);
+    putchar('\n');
+}
+
+/* `kefu --version`: kefu's version, then one line per library as linked now. */
+static int print_version(void)
+{
+    char pcre[64] = "", built[64];
+    uint32_t jit = 0;
+    pcre2_config(PCRE2_CONFIG_VERSION, pcre);
+    pcre2_config(PCRE2_CONFIG_JIT, &jit);
+    printf("kefu %s\n", KEFU_VERSION);
+    snprintf(built, sizeof built, "%d.%02d", PCRE2_MAJOR, PCRE2_MINOR);
+    printf("PCRE2 %s (%s)", pcre, jit ? "JIT" : "no JIT");
+    built_with(strncmp(pcre, built, strlen(built)) == 0, built);
+    snprintf(built, sizeof built, "%x.%x.%x", (unsigned)(MHD_VERSION >> 24) & 0xff,
+             (unsigned)(MHD_VERSION >> 16) & 0xff, (unsigned)(MHD_VERSION >> 8) & 0xff);
+    printf("libmicrohttpd %s", MHD_get_version());
+    built_with(strcmp(MHD_get_version(), built) == 0, built);
+    printf("SQLite %s (FTS5 %s)", sqlite3_libversion(),
+           sqlite3_compileoption_used("ENABLE_FTS5") ? "on" : "off");
+    built_with(strcmp(sqlite3_libversion(), SQLITE_VERSION) == 0, SQLITE_VERSION);
+    printf("jansson %s", jansson_version_str());
+    built_with(strcmp(jansson_version_str(), JANSSON_VERSION) == 0, JANSSON_VERSION);
+    printf("%s", OpenSSL_version(OPENSSL_VERSION));
+    built_with(strcmp(OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT) == 0, OPENSSL_VERSION_TEXT);
+    const char *curl = httpc_version(); /* "libcurl 7.88.1 (OpenSSL/3.0.x)" */
+    printf("%s", curl);
+    built_with(strncmp(curl + 8, LIBCURL_VERSION " ", strlen(LIBCURL_VERSION) + 1) == 0, LIBCURL_VERSION);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: kefu COMMAND [OPTIONS]\n\n"
@@ -1096,10 +1146,13 @@ static void usage(FILE *f)
           "  serve               run the HTTP API server (see kefu serve --help)\n"
           "  erase CUSTOMER      erase one customer's conversations and profile (--data DIR)\n"
           "  store backup FILE   copy the conversations database to FILE while it runs (--data DIR)\n"
+          "  webhook list|replay the webhook outbox: events waiting or dead; send dead ones again\n"
+          "  agent add|list|...  agent accounts: a token shown once, disable, rotate (--data DIR)\n"
           "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
           "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
-          "Every command takes --rules DIR (default rules/) and --help.\n",
+          "Every command takes --rules DIR (default rules/) and --help; kefu --version prints the\n"
+          "versions of kefu and of the libraries it runs with.\n",
           f);
 }
 
@@ -1273,6 +1326,8 @@ int cli_main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "--version") == 0)
+        return print_version();
     if (strcmp(cmd, "kb") == 0) /* subcommands with their own options: cli_kb.c */
         return cli_kb(argc - 1, argv + 1);
     if (strcmp(cmd, "test") == 0) /* conversation tests: cli_test.c */
@@ -1285,6 +1340,10 @@ int cli_main(int argc, char **argv)
         return cli_erase(argc - 1, argv + 1);
     if (strcmp(cmd, "store") == 0) /* store backup: cli_backup.c */
         return cli_store(argc - 1, argv + 1);
+    if (strcmp(cmd, "webhook") == 0) /* the webhook outbox: cli_webhook.c */
+        return cli_webhook(argc - 1, argv + 1);
+    if (strcmp(cmd, "agent") == 0) /* agent accounts: cli_agent.c */
+        return cli_agent(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

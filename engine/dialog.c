@@ -15,6 +15,7 @@
  * agent side is in dialog_agent.c. */
 #include "dialog_int.h"
 
+#include "agents.h"
 #include "decide.h"
 #include "kefu.h"
 #include "redact.h"
@@ -510,6 +511,8 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
         return KEFU_ENOMEM;
     if ((rc = parse_agents(d, cfg->agents)) < 0)
         return rc;
+    if ((rc = dialog_outbox_init(d, cfg)) < 0)
+        return dialog_fail(rc, "cannot keep the webhook targets (at most %d)", DIALOG_OUTBOX_MAX);
     char path[4096];
     snprintf(path, sizeof path, "%s/kefu.db", d->data_dir);
     struct store_opts so = {.group_commit = cfg->group_commit};
@@ -535,6 +538,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     pthread_mutex_init(&d->watch_lock, NULL);
     pthread_cond_init(&d->watch_cond, NULL);
     pthread_cond_init(&d->busy_cond, NULL);
+    pthread_mutex_init(&d->accounts_lock, NULL);
     d->open_min = -1;
     d->miss_limit = cfg->miss_limit > 0 ? cfg->miss_limit : 2;
     d->tz_offset_min = cfg->tz_offset_min;
@@ -578,6 +582,12 @@ void dialog_close(struct dialog *d)
     pthread_cond_destroy(&d->watch_cond);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
+    for (struct dialog_agent *a = d->accounts, *next; a; a = next) {
+        next = a->next;
+        free(a);
+    }
+    pthread_mutex_destroy(&d->accounts_lock);
+    dialog_outbox_free(d);
     free(d->data_dir);
     free(d->rules_dir);
     free(d->corpus_dir);
@@ -702,6 +712,63 @@ int dialog_customer_auth(struct dialog *d, const char *conv, const char *token)
     return 0;
 }
 
+const struct dialog_agent *dialog_find_agent(struct dialog *d, const char *name)
+{
+    for (size_t i = 0; name && i < d->n_agents; i++)
+        if (strcmp(d->agents[i].name, name) == 0)
+            return &d->agents[i];
+    pthread_mutex_lock(&d->accounts_lock);
+    const struct dialog_agent *a = d->accounts;
+    while (name && a && strcmp(a->name, name) != 0)
+        a = a->next;
+    pthread_mutex_unlock(&d->accounts_lock);
+    return name ? a : NULL;
+}
+
+/* The account a, seen for the first time: kept on d->accounts and given its place in the queue. */
+static const char *account_seen(struct dialog *d, const struct store_agent *acc)
+{
+    const struct dialog_agent *known = dialog_find_agent(d, acc->name);
+    if (known)
+        return known->name;
+    struct dialog_agent *a = kefu_calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    snprintf(a->name, sizeof a->name, "%s", acc->name);
+    snprintf(a->skills, sizeof a->skills, "%s", *acc->skills ? acc->skills : "*");
+    pthread_mutex_lock(&d->accounts_lock);
+    for (const struct dialog_agent *b = d->accounts; b; b = b->next)
+        if (strcmp(b->name, a->name) == 0) { /* another thread was first */
+            pthread_mutex_unlock(&d->accounts_lock);
+            free(a);
+            return b->name;
+        }
+    queue_agent_add(d->q, a->name, a->skills, acc->capacity > 0 ? acc->capacity : 3);
+    a->next = d->accounts;
+    d->accounts = a;
+    pthread_mutex_unlock(&d->accounts_lock);
+    return a->name;
+}
+
+/* An agent account of the store whose token hash matches: 0 with *agent set,
+ * 0 with *agent NULL (none), or a failure with its reason. */
+static int account_auth(struct dialog *d, const char *token, const char **agent)
+{
+    char hash[65];
+    struct store_agent acc;
+    agents_token_hash(token, hash);
+    int rc = *hash ? store_get_agent(d->st, hash, 1, &acc) : KEFU_ENOENT;
+    if (rc == KEFU_ENOENT)
+        return 0;
+    if (rc < 0)
+        return dialog_fail(rc, "cannot read the agent accounts");
+    if (acc.disabled)
+        return dialog_fail(KEFU_EAUTH, "agent '%s' is disabled", acc.name);
+    if (!(*agent = account_seen(d, &acc)))
+        return dialog_fail(KEFU_ENOMEM, "out of memory");
+    return 0;
+}
+
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent)
 {
     *agent = NULL;
@@ -709,6 +776,9 @@ int dialog_agent_auth(struct dialog *d, const char *token, const char **agent)
     for (size_t i = 0; token && i < d->n_agents; i++) /* every token is compared: no early exit */
         if (same_secret(token, n, d->agents[i].token, d->agents[i].token_len))
             *agent = d->agents[i].name;
+    int rc = *agent || !token ? 0 : account_auth(d, token, agent);
+    if (rc < 0)
+        return rc;
     if (!*agent)
         return dialog_fail(KEFU_EAUTH, "unknown agent token");
     queue_agent_seen(d->q, *agent, dialog_now(d));
@@ -750,6 +820,8 @@ struct turn {
     char conv[40];     /* the conversation asked for */
     char bot_text[DIALOG_MAX_TEXT * 2 + 514];
     char *memory, *packet, *result;
+    json_t *hfields;                         /* the handoff event's fields, NULL without one */
+    struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
     struct store_batch b;
 };
@@ -1393,6 +1465,12 @@ static char *handoff_packet(struct turn *t, const char *bot_text)
     json_t *extra = turn_messages(t, bot_text);
     json_t *ctx = dialog_build_context(t->d, &t->c, extra, t->w ? t->w->kb : NULL);
     char *packet = ctx ? json_dumps(ctx, JSON_COMPACT) : NULL;
+    if (ctx && dialog_outbox_wants(t->d, DIALOG_EV_HANDOFF)) /* the packet, as the webhook tells it */
+        t->hfields = json_pack(
+            "{s:s, s:s, s:s, s:{s:s?, s:s}, s:O?, s:O?, s:O?, s:O?}", "state", "queued", "queue", t->c.queue,
+            "reason", t->c.reason, "reply", "text", bot_text, "source", "handoff", "customer",
+            json_object_get(ctx, "customer"), "understood", json_object_get(ctx, "understood"), "articles",
+            json_object_get(ctx, "articles"), "transcript", json_object_get(ctx, "transcript"));
     json_decref(ctx);
     json_decref(extra);
     return packet;
@@ -1419,6 +1497,17 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
     if (*t->variant && cm->intent && (t->src == SRC_RULE || t->src == SRC_EXAMPLE))
         store_add_answer(b, t->c.id, cm->seq, t->now, cm->intent, t->variant);
+    int rc = 0;
+    if (t->hfields)
+        rc = dialog_outbox_add(t->d, b, &t->ev_handoff, DIALOG_EV_HANDOFF, t->c.id, t->now, t->hfields);
+    if (rc == 0 && t->feedback && dialog_outbox_wants(t->d, DIALOG_EV_FEEDBACK)) {
+        json_t *f = json_pack("{s:i}", "rating", t->feedback);
+        rc = f ? dialog_outbox_add(t->d, b, &t->ev_rating, DIALOG_EV_FEEDBACK, t->c.id, t->now, f)
+               : KEFU_ENOMEM;
+        json_decref(f);
+    }
+    if (rc < 0 && b->rc == 0)
+        b->rc = rc; /* the turn fails rather than lose its event */
 }
 
 /* Keeps this turn's quick replies with the bot message seq that offers them
@@ -1571,6 +1660,9 @@ static void turn_release(struct turn *t)
     free(t->memory);
     free(t->packet);
     free(t->result);
+    json_decref(t->hfields);
+    dialog_out_release(&t->ev_handoff);
+    dialog_out_release(&t->ev_rating);
     store_conv_release(&t->c);
     free(t->redacted);
 }
@@ -1899,7 +1991,15 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
     store_batch_init(&b);
     store_add_feedback(&b, conv, now, rating, comment);
     store_add_event(&b, conv, now, "feedback", NULL, NULL, NULL);
-    rc = store_write(d->st, &b);
+    struct dialog_out ev = {.body = NULL};
+    json_t *f = dialog_outbox_wants(d, DIALOG_EV_FEEDBACK)
+                    ? json_pack("{s:i, s:s?}", "rating", rating, "comment", comment)
+                    : NULL;
+    rc = f ? dialog_outbox_add(d, &b, &ev, DIALOG_EV_FEEDBACK, conv, now, f) : 0;
+    json_decref(f);
+    if (rc == 0)
+        rc = store_write(d->st, &b);
+    dialog_out_release(&ev);
     free(owned);
     if (rc < 0)
         return dialog_fail(rc, "cannot store the feedback");

@@ -9,6 +9,7 @@
 #include "dialog_int.h"
 
 #include "abtest.h"
+#include "agents.h"
 #include "kefu.h"
 #include "kpi.h"
 #include "text.h"
@@ -162,10 +163,7 @@ static int context_json(struct dialog *d, const struct store_conv *c, json_t **o
 
 static int known_agent(struct dialog *d, const char *agent)
 {
-    for (size_t i = 0; agent && i < d->n_agents; i++)
-        if (strcmp(d->agents[i].name, agent) == 0)
-            return 1;
-    return 0;
+    return dialog_find_agent(d, agent) != NULL;
 }
 
 /* The conversation must be with this agent: 0, KEFU_EPERM (another's) or KEFU_ECONFLICT. */
@@ -289,15 +287,12 @@ static void enrich(struct dialog *d, json_t *v)
 static json_t *agent_queues(struct dialog *d, const char *agent)
 {
     json_t *v = json_array();
-    for (size_t i = 0; i < d->n_agents; i++) {
-        if (strcmp(d->agents[i].name, agent) != 0)
-            continue;
-        for (const char *p = d->agents[i].skills; *p;) {
-            size_t n = strcspn(p, "|");
-            if (n)
-                json_array_append_new(v, json_stringn(p, n));
-            p += n + (p[n] == '|');
-        }
+    const struct dialog_agent *a = dialog_find_agent(d, agent);
+    for (const char *p = a ? a->skills : ""; *p;) {
+        size_t n = strcspn(p, "|");
+        if (n)
+            json_array_append_new(v, json_stringn(p, n));
+        p += n + (p[n] == '|');
     }
     return v;
 }
@@ -323,6 +318,21 @@ int dialog_queue_list(struct dialog *d, const char *agent, json_t **out)
 
 /* ---- claim ---- */
 
+/* The outbox event of an agent's action on c, with {agent, queue} and
+ * extra (borrowed, may be NULL); 0 when no webhook wants it. */
+static int agent_event(struct dialog *d, struct store_batch *b, struct dialog_out *ev, unsigned kind,
+                       const struct store_conv *c, const char *agent, long long now, json_t *extra)
+{
+    if (!dialog_outbox_wants(d, kind))
+        return 0;
+    json_t *f = json_pack("{s:s, s:s}", "agent", agent, "queue", c->queue);
+    if (f && extra)
+        json_object_update(f, extra);
+    int rc = f ? dialog_outbox_add(d, b, ev, kind, c->id, now, f) : KEFU_ENOMEM;
+    json_decref(f);
+    return rc;
+}
+
 /* Stores the claim of c (queued, reserved in the queue) by agent. */
 static int store_claim(struct dialog *d, struct store_conv *c, const char *agent, long long now)
 {
@@ -335,7 +345,11 @@ static int store_claim(struct dialog *d, struct store_conv *c, const char *agent
     add_note(&b, c, &m, "system", dialog_say(c->locale, "joined"), "claim", now);
     store_put_conv(&b, c, NULL);
     store_add_event(&b, c->id, now, "claim", agent, c->queue, NULL);
-    int rc = store_write(d->st, &b);
+    struct dialog_out ev = {.body = NULL};
+    int rc = agent_event(d, &b, &ev, DIALOG_EV_CLAIM, c, agent, now, NULL);
+    if (rc == 0)
+        rc = store_write(d->st, &b);
+    dialog_out_release(&ev);
     return rc < 0 ? dialog_fail(rc, "cannot store the claim") : 0;
 }
 
@@ -477,7 +491,14 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
             if (responded >= 0)
                 store_add_response(&b, conv, now, c.queue, c.channel, agent,
                                    responded > 1 << 30 ? 1 << 30 : (int)responded);
-            if ((rc = store_write(d->st, &b)) < 0)
+            struct dialog_out ev = {.body = NULL};
+            json_t *x = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "text", text);
+            rc = x ? agent_event(d, &b, &ev, DIALOG_EV_AGENT_MESSAGE, &c, agent, now, x) : KEFU_ENOMEM;
+            json_decref(x);
+            if (rc == 0)
+                rc = store_write(d->st, &b);
+            dialog_out_release(&ev);
+            if (rc < 0)
                 rc = dialog_fail(rc, "cannot store the message");
             else
                 wrote = 1;
@@ -584,7 +605,12 @@ int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t
         add_note(&b, &c, &m, "bot", dialog_say(c.locale, "survey"), "survey", now);
         store_put_conv(&b, &c, NULL);
         store_add_event(&b, conv, now, "resolve", agent, c.queue, NULL);
-        if ((rc = store_write(d->st, &b)) < 0)
+        struct dialog_out ev = {.body = NULL};
+        rc = agent_event(d, &b, &ev, DIALOG_EV_RESOLVE, &c, agent, now, NULL);
+        if (rc == 0)
+            rc = store_write(d->st, &b);
+        dialog_out_release(&ev);
+        if (rc < 0)
             rc = dialog_fail(rc, "cannot store the resolve");
         else
             queue_remove(d->q, conv);
@@ -847,4 +873,81 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
     }
     json_object_set_new(*out, "kpi", kpi);
     return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
+}
+
+/* ---- agent accounts (the admin API) ---- */
+
+int dialog_accounts(struct dialog *d, json_t **out)
+{
+    json_t *v = NULL;
+    int rc = agents_list(d->st, &v);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot read the agent accounts");
+    *out = json_pack("{s:o}", "agents", v);
+    return *out ? 0 : KEFU_ENOMEM;
+}
+
+int dialog_account_add(struct dialog *d, json_t *req, json_t **out)
+{
+    *out = NULL;
+    const char *name = json_string_value(json_object_get(req, "name"));
+    json_t *sk = json_object_get(req, "skills"), *cap = json_object_get(req, "capacity");
+    char skills[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; json_is_array(sk) && i < json_array_size(sk); i++) {
+        const char *q = json_string_value(json_array_get(sk, i));
+        if (!q || !*q || strchr(q, '|') || strchr(q, ',') || used + strlen(q) + 2 > sizeof skills)
+            return dialog_fail(KEFU_EINVAL, "skills must be an array of queue names");
+        used += (size_t)snprintf(skills + used, sizeof skills - used, "%s%s", used ? "|" : "", q);
+    }
+    if (!json_is_object(req) || !agents_name_ok(name))
+        return dialog_fail(KEFU_EINVAL, "name must be 1-63 characters of a-z, 0-9, '_', '-'");
+    if ((sk && !json_is_array(sk)) ||
+        (cap && (!json_is_integer(cap) || json_integer_value(cap) < 1 || json_integer_value(cap) > 100)))
+        return dialog_fail(KEFU_EINVAL, "skills must be an array of queue names, capacity 1 to 100");
+    char token[AGENTS_TOKEN_LEN + 1];
+    int rc = agents_add(d->st, name, skills, cap ? (int)json_integer_value(cap) : 0, dialog_now(d), token);
+    if (rc == KEFU_EINVAL)
+        return dialog_fail(rc, "skills must be queue names of a-z, 0-9, '_', '.', '-'");
+    if (rc == KEFU_ECONFLICT)
+        return dialog_fail(rc, "agent '%s' exists", name);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot store the agent");
+    *out = json_pack("{s:s, s:s, s:s}", "name", name, "state", "enabled", "token", token);
+    return *out ? 0 : KEFU_ENOMEM;
+}
+
+int dialog_account_change(struct dialog *d, const char *name, const char *what, json_t **out)
+{
+    *out = NULL;
+    char token[AGENTS_TOKEN_LEN + 1];
+    int rc = agents_change(d->st, name, what, dialog_now(d), token);
+    if (rc == KEFU_ENOENT)
+        return dialog_fail(rc, "no agent account '%s'", name);
+    if (rc < 0)
+        return dialog_fail(rc, "cannot %s the agent", what);
+    struct store_agent a;
+    if (store_get_agent(d->st, name, 0, &a) < 0)
+        return dialog_fail(KEFU_EIO, "cannot read the agent back");
+    *out = json_pack("{s:s, s:s}", "name", name, "state", a.disabled ? "disabled" : "enabled");
+    if (*out && *token)
+        json_object_set_new(*out, "token", json_string(token));
+    return *out ? 0 : KEFU_ENOMEM;
+}
+
+int dialog_agent_presence(struct dialog *d, const char *agent, json_t *req, json_t **out)
+{
+    static const char *const names[] = {"online", "away", "offline"};
+    *out = NULL;
+    const char *status = json_string_value(json_object_get(req, "status"));
+    int p = 0;
+    while (status && p < 3 && strcmp(status, names[p]) != 0)
+        p++;
+    if (!status || p == 3)
+        return dialog_fail(KEFU_EINVAL, "status must be online, away or offline");
+    if (!known_agent(d, agent) || queue_agent_presence(d->q, agent, p) < 0)
+        return dialog_fail(KEFU_EAUTH, "unknown agent");
+    dialog_notify(d, NULL, 0); /* the queue's listeners see it */
+    *out = json_pack("{s:s, s:s}", "agent", agent, "status", names[p]);
+    return *out ? 0 : KEFU_ENOMEM;
 }

@@ -57,6 +57,7 @@ struct dialog_metrics {
 };
 
 struct dialog_agent {
+    struct dialog_agent *next; /* accounts from the store, on d->accounts */
     char name[QUEUE_AGENT_MAX];
     char token[80];
     size_t token_len;
@@ -96,8 +97,10 @@ struct dialog {
     pthread_mutex_t busy_lock;
     pthread_cond_t busy_cond;
     struct dialog_call *busy[CONV_LOCKS];
-    struct dialog_agent *agents;
+    struct dialog_agent *agents; /* KEFU_AGENT_TOKENS */
     size_t n_agents;
+    pthread_mutex_t accounts_lock;
+    struct dialog_agent *accounts; /* agent accounts of the store seen so far (dialog_agent_auth()) */
     dialog_notify_fn notify;
     void *notify_ctx;
     struct dialog_metrics m;
@@ -107,8 +110,8 @@ struct dialog {
     pthread_cond_t watch_cond;
     pthread_t watch_thread;
     int watch_ms, watch_stop, watch_started;
-    dialog_event_fn events; /* under watch_lock */
-    void *events_ctx;
+    struct dialog_outbox_target outbox[DIALOG_OUTBOX_MAX]; /* names owned */
+    int n_outbox;
 };
 
 /* Sets the calling thread's reason and returns code. */
@@ -121,6 +124,9 @@ void dialog_lock(struct dialog *d, const char *id);
 void dialog_unlock(struct dialog *d, const char *id);
 /* Tells the listener about a committed change (conv NULL: the queue). */
 void dialog_notify(struct dialog *d, const char *conv, long seq);
+/* The agent named name (from KEFU_AGENT_TOKENS or an account seen), or NULL;
+ * borrowed from d until dialog_close(). */
+const struct dialog_agent *dialog_find_agent(struct dialog *d, const char *name);
 /* Loads conversation id, mapping errors to a reason. */
 int dialog_load(struct dialog *d, const char *id, struct store_conv *c);
 /* 1 if the business hours hold at now. */
@@ -152,6 +158,28 @@ void dialog_observe(struct dialog *d, int metric, const char *channel, const cha
 int dialog_service_open(struct dialog *d, const struct dialog_config *cfg, struct rules_diag *diag);
 /* Stops the watcher and frees the red lines; safe when never opened. */
 void dialog_service_close(struct dialog *d);
+/* One outbox event while its batch is built: what the batch borrows until
+ * its write (dialog_outbox.c). */
+struct dialog_out {
+    char id[40];                                /* the event id: "ev_" and 32 hex digits */
+    char *body;                                 /* new (dialog_out_release()) */
+    const char *targets[DIALOG_OUTBOX_MAX + 1]; /* the names that want it, NULL-terminated */
+};
+/* Adds event ev of conv at to b when a target wants it, with the body
+ * {id, event, conversation, at} and fields (borrowed, may be NULL) merged
+ * in; conv NULL (a red line's event): no conversation, the key "". Returns 0 (also when nobody wants it) or
+ * KEFU_ENOMEM / KEFU_ERANGE. */
+int dialog_outbox_add(struct dialog *d, struct store_batch *b, struct dialog_out *e, unsigned ev,
+                      const char *conv, long long at, json_t *fields);
+/* 1 when some target wants ev (so a caller can skip building its fields). */
+int dialog_outbox_wants(struct dialog *d, unsigned ev);
+/* Frees what e owns; e can be used again. */
+void dialog_out_release(struct dialog_out *e);
+/* Copies cfg's outbox targets into d; 0, KEFU_EINVAL (too many) or KEFU_ENOMEM. */
+int dialog_outbox_init(struct dialog *d, const struct dialog_config *cfg);
+/* Frees the copied targets. */
+void dialog_outbox_free(struct dialog *d);
+
 /* The localized system text for key in locale; static. */
 const char *dialog_say(const char *locale, const char *key);
 

@@ -2,9 +2,9 @@
  * the red lines (redline.c) are computed from, the watcher thread that
  * evaluates them every watch_ms, and the VIP escalation of conversations
  * that have waited a set share of their level. A crossing or an
- * escalation is logged, handed to the events callback (the server posts
- * it to the webhook) and wakes the agents' queue listeners, so the
- * console's banner and marks follow at once. */
+ * escalation is logged, written to the webhook outbox (dialog_outbox.c;
+ * an escalation in the batch that stores it) and wakes the agents' queue
+ * listeners, so the console's banner and marks follow at once. */
 #include "dialog_int.h"
 
 #include "kefu.h"
@@ -33,31 +33,31 @@ void dialog_observe(struct dialog *d, int metric, const char *channel, const cha
     redline_observe(d->rl, metric, &l, value, at);
 }
 
-void dialog_set_events(struct dialog *d, dialog_event_fn fn, void *ctx)
+/* Writes a red line's event ev (borrowed) to the outbox, in a batch of its own. */
+static void announce(struct dialog *d, unsigned type, json_t *ev)
 {
-    pthread_mutex_lock(&d->watch_lock);
-    d->events = fn;
-    d->events_ctx = ctx;
-    pthread_mutex_unlock(&d->watch_lock);
-}
-
-/* Logs ev, gives it to the events callback and wakes the queue listeners. */
-static void emit(struct dialog *d, json_t *ev, int level, const char *msg)
-{
-    log_json(level, msg, ev);
-    pthread_mutex_lock(&d->watch_lock); /* held: once dialog_set_events() returns, the old fn is done */
-    if (d->events)
-        d->events(d->events_ctx, ev);
-    pthread_mutex_unlock(&d->watch_lock);
-    dialog_notify(d, NULL, 0);
+    if (!dialog_outbox_wants(d, type))
+        return;
+    struct store_batch b;
+    store_batch_init(&b);
+    struct dialog_out out = {.body = NULL};
+    int rc = dialog_outbox_add(d, &b, &out, type, NULL, json_integer_value(json_object_get(ev, "at")), ev);
+    if (rc == 0)
+        rc = store_write(d->st, &b);
+    if (rc < 0)
+        log_msg(LOG_LEVEL_ERROR, "cannot write the webhook event of a red line: %s", kefu_strerror(rc));
+    dialog_out_release(&out);
 }
 
 static void on_change(void *ctx, json_t *ev)
 {
+    struct dialog *d = ctx;
     const char *kind = json_string_value(json_object_get(ev, "event"));
     int breached = kind && strcmp(kind, "redline.breached") == 0;
-    emit(ctx, ev, breached ? LOG_LEVEL_WARN : LOG_LEVEL_INFO,
-         breached ? "red line breached" : "red line cleared");
+    log_json(breached ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, breached ? "red line breached" : "red line cleared",
+             ev);
+    announce(d, breached ? DIALOG_EV_REDLINE_BREACHED : DIALOG_EV_REDLINE_CLEARED, ev);
+    dialog_notify(d, NULL, 0);
 }
 
 /* ---- one look at the waiting conversations ---- */
@@ -98,20 +98,34 @@ static int filter_ok(const char *want, const char *have)
     return !*want || strcmp(want, have) == 0;
 }
 
+/* The escalation event of w under level e: the conversation is now in
+ * queue at priority, moved from queue from; new, NULL without memory. */
+static json_t *escalation(const struct waiting *w, const struct redline_escalation *e, const char *from,
+                          const char *queue, int priority, long long now)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I}", "event", "escalated",
+                     "conversation", w->conv, "service_level", e->name, "from_queue", from, "queue", queue,
+                     "priority", rules_priority_name(priority), "tier", w->tier, "waited_s",
+                     (json_int_t)w->wait_s, "level_s", (json_int_t)e->level_s, "share", e->share, "at",
+                     (json_int_t)now);
+}
+
 /* Escalates conversation w under level e: priority, queue, a note in its
- * memory (the queue time it was escalated at), an event; then the queue. */
+ * memory (the queue time it was escalated at), an event and its webhook
+ * event in the same batch; then the queue. */
 static void escalate(struct dialog *d, const struct waiting *w, const struct redline_escalation *e,
                      long long now)
 {
     struct store_conv c;
     dialog_lock(d, w->conv);
     int rc = dialog_load(d, w->conv, &c), done = 0;
-    char from[QUEUE_NAME_MAX] = "";
+    json_t *ev = NULL;
     if (rc == 0 && c.state == STORE_QUEUED) {
         json_t *mem = json_loads(c.memory ? c.memory : "{}", 0, NULL);
         if (json_is_object(mem) && json_integer_value(json_object_get(mem, "escalated")) != c.queued_at) {
             json_object_set_new(mem, "escalated", json_integer(c.queued_at));
             char *s = json_dumps(mem, JSON_COMPACT | JSON_REAL_PRECISION(6)), *kept = c.memory;
+            char from[QUEUE_NAME_MAX];
             snprintf(from, sizeof from, "%s", c.queue);
             if (*e->to_queue)
                 snprintf(c.queue, sizeof c.queue, "%s", e->to_queue);
@@ -119,14 +133,19 @@ static void escalate(struct dialog *d, const struct waiting *w, const struct red
                 c.priority = e->priority;
             c.updated_at = now;
             c.memory = s;
+            ev = escalation(w, e, from, c.queue, c.priority, now);
             struct store_batch b;
             store_batch_init(&b);
             store_put_conv(&b, &c, NULL);
             store_add_event(&b, c.id, now, "escalate", NULL, c.queue, e->name);
-            if (s && store_write(d->st, &b) == 0) {
+            struct dialog_out out = {.body = NULL};
+            int wrc =
+                s && ev ? dialog_outbox_add(d, &b, &out, DIALOG_EV_ESCALATED, c.id, now, ev) : KEFU_ENOMEM;
+            if (wrc == 0 && store_write(d->st, &b) == 0) {
                 done = 1;
                 dialog_enqueue(d, &c); /* its new queue and priority, the same queue time */
             }
+            dialog_out_release(&out);
             c.memory = kept;
             free(s);
         }
@@ -135,15 +154,10 @@ static void escalate(struct dialog *d, const struct waiting *w, const struct red
     dialog_unlock(d, w->conv);
     if (done) {
         atomic_fetch_add(&d->m.escalations, 1);
-        json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:f, s:I}", "event",
-                               "escalated", "conversation", w->conv, "service_level", e->name, "from_queue",
-                               from, "queue", c.queue, "priority", rules_priority_name(c.priority), "tier",
-                               w->tier, "waited_s", (json_int_t)w->wait_s, "level_s", (json_int_t)e->level_s,
-                               "share", e->share, "at", (json_int_t)now);
-        if (ev)
-            emit(d, ev, LOG_LEVEL_WARN, "conversation escalated");
-        json_decref(ev);
+        log_json(LOG_LEVEL_WARN, "conversation escalated", ev);
+        dialog_notify(d, NULL, 0);
     }
+    json_decref(ev);
     if (rc == 0)
         store_conv_release(&c);
 }

@@ -31,6 +31,7 @@ struct agent {
     char *skills; /* "|general|billing|" or NULL for every queue; owned */
     int capacity, load;
     long long seen;
+    int presence; /* enum queue_presence */
 };
 
 struct queue {
@@ -133,6 +134,18 @@ void queue_agent_seen(struct queue *q, const char *agent, long long now)
     if (a >= 0)
         q->agents[a].seen = now;
     pthread_mutex_unlock(&q->lock);
+}
+
+int queue_agent_presence(struct queue *q, const char *agent, int presence)
+{
+    if (presence < QUEUE_ONLINE || presence > QUEUE_OFFLINE)
+        return KEFU_EINVAL;
+    pthread_mutex_lock(&q->lock);
+    int a = find_agent(q, agent);
+    if (a >= 0)
+        q->agents[a].presence = presence;
+    pthread_mutex_unlock(&q->lock);
+    return a >= 0 ? 0 : KEFU_ENOENT;
 }
 
 int queue_agent_serves(struct queue *q, const char *agent, const char *name)
@@ -326,7 +339,8 @@ int queue_available(struct queue *q, const char *name, long long now)
     pthread_mutex_lock(&q->lock);
     for (size_t i = 0; i < q->n_agents && !ok; i++) {
         const struct agent *a = &q->agents[i];
-        ok = a->seen && now - a->seen <= QUEUE_AGENT_ONLINE_S && a->load < a->capacity && serves(a, name);
+        ok = a->seen && now - a->seen <= QUEUE_AGENT_ONLINE_S && a->presence == QUEUE_ONLINE &&
+             a->load < a->capacity && serves(a, name);
     }
     pthread_mutex_unlock(&q->lock);
     return ok;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "redact.h"
 #include "rules.h"
+#include "store.h"
 #include "webhook.h"
 
 #include <pthread.h>
@@ -28,6 +29,8 @@ struct serve_opts {
     double rate;
     int drain_s;
     struct webhook_config wc;
+    struct dialog_outbox_target hooks[DIALOG_OUTBOX_MAX]; /* --webhook, each with its --webhook-events */
+    const char *hook_urls[DIALOG_OUTBOX_MAX];
     char cors_buf[1024]; /* KEFU_CORS_ORIGINS, split in place */
 };
 
@@ -36,18 +39,23 @@ static const char *usage_text =
     "                  [--rate-limit N] [--cors-origin ORIGIN]... [--miss-limit N] [--hours HH:MM-HH:MM]\n"
     "                  [--tz-offset MINUTES] [--threads N] [--drain-timeout S] [--log-level LEVEL]\n"
     "                  [--idle-timeout S] [--request-timeout S]\n"
-    "                  [--webhook http://HOST:PORT/PATH] [--trust-proxy on|off] [--commit group|each]\n"
+    "                  [--webhook URL [--webhook-events LIST]]... [--webhook-ca FILE]\n"
+    "                  [--webhook-attempts N] [--webhook-backoff S] [--trust-proxy on|off] [--commit "
+    "group|each]\n"
     "                  [--log-redact KINDS] [--redact-store KINDS] [--redlines FILE|off]\n"
     "                  [--watch-interval S]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
     "KEFU_ADMIN_TOKEN, KEFU_CORS_ORIGINS (comma-separated), KEFU_LOG_LEVEL,\n"
-    "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the handoff webhook), KEFU_LOG_REDACT,\n"
+    "KEFU_WEBHOOK_SECRET (HMAC-SHA256 key for the webhooks), KEFU_LOG_REDACT,\n"
     "KEFU_REDACT_STORE. KINDS is all, off or a list of phone,email,card,id: what is\n"
     "masked in log lines (default all) and in message text before it is stored (default off).\n"
     "Red lines and VIP levels come from RULES/redlines.conf when it exists (--redlines) and are\n"
-    "evaluated every 5 s (--watch-interval); crossings go to the log and the webhook.\n"
+    "evaluated every 5 s (--watch-interval); crossings go to the log and the webhooks.\n"
+    "A --webhook URL (http:// or https://, up to 8) gets every event, or those its following\n"
+    "--webhook-events names (handoff,claim,agent_message,resolve,feedback,redline.breached,\n"
+    "redline.cleared,escalated).\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
 static int bad(const char *fmt, const char *arg)
@@ -104,6 +112,30 @@ static int read_env(struct serve_opts *o)
     return 0;
 }
 
+/* --webhook URL adds a target with every event; --webhook-events LIST narrows the last one. */
+static int webhook_flag(struct serve_opts *o, const char *f, const char *v)
+{
+    int n = o->dc.n_outbox;
+    if (strcmp(f, "--webhook-events") == 0) {
+        if (n == 0)
+            return bad("--webhook-events applies to the --webhook before it (%s)", v);
+        if (dialog_event_parse(v, &o->hooks[n - 1].events) < 0)
+            return bad("--webhook-events takes a list of handoff,claim,agent_message,resolve,feedback,"
+                       "redline.breached,redline.cleared,escalated, not '%s'",
+                       v);
+        return 0;
+    }
+    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return bad("--webhook takes an http:// or https:// URL, not '%s'", v);
+    if (n == DIALOG_OUTBOX_MAX)
+        return bad("at most 8 webhooks (%s)", v);
+    o->hooks[n] = (struct dialog_outbox_target){v, DIALOG_EV_ALL};
+    o->hook_urls[n] = v;
+    o->dc.outbox = o->hooks;
+    o->dc.n_outbox = n + 1;
+    return 0;
+}
+
 static int number(const char *flag, const char *v, double lo, double hi, double *out)
 {
     char *end;
@@ -130,8 +162,10 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         o->hc.web_dir = v;
     else if (strcmp(f, "--hours") == 0)
         o->dc.hours = v;
-    else if (strcmp(f, "--webhook") == 0)
-        o->wc.url = v;
+    else if (strcmp(f, "--webhook") == 0 || strcmp(f, "--webhook-events") == 0)
+        return webhook_flag(o, f, v);
+    else if (strcmp(f, "--webhook-ca") == 0)
+        o->wc.ca_file = v;
     else if (strcmp(f, "--redlines") == 0)
         o->dc.redlines = strcmp(v, "off") == 0 ? "" : v;
     else if (strcmp(f, "--watch-interval") == 0) {
@@ -177,6 +211,13 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         if (number(f, v, 0, 3600, &x))
             return 2;
         o->hc.request_timeout_s = (unsigned)x;
+    } else if (strcmp(f, "--webhook-attempts") == 0) {
+        if (number(f, v, 1, 100, &x))
+            return 2;
+        o->wc.attempts = (int)x;
+    } else if (strcmp(f, "--webhook-backoff") == 0) {
+        if (number(f, v, 0.01, 3600, &o->wc.backoff_s))
+            return 2;
     } else if (strcmp(f, "--drain-timeout") == 0) {
         if (number(f, v, 0, 3600, &x))
             return 2;
@@ -265,10 +306,30 @@ static int wait_signals(int fd, struct dialog *d)
     }
 }
 
-/* A red-line crossing or an escalation, for the webhook (dialog_event_fn). */
-static void post_event(void *ctx, json_t *ev)
+/* The webhook sender on a store connection of its own (the outbox of the
+ * data directory's kefu.db). Returns 0, or the exit code after a message. */
+static int start_webhooks(struct serve_opts *o, struct store **st, struct webhook **wh)
 {
-    webhook_post(ctx, ev);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/kefu.db", o->dc.data_dir);
+    int rc = store_open(path, &(struct store_opts){.readers = 1, .cache_slots = -1}, st);
+    if (rc < 0) {
+        fprintf(stderr, "kefu: cannot open the store '%s' for the webhooks: %s\n", path, kefu_strerror(rc));
+        return 1;
+    }
+    o->wc.store = *st;
+    o->wc.urls = o->hook_urls;
+    o->wc.n_urls = o->dc.n_outbox;
+    if ((rc = webhook_create(&o->wc, wh)) < 0) {
+        if (rc == KEFU_ENOENT)
+            fprintf(stderr, "kefu: cannot read the webhook CA file '%s'\n", o->wc.ca_file);
+        else
+            fprintf(stderr, "kefu: cannot start the webhooks: %s\n", kefu_strerror(rc));
+        store_close(*st);
+        *st = NULL;
+        return 2;
+    }
+    return 0;
 }
 
 static int run(struct serve_opts *o, int sfd)
@@ -288,19 +349,18 @@ static int run(struct serve_opts *o, int sfd)
     rules_diag_release(&diag);
     o->ac.dialog = d;
     struct webhook *wh = NULL;
-    if (o->wc.url && webhook_create(&o->wc, &wh) < 0) {
-        fprintf(stderr, "kefu: cannot use webhook '%s': only http://HOST[:PORT]/PATH\n", o->wc.url);
+    struct store *wst = NULL;
+    if (o->dc.n_outbox && (rc = start_webhooks(o, &wst, &wh)) != 0) {
         dialog_close(d);
-        return 2;
+        return rc;
     }
     o->ac.webhook = wh;
-    if (wh)
-        dialog_set_events(d, post_event, wh);
     struct http *h = NULL;
     if ((rc = http_start(&o->hc, &o->ac, &h)) < 0) {
         fprintf(stderr, "kefu: cannot listen on '%s': %s\n", o->hc.listen,
                 rc == KEFU_EINVAL ? "not ADDR:PORT" : "address in use or not available");
         webhook_free(wh);
+        store_close(wst);
         dialog_close(d);
         return 1;
     }
@@ -316,8 +376,8 @@ static int run(struct serve_opts *o, int sfd)
     log_msg(LOG_LEVEL_INFO, "%s: draining", sig == SIGINT ? "SIGINT" : "SIGTERM");
     int left = http_drain(h, o->drain_s * 1000);
     http_stop(h);
-    dialog_set_events(d, NULL, NULL); /* no event reaches the webhook once it is freed */
-    webhook_free(wh);
+    webhook_free(wh); /* what is on the wire stays pending, sent after the next start */
+    store_close(wst);
     dialog_close(d);
     log_msg(LOG_LEVEL_INFO, "stopped (%d requests cut)", left);
     return 0;

@@ -341,6 +341,73 @@ int store_add_feedback(struct store_batch *b, const char *conv, long long at, in
     return 0;
 }
 
+const char *store_outbox_state_name(int state)
+{
+    return state == STORE_OUT_DELIVERED ? "delivered" : state == STORE_OUT_DEAD ? "dead" : "pending";
+}
+
+int store_add_outbox(struct store_batch *b, const char *conv, long long at, const char *type,
+                     const char *event_id, const char *body, const char *const *targets)
+{
+    struct store_op *op = add_op(b, OP_OUTBOX);
+    if (!op)
+        return KEFU_ERANGE;
+    op->conv = conv;
+    op->at = at;
+    op->a = type;
+    op->b = body;
+    op->c = event_id;
+    op->rec = targets;
+    return 0;
+}
+
+int store_mark_outbox(struct store_batch *b, const struct store_outbox *o)
+{
+    struct store_op *op = add_op(b, OP_OUTBOX_MARK);
+    if (!op)
+        return KEFU_ERANGE;
+    op->rec = o;
+    return 0;
+}
+
+int store_replay_outbox(struct store_batch *b, long long id, long long *count)
+{
+    struct store_op *op = add_op(b, OP_OUTBOX_REPLAY);
+    if (!op)
+        return KEFU_ERANGE;
+    op->at = id;
+    op->out = count;
+    return 0;
+}
+
+int store_prune_outbox(struct store_batch *b, long long before)
+{
+    struct store_op *op = add_op(b, OP_OUTBOX_PRUNE);
+    if (!op)
+        return KEFU_ERANGE;
+    op->at = before;
+    return 0;
+}
+
+int store_add_agent(struct store_batch *b, const struct store_agent *a)
+{
+    struct store_op *op = add_op(b, OP_AGENT);
+    if (!op)
+        return KEFU_ERANGE;
+    op->rec = a;
+    return 0;
+}
+
+int store_update_agent(struct store_batch *b, const struct store_agent *a)
+{
+    struct store_op *op = add_op(b, OP_AGENT);
+    if (!op)
+        return KEFU_ERANGE;
+    op->rec = a;
+    op->n = 1;
+    return 0;
+}
+
 /* ---- opening and closing ---- */
 
 static void store_free(struct store *st)
@@ -496,4 +563,26 @@ int store_variants(struct store *st, long long since, store_variant_fn fn, void 
 int store_kpi(struct store *st, long long since, store_kpi_fn fn, void *ctx)
 {
     return st->be->kpi(st->db, since, fn, ctx);
+}
+
+int store_outbox_due(struct store *st, const char *target, long long now_ms, int limit, store_outbox_fn fn,
+                     void *ctx)
+{
+    return st->be->outbox_due(st->db, target, now_ms, limit, fn, ctx);
+}
+
+int store_outbox_list(struct store *st, int state, int limit, store_outbox_fn fn, void *ctx)
+{
+    return st->be->outbox_list(st->db, state, limit, fn, ctx);
+}
+
+int store_get_agent(struct store *st, const char *name, int by_hash, struct store_agent *out)
+{
+    memset(out, 0, sizeof *out);
+    return st->be->get_agent(st->db, name, by_hash, out);
+}
+
+int store_agents(struct store *st, store_agent_fn fn, void *ctx)
+{
+    return st->be->agents(st->db, fn, ctx);
 }

@@ -13,7 +13,21 @@
 #include <stddef.h>
 
 /* The kinds of struct store_op (store.c fills them, a backend applies them). */
-enum { OP_CUSTOMER = 1, OP_CONV, OP_MESSAGE, OP_EVENT, OP_FEEDBACK, OP_ERASE, OP_RESPONSE, OP_ANSWER };
+enum {
+    OP_CUSTOMER = 1,
+    OP_CONV,
+    OP_MESSAGE,
+    OP_EVENT,
+    OP_FEEDBACK,
+    OP_ERASE,
+    OP_OUTBOX,        /* conv, at, a type, b body, c event id, rec the NULL-terminated targets */
+    OP_OUTBOX_MARK,   /* rec a struct store_outbox */
+    OP_OUTBOX_REPLAY, /* at the row (0: every dead one), out a long long count */
+    OP_OUTBOX_PRUNE,  /* at: delivered before */
+    OP_AGENT,         /* rec a struct store_agent; n 0 adds, 1 updates */
+    OP_RESPONSE,      /* conv, at, a queue, b channel, c agent, n seconds */
+    OP_ANSWER,        /* conv, n the message seq, at, a intent, b variant */
+};
 
 struct store_db; /* a backend's connections, opaque to store.c */
 
@@ -61,6 +75,11 @@ struct store_backend {
     int (*open_convs)(struct store_db *db, store_conv_fn fn, void *ctx);
     int (*report)(struct store_db *db, int which, store_row_fn fn, void *ctx);
     int (*day)(struct store_db *db, long long since, struct store_day *out);
+    int (*outbox_due)(struct store_db *db, const char *target, long long now_ms, int limit,
+                      store_outbox_fn fn, void *ctx);
+    int (*outbox_list)(struct store_db *db, int state, int limit, store_outbox_fn fn, void *ctx);
+    int (*get_agent)(struct store_db *db, const char *key, int by_hash, struct store_agent *out);
+    int (*agents)(struct store_db *db, store_agent_fn fn, void *ctx);
     int (*first_responses)(struct store_db *db, long long since, store_response_fn fn, void *ctx);
     int (*variants)(struct store_db *db, long long since, store_variant_fn fn, void *ctx);
     int (*kpi)(struct store_db *db, long long since, store_kpi_fn fn, void *ctx);

@@ -47,12 +47,25 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "ALTER TABLE messages ADD COLUMN result TEXT;"
     "CREATE INDEX conversations_open ON conversations(state) WHERE state IN (1, 2);"
     "UPDATE conversations SET queued_at = updated_at WHERE state IN (1, 2) AND queued_at = 0;",
-    /* 3 → 4: agents' first responses (handoff → the agent's first message) */
+    /* 3 → 4: the webhook outbox, one row per event and target (state 0 pending, 1 delivered, 2 dead) */
+    "CREATE TABLE outbox(id INTEGER PRIMARY KEY, event TEXT NOT NULL, target TEXT NOT NULL,"
+    " conv TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL, at INTEGER NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_ms INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',"
+    " done_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX outbox_pending ON outbox(target, conv, id) WHERE state = 0;"
+    "CREATE INDEX outbox_state ON outbox(state, id);"
+    "CREATE INDEX outbox_conv ON outbox(conv);",
+    /* 4 → 5: agent accounts (a hash of each token, never the token) */
+    "CREATE TABLE agents(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+    " skills TEXT NOT NULL DEFAULT '', capacity INTEGER NOT NULL DEFAULT 0,"
+    " disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
+    /* 5 → 6: agents' first responses (handoff → the agent's first message) */
     "CREATE TABLE responses(conv TEXT NOT NULL, at INTEGER NOT NULL, queue TEXT NOT NULL,"
     " channel TEXT NOT NULL, agent TEXT NOT NULL, seconds INTEGER NOT NULL);"
     "CREATE INDEX responses_at ON responses(at);"
     "CREATE INDEX responses_conv ON responses(conv);",
-    /* 4 → 5: which A/B variant of an intent's reply each answer gave */
+    /* 6 → 7: which A/B variant of an intent's reply each answer gave */
     "CREATE TABLE answers(conv TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, intent TEXT NOT "
     "NULL,"
     " variant TEXT NOT NULL, PRIMARY KEY(conv, seq)) WITHOUT ROWID;"
@@ -80,9 +93,17 @@ enum {
     W_ERASE_FEEDBACK,
     W_ERASE_RESPONSES,
     W_ERASE_ANSWERS,
+    W_ERASE_OUTBOX,
     W_ERASE_CONV,
     W_ERASE_CUSTOMER,
     W_CHECKPOINT,
+    W_OUTBOX,
+    W_OUTBOX_MARK,
+    W_OUTBOX_REPLAY,
+    W_OUTBOX_REPLAY_ALL,
+    W_OUTBOX_PRUNE,
+    W_AGENT_ADD,
+    W_AGENT_UPDATE,
     R_CONV,
     R_PACKET,
     R_CUSTOMER,
@@ -97,6 +118,12 @@ enum {
     R_RESPONSES,
     R_VARIANTS,
     R_KPI,
+    R_OUTBOX_DUE,
+    R_OUTBOX_LIST,
+    R_OUTBOX_LIST_OPEN,
+    R_AGENT,
+    R_AGENT_HASH,
+    R_AGENTS,
     R_REPORT0, /* one per enum store_report, in order */
     N_STMT = R_REPORT0 + STORE_R_TOTALS + 1
 };
@@ -104,7 +131,9 @@ enum {
 #define CONV_COLS                                                                                            \
     "id, token, customer, channel, locale, state, queue, priority, anger, agent, misses, pending, reason,"   \
     " created_at, updated_at, queued_at, last_seq, memory"
-#define ANSWERED "source IN ('rule', 'example', 'kb')"
+#define ANSWERED    "source IN ('rule', 'example', 'kb')"
+#define AGENT_COLS  "name, token_hash, skills, capacity, disabled, created_at, updated_at"
+#define OUTBOX_COLS "id, event, target, conv, type, body, at, state, attempts, next_ms, error, done_at"
 
 static const char *const sql[N_STMT] = {
     [W_BEGIN] = "BEGIN IMMEDIATE",
@@ -143,9 +172,22 @@ static const char *const sql[N_STMT] = {
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_FEEDBACK] =
         "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
+    [W_ERASE_OUTBOX] = "DELETE FROM outbox WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = ?1",
     [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = ?1",
     [W_CHECKPOINT] = "PRAGMA wal_checkpoint(TRUNCATE)",
+    [W_OUTBOX] = "INSERT INTO outbox(event, target, conv, type, body, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_OUTBOX_MARK] = "UPDATE outbox SET state = ?2, attempts = ?3, next_ms = ?4, error = ?5, done_at = ?6"
+                      " WHERE id = ?1",
+    [W_OUTBOX_REPLAY] = "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, done_at = 0"
+                        " WHERE id = ?1 AND state = 2",
+    [W_OUTBOX_REPLAY_ALL] =
+        "UPDATE outbox SET state = 0, attempts = 0, next_ms = 0, done_at = 0 WHERE state = 2",
+    [W_OUTBOX_PRUNE] = "DELETE FROM outbox WHERE state = 1 AND done_at < ?1",
+    [W_AGENT_ADD] = "INSERT INTO agents(name, token_hash, skills, capacity, disabled, created_at, updated_at)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [W_AGENT_UPDATE] = "UPDATE agents SET token_hash = ?2, skills = ?3, capacity = ?4, disabled = ?5,"
+                       " updated_at = ?7 WHERE name = ?1",
     [R_CONV] = "SELECT " CONV_COLS " FROM conversations WHERE id = ?1",
     [R_PACKET] = "SELECT packet FROM conversations WHERE id = ?1",
     [R_CUSTOMER] = "SELECT id, name, tier, first_seen, last_seen FROM customers WHERE id = ?1",
@@ -211,6 +253,15 @@ static const char *const sql[N_STMT] = {
         " (SELECT coalesce(avg(f.rating), 0) FROM feedback f JOIN conversations v ON v.id = f.conv"
         " WHERE v.channel = ch.channel AND f.at >= ?1)"
         " FROM (SELECT DISTINCT channel FROM c) ch ORDER BY ch.channel",
+    [R_OUTBOX_DUE] = "SELECT " OUTBOX_COLS " FROM outbox o WHERE target = ?1 AND state = 0 AND next_ms <= ?2"
+                     " AND id = (SELECT min(id) FROM outbox p WHERE p.target = o.target AND p.conv = o.conv"
+                     " AND p.state = 0) ORDER BY id LIMIT ?3",
+    [R_AGENT] = "SELECT " AGENT_COLS " FROM agents WHERE name = ?1",
+    [R_AGENT_HASH] = "SELECT " AGENT_COLS " FROM agents WHERE token_hash = ?1",
+    [R_AGENTS] = "SELECT " AGENT_COLS " FROM agents ORDER BY name",
+    [R_OUTBOX_LIST] = "SELECT " OUTBOX_COLS " FROM outbox WHERE state = ?1 ORDER BY id DESC LIMIT ?2",
+    [R_OUTBOX_LIST_OPEN] =
+        "SELECT " OUTBOX_COLS " FROM outbox WHERE state IN (0, 2) ORDER BY id DESC LIMIT ?2",
     [R_REPORT0 + STORE_R_SOURCES] = "SELECT source, count(*), 0 FROM messages WHERE sender = 'customer'"
                                     " GROUP BY source ORDER BY 2 DESC, 1",
     [R_REPORT0 + STORE_R_HANDOFFS] = "SELECT reason, count(*), 0 FROM events WHERE kind = 'handoff'"
@@ -411,13 +462,14 @@ static int step_write(sqlite3_stmt *s)
 /* Runs the erase statements for one customer and counts what each removed. */
 static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
 {
-    static const int steps[] = {W_ERASE_MSG,     W_ERASE_EVENT, W_ERASE_FEEDBACK, W_ERASE_RESPONSES,
-                                W_ERASE_ANSWERS, W_ERASE_CONV,  W_ERASE_CUSTOMER};
+    static const int steps[] = {W_ERASE_MSG,       W_ERASE_EVENT,   W_ERASE_FEEDBACK, W_ERASE_OUTBOX,
+                                W_ERASE_RESPONSES, W_ERASE_ANSWERS, W_ERASE_CONV,     W_ERASE_CUSTOMER};
+    long long outbox = 0;  /* webhook deliveries, sent or not: they quote the customer */
     long long derived = 0; /* rows computed from the others (first responses, variants answered) */
-    long long *count[] = {&e->messages, &e->events,        &e->feedback, &derived,
-                          &derived,     &e->conversations, &e->customers};
+    long long *count[] = {&e->messages, &e->events, &e->feedback,      &outbox,
+                          &derived,     &derived,   &e->conversations, &e->customers};
     memset(e, 0, sizeof *e);
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < 8; k++) {
         sqlite3_stmt *s = stmt(w, steps[k]);
         if (!s)
             return KEFU_EIO;
@@ -486,6 +538,72 @@ static int apply_message(struct conn *w, const char *conv, const struct store_ms
     return step_write(s);
 }
 
+/* One outbox row per target of the event. */
+static int apply_outbox(struct conn *w, const struct store_op *op)
+{
+    sqlite3_stmt *s = stmt(w, W_OUTBOX);
+    if (!s)
+        return KEFU_EIO;
+    int rc = 0;
+    for (const char *const *t = op->rec; rc == 0 && t && *t; t++) {
+        bind_text(s, 1, op->c);
+        bind_text(s, 2, *t);
+        bind_text(s, 3, op->conv);
+        bind_text(s, 4, op->a);
+        bind_text(s, 5, op->b);
+        sqlite3_bind_int64(s, 6, op->at);
+        rc = step_write(s);
+    }
+    return rc;
+}
+
+static int apply_outbox_mark(struct conn *w, const struct store_outbox *o)
+{
+    sqlite3_stmt *s = stmt(w, W_OUTBOX_MARK);
+    if (!s)
+        return KEFU_EIO;
+    sqlite3_bind_int64(s, 1, o->id);
+    sqlite3_bind_int(s, 2, o->state);
+    sqlite3_bind_int(s, 3, o->attempts);
+    sqlite3_bind_int64(s, 4, o->next_ms);
+    bind_text(s, 5, o->error ? o->error : "");
+    sqlite3_bind_int64(s, 6, o->done_at);
+    return step_write(s);
+}
+
+/* Dead rows back to pending (one, or all for id 0), counted into *count. */
+static int apply_outbox_replay(struct conn *w, long long id, long long *count)
+{
+    sqlite3_stmt *s = stmt(w, id ? W_OUTBOX_REPLAY : W_OUTBOX_REPLAY_ALL);
+    if (!s)
+        return KEFU_EIO;
+    if (id)
+        sqlite3_bind_int64(s, 1, id);
+    int rc = step_write(s);
+    if (rc == 0 && count)
+        *count = sqlite3_changes64(w->db);
+    return rc;
+}
+
+/* Adds (update 0) or updates (1) an agent account; an update of no row is KEFU_ENOENT. */
+static int apply_agent(struct conn *w, const struct store_agent *a, int update)
+{
+    sqlite3_stmt *s = stmt(w, update ? W_AGENT_UPDATE : W_AGENT_ADD);
+    if (!s)
+        return KEFU_EIO;
+    bind_text(s, 1, a->name);
+    bind_text(s, 2, a->token_hash);
+    bind_text(s, 3, a->skills);
+    sqlite3_bind_int(s, 4, a->capacity);
+    sqlite3_bind_int(s, 5, a->disabled);
+    sqlite3_bind_int64(s, 6, a->created_at);
+    sqlite3_bind_int64(s, 7, a->updated_at);
+    int rc = step_write(s);
+    if (rc == 0 && update && sqlite3_changes64(w->db) == 0)
+        rc = KEFU_ENOENT;
+    return rc;
+}
+
 static int apply_op(struct conn *w, const struct store_op *op)
 {
     sqlite3_stmt *s;
@@ -531,6 +649,15 @@ static int apply_op(struct conn *w, const struct store_op *op)
         bind_text(s, 5, op->b);
         return step_write(s);
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
+    case OP_OUTBOX: return apply_outbox(w, op);
+    case OP_AGENT: return apply_agent(w, op->rec, op->n);
+    case OP_OUTBOX_MARK: return apply_outbox_mark(w, op->rec);
+    case OP_OUTBOX_REPLAY: return apply_outbox_replay(w, op->at, op->out);
+    case OP_OUTBOX_PRUNE:
+        if (!(s = stmt(w, W_OUTBOX_PRUNE)))
+            return KEFU_EIO;
+        sqlite3_bind_int64(s, 1, op->at);
+        return step_write(s);
     default: return KEFU_EINVAL;
     }
 }
@@ -1124,6 +1251,112 @@ static int sq_kpi(struct store_db *st, long long since, store_kpi_fn fn, void *c
     return rc;
 }
 
+/* Calls fn for each outbox row of the prepared statement s. */
+static int each_outbox(sqlite3_stmt *s, store_outbox_fn fn, void *ctx)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *text[6];
+        for (int i = 0; i < 6; i++)
+            text[i] = col_str(s, i == 5 ? 10 : i + 1);
+        struct store_outbox o = {.id = sqlite3_column_int64(s, 0),
+                                 .event = text[0] ? text[0] : "",
+                                 .target = text[1] ? text[1] : "",
+                                 .conv = text[2] ? text[2] : "",
+                                 .type = text[3] ? text[3] : "",
+                                 .body = text[4] ? text[4] : "",
+                                 .at = sqlite3_column_int64(s, 6),
+                                 .state = sqlite3_column_int(s, 7),
+                                 .attempts = sqlite3_column_int(s, 8),
+                                 .next_ms = sqlite3_column_int64(s, 9),
+                                 .error = text[5] ? text[5] : "",
+                                 .done_at = sqlite3_column_int64(s, 11)};
+        if (fn(ctx, &o))
+            return 0;
+    }
+    return rc == SQLITE_DONE ? 0 : KEFU_EIO;
+}
+
+static int sq_outbox_due(struct store_db *st, const char *target, long long now_ms, int limit,
+                         store_outbox_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_OUTBOX_DUE);
+    int rc = KEFU_EIO;
+    if (s) {
+        bind_text(s, 1, target);
+        sqlite3_bind_int64(s, 2, now_ms);
+        sqlite3_bind_int(s, 3, limit > 0 ? limit : -1);
+        rc = each_outbox(s, fn, ctx);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static int sq_outbox_list(struct store_db *st, int state, int limit, store_outbox_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, state < 0 ? R_OUTBOX_LIST_OPEN : R_OUTBOX_LIST);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int(s, 1, state);
+        sqlite3_bind_int(s, 2, limit > 0 ? limit : -1);
+        rc = each_outbox(s, fn, ctx);
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static void read_agent(sqlite3_stmt *s, struct store_agent *a)
+{
+    memset(a, 0, sizeof *a);
+    col_copy(s, 0, a->name, sizeof a->name);
+    col_copy(s, 1, a->token_hash, sizeof a->token_hash);
+    col_copy(s, 2, a->skills, sizeof a->skills);
+    a->capacity = sqlite3_column_int(s, 3);
+    a->disabled = sqlite3_column_int(s, 4);
+    a->created_at = sqlite3_column_int64(s, 5);
+    a->updated_at = sqlite3_column_int64(s, 6);
+}
+
+static int sq_get_agent(struct store_db *st, const char *key, int by_hash, struct store_agent *out)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, by_hash ? R_AGENT_HASH : R_AGENT);
+    int rc = KEFU_EIO;
+    if (s) {
+        bind_text(s, 1, key);
+        if ((rc = one_row(s)) == 0)
+            read_agent(s, out);
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static int sq_agents(struct store_db *st, store_agent_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_AGENTS);
+    int rc = KEFU_EIO;
+    if (s) {
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_agent a;
+            read_agent(s, &a);
+            if (fn(ctx, &a))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
 const struct store_backend store_sqlite = {
     .name = "sqlite",
     .migrations = migrations,
@@ -1147,6 +1380,10 @@ const struct store_backend store_sqlite = {
     .open_convs = sq_open_convs,
     .report = sq_report,
     .day = sq_day,
+    .outbox_due = sq_outbox_due,
+    .outbox_list = sq_outbox_list,
+    .get_agent = sq_get_agent,
+    .agents = sq_agents,
     .first_responses = sq_first_responses,
     .variants = sq_variants,
     .kpi = sq_kpi,

@@ -1,85 +1,70 @@
-/* webhook.c — the handoff webhook. Events are serialised at once and put
- * on a bounded queue; one thread sends them in order over plain HTTP/1.1
- * with a fresh connection per attempt:
+/* webhook.c — the webhook sender. The outbox rows are the queue: one
+ * thread reads, for each target, every conversation's oldest pending row
+ * whose time has come (store_outbox_due()), posts it through httpc, and
+ * writes the outcome back to the row. A conversation has at most one row
+ * on the wire per target, so its events arrive in order; different
+ * conversations go out side by side. Each try is
  *
- *   POST /path HTTP/1.1
+ *   POST /path
  *   Content-Type: application/json
+ *   X-Kefu-Event: handoff
+ *   X-Kefu-Event-Id: ev_<32 hex>        the same on every try and target
+ *   X-Kefu-Attempt: 1
  *   X-Kefu-Timestamp: 1796195399
  *   X-Kefu-Signature: sha256=<hex HMAC-SHA256(secret, "1796195399.<body>")>
  *
- * A 2xx status is delivery; anything else (or no answer within the
- * timeout) is retried after backoff_s, 2·backoff_s, ... until attempts are
- * spent, then the event is dropped and logged. The receiver should reject
- * a timestamp far from its clock (replays) and compare signatures in
- * constant time. */
+ * A 2xx status is delivery. Anything else (another status, no answer in
+ * time, a certificate that does not verify) is logged and tried again after
+ * backoff_s, 2·backoff_s, ... (at most backoff_max_s), until attempts are
+ * spent: then the row is dead until an operator replays it. A row whose
+ * answer never came back (a crash, kill -9, a stop) is still pending and
+ * is sent again: delivery is at least once, and the receiver removes
+ * repeats by the event id. */
 #include "webhook.h"
 
+#include "httpc.h"
 #include "kefu.h"
 #include "log.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
-#include <unistd.h>
 
-struct event {
-    struct event *next;
-    char *body; /* owned */
-    size_t len;
+#define MAX_FLIGHTS 32 /* tries on the wire at once, over every target */
+
+/* One try on the wire. */
+struct flight {
+    struct flight *next;     /* on the wire list (sender thread only) */
+    struct flight *answered; /* on the finished list (under lock) */
+    struct webhook *w;
+    long long id;
+    int target, attempts; /* attempts: including this one */
+    char event[48];
+    int rc; /* filled by the callback */
+    long status;
+    char err[256];
 };
 
 struct webhook {
     struct webhook_config cfg;
-    char host[300], port[8], path[1024];
-    char *secret; /* owned */
+    char **urls; /* owned */
+    char *secret;
+    struct httpc *http;
     pthread_t thread;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* finished, stop, stats */
     pthread_cond_t cond;
-    struct event *head, *tail;
-    int n, stop;
+    struct flight *finished; /* answered, waiting for the sender to write the outcome */
+    int stop;
     struct webhook_stats stats;
+    struct flight *flying; /* sender thread only */
+    int n_flying;
+    long long pruned_at;
 };
-
-/* Splits http://host[:port]/path; [v6] hosts keep no brackets. */
-static int parse_url(struct webhook *w, const char *url)
-{
-    if (strncmp(url, "http://", 7) != 0)
-        return KEFU_EINVAL;
-    const char *h = url + 7, *slash = strchr(h, '/');
-    size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-    char hp[300];
-    if (hl == 0 || hl >= sizeof hp ||
-        snprintf(w->path, sizeof w->path, "%s", slash ? slash : "/") >= (int)sizeof w->path)
-        return KEFU_EINVAL;
-    memcpy(hp, h, hl);
-    hp[hl] = 0;
-    char *port = NULL;
-    if (hp[0] == '[') {
-        char *end = strchr(hp, ']');
-        if (!end)
-            return KEFU_EINVAL;
-        *end = 0;
-        port = end[1] == ':' ? end + 2 : NULL;
-        snprintf(w->host, sizeof w->host, "%s", hp + 1);
-    } else {
-        char *colon = strrchr(hp, ':');
-        if (colon) {
-            *colon = 0;
-            port = colon + 1;
-        }
-        snprintf(w->host, sizeof w->host, "%s", hp);
-    }
-    snprintf(w->port, sizeof w->port, "%s", port && *port ? port : "80");
-    return w->host[0] ? 0 : KEFU_EINVAL;
-}
 
 void webhook_sign(const char *secret, long long ts, const char *body, size_t len, char out[65])
 {
@@ -99,163 +84,264 @@ void webhook_sign(const char *secret, long long ts, const char *body, size_t len
         sprintf(out + 2 * i, "%02x", mac[i]);
 }
 
-/* Connects to the receiver with the attempt's timeout; returns fd or -1. */
-static int dial(const struct webhook *w)
+static long long now_ms(void)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(w->host, w->port, &hints, &res) != 0)
-        return -1;
-    int fd = -1;
-    struct timeval tv = {(time_t)w->cfg.timeout_s, (long)((w->cfg.timeout_s - (long)w->cfg.timeout_s) * 1e6)};
-    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd < 0)
-            continue;
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv); /* bounds connect() too */
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        if (connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int send_all(int fd, const char *s, size_t n)
+/* httpc_done_fn: hands the answer to the sender thread. */
+static void answered(void *ctx, const struct httpc_result *r)
 {
-    while (n) {
-        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
-        if (k <= 0)
-            return -1;
-        s += k;
-        n -= (size_t)k;
+    struct flight *f = ctx;
+    struct webhook *w = f->w;
+    f->rc = r->rc;
+    f->status = r->status;
+    snprintf(f->err, sizeof f->err, "%s", r->error);
+    pthread_mutex_lock(&w->lock);
+    f->answered = w->finished;
+    w->finished = f;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* The delay before try attempts + 1, in milliseconds. */
+static long long backoff_ms(const struct webhook *w, int attempts)
+{
+    double d = w->cfg.backoff_s;
+    for (int k = 1; k < attempts && d < w->cfg.backoff_max_s; k++)
+        d *= 2;
+    if (d > w->cfg.backoff_max_s)
+        d = w->cfg.backoff_max_s;
+    return (long long)(d * 1000);
+}
+
+/* Writes f's outcome to its row: delivered, pending with a later try, or dead. */
+static void settle(struct webhook *w, struct flight *f)
+{
+    char why[300];
+    int ok = f->rc == 0 && f->status >= 200 && f->status < 300;
+    if (f->rc < 0)
+        snprintf(why, sizeof why, "%s", f->err);
+    else
+        snprintf(why, sizeof why, "HTTP status %ld", f->status);
+    long long t = now_ms();
+    struct store_outbox o = {.id = f->id, .attempts = f->attempts, .error = ok ? "" : why};
+    if (ok) {
+        o.state = STORE_OUT_DELIVERED;
+        o.done_at = t / 1000;
+    } else if (f->attempts >= w->cfg.attempts) {
+        o.state = STORE_OUT_DEAD;
+        o.done_at = t / 1000;
+        log_msg(LOG_LEVEL_ERROR,
+                "webhook event %s to '%s' is dead after %d attempts: %s (kefu webhook replay)", f->event,
+                w->urls[f->target], f->attempts, why);
+    } else {
+        o.state = STORE_OUT_PENDING;
+        o.next_ms = t + backoff_ms(w, f->attempts);
+        log_msg(LOG_LEVEL_WARN, "webhook event %s to '%s' failed (attempt %d of %d): %s", f->event,
+                w->urls[f->target], f->attempts, w->cfg.attempts, why);
+    }
+    struct store_batch b;
+    store_batch_init(&b);
+    store_mark_outbox(&b, &o);
+    int rc = store_write(w->cfg.store, &b);
+    if (rc < 0) /* the row stays as it was: sent again later */
+        log_msg(LOG_LEVEL_ERROR, "cannot record webhook event %s: %s", f->event, kefu_strerror(rc));
+    pthread_mutex_lock(&w->lock);
+    if (ok)
+        w->stats.delivered++;
+    else {
+        w->stats.failed++;
+        w->stats.dead += o.state == STORE_OUT_DEAD;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* Takes f off the wire list. */
+static void unfly(struct webhook *w, struct flight *f)
+{
+    for (struct flight **p = &w->flying; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            w->n_flying--;
+            return;
+        }
+}
+
+static int flying(const struct webhook *w, long long id)
+{
+    for (const struct flight *f = w->flying; f; f = f->next)
+        if (f->id == id)
+            return 1;
+    return 0;
+}
+
+struct launch {
+    struct webhook *w;
+    int target;
+};
+
+/* store_outbox_fn: puts one due row on the wire unless it is there already. */
+static int launch_row(void *ctx, const struct store_outbox *o)
+{
+    struct launch *l = ctx;
+    struct webhook *w = l->w;
+    if (w->n_flying >= MAX_FLIGHTS)
+        return 1;
+    if (flying(w, o->id))
+        return 0;
+    struct flight *f = kefu_calloc(1, sizeof *f);
+    if (!f)
+        return 1;
+    f->w = w;
+    f->id = o->id;
+    f->target = l->target;
+    f->attempts = o->attempts + 1;
+    snprintf(f->event, sizeof f->event, "%s", o->event);
+    long long ts = (long long)time(NULL);
+    size_t len = strlen(o->body);
+    char sig[65] = "", h_type[96], h_id[96], h_try[48], h_ts[48], h_sig[96];
+    if (w->secret && *w->secret)
+        webhook_sign(w->secret, ts, o->body, len, sig);
+    snprintf(h_type, sizeof h_type, "X-Kefu-Event: %s", o->type);
+    snprintf(h_id, sizeof h_id, "X-Kefu-Event-Id: %s", o->event);
+    snprintf(h_try, sizeof h_try, "X-Kefu-Attempt: %d", f->attempts);
+    snprintf(h_ts, sizeof h_ts, "X-Kefu-Timestamp: %lld", ts);
+    snprintf(h_sig, sizeof h_sig, "X-Kefu-Signature: sha256=%s", sig);
+    const char *headers[] = {h_type, h_id, h_try, h_ts, *sig ? h_sig : NULL, NULL};
+    struct httpc_request req = {.url = w->urls[l->target], .body = o->body, .len = len, .headers = headers};
+    f->next = w->flying;
+    w->flying = f;
+    w->n_flying++;
+    if (httpc_post(w->http, &req, answered, f) < 0) {
+        unfly(w, f);
+        free(f);
+        return 1;
     }
     return 0;
 }
 
-/* One attempt; returns the HTTP status, or -1 when nothing came back. */
-static int attempt(const struct webhook *w, const struct event *e)
+/* Writes the outcome of every answered try. */
+static void settle_finished(struct webhook *w)
 {
-    int fd = dial(w);
-    if (fd < 0)
-        return -1;
-    long long ts = (long long)time(NULL);
-    char sig[65] = "", head[2048];
-    if (w->secret && *w->secret)
-        webhook_sign(w->secret, ts, e->body, e->len, sig);
-    int n = snprintf(head, sizeof head,
-                     "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: kefu\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\nX-Kefu-Event: handoff\r\n"
-                     "X-Kefu-Timestamp: %lld\r\n%s%s%s\r\n",
-                     w->path, w->host, e->len, ts, sig[0] ? "X-Kefu-Signature: sha256=" : "", sig,
-                     sig[0] ? "\r\n" : "");
-    int status = -1;
-    if (n > 0 && n < (int)sizeof head && send_all(fd, head, (size_t)n) == 0 &&
-        send_all(fd, e->body, e->len) == 0) {
-        char buf[64];
-        ssize_t k = recv(fd, buf, sizeof buf - 1, 0);
-        if (k > 0) {
-            buf[k] = 0;
-            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-                status = -1;
-        }
+    pthread_mutex_lock(&w->lock);
+    struct flight *list = w->finished;
+    w->finished = NULL;
+    pthread_mutex_unlock(&w->lock);
+    while (list) {
+        struct flight *f = list;
+        list = f->answered;
+        unfly(w, f);
+        settle(w, f);
+        free(f);
     }
-    close(fd);
-    return status;
 }
 
-/* Sleeps up to secs, waking early when the webhook stops; lock held. */
-static void pause_locked(struct webhook *w, double secs)
+/* Once an hour: deletes the rows delivered more than keep_days ago. */
+static void prune(struct webhook *w)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)secs;
-    ts.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    while (!w->stop && pthread_cond_timedwait(&w->cond, &w->lock, &ts) != ETIMEDOUT)
-        ;
-}
-
-/* Delivers e with retries; lock held on entry and exit. */
-static void deliver(struct webhook *w, struct event *e)
-{
-    double delay = w->cfg.backoff_s;
-    for (int k = 0; k < w->cfg.attempts && !w->stop; k++) {
-        if (k) {
-            w->stats.retries++;
-            pause_locked(w, delay);
-            delay *= 2;
-            if (w->stop)
-                break;
-        }
-        pthread_mutex_unlock(&w->lock);
-        int status = attempt(w, e);
-        pthread_mutex_lock(&w->lock);
-        if (status >= 200 && status < 300) {
-            w->stats.delivered++;
-            return;
-        }
-        log_msg(LOG_LEVEL_WARN, "webhook attempt %d of %d failed (status %d)", k + 1, w->cfg.attempts,
-                status);
-    }
-    w->stats.dropped++;
-    log_msg(LOG_LEVEL_ERROR, "webhook event dropped after %d attempts", w->cfg.attempts);
+    long long now = (long long)time(NULL);
+    if (now - w->pruned_at < 3600)
+        return;
+    w->pruned_at = now;
+    struct store_batch b;
+    store_batch_init(&b);
+    store_prune_outbox(&b, now - (long long)w->cfg.keep_days * 86400);
+    store_write(w->cfg.store, &b);
 }
 
 static void *sender(void *arg)
 {
     struct webhook *w = arg;
-    pthread_mutex_lock(&w->lock);
-    while (!w->stop) {
-        struct event *e = w->head;
-        if (!e) {
-            pthread_cond_wait(&w->cond, &w->lock);
-            continue;
+    for (;;) {
+        settle_finished(w);
+        pthread_mutex_lock(&w->lock);
+        int stop = w->stop;
+        pthread_mutex_unlock(&w->lock);
+        if (stop)
+            break;
+        prune(w);
+        long long t = now_ms();
+        for (int i = 0; i < w->cfg.n_urls && w->n_flying < MAX_FLIGHTS; i++) {
+            struct launch l = {w, i};
+            if (store_outbox_due(w->cfg.store, w->urls[i], t, MAX_FLIGHTS, launch_row, &l) < 0)
+                log_msg(LOG_LEVEL_ERROR, "cannot read the webhook outbox");
         }
-        w->head = e->next;
-        if (!w->head)
-            w->tail = NULL;
-        w->n--;
-        deliver(w, e);
-        free(e->body);
-        free(e);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long long ns = until.tv_nsec + (long long)(w->cfg.poll_s * 1e9);
+        until.tv_sec += (time_t)(ns / 1000000000LL);
+        until.tv_nsec = (long)(ns % 1000000000LL);
+        pthread_mutex_lock(&w->lock);
+        while (!w->stop && !w->finished && pthread_cond_timedwait(&w->cond, &w->lock, &until) != ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&w->lock);
     }
-    pthread_mutex_unlock(&w->lock);
     return NULL;
+}
+
+static void webhook_release(struct webhook *w)
+{
+    for (int i = 0; w->urls && i < w->cfg.n_urls; i++)
+        free(w->urls[i]);
+    free(w->urls);
+    free(w->secret);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
 }
 
 int webhook_create(const struct webhook_config *cfg, struct webhook **out)
 {
+    if (!cfg->store || cfg->n_urls <= 0)
+        return KEFU_EINVAL;
+    for (int i = 0; i < cfg->n_urls; i++) {
+        const char *u = cfg->urls[i];
+        if (!u || (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) ||
+            strlen(u) <= (size_t)(u[4] == 's' ? 8 : 7) || u[u[4] == 's' ? 8 : 7] == '/')
+            return KEFU_EINVAL;
+    }
     struct webhook *w = kefu_calloc(1, sizeof *w);
     if (!w)
         return KEFU_ENOMEM;
-    w->cfg = *cfg;
-    if (w->cfg.attempts <= 0)
-        w->cfg.attempts = 5;
-    if (w->cfg.backoff_s <= 0)
-        w->cfg.backoff_s = 0.5;
-    if (w->cfg.timeout_s <= 0)
-        w->cfg.timeout_s = 5;
-    if (w->cfg.queue_max <= 0)
-        w->cfg.queue_max = 1000;
-    if (!cfg->url || parse_url(w, cfg->url) < 0) {
-        free(w);
-        return KEFU_EINVAL;
-    }
-    w->secret = cfg->secret ? kefu_strndup(cfg->secret, strlen(cfg->secret)) : NULL;
-    w->cfg.url = w->cfg.secret = NULL; /* not kept: the parts above are */
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cond, NULL);
-    if ((cfg->secret && !w->secret) || pthread_create(&w->thread, NULL, sender, w) != 0) {
-        pthread_cond_destroy(&w->cond);
-        pthread_mutex_destroy(&w->lock);
-        free(w->secret);
-        free(w);
-        return KEFU_ENOMEM;
+    w->cfg = *cfg;
+    if (w->cfg.attempts <= 0)
+        w->cfg.attempts = 8;
+    if (w->cfg.backoff_s <= 0)
+        w->cfg.backoff_s = 1;
+    if (w->cfg.backoff_max_s <= 0)
+        w->cfg.backoff_max_s = 300;
+    if (w->cfg.timeout_s <= 0)
+        w->cfg.timeout_s = 10;
+    if (w->cfg.poll_s <= 0)
+        w->cfg.poll_s = 0.2;
+    if (w->cfg.keep_days <= 0)
+        w->cfg.keep_days = 7;
+    w->cfg.urls = NULL;
+    w->cfg.secret = w->cfg.ca_file = NULL; /* not kept: copies below, or in httpc */
+    int rc = (w->urls = kefu_calloc((size_t)cfg->n_urls, sizeof *w->urls)) ? 0 : KEFU_ENOMEM;
+    for (int i = 0; rc == 0 && i < cfg->n_urls; i++)
+        if (!(w->urls[i] = kefu_strndup(cfg->urls[i], strlen(cfg->urls[i]))))
+            rc = KEFU_ENOMEM;
+    if (rc == 0 && cfg->secret && !(w->secret = kefu_strndup(cfg->secret, strlen(cfg->secret))))
+        rc = KEFU_ENOMEM;
+    struct httpc_config hc = {.ca_file = cfg->ca_file,
+                              .timeout_s = w->cfg.timeout_s,
+                              .connect_timeout_s = w->cfg.timeout_s < 5 ? w->cfg.timeout_s : 5,
+                              .max_response = 64 * 1024};
+    if (rc == 0)
+        rc = httpc_create(&hc, &w->http);
+    if (rc == 0 && pthread_create(&w->thread, NULL, sender, w) != 0) {
+        httpc_free(w->http);
+        rc = KEFU_ENOMEM;
+    }
+    if (rc < 0) {
+        webhook_release(w);
+        return rc;
     }
     *out = w;
     return 0;
@@ -270,77 +356,14 @@ void webhook_free(struct webhook *w)
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL);
-    if (w->n)
-        log_msg(LOG_LEVEL_WARN, "webhook: %d queued events dropped at shutdown", w->n);
-    for (struct event *e = w->head, *next; e; e = next) {
-        next = e->next;
-        free(e->body);
-        free(e);
+    httpc_free(w->http); /* what is on the wire ends now (KEFU_EBUSY): its rows stay pending */
+    for (struct flight *f = w->finished, *next; f; f = next) {
+        next = f->answered;
+        if (f->rc != KEFU_EBUSY) /* answered before the stop: the answer counts */
+            settle(w, f);
+        free(f);
     }
-    pthread_cond_destroy(&w->cond);
-    pthread_mutex_destroy(&w->lock);
-    free(w->secret);
-    free(w);
-}
-
-int webhook_forget(struct webhook *w, const char *conv)
-{
-    char key[160];
-    if (!w || snprintf(key, sizeof key, "\"%s\"", conv) >= (int)sizeof key)
-        return 0;
-    int n = 0;
-    pthread_mutex_lock(&w->lock);
-    struct event **p = &w->head, *last = NULL;
-    while (*p) {
-        struct event *e = *p;
-        if (strstr(e->body, key)) {
-            *p = e->next;
-            free(e->body);
-            free(e);
-            w->n--;
-            n++;
-            continue;
-        }
-        last = e;
-        p = &e->next;
-    }
-    w->tail = last;
-    pthread_mutex_unlock(&w->lock);
-    return n;
-}
-
-int webhook_post(struct webhook *w, json_t *event)
-{
-    struct event *e = kefu_calloc(1, sizeof *e);
-    char *body = json_dumps(event, JSON_COMPACT);
-    if (!e || !body) {
-        free(e);
-        free(body);
-        return KEFU_ENOMEM;
-    }
-    e->body = body;
-    e->len = strlen(body);
-    pthread_mutex_lock(&w->lock);
-    if (w->n >= w->cfg.queue_max) { /* drop the oldest: the newest says more */
-        struct event *old = w->head;
-        w->head = old->next;
-        if (!w->head)
-            w->tail = NULL;
-        w->n--;
-        w->stats.dropped++;
-        free(old->body);
-        free(old);
-    }
-    if (w->tail)
-        w->tail->next = e;
-    else
-        w->head = e;
-    w->tail = e;
-    w->n++;
-    w->stats.queued++;
-    pthread_cond_signal(&w->cond);
-    pthread_mutex_unlock(&w->lock);
-    return 0;
+    webhook_release(w);
 }
 
 void webhook_stats(struct webhook *w, struct webhook_stats *out)

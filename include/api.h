@@ -39,7 +39,7 @@ struct api_config {
     /* appends the transport's gauges to /metrics (may be NULL) */
     void (*gauges)(void *ctx, struct text_buf *out);
     void *gauges_ctx;
-    struct webhook *webhook; /* borrowed; gets each handoff (may be NULL) */
+    struct webhook *webhook; /* borrowed; its counters join /metrics (may be NULL) */
 };
 
 /* One request as the transport parsed it; everything is borrowed. Header

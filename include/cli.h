@@ -16,5 +16,9 @@ int cli_report(int argc, char **argv);
 int cli_erase(int argc, char **argv);
 /* Runs `kefu store backup ...` (argv[0] is "store"): an online copy of the store; returns the exit status. */
 int cli_store(int argc, char **argv);
+/* `kefu webhook list|replay`: the webhook outbox (cli_webhook.c). */
+int cli_webhook(int argc, char **argv);
+/* `kefu agent add|list|disable|enable|rotate`: agent accounts (cli_agent.c). */
+int cli_agent(int argc, char **argv);
 
 #endif

@@ -27,6 +27,32 @@ struct dialog; /* opaque */
 
 #define DIALOG_MAX_TEXT 4096 /* bytes in one message, after UTF-8 validation */
 
+/* The events a webhook target can ask for (struct dialog_config's outbox). */
+enum dialog_event {
+    DIALOG_EV_HANDOFF = 1,           /* a customer message handed the conversation to a queue */
+    DIALOG_EV_CLAIM = 2,             /* an agent took it */
+    DIALOG_EV_AGENT_MESSAGE = 4,     /* an agent wrote to the customer */
+    DIALOG_EV_RESOLVE = 8,           /* an agent resolved it */
+    DIALOG_EV_FEEDBACK = 16,         /* the customer rated it */
+    DIALOG_EV_REDLINE_BREACHED = 32, /* a red line was crossed (docs/operations.md#red-lines) */
+    DIALOG_EV_REDLINE_CLEARED = 64,  /* a crossed red line holds again */
+    DIALOG_EV_ESCALATED = 128,       /* a waiting conversation reached a share of its VIP level */
+    DIALOG_EV_ALL = 255
+};
+/* Returns the name of one event ("handoff", "claim", "agent_message", "resolve", "feedback",
+ * "redline.breached", "redline.cleared", "escalated"). */
+const char *dialog_event_name(unsigned ev);
+/* Parses a comma-separated list of event names into *mask; KEFU_EINVAL for an unknown one. */
+int dialog_event_parse(const char *list, unsigned *mask);
+
+/* A webhook target: each event it wants is written to the store's outbox
+ * for it, in the same transaction as the change the event announces. */
+#define DIALOG_OUTBOX_MAX 8
+struct dialog_outbox_target {
+    const char *name; /* the target's key in the outbox (its URL); copied */
+    unsigned events;  /* enum dialog_event bits */
+};
+
 struct dialog_config {
     const char *data_dir;   /* holds kefu.db (conversations) and kb.db (articles); created if missing */
     const char *rules_dir;  /* rule files */
@@ -43,6 +69,8 @@ struct dialog_config {
     int watch_ms;           /* evaluate red lines and VIP levels every watch_ms (0: never; serve: 5000) */
     long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
     void *now_ctx;
+    const struct dialog_outbox_target *outbox; /* webhook targets (at most DIALOG_OUTBOX_MAX), or NULL */
+    int n_outbox;
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
@@ -70,15 +98,10 @@ const char *dialog_error(void);
 typedef void (*dialog_notify_fn)(void *ctx, const char *conv, long seq);
 void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
 
-/* Called with each service event — {event: "redline.breached" |
- * "redline.cleared" | "escalated", ...} (docs/operations.md#red-lines) —
- * on the watcher thread, after it was logged; ev is borrowed; must not
- * block or call back. Once dialog_set_events() returns, the previous fn
- * is not running and will not run again. */
-typedef void (*dialog_event_fn)(void *ctx, json_t *ev);
-void dialog_set_events(struct dialog *d, dialog_event_fn fn, void *ctx);
 /* Evaluates the red lines and escalates waiting VIPs now, as the watcher
- * does every watch_ms. Returns how many red lines are breached. */
+ * does every watch_ms. Each crossing and escalation is logged and written
+ * to the webhook outbox (DIALOG_EV_REDLINE_*, DIALOG_EV_ESCALATED). Returns
+ * how many red lines are breached. */
 int dialog_watch_now(struct dialog *d);
 
 /* ---- customer side; every *out is a new JSON object (json_decref it) ---- */
@@ -129,7 +152,10 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
 
 /* ---- agent side (agent is the name dialog_agent_auth() returned) ---- */
 
-/* Finds the agent whose token this is (constant time); *agent is borrowed. */
+/* Finds the agent whose token this is: a KEFU_AGENT_TOKENS entry (constant
+ * time), else an enabled agent account of the store with this token's hash
+ * (read on every call, so a disabled or rotated token fails at once); *agent
+ * is borrowed from d. */
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent);
 /* → {queues:[...], conversations:[{id, queue, priority, position, waiting_s, customer,
  * reason, channel, first_message, escalated}], redlines:[the red lines crossed now, as
@@ -158,6 +184,11 @@ int dialog_release(struct dialog *d, const char *agent, const char *conv, json_t
  * (other than a rating) returns the conversation to the bot. */
 int dialog_resolve(struct dialog *d, const char *agent, const char *conv, json_t **out);
 
+/* req {status: online|away|offline} → {agent, status}: what the console shows
+ * of the agent; away and offline agents do not count as online for the
+ * customers' "agents are busy / offline" notice. Kept in this node's memory. */
+int dialog_agent_presence(struct dialog *d, const char *agent, json_t *req, json_t **out);
+
 /* The figures of the day for the console: since < 0 means the last local
  * midnight (tz_offset_min) → {since, until, conversations, customer_messages,
  * answered, automation_rate, handoffs, claims, resolves, wait_s:{claims, avg,
@@ -173,6 +204,16 @@ int dialog_stats(struct dialog *d, long long since, json_t **out);
 int dialog_packet(struct dialog *d, const char *conv, json_t **out);
 
 /* ---- operator ---- */
+
+/* Agent accounts of the store (agents.h), for the admin API:
+ * → {agents:[{name, state, skills, capacity, created_at, updated_at}]}. */
+int dialog_accounts(struct dialog *d, json_t **out);
+/* req {name, skills?:[queue...], capacity?} → {name, state, token}: the token
+ * is shown this once. KEFU_EINVAL, KEFU_ECONFLICT (the name exists). */
+int dialog_account_add(struct dialog *d, json_t *req, json_t **out);
+/* what "disable", "enable" or "rotate" → {name, state, token?} (rotate: the
+ * new token, shown this once). KEFU_ENOENT for an unknown name. */
+int dialog_account_change(struct dialog *d, const char *name, const char *what, json_t **out);
 
 /* Erases customer: every conversation (messages, events, feedback, packet,
  * memory), the profile, and their places in the queues; deleted pages are

@@ -31,6 +31,10 @@ void queue_free(struct queue *q); /* NULL is fine */
 int queue_agent_add(struct queue *q, const char *name, const char *skills, int capacity);
 /* Marks the agent as online at now (any authenticated call). */
 void queue_agent_seen(struct queue *q, const char *agent, long long now);
+/* What an agent says of themselves in the console; only online agents count as available. */
+enum queue_presence { QUEUE_ONLINE = 0, QUEUE_AWAY = 1, QUEUE_OFFLINE = 2 };
+/* Sets agent's presence (enum queue_presence). Returns 0, KEFU_ENOENT or KEFU_EINVAL. */
+int queue_agent_presence(struct queue *q, const char *agent, int presence);
 /* Returns 1 if agent may take conversations from queue name. */
 int queue_agent_serves(struct queue *q, const char *agent, const char *name);
 
@@ -68,7 +72,7 @@ void queue_remove(struct queue *q, const char *conv);
  * it), the queue's name and the seconds waited so far. Returns 0 or KEFU_ENOENT. */
 int queue_position(struct queue *q, const char *conv, long long now, int *position, long long *wait_s,
                    char *name);
-/* Returns 1 if an online agent serving queue name has free capacity now. */
+/* Returns 1 if an online agent (seen lately, presence online) serving queue name has free capacity now. */
 int queue_available(struct queue *q, const char *name, long long now);
 /* Returns 1 if some configured agent serves queue name (online or not). */
 int queue_known(struct queue *q, const char *name);

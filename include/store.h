@@ -12,7 +12,7 @@
 
 struct store; /* opaque */
 
-#define STORE_SCHEMA_VERSION 5 /* PRAGMA user_version of a current file */
+#define STORE_SCHEMA_VERSION 7 /* PRAGMA user_version of a current file */
 
 enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
 /* Returns "bot", "queued", "agent" or "resolved". */
@@ -144,6 +144,58 @@ struct store_erased {
  * customer's rows is left in the database file or its WAL. */
 int store_erase_customer(struct store_batch *b, const char *customer, struct store_erased *out);
 
+/* ---- the outbox: events for webhooks, written with the change they announce ---- */
+
+enum store_outbox_state { STORE_OUT_PENDING = 0, STORE_OUT_DELIVERED = 1, STORE_OUT_DEAD = 2 };
+/* Returns "pending", "delivered" or "dead". */
+const char *store_outbox_state_name(int state);
+
+/* One delivery of one event to one target; strings "" when unset. */
+struct store_outbox {
+    long long id;            /* the row, increasing in the order events were written */
+    const char *event;       /* the event's id (X-Kefu-Event-Id), the same for every target */
+    const char *target;      /* where it goes (the webhook's URL) */
+    const char *conv, *type; /* type: handoff, claim, agent_message, resolve, feedback */
+    const char *body;        /* the JSON body, fixed when written */
+    long long at;            /* when the event happened, unix seconds */
+    int state;               /* enum store_outbox_state */
+    int attempts;            /* tries so far */
+    long long next_ms;       /* the next try not before (unix milliseconds) */
+    const char *error;       /* the last failure */
+    long long done_at;       /* delivered or dead since (unix seconds), 0 while pending */
+};
+/* Called per row; the record is borrowed for the call. Return non-zero to stop. */
+typedef int (*store_outbox_fn)(void *ctx, const struct store_outbox *o);
+
+/* Adds event (id event_id, of type, body JSON) for conv, one pending row per
+ * name in targets (NULL-terminated; each borrowed like the other strings). */
+int store_add_outbox(struct store_batch *b, const char *conv, long long at, const char *type,
+                     const char *event_id, const char *body, const char *const *targets);
+/* Updates row o->id's state, attempts, next_ms, error and done_at (o borrowed). */
+int store_mark_outbox(struct store_batch *b, const struct store_outbox *o);
+/* Makes dead rows pending again with no attempts: row id, or every dead row
+ * when id is 0; *count (borrowed until store_write() returns) gets how many. */
+int store_replay_outbox(struct store_batch *b, long long id, long long *count);
+/* Deletes the rows delivered before (unix seconds). */
+int store_prune_outbox(struct store_batch *b, long long before);
+
+/* ---- agent accounts: only a hash of each token is stored ---- */
+
+struct store_agent {
+    char name[64];
+    char token_hash[65]; /* hex SHA-256 of the token */
+    char skills[256];    /* the queues served, "" = every queue */
+    int capacity;        /* conversations at once, 0 = the default */
+    int disabled;        /* 1: its token no longer authenticates */
+    long long created_at, updated_at;
+};
+/* Adds agent a (borrowed until store_write() returns); a name or token hash
+ * already there fails the batch with KEFU_ECONFLICT. */
+int store_add_agent(struct store_batch *b, const struct store_agent *a);
+/* Replaces the token hash, skills, capacity, disabled flag and updated_at of
+ * the agent named a->name; an unknown name fails the batch with KEFU_ENOENT. */
+int store_update_agent(struct store_batch *b, const struct store_agent *a);
+
 /* Hands b to the writer thread and waits until its transaction committed.
  * Returns 0, KEFU_ECONFLICT (duplicate client_id: nothing of b was
  * written), KEFU_ENOSPC (the disk is full: nothing of b was written),
@@ -184,6 +236,21 @@ int store_find_client_id(struct store *st, const char *conv, const char *client_
 int store_customer_convs(struct store *st, const char *customer, int limit, store_conv_fn fn, void *ctx);
 /* Calls fn for every conversation in state queued or agent (to rebuild the queue). */
 int store_open_convs(struct store *st, store_conv_fn fn, void *ctx);
+
+/* Calls fn for target's rows that may be sent now: for each conversation
+ * only its oldest pending row, when its next_ms <= now_ms; oldest first, at
+ * most limit. Sending in this order keeps each conversation's events in order. */
+int store_outbox_due(struct store *st, const char *target, long long now_ms, int limit, store_outbox_fn fn,
+                     void *ctx);
+/* Calls fn for the rows in state (-1: pending and dead), newest first, at most limit. */
+int store_outbox_list(struct store *st, int state, int limit, store_outbox_fn fn, void *ctx);
+
+/* Loads the agent named name (by_hash 0) or whose token hash is name
+ * (by_hash 1) into *out. Returns 0, KEFU_ENOENT or KEFU_EIO. */
+int store_get_agent(struct store *st, const char *name, int by_hash, struct store_agent *out);
+/* Calls fn for every agent account, by name; the record is borrowed for the call. */
+typedef int (*store_agent_fn)(void *ctx, const struct store_agent *a);
+int store_agents(struct store *st, store_agent_fn fn, void *ctx);
 
 /* One row of an aggregate: a key (may be NULL), a count and an average. */
 typedef int (*store_row_fn)(void *ctx, const char *key, long long count, double avg);

@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev sqlite3 \
-libjansson-dev libcmocka-dev libssl-dev opencc clang libclang-rt-14-dev valgrind curl jq"
+libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev opencc clang libclang-rt-14-dev valgrind curl jq openssl systemd"
 # promtool (tests/prometheus.sh checks the alerting rules in ops/prometheus/)
 PKGS="$PKGS prometheus"
 # the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
@@ -13,10 +13,10 @@ PKGS="$PKGS chromium fonts-noto-cjk"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing() {
-    for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto; do
+    for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto libcurl; do
         pkg-config --exists "$lib" 2>/dev/null || { echo "$lib"; return; }
     done
-    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq promtool; do
+    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq openssl systemd-analyze promtool; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }

@@ -439,3 +439,21 @@ if "$KEFU" check --strict "$tmp/jit" >"$tmp/out" 2>"$tmp/err"; then
 else
     no jit-check-strict-clean "$(cat "$tmp/out" "$tmp/err")"
 fi
+
+# 33. --version: kefu's version, then each library at the version the system has (as linked now)
+"$KEFU" --version >"$tmp/out" 2>"$tmp/err"
+status=$?
+v() { pkg-config --modversion "$1" 2>/dev/null; }
+sq=$(sqlite3 --version | cut -d' ' -f1)
+if [ "$status" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 7 ] && [ ! -s "$tmp/err" ] &&
+    sed -n 1p "$tmp/out" | grep -Eq '^kefu [0-9]+\.[0-9]+\.[0-9]+$' &&
+    sed -n 2p "$tmp/out" | grep -q "^PCRE2 $(v libpcre2-8) [0-9-]* (JIT)$" &&
+    sed -n 3p "$tmp/out" | grep -qx "libmicrohttpd $(v libmicrohttpd)" &&
+    sed -n 4p "$tmp/out" | grep -qx "SQLite $sq (FTS5 on)" &&
+    sed -n 5p "$tmp/out" | grep -qx "jansson $(v jansson)" &&
+    sed -n 6p "$tmp/out" | grep -q "^OpenSSL $(v libcrypto) " &&
+    sed -n 7p "$tmp/out" | grep -q "^libcurl $(v libcurl) (OpenSSL/" && ! grep -q 'built with' "$tmp/out"; then
+    ok version
+else
+    no version "status $status; $(cat "$tmp/out" "$tmp/err")"
+fi

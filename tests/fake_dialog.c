@@ -531,3 +531,37 @@ int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, 
     snprintf(last_error, sizeof last_error, "no customer '%s'", customer ? customer : "");
     return KEFU_ENOENT;
 }
+
+/* agent accounts: none in the fake */
+int dialog_accounts(struct dialog *d, json_t **out)
+{
+    (void)d;
+    *out = json_pack("{s:[]}", "agents");
+    return 0;
+}
+
+int dialog_account_add(struct dialog *d, json_t *req, json_t **out)
+{
+    (void)d;
+    (void)req;
+    *out = NULL;
+    snprintf(last_error, sizeof last_error, "the fake keeps no agent accounts");
+    return KEFU_EINVAL;
+}
+
+int dialog_account_change(struct dialog *d, const char *name, const char *what, json_t **out)
+{
+    (void)d;
+    (void)what;
+    *out = NULL;
+    snprintf(last_error, sizeof last_error, "no agent account '%s'", name);
+    return KEFU_ENOENT;
+}
+
+int dialog_agent_presence(struct dialog *d, const char *agent, json_t *req, json_t **out)
+{
+    (void)d;
+    const char *st = json_string_value(json_object_get(req, "status"));
+    *out = st ? json_pack("{s:s, s:s}", "agent", agent, "status", st) : NULL;
+    return st ? 0 : KEFU_EINVAL;
+}

@@ -17,6 +17,7 @@ serve() {
     _out=$1
     _log=$2
     shift 2
+    : >"$_out" # not a line of an earlier server's while this one starts
     ("$KEFU" serve --listen 127.0.0.1:0 "$@" >"$_out" 2>"$_log") &
     pid=$!
     _i=0

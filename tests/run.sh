@@ -42,8 +42,9 @@ sv=$(BUILD="${BUILD:-build}" node tests/service.js 2>&1)
 tally "$sv" $? "service tests did not run"
 # the Prometheus alerting rules of the red lines (promtool)
 tally "$(sh tests/prometheus.sh 2>&1)"
-# crash safety (kill -9 under load), a full disk, erasure and redaction, online backups
-tally "$(for s in crash iofail privacy backup; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
+# crash safety (kill -9 under load), a full disk, erasure and redaction, online backups, webhooks,
+# what make install lays down (the systemd unit checked by systemd-analyze), agent accounts
+tally "$(for s in crash iofail privacy backup webhook packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
 # hostile input against a real kefu serve
 tally "$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)"
 # make test only (KEFU_TEST_FULL): the fuzz smoke (committed inputs replayed,

@@ -1,14 +1,17 @@
 /* service.js — red lines and VIP service levels on a real `kefu serve`
  * (127.0.0.1, a fresh data directory, the bundled rules and a red-line
  * file of its own with windows of seconds, evaluated every 0.2 s), with a
- * webhook receiver on 127.0.0.1: an agent who answers a handoff late
- * crosses first_response, which is breached (log line, webhook event,
- * gauge, the queue's banner data) and then clears once the window has
- * passed; a VIP left waiting is escalated (event, priority, queue, the
- * console's mark). Needs no npm package. Prints "ok NAME" / "not ok NAME"
+ * webhook receivers on 127.0.0.1 (one asking for the service events with
+ * --webhook-events, one for handoffs only): an agent who answers a handoff
+ * late crosses first_response, which is breached (log line, webhook event
+ * from the outbox, signed, with its type in X-Kefu-Event, gauge, the
+ * queue's banner data) and then clears once the window has passed; a VIP
+ * left waiting is escalated (event, priority, queue, the console's mark);
+ * each receiver gets only what its filter names. Needs no npm package. Prints "ok NAME" / "not ok NAME"
  * (tests/run.sh counts them). */
 'use strict';
 const { copyDir, spawnServe } = require('./serve.js');
+const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const os = require('os');
@@ -18,6 +21,8 @@ const ROOT = path.resolve(__dirname, '..');
 const BIN = process.env.KEFU || path.join(ROOT, process.env.BUILD || 'build', 'kefu');
 const AGENT = 'tok-ann-0123456789abcdef';
 const SLOW = Number(process.env.KEFU_SLOW || 1);
+const SECRET = 'hook-secret';
+const SERVICE_EVENTS = ['redline.breached', 'redline.cleared', 'escalated'];
 
 let failed = 0, passed = 0;
 function check(name, cond, why) {
@@ -71,14 +76,24 @@ function request(url, method, p, body, token) {
   });
 }
 
-/* A webhook receiver on 127.0.0.1: resolves {url, events, close()}. */
+/* 1 when the request's X-Kefu-Signature is HMAC-SHA256(SECRET, "<timestamp>.<body>"), computed here. */
+function signed(headers, raw) {
+  const want = 'sha256=' + crypto.createHmac('sha256', SECRET).update(headers['x-kefu-timestamp'] + '.' + raw).digest('hex');
+  return headers['x-kefu-signature'] === want;
+}
+
+/* A webhook receiver on 127.0.0.1: resolves {url, events, close()}; each event is
+ * {body, type (X-Kefu-Event), id (X-Kefu-Event-Id), signed}. */
 function receiver() {
   const events = [];
   const srv = http.createServer((req, res) => {
     let s = '';
     req.on('data', (d) => { s += d; });
     req.on('end', () => {
-      try { events.push({ body: JSON.parse(s), signature: req.headers['x-kefu-signature'] || '' }); } catch (e) { events.push({ body: null, raw: s }); }
+      const h = req.headers;
+      try {
+        events.push({ body: JSON.parse(s), type: h['x-kefu-event'] || '', id: h['x-kefu-event-id'] || '', signed: signed(h, s) });
+      } catch (e) { events.push({ body: null, raw: s }); }
       res.writeHead(204);
       res.end();
     });
@@ -112,12 +127,14 @@ function gauge(text, line) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-service-'));
   copyDir(path.join(ROOT, 'rules'), path.join(dir, 'rules'));
   fs.writeFileSync(path.join(dir, 'rules', 'redlines.conf'), REDLINES);
-  const hook = await receiver();
+  const hook = await receiver(); /* the service events */
+  const hand = await receiver(); /* handoffs only */
   let s;
   try {
     s = await spawnServe(BIN, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'), '--rules', path.join(dir, 'rules'),
-      '--corpus', path.join(ROOT, 'corpus'), '--web', path.join(ROOT, 'web'), '--rate-limit', '0', '--webhook', hook.url,
-      '--watch-interval', '0.2', '--log-level', 'info'], { KEFU_AGENT_TOKENS: 'ann:' + AGENT, KEFU_WEBHOOK_SECRET: 'hook-secret' });
+      '--corpus', path.join(ROOT, 'corpus'), '--web', path.join(ROOT, 'web'), '--rate-limit', '0',
+      '--webhook', hook.url, '--webhook-events', SERVICE_EVENTS.join(','), '--webhook', hand.url, '--webhook-events', 'handoff',
+      '--watch-interval', '0.2', '--log-level', 'info'], { KEFU_AGENT_TOKENS: 'ann:' + AGENT, KEFU_WEBHOOK_SECRET: SECRET });
 
     /* 1. first_response: an agent answers a handoff after 2 s, against a line of 1 s */
     let m = await request(s.url, 'GET', '/metrics');
@@ -135,7 +152,9 @@ function gauge(text, line) {
     const breached = await until(() => hook.events.find((e) => e.body && e.body.event === 'redline.breached' && e.body.redline === 'first_response'), 5000);
     check('redline-breached-webhook', breached && breached.body.group && breached.body.group.channel === 'web' &&
       breached.body.value >= 2 && breached.body.threshold === 1 && breached.body.op === 'max' && breached.body.window_s === 3 &&
-      breached.body.samples === 1 && breached.body.metric === 'agent_first_response' && /^sha256=[0-9a-f]{64}$/.test(breached.signature),
+      breached.body.samples === 1 && breached.body.metric === 'agent_first_response' && breached.signed &&
+      breached.type === 'redline.breached' && /^ev_[0-9a-f]{32}$/.test(breached.id) && breached.body.id === breached.id &&
+      !('conversation' in breached.body),
     JSON.stringify(hook.events));
     if (breached) console.log('# breach reached the webhook ' + (Date.now() - t0) + ' ms after the late reply');
     m = await request(s.url, 'GET', '/metrics');
@@ -155,7 +174,8 @@ function gauge(text, line) {
 
     /* 2. no new late reply: once the 3 s window has passed the line clears */
     const cleared = await until(() => hook.events.find((e) => e.body && e.body.event === 'redline.cleared' && e.body.redline === 'first_response'), 8000);
-    check('redline-cleared-webhook', cleared && cleared.body.samples === 0 && cleared.body.group.channel === 'web', JSON.stringify(hook.events));
+    check('redline-cleared-webhook', cleared && cleared.body.samples === 0 && cleared.body.group.channel === 'web' &&
+      cleared.type === 'redline.cleared' && cleared.signed && cleared.id !== breached.id, JSON.stringify(hook.events));
     if (cleared) console.log('# cleared ' + (cleared.body.at - breached.body.at) + ' s after the breach (window 3 s)');
     m = await request(s.url, 'GET', '/metrics');
     check('redline-cleared-gauge', gauge(m.text, 'kefu_redline_breached{name="first_response"}') === 0, m.text.split('\n').filter((l) => l.includes('redline')).join('\n'));
@@ -175,7 +195,7 @@ function gauge(text, line) {
     const esc = await until(() => hook.events.find((e) => e.body && e.body.event === 'escalated'), 6000);
     check('escalate-webhook', esc && esc.body.conversation === v.id && esc.body.service_level === 'vip' && esc.body.from_queue === 'vip' &&
       esc.body.queue === 'vip-urgent' && esc.body.priority === 'urgent' && esc.body.waited_s >= 2 && esc.body.level_s === 4 &&
-      /^sha256=[0-9a-f]{64}$/.test(esc.signature), JSON.stringify(hook.events.map((e) => e.body)));
+      esc.signed && esc.type === 'escalated' && /^ev_[0-9a-f]{32}$/.test(esc.id), JSON.stringify(hook.events.map((e) => e.body)));
     q = await request(s.url, 'GET', '/v1/queue', null, AGENT);
     item = q.json.conversations.find((c) => c.id === v.id);
     check('escalate-queue-item', item && item.escalated === true && item.queue === 'vip-urgent' && item.priority === 'urgent' && item.position === 1, JSON.stringify(item));
@@ -186,11 +206,19 @@ function gauge(text, line) {
     check('escalate-metric', gauge(m.text, 'kefu_escalations_total') === 1 && gauge(m.text, 'kefu_queue_length{queue="vip-urgent"}') === 1, m.text.split('\n').filter((l) => /escalat|queue_length/.test(l)).join('\n'));
     await sleep(600);
     check('escalate-once', hook.events.filter((e) => e.body && e.body.event === 'escalated').length === 1, JSON.stringify(hook.events.map((e) => e.body)));
+    /* the filters: the service receiver got only service events, each with its type in X-Kefu-Event; the
+     * handoff receiver only the two handoffs */
+    check('webhook-filter-service', hook.events.length === 3 && hook.events.every((e) => e.body && SERVICE_EVENTS.includes(e.type) &&
+      e.type === e.body.event && e.signed), JSON.stringify(hook.events.map((e) => [e.type, e.body])));
+    check('webhook-filter-handoff', hand.events.length === 2 && hand.events.every((e) => e.body && e.type === 'handoff' &&
+      e.body.event === 'handoff' && e.signed) && hand.events.map((e) => e.body.conversation).join() === [c1.id, v.id].join(),
+    JSON.stringify(hand.events.map((e) => [e.type, e.body])));
   } catch (e) {
     check('service-suite', false, e.stack || e);
   } finally {
     if (s) check('service-server-stops', (await s.stop()) === 0, s.stderr().slice(-500));
     await hook.close();
+    await hand.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
   console.log(`# service: ${passed} passed, ${failed} failed`);

@@ -553,9 +553,48 @@ static void test_vip_first_miss(void **state)
     json_decref(ctx);
 }
 
-static void on_event(void *ctx, json_t *ev)
+/* Appends pending outbox row o of target ctx->target to ctx->rows (oldest first): its body, with the row's
+ * type and conversation key as "_type" and "_conv". */
+struct outbox_rows {
+    const char *target;
+    json_t *rows;
+};
+
+static int outbox_row(void *ctx, const struct store_outbox *o)
 {
-    json_array_append(ctx, ev);
+    struct outbox_rows *r = ctx;
+    if (strcmp(o->target, r->target) != 0)
+        return 0;
+    json_t *body = json_loads(o->body, 0, NULL);
+    assert_non_null(body);
+    json_object_set_new(body, "_type", json_string(o->type));
+    json_object_set_new(body, "_conv", json_string(o->conv));
+    json_array_insert_new(r->rows, 0, body); /* the list is newest first */
+    return 0;
+}
+
+/* The webhook events waiting in the fixture's outbox for target, oldest first; new. */
+static json_t *outbox_of(struct fixture *f, const char *target)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/kefu.db", f->dir);
+    struct store *st;
+    assert_int_equal(store_open(path, &(struct store_opts){.readers = 1, .cache_slots = -1}, &st), 0);
+    struct outbox_rows r = {target, json_array()};
+    assert_int_equal(store_outbox_list(st, STORE_OUT_PENDING, 0, outbox_row, &r), 0);
+    store_close(st);
+    return r.rows;
+}
+
+/* How many events wait for target; the last one's body, new in *last (NULL when none). */
+static size_t outbox_count(struct fixture *f, const char *target, json_t **last)
+{
+    json_t *rows = outbox_of(f, target);
+    size_t n = json_array_size(rows);
+    if (last)
+        *last = n ? json_incref(json_array_get(rows, n - 1)) : NULL;
+    json_decref(rows);
+    return n;
 }
 
 /* The queue list's item for conversation id (borrowed from list), or NULL. */
@@ -573,9 +612,24 @@ static json_t *listed(json_t *list, const char *id)
 static void test_vip_escalation(void **state)
 {
     struct fixture *f = *state;
+    /* two webhook targets: one for the service events (its --webhook-events), one for handoffs only */
+    static const char *const svc = "http://127.0.0.1:9/service", *const hand = "http://127.0.0.1:9/handoffs";
+    unsigned mask;
+    assert_int_equal(dialog_event_parse("escalated,redline.breached,redline.cleared", &mask), 0);
+    assert_int_equal(mask, DIALOG_EV_ESCALATED | DIALOG_EV_REDLINE_BREACHED | DIALOG_EV_REDLINE_CLEARED);
+    assert_int_equal(dialog_event_parse("handoff,redline", &mask), KEFU_EINVAL);
+    assert_string_equal(dialog_event_name(DIALOG_EV_REDLINE_CLEARED), "redline.cleared");
+    dialog_close(f->d);
+    struct dialog_outbox_target hooks[] = {
+        {svc, DIALOG_EV_ESCALATED | DIALOG_EV_REDLINE_BREACHED | DIALOG_EV_REDLINE_CLEARED},
+        {hand, DIALOG_EV_HANDOFF}};
+    f->cfg.outbox = hooks;
+    f->cfg.n_outbox = 2;
+    open_dialog(f);
+    f->cfg.outbox = NULL; /* dialog copied them */
+    f->cfg.n_outbox = 0;
     struct dialog *d = f->d;
-    json_t *events = json_array();
-    dialog_set_events(d, on_event, events);
+    json_t *ev;
     char vip[40], reg[40], token[40];
     new_conv(d, "v-esc", "vip", "app", vip, token);
     new_conv(d, "r-esc", "regular", "web", reg, token);
@@ -587,14 +641,17 @@ static void test_vip_escalation(void **state)
     assert_string_not_equal(str(ctx, "conversation.priority"), "urgent");
     json_decref(ctx);
     json_decref(say(d, reg, "转人工", NULL));
-    fake_now += 1439; /* under 80% of 1,800 s */
+    assert_int_equal(outbox_count(f, hand, NULL), 2); /* the two handoffs, for the handoff target only */
+    fake_now += 1439;                                 /* under 80% of 1,800 s */
     assert_int_equal(dialog_watch_now(d), 0);
-    assert_int_equal(json_array_size(events), 0);
+    assert_int_equal(outbox_count(f, svc, NULL), 0);
     fake_now += 1;
     assert_int_equal(dialog_watch_now(d), 0);
-    assert_int_equal(json_array_size(events), 1);
-    json_t *ev = json_array_get(events, 0);
+    assert_int_equal(outbox_count(f, svc, &ev), 1);
+    expect_str(ev, "_type", "escalated");
+    expect_str(ev, "_conv", vip);
     expect_str(ev, "event", "escalated");
+    assert_int_equal(strncmp(str(ev, "id"), "ev_", 3), 0);
     expect_str(ev, "conversation", vip);
     expect_str(ev, "service_level", "vip");
     expect_str(ev, "from_queue", "vip");
@@ -602,6 +659,9 @@ static void test_vip_escalation(void **state)
     expect_str(ev, "priority", "urgent");
     expect_str(ev, "tier", "vip");
     assert_int_equal(num(ev, "waited_s", NULL), 1440);
+    assert_int_equal(num(ev, "at", NULL), fake_now);
+    json_decref(ev);
+    assert_int_equal(outbox_count(f, hand, NULL), 2); /* not for the handoff target */
     json_t *list;
     assert_int_equal(dialog_queue_list(d, "amy", &list), 0);
     json_t *it = listed(list, vip);
@@ -621,15 +681,18 @@ static void test_vip_escalation(void **state)
     json_decref(ctx);
     fake_now += 100;
     assert_int_equal(dialog_watch_now(d), 0); /* once per handoff */
-    assert_int_equal(json_array_size(events), 1);
+    assert_int_equal(outbox_count(f, svc, NULL), 1);
 
     fake_now += 300; /* 1,840 s: the vip_wait red line (max 30 min) is crossed by the VIP still waiting */
     assert_int_equal(dialog_watch_now(d), 1);
-    assert_int_equal(json_array_size(events), 2);
-    ev = json_array_get(events, 1);
+    assert_int_equal(outbox_count(f, svc, &ev), 2);
+    expect_str(ev, "_type", "redline.breached");
+    expect_str(ev, "_conv", ""); /* a red line belongs to no conversation */
+    assert_null(json_object_get(ev, "conversation"));
     expect_str(ev, "event", "redline.breached");
     expect_str(ev, "redline", "vip_wait");
     assert_true(json_real_value(json_object_get(ev, "value")) >= 1840);
+    json_decref(ev);
     assert_int_equal(dialog_queue_list(d, "amy", &list), 0);
     expect_str(json_array_get(json_object_get(list, "redlines"), 0), "name", "vip_wait");
     json_decref(list);
@@ -647,9 +710,12 @@ static void test_vip_escalation(void **state)
     assert_int_equal(dialog_watch_now(d), 1);
     fake_now += 1900; /* the window (30 min) has passed */
     assert_int_equal(dialog_watch_now(d), 0);
-    expect_str(json_array_get(events, 2), "event", "redline.cleared");
-    dialog_set_events(d, NULL, NULL);
-    json_decref(events);
+    assert_int_equal(outbox_count(f, svc, &ev), 3);
+    expect_str(ev, "_type", "redline.cleared");
+    expect_str(ev, "event", "redline.cleared");
+    expect_str(ev, "redline", "vip_wait");
+    json_decref(ev);
+    assert_int_equal(outbox_count(f, hand, NULL), 2);
 }
 
 static void write_file(const char *path, const char *text)

@@ -138,6 +138,14 @@ static void test_capacity(void **state)
     queue_remove(q, "c1");
     assert_true(queue_available(q, "complaints", 200));
     assert_false(queue_available(q, "complaints", 200 + QUEUE_AGENT_ONLINE_S + 1)); /* bob went quiet */
+    assert_int_equal(queue_agent_presence(q, "bob", QUEUE_AWAY), 0);                /* bob says he is away */
+    assert_false(queue_available(q, "complaints", 200));
+    assert_int_equal(queue_agent_presence(q, "bob", QUEUE_OFFLINE), 0);
+    assert_false(queue_available(q, "complaints", 200));
+    assert_int_equal(queue_agent_presence(q, "bob", QUEUE_ONLINE), 0);
+    assert_true(queue_available(q, "complaints", 200));
+    assert_int_equal(queue_agent_presence(q, "nobody", QUEUE_AWAY), KEFU_ENOENT);
+    assert_int_equal(queue_agent_presence(q, "bob", 7), KEFU_EINVAL);
     claim(q, "bob", NULL, 210, 0, "c2");
     queue_free(q);
 }

@@ -295,14 +295,56 @@ static void exec_sql(const char *path, const char *s)
     sqlite3_close(db);
 }
 
-/* 2.1 every older schema migrates to the current one, rows kept */
+/* The single integer query q returns on the SQLite file at path. */
+static long long sql_count(const char *path, const char *q)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    long long n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* 1 when the SQLite file at path has a table called name. */
+static int has_table(const char *path, const char *name)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return found;
+}
+
+/* The tables each migration adds: a file of version v has those with since <= v. */
+static const struct {
+    const char *table;
+    int since;
+} schema_tables[] = {{"messages", 1}, {"events", 2},    {"feedback", 2}, {"outbox", 4},
+                     {"agents", 5},   {"responses", 6}, {"answers", 7}};
+
+/* 2.1 every schema (1..current) is created with its own tables and migrates to the current one, rows kept */
 static void test_migrations(void **state)
 {
     struct fixture *f = *state;
-    for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
+    assert_int_equal(STORE_SCHEMA_VERSION, 7);
+    for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
         char path[128];
         snprintf(path, sizeof path, "%s/v%d.db", f->dir, v);
         assert_int_equal(store_create_version(path, v), 0);
+        for (size_t t = 0; t < sizeof schema_tables / sizeof *schema_tables; t++)
+            if (has_table(path, schema_tables[t].table) != (v >= schema_tables[t].since))
+                fail_msg("version %d: table %s %s", v, schema_tables[t].table,
+                         v >= schema_tables[t].since ? "missing" : "too early");
         /* a queued conversation and a message written by a version-1 program */
         exec_sql(path, "INSERT INTO customers VALUES ('cu', 'Old', 'vip', 1, 2);"
                        "INSERT INTO conversations(id, token, customer, channel, state, queue, created_at,"
@@ -324,9 +366,19 @@ static void test_migrations(void **state)
         assert_int_equal(store_messages(st, "old", 0, 0, collect_msg, &col), 0);
         assert_int_equal(col.n, 1);
         assert_string_equal(col.first_text, "from the past");
-        /* the new columns work */
+        /* the new columns and tables work */
         assert_int_equal(add_msg(st, "old", 2, "bot", "new", "cid"), 0);
+        struct store_batch b;
+        store_batch_init(&b);
+        store_add_response(&b, "old", 30, "general", "web", "amy", 12);
+        store_add_answer(&b, "old", 2, 30, "order.refund_status", "a");
+        assert_int_equal(store_write(st, &b), 0);
+        struct store_agent ag;
+        assert_int_equal(store_get_agent(st, "nobody", 0, &ag), KEFU_ENOENT);
         store_close(st);
+        for (size_t t = 0; t < sizeof schema_tables / sizeof *schema_tables; t++)
+            if (!has_table(path, schema_tables[t].table))
+                fail_msg("from version %d: table %s missing", v, schema_tables[t].table);
     }
     /* a file from a newer program is refused */
     char path[128];
@@ -583,6 +635,19 @@ static void test_erase(void **state)
     make_conv(&c, "c3", "bob", "web");
     put_conv(st, &c);
     assert_int_equal(add_msg(st, "c3", 1, "customer", "KEEP-BOB-7", NULL), 0);
+    /* what is derived from the conversations: webhook events, first responses, A/B answers; for both */
+    static const char *const hook[] = {"http://127.0.0.1:9/h", NULL};
+    for (int k = 0; k < 3; k++) {
+        const char *conv = k < 2 ? ids[k] : "c3";
+        char ev[16];
+        snprintf(ev, sizeof ev, "ev_%d", k);
+        store_batch_init(&b);
+        store_add_outbox(&b, conv, 1003, "agent_message", ev,
+                         k < 2 ? "{\"text\":\"CANARY-ERASE-42\"}" : "{\"text\":\"KEEP-BOB-7\"}", hook);
+        store_add_response(&b, conv, 1003, "general", "web", "amy", 5);
+        store_add_answer(&b, conv, 2, 1003, "order.refund_status", "a");
+        assert_int_equal(store_write(st, &b), 0);
+    }
     assert_true(file_has(f->path, "CANARY-ERASE-42") || file_has(wal, "CANARY-ERASE-42"));
 
     struct store_erased e;
@@ -598,6 +663,14 @@ static void test_erase(void **state)
     assert_int_equal(store_get_conv(st, "c1", &got), KEFU_ENOENT);
     struct store_customer cu;
     assert_int_equal(store_get_customer(st, "ann", &cu), KEFU_ENOENT);
+    static const char *const derived[] = {"outbox", "responses", "answers"};
+    for (int k = 0; k < 3; k++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE conv IN ('c1', 'c2')", derived[k]);
+        assert_int_equal(sql_count(f->path, q), 0);
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE conv = 'c3'", derived[k]);
+        assert_int_equal(sql_count(f->path, q), 1);
+    }
     assert_int_equal(count_msgs(st, "c3"), 1);
     /* the store is still open: the WAL was truncated, the freed pages zeroed */
     assert_false(file_has(f->path, "CANARY-ERASE-42"));
@@ -824,6 +897,207 @@ static void test_submit(void **state)
     pthread_mutex_destroy(&s.lock);
 }
 
+/* ---- the outbox ---- */
+
+struct outrows {
+    int n;
+    long long id[16];
+    char conv[16][16], target[16][16], event[16][16];
+    int state[16], attempts[16];
+};
+static int collect_out(void *ctx, const struct store_outbox *o)
+{
+    struct outrows *r = ctx;
+    if (r->n < 16) {
+        r->id[r->n] = o->id;
+        snprintf(r->conv[r->n], sizeof r->conv[0], "%s", o->conv);
+        snprintf(r->target[r->n], sizeof r->target[0], "%s", o->target);
+        snprintf(r->event[r->n], sizeof r->event[0], "%s", o->event);
+        r->state[r->n] = o->state;
+        r->attempts[r->n] = o->attempts;
+    }
+    r->n++;
+    return 0;
+}
+
+static struct outrows due(struct store *st, const char *target, long long now_ms)
+{
+    struct outrows r = {0};
+    assert_int_equal(store_outbox_due(st, target, now_ms, 0, collect_out, &r), 0);
+    return r;
+}
+
+static void mark(struct store *st, long long id, int state, int attempts, long long next_ms)
+{
+    struct store_outbox o = {.id = id,
+                             .state = state,
+                             .attempts = attempts,
+                             .next_ms = next_ms,
+                             .error = "x",
+                             .done_at = state == STORE_OUT_PENDING ? 0 : 2000};
+    struct store_batch b;
+    store_batch_init(&b);
+    store_mark_outbox(&b, &o);
+    assert_int_equal(store_write(st, &b), 0);
+}
+
+/* 7.1 an event is one row per target, written with its change; each conversation's
+ * oldest pending row alone is due; marking, dead letters, replay, prune, erase */
+static void test_outbox(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_conv a, c;
+    make_conv(&a, "a", "ann", "web");
+    make_conv(&c, "c", "cat", "web");
+    put_conv(st, &a);
+    put_conv(st, &c);
+    const char *both[] = {"t1", "t2", NULL}, *one[] = {"t1", NULL};
+    const struct {
+        const char *conv, *event, *const *targets;
+    } evs[] = {{"a", "e1", both}, {"a", "e2", one}, {"c", "e3", both}};
+    for (int i = 0; i < 3; i++) {
+        struct store_batch b;
+        store_batch_init(&b);
+        store_add_event(&b, evs[i].conv, 1000, "claim", "bob", "general", NULL);
+        store_add_outbox(&b, evs[i].conv, 1000, "claim", evs[i].event, "{}", evs[i].targets);
+        assert_int_equal(store_write(st, &b), 0);
+    }
+    /* a failed batch leaves no outbox row behind */
+    struct store_batch bad;
+    store_batch_init(&bad);
+    store_add_outbox(&bad, "a", 1000, "claim", "e-lost", "{}", both);
+    assert_int_equal(add_msg(st, "a", 1, "customer", "hi", "x1"), 0);
+    struct store_msg dup = {.seq = 2, .from = "customer", .text = "again", .client_id = "x1", .at = 1000};
+    store_add_message(&bad, "a", &dup);
+    assert_int_equal(store_write(st, &bad), KEFU_ECONFLICT);
+
+    struct outrows r = due(st, "t1", 5000);
+    assert_int_equal(r.n, 2); /* a's first (e1), c's (e3); e2 waits behind e1 */
+    assert_string_equal(r.event[0], "e1");
+    assert_string_equal(r.event[1], "e3");
+    long long e1 = r.id[0], e3 = r.id[1];
+    r = due(st, "t2", 5000);
+    assert_int_equal(r.n, 2);
+    mark(st, e1, STORE_OUT_DELIVERED, 1, 0);
+    r = due(st, "t1", 5000);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.event[0], "e2"); /* a's next one now */
+    long long e2 = r.id[0];
+    mark(st, e2, STORE_OUT_PENDING, 1, 9000); /* a retry not before 9000 ms */
+    r = due(st, "t1", 5000);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.event[0], "e3");
+    r = due(st, "t1", 9000);
+    assert_int_equal(r.n, 2);
+    mark(st, e2, STORE_OUT_DEAD, 5, 0);
+    mark(st, e3, STORE_OUT_DEAD, 5, 0);
+    r = due(st, "t1", 99999);
+    assert_int_equal(r.n, 0);
+    struct outrows l = {0};
+    assert_int_equal(store_outbox_list(st, STORE_OUT_DEAD, 0, collect_out, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_true(l.id[0] == e3 && l.id[1] == e2); /* newest first */
+    struct store_batch b;
+    long long n = -1;
+    store_batch_init(&b);
+    store_replay_outbox(&b, e2, &n);
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(n, 1);
+    r = due(st, "t1", 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.id[0], e2);
+    assert_int_equal(r.attempts[0], 0);
+    store_batch_init(&b);
+    store_replay_outbox(&b, 0, &n); /* every dead row: e3 */
+    assert_int_equal(store_write(st, &b), 0);
+    assert_int_equal(n, 1);
+    l.n = 0;
+    assert_int_equal(store_outbox_list(st, -1, 0, collect_out, &l), 0);
+    assert_int_equal(l.n, 4); /* pending and dead: all but the delivered e1 on t1 */
+    /* prune: delivered rows older than the cut (e1 was delivered at 2000) */
+    for (long long cut = 2000; cut <= 2001; cut++) {
+        store_batch_init(&b);
+        store_prune_outbox(&b, cut);
+        assert_int_equal(store_write(st, &b), 0);
+        l.n = 0;
+        assert_int_equal(store_outbox_list(st, STORE_OUT_DELIVERED, 0, collect_out, &l), 0);
+        assert_int_equal(l.n, cut == 2000 ? 1 : 0);
+    }
+    /* erasing ann removes her rows, delivered or not; cat's stay */
+    struct store_erased er;
+    store_batch_init(&b);
+    store_erase_customer(&b, "ann", &er);
+    assert_int_equal(store_write(st, &b), 0);
+    l.n = 0;
+    assert_int_equal(store_outbox_list(st, -1, 0, collect_out, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.conv[0], "c");
+    assert_string_equal(l.conv[1], "c");
+    store_close(st);
+}
+
+/* 8.1 agent accounts: add, a name or hash twice, update, read by name and by hash, list */
+static int count_agent(void *ctx, const struct store_agent *a)
+{
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static void test_agents(void **state)
+{
+    struct fixture *f = *state;
+    struct store *st;
+    assert_int_equal(store_open(f->path, NULL, &st), 0);
+    struct store_agent a = {.name = "alice",
+                            .token_hash = "h1",
+                            .skills = "general|billing",
+                            .capacity = 2,
+                            .created_at = 10,
+                            .updated_at = 10};
+    struct store_agent b = {.name = "bob", .token_hash = "h2", .created_at = 11, .updated_at = 11};
+    struct store_batch w;
+    store_batch_init(&w);
+    store_add_agent(&w, &a);
+    store_add_agent(&w, &b);
+    assert_int_equal(store_write(st, &w), 0);
+    struct store_agent dup = b;
+    snprintf(dup.token_hash, sizeof dup.token_hash, "h3");
+    store_batch_init(&w);
+    store_add_agent(&w, &dup); /* the name again */
+    assert_int_equal(store_write(st, &w), KEFU_ECONFLICT);
+    snprintf(dup.name, sizeof dup.name, "carol");
+    snprintf(dup.token_hash, sizeof dup.token_hash, "h1");
+    store_batch_init(&w);
+    store_add_agent(&w, &dup); /* alice's hash again */
+    assert_int_equal(store_write(st, &w), KEFU_ECONFLICT);
+    struct store_agent got;
+    assert_int_equal(store_get_agent(st, "h1", 1, &got), 0);
+    assert_string_equal(got.name, "alice");
+    assert_string_equal(got.skills, "general|billing");
+    assert_int_equal(got.capacity, 2);
+    assert_int_equal(got.disabled, 0);
+    a.disabled = 1;
+    snprintf(a.token_hash, sizeof a.token_hash, "h9");
+    a.updated_at = 20;
+    store_batch_init(&w);
+    store_update_agent(&w, &a);
+    assert_int_equal(store_write(st, &w), 0);
+    assert_int_equal(store_get_agent(st, "h1", 1, &got), KEFU_ENOENT); /* the old hash is gone */
+    assert_int_equal(store_get_agent(st, "alice", 0, &got), 0);
+    assert_true(got.disabled && strcmp(got.token_hash, "h9") == 0 && got.updated_at == 20 &&
+                got.created_at == 10);
+    struct store_agent ghost = {.name = "nobody", .token_hash = "h7"};
+    store_batch_init(&w);
+    store_update_agent(&w, &ghost);
+    assert_int_equal(store_write(st, &w), KEFU_ENOENT);
+    int n = 0;
+    assert_int_equal(store_agents(st, count_agent, &n), 0);
+    assert_int_equal(n, 2);
+    store_close(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,6 +1115,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test(test_cache_stale_fill),
+        cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,12 @@
-/* test_webhook.c — the handoff webhook against a receiver on 127.0.0.1:
- * signature and timestamp headers checked with an independent HMAC,
- * retries with backoff after 5xx, a dead receiver never blocking the
- * caller, bad URLs, and the api sending the packet when a customer
- * message hands off (api_handle() over the dialog fake). */
+/* test_webhook.c — the webhook sender over the store's outbox against a
+ * receiver on 127.0.0.1: the signature, timestamp, event, event id and
+ * attempt headers (the signature checked with an independent HMAC), a 2xx
+ * marking the row delivered, retries with backoff after 5xx and their
+ * attempts recorded, a conversation's later event waiting behind its
+ * failing earlier one while another conversation goes ahead, dead rows
+ * after the attempts, a stop with a try on the wire leaving the row
+ * pending, and bad URLs. (kefu serve with real https receivers, kill -9 and
+ * replay: tests/webhook.sh.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,26 +14,20 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "api.h"
-#include "dialog.h"
 #include "kefu.h"
 #include "log.h"
+#include "store.h"
 #include "webhook.h"
 
 /* ---- a receiver that answers a scripted list of statuses ---- */
@@ -39,7 +37,9 @@ struct receiver {
     unsigned port;
     int statuses[8], n_statuses;
     int got;            /* requests received */
+    int delay_ms;       /* before each answer */
     char last[1 << 16]; /* the last request, head and body */
+    char order[512];    /* the X-Kefu-Event-Id of each request, space-separated */
     pthread_t thread;
     pthread_mutex_t lock;
 };
@@ -89,7 +89,13 @@ static void *receive(void *arg)
         int status = r->got < r->n_statuses ? r->statuses[r->got] : 200;
         memcpy(r->last, buf, sizeof r->last);
         r->got++;
+        const char *id = strcasestr(buf, "X-Kefu-Event-Id: ");
+        if (id && strlen(r->order) + 40 < sizeof r->order)
+            snprintf(r->order + strlen(r->order), 40, "%.*s ", (int)strcspn(id + 17, "\r\n"), id + 17);
+        int delay = r->delay_ms;
         pthread_mutex_unlock(&r->lock);
+        if (delay)
+            usleep((useconds_t)delay * 1000);
         char resp[128];
         int n = sprintf(resp, "HTTP/1.1 %d X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", status);
         send(c, resp, (size_t)n, MSG_NOSIGNAL);
@@ -119,20 +125,6 @@ static void receiver_stop(struct receiver *r)
     pthread_mutex_destroy(&r->lock);
 }
 
-/* Waits until the webhook has delivered or dropped n events. */
-static void wait_settled(struct webhook *w, unsigned long n, double secs)
-{
-    double end = now_s() + secs * slow();
-    struct webhook_stats st;
-    do {
-        webhook_stats(w, &st);
-        if (st.delivered + st.dropped >= n)
-            return;
-        usleep(10 * 1000);
-    } while (now_s() < end);
-    fail_msg("after %.1f s: %lu delivered, %lu dropped", secs, st.delivered, st.dropped);
-}
-
 static const char *header(const char *req, const char *name, char *val, size_t cap)
 {
     const char *h = strcasestr(req, name);
@@ -146,34 +138,134 @@ static const char *header(const char *req, const char *name, char *val, size_t c
     return val;
 }
 
+/* ---- an outbox in a fresh store ---- */
+
+struct fix {
+    char dir[64], path[96], url[64];
+    struct store *st;
+    struct receiver r;
+};
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/kefu-wh-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/kefu.db", f->dir);
+    assert_int_equal(store_open(f->path, NULL, &f->st), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    int rc = system(cmd);
+    free(f);
+    return rc != 0;
+}
+
+/* Writes event id (of conv) for url, as dialog would with its change. */
+static void put_event(struct fix *f, const char *conv, const char *id, const char *body)
+{
+    const char *targets[] = {f->url, NULL};
+    struct store_batch b;
+    store_batch_init(&b);
+    store_add_outbox(&b, conv, 1000, "handoff", id, body, targets);
+    assert_int_equal(store_write(f->st, &b), 0);
+}
+
+struct rows {
+    int n, delivered, dead, pending, attempts[8];
+    char error[256];
+};
+static int count_row(void *ctx, const struct store_outbox *o)
+{
+    struct rows *r = ctx;
+    if (r->n < 8)
+        r->attempts[r->n] = o->attempts;
+    r->n++;
+    r->delivered += o->state == STORE_OUT_DELIVERED;
+    r->dead += o->state == STORE_OUT_DEAD;
+    r->pending += o->state == STORE_OUT_PENDING;
+    if (*o->error)
+        snprintf(r->error, sizeof r->error, "%s", o->error);
+    return 0;
+}
+
+/* The rows of one state (oldest last). */
+static struct rows rows_in(struct fix *f, int state)
+{
+    struct rows r = {0};
+    assert_int_equal(store_outbox_list(f->st, state, 0, count_row, &r), 0);
+    return r;
+}
+
+/* Waits until the webhook has delivered plus given up n events. */
+static void wait_settled(struct webhook *w, unsigned long n, double secs)
+{
+    double end = now_s() + secs * slow();
+    struct webhook_stats st;
+    do {
+        webhook_stats(w, &st);
+        if (st.delivered + st.dead >= n)
+            return;
+        usleep(10 * 1000);
+    } while (now_s() < end);
+    fail_msg("after %.1f s: %lu delivered, %lu dead", secs, st.delivered, st.dead);
+}
+
+static void start(struct fix *f, const char *path)
+{
+    receiver_start(&f->r);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u%s", f->r.port, path);
+}
+
+static struct webhook *sender(struct fix *f, const char *secret, int attempts)
+{
+    const char *urls[] = {f->url};
+    struct webhook_config wc = {.store = f->st,
+                                .urls = urls,
+                                .n_urls = 1,
+                                .secret = secret,
+                                .attempts = attempts,
+                                .backoff_s = 0.05,
+                                .timeout_s = 2,
+                                .poll_s = 0.02};
+    struct webhook *w = NULL;
+    assert_int_equal(webhook_create(&wc, &w), 0);
+    return w;
+}
+
+/* 1. one event: its headers, an independent HMAC, the row delivered */
 static void test_signed_delivery(void **state)
 {
-    struct receiver r = {0};
-    receiver_start(&r);
-    char url[64];
-    sprintf(url, "http://127.0.0.1:%u/hooks/kefu", r.port);
-    struct webhook_config wc = {.url = url, .secret = "s3cret"};
-    struct webhook *w;
-    assert_int_equal(webhook_create(&wc, &w), 0);
-    json_t *ev = json_pack("{s:s, s:s}", "event", "handoff", "conversation", "c1");
-    assert_int_equal(webhook_post(w, ev), 0);
-    json_decref(ev);
+    struct fix *f = *state;
+    start(f, "/hooks/kefu");
+    put_event(f, "c1", "ev_1", "{\"event\":\"handoff\",\"conversation\":\"c1\"}");
+    struct webhook *w = sender(f, "s3cret", 3);
     wait_settled(w, 1, 3);
     struct webhook_stats st;
     webhook_stats(w, &st);
     assert_int_equal(st.delivered, 1);
-    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.failed, 0);
     webhook_free(w);
-    receiver_stop(&r);
-    assert_non_null(strstr(r.last, "POST /hooks/kefu HTTP/1.1\r\n"));
-    char ts[32], sig[128];
-    assert_non_null(header(r.last, "X-Kefu-Timestamp", ts, sizeof ts));
-    assert_non_null(header(r.last, "X-Kefu-Signature", sig, sizeof sig));
-    long long t = atoll(ts);
-    assert_true(llabs(t - (long long)time(NULL)) < 60);
-    const char *body = strstr(r.last, "\r\n\r\n") + 4;
+    receiver_stop(&f->r);
+    assert_int_equal(rows_in(f, STORE_OUT_DELIVERED).n, 1);
+    assert_non_null(strstr(f->r.last, "POST /hooks/kefu HTTP/1.1\r\n"));
+    char ts[32], sig[128], v[64];
+    assert_string_equal(header(f->r.last, "X-Kefu-Event-Id", v, sizeof v), "ev_1");
+    assert_string_equal(header(f->r.last, "X-Kefu-Event", v, sizeof v), "handoff");
+    assert_string_equal(header(f->r.last, "X-Kefu-Attempt", v, sizeof v), "1");
+    assert_string_equal(header(f->r.last, "Content-Type", v, sizeof v), "application/json");
+    assert_non_null(header(f->r.last, "X-Kefu-Timestamp", ts, sizeof ts));
+    assert_non_null(header(f->r.last, "X-Kefu-Signature", sig, sizeof sig));
+    assert_true(llabs(atoll(ts) - (long long)time(NULL)) < 60);
+    const char *body = strstr(f->r.last, "\r\n\r\n") + 4;
     assert_string_equal(body, "{\"event\":\"handoff\",\"conversation\":\"c1\"}");
-    /* an independent HMAC-SHA256 over "<ts>.<body>" */
     char msg[512];
     int n = snprintf(msg, sizeof msg, "%s.%s", ts, body);
     unsigned char mac[32];
@@ -183,262 +275,136 @@ static void test_signed_delivery(void **state)
     for (int i = 0; i < 32; i++)
         sprintf(want + 7 + 2 * i, "%02x", mac[i]);
     assert_string_equal(sig, want);
+    char mine[65];
+    webhook_sign("s3cret", atoll(ts), body, strlen(body), mine);
+    assert_string_equal(sig + 7, mine);
 }
 
+/* 2. 500 and 503, then 200: three tries recorded; without a secret no signature */
 static void test_retries(void **state)
 {
-    struct receiver r = {.statuses = {500, 503, 200}, .n_statuses = 3};
-    receiver_start(&r);
-    char url[64];
-    sprintf(url, "http://127.0.0.1:%u/", r.port);
-    struct webhook_config wc = {.url = url, .backoff_s = 0.05};
-    struct webhook *w;
-    assert_int_equal(webhook_create(&wc, &w), 0);
-    json_t *ev = json_pack("{s:s}", "event", "handoff");
-    webhook_post(w, ev);
-    json_decref(ev);
-    wait_settled(w, 1, 3);
+    struct fix *f = *state;
+    f->r = (struct receiver){.statuses = {500, 503, 200}, .n_statuses = 3};
+    start(f, "/");
+    put_event(f, "c1", "ev_r", "{}");
+    struct webhook *w = sender(f, NULL, 5);
+    wait_settled(w, 1, 5);
     struct webhook_stats st;
     webhook_stats(w, &st);
     assert_int_equal(st.delivered, 1);
-    assert_int_equal(st.retries, 2);
+    assert_int_equal(st.failed, 2);
     webhook_free(w);
-    receiver_stop(&r);
-    assert_int_equal(r.got, 3);
-    assert_null(strstr(r.last, "X-Kefu-Signature")); /* no secret, no signature */
+    receiver_stop(&f->r);
+    assert_int_equal(f->r.got, 3);
+    char v[16];
+    assert_string_equal(header(f->r.last, "X-Kefu-Attempt", v, sizeof v), "3");
+    assert_null(strstr(f->r.last, "X-Kefu-Signature"));
+    struct rows r = rows_in(f, STORE_OUT_DELIVERED);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.attempts[0], 3);
 }
 
-static void test_dead_receiver_never_blocks(void **state)
+/* 3. a's first event fails twice: a's second waits behind it, b's goes ahead; order kept */
+static void test_order_per_conversation(void **state)
 {
-    struct receiver r = {0};
-    receiver_start(&r);
-    unsigned port = r.port;
-    receiver_stop(&r); /* nothing listens there now */
-    char url[64];
-    sprintf(url, "http://127.0.0.1:%u/x", port);
-    struct webhook_config wc = {.url = url, .attempts = 3, .backoff_s = 0.02, .timeout_s = 1, .queue_max = 3};
-    struct webhook *w;
-    assert_int_equal(webhook_create(&wc, &w), 0);
-    double t0 = now_s();
-    for (int k = 0; k < 5; k++) {
-        json_t *ev = json_pack("{s:i}", "n", k);
-        webhook_post(w, ev);
-        json_decref(ev);
-    }
-    if (now_s() - t0 > 0.05 * slow())
-        fail_msg("posting took %.3f s", now_s() - t0);
-    wait_settled(w, 5, 5);
+    struct fix *f = *state;
+    f->r = (struct receiver){.statuses = {503, 200, 503, 200, 200}, .n_statuses = 5};
+    start(f, "/");
+    put_event(f, "a", "ev_a1", "{}");
+    put_event(f, "a", "ev_a2", "{}");
+    put_event(f, "b", "ev_b1", "{}");
+    struct webhook *w = sender(f, NULL, 5);
+    wait_settled(w, 3, 5);
+    webhook_free(w);
+    receiver_stop(&f->r);
+    /* a1 is before a2 wherever they are; a2 never before a1's success */
+    const char *a1 = strstr(f->r.order, "ev_a1"), *a2 = strstr(f->r.order, "ev_a2");
+    assert_non_null(a1);
+    assert_non_null(a2);
+    const char *last_a1 = a1;
+    for (const char *p = a1; (p = strstr(p + 1, "ev_a1"));)
+        last_a1 = p;
+    if (a2 < last_a1)
+        fail_msg("a2 sent before a1 was delivered: %s", f->r.order);
+    assert_int_equal(rows_in(f, STORE_OUT_DELIVERED).n, 3);
+}
+
+/* 4. a receiver that always fails: dead after the attempts, with the reason */
+static void test_dead(void **state)
+{
+    struct fix *f = *state;
+    f->r = (struct receiver){.statuses = {500, 500, 500, 500}, .n_statuses = 4};
+    start(f, "/");
+    put_event(f, "c", "ev_d", "{}");
+    struct webhook *w = sender(f, NULL, 3);
+    wait_settled(w, 1, 5);
     struct webhook_stats st;
     webhook_stats(w, &st);
-    assert_int_equal(st.delivered, 0);
-    assert_int_equal(st.dropped, 5); /* queue overflow or attempts spent: all accounted for */
+    assert_int_equal(st.dead, 1);
+    assert_int_equal(st.failed, 3);
     webhook_free(w);
+    receiver_stop(&f->r);
+    assert_int_equal(f->r.got, 3);
+    struct rows r = rows_in(f, STORE_OUT_DEAD);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.attempts[0], 3);
+    assert_string_equal(r.error, "HTTP status 500");
+}
+
+/* 5. a stop while a try is on the wire: the row stays pending, with no attempt counted */
+static void test_stop_in_flight(void **state)
+{
+    struct fix *f = *state;
+    f->r = (struct receiver){.delay_ms = 1500};
+    start(f, "/");
+    put_event(f, "c", "ev_s", "{}");
+    struct webhook *w = sender(f, NULL, 3);
+    double end = now_s() + 3 * slow();
+    for (;;) {
+        pthread_mutex_lock(&f->r.lock);
+        int got = f->r.got;
+        pthread_mutex_unlock(&f->r.lock);
+        if (got || now_s() > end)
+            break;
+        usleep(10 * 1000);
+    }
+    webhook_free(w);
+    struct rows r = rows_in(f, STORE_OUT_PENDING);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.attempts[0], 0);
+    receiver_stop(&f->r);
 }
 
 static void test_bad_urls(void **state)
 {
-    static const char *const bad[] = {"https://example.com/", "ftp://x/", "http://",
-                                      "http:///path",         "x",        NULL};
+    struct fix *f = *state;
+    static const char *const bad[] = {"ftp://x/", "http://", "https://", "http:///path", "x", NULL};
     for (int k = 0; k < 6; k++) {
-        struct webhook_config wc = {.url = bad[k]};
+        const char *urls[] = {bad[k]};
+        struct webhook_config wc = {.store = f->st, .urls = urls, .n_urls = 1};
         struct webhook *w = NULL;
         if (webhook_create(&wc, &w) != KEFU_EINVAL)
             fail_msg("%s was accepted", bad[k] ? bad[k] : "(null)");
     }
-}
-
-static void test_api_sends_handoff(void **state)
-{
-    char tmp[] = "/tmp/kefu-wh-XXXXXX", rules[64], path[128];
-    assert_non_null(mkdtemp(tmp));
-    sprintf(rules, "%s/rules", tmp);
-    mkdir(rules, 0700);
-    sprintf(path, "%s/a.rules", rules);
-    FILE *f = fopen(path, "w");
-    fputs("intent hello\n  match hello\n  reply Hi.\n", f);
-    fclose(f);
-    struct dialog_config dc;
-    dialog_config_default(&dc);
-    dc.rules_dir = rules;
-    struct rules_diag d;
-    rules_diag_init(&d);
-    struct dialog *dlg;
-    assert_int_equal(dialog_open(&dc, &d, &dlg), 0);
-    rules_diag_release(&d);
-    struct receiver r = {0};
-    receiver_start(&r);
-    char url[64];
-    sprintf(url, "http://127.0.0.1:%u/h", r.port);
-    struct webhook_config wc = {.url = url, .secret = "k"};
-    struct webhook *w;
-    assert_int_equal(webhook_create(&wc, &w), 0);
-    struct api_config ac = {.dialog = dlg, .webhook = w};
-    struct api *a;
-    assert_int_equal(api_create(&ac, &a), 0);
-    const char *create = "{\"channel\":\"web\",\"customer\":{\"id\":\"u\"}}";
-    struct api_request q = {.method = "POST",
-                            .path = "/v1/conversations",
-                            .content_type = "application/json",
-                            .body = create,
-                            .body_len = strlen(create),
-                            .ip = "127.0.0.1"};
-    struct api_response resp;
-    api_response_init(&resp);
-    api_handle(a, &q, &resp);
-    assert_int_equal(resp.status, 201);
-    char id[64], auth[128], mpath[128];
-    strcpy(id, json_string_value(json_object_get(resp.json, "id")));
-    sprintf(auth, "Bearer %s", json_string_value(json_object_get(resp.json, "token")));
-    api_response_release(&resp);
-    sprintf(mpath, "/v1/conversations/%s/messages", id);
-    const char *texts[] = {"hello", "a human please"};
-    for (int k = 0; k < 2; k++) {
-        char body[64];
-        sprintf(body, "{\"text\":\"%s\"}", texts[k]);
-        struct api_request m = {.method = "POST",
-                                .path = mpath,
-                                .content_type = "application/json",
-                                .authorization = auth,
-                                .body = body,
-                                .body_len = strlen(body),
-                                .ip = "127.0.0.1"};
-        api_response_init(&resp);
-        api_handle(a, &m, &resp);
-        assert_int_equal(resp.status, 200);
-        api_response_release(&resp);
-    }
-    wait_settled(w, 1, 3);
-    struct webhook_stats st;
-    webhook_stats(w, &st);
-    assert_int_equal(st.queued, 1); /* only the handoff, not the answered message */
-    api_free(a);
-    webhook_free(w);
-    receiver_stop(&r);
-    dialog_close(dlg);
-    json_t *ev = json_loads(strstr(r.last, "\r\n\r\n") + 4, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(ev, "event")), "handoff");
-    assert_string_equal(json_string_value(json_object_get(ev, "conversation")), id);
-    assert_string_equal(json_string_value(json_object_get(ev, "state")), "queued");
-    assert_true(json_array_size(json_object_get(ev, "transcript")) >= 4);
-    json_decref(ev);
-    char cmd[128];
-    sprintf(cmd, "rm -rf '%s'", tmp);
-    assert_int_equal(system(cmd), 0);
-}
-
-/* POSTs body to 127.0.0.1:port and returns the response (new, free it). */
-static char *post(unsigned port, const char *path, const char *token, const char *body)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     "%s%s%sContent-Length: %zu\r\n\r\n%s",
-                     path, token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
-                     strlen(body), body);
-    send(fd, req, (size_t)n, MSG_NOSIGNAL);
-    char *buf = calloc(1, 1 << 16);
-    size_t len = 0;
-    ssize_t k;
-    while ((k = recv(fd, buf + len, (1 << 16) - len - 1, 0)) > 0)
-        len += (size_t)k;
-    close(fd);
-    return buf;
-}
-
-/* kefu serve --webhook on the real engine: a request for a person reaches
- * the receiver, signed with KEFU_WEBHOOK_SECRET; SIGTERM exits 0. */
-static void test_serve_webhook(void **state)
-{
-    const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
-    char kefu[256], tmp[] = "/tmp/kefu-whs-XXXXXX", url[64];
-    snprintf(kefu, sizeof kefu, "%s/kefu", build);
-    if (access(kefu, X_OK) != 0)
-        fail_msg("%s is not built", kefu);
-    assert_non_null(mkdtemp(tmp));
-    struct receiver r = {0};
-    receiver_start(&r);
-    sprintf(url, "http://127.0.0.1:%u/hook", r.port);
-    int out[2];
-    assert_int_equal(pipe(out), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    char *argv[] = {kefu,           "serve", "--listen",  "127.0.0.1:0", "--data", tmp,
-                    "--rate-limit", "0",     "--webhook", url,           NULL};
-    char *envp[] = {"KEFU_WEBHOOK_SECRET=whsec-test", NULL};
-    pid_t pid;
-    assert_int_equal(posix_spawn(&pid, kefu, &fa, NULL, argv, envp), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    close(out[1]);
-    char line[256] = "";
-    FILE *f = fdopen(out[0], "r");
-    assert_non_null(fgets(line, sizeof line, f)); /* kefu: serving on http://127.0.0.1:PORT */
-    fclose(f);
-    const char *colon = strrchr(line, ':');
-    assert_non_null(colon);
-    unsigned port = (unsigned)atoi(colon + 1);
-    char *resp = post(port, "/v1/conversations", NULL, "{\"channel\":\"web\",\"customer\":{\"id\":\"w1\"}}");
-    json_t *j = json_loads(strstr(resp, "\r\n\r\n") + 4, 0, NULL);
-    free(resp);
-    char id[80], tok[80], path[160];
-    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
-    snprintf(tok, sizeof tok, "%s", json_string_value(json_object_get(j, "token")));
-    json_decref(j);
-    snprintf(path, sizeof path, "/v1/conversations/%s/messages", id);
-    resp = post(port, path, tok, "{\"text\":\"我要转人工\"}");
-    assert_non_null(strstr(resp, "\"queued\""));
-    free(resp);
-    double end = now_s() + 5 * slow();
-    while (now_s() < end) {
-        pthread_mutex_lock(&r.lock);
-        int got = r.got;
-        pthread_mutex_unlock(&r.lock);
-        if (got)
-            break;
-        usleep(20 * 1000);
-    }
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    receiver_stop(&r);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_int_equal(r.got, 1);
-    char ts[32], sig[128];
-    assert_non_null(header(r.last, "X-Kefu-Timestamp", ts, sizeof ts));
-    assert_non_null(header(r.last, "X-Kefu-Signature", sig, sizeof sig));
-    const char *body = strstr(r.last, "\r\n\r\n") + 4;
-    char want[65];
-    webhook_sign("whsec-test", atoll(ts), body, strlen(body), want);
-    assert_string_equal(sig + 7, want);
-    json_t *ev = json_loads(body, 0, NULL);
-    assert_string_equal(json_string_value(json_object_get(ev, "conversation")), id);
-    assert_true(strstr(body, "我要转人工") != NULL); /* the transcript */
-    /* the engine's packet: why, who, what the bot understood */
-    assert_string_equal(json_string_value(json_object_get(ev, "reason")), "requested");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "customer"), "id")), "w1");
-    json_t *u = json_object_get(ev, "understood");
-    assert_true(json_is_object(u) && json_array_size(json_object_get(u, "intents")) >= 1);
-    json_decref(ev);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    assert_int_equal(system(cmd), 0);
+    const char *ok[] = {"https://example.com/x"};
+    struct webhook_config none = {.store = f->st, .urls = ok, .n_urls = 0}, noca = none;
+    struct webhook *w = NULL;
+    assert_int_equal(webhook_create(&none, &w), KEFU_EINVAL);
+    noca.n_urls = 1;
+    noca.ca_file = "/nonexistent/ca.pem";
+    assert_int_equal(webhook_create(&noca, &w), KEFU_ENOENT);
 }
 
 int main(void)
 {
     log_init(LOG_LEVEL_OFF, NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_signed_delivery),
-        cmocka_unit_test(test_retries),
-        cmocka_unit_test(test_dead_receiver_never_blocks),
-        cmocka_unit_test(test_bad_urls),
-        cmocka_unit_test(test_api_sends_handoff),
-        cmocka_unit_test(test_serve_webhook),
+        cmocka_unit_test_setup_teardown(test_signed_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_order_per_conversation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_urls, setup, teardown),
     };
     return cmocka_run_group_tests_name("webhook", tests, NULL, NULL);
 }

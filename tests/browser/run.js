@@ -205,6 +205,15 @@ async function main() {
     const agent = await page(agentCtx, '/console');
     await signIn(agent);
     await agent.locator('#me', { hasText: 'Signed in as alice' }).waitFor();
+    /* presence from the console: away, then online again, as the server answers it */
+    for (const want of ['away', 'online']) {
+      const [resp] = await Promise.all([
+        agent.waitForResponse((r) => r.url().endsWith('/v1/agent/presence') && (r.request().postData() || '').includes('"' + want + '"')),
+        agent.locator('#presence').selectOption(want),
+      ]);
+      const j = await resp.json();
+      assert(resp.status() === 200 && j.status === want && j.agent === 'alice', 'presence ' + want + ': ' + JSON.stringify(j));
+    }
     const item = agent.locator('#queue .item[data-id="' + id + '"]');
     await item.waitFor();
     const itemText = await item.textContent();

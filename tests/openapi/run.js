@@ -488,6 +488,41 @@ async function journey(tmp) {
   });
   await call('erased-conversation-404', { method: 'GET', url: `/v1/conversations/${id2}/messages`, token: tok, status: 404, code: 'not_found' });
 
+  // presence from the console
+  await call('presence-away', { method: 'POST', url: '/v1/agent/presence', token: ALICE, json: { status: 'away' }, status: 200, check: (j) => (j.status === 'away' && j.agent === 'alice' ? null : JSON.stringify(j)) });
+  await call('presence-online', { method: 'POST', url: '/v1/agent/presence', token: ALICE, json: { status: 'online' }, status: 200 });
+  await call('presence-bad-400', { method: 'POST', url: '/v1/agent/presence', token: ALICE, json: { status: 'asleep' }, status: 400, code: 'invalid_request', bad: 'an unknown status' });
+  await call('presence-no-token-401', { method: 'POST', url: '/v1/agent/presence', json: { status: 'away' }, status: 401, code: 'unauthorized', bad: 'no token' });
+
+  // agent accounts: a token shown once, refused at once when disabled or rotated
+  const added = await call('agent-add', {
+    method: 'POST', url: '/v1/admin/agents', token: ADMIN, json: { name: 'carol', skills: ['general'], capacity: 2 }, status: 201,
+    check: (j) => (/^[0-9a-f]{32}$/.test(j.token) && j.state === 'enabled' ? null : 'no token')
+  });
+  const carol = added && added.json && added.json.token ? added.json.token : 'no-token-0123456789';
+  await call('agent-add-twice-409', { method: 'POST', url: '/v1/admin/agents', token: ADMIN, json: { name: 'carol' }, status: 409, code: 'conflict' });
+  await call('agent-add-bad-name-400', { method: 'POST', url: '/v1/admin/agents', token: ADMIN, json: { name: 'Carol!' }, status: 400, code: 'invalid_request', bad: 'a bad name' });
+  await call('agent-add-agent-token-401', { method: 'POST', url: '/v1/admin/agents', token: ALICE, json: { name: 'dave' }, status: 401, code: 'unauthorized' });
+  await call('agent-list', {
+    method: 'GET', url: '/v1/admin/agents', token: ADMIN, status: 200,
+    check: (j) => (j.agents.some((a) => a.name === 'carol' && a.capacity === 2 && a.state === 'enabled') && !JSON.stringify(j).includes(carol) ? null : 'carol missing, or her token shown')
+  });
+  await call('agent-account-queue', {
+    method: 'GET', url: '/v1/queue', token: carol, status: 200,
+    check: (j) => (JSON.stringify(j.queues) === '["general"]' ? null : 'queues ' + JSON.stringify(j.queues))
+  });
+  await call('agent-disable', { method: 'POST', url: '/v1/admin/agents/carol/disable', token: ADMIN, status: 200, check: (j) => (j.state === 'disabled' ? null : j.state) });
+  await call('agent-disabled-401', { method: 'GET', url: '/v1/queue', token: carol, status: 401, code: 'unauthorized' });
+  await call('agent-enable', { method: 'POST', url: '/v1/admin/agents/carol/enable', token: ADMIN, status: 200, check: (j) => (j.state === 'enabled' ? null : j.state) });
+  await call('agent-enabled-again', { method: 'GET', url: '/v1/queue', token: carol, status: 200 });
+  const rot = await call('agent-rotate', {
+    method: 'POST', url: '/v1/admin/agents/carol/rotate', token: ADMIN, status: 200,
+    check: (j) => (/^[0-9a-f]{32}$/.test(j.token) && j.token !== carol ? null : 'no new token')
+  });
+  await call('agent-rotated-old-401', { method: 'GET', url: '/v1/queue', token: carol, status: 401, code: 'unauthorized' });
+  await call('agent-rotated-new', { method: 'GET', url: '/v1/queue', token: rot && rot.json && rot.json.token ? rot.json.token : 'x', status: 200 });
+  await call('agent-unknown-404', { method: 'POST', url: '/v1/admin/agents/nobody/disable', token: ADMIN, status: 404, code: 'not_found' });
+
   // static files
   await call('static-widget', { method: 'GET', url: '/widget.js', status: 200 });
   await call('static-console', { method: 'GET', url: '/console', status: 200 });

@@ -89,7 +89,16 @@
       $('signin-error').textContent = err.status === 401 ? 'That agent token is not known.' : 'Cannot reach kefu: ' + err.message;
     });
   });
+  /* presence: what the customers' "agents are busy / offline" notice counts */
+  function sendPresence() {
+    var st = $('presence').value;
+    api('POST', '/v1/agent/presence', { status: st }).catch(function (err) {
+      live(false, 'status not saved: ' + err.message);
+    });
+  }
+  $('presence').addEventListener('change', sendPresence);
   $('signout').addEventListener('click', function () {
+    if (token) api('POST', '/v1/agent/presence', { status: 'offline' }).catch(function () {});
     session++;
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(MINE_KEY);
@@ -105,6 +114,7 @@
     $('app').hidden = false;
     $('links').value = links;
     var s = session;
+    sendPresence();
     queueLoop(s);
     statsLoop(s);
     renderMine();
