@@ -26,6 +26,12 @@ ENGINE  += kb_champ
 ENGINE  += classify classify_feat classify_train
 # kefu store backup: an online copy of the store (SQLite's backup API)
 ENGINE  += store_backup cli_backup store_copy
+# red lines and VIP service levels (rules/redlines.conf)
+ENGINE  += redline dialog_service
+# A/B-tested replies: per-variant figures and the z-test
+ENGINE  += abtest
+# the KPI table per channel (kefu report --kpi, the console)
+ENGINE  += kpi
 # outgoing HTTP through libcurl's multi interface (webhooks, actions)
 ENGINE  += httpc
 # the events dialog writes to the store's outbox for webhooks
@@ -37,6 +43,10 @@ TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
 # the lazy JIT of regexes
 TESTS   += jit
+# red lines (rules/redlines.conf)
+TESTS   += redline
+# A/B-tested replies: the z-test
+TESTS   += abtest
 # the libcurl client against a local libmicrohttpd server
 TESTS   += httpc
 # the trained intent classifier

@@ -11,6 +11,7 @@
 #include "httpc.h"
 #include "kb.h"
 #include "kefu.h"
+#include "redline.h"
 #include "router.h"
 #include "rules.h"
 #include "serve.h"
@@ -453,12 +454,34 @@ struct session {
     char **argv;
 };
 
+/* Validates a red-line file into d; prints its summary line when it loads. */
+static int check_redlines(const char *path, struct rules_diag *d)
+{
+    struct redline *r = NULL;
+    int rc = redline_load(path, d, &r);
+    if (rc == 0)
+        printf("%s: %zu red line%s, %zu escalation%s\n", path, redline_count(r),
+               redline_count(r) == 1 ? "" : "s", redline_escalations(r),
+               redline_escalations(r) == 1 ? "" : "s");
+    redline_free(r);
+    return rc;
+}
+
 static int cmd_check(struct session *s)
 {
     const struct opts *o = &s->o;
     const char *dir = o->n_args ? o->args[0] : o->rules;
     struct rules_diag d;
     rules_diag_init(&d);
+    size_t dlen = strlen(dir);
+    if (dlen > 5 && strcmp(dir + dlen - 5, ".conf") == 0) { /* a red-line file alone */
+        int rc = check_redlines(dir, &d);
+        rules_diag_print(stderr, &d);
+        if (rc < 0)
+            printf("%s: %d error%s\n", dir, d.errors, d.errors == 1 ? "" : "s");
+        rules_diag_release(&d);
+        return rc < 0 ? 1 : 0;
+    }
     d.jit_check = o->strict; /* the server JIT-compiles only hot regexes: learn now which never will */
     struct rules *rs = NULL;
     struct stat st;
@@ -471,9 +494,14 @@ static int cmd_check(struct session *s)
     size_t total = 0, bad = 0;
     if (rc == 0)
         bad = check_examples(rs, &d, &total);
+    char rl[4096];
+    snprintf(rl, sizeof rl, "%s/redlines.conf", dir);
+    struct stat ds;
+    int rl_rc =
+        stat(dir, &ds) == 0 && S_ISDIR(ds.st_mode) && access(rl, F_OK) == 0 ? check_redlines(rl, &d) : 0;
     if (!o->quiet || d.errors)
         rules_diag_print(stderr, &d);
-    int failed = rc < 0 || bad > 0 || (o->strict && d.warnings > 0);
+    int failed = rc < 0 || rl_rc < 0 || bad > 0 || (o->strict && d.warnings > 0);
     if (rc == 0)
         printf("%s: %zu intents, %zu examples, %zu misrouted, %d error%s, %d warning%s\n", dir,
                rules_count(rs), total, bad, d.errors, d.errors == 1 ? "" : "s", d.warnings,

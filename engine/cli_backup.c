@@ -50,8 +50,10 @@ static int store_copy_cmd(int argc, char **argv)
     }
     printf(
         "copy: %s -> the PostgreSQL store: %lld customers, %lld conversations, %lld messages, %lld events, "
-        "%lld ratings, %lld webhook deliveries, %lld agents, counts checked\n",
-        src, n.customers, n.conversations, n.messages, n.events, n.feedback, n.outbox, n.agents);
+        "%lld ratings, %lld webhook deliveries, %lld agents, %lld first responses, %lld answers, counts "
+        "checked\n",
+        src, n.customers, n.conversations, n.messages, n.events, n.feedback, n.outbox, n.agents, n.responses,
+        n.answers);
     return 0;
 }
 

@@ -570,7 +570,9 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
         return dialog_fail(rc, "cannot open the store '%s'", cfg->store ? "(the --store URI)" : path);
     if ((rc = store_listen(d->st, store_changed, d)) < 0)
         return dialog_fail(rc, "cannot listen to the store");
-    return rebuild_queue(d);
+    if ((rc = rebuild_queue(d)) < 0)
+        return rc;
+    return dialog_service_open(d, cfg, diag);
 }
 
 int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct dialog **out)
@@ -585,6 +587,9 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
         pthread_mutex_init(&d->conv_lock[i], NULL);
     pthread_mutex_init(&d->busy_lock, NULL);
     pthread_mutex_init(&d->notify_lock, NULL);
+    pthread_mutex_init(&d->m.fr_lock, NULL);
+    pthread_mutex_init(&d->watch_lock, NULL);
+    pthread_cond_init(&d->watch_cond, NULL);
     pthread_cond_init(&d->busy_cond, NULL);
     pthread_mutex_init(&d->accounts_lock, NULL);
     d->open_min = -1;
@@ -610,7 +615,8 @@ void dialog_close(struct dialog *d)
 {
     if (!d)
         return;
-    store_close(d->st); /* commits what is queued */
+    dialog_service_close(d); /* the watcher first: it reads the store and the queue */
+    store_close(d->st);      /* commits what is queued */
     queue_free(d->q);
     for (struct dialog_worker *w = d->workers, *next; w; w = next) {
         next = w->next;
@@ -626,6 +632,9 @@ void dialog_close(struct dialog *d)
         pthread_mutex_destroy(&d->conv_lock[i]);
     pthread_mutex_destroy(&d->busy_lock);
     pthread_mutex_destroy(&d->notify_lock);
+    pthread_mutex_destroy(&d->m.fr_lock);
+    pthread_mutex_destroy(&d->watch_lock);
+    pthread_cond_destroy(&d->watch_cond);
     pthread_cond_destroy(&d->busy_cond);
     free(d->agents);
     for (struct dialog_agent *a = d->accounts, *next; a; a = next) {
@@ -902,6 +911,8 @@ struct turn {
     char hours_text[96]; /* {service_hours} as rendered for this turn */
     int feedback;        /* a rating typed after resolve */
     const char *event;   /* "reopen" when a resolved conversation restarts */
+    double started;      /* monotonic seconds when the message arrived (bot response time) */
+    char variant[32];    /* the A/B variant of the intent's reply this turn answered with, "" if none */
     /* the write, owned until its commit */
     json_t *req, *out; /* the request (a reference) and the answer */
     char conv[40];     /* the conversation asked for */
@@ -1097,6 +1108,24 @@ static void miss(struct turn *t, const char *question)
 }
 
 /* Answers with intent i: asks for a missing slot first, else renders its reply. */
+/* The reply template of intent i's A/B variant for this conversation: the one it was given
+ * before (kept in memory as variants.INTENT) while that variant exists, else one drawn by
+ * weight from the conversation id; t->variant names it. NULL when the variant has no reply
+ * for the locale. */
+static const char *variant_reply(struct turn *t, long i)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)i);
+    json_t *vs = json_object_get(t->mem, "variants");
+    const struct rules_variant *v = rules_variant_find(it, json_string_value(json_object_get(vs, it->name)));
+    if (!v)
+        v = rules_variant_pick(it, t->c.id);
+    if (!json_is_object(vs))
+        json_object_set_new(t->mem, "variants", vs = json_object());
+    json_object_set_new(vs, it->name, json_string(v->name));
+    snprintf(t->variant, sizeof t->variant, "%s", v->name);
+    return rules_reply_pick_variant(it->replies, it->n_replies, t->locale, v->name, 0);
+}
+
 static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
 {
     const struct rules_slot *s = missing_slot(t, i);
@@ -1105,6 +1134,8 @@ static void answer_intent(struct turn *t, long i, const char *tpl, int src, doub
     t->confidence = confidence;
     t->c.misses = 0;
     *t->c.pending = 0;
+    if (!s && src != SRC_HANDOFF && rules_intent(t->rs, (size_t)i)->n_variants)
+        tpl = variant_reply(t, i);
     if (s)
         ask_slot(t, i, s);
     else if (tpl)
@@ -1562,6 +1593,8 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
         store_add_event(b, t->c.id, t->now, "handoff", NULL, t->hqueue, dialog_why_names[t->why]);
     if (t->feedback)
         store_add_feedback(b, t->c.id, t->now, t->feedback, NULL);
+    if (*t->variant && cm->intent && (t->src == SRC_RULE || t->src == SRC_EXAMPLE))
+        store_add_answer(b, t->c.id, cm->seq, t->now, cm->intent, t->variant);
     int rc = 0;
     if (t->hfields)
         rc = dialog_outbox_add(t->d, b, &t->ev_handoff, DIALOG_EV_HANDOFF, t->c.id, t->now, t->hfields);
@@ -1613,11 +1646,36 @@ static int prepare_commit(struct turn *t)
     return 0;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The red lines' samples of a turn the bot handled (and of a rating typed after a resolve). */
+static void observe_turn(struct turn *t)
+{
+    const char *ch = t->c.channel, *tier = *t->cu.tier ? t->cu.tier : "regular";
+    const char *q = t->handoff ? t->c.queue : "";
+    if (t->feedback)
+        dialog_observe(t->d, RL_CSAT, ch, t->c.queue, tier, t->feedback, t->now);
+    if (t->src > SRC_HANDOFF)
+        return; /* queued, with an agent, a rating: not the bot's answer */
+    int answered = t->src == SRC_RULE || t->src == SRC_EXAMPLE || t->src == SRC_KB;
+    dialog_observe(t->d, RL_BOT_RESPONSE, ch, q, tier, mono_s() - t->started, t->now);
+    dialog_observe(t->d, RL_AUTOMATION, ch, q, tier, answered, t->now);
+    dialog_observe(t->d, RL_HANDOFF, ch, q, tier, t->handoff != 0, t->now);
+    dialog_observe(t->d, RL_UNANSWERED, ch, q, tier,
+                   t->src == SRC_FALLBACK || (t->src == SRC_HANDOFF && t->intent < 0), t->now);
+}
+
 /* After the commit: queue the handed-off conversation, count, notify. */
 static void after_turn(struct turn *t, json_t *out)
 {
     struct dialog *d = t->d;
     atomic_fetch_add(&d->m.src[t->src], 1);
+    observe_turn(t);
     if (t->feedback)
         atomic_fetch_add(&d->m.rating[t->feedback], 1);
     if (t->handoff) {
@@ -1862,6 +1920,7 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
     }
     struct turn *t = &call->t;
     t->d = d;
+    t->started = mono_s();
     t->req = json_incref(req); /* t->text and t->client_id point into it */
     call->done = done;
     call->done_ctx = ctx;
@@ -2023,9 +2082,12 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
         free(owned);
         return rc;
     }
-    store_conv_release(&c);
+    char tier[32];
+    dialog_tier(d, c.customer, tier, sizeof tier);
     int rating = (int)json_integer_value(r);
     long long now = dialog_now(d);
+    dialog_observe(d, RL_CSAT, c.channel, c.queue, tier, rating, now);
+    store_conv_release(&c);
     struct store_batch b;
     store_batch_init(&b);
     store_add_feedback(&b, conv, now, rating, comment);

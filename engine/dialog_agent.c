@@ -8,9 +8,10 @@
  * first result and changes nothing. */
 #include "dialog_int.h"
 
+#include "abtest.h"
 #include "agents.h"
-
 #include "kefu.h"
+#include "kpi.h"
 #include "text.h"
 
 #include <stdarg.h>
@@ -196,6 +197,52 @@ static void observe_wait(struct dialog *d, long long waited)
     atomic_fetch_add(&d->m.wait_n, 1);
 }
 
+/* Counts one agent's first response in the histogram of its queue and channel. */
+static void observe_first_response(struct dialog *d, const char *queue, const char *channel, long long s)
+{
+    int k = 0;
+    while (k < WAIT_BUCKETS && s > dialog_wait_le[k])
+        k++;
+    struct dialog_metrics *m = &d->m;
+    pthread_mutex_lock(&m->fr_lock);
+    int i = 0;
+    while (i < m->n_fr && (strcmp(m->fr[i].queue, queue) != 0 || strcmp(m->fr[i].channel, channel) != 0))
+        i++;
+    if (i == m->n_fr && m->n_fr < FR_LABELS) {
+        snprintf(m->fr[i].queue, sizeof m->fr[i].queue, "%s", queue);
+        snprintf(m->fr[i].channel, sizeof m->fr[i].channel, "%s", channel);
+        m->n_fr++;
+    } else if (i == m->n_fr)
+        i = FR_LABELS - 1;
+    m->fr[i].b[k]++;
+    m->fr[i].sum += (long)s;
+    m->fr[i].n++;
+    pthread_mutex_unlock(&m->fr_lock);
+}
+
+/* When this agent message is the first since c's handoff (not counting
+ * the claim's note), marks it in c's memory — *mem is the new memory
+ * (free() it), c->memory then points to it — and returns the seconds since
+ * the handoff; otherwise -1. The mark is the handoff time it answered, so
+ * a later handoff of the same conversation counts again. */
+static long long first_response(struct store_conv *c, long long now, char **mem)
+{
+    *mem = NULL;
+    json_t *j = json_loads(c->memory ? c->memory : "{}", 0, NULL);
+    if (!json_is_object(j) || c->queued_at <= 0 ||
+        json_integer_value(json_object_get(j, "responded")) == c->queued_at) {
+        json_decref(j);
+        return -1;
+    }
+    json_object_set_new(j, "responded", json_integer(c->queued_at));
+    *mem = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(j);
+    if (!*mem)
+        return -1;
+    c->memory = *mem;
+    return now > c->queued_at ? now - c->queued_at : 0;
+}
+
 /* ---- the queue list ---- */
 
 struct listing {
@@ -229,6 +276,10 @@ static void enrich(struct dialog *d, json_t *v)
         json_object_set_new(it, "reason", json_string(c.reason));
         json_object_set_new(it, "channel", json_string(c.channel));
         json_object_set_new(it, "first_message", first ? first : json_null());
+        json_t *mem = json_loads(c.memory ? c.memory : "{}", 0, NULL);
+        json_t *esc = json_object_get(mem, "escalated");
+        json_object_set_new(it, "escalated", json_boolean(esc && json_integer_value(esc) == c.queued_at));
+        json_decref(mem);
         store_conv_release(&c);
     }
 }
@@ -263,7 +314,8 @@ int dialog_queue_list(struct dialog *d, const char *agent, json_t **out)
         return dialog_fail(rc, "cannot list the queue");
     }
     enrich(d, l.v);
-    *out = json_pack("{s:o, s:o}", "queues", agent_queues(d, agent), "conversations", l.v);
+    *out = json_pack("{s:o, s:o, s:o}", "queues", agent_queues(d, agent), "conversations", l.v, "redlines",
+                     redline_breaches(d->rl));
     return *out ? 0 : KEFU_ENOMEM;
 }
 
@@ -345,6 +397,11 @@ static int claim_one(struct dialog *d, const char *agent, const char *id, int re
     if (rc == 0 && !again) {
         atomic_fetch_add(&d->m.claims, 1);
         observe_wait(d, waited);
+        if (waited >= 0) {
+            char tier[32];
+            dialog_tier(d, c.customer, tier, sizeof tier);
+            dialog_observe(d, RL_QUEUE_WAIT, c.channel, c.queue, tier, (double)waited, now);
+        }
         dialog_notify(d, id, c.last_seq);
         dialog_notify(d, NULL, 0);
     }
@@ -420,8 +477,9 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
     struct store_conv c;
     dialog_lock(d, conv);
     long seq = 0;
-    char *first = NULL;
+    char *first = NULL, rq[32] = "", rch[32] = "", rtier[32] = "";
     int wrote = 0;
+    long long responded = -1;
     if ((rc = dialog_load(d, conv, &c)) == 0) {
         if (client_id && store_find_client_id(d->st, conv, client_id, &seq, &first) == 0) {
             free(first); /* a repeat: the first answer */
@@ -432,8 +490,13 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
             struct store_msg m = {seq, "agent", text, "agent", NULL, 0, client_id, NULL, now};
             struct store_batch b;
             store_batch_init(&b);
+            char *kept = c.memory, *mem;
+            responded = first_response(&c, now, &mem);
             store_put_conv(&b, &c, NULL);
             store_add_message(&b, conv, &m);
+            if (responded >= 0)
+                store_add_response(&b, conv, now, c.queue, c.channel, agent,
+                                   responded > 1 << 30 ? 1 << 30 : (int)responded);
             struct dialog_out ev = {.body = NULL};
             json_t *x = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "text", text);
             rc = x ? agent_event(d, &b, &ev, DIALOG_EV_AGENT_MESSAGE, &c, agent, now, x) : KEFU_ENOMEM;
@@ -445,6 +508,12 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
                 rc = dialog_fail(rc, "cannot store the message");
             else
                 wrote = 1;
+            c.memory = kept;
+            free(mem);
+            if (wrote && responded >= 0) {
+                snprintf(rq, sizeof rq, "%s", c.queue), snprintf(rch, sizeof rch, "%s", c.channel);
+                dialog_tier(d, c.customer, rtier, sizeof rtier);
+            }
         }
         store_conv_release(&c);
     }
@@ -454,6 +523,10 @@ int dialog_agent_message(struct dialog *d, const char *agent, const char *conv, 
         return rc;
     if (wrote) {
         atomic_fetch_add(&d->m.agent_msgs, 1);
+        if (responded >= 0) {
+            observe_first_response(d, rq, rch, responded);
+            dialog_observe(d, RL_FIRST_RESPONSE, rch, rq, rtier, (double)responded, dialog_now(d));
+        }
         dialog_notify(d, conv, seq);
     }
     *out = json_pack("{s:I}", "seq", (json_int_t)seq);
@@ -616,6 +689,31 @@ static void wait_histogram(struct dialog *d, struct text_buf *out)
         cum, atomic_load(&d->m.wait_sum), atomic_load(&d->m.wait_n));
 }
 
+static void first_response_histogram(struct dialog *d, struct text_buf *out)
+{
+    put(out, "# HELP kefu_agent_first_response_seconds Time from a handoff to the agent's first message.\n"
+             "# TYPE kefu_agent_first_response_seconds histogram\n");
+    struct dialog_metrics *m = &d->m;
+    pthread_mutex_lock(&m->fr_lock);
+    for (int i = 0; i < m->n_fr; i++) {
+        const struct dialog_fr *f = &m->fr[i];
+        long cum = 0;
+        for (int k = 0; k <= WAIT_BUCKETS; k++) {
+            cum += f->b[k];
+            char le[24];
+            snprintf(le, sizeof le, k < WAIT_BUCKETS ? "%lld" : "+Inf",
+                     k < WAIT_BUCKETS ? dialog_wait_le[k] : 0);
+            put(out, "kefu_agent_first_response_seconds_bucket{queue=\"%s\",channel=\"%s\",le=\"%s\"} %ld\n",
+                f->queue, f->channel, le, cum);
+        }
+        put(out,
+            "kefu_agent_first_response_seconds_sum{queue=\"%s\",channel=\"%s\"} %ld\n"
+            "kefu_agent_first_response_seconds_count{queue=\"%s\",channel=\"%s\"} %ld\n",
+            f->queue, f->channel, f->sum, f->queue, f->channel, f->n);
+    }
+    pthread_mutex_unlock(&m->fr_lock);
+}
+
 int dialog_metrics(struct dialog *d, struct text_buf *out)
 {
     static const char *const ratings[] = {"0", "1", "2", "3", "4", "5"};
@@ -635,6 +733,7 @@ int dialog_metrics(struct dialog *d, struct text_buf *out)
     put(out, "# HELP kefu_queue_length Conversations waiting, per queue.\n# TYPE kefu_queue_length gauge\n");
     queue_stats(d->q, queue_metric, out);
     wait_histogram(d, out);
+    first_response_histogram(d, out);
     put_counter(out, "kefu_feedback_total", "Satisfaction ratings by value.", "rating", ratings + 1,
                 m->rating + 1, 5);
     put(out,
@@ -645,6 +744,9 @@ int dialog_metrics(struct dialog *d, struct text_buf *out)
         "# TYPE kefu_agent_messages_total counter\nkefu_agent_messages_total %ld\n",
         atomic_load(&m->created), atomic_load(&m->claims), atomic_load(&m->transfers),
         atomic_load(&m->resolves), atomic_load(&m->agent_msgs));
+    put(out, "# TYPE kefu_escalations_total counter\nkefu_escalations_total %ld\n",
+        atomic_load(&m->escalations));
+    redline_metrics(d->rl, out);
     struct store_stats ss;
     store_stats(d->st, &ss);
     return put(out,
@@ -698,6 +800,34 @@ static json_t *stats_hours(const struct store_day *s, long long since, long long
     return hours;
 }
 
+static int response_group(void *ctx, const struct store_response_group *g)
+{
+    json_t *fr = ctx, *groups = json_object_get(fr, "groups");
+    json_array_append_new(groups,
+                          json_pack("{s:s, s:s, s:I, s:f, s:I}", "queue", g->queue, "channel", g->channel,
+                                    "count", (json_int_t)g->n, "avg", g->avg, "max", (json_int_t)g->max));
+    long long n = json_integer_value(json_object_get(fr, "count"));
+    double avg = json_real_value(json_object_get(fr, "avg"));
+    long long max = json_integer_value(json_object_get(fr, "max"));
+    json_object_set_new(fr, "count", json_integer(n + g->n));
+    json_object_set_new(
+        fr, "avg",
+        json_real(n + g->n ? (avg * (double)n + g->avg * (double)g->n) / (double)(n + g->n) : 0.0));
+    json_object_set_new(fr, "max", json_integer(g->max > max ? g->max : max));
+    return 0;
+}
+
+json_t *dialog_first_responses(struct dialog *d, long long since)
+{
+    json_t *fr = json_pack("{s:I, s:f, s:I, s:[]}", "count", (json_int_t)0, "avg", 0.0, "max", (json_int_t)0,
+                           "groups");
+    if (fr && store_first_responses(d->st, since, response_group, fr) < 0) {
+        json_decref(fr);
+        return NULL;
+    }
+    return fr;
+}
+
 int dialog_stats(struct dialog *d, long long since, json_t **out)
 {
     long long now = dialog_now(d);
@@ -723,6 +853,31 @@ int dialog_stats(struct dialog *d, long long since, json_t **out)
         "claims", (json_int_t)s.waits, "avg", s.wait_avg, "max", (json_int_t)s.wait_max, "ratings", "count",
         (json_int_t)rated, "avg", rated ? (double)sum / (double)rated : 0.0, "values", values, "hours",
         stats_hours(&s, since, now));
+    json_t *fr = dialog_first_responses(d, since);
+    if (!fr) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(KEFU_EIO, "cannot read the first responses");
+    }
+    json_object_set_new(*out, "first_response_s", fr);
+    pthread_mutex_lock(&d->rules_lock);
+    struct rules *rs = rules_ref(d->rs);
+    pthread_mutex_unlock(&d->rules_lock);
+    json_t *ex = abtest_experiments(d->st, rs, 0); /* experiments run for days: all their history */
+    rules_unref(rs);
+    if (!ex) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(KEFU_EIO, "cannot read the experiments");
+    }
+    json_object_set_new(*out, "experiments", ex);
+    json_t *kpi = kpi_table(d->st, d->rl, since);
+    if (!kpi) {
+        json_decref(*out);
+        *out = NULL;
+        return dialog_fail(KEFU_EIO, "cannot read the KPIs");
+    }
+    json_object_set_new(*out, "kpi", kpi);
     return *out ? 0 : dialog_fail(KEFU_ENOMEM, "out of memory");
 }
 

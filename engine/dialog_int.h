@@ -6,6 +6,7 @@
 #include "dialog.h"
 #include "kb.h"
 #include "queue.h"
+#include "redline.h"
 #include "router.h"
 #include "rules.h"
 #include "store.h"
@@ -37,12 +38,22 @@ extern const char *const dialog_why_names[N_WHY];
 #define WAIT_BUCKETS 8
 extern const long long dialog_wait_le[WAIT_BUCKETS]; /* histogram upper bounds, seconds */
 
+/* The agents' first-response histogram of one queue and channel. */
+#define FR_LABELS 64 /* pairs kept apart; later ones are counted under the last */
+struct dialog_fr {
+    char queue[32], channel[32];
+    long b[WAIT_BUCKETS + 1], sum, n;
+};
+
 struct dialog_metrics {
     atomic_long src[N_SRC];
     atomic_long why[N_WHY];
     atomic_long wait[WAIT_BUCKETS + 1], wait_sum, wait_n;
     atomic_long rating[6];
-    atomic_long created, claims, transfers, releases, resolves, agent_msgs;
+    atomic_long created, claims, transfers, releases, resolves, agent_msgs, escalations;
+    pthread_mutex_t fr_lock; /* the first-response histograms */
+    struct dialog_fr fr[FR_LABELS];
+    int n_fr;
 };
 
 struct dialog_agent {
@@ -97,6 +108,12 @@ struct dialog {
     void *notify_ctx;
     struct dialog_metrics m;
     _Atomic long long synced_ms; /* the queue's last dialog_sync_queue(), monotonic ms */
+    /* service levels (dialog_service.c) */
+    struct redline *rl; /* NULL without a red-line file */
+    pthread_mutex_t watch_lock;
+    pthread_cond_t watch_cond;
+    pthread_t watch_thread;
+    int watch_ms, watch_stop, watch_started;
     struct dialog_outbox_target outbox[DIALOG_OUTBOX_MAX]; /* names owned */
     int n_outbox;
 };
@@ -139,6 +156,19 @@ int dialog_req_text(json_t *req, const char *key, size_t max, int required, cons
 /* When redaction is on, replaces *text by its redacted copy, new in *owned
  * (free() it; NULL when nothing was copied). Returns 0 or KEFU_ENOMEM. */
 int dialog_redact(struct dialog *d, const char **text, char **owned);
+/* Agents' first responses from since on: {count, avg, max, groups:[{queue,
+ * channel, count, avg, max}]} (seconds), new; NULL when the store fails. */
+json_t *dialog_first_responses(struct dialog *d, long long since);
+/* Copies customer's tier ("regular" when unknown) into tier[cap]. */
+void dialog_tier(struct dialog *d, const char *customer, char *tier, size_t cap);
+/* Counts one sample of red-line metric (enum redline_metric) with its labels. */
+void dialog_observe(struct dialog *d, int metric, const char *channel, const char *queue, const char *tier,
+                    double value, long long at);
+/* Loads the red lines (cfg->redlines, or rules_dir/redlines.conf when it
+ * exists) and starts the watcher thread when cfg->watch_ms > 0. */
+int dialog_service_open(struct dialog *d, const struct dialog_config *cfg, struct rules_diag *diag);
+/* Stops the watcher and frees the red lines; safe when never opened. */
+void dialog_service_close(struct dialog *d);
 /* One outbox event while its batch is built: what the batch borrows until
  * its write (dialog_outbox.c). */
 struct dialog_out {
@@ -148,7 +178,8 @@ struct dialog_out {
 };
 /* Adds event ev of conv at to b when a target wants it, with the body
  * {id, event, conversation, at} and fields (borrowed, may be NULL) merged
- * in. Returns 0 (also when nobody wants it) or KEFU_ENOMEM / KEFU_ERANGE. */
+ * in; conv NULL (a red line's event): no conversation, the key "". Returns 0 (also when nobody wants it) or
+ * KEFU_ENOMEM / KEFU_ERANGE. */
 int dialog_outbox_add(struct dialog *d, struct store_batch *b, struct dialog_out *e, unsigned ev,
                       const char *conv, long long at, json_t *fields);
 /* 1 when some target wants ev (so a caller can skip building its fields). */

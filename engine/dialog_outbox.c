@@ -1,8 +1,10 @@
 /* dialog_outbox.c — the events dialog announces to webhooks. Each change
  * an operator's systems may want to hear about (a handoff, a claim, an
- * agent's message, a resolve, a rating) adds one outbox event to the very
- * batch that stores the change, so the event exists exactly when the
- * change does: a crash before the commit loses both, after it neither.
+ * agent's message, a resolve, a rating, a VIP escalation) adds one outbox
+ * event to the very batch that stores the change, so the event exists
+ * exactly when the change does: a crash before the commit loses both,
+ * after it neither. A red line's crossing belongs to no conversation: its
+ * event is a batch of its own, under the conversation key "".
  * The webhook sender (webhook.c) delivers the rows; nothing here waits on
  * the network. */
 #include "dialog_int.h"
@@ -14,7 +16,9 @@
 #include <string.h>
 #include <sys/random.h>
 
-static const char *const event_names[] = {"handoff", "claim", "agent_message", "resolve", "feedback"};
+static const char *const event_names[] = {"handoff",         "claim",    "agent_message",
+                                          "resolve",         "feedback", "redline.breached",
+                                          "redline.cleared", "escalated"};
 #define N_EVENTS (sizeof event_names / sizeof *event_names)
 
 const char *dialog_event_name(unsigned ev)
@@ -107,13 +111,15 @@ int dialog_outbox_add(struct dialog *d, struct store_batch *b, struct dialog_out
         return 0;
     if (event_id(e->id) < 0)
         return KEFU_EIO;
-    json_t *body = json_pack("{s:s, s:s, s:s, s:I}", "id", e->id, "event", dialog_event_name(ev),
-                             "conversation", conv, "at", (json_int_t)at);
+    json_t *body =
+        json_pack("{s:s, s:s, s:I}", "id", e->id, "event", dialog_event_name(ev), "at", (json_int_t)at);
+    if (body && conv)
+        json_object_set_new(body, "conversation", json_string(conv));
     if (body && fields)
         json_object_update_missing(body, fields);
     e->body = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
     json_decref(body);
     if (!e->body)
         return KEFU_ENOMEM;
-    return store_add_outbox(b, conv, at, dialog_event_name(ev), e->id, e->body, e->targets);
+    return store_add_outbox(b, conv ? conv : "", at, dialog_event_name(ev), e->id, e->body, e->targets);
 }

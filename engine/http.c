@@ -66,7 +66,8 @@ struct track {
 };
 
 struct http {
-    struct MHD_Daemon *mhd;
+    /* atomic: a daemon thread can serve /metrics (gauges()) before MHD_start_daemon() has returned it */
+    struct MHD_Daemon *_Atomic mhd;
     struct api *api;
     struct dialog *dialog; /* borrowed; notifies us */
     struct metrics *metrics;
@@ -936,7 +937,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static void gauges(void *ctx, struct text_buf *out)
 {
     struct http *h = ctx;
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    struct MHD_Daemon *mhd = atomic_load(&h->mhd);
+    const union MHD_DaemonInfo *di =
+        mhd ? MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
     metrics_printf(out,
                    "# TYPE kefu_http_in_flight gauge\nkefu_http_in_flight %d\n"
                    "# TYPE kefu_http_long_polls gauge\nkefu_http_long_polls %d\n"
@@ -1013,11 +1016,12 @@ static int start_daemon(struct http *h, const struct sockaddr_storage *ss)
         {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-                              MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    if (!h->mhd)
+    struct MHD_Daemon *mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+                                              mhd_log, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+    if (!mhd)
         return KEFU_EIO;
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    atomic_store(&h->mhd, mhd);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di ? di->port : 0;
     return 0;
 }

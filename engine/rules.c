@@ -840,11 +840,32 @@ static void stmt_text_line(struct cur *c, struct bintent *it, int is_reply, cons
     if (is_reply) {
         struct rules_reply *r = build_push(t, &it->replies, it->n_replies, &it->cap_replies, sizeof *r);
         struct bpos *p = build_push(t, &it->reply_pos, it->n_replies, &it->cap_reply_pos, sizeof *p);
-        if (!r || !p)
+        struct bpos *vp =
+            build_push(t, &it->reply_variant_pos, it->n_replies, &it->cap_reply_variant_pos, sizeof *vp);
+        if (!r || !p || !vp)
             return;
         r->locale = locale;
         r->text = text;
         *p = pos_at(c, tat);
+        if (text[0] == '~') { /* reply ~NAME text: the reply of one A/B variant */
+            size_t vn = 1;
+            while (text[vn] && text[vn] != ' ' && text[vn] != '\t')
+                vn++;
+            *vp = *p;
+            if (vn == 1) {
+                err_at(c, tat, "expected a variant name after '~' (reply ~NAME text)");
+                return;
+            }
+            r->variant = keep_copy(c, text + 1, vn - 1);
+            while (text[vn] == ' ' || text[vn] == '\t')
+                vn++;
+            if (!text[vn]) {
+                err_at(c, at, "empty reply");
+                return;
+            }
+            r->text = text + vn;
+            *p = pos_at(c, tat + vn);
+        }
         it->n_replies++;
     } else {
         struct rules_example *e = build_push(t, &it->examples, it->n_examples, &it->cap_examples, sizeof *e);
@@ -1015,6 +1036,54 @@ static void stmt_handoff(struct cur *c, struct bintent *it)
     }
 }
 
+/* variant NAME WEIGHT: an arm of the intent's A/B test. */
+static void stmt_variant(struct cur *c, struct bintent *it, size_t at)
+{
+    const char *name;
+    size_t nat = (skip_ws(c), c->i);
+    size_t nn = read_name(c, &name);
+    if (nn == 0) {
+        err_at(c, nat, "expected 'variant NAME WEIGHT'");
+        return;
+    }
+    for (size_t k = 0; k < nn; k++)
+        if (!isalnum((unsigned char)name[k]) && name[k] != '_' && name[k] != '-') {
+            err_at(c, nat + k, "a variant name is letters, digits, '_' and '-'");
+            return;
+        }
+    if (nn > 31) {
+        err_at(c, nat, "a variant name has at most 31 characters");
+        return;
+    }
+    for (size_t k = 0; k < it->n_variants; k++)
+        if (word_is(name, nn, it->variants[k].name)) {
+            err_at(c, nat, "intent '%s' already has a variant '%.*s'", it->name, (int)nn, name);
+            return;
+        }
+    double w;
+    size_t wat = (skip_ws(c), c->i);
+    if (at_end(c)) {
+        err_at(c, wat, "expected the variant's weight (a whole number from 1 to 1000)");
+        return;
+    }
+    if (read_number(c, &w) < 0)
+        return;
+    if (w != floor(w) || w < 1 || w > 1000) {
+        err_at(c, wat, "a variant's weight is a whole number from 1 to 1000");
+        return;
+    }
+    expect_end(c);
+    struct arena *t = &c->b->tmp;
+    struct rules_variant *v = build_push(t, &it->variants, it->n_variants, &it->cap_variants, sizeof *v);
+    struct bpos *p = build_push(t, &it->variant_pos, it->n_variants, &it->cap_variant_pos, sizeof *p);
+    if (!v || !p)
+        return;
+    v->name = keep_copy(c, name, nn);
+    v->weight = (int)w;
+    *p = pos_at(c, nat);
+    it->n_variants++;
+}
+
 static void stmt_setting(struct cur *c, struct bintent *it, const char *kw, size_t kn, size_t at)
 {
     if (word_is(kw, kn, "priority")) {
@@ -1110,8 +1179,8 @@ static void parse_line(struct cur *c)
         expect_end(c);
         return;
     }
-    static const char *const body[] = {"example",  "match",     "regex",   "slot",  "reply", "when",
-                                       "priority", "threshold", "handoff", "topic", NULL};
+    static const char *const body[] = {"example",  "match",     "regex",   "slot",  "reply",   "when",
+                                       "priority", "threshold", "handoff", "topic", "variant", NULL};
     int known = 0;
     for (int k = 0; body[k]; k++)
         known |= word_is(kw, base, body[k]);
@@ -1134,6 +1203,8 @@ static void parse_line(struct cur *c)
         stmt_slot(c, it, locale);
     else if (word_is(kw, base, "handoff"))
         stmt_handoff(c, it);
+    else if (word_is(kw, base, "variant"))
+        stmt_variant(c, it, at);
     else
         stmt_setting(c, it, kw, kn, at);
 }
@@ -1580,6 +1651,61 @@ const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *
                 return v[k].text;
     }
     return NULL;
+}
+
+const char *rules_reply_pick_variant(const struct rules_reply *v, size_t n, const char *locale,
+                                     const char *variant, unsigned turn)
+{
+    if (!variant)
+        return rules_reply_pick(v, n, locale, turn);
+    size_t lang = 0;
+    if (locale)
+        while (locale[lang] && locale[lang] != '-' && locale[lang] != '_')
+            lang++;
+    for (int pass = 0; pass < 3; pass++) {
+        size_t count = 0;
+        for (size_t k = 0; k < n; k++)
+            count += locale_serves(v[k].locale, locale, lang, pass) &&
+                     (!v[k].variant || strcmp(v[k].variant, variant) == 0);
+        if (count == 0)
+            continue;
+        size_t want = turn % count;
+        for (size_t k = 0; k < n; k++)
+            if (locale_serves(v[k].locale, locale, lang, pass) &&
+                (!v[k].variant || strcmp(v[k].variant, variant) == 0) && want-- == 0)
+                return v[k].text;
+    }
+    return NULL;
+}
+
+const struct rules_variant *rules_variant_find(const struct rules_intent *it, const char *name)
+{
+    for (size_t k = 0; name && k < it->n_variants; k++)
+        if (strcmp(it->variants[k].name, name) == 0)
+            return &it->variants[k];
+    return NULL;
+}
+
+const struct rules_variant *rules_variant_pick(const struct rules_intent *it, const char *key)
+{
+    if (it->n_variants == 0)
+        return NULL;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a of key and the intent's name */
+    for (const char *s = key; s && *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (const char *s = it->name; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 32;
+    long total = 0;
+    for (size_t k = 0; k < it->n_variants; k++)
+        total += it->variants[k].weight;
+    long r = (long)(h % (uint64_t)total);
+    for (size_t k = 0; k < it->n_variants; k++)
+        if ((r -= it->variants[k].weight) < 0)
+            return &it->variants[k];
+    return &it->variants[it->n_variants - 1];
 }
 
 size_t rules_render(const char *tpl, rules_fill_fn fill, void *ctx, char *buf, size_t cap)

@@ -69,6 +69,12 @@ struct bintent {
     size_t n_replies, cap_replies;
     struct bpos *reply_pos;
     size_t cap_reply_pos;
+    struct bpos *reply_variant_pos; /* where each reply's ~NAME is (for replies that have one) */
+    size_t cap_reply_variant_pos;
+    struct rules_variant *variants;
+    size_t n_variants, cap_variants;
+    struct bpos *variant_pos;
+    size_t cap_variant_pos;
     struct bslot *slots;
     size_t n_slots, cap_slots;
     struct rules_handoff *handoffs;
@@ -98,7 +104,8 @@ struct builder {
 void *build_push(struct arena *a, void *v, size_t n, size_t *cap, size_t el);
 
 /* Reports an error (or warning) at pos through b->diag. */
-void build_error(struct builder *b, const struct bpos *pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void build_error(struct builder *b, const struct bpos *pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void build_warning(struct builder *b, const struct bpos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -489,6 +489,42 @@ static void check_templates(struct compiler *c, const struct bintent *bi, const 
     }
 }
 
+/* The A/B variants of bi: each reply's ~NAME is declared, every reply of an intent with
+ * variants names one, every variant has a reply; copies them into it. */
+static int check_variants(struct compiler *c, struct bintent *bi, struct rules_intent *it)
+{
+    for (size_t k = 0; k < bi->n_replies; k++) {
+        const char *v = bi->replies[k].variant;
+        size_t j = 0;
+        while (v && j < bi->n_variants && strcmp(bi->variants[j].name, v) != 0)
+            j++;
+        if (v && j == bi->n_variants)
+            build_error(c->b, &bi->reply_variant_pos[k],
+                        "unknown variant '%s' (declare it: variant %s WEIGHT)", v, v);
+        else if (!v && bi->n_variants)
+            build_error(c->b, &bi->reply_pos[k],
+                        "intent '%s' has variants: this reply must name one (reply ~NAME text)", bi->name);
+    }
+    for (size_t j = 0; j < bi->n_variants; j++) {
+        size_t k = 0;
+        while (k < bi->n_replies &&
+               !(bi->replies[k].variant && strcmp(bi->replies[k].variant, bi->variants[j].name) == 0))
+            k++;
+        if (k == bi->n_replies)
+            build_error(c->b, &bi->variant_pos[j], "variant '%s' has no reply (write: reply ~%s text)",
+                        bi->variants[j].name, bi->variants[j].name);
+    }
+    if (!bi->n_variants)
+        return 0;
+    struct rules_variant *vs = arena_alloc(&c->rs->arena, bi->n_variants * sizeof *vs);
+    if (!vs)
+        return c->oom = 1, -1;
+    memcpy(vs, bi->variants, bi->n_variants * sizeof *vs);
+    it->variants = vs;
+    it->n_variants = bi->n_variants;
+    return 0;
+}
+
 static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index)
 {
     struct rules *rs = c->rs;
@@ -531,6 +567,8 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
 
     for (size_t k = 0; k < bi->n_replies; k++)
         check_templates(c, bi, bi->replies[k].text, &bi->reply_pos[k]);
+    if (check_variants(c, bi, it) < 0)
+        return -1;
 
     for (size_t k = 0; k < bi->n_slots; k++) {
         struct bslot *bs = &bi->slots[k];

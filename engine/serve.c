@@ -42,7 +42,8 @@ static const char *usage_text =
     "                  [--webhook URL [--webhook-events LIST]]... [--webhook-ca FILE]\n"
     "                  [--webhook-attempts N] [--webhook-backoff S] [--trust-proxy on|off] [--commit "
     "group|each]\n"
-    "                  [--log-redact KINDS] [--redact-store KINDS] [--store postgresql://...]\n\n"
+    "                  [--log-redact KINDS] [--redact-store KINDS] [--store postgresql://...]\n"
+    "                  [--redlines FILE|off] [--watch-interval S]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
@@ -51,8 +52,11 @@ static const char *usage_text =
     "KEFU_REDACT_STORE, KEFU_STORE (as --store: conversations in PostgreSQL, not DIR/kefu.db).\n"
     "KINDS is all, off or a list of phone,email,card,id: what is\n"
     "masked in log lines (default all) and in message text before it is stored (default off).\n"
+    "Red lines and VIP levels come from RULES/redlines.conf when it exists (--redlines) and are\n"
+    "evaluated every 5 s (--watch-interval); crossings go to the log and the webhooks.\n"
     "A --webhook URL (http:// or https://, up to 8) gets every event, or those its following\n"
-    "--webhook-events names (handoff,claim,agent_message,resolve,feedback).\n"
+    "--webhook-events names (handoff,claim,agent_message,resolve,feedback,redline.breached,\n"
+    "redline.cleared,escalated).\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
 static int bad(const char *fmt, const char *arg)
@@ -118,8 +122,9 @@ static int webhook_flag(struct serve_opts *o, const char *f, const char *v)
         if (n == 0)
             return bad("--webhook-events applies to the --webhook before it (%s)", v);
         if (dialog_event_parse(v, &o->hooks[n - 1].events) < 0)
-            return bad(
-                "--webhook-events takes a list of handoff,claim,agent_message,resolve,feedback, not '%s'", v);
+            return bad("--webhook-events takes a list of handoff,claim,agent_message,resolve,feedback,"
+                       "redline.breached,redline.cleared,escalated, not '%s'",
+                       v);
         return 0;
     }
     if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
@@ -167,7 +172,13 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         return webhook_flag(o, f, v);
     else if (strcmp(f, "--webhook-ca") == 0)
         o->wc.ca_file = v;
-    else if (strcmp(f, "--cors-origin") == 0)
+    else if (strcmp(f, "--redlines") == 0)
+        o->dc.redlines = strcmp(v, "off") == 0 ? "" : v;
+    else if (strcmp(f, "--watch-interval") == 0) {
+        if (number(f, v, 0.05, 3600, &x))
+            return 2;
+        o->dc.watch_ms = (int)(x * 1000);
+    } else if (strcmp(f, "--cors-origin") == 0)
         return add_origin(o, v);
     else if (strcmp(f, "--log-redact") == 0 || strcmp(f, "--redact-store") == 0)
         return redact_flag(o, f, v, strcmp(f, "--log-redact") == 0);
@@ -228,6 +239,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 {
     memset(o, 0, sizeof *o);
     dialog_config_default(&o->dc);
+    o->dc.watch_ms = 5000;
     http_config_default(&o->hc);
     o->rate = 20;
     o->drain_s = 10;

@@ -294,6 +294,35 @@ int store_add_event(struct store_batch *b, const char *conv, long long at, const
     return 0;
 }
 
+int store_add_response(struct store_batch *b, const char *conv, long long at, const char *queue,
+                       const char *channel, const char *agent, int seconds)
+{
+    struct store_op *op = add_op(b, OP_RESPONSE);
+    if (!op)
+        return KEFU_ERANGE;
+    op->conv = conv;
+    op->at = at;
+    op->a = queue;
+    op->b = channel;
+    op->c = agent;
+    op->n = seconds;
+    return 0;
+}
+
+int store_add_answer(struct store_batch *b, const char *conv, long seq, long long at, const char *intent,
+                     const char *variant)
+{
+    struct store_op *op = add_op(b, OP_ANSWER);
+    if (!op)
+        return KEFU_ERANGE;
+    op->conv = conv;
+    op->n = (int)seq;
+    op->at = at;
+    op->a = intent;
+    op->b = variant;
+    return 0;
+}
+
 int store_erase_customer(struct store_batch *b, const char *customer, struct store_erased *out)
 {
     struct store_op *op = add_op(b, OP_ERASE);
@@ -563,6 +592,21 @@ int store_counts(struct store *st, struct store_counts *out)
 {
     memset(out, 0, sizeof *out);
     return st->be->counts(st->db, out);
+}
+
+int store_first_responses(struct store *st, long long since, store_response_fn fn, void *ctx)
+{
+    return st->be->first_responses(st->db, since, fn, ctx);
+}
+
+int store_variants(struct store *st, long long since, store_variant_fn fn, void *ctx)
+{
+    return st->be->variants(st->db, since, fn, ctx);
+}
+
+int store_kpi(struct store *st, long long since, store_kpi_fn fn, void *ctx)
+{
+    return st->be->kpi(st->db, since, fn, ctx);
 }
 
 int store_outbox_due(struct store *st, const char *target, long long now_ms, int limit, store_outbox_fn fn,

@@ -7,7 +7,8 @@
  * messages (with seq, client_id and the stored answers), events, ratings,
  * the webhook outbox (each row's state, attempts and next try kept, in
  * the same order; the target numbers the rows anew) and the agent
- * accounts (token hashes, disabled flags). The target must be empty; at
+ * accounts (token hashes, disabled flags), the agents' first responses and
+ * which A/B variant each answer gave. The target must be empty; at
  * the end both sides are counted. */
 #include "store_copy.h"
 
@@ -200,6 +201,27 @@ static int add_agent(struct chunk *k, sqlite3_stmt *q)
     return store_add_agent(batch(k), a);
 }
 
+static int add_response(struct chunk *k, sqlite3_stmt *q)
+{
+    int rc = 0;
+    const char *conv = col(k, q, 0, &rc), *queue = col(k, q, 2, &rc), *channel = col(k, q, 3, &rc),
+               *agent = col(k, q, 4, &rc);
+    k->n++;
+    return rc < 0 ? rc
+                  : store_add_response(batch(k), conv, sqlite3_column_int64(q, 1), queue, channel, agent,
+                                       sqlite3_column_int(q, 5));
+}
+
+static int add_answer(struct chunk *k, sqlite3_stmt *q)
+{
+    int rc = 0;
+    const char *conv = col(k, q, 0, &rc), *intent = col(k, q, 3, &rc), *variant = col(k, q, 4, &rc);
+    k->n++;
+    return rc < 0 ? rc
+                  : store_add_answer(batch(k), conv, (long)sqlite3_column_int64(q, 1),
+                                     sqlite3_column_int64(q, 2), intent, variant);
+}
+
 /* store_done_fn of the chunk's batches. */
 static void committed(void *ctx, struct store_batch *b, int rc)
 {
@@ -251,6 +273,8 @@ static const struct table {
     {"agents",
      "SELECT name, token_hash, skills, capacity, disabled, created_at, updated_at FROM agents ORDER BY name",
      add_agent},
+    {"responses", "SELECT conv, at, queue, channel, agent, seconds FROM responses ORDER BY rowid", add_response},
+    {"answers", "SELECT conv, seq, at, intent, variant FROM answers ORDER BY conv, seq", add_answer},
 };
 
 /* Copies one table; rows are counted into *n. */
@@ -288,7 +312,8 @@ static int copy_all(sqlite3 *db, struct store *dst, struct store_counts *n, char
     pthread_mutex_init(&k->lock, NULL);
     pthread_cond_init(&k->cond, NULL);
     long long *count[] = {&n->customers, &n->conversations, &n->messages, &n->events,
-                          &n->feedback,  &n->outbox,        &n->agents};
+                          &n->feedback,  &n->outbox,        &n->agents,   &n->responses,
+                          &n->answers};
     int rc = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0] && rc == 0; t++)
         rc = copy_table(db, dst, k, &tables[t], count[t], err, cap);
@@ -308,7 +333,8 @@ static int open_target(const char *dest, struct store **dst, char *err, size_t c
     struct store_counts c;
     if ((rc = store_counts(*dst, &c)) < 0)
         return fail(err, cap, rc, "cannot count the target's rows: %s", kefu_strerror(rc));
-    if (c.customers || c.conversations || c.messages || c.events || c.feedback || c.outbox || c.agents)
+    if (c.customers || c.conversations || c.messages || c.events || c.feedback || c.outbox || c.agents ||
+        c.responses || c.answers)
         return fail(
             err, cap, KEFU_ECONFLICT,
             "the target is not empty (%lld customers, %lld conversations, %lld messages, %lld webhook "
@@ -350,10 +376,12 @@ int store_copy(const char *src, const char *dest, struct store_counts *copied, c
         rc = fail(
             err, cap, KEFU_EIO,
             "the target's counts differ: %lld/%lld customers, %lld/%lld conversations, %lld/%lld messages,"
-            " %lld/%lld events, %lld/%lld ratings, %lld/%lld webhook deliveries, %lld/%lld agents",
+            " %lld/%lld events, %lld/%lld ratings, %lld/%lld webhook deliveries, %lld/%lld agents,"
+            " %lld/%lld first responses, %lld/%lld answers",
             got.customers, copied->customers, got.conversations, copied->conversations, got.messages,
             copied->messages, got.events, copied->events, got.feedback, copied->feedback, got.outbox,
-            copied->outbox, got.agents, copied->agents);
+            copied->outbox, got.agents, copied->agents, got.responses, copied->responses, got.answers,
+            copied->answers);
     store_close(dst);
     return rc;
 }

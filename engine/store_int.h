@@ -26,6 +26,8 @@ enum {
     OP_OUTBOX_REPLAY, /* at the row (0: every dead one), out a long long count */
     OP_OUTBOX_PRUNE,  /* at: delivered before */
     OP_AGENT,         /* rec a struct store_agent; n 0 adds, 1 updates */
+    OP_RESPONSE,      /* conv, at, a queue, b channel, c agent, n seconds */
+    OP_ANSWER,        /* conv, n the message seq, at, a intent, b variant */
 };
 
 struct store_db; /* a backend's connections, opaque to store.c */
@@ -84,6 +86,9 @@ struct store_backend {
     int (*outbox_list)(struct store_db *db, int state, int limit, store_outbox_fn fn, void *ctx);
     int (*get_agent)(struct store_db *db, const char *key, int by_hash, struct store_agent *out);
     int (*agents)(struct store_db *db, store_agent_fn fn, void *ctx);
+    int (*first_responses)(struct store_db *db, long long since, store_response_fn fn, void *ctx);
+    int (*variants)(struct store_db *db, long long since, store_variant_fn fn, void *ctx);
+    int (*kpi)(struct store_db *db, long long since, store_kpi_fn fn, void *ctx);
 };
 
 extern const struct store_backend store_sqlite;   /* store_sqlite.c */

@@ -67,6 +67,15 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE agents(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
     " skills TEXT NOT NULL DEFAULT '', capacity INTEGER NOT NULL DEFAULT 0,"
     " disabled INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);",
+    /* 5 → 6: agents' first responses (handoff → the agent's first message) */
+    "CREATE TABLE responses(conv TEXT NOT NULL, at BIGINT NOT NULL, queue TEXT NOT NULL,"
+    " channel TEXT NOT NULL, agent TEXT NOT NULL, seconds INTEGER NOT NULL);"
+    "CREATE INDEX responses_at ON responses(at);"
+    "CREATE INDEX responses_conv ON responses(conv);",
+    /* 6 → 7: which A/B variant of an intent's reply each answer gave */
+    "CREATE TABLE answers(conv TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL,"
+    " intent TEXT NOT NULL, variant TEXT NOT NULL, PRIMARY KEY(conv, seq));"
+    "CREATE INDEX answers_intent ON answers(intent, variant);",
 };
 
 /* How long a node holds the outbox rows it took to send (pg_outbox_due()):
@@ -90,10 +99,14 @@ enum {
     W_MESSAGE,
     W_EVENT,
     W_FEEDBACK,
+    W_RESPONSE,
+    W_ANSWER,
     W_NOTIFY,
     W_ERASE_MSG,
     W_ERASE_EVENT,
     W_ERASE_FEEDBACK,
+    W_ERASE_RESPONSES,
+    W_ERASE_ANSWERS,
     W_ERASE_OUTBOX,
     W_ERASE_CONV,
     W_ERASE_CUSTOMER,
@@ -117,6 +130,9 @@ enum {
     R_DAY_WAITS,
     R_DAY_RATINGS,
     R_COUNTS,
+    R_RESPONSES,
+    R_VARIANTS,
+    R_KPI,
     R_OUTBOX_TAKE,
     R_OUTBOX_LIST,
     R_OUTBOX_LIST_OPEN,
@@ -159,11 +175,17 @@ static const char *const sql[N_STMT] = {
         " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     [W_EVENT] = "INSERT INTO events(conv, at, kind, agent, queue, reason) VALUES ($1, $2, $3, $4, $5, $6)",
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES ($1, $2, $3, $4)",
+    [W_RESPONSE] = "INSERT INTO responses(conv, at, queue, channel, agent, seconds)"
+                   " VALUES ($1, $2, $3, $4, $5, $6)",
+    [W_ANSWER] = "INSERT INTO answers(conv, seq, at, intent, variant) VALUES ($1, $2, $3, $4, $5)",
     [W_NOTIFY] = "SELECT pg_notify('" CHANNEL "', $1)",
     [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_FEEDBACK] =
         "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_RESPONSES] =
+        "DELETE FROM responses WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_ANSWERS] = "DELETE FROM answers WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_OUTBOX] = "DELETE FROM outbox WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = $1",
     [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = $1",
@@ -204,7 +226,47 @@ static const char *const sql[N_STMT] = {
     [R_COUNTS] =
         "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
         " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT count(*) FROM feedback),"
-        " (SELECT count(*) FROM outbox), (SELECT count(*) FROM agents)",
+        " (SELECT count(*) FROM outbox), (SELECT count(*) FROM agents), (SELECT count(*) FROM responses),"
+        " (SELECT count(*) FROM answers)",
+    [R_RESPONSES] = "SELECT queue, channel, count(*), avg(seconds)::float8, max(seconds) FROM responses"
+                    " WHERE at >= $1 GROUP BY queue, channel ORDER BY queue, channel",
+    /* per intent and variant: answers; contained ones (in the conversation's next two customer
+     * messages no handoff and no repeat of the intent); ratings of the conversations it answered in */
+    [R_VARIANTS] =
+        "SELECT a.intent, a.variant, count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM messages m"
+        " WHERE m.conv = a.conv AND m.sender = 'customer' AND m.seq > a.seq AND m.seq <= a.seq + 4"
+        " AND (m.source = 'handoff' OR m.intent = a.intent))),"
+        " (SELECT count(*) FROM feedback f WHERE f.conv IN (SELECT b.conv FROM answers b"
+        " WHERE b.intent = a.intent AND b.variant = a.variant)),"
+        " (SELECT coalesce(avg(f.rating), 0)::float8 FROM feedback f WHERE f.conv IN (SELECT b.conv"
+        " FROM answers b WHERE b.intent = a.intent AND b.variant = a.variant))"
+        " FROM answers a WHERE a.at >= $1 GROUP BY a.intent, a.variant ORDER BY a.intent, a.variant",
+    [R_KPI] =
+        "WITH c AS (SELECT id, channel FROM conversations WHERE created_at >= $1),"
+        " h AS (SELECT v.channel, e.at - (SELECT k.at FROM events k WHERE k.conv = e.conv AND k.kind = 'claim'"
+        " AND k.id < e.id ORDER BY k.id DESC LIMIT 1) AS secs FROM events e JOIN conversations v"
+        " ON v.id = e.conv WHERE e.kind = 'resolve' AND e.at >= $1)"
+        " SELECT ch.channel, (SELECT count(*) FROM c WHERE c.channel = ch.channel),"
+        " (SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv WHERE v.channel = ch.channel"
+        " AND m.sender = 'customer' AND m.created_at >= $1 AND (m." ANSWERED
+        " OR m.source IN ('clarify', 'fallback', 'handoff'))),"
+        " (SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv WHERE v.channel = ch.channel"
+        " AND m.sender = 'customer' AND m.created_at >= $1 AND m." ANSWERED "),"
+        " (SELECT count(*) FROM c WHERE c.channel = ch.channel"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'reopen')"
+        " AND (SELECT count(*) FROM events e WHERE e.conv = c.id AND e.kind = 'handoff') <= 1"
+        " AND (NOT EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'handoff')"
+        " OR EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'resolve'))),"
+        " (SELECT count(*) FROM responses r WHERE r.channel = ch.channel AND r.at >= $1),"
+        " (SELECT coalesce(avg(r.seconds), 0)::float8 FROM responses r WHERE r.channel = ch.channel"
+        " AND r.at >= $1),"
+        " (SELECT count(secs) FROM h WHERE h.channel = ch.channel),"
+        " (SELECT coalesce(avg(secs), 0)::float8 FROM h WHERE h.channel = ch.channel),"
+        " (SELECT count(*) FROM feedback f JOIN conversations v ON v.id = f.conv WHERE v.channel = ch.channel"
+        " AND f.at >= $1),"
+        " (SELECT coalesce(avg(f.rating), 0)::float8 FROM feedback f JOIN conversations v ON v.id = f.conv"
+        " WHERE v.channel = ch.channel AND f.at >= $1)"
+        " FROM (SELECT DISTINCT channel FROM c) ch ORDER BY ch.channel",
     /* the due rows of a target (each conversation's oldest pending one), taken
      * with a lease: locked rows are skipped, so of two nodes asking at once
      * each row goes to one, and the lease (next_ms moved on) keeps the others
@@ -454,12 +516,14 @@ static const char *num(char *buf, long long v)
 
 static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
 {
-    static const int steps[] = {W_ERASE_MSG,    W_ERASE_EVENT, W_ERASE_FEEDBACK,
-                                W_ERASE_OUTBOX, W_ERASE_CONV,  W_ERASE_CUSTOMER};
-    long long outbox = 0; /* webhook deliveries, sent or not: they quote the customer */
-    long long *count[] = {&e->messages, &e->events, &e->feedback, &outbox, &e->conversations, &e->customers};
+    static const int steps[] = {W_ERASE_MSG,       W_ERASE_EVENT,   W_ERASE_FEEDBACK, W_ERASE_OUTBOX,
+                                W_ERASE_RESPONSES, W_ERASE_ANSWERS, W_ERASE_CONV,     W_ERASE_CUSTOMER};
+    long long outbox = 0;  /* webhook deliveries, sent or not: they quote the customer */
+    long long derived = 0; /* rows computed from the others (first responses, variants answered) */
+    long long *count[] = {&e->messages, &e->events, &e->feedback,      &outbox,
+                          &derived,     &derived,   &e->conversations, &e->customers};
     memset(e, 0, sizeof *e);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 8; k++) {
         PGresult *r;
         int rc = run(w, steps[k], 1, &customer, &r);
         if (rc < 0)
@@ -632,6 +696,14 @@ static int apply_op(struct conn *w, const struct store_op *op)
     case OP_FEEDBACK: {
         const char *v[] = {op->conv, num(at, op->at), num(n, op->n), op->a};
         return run(w, W_FEEDBACK, 4, v, NULL);
+    }
+    case OP_RESPONSE: {
+        const char *v[] = {op->conv, num(at, op->at), op->a, op->b, op->c, num(n, op->n)};
+        return run(w, W_RESPONSE, 6, v, NULL);
+    }
+    case OP_ANSWER: {
+        const char *v[] = {op->conv, num(n, op->n), num(at, op->at), op->a, op->b};
+        return run(w, W_ANSWER, 5, v, NULL);
     }
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
     case OP_OUTBOX: return apply_outbox(w, op);
@@ -1127,13 +1199,83 @@ static int pg_counts(struct store_db *db, struct store_counts *out)
         return rc;
     if (PQntuples(r) == 1) {
         long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
-                          &out->feedback,  &out->outbox,        &out->agents};
-        for (int k = 0; k < 7; k++)
+                          &out->feedback,  &out->outbox,        &out->agents,   &out->responses,
+                          &out->answers};
+        for (int k = 0; k < 9; k++)
             *v[k] = col_int(r, 0, k);
     } else
         rc = KEFU_EIO;
     PQclear(r);
     return rc;
+}
+
+static int pg_first_responses(struct store_db *db, long long since, store_response_fn fn, void *ctx)
+{
+    char s[24];
+    const char *v[] = {num(s, since)};
+    PGresult *r;
+    int rc = query(db, R_RESPONSES, 1, v, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_response_group g = {
+            .n = col_int(r, i, 2), .avg = strtod(PQgetvalue(r, i, 3), NULL), .max = col_int(r, i, 4)};
+        col_copy(r, i, 0, g.queue, sizeof g.queue);
+        col_copy(r, i, 1, g.channel, sizeof g.channel);
+        if (fn(ctx, &g))
+            break;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_variants(struct store_db *db, long long since, store_variant_fn fn, void *ctx)
+{
+    char s[24];
+    const char *v[] = {num(s, since)};
+    PGresult *r;
+    int rc = query(db, R_VARIANTS, 1, v, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_variant_row row = {.answers = col_int(r, i, 2),
+                                        .contained = col_int(r, i, 3),
+                                        .ratings = col_int(r, i, 4),
+                                        .rating_avg = strtod(PQgetvalue(r, i, 5), NULL)};
+        col_copy(r, i, 0, row.intent, sizeof row.intent);
+        col_copy(r, i, 1, row.variant, sizeof row.variant);
+        if (fn(ctx, &row))
+            break;
+    }
+    PQclear(r);
+    return 0;
+}
+
+static int pg_kpi(struct store_db *db, long long since, store_kpi_fn fn, void *ctx)
+{
+    char s[24];
+    const char *v[] = {num(s, since)};
+    PGresult *r;
+    int rc = query(db, R_KPI, 1, v, &r);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct store_kpi_row k = {.conversations = col_int(r, i, 1),
+                                  .handled = col_int(r, i, 2),
+                                  .answered = col_int(r, i, 3),
+                                  .first_contact = col_int(r, i, 4),
+                                  .responses = col_int(r, i, 5),
+                                  .response_avg = strtod(PQgetvalue(r, i, 6), NULL),
+                                  .handled_by_agents = col_int(r, i, 7),
+                                  .handling_avg = strtod(PQgetvalue(r, i, 8), NULL),
+                                  .ratings = col_int(r, i, 9),
+                                  .rating_avg = strtod(PQgetvalue(r, i, 10), NULL)};
+        col_copy(r, i, 0, k.channel, sizeof k.channel);
+        if (fn(ctx, &k))
+            break;
+    }
+    PQclear(r);
+    return 0;
 }
 
 /* Calls fn for each outbox row of r (OUTBOX_COLS). */
@@ -1259,4 +1401,7 @@ const struct store_backend store_postgres = {
     .outbox_list = pg_outbox_list,
     .get_agent = pg_get_agent,
     .agents = pg_agents,
+    .first_responses = pg_first_responses,
+    .variants = pg_variants,
+    .kpi = pg_kpi,
 };

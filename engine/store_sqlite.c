@@ -60,6 +60,16 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "CREATE TABLE agents(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
     " skills TEXT NOT NULL DEFAULT '', capacity INTEGER NOT NULL DEFAULT 0,"
     " disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);",
+    /* 5 → 6: agents' first responses (handoff → the agent's first message) */
+    "CREATE TABLE responses(conv TEXT NOT NULL, at INTEGER NOT NULL, queue TEXT NOT NULL,"
+    " channel TEXT NOT NULL, agent TEXT NOT NULL, seconds INTEGER NOT NULL);"
+    "CREATE INDEX responses_at ON responses(at);"
+    "CREATE INDEX responses_conv ON responses(conv);",
+    /* 6 → 7: which A/B variant of an intent's reply each answer gave */
+    "CREATE TABLE answers(conv TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL, intent TEXT NOT "
+    "NULL,"
+    " variant TEXT NOT NULL, PRIMARY KEY(conv, seq)) WITHOUT ROWID;"
+    "CREATE INDEX answers_intent ON answers(intent, variant);",
 };
 
 /* ---- statements ---- */
@@ -76,9 +86,13 @@ enum {
     W_MESSAGE,
     W_EVENT,
     W_FEEDBACK,
+    W_RESPONSE,
+    W_ANSWER,
     W_ERASE_MSG,
     W_ERASE_EVENT,
     W_ERASE_FEEDBACK,
+    W_ERASE_RESPONSES,
+    W_ERASE_ANSWERS,
     W_ERASE_OUTBOX,
     W_ERASE_CONV,
     W_ERASE_CUSTOMER,
@@ -102,6 +116,9 @@ enum {
     R_DAY_EVENTS,
     R_DAY_WAITS,
     R_DAY_RATINGS,
+    R_RESPONSES,
+    R_VARIANTS,
+    R_KPI,
     R_OUTBOX_DUE,
     R_OUTBOX_LIST,
     R_OUTBOX_LIST_OPEN,
@@ -145,6 +162,13 @@ static const char *const sql[N_STMT] = {
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [W_EVENT] = "INSERT INTO events(conv, at, kind, agent, queue, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     [W_FEEDBACK] = "INSERT INTO feedback(conv, at, rating, comment) VALUES (?1, ?2, ?3, ?4)",
+    [W_RESPONSE] =
+        "INSERT INTO responses(conv, at, queue, channel, agent, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [W_ANSWER] = "INSERT INTO answers(conv, seq, at, intent, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
+    [W_ERASE_ANSWERS] =
+        "DELETE FROM answers WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
+    [W_ERASE_RESPONSES] =
+        "DELETE FROM responses WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_MSG] = "DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_EVENT] = "DELETE FROM events WHERE conv IN (SELECT id FROM conversations WHERE customer = ?1)",
     [W_ERASE_FEEDBACK] =
@@ -188,6 +212,51 @@ static const char *const sql[N_STMT] = {
         " FROM events h WHERE h.conv = e.conv AND h.kind IN ('handoff', 'transfer', 'release')"
         " AND h.at <= e.at) AS w FROM events e WHERE e.kind = 'claim' AND e.at >= ?1)",
     [R_DAY_RATINGS] = "SELECT rating, count(*) FROM feedback WHERE at >= ?1 GROUP BY rating",
+    [R_RESPONSES] =
+        "SELECT queue, channel, count(*), avg(seconds), max(seconds) FROM responses WHERE at >= ?1"
+        " GROUP BY queue, channel ORDER BY queue, channel",
+    /* per intent and variant: answers; contained ones (in the conversation's next two customer
+     * messages no handoff and no repeat of the intent); ratings of the conversations it answered in */
+    [R_VARIANTS] =
+        "SELECT a.intent, a.variant, count(*), sum(NOT EXISTS (SELECT 1 FROM messages m WHERE m.conv = a.conv"
+        " AND m.sender = 'customer' AND m.seq > a.seq AND m.seq <= a.seq + 4"
+        " AND (m.source = 'handoff' OR m.intent = a.intent))),"
+        " (SELECT count(*) FROM feedback f WHERE f.conv IN (SELECT b.conv FROM answers b WHERE b.intent = "
+        "a.intent"
+        " AND b.variant = a.variant)),"
+        " (SELECT coalesce(avg(f.rating), 0) FROM feedback f WHERE f.conv IN (SELECT b.conv FROM answers b"
+        " WHERE b.intent = a.intent AND b.variant = a.variant))"
+        " FROM answers a WHERE a.at >= ?1 GROUP BY a.intent, a.variant ORDER BY a.intent, a.variant",
+    [R_KPI] =
+        "WITH c AS (SELECT id, channel FROM conversations WHERE created_at >= ?1)"
+        " SELECT ch.channel, (SELECT count(*) FROM c WHERE c.channel = ch.channel),"
+        " (SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv WHERE v.channel = ch.channel"
+        " AND m.sender = 'customer' AND m.created_at >= ?1 AND (" ANSWERED
+        " OR m.source IN ('clarify', 'fallback', 'handoff'))),"
+        " (SELECT count(*) FROM messages m JOIN conversations v ON v.id = m.conv WHERE v.channel = ch.channel"
+        " AND m.sender = 'customer' AND m.created_at >= ?1 AND " ANSWERED "),"
+        " (SELECT count(*) FROM c WHERE c.channel = ch.channel"
+        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'reopen')"
+        " AND (SELECT count(*) FROM events e WHERE e.conv = c.id AND e.kind = 'handoff') <= 1"
+        " AND (NOT EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'handoff')"
+        " OR EXISTS (SELECT 1 FROM events e WHERE e.conv = c.id AND e.kind = 'resolve'))),"
+        " (SELECT count(*) FROM responses r WHERE r.channel = ch.channel AND r.at >= ?1),"
+        " (SELECT coalesce(avg(r.seconds), 0) FROM responses r WHERE r.channel = ch.channel AND r.at >= ?1),"
+        " (SELECT count(h) FROM (SELECT e.at - (SELECT k.at FROM events k"
+        " WHERE k.conv = e.conv AND k.kind = 'claim' AND k.id < e.id ORDER BY k.id DESC LIMIT 1) AS h FROM "
+        "events e"
+        " JOIN conversations v ON v.id = e.conv WHERE v.channel = ch.channel AND e.kind = 'resolve'"
+        " AND e.at >= ?1) WHERE h IS NOT NULL),"
+        " (SELECT coalesce(avg(h), 0) FROM (SELECT e.at - (SELECT k.at FROM events k"
+        " WHERE k.conv = e.conv AND k.kind = 'claim' AND k.id < e.id ORDER BY k.id DESC LIMIT 1) AS h FROM "
+        "events e"
+        " JOIN conversations v ON v.id = e.conv WHERE v.channel = ch.channel AND e.kind = 'resolve'"
+        " AND e.at >= ?1) WHERE h IS NOT NULL),"
+        " (SELECT count(*) FROM feedback f JOIN conversations v ON v.id = f.conv WHERE v.channel = ch.channel"
+        " AND f.at >= ?1),"
+        " (SELECT coalesce(avg(f.rating), 0) FROM feedback f JOIN conversations v ON v.id = f.conv"
+        " WHERE v.channel = ch.channel AND f.at >= ?1)"
+        " FROM (SELECT DISTINCT channel FROM c) ch ORDER BY ch.channel",
     [R_OUTBOX_DUE] = "SELECT " OUTBOX_COLS " FROM outbox o WHERE target = ?1 AND state = 0 AND next_ms <= ?2"
                      " AND id = (SELECT min(id) FROM outbox p WHERE p.target = o.target AND p.conv = o.conv"
                      " AND p.state = 0) ORDER BY id LIMIT ?3",
@@ -397,12 +466,14 @@ static int step_write(sqlite3_stmt *s)
 /* Runs the erase statements for one customer and counts what each removed. */
 static int apply_erase(struct conn *w, const char *customer, struct store_erased *e)
 {
-    static const int steps[] = {W_ERASE_MSG,    W_ERASE_EVENT, W_ERASE_FEEDBACK,
-                                W_ERASE_OUTBOX, W_ERASE_CONV,  W_ERASE_CUSTOMER};
-    long long outbox = 0; /* webhook deliveries, sent or not: they quote the customer */
-    long long *count[] = {&e->messages, &e->events, &e->feedback, &outbox, &e->conversations, &e->customers};
+    static const int steps[] = {W_ERASE_MSG,       W_ERASE_EVENT,   W_ERASE_FEEDBACK, W_ERASE_OUTBOX,
+                                W_ERASE_RESPONSES, W_ERASE_ANSWERS, W_ERASE_CONV,     W_ERASE_CUSTOMER};
+    long long outbox = 0;  /* webhook deliveries, sent or not: they quote the customer */
+    long long derived = 0; /* rows computed from the others (first responses, variants answered) */
+    long long *count[] = {&e->messages, &e->events, &e->feedback,      &outbox,
+                          &derived,     &derived,   &e->conversations, &e->customers};
     memset(e, 0, sizeof *e);
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < 8; k++) {
         sqlite3_stmt *s = stmt(w, steps[k]);
         if (!s)
             return KEFU_EIO;
@@ -581,6 +652,25 @@ static int apply_op(struct conn *w, const struct store_op *op)
         sqlite3_bind_int64(s, 2, op->at);
         sqlite3_bind_int(s, 3, op->n);
         bind_text(s, 4, op->a);
+        return step_write(s);
+    case OP_RESPONSE:
+        if (!(s = stmt(w, W_RESPONSE)))
+            return KEFU_EIO;
+        bind_text(s, 1, op->conv);
+        sqlite3_bind_int64(s, 2, op->at);
+        bind_text(s, 3, op->a);
+        bind_text(s, 4, op->b);
+        bind_text(s, 5, op->c);
+        sqlite3_bind_int(s, 6, op->n);
+        return step_write(s);
+    case OP_ANSWER:
+        if (!(s = stmt(w, W_ANSWER)))
+            return KEFU_EIO;
+        bind_text(s, 1, op->conv);
+        sqlite3_bind_int64(s, 2, op->n);
+        sqlite3_bind_int64(s, 3, op->at);
+        bind_text(s, 4, op->a);
+        bind_text(s, 5, op->b);
         return step_write(s);
     case OP_ERASE: return apply_erase(w, op->conv, op->out);
     case OP_OUTBOX: return apply_outbox(w, op);
@@ -1118,16 +1208,94 @@ static int sq_counts(struct store_db *st, struct store_counts *out)
             c->db,
             "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM conversations),"
             " (SELECT count(*) FROM messages), (SELECT count(*) FROM events), (SELECT "
-            "count(*) FROM feedback), (SELECT count(*) FROM outbox), (SELECT count(*) FROM agents)",
+            "count(*) FROM feedback), (SELECT count(*) FROM outbox), (SELECT count(*) FROM agents),"
+            " (SELECT count(*) FROM responses), (SELECT count(*) FROM answers)",
             -1, &q, NULL) == SQLITE_OK) {
         if (sqlite3_step(q) == SQLITE_ROW) {
             long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
-                              &out->feedback,  &out->outbox,        &out->agents};
-            for (int k = 0; k < 7; k++)
+                              &out->feedback,  &out->outbox,        &out->agents,   &out->responses,
+                              &out->answers};
+            for (int k = 0; k < 9; k++)
                 *v[k] = sqlite3_column_int64(q, k);
             rc = 0;
         }
         sqlite3_finalize(q);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static int sq_first_responses(struct store_db *st, long long since, store_response_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_RESPONSES);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, since);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_response_group g = {.n = sqlite3_column_int64(s, 2),
+                                             .avg = sqlite3_column_double(s, 3),
+                                             .max = sqlite3_column_int64(s, 4)};
+            snprintf(g.queue, sizeof g.queue, "%s", col_str(s, 0) ? col_str(s, 0) : "");
+            snprintf(g.channel, sizeof g.channel, "%s", col_str(s, 1) ? col_str(s, 1) : "");
+            if (fn(ctx, &g))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static int sq_variants(struct store_db *st, long long since, store_variant_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_VARIANTS);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, since);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_variant_row v = {.answers = sqlite3_column_int64(s, 2),
+                                          .contained = sqlite3_column_int64(s, 3),
+                                          .ratings = sqlite3_column_int64(s, 4),
+                                          .rating_avg = sqlite3_column_double(s, 5)};
+            snprintf(v.intent, sizeof v.intent, "%s", col_str(s, 0) ? col_str(s, 0) : "");
+            snprintf(v.variant, sizeof v.variant, "%s", col_str(s, 1) ? col_str(s, 1) : "");
+            if (fn(ctx, &v))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
+    }
+    reader_put(st, c);
+    return rc;
+}
+
+static int sq_kpi(struct store_db *st, long long since, store_kpi_fn fn, void *ctx)
+{
+    struct conn *c = reader_get(st);
+    sqlite3_stmt *s = stmt(c, R_KPI);
+    int rc = KEFU_EIO;
+    if (s) {
+        sqlite3_bind_int64(s, 1, since);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            struct store_kpi_row k = {.conversations = sqlite3_column_int64(s, 1),
+                                      .handled = sqlite3_column_int64(s, 2),
+                                      .answered = sqlite3_column_int64(s, 3),
+                                      .first_contact = sqlite3_column_int64(s, 4),
+                                      .responses = sqlite3_column_int64(s, 5),
+                                      .response_avg = sqlite3_column_double(s, 6),
+                                      .handled_by_agents = sqlite3_column_int64(s, 7),
+                                      .handling_avg = sqlite3_column_double(s, 8),
+                                      .ratings = sqlite3_column_int64(s, 9),
+                                      .rating_avg = sqlite3_column_double(s, 10)};
+            snprintf(k.channel, sizeof k.channel, "%s", col_str(s, 0) ? col_str(s, 0) : "");
+            if (fn(ctx, &k))
+                break;
+        }
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
+        sqlite3_reset(s);
     }
     reader_put(st, c);
     return rc;
@@ -1267,4 +1435,7 @@ const struct store_backend store_sqlite = {
     .outbox_list = sq_outbox_list,
     .get_agent = sq_get_agent,
     .agents = sq_agents,
+    .first_responses = sq_first_responses,
+    .variants = sq_variants,
+    .kpi = sq_kpi,
 };

@@ -29,14 +29,18 @@ struct dialog; /* opaque */
 
 /* The events a webhook target can ask for (struct dialog_config's outbox). */
 enum dialog_event {
-    DIALOG_EV_HANDOFF = 1,       /* a customer message handed the conversation to a queue */
-    DIALOG_EV_CLAIM = 2,         /* an agent took it */
-    DIALOG_EV_AGENT_MESSAGE = 4, /* an agent wrote to the customer */
-    DIALOG_EV_RESOLVE = 8,       /* an agent resolved it */
-    DIALOG_EV_FEEDBACK = 16,     /* the customer rated it */
-    DIALOG_EV_ALL = 31
+    DIALOG_EV_HANDOFF = 1,           /* a customer message handed the conversation to a queue */
+    DIALOG_EV_CLAIM = 2,             /* an agent took it */
+    DIALOG_EV_AGENT_MESSAGE = 4,     /* an agent wrote to the customer */
+    DIALOG_EV_RESOLVE = 8,           /* an agent resolved it */
+    DIALOG_EV_FEEDBACK = 16,         /* the customer rated it */
+    DIALOG_EV_REDLINE_BREACHED = 32, /* a red line was crossed (docs/operations.md#red-lines) */
+    DIALOG_EV_REDLINE_CLEARED = 64,  /* a crossed red line holds again */
+    DIALOG_EV_ESCALATED = 128,       /* a waiting conversation reached a share of its VIP level */
+    DIALOG_EV_ALL = 255
 };
-/* Returns the name of one event ("handoff", "claim", "agent_message", "resolve", "feedback"). */
+/* Returns the name of one event ("handoff", "claim", "agent_message", "resolve", "feedback",
+ * "redline.breached", "redline.cleared", "escalated"). */
 const char *dialog_event_name(unsigned ev);
 /* Parses a comma-separated list of event names into *mask; KEFU_EINVAL for an unknown one. */
 int dialog_event_parse(const char *list, unsigned *mask);
@@ -62,6 +66,9 @@ struct dialog_config {
     int group_commit;            /* 1: group commit (default); -1: one commit per write (benchmarks) */
     unsigned redact;             /* kinds of personal data (enum redact_kind) masked in customer and agent
                                     text before it is routed or stored; 0 = off (the default) */
+    const char *redlines;        /* red-line file (docs/operations.md#red-lines); NULL: rules_dir/redlines.conf
+                                    when it exists; "": none */
+    int watch_ms;                /* evaluate red lines and VIP levels every watch_ms (0: never; serve: 5000) */
     long long (*now)(void *ctx); /* clock in unix seconds; NULL = time() (tests set their own) */
     void *now_ctx;
     const struct dialog_outbox_target *outbox; /* webhook targets (at most DIALOG_OUTBOX_MAX), or NULL */
@@ -92,6 +99,12 @@ const char *dialog_error(void);
  * back. Set it before serving. */
 typedef void (*dialog_notify_fn)(void *ctx, const char *conv, long seq);
 void dialog_set_notify(struct dialog *d, dialog_notify_fn fn, void *ctx);
+
+/* Evaluates the red lines and escalates waiting VIPs now, as the watcher
+ * does every watch_ms. Each crossing and escalation is logged and written
+ * to the webhook outbox (DIALOG_EV_REDLINE_*, DIALOG_EV_ESCALATED). Returns
+ * how many red lines are breached. */
+int dialog_watch_now(struct dialog *d);
 
 /* ---- customer side; every *out is a new JSON object (json_decref it) ---- */
 
@@ -147,7 +160,8 @@ int dialog_feedback(struct dialog *d, const char *conv, json_t *req, json_t **ou
  * is borrowed from d. */
 int dialog_agent_auth(struct dialog *d, const char *token, const char **agent);
 /* → {queues:[...], conversations:[{id, queue, priority, position, waiting_s, customer,
- * reason, channel, first_message}]} for the queues the agent serves, in claim order. */
+ * reason, channel, first_message, escalated}], redlines:[the red lines crossed now, as
+ * redline_breaches()]} for the queues the agent serves, in claim order. */
 int dialog_queue_list(struct dialog *d, const char *agent, json_t **out);
 /* Claims conv (NULL: the next one the agent may take) → the context as below.
  * Claiming again a conversation the agent holds returns the context and changes
@@ -181,7 +195,10 @@ int dialog_agent_presence(struct dialog *d, const char *agent, json_t *req, json
  * midnight (tz_offset_min) → {since, until, conversations, customer_messages,
  * answered, automation_rate, handoffs, claims, resolves, wait_s:{claims, avg,
  * max}, ratings:{count, avg, values:[n1..n5]}, hours:[{at, messages, answered,
- * handoffs}] (one per hour from since up to now, at most 24)}. */
+ * handoffs}] (one per hour from since up to now, at most 24), first_response_s:{count,
+ * avg, max, groups:[{queue, channel, count, avg, max}]} (handoff → the agent's first message),
+ * experiments: the A/B-tested replies over all their history, as abtest_experiments(),
+ * kpi: the KPI table per channel beside the red lines, as kpi_table()}. */
 int dialog_stats(struct dialog *d, long long since, json_t **out);
 
 /* The handoff packet of conv as an agent would see it (the context above),

@@ -91,6 +91,12 @@ enum rules_priority { RULES_PRIO_LOW = 0, RULES_PRIO_NORMAL = 1, RULES_PRIO_HIGH
 struct rules_reply {
     const char *locale; /* "" for the default reply */
     const char *text;
+    const char *variant; /* the A/B variant it belongs to (reply ~NAME), NULL for every one */
+};
+/* An arm of an intent's A/B test (variant NAME WEIGHT). */
+struct rules_variant {
+    const char *name;
+    int weight; /* 1..1000, relative to the intent's other variants */
 };
 struct rules_slot {
     const char *name;
@@ -121,6 +127,8 @@ struct rules_intent {
     size_t n_examples;
     const struct rules_reply *replies;
     size_t n_replies;
+    const struct rules_variant *variants; /* A/B arms, in the order written; n_variants 0: none */
+    size_t n_variants;
     const struct rules_slot *slots;
     size_t n_slots;
     const struct rules_handoff *handoffs;
@@ -146,6 +154,14 @@ int rules_cond_witness(const struct rules_cond *c, struct attr *v, size_t cap, s
 /* Picks the reply for locale (exact, then its language, then default),
  * variant number turn modulo the variants; borrowed, NULL if none. */
 const char *rules_reply_pick(const struct rules_reply *v, size_t n, const char *locale, unsigned turn);
+/* The same among the replies of variant (and those of every variant); variant NULL: all. */
+const char *rules_reply_pick_variant(const struct rules_reply *v, size_t n, const char *locale,
+                                     const char *variant, unsigned turn);
+/* The variant of it that the key (a conversation id) falls on, by weight, stably: the same key
+ * always gets the same variant while the weights stay; NULL when it has none. Borrowed. */
+const struct rules_variant *rules_variant_pick(const struct rules_intent *it, const char *key);
+/* The variant of it called name, or NULL (borrowed). */
+const struct rules_variant *rules_variant_find(const struct rules_intent *it, const char *name);
 /* Gives the text for placeholder name (the part between the braces) of a
  * reply template; the result is borrowed until the next call, NULL = empty. */
 typedef const char *(*rules_fill_fn)(void *ctx, const char *name);

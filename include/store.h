@@ -13,7 +13,7 @@
 
 struct store; /* opaque */
 
-#define STORE_SCHEMA_VERSION 5 /* PRAGMA user_version of a current file; kefu_schema's row on PostgreSQL */
+#define STORE_SCHEMA_VERSION 7 /* PRAGMA user_version of a current file; kefu_schema's row on PostgreSQL */
 
 enum store_state { STORE_BOT = 0, STORE_QUEUED = 1, STORE_AGENT = 2, STORE_RESOLVED = 3 };
 /* Returns "bot", "queued", "agent" or "resolved". */
@@ -150,6 +150,15 @@ int store_add_event(struct store_batch *b, const char *conv, long long at, const
 /* Records a rating 1..5 with an optional comment. */
 int store_add_feedback(struct store_batch *b, const char *conv, long long at, int rating,
                        const char *comment);
+
+/* Records an agent's first response in conv: seconds from the handoff to
+ * the agent's first message, in queue and channel (strings borrowed). */
+int store_add_response(struct store_batch *b, const char *conv, long long at, const char *queue,
+                       const char *channel, const char *agent, int seconds);
+
+/* Records that the customer message seq of conv was answered by intent with its A/B variant. */
+int store_add_answer(struct store_batch *b, const char *conv, long seq, long long at, const char *intent,
+                     const char *variant);
 
 /* What an erase removed. */
 struct store_erased {
@@ -309,10 +318,51 @@ int store_day(struct store *st, long long since, struct store_day *out);
 
 /* How many rows each table holds. */
 struct store_counts {
-    long long customers, conversations, messages, events, feedback, outbox, agents;
+    long long customers, conversations, messages, events, feedback, outbox, agents, responses, answers;
 };
 /* Counts every table's rows into *out. Returns 0 or KEFU_E…. */
 int store_counts(struct store *st, struct store_counts *out);
+
+/* Agents' first responses of one queue and channel: how many, average and longest seconds. */
+struct store_response_group {
+    char queue[32], channel[32];
+    long long n, max;
+    double avg;
+};
+typedef int (*store_response_fn)(void *ctx, const struct store_response_group *g);
+/* Calls fn per queue and channel (in that order) for the first responses
+ * from since on; g is borrowed for the call. Returns 0 or KEFU_EIO. */
+int store_first_responses(struct store *st, long long since, store_response_fn fn, void *ctx);
+
+/* The answers of one intent's A/B variant: how many, how many were contained (in the
+ * conversation's next two customer messages no handoff and no repeat of the intent), and the
+ * ratings of the conversations it answered in. */
+struct store_variant_row {
+    char intent[128], variant[32];
+    long long answers, contained, ratings;
+    double rating_avg;
+};
+typedef int (*store_variant_fn)(void *ctx, const struct store_variant_row *v);
+/* Calls fn per intent and variant (in that order) for the answers from since on; v is borrowed
+ * for the call. Returns 0 or KEFU_EIO. */
+int store_variants(struct store *st, long long since, store_variant_fn fn, void *ctx);
+
+/* The service KPIs of one channel for conversations and events from since on. */
+struct store_kpi_row {
+    char channel[32];
+    long long conversations;     /* created since */
+    long long handled, answered; /* customer messages the bot handled / answered (rule, example, kb) */
+    long long first_contact; /* conversations never reopened, handed off at most once and, if so, resolved */
+    long long responses;     /* agents' first responses, and their average seconds */
+    double response_avg;
+    long long handled_by_agents; /* resolves after a claim, and the average seconds from the claim */
+    double handling_avg;
+    long long ratings;
+    double rating_avg;
+};
+typedef int (*store_kpi_fn)(void *ctx, const struct store_kpi_row *k);
+/* Calls fn per channel (in name order) of the conversations created from since on. Returns 0 or KEFU_EIO. */
+int store_kpi(struct store *st, long long since, store_kpi_fn fn, void *ctx);
 
 /* Counters of the writer and of the row cache, for health and benchmarks. */
 struct store_stats {

@@ -8,6 +8,8 @@ PKGS="build-essential pkg-config libpcre2-dev libmicrohttpd-dev libsqlite3-dev s
 libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev opencc clang libclang-rt-14-dev valgrind curl jq openssl systemd"
 # the PostgreSQL store (libpq) and its tests: a throwaway server (tests/pg_lib.sh), nginx in front of two nodes
 PKGS="$PKGS libpq-dev postgresql nginx-light"
+# promtool (tests/prometheus.sh checks the alerting rules in ops/prometheus/)
+PKGS="$PKGS prometheus"
 # the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
 PKGS="$PKGS chromium fonts-noto-cjk"
 # the intent classifier (engine/classify_train.c)
@@ -18,7 +20,7 @@ missing() {
     for lib in libpcre2-8 libmicrohttpd sqlite3 jansson cmocka libcrypto libpq libcurl; do
         pkg-config --exists "$lib" 2>/dev/null || { echo "$lib"; return; }
     done
-    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq openssl systemd-analyze; do
+    for cmd in cc make opencc_dict clang valgrind sqlite3 curl jq openssl systemd-analyze promtool; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }

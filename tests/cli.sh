@@ -25,6 +25,23 @@ else
     no check-broken "status $status; $(cat "$tmp/diff")"
 fi
 
+# 2b. the red-line file beside the rules is checked too: the bundled one loads, a broken one
+# fails the check with file:line:col and a caret, alone or in its directory
+grep -q '^rules/redlines.conf: 3 red lines, 1 escalation$' "$tmp/out" 2>/dev/null ||
+    "$KEFU" check rules 2>/dev/null | grep -q '^rules/redlines.conf: 3 red lines, 1 escalation$' &&
+    ok check-redlines-bundled || no check-redlines-bundled "$("$KEFU" check rules 2>&1)"
+mkdir -p "$tmp/rl"
+cp rules/*.rules "$tmp/rl/"
+printf 'redline late\n  metric   agent_first_reply\n  window   1h\n  max      30s\n' >"$tmp/rl/redlines.conf"
+"$KEFU" check "$tmp/rl" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 1 ] && grep -q "^$tmp/rl/redlines.conf:2:12: unknown metric 'agent_first_reply'" "$tmp/err" &&
+    grep -q '^             \^$' "$tmp/err" && ok check-redlines-broken || no check-redlines-broken "status $status: $(cat "$tmp/err")"
+"$KEFU" check "$tmp/rl/redlines.conf" >"$tmp/out" 2>"$tmp/err"
+status=$?
+[ "$status" -eq 1 ] && grep -q "redlines.conf:2:12: unknown metric" "$tmp/err" && grep -q ': 1 error$' "$tmp/out" &&
+    ok check-redlines-file || no check-redlines-file "status $status: $(cat "$tmp/out" "$tmp/err")"
+
 # 3. ask: a request for a person is a handoff
 out=$("$KEFU" ask --json "我要转人工" 2>"$tmp/err")
 echo "$out" | jq -e '.source == "handoff" and .handoff.queue != null' >/dev/null 2>&1 && ok ask-handoff ||
@@ -94,6 +111,33 @@ echo "$out" | jq -e '.conversations == 2 and .handoff_reasons.requested == 1 and
     and .unanswered[0].text == "asdf qwer" and .unanswered[0].count == 2 and .automation == 0.5' >/dev/null 2>&1 &&
     ok report-json || no report-json "$out"
 "$KEFU" report --data "$tmp/chat" | grep -q '^automation: ' && ok report-text || no report-text
+# 10b'. report --kpi: per channel, beside the bundled red lines (the chat data: one cli
+# conversation handed off, claimed and resolved, rated 5; then two more)
+out=$("$KEFU" report --kpi --data "$tmp/chat" --json 2>&1)
+echo "$out" | jq -e '.redlines.csat.op == "min" and .redlines.csat.threshold == 4.5 and (.channels | length) == 1
+    and .channels[0].channel == "cli" and .channels[0].conversations == 2 and .channels[0].csat == 5
+    and .channels[0].ratings == 1 and .channels[0].first_contact_resolution == 1 and .channels[0].breached == []' >/dev/null 2>&1 &&
+    ok report-kpi-json || no report-kpi-json "$out"
+"$KEFU" report --kpi --data "$tmp/chat" >"$tmp/out" 2>&1
+grep -q '^KPIs of the last 1 day, per channel' "$tmp/out" && grep -q '(max 30 s)' "$tmp/out" && grep -q '^cli ' "$tmp/out" &&
+    ok report-kpi-text || no report-kpi-text "$(cat "$tmp/out")"
+"$KEFU" report --kpi --days 0 --data "$tmp/chat" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q 'days takes a whole number' "$tmp/err" && ok report-kpi-bad-days || no report-kpi-bad-days "$(cat "$tmp/err")"
+
+# 10c. report: an A/B-tested reply, answered in three conversations, then one variant deleted
+mkdir -p "$tmp/abr"
+printf 'intent gift\n  match giftcardtrial\n  variant plain 1\n  variant warm 1\n  reply ~plain Sold at the checkout.\n  reply ~warm Happy to help: at the checkout.\nintent bye\n  match byebye\n  reply Bye.\n' >"$tmp/abr/ab.rules"
+for k in 1 2 3; do printf 'giftcardtrial\nbyebye\n' | "$KEFU" chat --rules "$tmp/abr" --corpus "$tmp/nocorpus" --data "$tmp/abd" >/dev/null 2>&1; done
+out=$("$KEFU" report --data "$tmp/abd" --rules "$tmp/abr" --json 2>&1)
+echo "$out" | jq -e '.experiments[0].intent == "gift" and .experiments[0].running and .experiments[0].control == "plain"
+    and ([.experiments[0].variants[].answers] | add) == 3 and ([.experiments[0].variants[].contained] | add) == 3
+    and (.experiments[0].tests | length) == 1' >/dev/null 2>&1 && ok report-experiment || no report-experiment "$out"
+"$KEFU" report --data "$tmp/abd" --rules "$tmp/abr" | grep -q '^experiment gift (running), control plain$' &&
+    ok report-experiment-text || no report-experiment-text "$("$KEFU" report --data "$tmp/abd" --rules "$tmp/abr")"
+printf 'intent gift\n  match giftcardtrial\n  reply Sold at the checkout.\n' >"$tmp/abr/ab.rules"
+out=$("$KEFU" report --data "$tmp/abd" --rules "$tmp/abr" --json 2>&1)
+echo "$out" | jq -e '.experiments[0].running == false and ([.experiments[0].variants[].answers] | add) == 3
+    and ([.experiments[0].variants[].weight] | all(. == null))' >/dev/null 2>&1 && ok report-experiment-ended || no report-experiment-ended "$out"
 "$KEFU" report --data "$tmp/none" >"$tmp/out" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "no conversations in" "$tmp/err" && ok report-missing || no report-missing "$(cat "$tmp/err")"
 

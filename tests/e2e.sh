@@ -158,6 +158,15 @@ check other-agent-403 "$([ "$s" = 403 ]; echo $?)" "$s $(body)"
 s=$(req GET "/v1/conversations/$CID" "" -H "$AL")
 check context "$([ "$s" = 200 ] && grep -q 'Alice' "$tmp/body"; echo $?)" "$s $(body)"
 
+# 6b. the agent's reply was the first response: in /v1/stats, /metrics and kefu report (one, in queue general on web)
+s=$(req GET /v1/stats "" -H "$AL")
+check first-response-stats "$([ "$s" = 200 ] && [ "$(jqb .first_response_s.count)" = 1 ] &&
+    [ "$(jqb '.first_response_s.groups[0].queue + "/" + .first_response_s.groups[0].channel')" = general/web ]; echo $?)" "$s $(body)"
+s=$(req GET /metrics)
+check first-response-metric "$(grep -q '^kefu_agent_first_response_seconds_count{queue="general",channel="web"} 1$' "$tmp/body"; echo $?)" "$(grep first_response "$tmp/body")"
+$KEFU report --data "$tmp/data" --json >"$tmp/report" 2>&1
+check first-response-report "$(jq -e '.first_response_s.count == 1 and .first_response_s.groups[0].channel == "web"' "$tmp/report" >/dev/null; echo $?)" "$(cat "$tmp/report")"
+
 # 7. resolve, feedback, and a new message starts over with the bot
 s=$(req POST "/v1/conversations/$CID/resolve" "" -H "$AL")
 check resolve "$([ "$s" = 200 ] && [ "$(jqb .state)" = resolved ]; echo $?)" "$s $(body)"

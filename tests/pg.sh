@@ -72,6 +72,8 @@ pg_sql postgres "CREATE DATABASE kefu" >/dev/null
 STORE="$PG_URI/kefu"
 mkdir -p "$tmp/rules" "$tmp/a" "$tmp/b"
 cp rules/*.rules "$tmp/rules/"
+# an A/B-tested reply (schema 7's answers; store copy and the reports compare them)
+printf 'intent gift\n  match giftcardtrial\n  variant plain 1\n  variant warm 1\n  reply ~plain Sold at the checkout.\n  reply ~warm Happy to help: at the checkout.\n' >"$tmp/rules/ab.rules"
 [ -d corpus ] && cp -r corpus "$tmp/corpus" || mkdir -p "$tmp/corpus"
 
 AGENTS="alice:tok-alice-0123456789:*:20,bob:tok-bob-0123456789ab:*:20"
@@ -409,7 +411,7 @@ echo "# pg: PostgreSQL restarted under 16 writers: $n acknowledged ($n1 stored b
 "$KEFU" agent add lina --data "$tmp/lite" >/dev/null
 "$KEFU" agent add lou --skills billing --capacity 4 --data "$tmp/lite" >/dev/null
 "$KEFU" agent disable lou --data "$tmp/lite" >/dev/null
-(exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/lite" --rules "$tmp/rules" --corpus "$tmp/corpus" \
+(KEFU_AGENT_TOKENS="$AGENTS" exec "$KEFU" serve --listen 127.0.0.1:0 --data "$tmp/lite" --rules "$tmp/rules" --corpus "$tmp/corpus" \
     --rate-limit 0 --webhook http://127.0.0.1:1/nobody --webhook-backoff 0.1 >"$tmp/lite.out" 2>"$tmp/lite.log") &
 pl=$!
 i=0
@@ -421,6 +423,16 @@ lc=$(printf '%s' "$r" | jq -r .id)
 lt=$(printf '%s' "$r" | jq -r .token)
 post "$L" "/v1/conversations/$lc/messages" '{"text":"I want to talk to a human agent"}' "$lt" >/dev/null
 post "$L" "/v1/conversations/$lc/feedback" '{"rating":4,"comment":"quick copy"}' "$lt" >/dev/null
+# a first response (schema 6) and answers by A/B variants, one rated (schema 7)
+post "$L" "/v1/conversations/$lc/claim" "" "$AL" >/dev/null
+post "$L" "/v1/conversations/$lc/agent-messages" '{"text":"Alice here"}' "$AL" >/dev/null
+for g in 1 2 3 4; do
+    r=$(post "$L" /v1/conversations "{\"channel\":\"app\",\"customer\":{\"id\":\"gift-$g\"}}" | sed 1d)
+    post "$L" "/v1/conversations/$(printf '%s' "$r" | jq -r .id)/messages" '{"text":"giftcardtrial"}' \
+        "$(printf '%s' "$r" | jq -r .token)" >/dev/null
+    [ $g = 1 ] && post "$L" "/v1/conversations/$(printf '%s' "$r" | jq -r .id)/feedback" '{"rating":5}' \
+        "$(printf '%s' "$r" | jq -r .token)" >/dev/null
+done
 i=0 # the webhook to a closed port fails at least once before the stop
 while [ $i -lt 40 ] && [ "$(sqlite3 "$tmp/lite/kefu.db" "SELECT count(*) FROM outbox WHERE attempts > 0")" = 0 ]; do
     sleep 0.05
@@ -436,7 +448,8 @@ sqlite3 -separator '|' "$tmp/lite/kefu.db" "$q" >"$tmp/lite.rows"
 pg_sql copied "$q" >"$tmp/copied.rows"
 counts="SELECT (SELECT count(*) FROM customers) || ' ' || (SELECT count(*) FROM conversations) || ' ' ||
   (SELECT count(*) FROM messages) || ' ' || (SELECT count(*) FROM events) || ' ' || (SELECT count(*) FROM feedback) ||
-  ' ' || (SELECT count(*) FROM outbox) || ' ' || (SELECT count(*) FROM agents)"
+  ' ' || (SELECT count(*) FROM outbox) || ' ' || (SELECT count(*) FROM agents) || ' ' ||
+  (SELECT count(*) FROM responses) || ' ' || (SELECT count(*) FROM answers)"
 q="SELECT event, target, conv, type, body, at, state, attempts, next_ms, error, done_at FROM outbox ORDER BY id"
 sqlite3 -separator '|' "$tmp/lite/kefu.db" "$q" >"$tmp/lite.out.rows"
 pg_sql copied "$q" >"$tmp/copied.out.rows"
@@ -456,6 +469,17 @@ check pg-store-copy-outbox-agents "$([ $st -eq 0 ] && [ "$(wc -l <"$tmp/lite.out
     [ "$(pg_sql copied "SELECT count(*) FROM outbox WHERE attempts > 0 AND error <> ''")" -ge 1 ] &&
     [ "$(pg_sql copied "SELECT disabled FROM agents WHERE name = 'lou'")" = 1 ]; echo $?)" \
     "outbox: $(head -3 "$tmp/lite.out.rows") / $(head -3 "$tmp/copied.out.rows"); agents: $(cat "$tmp/lite.ag.rows") / $(cat "$tmp/copied.ag.rows")"
+# the reports read the same figures from both stores: first responses, A/B variants, the KPI table
+"$KEFU" report --json --data "$tmp/lite" --rules "$tmp/rules" >"$tmp/rep.lite" 2>&1
+KEFU_STORE="$PG_URI/copied" "$KEFU" report --json --rules "$tmp/rules" >"$tmp/rep.pg" 2>&1
+"$KEFU" report --kpi --json --days 3650 --data "$tmp/lite" --rules "$tmp/rules" >"$tmp/kpi.lite" 2>&1
+KEFU_STORE="$PG_URI/copied" "$KEFU" report --kpi --json --days 3650 --rules "$tmp/rules" >"$tmp/kpi.pg" 2>&1
+check pg-reports-as-sqlite "$([ $st -eq 0 ] && cmp -s "$tmp/rep.lite" "$tmp/rep.pg" && [ "$(jq -S 'del(.since)' "$tmp/kpi.lite")" = "$(jq -S 'del(.since)' "$tmp/kpi.pg")" ] &&
+    [ "$(sqlite3 "$tmp/lite/kefu.db" "SELECT count(*) FROM responses")" = 1 ] &&
+    [ "$(sqlite3 "$tmp/lite/kefu.db" "SELECT count(*) FROM answers")" = 4 ] &&
+    jq -e '([.experiments[0].variants[].answers] | add) == 4 and ([.experiments[0].variants[].ratings] | add) == 1' "$tmp/rep.pg" >/dev/null &&
+    jq -e '[.channels[] | select(.channel == "app")][0].conversations == 4' "$tmp/kpi.pg" >/dev/null; echo $?)" \
+    "report: $(head -c 600 "$tmp/rep.lite") / $(head -c 600 "$tmp/rep.pg"); kpi: $(cat "$tmp/kpi.lite") / $(cat "$tmp/kpi.pg")"
 "$KEFU" store copy --from "$tmp/lite" --to "$PG_URI/copied" >"$tmp/copy.out" 2>&1
 st=$?
 check pg-store-copy-refuses-non-empty "$([ $st -eq 1 ] && grep -q "not empty" "$tmp/copy.out" &&
@@ -474,7 +498,17 @@ check pg-store-copy-bad-use "$([ $s1 -eq 2 ] && grep -q "needs --from DIR and --
     [ $s3 -eq 1 ] && grep -q "no store at" "$tmp/e3" && [ $s4 -eq 1 ] && grep -q "cannot open the target store" "$tmp/e4" &&
     [ "$(cat "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4" | wc -l)" -eq 4 ]; echo $?)" \
     "$s1 $s2 $s3 $s4: $(cat "$tmp/e1" "$tmp/e2" "$tmp/e3" "$tmp/e4")"
-echo "# pg: store copy: $cl (customers conversations messages events ratings webhook-deliveries agents)"
+echo "# pg: store copy: $cl (customers conversations messages events ratings webhook-deliveries agents first-responses answers)"
+
+# 5c. a database of schema 5 (before first responses and answers) is brought to the current one
+# by the first program that opens it, its rows kept
+before=$(pg_sql copied "SELECT count(*) FROM messages")
+pg_sql copied "DROP TABLE responses; DROP TABLE answers; UPDATE kefu_schema SET version = 5" >/dev/null
+KEFU_STORE="$PG_URI/copied" "$KEFU" report --json --rules "$tmp/rules" >"$tmp/o" 2>"$tmp/err"
+st=$?
+check pg-migrates-5-to-current "$([ $st -eq 0 ] && [ "$(pg_sql copied "SELECT version FROM kefu_schema")" = 7 ] &&
+    [ "$(pg_sql copied "SELECT count(*) FROM responses") $(pg_sql copied "SELECT count(*) FROM answers")" = "0 0" ] &&
+    [ "$(pg_sql copied "SELECT count(*) FROM messages")" = "$before" ]; echo $?)" "exit $st: $(cat "$tmp/err")"
 
 # 6. a database newer than this program is refused; --store takes only a URI
 pg_sql kefu "UPDATE kefu_schema SET version = 99" >/dev/null

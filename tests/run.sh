@@ -37,6 +37,11 @@ tally "$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)"
 # the same journey checked request by request against docs/openapi.json
 oa=$(BUILD="${BUILD:-build}" node tests/openapi/run.js 2>&1)
 tally "$oa" $? "openapi tests did not run (make openapi-deps?)"
+# red lines and VIP service levels on a real kefu serve, with a webhook receiver
+sv=$(BUILD="${BUILD:-build}" node tests/service.js 2>&1)
+tally "$sv" $? "service tests did not run"
+# the Prometheus alerting rules of the red lines (promtool)
+tally "$(sh tests/prometheus.sh 2>&1)"
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups, webhooks,
 # what make install lays down (the systemd unit checked by systemd-analyze), agent accounts
 tally "$(for s in crash iofail privacy backup webhook packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"

@@ -16,7 +16,7 @@ function copyDir(from, to) {
 }
 
 /* Spawns bin with args (`serve --listen 127.0.0.1:0 ...`) and env on top of
- * this process's; resolves {url, child, stdout(), stop()} once it prints
+ * this process's; resolves {url, child, stdout(), stderr(), stop()} once it prints
  * "kefu: serving on URL", rejects when it exits first or is not serving in
  * 60 s. stop() sends SIGTERM and resolves the exit code. */
 async function spawnServe(bin, args, env) {
@@ -33,7 +33,7 @@ async function spawnServe(bin, args, env) {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error('kefu serve exited ' + code + ': ' + err.slice(-500))); });
   });
   return {
-    url, child, stdout: () => out,
+    url, child, stdout: () => out, stderr: () => err,
     stop: () => new Promise((resolve) => {
       if (child.exitCode !== null) return resolve(child.exitCode);
       child.on('exit', (code) => resolve(code));

@@ -26,6 +26,7 @@
 
 #include <sqlite3.h>
 
+#include "abtest.h"
 #include "dialog.h"
 #include "kefu.h"
 #include "text.h"
@@ -328,6 +329,102 @@ static void test_stats(void **state)
     json_decref(out);
 }
 
+static json_t *agent_says(struct dialog *d, const char *agent, const char *id, const char *text)
+{
+    json_t *req = json_pack("{s:s}", "text", text), *out = NULL;
+    assert_int_equal(dialog_agent_message(d, agent, id, req, &out), 0);
+    json_decref(req);
+    return out;
+}
+
+/* 1.4 agents' first response: from the handoff to the agent's first message, not the claim; once per
+ * handoff, per queue and channel, in /v1/stats and the histogram */
+static void test_first_response(void **state)
+{
+    struct fixture *f = *state;
+    struct dialog *d = f->d;
+    char id[40], token[40], id2[40];
+    new_conv(d, "u-fr1", "regular", "web", id, token);
+    json_decref(say(d, id, "转人工", NULL));
+    fake_now += 20;
+    json_t *out;
+    assert_int_equal(dialog_claim(d, "amy", id, &out), 0); /* the claim is no response */
+    json_decref(out);
+    fake_now += 25;
+    json_decref(agent_says(d, "amy", id, "你好，我来帮您"));
+    fake_now += 100;
+    json_decref(agent_says(d, "amy", id, "还有别的问题吗")); /* not a first response */
+    assert_int_equal(dialog_resolve(d, "amy", id, &out), 0);
+    json_decref(out);
+    json_decref(say(d, id, "我要开发票", NULL)); /* back to the bot */
+    json_decref(say(d, id, "转人工", NULL));     /* a second handoff counts again */
+    assert_int_equal(dialog_claim(d, "amy", id, &out), 0);
+    json_decref(out);
+    fake_now += 5;
+    json_decref(agent_says(d, "amy", id, "又见面了"));
+
+    new_conv(d, "u-fr2", "regular", "app", id2, token);
+    json_decref(say(d, id2, "转人工", NULL));
+    assert_int_equal(dialog_claim(d, "amy", id2, &out), 0);
+    json_decref(out);
+    fake_now += 200;
+    json_decref(agent_says(d, "amy", id2, "在的"));
+
+    assert_int_equal(dialog_stats(d, -1, &out), 0);
+    assert_int_equal(num(out, "first_response_s", "count"), 3);
+    assert_int_equal(num(out, "first_response_s", "max"), 200);
+    assert_true(fabs(json_real_value(json_object_get(json_object_get(out, "first_response_s"), "avg")) -
+                     (45 + 5 + 200) / 3.0) < 1e-6);
+    json_t *groups = json_object_get(json_object_get(out, "first_response_s"), "groups");
+    assert_int_equal(json_array_size(groups), 2);
+    json_t *g0 = json_array_get(groups, 0), *g1 = json_array_get(groups, 1);
+    expect_str(g0, "channel", "app");
+    expect_str(g0, "queue", "general");
+    assert_int_equal(num(g0, "count", NULL), 1);
+    assert_int_equal(num(g0, "max", NULL), 200);
+    expect_str(g1, "channel", "web");
+    assert_int_equal(num(g1, "count", NULL), 2);
+    assert_true(fabs(json_real_value(json_object_get(g1, "avg")) - 25.0) < 1e-6);
+    /* the KPI table beside the bundled red lines: app's 200 s is over first_response's 30 s */
+    json_t *kpi = json_object_get(out, "kpi");
+    expect_str(json_object_get(json_object_get(kpi, "redlines"), "first_response"), "op", "max");
+    json_t *app = json_array_get(json_object_get(kpi, "channels"), 0),
+           *web = json_array_get(json_object_get(kpi, "channels"), 1);
+    expect_str(app, "channel", "app");
+    expect_str(web, "channel", "web");
+    assert_true(fabs(json_real_value(json_object_get(web, "automation")) - 1.0 / 3) <
+                1e-9); /* 1 of 3 handled */
+    assert_true(fabs(json_real_value(json_object_get(app, "automation"))) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(web, "first_response_s")) - 25) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(web, "handling_s")) - 125) <
+                1e-9);                                             /* claim to resolve */
+    assert_true(json_is_null(json_object_get(app, "handling_s"))); /* never resolved */
+    assert_true(fabs(json_real_value(json_object_get(web, "first_contact_resolution"))) <
+                1e-9); /* reopened */
+    assert_true(fabs(json_real_value(json_object_get(app, "first_contact_resolution"))) <
+                1e-9); /* unresolved */
+    assert_int_equal(json_array_size(json_object_get(web, "breached")), 0);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(app, "breached"), 0)),
+                        "first_response_s");
+    json_decref(out);
+
+    struct text_buf m;
+    text_buf_init(&m);
+    assert_int_equal(dialog_metrics(d, &m), 0);
+    assert_non_null(strstr(m.s, "# TYPE kefu_agent_first_response_seconds histogram\n"));
+    assert_non_null(strstr(
+        m.s, "kefu_agent_first_response_seconds_bucket{queue=\"general\",channel=\"web\",le=\"10\"} 1\n"));
+    assert_non_null(strstr(
+        m.s, "kefu_agent_first_response_seconds_bucket{queue=\"general\",channel=\"web\",le=\"60\"} 2\n"));
+    assert_non_null(
+        strstr(m.s, "kefu_agent_first_response_seconds_sum{queue=\"general\",channel=\"web\"} 50\n"));
+    assert_non_null(strstr(
+        m.s, "kefu_agent_first_response_seconds_bucket{queue=\"general\",channel=\"app\",le=\"120\"} 0\n"));
+    assert_non_null(
+        strstr(m.s, "kefu_agent_first_response_seconds_count{queue=\"general\",channel=\"app\"} 1\n"));
+    text_buf_release(&m);
+}
+
 /* 1.2 zh, zh-hant and en requests for a person all hand off, as "requested" */
 static void test_human_phrasings(void **state)
 {
@@ -455,6 +552,286 @@ static void test_vip_first_miss(void **state)
     expect_str(ctx, "reason", "tier");
     expect_str(ctx, "customer.tier", "vip");
     json_decref(ctx);
+}
+
+/* Appends pending outbox row o of target ctx->target to ctx->rows (oldest first): its body, with the row's
+ * type and conversation key as "_type" and "_conv". */
+struct outbox_rows {
+    const char *target;
+    json_t *rows;
+};
+
+static int outbox_row(void *ctx, const struct store_outbox *o)
+{
+    struct outbox_rows *r = ctx;
+    if (strcmp(o->target, r->target) != 0)
+        return 0;
+    json_t *body = json_loads(o->body, 0, NULL);
+    assert_non_null(body);
+    json_object_set_new(body, "_type", json_string(o->type));
+    json_object_set_new(body, "_conv", json_string(o->conv));
+    json_array_insert_new(r->rows, 0, body); /* the list is newest first */
+    return 0;
+}
+
+/* The webhook events waiting in the fixture's outbox for target, oldest first; new. */
+static json_t *outbox_of(struct fixture *f, const char *target)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/kefu.db", f->dir);
+    struct store *st;
+    assert_int_equal(store_open(path, &(struct store_opts){.readers = 1, .cache_slots = -1}, &st), 0);
+    struct outbox_rows r = {target, json_array()};
+    assert_int_equal(store_outbox_list(st, STORE_OUT_PENDING, 0, outbox_row, &r), 0);
+    store_close(st);
+    return r.rows;
+}
+
+/* How many events wait for target; the last one's body, new in *last (NULL when none). */
+static size_t outbox_count(struct fixture *f, const char *target, json_t **last)
+{
+    json_t *rows = outbox_of(f, target);
+    size_t n = json_array_size(rows);
+    if (last)
+        *last = n ? json_incref(json_array_get(rows, n - 1)) : NULL;
+    json_decref(rows);
+    return n;
+}
+
+/* The queue list's item for conversation id (borrowed from list), or NULL. */
+static json_t *listed(json_t *list, const char *id)
+{
+    size_t i;
+    json_t *it;
+    json_array_foreach(json_object_get(list, "conversations"), i,
+                       it) if (strcmp(str(it, "id"), id) == 0) return it;
+    return NULL;
+}
+
+/* 3.2b the bundled VIP level: a VIP waiting 80% of 30 min is escalated once (urgent, the vip queue, an
+ * event, the mark), a regular customer is not; past 30 min the vip_wait red line is crossed */
+static void test_vip_escalation(void **state)
+{
+    struct fixture *f = *state;
+    /* two webhook targets: one for the service events (its --webhook-events), one for handoffs only */
+    static const char *const svc = "http://127.0.0.1:9/service", *const hand = "http://127.0.0.1:9/handoffs";
+    unsigned mask;
+    assert_int_equal(dialog_event_parse("escalated,redline.breached,redline.cleared", &mask), 0);
+    assert_int_equal(mask, DIALOG_EV_ESCALATED | DIALOG_EV_REDLINE_BREACHED | DIALOG_EV_REDLINE_CLEARED);
+    assert_int_equal(dialog_event_parse("handoff,redline", &mask), KEFU_EINVAL);
+    assert_string_equal(dialog_event_name(DIALOG_EV_REDLINE_CLEARED), "redline.cleared");
+    dialog_close(f->d);
+    struct dialog_outbox_target hooks[] = {
+        {svc, DIALOG_EV_ESCALATED | DIALOG_EV_REDLINE_BREACHED | DIALOG_EV_REDLINE_CLEARED},
+        {hand, DIALOG_EV_HANDOFF}};
+    f->cfg.outbox = hooks;
+    f->cfg.n_outbox = 2;
+    open_dialog(f);
+    f->cfg.outbox = NULL; /* dialog copied them */
+    f->cfg.n_outbox = 0;
+    struct dialog *d = f->d;
+    json_t *ev;
+    char vip[40], reg[40], token[40];
+    new_conv(d, "v-esc", "vip", "app", vip, token);
+    new_conv(d, "r-esc", "regular", "web", reg, token);
+    json_t *r = say(d, vip, "转人工", NULL);
+    expect_str(r, "queue.name", "vip"); /* the bundled rules send VIPs to their own queue */
+    json_decref(r);
+    json_t *ctx;
+    assert_int_equal(dialog_context(d, "amy", vip, &ctx), 0);
+    assert_string_not_equal(str(ctx, "conversation.priority"), "urgent");
+    json_decref(ctx);
+    json_decref(say(d, reg, "转人工", NULL));
+    assert_int_equal(outbox_count(f, hand, NULL), 2); /* the two handoffs, for the handoff target only */
+    fake_now += 1439;                                 /* under 80% of 1,800 s */
+    assert_int_equal(dialog_watch_now(d), 0);
+    assert_int_equal(outbox_count(f, svc, NULL), 0);
+    fake_now += 1;
+    assert_int_equal(dialog_watch_now(d), 0);
+    assert_int_equal(outbox_count(f, svc, &ev), 1);
+    expect_str(ev, "_type", "escalated");
+    expect_str(ev, "_conv", vip);
+    expect_str(ev, "event", "escalated");
+    assert_int_equal(strncmp(str(ev, "id"), "ev_", 3), 0);
+    expect_str(ev, "conversation", vip);
+    expect_str(ev, "service_level", "vip");
+    expect_str(ev, "from_queue", "vip");
+    expect_str(ev, "queue", "vip");
+    expect_str(ev, "priority", "urgent");
+    expect_str(ev, "tier", "vip");
+    assert_int_equal(num(ev, "waited_s", NULL), 1440);
+    assert_int_equal(num(ev, "at", NULL), fake_now);
+    json_decref(ev);
+    assert_int_equal(outbox_count(f, hand, NULL), 2); /* not for the handoff target */
+    json_t *list;
+    assert_int_equal(dialog_queue_list(d, "amy", &list), 0);
+    json_t *it = listed(list, vip);
+    assert_non_null(it);
+    expect_str(it, "queue", "vip");
+    expect_str(it, "priority", "urgent");
+    assert_true(json_is_true(json_object_get(it, "escalated")));
+    it = listed(list, reg);
+    assert_non_null(it);
+    assert_true(json_is_false(json_object_get(it, "escalated")));
+    expect_str(it, "queue", "general");
+    assert_int_equal(json_array_size(json_object_get(list, "redlines")), 0);
+    json_decref(list);
+    assert_int_equal(dialog_context(d, "amy", vip, &ctx), 0);
+    expect_str(ctx, "conversation.queue", "vip");
+    expect_str(ctx, "conversation.priority", "urgent");
+    json_decref(ctx);
+    fake_now += 100;
+    assert_int_equal(dialog_watch_now(d), 0); /* once per handoff */
+    assert_int_equal(outbox_count(f, svc, NULL), 1);
+
+    fake_now += 300; /* 1,840 s: the vip_wait red line (max 30 min) is crossed by the VIP still waiting */
+    assert_int_equal(dialog_watch_now(d), 1);
+    assert_int_equal(outbox_count(f, svc, &ev), 2);
+    expect_str(ev, "_type", "redline.breached");
+    expect_str(ev, "_conv", ""); /* a red line belongs to no conversation */
+    assert_null(json_object_get(ev, "conversation"));
+    expect_str(ev, "event", "redline.breached");
+    expect_str(ev, "redline", "vip_wait");
+    assert_true(json_real_value(json_object_get(ev, "value")) >= 1840);
+    json_decref(ev);
+    assert_int_equal(dialog_queue_list(d, "amy", &list), 0);
+    expect_str(json_array_get(json_object_get(list, "redlines"), 0), "name", "vip_wait");
+    json_decref(list);
+    /* claimed: the wait is over, the line clears */
+    assert_int_equal(dialog_claim(d, "amy", vip, &ctx), 0);
+    json_decref(ctx);
+    fake_now += 1;
+    struct text_buf m;
+    text_buf_init(&m);
+    assert_int_equal(dialog_metrics(d, &m), 0);
+    assert_non_null(strstr(m.s, "kefu_escalations_total 1\n"));
+    assert_non_null(strstr(m.s, "kefu_redline_breached{name=\"vip_wait\"} 1\n"));
+    text_buf_release(&m);
+    /* the claim's wait (1,841 s) is itself over the line, in the window: still crossed */
+    assert_int_equal(dialog_watch_now(d), 1);
+    fake_now += 1900; /* the window (30 min) has passed */
+    assert_int_equal(dialog_watch_now(d), 0);
+    assert_int_equal(outbox_count(f, svc, &ev), 3);
+    expect_str(ev, "_type", "redline.cleared");
+    expect_str(ev, "event", "redline.cleared");
+    expect_str(ev, "redline", "vip_wait");
+    json_decref(ev);
+    assert_int_equal(outbox_count(f, hand, NULL), 2);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static json_t *experiment(json_t *stats, const char *intent)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(stats, "experiments"), i,
+                       e) if (strcmp(str(e, "intent"), intent) == 0) return e;
+    return NULL;
+}
+
+static json_t *arm_of(json_t *e, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(e, "variants"), i, v) if (strcmp(str(v, "name"), name) == 0) return v;
+    return NULL;
+}
+
+/* 5.1 A/B-tested replies with a known outcome: each conversation sticks to its variant; the
+ * "long" reply contains every conversation (a thank-you follows), the "short" one none (the
+ * customer asks again); ratings 5 and 2. Per variant answers, containment, CSAT and the z-test
+ * come out as scripted; deleting a variant ends the experiment and keeps its history. */
+static void test_ab_replies(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], path[128];
+    snprintf(rules, sizeof rules, "%s/ab-rules", f->dir);
+    assert_int_equal(mkdir(rules, 0700), 0);
+    snprintf(path, sizeof path, "%s/ab.rules", rules);
+    write_file(path,
+               "intent refund.when\n  match refund\n  variant short 50\n  variant long 50\n"
+               "  reply ~short Soon.\n  reply ~long Refunds reach you 3-5 working days after approval.\n"
+               "intent thanks\n  match thanks\n  reply You are welcome.\n"
+               "intent human\n  match human\n  reply One moment.\n  handoff queue general\n");
+    dialog_close(f->d);
+    f->cfg.rules_dir = rules;
+    open_dialog(f);
+    struct dialog *d = f->d;
+    int n_short = 0, n_long = 0;
+    for (int k = 0; k < 30; k++) {
+        char id[40], token[40], cust[16];
+        snprintf(cust, sizeof cust, "ab-%d", k);
+        new_conv(d, cust, "regular", "web", id, token);
+        json_t *r = say(d, id, "refund", NULL);
+        int is_long = strstr(str(r, "reply.text"), "working days") != NULL;
+        json_decref(r);
+        if (is_long) { /* contained: thanks, thanks; then asked again, the same variant */
+            n_long++;
+            json_decref(say(d, id, "thanks", NULL));
+            json_decref(say(d, id, "thanks", NULL));
+            r = say(d, id, "refund", NULL);
+            expect_str(r, "reply.text", "Refunds reach you 3-5 working days after approval.");
+            json_decref(r);
+        } else { /* not contained: the customer wants a person */
+            n_short++;
+            r = say(d, id, "human", NULL);
+            expect_str(r, "state", "queued");
+            json_decref(r);
+        }
+        json_t *req = json_pack("{s:i}", "rating", is_long ? 5 : 2), *out;
+        assert_int_equal(dialog_feedback(d, id, req, &out), 0);
+        json_decref(req);
+        json_decref(out);
+    }
+    assert_true(n_short >= 5 && n_long >= 5); /* 50/50 over 30 conversations */
+    json_t *st;
+    assert_int_equal(dialog_stats(d, -1, &st), 0);
+    json_t *e = experiment(st, "refund.when");
+    assert_non_null(e);
+    assert_true(json_is_true(json_object_get(e, "running")));
+    expect_str(e, "control", "short");
+    json_t *s = arm_of(e, "short"), *l = arm_of(e, "long");
+    assert_int_equal(num(s, "answers", NULL), n_short);
+    assert_int_equal(num(l, "answers", NULL), 2 * n_long); /* the repeat after the thanks is an answer too */
+    assert_int_equal(num(s, "contained", NULL), 0);        /* each followed by a handoff */
+    assert_int_equal(num(l, "contained", NULL), 2 * n_long); /* thanks, then nothing */
+    assert_int_equal(num(l, "weight", NULL), 50);
+    assert_true(fabs(json_real_value(json_object_get(s, "csat")) - 2) < 1e-9);
+    assert_true(fabs(json_real_value(json_object_get(l, "csat")) - 5) < 1e-9);
+    assert_int_equal(num(l, "ratings", NULL), n_long);
+    json_t *t = json_array_get(json_object_get(e, "tests"), 0);
+    expect_str(t, "variant", "long");
+    struct abtest_result want;
+    assert_int_equal(abtest_compare(n_short, 0, 2 * n_long, 2 * n_long, &want), 0);
+    assert_true(fabs(json_real_value(json_object_get(t, "p_value")) - want.p_value) < 1e-12);
+    assert_true(json_real_value(json_object_get(t, "p_value")) < 0.001);
+    assert_true(json_is_true(json_object_get(t, "significant")));
+    assert_int_equal(num(t, "needed", NULL), want.needed);
+    json_decref(st);
+
+    /* the long variant is deleted: the experiment ends, its history stays */
+    write_file(path, "intent refund.when\n  match refund\n  variant short 50\n  reply ~short Soon.\n"
+                     "intent thanks\n  match thanks\n  reply You are welcome.\n");
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(d, &diag), 0);
+    rules_diag_release(&diag);
+    assert_int_equal(dialog_stats(d, -1, &st), 0);
+    e = experiment(st, "refund.when");
+    assert_non_null(e);
+    assert_true(json_is_false(json_object_get(e, "running")));
+    l = arm_of(e, "long");
+    assert_int_equal(num(l, "answers", NULL), 2 * n_long);
+    assert_true(json_is_null(json_object_get(l, "weight")));
+    assert_true(json_is_false(json_object_get(l, "running")));
+    json_decref(st);
 }
 
 /* 3.3 complaints and anger hand off to the complaints queue */
@@ -1250,11 +1627,14 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_journey, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_human_phrasings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_resolve_idempotent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vip_first_miss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vip_escalation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ab_replies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complaint_anger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skills_capacity, setup, teardown),

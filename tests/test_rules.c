@@ -60,6 +60,22 @@ static const struct err_case {
     {"1.30", "intent a\n  slot s ask \"q\"\n  reply x\n", 2, 8, "slot 's' has no pattern"},
     {"1.31", "include \"/dev/zero\"\n", 1, 9, "cannot include '/dev/zero': not a regular file"},
     {"1.32", "include \"/tmp\"\n", 1, 9, "cannot include '/tmp': not a regular file"},
+    {"9.1", "intent a\n  match x\n  variant a 50\n  reply ~a hi\n  reply ~b hello\n", 5, 9,
+     "unknown variant 'b'"},
+    {"9.2",
+     "intent a\n  match x\n  variant a 50\n  variant b 50\n  reply ~a hi\n  reply ~b yo\n  reply hello\n", 7,
+     9, "intent 'a' has variants: this reply must name one"},
+    {"9.3", "intent a\n  match x\n  variant a 50\n  variant b 50\n  reply ~a hi\n", 4, 11,
+     "variant 'b' has no reply"},
+    {"9.4", "intent a\n  match x\n  variant a 0\n", 3, 13,
+     "a variant's weight is a whole number from 1 to 1000"},
+    {"9.5", "intent a\n  match x\n  variant a\n", 3, 12, "expected the variant's weight"},
+    {"9.6", "intent a\n  match x\n  variant a 1\n  variant a 2\n  reply ~a hi\n", 4, 11,
+     "intent 'a' already has a variant 'a'"},
+    {"9.7", "intent a\n  match x\n  variant a/b 1\n", 3, 12, "a variant name is letters, digits"},
+    {"9.8", "intent a\n  match x\n  variant a 1\n  reply ~ hi\n  reply ~a hi\n", 4, 9,
+     "expected a variant name after '~'"},
+    {"9.9", "intent a\n  match x\n  variant a 1\n  reply@zh ~a\n  reply ~a hi\n", 4, 3, "empty reply"},
 };
 
 static void test_errors(void **state)
@@ -403,15 +419,51 @@ static void test_render(void **state)
     assert_string_equal(small, "KF12345");
 }
 
+/* 9.10 variants: weights, replies per variant and locale, a stable weighted draw */
+static void test_variants(void **state)
+{
+    (void)state;
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct rules *rs = NULL;
+    assert_int_equal(rules_load_string("t.rules",
+                                       "intent a\n  match refund\n  variant short 70\n  variant long 30\n"
+                                       "  reply ~short Soon.\n  reply@zh ~short 很快。\n"
+                                       "  reply ~long Refunds take 3-5 working days after approval.\n",
+                                       &d, &rs),
+                     0);
+    const struct rules_intent *it = rules_intent(rs, 0);
+    assert_int_equal(it->n_variants, 2);
+    assert_string_equal(it->variants[0].name, "short");
+    assert_int_equal(it->variants[1].weight, 30);
+    assert_string_equal(rules_reply_pick_variant(it->replies, it->n_replies, "zh", "short", 0), "很快。");
+    assert_string_equal(rules_reply_pick_variant(it->replies, it->n_replies, "zh", "long", 0),
+                        "Refunds take 3-5 working days after approval.");
+    assert_string_equal(rules_reply_pick_variant(it->replies, it->n_replies, "en", "short", 0), "Soon.");
+    assert_ptr_equal(rules_variant_find(it, "long"), &it->variants[1]);
+    assert_null(rules_variant_find(it, "gone"));
+    int shorts = 0;
+    for (int k = 0; k < 10000; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "c%08d", k);
+        const struct rules_variant *v = rules_variant_pick(it, key);
+        assert_ptr_equal(v, rules_variant_pick(it, key)); /* the same conversation, the same variant */
+        shorts += v == &it->variants[0];
+    }
+    assert_in_range(shorts, 6700, 7300); /* 70% of 10,000 */
+    rules_unref(rs);
+    rules_diag_release(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_caret),
-        cmocka_unit_test(test_full_intent),   cmocka_unit_test(test_conditions),
-        cmocka_unit_test(test_witness),       cmocka_unit_test(test_warnings),
-        cmocka_unit_test(test_refcount),      cmocka_unit_test(test_alloc_failures),
-        cmocka_unit_test(test_bad_utf8_file), cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_errors),         cmocka_unit_test(test_caret),
+        cmocka_unit_test(test_variants),       cmocka_unit_test(test_full_intent),
+        cmocka_unit_test(test_conditions),     cmocka_unit_test(test_witness),
+        cmocka_unit_test(test_warnings),       cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_bad_utf8_file),
+        cmocka_unit_test(test_mutations),      cmocka_unit_test(test_render),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }

@@ -302,14 +302,56 @@ static void exec_sql(const char *path, const char *s)
     sqlite3_close(db);
 }
 
-/* 2.1 every older schema migrates to the current one, rows kept */
+/* The single integer query q returns on the SQLite file at path. */
+static long long sql_count(const char *path, const char *q)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, q, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    long long n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/* 1 when the SQLite file at path has a table called name. */
+static int has_table(const char *path, const char *name)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+    int found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return found;
+}
+
+/* The tables each migration adds: a file of version v has those with since <= v. */
+static const struct {
+    const char *table;
+    int since;
+} schema_tables[] = {{"messages", 1}, {"events", 2},    {"feedback", 2}, {"outbox", 4},
+                     {"agents", 5},   {"responses", 6}, {"answers", 7}};
+
+/* 2.1 every schema (1..current) is created with its own tables and migrates to the current one, rows kept */
 static void test_migrations(void **state)
 {
     struct fixture *f = *state;
-    for (int v = 1; v < STORE_SCHEMA_VERSION; v++) {
+    assert_int_equal(STORE_SCHEMA_VERSION, 7);
+    for (int v = 1; v <= STORE_SCHEMA_VERSION; v++) {
         char path[128];
         snprintf(path, sizeof path, "%s/v%d.db", f->dir, v);
         assert_int_equal(store_create_version(path, v), 0);
+        for (size_t t = 0; t < sizeof schema_tables / sizeof *schema_tables; t++)
+            if (has_table(path, schema_tables[t].table) != (v >= schema_tables[t].since))
+                fail_msg("version %d: table %s %s", v, schema_tables[t].table,
+                         v >= schema_tables[t].since ? "missing" : "too early");
         /* a queued conversation and a message written by a version-1 program */
         exec_sql(path, "INSERT INTO customers VALUES ('cu', 'Old', 'vip', 1, 2);"
                        "INSERT INTO conversations(id, token, customer, channel, state, queue, created_at,"
@@ -331,9 +373,19 @@ static void test_migrations(void **state)
         assert_int_equal(store_messages(st, "old", 0, 0, collect_msg, &col), 0);
         assert_int_equal(col.n, 1);
         assert_string_equal(col.first_text, "from the past");
-        /* the new columns work */
+        /* the new columns and tables work */
         assert_int_equal(add_msg(st, "old", 2, "bot", "new", "cid"), 0);
+        struct store_batch b;
+        store_batch_init(&b);
+        store_add_response(&b, "old", 30, "general", "web", "amy", 12);
+        store_add_answer(&b, "old", 2, 30, "order.refund_status", "a");
+        assert_int_equal(store_write(st, &b), 0);
+        struct store_agent ag;
+        assert_int_equal(store_get_agent(st, "nobody", 0, &ag), KEFU_ENOENT);
         store_close(st);
+        for (size_t t = 0; t < sizeof schema_tables / sizeof *schema_tables; t++)
+            if (!has_table(path, schema_tables[t].table))
+                fail_msg("from version %d: table %s missing", v, schema_tables[t].table);
     }
     /* a file from a newer program is refused */
     char path[128];
@@ -590,6 +642,19 @@ static void test_erase(void **state)
     make_conv(&c, "c3", "bob", "web");
     put_conv(st, &c);
     assert_int_equal(add_msg(st, "c3", 1, "customer", "KEEP-BOB-7", NULL), 0);
+    /* what is derived from the conversations: webhook events, first responses, A/B answers; for both */
+    static const char *const hook[] = {"http://127.0.0.1:9/h", NULL};
+    for (int k = 0; k < 3; k++) {
+        const char *conv = k < 2 ? ids[k] : "c3";
+        char ev[16];
+        snprintf(ev, sizeof ev, "ev_%d", k);
+        store_batch_init(&b);
+        store_add_outbox(&b, conv, 1003, "agent_message", ev,
+                         k < 2 ? "{\"text\":\"CANARY-ERASE-42\"}" : "{\"text\":\"KEEP-BOB-7\"}", hook);
+        store_add_response(&b, conv, 1003, "general", "web", "amy", 5);
+        store_add_answer(&b, conv, 2, 1003, "order.refund_status", "a");
+        assert_int_equal(store_write(st, &b), 0);
+    }
     assert_true(file_has(f->path, "CANARY-ERASE-42") || file_has(wal, "CANARY-ERASE-42"));
 
     struct store_erased e;
@@ -605,6 +670,14 @@ static void test_erase(void **state)
     assert_int_equal(store_get_conv(st, "c1", &got), KEFU_ENOENT);
     struct store_customer cu;
     assert_int_equal(store_get_customer(st, "ann", &cu), KEFU_ENOENT);
+    static const char *const derived[] = {"outbox", "responses", "answers"};
+    for (int k = 0; k < 3; k++) {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE conv IN ('c1', 'c2')", derived[k]);
+        assert_int_equal(sql_count(f->path, q), 0);
+        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE conv = 'c3'", derived[k]);
+        assert_int_equal(sql_count(f->path, q), 1);
+    }
     assert_int_equal(count_msgs(st, "c3"), 1);
     /* the store is still open: the WAL was truncated, the freed pages zeroed */
     assert_false(file_has(f->path, "CANARY-ERASE-42"));

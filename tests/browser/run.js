@@ -257,12 +257,82 @@ async function main() {
       const d = [...document.querySelectorAll('#figures div')].find((x) => x.querySelector('dt').textContent === 'Handoffs');
       return d && d.querySelector('dd').textContent === String(n);
     }, st.json.handoffs);
+    assert(st.json.first_response_s.count >= 1, 'the reply is a first response: ' + JSON.stringify(st.json.first_response_s));
+    await agent.waitForFunction(() => {
+      const d = [...document.querySelectorAll('#figures div')].find((x) => x.querySelector('dt').textContent === 'First response');
+      return d && / s$/.test(d.querySelector('dd').textContent);
+    });
     assert(await agent.locator('#chart-hours svg rect').count() > 0, 'the hourly chart has bars');
+    /* the KPI table has the web channel, its first response as the API gives it */
+    const kw = st.json.kpi.channels.find((c) => c.channel === 'web');
+    assert(kw && kw.conversations >= 1 && typeof kw.first_response_s === 'number', 'kpi row: ' + JSON.stringify(st.json.kpi));
+    const cellText = await agent.locator('#kpi tr[data-channel="web"] td[data-kpi="first_response_s"]').textContent();
+    assert(/ s$/.test(cellText), 'kpi first response cell: ' + cellText);
+    assert((await agent.locator('#kpi tr[data-channel="web"] td[data-kpi="first_response_s"]').getAttribute('title')) === 'red line: max 30 s', 'the red line beside it');
     /* the conversation survives a reload of the shop page */
     await customer.reload(); /* the panel stays open across the reload */
     await customer.locator('.msg.agent', { hasText: 'this is Alice' }).waitFor();
     assert(await convId(customer) === id, 'same conversation after reload');
     assert(await customer.locator('.rating').count() === 0, 'no second rating prompt after reload');
+  });
+
+  await test('console: a red line crossed shows a banner, which goes once the line clears; an escalated VIP is marked', async (open) => {
+    const srv = await startServer(['--redlines', path.join(__dirname, 'fixture', 'redlines.conf'), '--watch-interval', '0.2']);
+    let agent;
+    try {
+      agent = (await open()).pages()[0];
+      await agent.goto(srv.url + '/console');
+      await signIn(agent);
+      assert(await agent.locator('#redlines p').count() === 0, 'no banner before any breach');
+      const c = await api(srv.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-banner', name: 'Late' }, locale: 'en' });
+      const conv = c.json;
+      const h = await fetch(srv.url + '/v1/conversations/' + conv.id + '/messages', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + conv.token },
+        body: JSON.stringify({ text: 'I want to talk to a human' })
+      });
+      assert(h.status === 200, 'handoff ' + h.status);
+      assert((await api(srv.url, 'POST', '/v1/conversations/' + conv.id + '/claim', null, AGENT_TOKEN)).status === 200, 'claim');
+      const vip = (await api(srv.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-vip', name: 'Very Important', tier: 'vip' }, locale: 'en' })).json;
+      const vh = await fetch(srv.url + '/v1/conversations/' + vip.id + '/messages', {
+        method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + vip.token },
+        body: JSON.stringify({ text: 'I want to talk to a human' })
+      });
+      assert(vh.status === 200, 'vip handoff ' + vh.status);
+      await new Promise((r) => setTimeout(r, 2200)); /* whole seconds: at least 2 s, over the line of 1 s */
+      assert((await api(srv.url, 'POST', '/v1/conversations/' + conv.id + '/agent-messages', { text: 'Sorry for the wait.' }, AGENT_TOKEN)).status === 200, 'late reply');
+      const banner = agent.locator('#redlines p[data-name="first_response"]');
+      await banner.waitFor({ timeout: 5000 });
+      const text = await banner.textContent();
+      assert(text.includes('Red line "first_response" crossed (channel web)') && text.includes('at most 1 s'), 'banner text: ' + text);
+      assert(await agent.locator('#redlines[role=alert]').count() === 1, 'the banner is an alert');
+      const item = agent.locator('#queue .item[data-id="' + vip.id + '"]');
+      await item.locator('.escalated').waitFor({ timeout: 5000 });
+      const label = await item.getAttribute('aria-label');
+      assert(label.includes('urgent priority, escalated') && (await item.textContent()).includes('vip-urgent'), 'escalated item: ' + label);
+      await agent.locator('#redlines p').first().waitFor({ state: 'detached', timeout: 10000 });
+    } finally {
+      if (agent) await agent.close(); /* before the server stops: no refused long-poll */
+      await srv.stop();
+    }
+  });
+
+  await test('console: the Today panel lists the running A/B test with its variants', async (open) => {
+    const c = (await api(server.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-ab' }, locale: 'en' })).json;
+    const m = await fetch(server.url + '/v1/conversations/' + c.id + '/messages', {
+      method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + c.token },
+      body: JSON.stringify({ text: 'giftcardtrial' })
+    });
+    const reply = (await m.json()).reply;
+    assert(reply && reply.intent === 'ab.gift_card', 'the experiment answered: ' + JSON.stringify(reply));
+    const agent = await page(await open(), '/console');
+    await signIn(agent);
+    const li = agent.locator('#experiments li[data-intent="ab.gift_card"]');
+    await li.waitFor();
+    const text = await li.textContent();
+    const arm = /Happy to help/.test(reply.text) ? 'warm' : 'plain';
+    assert(text.includes('plain ') && text.includes('warm ') && text.includes(arm + ' 100% of 1') && text.includes('warm vs plain: p '),
+      'experiment line: ' + text);
+    assert(await agent.locator('#experiments-none').isHidden(), 'no "none running" note');
   });
 
   await test('xss: payloads from customers, agents, names and articles stay text in widget and console', async (open, problems) => {

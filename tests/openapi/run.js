@@ -422,7 +422,20 @@ async function journey(tmp) {
     method: 'POST', url: M, token: tok, json: { text: 'how do I get an invoice' }, status: 200,
     check: (j) => (j.state === 'bot' && j.reply ? null : 'not back with the bot')
   });
-  await call('stats', { method: 'GET', url: '/v1/stats', token: ALICE, status: 200, check: (j) => (j.handoffs >= 1 && j.resolves >= 1 ? null : 'no handoff counted') });
+  const ab = await call('create-ab', { method: 'POST', url: '/v1/conversations', json: { channel: 'web', customer: { id: 'oa-ab' } }, status: 201 });
+  await call('message-ab-variant', {
+    method: 'POST', url: `/v1/conversations/${ab && ab.json ? ab.json.id : 'cx'}/messages`, token: ab && ab.json ? ab.json.token : '',
+    json: { text: 'giftcardtrial' }, status: 200,
+    check: (j) => (j.reply && j.reply.intent === 'ab.gift_card' && /gift cards are/i.test(j.reply.text) ? null : 'not the experiment\'s answer')
+  });
+  await call('stats', {
+    method: 'GET', url: '/v1/stats', token: ALICE, status: 200, check: (j) => {
+      if (!(j.handoffs >= 1 && j.resolves >= 1)) return 'no handoff counted';
+      const e = j.experiments.find((x) => x.intent === 'ab.gift_card');
+      if (!e || !e.running || e.control !== 'plain' || e.variants.length !== 2 || e.tests.length !== 1) return 'no experiment: ' + JSON.stringify(j.experiments);
+      return e.variants.reduce((n, v) => n + v.answers, 0) === 1 ? null : 'not one answer: ' + JSON.stringify(e);
+    }
+  });
   await call('stats-since', { method: 'GET', url: '/v1/stats?since=0', token: ALICE, status: 200 });
   await call('stats-bad-since-400', { method: 'GET', url: '/v1/stats?since=yesterday', token: ALICE, status: 400, code: 'invalid_request', bad: 'since not a number' });
 
@@ -442,6 +455,7 @@ async function journey(tmp) {
   await call('unknown-conversation-404', { method: 'GET', url: '/v1/conversations/cnosuchthing/messages', token: tok, status: 404, code: 'not_found' });
   r = await call('create-second', { method: 'POST', url: '/v1/conversations', json: { channel: 'app', customer: { id: 'oa-cust-2' } }, status: 201 });
   const id2 = r && r.json ? r.json.id : 'cx';
+
   await call('other-conversation-token-403', { method: 'GET', url: `/v1/conversations/${id2}/messages`, token: tok, status: 403, code: 'forbidden' });
   await call('wrong-token-403', { method: 'POST', url: `/v1/conversations/${id2}/messages`, token: 'f'.repeat(32), json: { text: 'hi' }, status: 403, code: 'forbidden' });
   await call('no-token-401', { method: 'GET', url: M, status: 401, code: 'unauthorized', bad: 'no token' });
@@ -586,6 +600,9 @@ async function main() {
     compileAll();
     const dir = path.join(tmp, 'a');
     copyDir(path.join(ROOT, 'rules'), path.join(dir, 'rules'));
+    /* an A/B-tested reply, so that /v1/stats has an experiment to describe */
+    fs.writeFileSync(path.join(dir, 'rules', 'ab.rules'), 'intent ab.gift_card\n  match giftcardtrial\n  variant plain 50\n' +
+      '  variant warm 50\n  reply ~plain Gift cards are sold at the checkout.\n  reply ~warm Happy to help: gift cards are at the checkout.\n');
     copyDir(path.join(ROOT, 'web'), path.join(dir, 'web'));
     fs.mkdirSync(path.join(dir, 'web', 'static'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'web', 'static', 'hello.txt'), 'kefu\n');

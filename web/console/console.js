@@ -129,6 +129,7 @@
       if (s !== session) return;
       live(true, 'live');
       if (typeof r.agent === 'string') $('me').textContent = 'Signed in as ' + r.agent;
+      renderRedlines(Array.isArray(r.redlines) ? r.redlines : []);
       if (r.version !== queue.version) {
         var first = queue.version < 0;
         queue.version = r.version;
@@ -145,6 +146,29 @@
       if (err.status === 401) { $('signout').click(); return; }
       live(false, 'reconnecting…');
       setTimeout(function () { queueLoop(s); }, 2000);
+    });
+  }
+  /* The banner: every red line crossed now (GET /v1/queue's redlines), as text. */
+  var METRIC_WORDS = {
+    queue_wait: 'wait for an agent', agent_first_response: 'agents\' first response', bot_response: 'bot response time',
+    automation_rate: 'automation', handoff_rate: 'handoff rate', unanswered_share: 'unanswered share', csat: 'satisfaction'
+  };
+  function fmtLine(b) {
+    var time = b.metric === 'queue_wait' || b.metric === 'agent_first_response' || b.metric === 'bot_response';
+    var v = function (x) { return time ? fmtWait(x) : b.metric === 'csat' ? Number(x).toFixed(2) : pct(x); };
+    var g = b.group && typeof b.group === 'object' ? Object.keys(b.group).map(function (k) { return k + ' ' + b.group[k]; }).join(', ') : '';
+    return 'Red line "' + b.name + '" crossed' + (g ? ' (' + g + ')' : '') + ': ' + (METRIC_WORDS[b.metric] || b.metric) + ' ' +
+      v(b.value) + ', ' + (b.op === 'min' ? 'at least ' : 'at most ') + v(b.threshold) + ' over ' + fmtWait(b.window_s || 0) +
+      ', since ' + fmtTime(b.since);
+  }
+  function renderRedlines(list) {
+    var box = $('redlines');
+    box.textContent = '';
+    list.forEach(function (b) {
+      if (!b || typeof b.name !== 'string') return;
+      var p = el('p', 'redline', fmtLine(b));
+      p.setAttribute('data-name', b.name);
+      box.appendChild(p);
     });
   }
   function renderQueue() {
@@ -165,6 +189,7 @@
       row.appendChild(el('span', 'name', custName(c.customer)));
       var pr = String(c.priority || 'normal');
       row.appendChild(el('span', 'prio ' + pr.replace(/[^a-z]/g, ''), pr));
+      if (c.escalated === true) row.appendChild(el('span', 'escalated', 'escalated'));
       b.appendChild(row);
       var row2 = el('span', 'row');
       var w = el('span', 'wait', fmtWait(c.waiting_s || 0));
@@ -173,7 +198,7 @@
       row2.appendChild(el('span', 'meta', [c.queue, c.reason, c.channel].filter(function (x) { return typeof x === 'string' && x; }).join(' · ')));
       b.appendChild(row2);
       b.appendChild(el('span', 'first', typeof c.first_message === 'string' ? c.first_message : ''));
-      b.setAttribute('aria-label', custName(c.customer) + ', ' + pr + ' priority, waiting ' + fmtWait(c.waiting_s || 0) + ', ' + (c.reason || '') + ': ' + (c.first_message || ''));
+      b.setAttribute('aria-label', custName(c.customer) + ', ' + pr + ' priority' + (c.escalated === true ? ', escalated' : '') + ', waiting ' + fmtWait(c.waiting_s || 0) + ', ' + (c.reason || '') + ': ' + (c.first_message || ''));
       b.addEventListener('click', function () { openConv(c.id); });
       li.appendChild(b);
       ol.appendChild(li);
@@ -407,13 +432,14 @@
   }
   function pct(x) { return (typeof x === 'number' ? Math.round(x * 100) : 0) + '%'; }
   function renderStats(st) {
-    var r = st.ratings || {}, w = st.wait_s || {};
+    var r = st.ratings || {}, w = st.wait_s || {}, fr = st.first_response_s || {};
     var figs = [
       ['Automation rate', pct(st.automation_rate)],
       ['Handoffs', st.handoffs || 0],
       ['Conversations', st.conversations || 0],
       ['Average wait', w.claims ? fmtWait(w.avg) : '—'],
       ['Longest wait', w.claims ? fmtWait(w.max) : '—'],
+      ['First response', fr.count ? fmtWait(Math.round(fr.avg)) : '—'],
       ['Rating', r.count ? (r.avg || 0).toFixed(1) + ' / 5 (' + r.count + ')' : '—']
     ];
     var dl = $('figures');
@@ -424,6 +450,8 @@
       d.appendChild(el('dd', null, f[1]));
       dl.appendChild(d);
     });
+    renderExperiments(Array.isArray(st.experiments) ? st.experiments : []);
+    renderKpi(st.kpi && typeof st.kpi === 'object' ? st.kpi : {});
     var hours = Array.isArray(st.hours) ? st.hours : [];
     barChart($('chart-hours'), hours.map(function (h) {
       var at = new Date(h.at * 1000);
@@ -431,6 +459,54 @@
     }), 'Customer messages per hour');
     var vals = Array.isArray(r.values) ? r.values : [0, 0, 0, 0, 0];
     barChart($('chart-ratings'), vals.map(function (n, i) { return { label: String(i + 1), a: n || 0, b: 0 }; }), 'Ratings by value');
+  }
+  /* The KPI table: one row per channel, a cell over its red line marked, the lines in the titles. */
+  function renderKpi(k) {
+    var body = $('kpi').querySelector('tbody');
+    body.textContent = '';
+    var lines = k.redlines || {};
+    var lineText = function (l, f) { return l && typeof l === 'object' ? 'red line: ' + l.op + ' ' + f(l.threshold) : 'no red line'; };
+    var num = function (x, f) { return typeof x === 'number' ? f(x) : '—'; };
+    var two = function (x) { return x.toFixed(2); };
+    var secs = function (x) { return fmtWait(Math.round(x)); };
+    (Array.isArray(k.channels) ? k.channels : []).forEach(function (r) {
+      if (!r || typeof r.channel !== 'string') return;
+      var tr = el('tr');
+      tr.setAttribute('data-channel', r.channel);
+      var b = Array.isArray(r.breached) ? r.breached : [];
+      var th = el('th', null, r.channel);
+      th.setAttribute('scope', 'row');
+      tr.appendChild(th);
+      [['automation', pct, lines.automation], ['first_contact_resolution', pct, null], ['first_response_s', secs, lines.first_response],
+        ['handling_s', secs, null], ['csat', two, lines.csat]].forEach(function (c) {
+        var td = el('td', b.indexOf(c[0]) >= 0 ? 'over' : null, num(r[c[0]], c[1]));
+        td.setAttribute('data-kpi', c[0]);
+        if (c[2] !== null) td.title = lineText(c[2], c[0] === 'csat' ? two : c[0] === 'automation' ? pct : secs);
+        tr.appendChild(td);
+      });
+      body.appendChild(tr);
+    });
+  }
+  /* The running A/B tests: each variant's containment and answers, and the test against the control. */
+  function renderExperiments(list) {
+    var ul = $('experiments');
+    ul.textContent = '';
+    list.filter(function (e) { return e && e.running === true && typeof e.intent === 'string'; }).forEach(function (e) {
+      var li = el('li');
+      li.setAttribute('data-intent', e.intent);
+      li.appendChild(el('span', 'name', e.intent));
+      var arms = (Array.isArray(e.variants) ? e.variants : []).filter(function (v) { return v && v.running === true; });
+      li.appendChild(el('span', 'arms', arms.map(function (v) {
+        return v.name + ' ' + pct(v.containment) + ' of ' + (v.answers || 0) + (typeof v.csat === 'number' ? ', ' + v.csat.toFixed(1) + '/5' : '');
+      }).join(' · ')));
+      var tests = Array.isArray(e.tests) ? e.tests : [];
+      li.appendChild(el('span', 'test', tests.map(function (t) {
+        var p = typeof t.p_value === 'number' ? t.p_value.toFixed(3) : '—';
+        return t.variant + ' vs ' + e.control + ': p ' + p + (t.significant ? ' (significant)' : t.needed > 0 ? ', ' + t.needed + ' more each' : '');
+      }).join('; ')));
+      ul.appendChild(li);
+    });
+    $('experiments-none').hidden = ul.childNodes.length > 0;
   }
   /* Draws stacked bars (a at the bottom, b above) into box as SVG elements. */
   function barChart(box, rows, title) {
