@@ -48,8 +48,12 @@ pg_start() {
     pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 --locale=C >"$PG_DIR/initdb.log" 2>&1 ||
         { PG_ERR="initdb failed: $(tail -3 "$PG_DIR/initdb.log" | tr '\n' ' ')"; return 2; }
     tries=0
-    while [ $tries -lt 8 ]; do # a random free port (a taken one makes the start fail)
-        PG_PORT=$((20000 + $(od -An -tu2 -N2 /dev/urandom | tr -d ' ') % 40000))
+    # a random free port below the kernel's ephemeral range (a taken one makes the start fail), so
+    # a restart under load cannot find it held by one of the clients' own outgoing connections
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$lo" -gt 12000 ] 2>/dev/null || lo=32768
+    while [ $tries -lt 8 ]; do
+        PG_PORT=$((10000 + $(od -An -tu2 -N2 /dev/urandom | tr -d ' ') % (lo - 10000)))
         if pg_server_start; then
             PG_URI="postgresql://postgres@127.0.0.1:$PG_PORT"
             return 0
@@ -76,6 +80,8 @@ pg_restart() {
         pg_server_start && return 0
         sleep 0.5
     done
+    PG_ERR="the server did not start again: $(tail -5 "$PG_DIR/log" 2>/dev/null | tr '\n' ' ')"
+    echo "# pg: $PG_ERR" >&2
     return 1
 }
 
