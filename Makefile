@@ -26,6 +26,8 @@ ENGINE  += kb_champ
 ENGINE  += store_backup cli_backup store_copy
 # outgoing HTTP through libcurl's multi interface (webhooks, actions)
 ENGINE  += httpc
+# the rules' actions: the shop's endpoints, breakers, stubs (through httpc)
+ENGINE  += action cli_action
 # the events dialog writes to the store's outbox for webhooks
 ENGINE  += dialog_outbox cli_webhook
 # agent accounts in the store

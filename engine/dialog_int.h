@@ -31,7 +31,7 @@ enum {
 };
 extern const char *const dialog_src_names[N_SRC];
 /* Why a conversation was handed to a person. */
-enum { WHY_REQUESTED, WHY_COMPLAINT, WHY_ANGER, WHY_MISSES, WHY_TIER, WHY_RULE, N_WHY };
+enum { WHY_REQUESTED, WHY_COMPLAINT, WHY_ANGER, WHY_MISSES, WHY_TIER, WHY_RULE, WHY_ACTION, N_WHY };
 extern const char *const dialog_why_names[N_WHY];
 
 #define WAIT_BUCKETS 8
@@ -97,6 +97,8 @@ struct dialog {
     _Atomic long long synced_ms; /* the queue's last dialog_sync_queue(), monotonic ms */
     struct dialog_outbox_target outbox[DIALOG_OUTBOX_MAX]; /* names owned */
     int n_outbox;
+    struct actions *actions; /* borrowed from the config, may be NULL */
+    int actions_lax;         /* unknown actions fail when called instead of refusing the rules */
 };
 
 /* Sets the calling thread's reason and returns code. */
