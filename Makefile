@@ -8,7 +8,7 @@ SAN     ?=
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS   = -std=c11 $(OPT) $(SAN) $(WARN) -MMD -MP -D_DEFAULT_SOURCE -D_GNU_SOURCE \
            -Iinclude -I$(BUILD) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llinear -lpthread -lm
 TESTLIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 ENGINE   = kefu arena text rules rules_compile rules_regex router decide eval store queue dialog dialog_agent cli cli_kb \
@@ -22,6 +22,8 @@ ENGINE  += redact dialog_erase cli_erase store_cache
 ENGINE  += store_sqlite store_pg
 # champion lists of the knowledge base's common terms (kb_champs)
 ENGINE  += kb_champ
+# the trained intent classifier (liblinear)
+ENGINE  += classify classify_feat classify_train
 # kefu store backup: an online copy of the store (SQLite's backup API)
 ENGINE  += store_backup cli_backup store_copy
 # outgoing HTTP through libcurl's multi interface (webhooks, actions)
@@ -39,10 +41,12 @@ TESTS   += redact
 TESTS   += jit
 # the libcurl client against a local libmicrohttpd server
 TESTS   += httpc
+# the trained intent classifier
+TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog bench-scale \
-        bench-http bench-kb soak bench-durability bench bench-deps bench-memory
+        bench-http bench-kb bench-classify soak bench-durability bench bench-deps bench-memory
 all: kefu
 
 deps:
@@ -183,6 +187,11 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 # HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff) against
 # bench/ceiling.c, pinned and unpinned, and the latency at half rate (bench/rate_client.c);
 # bench-durability: group commit against one commit per message. Both write bench/out/P.{json,md}.
+# the plain liblinear model scripts/quality.sh measures kefu against (docs/quality.md)
+$(BUILD)/bench/peer_linear: bench/peer_linear.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< -llinear -lm
+
 $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client: $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
@@ -202,8 +211,8 @@ bench-scale: $(BUILD)/kefu $(BUILD)/tests/load_client
 # ---- benchmarks: make bench runs every part, then bench/report.sh ------------
 # Each part bench-P writes bench/out/P.json and P.md, draws docs/perf-P*.png and
 # regenerates docs/performance.md and bench/results.json (bench/report.sh).
-BENCH_PARTS = router kb http durability memory scale
-BENCH_BIN   = router_bench kb_bench gen_corpus
+BENCH_PARTS = router kb http durability memory scale classify
+BENCH_BIN   = router_bench kb_bench gen_corpus classify_bench
 
 bench-deps:
 	@scripts/bench-deps.sh
@@ -220,6 +229,11 @@ bench-router: bench-deps $(BUILD)/bench/router_bench
 # Knowledge base: generated corpora of 1k, 10k, 100k articles, English and Chinese.
 bench-kb: bench-deps $(BUILD)/bench/kb_bench $(BUILD)/bench/gen_corpus
 	BUILD=$(BUILD) bench/kb.sh
+	bench/report.sh
+
+# the trained classifier at 15 / 50 / 150 intents (bench/classify.sh)
+bench-classify: $(BUILD)/bench/classify_bench
+	BUILD=$(BUILD) bench/classify.sh
 	bench/report.sh
 
 # Memory and reload: RSS with 10k intents and 100k articles, reload time and failures under load.

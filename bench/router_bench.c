@@ -10,6 +10,7 @@
  * against the expected intent (intent w<idx>.* or none) and the agreement
  * and the first disagreements are reported.
  * usage: router_bench RULES_DIR MESSAGES [ROUNDS] */
+#include "bench_time.h"
 #include "kefu.h"
 #include "router.h"
 #include "rules.h"
@@ -20,36 +21,6 @@
 #include <time.h>
 
 #define MAX_SHOWN 10
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* CPU time of this thread, s: the router's own cost, without the time other
- * processes of a shared machine took (the wall-clock rate is reported too). */
-static double cpu_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(const double *src, int n)
-{
-    double v[99];
-    memcpy(v, src, (size_t)n * sizeof *v);
-    qsort(v, (size_t)n, sizeof *v, dbl_cmp);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Prints s as a JSON string. */
 static void json_str(const char *s)

@@ -39,13 +39,19 @@
 #define MAX_LINE      (64 * 1024)
 #define DEFAULT_DB    "data/kb.db"
 
+#define N_TH 10 /* threshold options */
+/* The options of kefu ask, route and eval that turn stages off or set thresholds. */
+#define STAGE_FLAGS                                                                                          \
+    " --no-examples --no-kb --no-classifier --example-min --example-lead --kb-min --kb-lead --classify-min " \
+    "--classify-agree --veto-max --veto-known --veto-none --vote-veto-max "
+
 struct opts {
     const char *rules;
     const char *locale, *channel, *tier;
     int json, explain, strict, quiet;
     const char *db, *out, *faq; /* --db PATH, -o FILE, --faq FILE */
-    int sweep, no_examples, no_kb, rules_set, wrong;
-    double th[4]; /* --example-min, --example-lead, --kb-min, --kb-lead; < 0: the default */
+    int sweep, no_examples, no_kb, no_classifier, rules_set, wrong;
+    double th[N_TH]; /* the threshold_flags in order; < 0: the default */
     const char *args[8];
     int n_args;
     struct attr extra[16]; /* --attr key=value; keys point into key_buf */
@@ -99,12 +105,14 @@ struct flag {
     int takes_value;
 };
 
-static const char *const threshold_flags[4] = {"--example-min", "--example-lead", "--kb-min", "--kb-lead"};
+static const char *const threshold_flags[N_TH] = {
+    "--example-min", "--example-lead", "--kb-min",         "--kb-lead",   "--classify-min",
+    "--veto-max",    "--veto-known",   "--classify-agree", "--veto-none", "--vote-veto-max"};
 
 /* The index of a threshold option in threshold_flags, or -1. */
 static int threshold_index(const char *a)
 {
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < N_TH; k++)
         if (strcmp(a, threshold_flags[k]) == 0)
             return k;
     return -1;
@@ -116,7 +124,7 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
 {
     memset(o, 0, sizeof *o);
     o->rules = DEFAULT_RULES;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < N_TH; k++)
         o->th[k] = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -168,6 +176,8 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
             o->no_examples = 1;
         else if (strcmp(a, "--no-kb") == 0)
             o->no_kb = 1;
+        else if (strcmp(a, "--no-classifier") == 0)
+            o->no_classifier = 1;
         else if (threshold_index(a) >= 0) {
             char *end = NULL;
             double v = i + 1 < argc ? strtod(argv[i + 1], &end) : -1;
@@ -448,7 +458,8 @@ struct session {
     struct opts o;
     struct rules *rs;
     struct router_scratch *sc;
-    struct decide_ctx dc; /* its ex and kb are owned by the session */
+    struct decide_ctx dc; /* its ex, kb and clf are owned by the session */
+    struct classify *clf;
     char *line;
     int argc; /* the command's own argv, for commands that parse their flags */
     char **argv;
@@ -539,7 +550,10 @@ static json_t *route_json(const struct rules *rs, const struct router_result *r)
 /* The stage names as --explain prints them. */
 static const char *stage_name(int stage)
 {
-    return stage == DECIDE_RULE ? "rules" : stage == DECIDE_EXAMPLE ? "examples" : "articles";
+    return stage == DECIDE_RULE         ? "rules"
+           : stage == DECIDE_CLASSIFIER ? "classifier"
+           : stage == DECIDE_EXAMPLE    ? "examples"
+                                        : "articles";
 }
 
 /* 1 if candidate k is the first (best) of its stage. */
@@ -563,7 +577,11 @@ static const char *cand_why(const struct decide_ctx *dc, const struct decision *
     for (int j = 0; d->source == DECIDE_CLARIFY && j < 2; j++)
         if (d->clarify[j].stage == c->stage && d->clarify[j].name == c->name)
             return "offered in the clarifying question";
-    if (d->stage && d->stage < c->stage)
+    if (c->stage == DECIDE_RULE && d->vetoed && best)
+        snprintf(buf, cap,
+                 "vetoed: the classifier gives it under %.2f (it knows %.0f%% of the message, none %.2f)",
+                 dc->policy.veto_max, 100 * d->cls.known, d->cls.none);
+    else if (d->stage && decide_stage_rank(d->stage) < decide_stage_rank(c->stage))
         snprintf(buf, cap, "not needed: the %s stage answered%s", stage_name(d->stage), below);
     else if (*below)
         snprintf(buf, cap, "below threshold");
@@ -589,6 +607,12 @@ static const char *stage_note(const struct decide_ctx *dc, const struct decision
     if (stage == DECIDE_RULE)
         return d->route.n_skipped ? "patterns fired, but their 'when' conditions do not hold"
                                   : "no pattern fired";
+    if (stage == DECIDE_CLASSIFIER && !dc->policy.use_classifier)
+        return "off";
+    if (stage == DECIDE_CLASSIFIER && !dc->clf)
+        return "no classifier (fewer than two intents have example lines)";
+    if (stage == DECIDE_CLASSIFIER)
+        return "no feature of the message is known";
     if (stage == DECIDE_EXAMPLE && !dc->policy.use_examples)
         return "off";
     if (stage == DECIDE_EXAMPLE && !dc->ex)
@@ -641,10 +665,24 @@ static void clarify_why(const struct decide_ctx *dc, const struct decision *d, c
                  d->cand[a].confidence, d->cand[b].name, d->cand[b].confidence, p->clarify_gap);
 }
 
-static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d)
+/* The features that weigh most for the classifier's best intent. */
+static json_t *features_json(const struct decide_ctx *dc, const struct decision *d, const char *text)
+{
+    json_t *a = json_array();
+    struct classify_feature f[6];
+    size_t n = 0;
+    if (classify_explain(dc->clf, text, strlen(text), d->cls.cand[0].intent, f, 6, &n) == 0)
+        for (size_t k = 0; k < n && f[k].weight != 0; k++)
+            json_array_append_new(a, json_pack("{s:s, s:f}", "feature", f[k].name, "weight", f[k].weight));
+    return a;
+}
+
+static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d, const char *text)
 {
     json_t *st = json_array();
-    for (int s = DECIDE_RULE; s <= DECIDE_KB; s++) {
+    static const int order[] = {DECIDE_RULE, DECIDE_CLASSIFIER, DECIDE_EXAMPLE, DECIDE_KB};
+    for (size_t o = 0; o < sizeof order / sizeof order[0]; o++) {
+        int s = order[o];
         json_t *cands = json_array();
         for (size_t k = 0; k < d->n_cand; k++) {
             const struct decide_cand *c = &d->cand[k];
@@ -663,6 +701,11 @@ static json_t *stages_json(const struct decide_ctx *dc, const struct decision *d
         }
         const char *note = stage_note(dc, d, s);
         json_t *js = json_pack("{s:s, s:s?, s:o}", "stage", stage_name(s), "note", note, "candidates", cands);
+        if (s == DECIDE_CLASSIFIER && dc->clf && d->cls.n) {
+            json_object_set_new(js, "none", json_real(d->cls.none));
+            json_object_set_new(js, "known", json_real(d->cls.known));
+            json_object_set_new(js, "features", features_json(dc, d, text));
+        }
         if (s == DECIDE_EXAMPLE && d->votes.n) {
             json_object_set_new(js, "lead", json_real(decide_example_lead(d)));
             json_object_set_new(js, "lead_needed", json_real(dc->policy.example_lead));
@@ -695,8 +738,18 @@ static void print_stage(const struct decide_ctx *dc, const struct decision *d, i
 }
 
 /* The explanation after the router's own: the later stages, then clarify. */
-static void print_stages(const struct decide_ctx *dc, const struct decision *d)
+static void print_stages(const struct decide_ctx *dc, const struct decision *d, const char *text)
 {
+    print_stage(dc, d, DECIDE_CLASSIFIER);
+    if (dc->clf && d->cls.n) {
+        printf("   known %.0f%% of the message; none of these %.2f\n", 100 * d->cls.known, d->cls.none);
+        struct classify_feature f[6];
+        size_t n = 0;
+        if (classify_explain(dc->clf, text, strlen(text), d->cls.cand[0].intent, f, 6, &n) == 0)
+            for (size_t k = 0; k < n && f[k].weight != 0; k++)
+                printf("     feature %-24s %+.3f for %s\n", f[k].name, f[k].weight,
+                       rules_intent(dc->rs, d->cls.cand[0].intent)->name);
+    }
     print_stage(dc, d, DECIDE_EXAMPLE);
     print_stage(dc, d, DECIDE_KB);
     char why[512];
@@ -712,8 +765,9 @@ struct answer {
     const char *ask; /* the slot question, when the reply asks for a missing slot */
 };
 
+/* The decision as JSON; with explain (the message's text), why. */
 static json_t *result_json(const struct decide_ctx *dc, const struct decision *d, const struct answer *ans,
-                           const struct router_slot *slots, size_t n_slots, int explain)
+                           const struct router_slot *slots, size_t n_slots, const char *explain)
 {
     const struct rules_intent *it = chosen(dc->rs, d);
     json_t *o = json_object();
@@ -742,7 +796,7 @@ static json_t *result_json(const struct decide_ctx *dc, const struct decision *d
     json_object_set_new(o, "slots", js);
     if (explain) {
         json_t *ex = route_json(dc->rs, &d->route);
-        json_object_set_new(ex, "stages", stages_json(dc, d));
+        json_object_set_new(ex, "stages", stages_json(dc, d, explain));
         char why[512];
         clarify_why(dc, d, why, sizeof why);
         json_object_set_new(ex, "clarify", json_string(why));
@@ -751,7 +805,7 @@ static json_t *result_json(const struct decide_ctx *dc, const struct decision *d
     return o;
 }
 
-static void print_explain(const struct decide_ctx *dc, const struct decision *d)
+static void print_explain(const struct decide_ctx *dc, const struct decision *d, const char *text)
 {
     const struct rules *rs = dc->rs;
     const struct router_result *r = &d->route;
@@ -780,7 +834,7 @@ static void print_explain(const struct decide_ctx *dc, const struct decision *d)
         printf("   %s fired but its 'when' condition does not hold\n", rules_intent(rs, r->skipped[k])->name);
     if (r->n == 0)
         puts("no pattern fired");
-    print_stages(dc, d);
+    print_stages(dc, d, text);
 }
 
 /* The question for the first slot of it that text did not fill, or NULL. */
@@ -942,7 +996,7 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, struct actions *
     if (called)
         ask_action(dc, it, slots, n_slots, &a, acts, &ans, &act);
     if (o->json) {
-        json_t *j = result_json(dc, &d, &ans, slots, n_slots, o->explain);
+        json_t *j = result_json(dc, &d, &ans, slots, n_slots, o->explain ? text : NULL);
         if (called)
             json_object_set_new(j, "action", action_json(it, &act));
         json_object_set_new(j, "locale", json_string(locale));
@@ -959,7 +1013,7 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, struct actions *
     if (called)
         print_action(it, &act, o->explain);
     if (o->explain)
-        print_explain(dc, &d);
+        print_explain(dc, &d, text);
     json_decref(act.result);
     return 0;
 }
@@ -1238,10 +1292,8 @@ static const struct command {
      "reach its own intent. Exits 1 on errors (and on warnings with --strict).\n"
      "--strict also JIT-compiles every regex once, to warn about those PCRE2's JIT\n"
      "refuses (the server JIT-compiles a regex only once it has run a few times)."},
-    {"ask",
-     " --rules --json --explain --locale --channel --tier --attr --db --no-examples --no-kb --example-min "
-     "--example-lead --kb-min --kb-lead --actions --stub ",
-     1, cmd_ask,
+    {"ask", " --rules --json --explain --locale --channel --tier --attr --db --actions --stub" STAGE_FLAGS, 1,
+     cmd_ask,
      "usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--attr K=V]...\n"
      "                [--rules DIR] [--db PATH] [--actions FILE] [--stub NAME=JSON|fail]... TEXT\n\n"
      "An intent with an action calls it once its slots are filled: the endpoint of\n"
@@ -1252,13 +1304,13 @@ static const struct command {
      "articles, clarify) with each candidate's confidence, threshold and why it was or was\n"
      "not taken. --attr sets any conversation attribute a condition reads (hours=closed,\n"
      "misses=2, previous_intent=order.track, customer.plan=gold). Articles are searched in\n"
-     "--db PATH (default data/kb.db; skipped with a note when missing). --no-examples and\n"
-     "--no-kb turn stages off; --example-min, --example-lead, --kb-min and --kb-lead set\n"
-     "their thresholds (docs/routing.md)."},
-    {"route",
-     " --rules --json --locale --channel --tier --attr --db --no-examples --no-kb --example-min "
-     "--example-lead --kb-min --kb-lead ",
-     1, cmd_route,
+     "--db PATH (default data/kb.db; skipped with a note when missing). --no-examples,\n"
+     "--no-classifier and --no-kb turn stages off; --example-min, --example-lead,\n"
+     "--classify-min, --classify-agree, --veto-max, --veto-known, --veto-none,\n"
+     "--vote-veto-max, --kb-min and --kb-lead set their thresholds (docs/routing.md).\n"
+     "The classifier is trained from the example lines on each run, or cached in\n"
+     "$KEFU_MODEL_DIR when set."},
+    {"route", " --rules --json --locale --channel --tier --attr --db" STAGE_FLAGS, 1, cmd_route,
      "usage: kefu route [--json] [--locale L] [--attr K=V]... [--rules DIR] [--db PATH] < messages.txt\n\n"
      "Reads one message per line on stdin and writes one decision per line:\n"
      "intent<TAB>source<TAB>confidence (intent '-' when nothing answers; the article id\n"
@@ -1272,10 +1324,7 @@ static const struct command {
      "it. Labels become intent names (AddToPlaylist -> add_to_playlist, alarm/set_alarm ->\n"
      "alarm.set_alarm); the label 'oos' (out of scope) is skipped; a text under two labels\n"
      "is dropped. Malformed lines are reported as file:line. Writes to stdout without -o."},
-    {"eval",
-     " --rules --json --sweep --wrong --faq --db --no-examples --no-kb --example-min --example-lead --kb-min "
-     "--kb-lead ",
-     2, cmd_eval,
+    {"eval", " --rules --json --sweep --wrong --faq --db" STAGE_FLAGS, 2, cmd_eval,
      "usage: kefu eval [--rules DIR|FILE.rules] [--json] [--sweep] [--wrong] FILE.tsv\n"
      "       kefu eval --faq FAQ.tsv [--json] [--sweep] QUERIES.tsv\n\n"
      "Routes every labelled line (text<TAB>label; label 'oos' = out of scope) through the\n"
@@ -1321,6 +1370,20 @@ static int open_kb(const char *path, int note, struct kb **kb)
 
 /* Loads what a routing command needs: rules, scratch, line buffer, the
  * examples of the rules and (for ask, route and chat) the kb. */
+/* Trains the classifier of s->rs, or loads it from $KEFU_MODEL_DIR (the
+ * server keeps its models in DATA/models); none when fewer than two intents
+ * have examples. */
+static int open_classifier(struct session *s)
+{
+    struct classify_opts co;
+    classify_opts_default(&co);
+    const char *dir = getenv("KEFU_MODEL_DIR");
+    co.cache_dir = dir && *dir ? dir : NULL;
+    int rc = classify_build(s->rs, &co, &s->clf, NULL);
+    s->dc.clf = s->clf;
+    return rc;
+}
+
 static int session_open(struct session *s, const struct command *c)
 {
     struct opts *o = &s->o;
@@ -1341,9 +1404,11 @@ static int session_open(struct session *s, const struct command *c)
         return cli_fail("out of memory");
     s->dc = (struct decide_ctx){.rs = s->rs, .sc = s->sc};
     decide_policy_default(&s->dc.policy);
-    double *th[4] = {&s->dc.policy.example_min, &s->dc.policy.example_lead, &s->dc.policy.kb_min,
-                     &s->dc.policy.kb_lead};
-    for (int k = 0; k < 4; k++)
+    double *th[N_TH] = {&s->dc.policy.example_min,  &s->dc.policy.example_lead,   &s->dc.policy.kb_min,
+                        &s->dc.policy.kb_lead,      &s->dc.policy.classify_min,   &s->dc.policy.veto_max,
+                        &s->dc.policy.veto_known,   &s->dc.policy.classify_agree, &s->dc.policy.veto_none,
+                        &s->dc.policy.vote_veto_max};
+    for (int k = 0; k < N_TH; k++)
         if (o->th[k] >= 0)
             *th[k] = o->th[k];
     s->dc.policy.use_examples = !o->no_examples;
@@ -1351,6 +1416,9 @@ static int session_open(struct session *s, const struct command *c)
     s->dc.policy.all_stages = o->explain;
     if (!o->no_examples && has_examples(s->rs) && (rc = kb_examples_build(s->rs, &s->dc.ex)) < 0)
         return cli_fail("cannot index the example lines: %s", kefu_strerror(rc));
+    s->dc.policy.use_classifier = !o->no_classifier;
+    if (!o->no_classifier && (rc = open_classifier(s)) < 0)
+        return cli_fail("cannot train the classifier: %s", kefu_strerror(rc));
     if (o->no_kb || (c->routes == 2 && !o->db))
         return 0; /* kefu eval searches articles only with --db or --faq */
     return open_kb(o->db ? o->db : DEFAULT_DB, c->run != cmd_route, &s->dc.kb) ? 2 : 0;
@@ -1358,6 +1426,7 @@ static int session_open(struct session *s, const struct command *c)
 
 static void session_close(struct session *s)
 {
+    classify_unref(s->clf);
     kb_close(s->dc.kb);
     kb_examples_free(s->dc.ex);
     free(s->line);

@@ -19,6 +19,7 @@
 #include "agents.h"
 #include "decide.h"
 #include "kefu.h"
+#include "log.h"
 #include "redact.h"
 #include "text.h"
 
@@ -308,6 +309,8 @@ static void worker_sync(struct dialog *d, struct dialog_worker *w)
         w->ex = NULL;
         rules_unref(w->rs);
         w->rs = rules_ref(d->rs);
+        classify_unref(w->clf);
+        w->clf = classify_ref(d->clf);
         if (d->ex && kb_examples_clone(d->ex, &w->ex) < 0)
             w->ex = NULL; /* the examples stage is skipped */
     }
@@ -319,6 +322,7 @@ static void worker_sync(struct dialog *d, struct dialog_worker *w)
 static void worker_free(struct dialog_worker *w)
 {
     kb_examples_free(w->ex);
+    classify_unref(w->clf);
     rules_unref(w->rs);
     kb_close(w->kb);
     router_scratch_free(w->sc);
@@ -349,6 +353,28 @@ void dialog_worker_put(struct dialog *d, struct dialog_worker *w)
     pthread_mutex_unlock(&d->workers_lock);
 }
 
+/* Trains (or loads from data/models) the classifier of rs; NULL when it
+ * cannot, and answers go on without that stage. */
+static struct classify *build_classifier(struct dialog *d, const struct rules *rs)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/models", d->data_dir);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    o.cache_dir = dir;
+    struct classify *m = NULL;
+    struct classify_info info;
+    int rc = classify_build(rs, &o, &m, &info);
+    if (rc < 0) {
+        log_msg(LOG_LEVEL_WARN, "cannot train the classifier: %s; answering without it", kefu_strerror(rc));
+        return NULL;
+    }
+    if (m)
+        log_msg(LOG_LEVEL_INFO, "classifier %s: %zu intents, %zu features, %zu bytes, %.0f ms",
+                info.cached ? "loaded" : "trained", info.classes, info.features, info.bytes, info.train_ms);
+    return m;
+}
+
 int dialog_reload(struct dialog *d, struct rules_diag *diag)
 {
     struct rules *fresh = NULL;
@@ -362,16 +388,21 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag)
     struct kb_examples *ex = NULL;
     if (kb_examples_build(fresh, &ex) < 0)
         ex = NULL; /* answers still work without the examples stage */
+    /* trained here, on the reloading thread: messages go on with the running set meanwhile */
+    struct classify *clf = build_classifier(d, fresh);
     pthread_mutex_lock(&d->rules_lock);
     struct rules *old = d->rs;
     struct kb_examples *old_ex = d->ex;
+    struct classify *old_clf = d->clf;
     d->rs = fresh;
     d->ex = ex;
+    d->clf = clf;
     d->rules_loaded_at = dialog_now(d);
     pthread_mutex_unlock(&d->rules_lock);
     kb_examples_free(old_ex);
-    rules_unref(old); /* requests still using it hold their own reference */
-    kefu_heap_trim(); /* what the old set held, unless a request frees it later */
+    classify_unref(old_clf); /* workers still using it hold their own reference */
+    rules_unref(old);        /* requests still using it hold their own reference */
+    kefu_heap_trim();        /* what the old set held, unless a request frees it later */
     return 0;
 }
 
@@ -531,6 +562,7 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
     d->rules_loaded_at = dialog_now(d);
     if (kb_examples_build(d->rs, &d->ex) < 0)
         d->ex = NULL;
+    d->clf = build_classifier(d, d->rs);
     if ((rc = open_kb(d, diag)) < 0)
         return rc;
     if (!(d->q = queue_create()))
@@ -595,6 +627,7 @@ void dialog_close(struct dialog *d)
         worker_free(w);
     }
     kb_examples_free(d->ex);
+    classify_unref(d->clf);
     rules_unref(d->rs);
     free(d->kb_path);
     pthread_mutex_destroy(&d->rules_lock);
@@ -1291,7 +1324,7 @@ static int carry_round(const char *topic, const char *prev, const char *slot)
 static void carry_ask(struct turn *t, const char *name, const char *value)
 {
     char prev[64], topic[64];
-    struct attr av[16];
+    struct attr av[TURN_ATTRS];
     char misses[16];
     struct attrs a;
     turn_attrs(t, av, misses, &a);
@@ -1419,7 +1452,7 @@ static int bot_turn(struct turn *t)
     char misses[16];
     struct attrs a;
     turn_attrs(t, av, misses, &a);
-    struct decide_ctx ctx = {.rs = t->rs, .sc = t->w->sc, .ex = t->w->ex, .kb = t->w->kb};
+    struct decide_ctx ctx = {.rs = t->rs, .sc = t->w->sc, .ex = t->w->ex, .kb = t->w->kb, .clf = t->w->clf};
     decide_policy_default(&ctx.policy);
     struct decision *dec = kefu_malloc(sizeof *dec);
     struct text_buf norm;

@@ -61,6 +61,7 @@ struct dialog_worker {
     struct router_scratch *sc;
     struct rules *rs;       /* a reference */
     struct kb_examples *ex; /* clone of the examples of rs, or NULL */
+    struct classify *clf;   /* a reference to the classifier of rs, or NULL */
     struct kb *kb;          /* NULL without articles */
 };
 
@@ -76,6 +77,7 @@ struct dialog {
     pthread_mutex_t rules_lock;
     struct rules *rs;
     struct kb_examples *ex; /* the examples index of rs (workers clone it) */
+    struct classify *clf;   /* the classifier trained from rs's examples, or NULL (workers share it) */
     long long rules_loaded_at;
     char *kb_path; /* the articles database, NULL if none */
     pthread_mutex_t workers_lock;

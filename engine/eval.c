@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -385,8 +386,8 @@ static const char *cand_key(const struct decide_cand *x, int faq, char *buf, siz
     return buf;
 }
 
-/* The key of the answer d gives, or of its best candidate when it gives
- * none (in a FAQ run: the first article found); NULL when there is none.
+/* The key of the answer d gives, or of its stages' guess (decide_guess())
+ * or best candidate when it gives none (in a FAQ run: the first article found); NULL when there is none.
  * May point into buf. */
 static const char *top_name(const struct decide_ctx *c, const struct decision *d, int faq, char *buf,
                             size_t cap)
@@ -395,6 +396,11 @@ static const char *top_name(const struct decide_ctx *c, const struct decision *d
         return d->article.id;
     if (d->intent >= 0) {
         struct decide_cand x = {.intent = d->intent, .name = rules_intent(c->rs, (size_t)d->intent)->name};
+        return cand_key(&x, faq, buf, cap);
+    }
+    long guess = decide_guess(d);
+    if (guess >= 0) {
+        struct decide_cand x = {.intent = guess, .name = rules_intent(c->rs, (size_t)guess)->name};
         return cand_key(&x, faq, buf, cap);
     }
     if (faq)
@@ -415,6 +421,9 @@ static int in_top3(const struct decision *d, const char *want)
     return 0;
 }
 
+static void calibrate(const struct decide_ctx *c, const struct decision *d, int faq, const char *want,
+                      struct eval_report *r);
+
 /* Counts one decided line into the report (and its label's counts). */
 static void count_line(const struct decide_ctx *c, struct eval_report *r, const struct eval_line *l,
                        const char *want, int faq)
@@ -422,6 +431,7 @@ static void count_line(const struct decide_ctx *c, struct eval_report *r, const 
     const struct decision *d = &l->d;
     int is_auto = automatic(d->source);
     r->by_source[d->source]++;
+    calibrate(c, d, faq, l->label < 0 ? NULL : want, r);
     if (l->label < 0) {
         r->oos++;
         r->oos_automatic += is_auto;
@@ -455,14 +465,20 @@ static double share(size_t a, size_t b)
     return b ? (double)a / (double)b : 0;
 }
 
-/* Re-applies the policy at each threshold to the kept stage results. */
-static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_line *lines, int faq,
-                  struct eval_report *r)
+/* Re-applies the policy at each threshold to the kept stage results:
+ * the example lead (faq: the article lead), or with clf the classifier's
+ * threshold, into pts. */
+static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_line *lines, int faq, int clf,
+                  struct eval_report *r, struct eval_point *pts)
 {
     struct decide_policy keep = c->policy;
+    double agree = keep.classify_min > 0 ? keep.classify_agree / keep.classify_min : 1;
     for (int p = 0; p < EVAL_SWEEP_POINTS; p++) {
-        double th = (double)p / (EVAL_SWEEP_POINTS - 1) * (faq ? 1 : 0.5);
-        if (faq)
+        double th = (double)p / (EVAL_SWEEP_POINTS - 1) * (faq || clf ? 1 : 0.5);
+        if (clf) {
+            c->policy.classify_min = th;
+            c->policy.classify_agree = th * agree;
+        } else if (faq)
             c->policy.kb_lead = th;
         else
             c->policy.example_lead = th;
@@ -483,11 +499,43 @@ static void sweep(struct decide_ctx *c, const struct eval_tsv *t, struct eval_li
             aut += is_auto;
             ok += is_auto && got && strcmp(got, r->labels[lines[k].label]) == 0;
         }
-        r->sweep[p] =
-            (struct eval_point){th, share(aut, in), share(ok, aut), oos ? 1 - share(oos_auto, oos) : 1};
+        pts[p] = (struct eval_point){th, share(aut, in), share(ok, aut), oos ? 1 - share(oos_auto, oos) : 1};
     }
-    r->n_sweep = EVAL_SWEEP_POINTS;
     c->policy = keep;
+}
+
+double eval_ece(const struct eval_report *r)
+{
+    double e = 0;
+    for (int b = 0; b < EVAL_CAL_BINS; b++)
+        if (r->cal[b].n)
+            e += (double)r->cal[b].n / (double)r->cal_n *
+                 fabs((double)r->cal[b].right / (double)r->cal[b].n - r->cal[b].p / (double)r->cal[b].n);
+    return e;
+}
+
+/* Counts d's classifier result into r's reliability bins (want: the
+ * line's key, NULL for an out-of-scope line). */
+static void calibrate(const struct decide_ctx *c, const struct decision *d, int faq, const char *want,
+                      struct eval_report *r)
+{
+    if (!d->cls.n)
+        return;
+    double p = d->cls.cand[0].p;
+    if (!want) {
+        r->oos_p += p;
+        r->oos_n += 1;
+        return;
+    }
+    char buf[160];
+    struct decide_cand x = {.intent = (long)d->cls.cand[0].intent,
+                            .name = rules_intent(c->rs, d->cls.cand[0].intent)->name};
+    const char *got = cand_key(&x, faq, buf, sizeof buf);
+    int b = p >= 1 ? EVAL_CAL_BINS - 1 : (int)(p * EVAL_CAL_BINS);
+    r->cal[b].n++;
+    r->cal[b].p += p;
+    r->cal[b].right += got && strcmp(got, want) == 0;
+    r->cal_n++;
 }
 
 /* Drops what d borrows from the router's scratch (the normalized text,
@@ -554,8 +602,14 @@ int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int do_s
         if (progress)
             progress(pctx, k + 1, t->n);
     }
-    if (rc == 0 && do_sweep)
-        sweep(ctx, t, lines, faq, out);
+    if (rc == 0 && do_sweep) {
+        sweep(ctx, t, lines, faq, 0, out, out->sweep);
+        out->n_sweep = EVAL_SWEEP_POINTS;
+        if (ctx->clf && ctx->policy.use_classifier) {
+            sweep(ctx, t, lines, faq, 1, out, out->sweep_clf);
+            out->n_sweep_clf = EVAL_SWEEP_POINTS;
+        }
+    }
     ctx->policy.all_stages = 0;
     free(lines);
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -576,6 +630,18 @@ static const char *pct(double x, char *buf)
 {
     snprintf(buf, 16, "%5.1f%%", 100 * x);
     return buf;
+}
+
+/* Prints every fifth point of a sweep of n points. */
+static void print_sweep(FILE *f, const char *what, const struct eval_point *pt, size_t n)
+{
+    char b2[16], b3[16], b4[16];
+    if (!n)
+        return;
+    fprintf(f, "\n  %-20s %11s %10s %12s\n", what, "automation", "precision", "oos handoff");
+    for (size_t k = 0; k < n; k += 5)
+        fprintf(f, "  %20.2f %11s %10s %12s\n", pt[k].threshold, pct(pt[k].automation, b2),
+                pct(pt[k].precision, b3), pct(pt[k].oos_handoff, b4));
 }
 
 void eval_report_print(FILE *f, const char *name, const struct eval_report *r)
@@ -612,12 +678,11 @@ void eval_report_print(FILE *f, const char *name, const struct eval_report *r)
                     pct(share(c->automatic, c->n), b3), pct(share(c->auto_correct, c->automatic), b4));
         }
     }
-    if (r->n_sweep) {
-        fprintf(f, "\n  %9s %11s %10s %12s\n", "threshold", "automation", "precision", "oos handoff");
-        for (size_t k = 0; k < r->n_sweep; k += 5)
-            fprintf(f, "  %9.2f %11s %10s %12s\n", r->sweep[k].threshold, pct(r->sweep[k].automation, b2),
-                    pct(r->sweep[k].precision, b3), pct(r->sweep[k].oos_handoff, b4));
-    }
+    if (r->cal_n)
+        fprintf(f, "\n  classifier calibration: expected calibration error %.3f over %zu in-scope lines\n",
+                eval_ece(r), r->cal_n);
+    print_sweep(f, r->faq ? "article lead" : "example lead", r->sweep, r->n_sweep);
+    print_sweep(f, "classifier threshold", r->sweep_clf, r->n_sweep_clf);
 }
 
 static json_t *counts_json(const struct eval_counts *c, int faq)
@@ -657,6 +722,28 @@ int eval_report_json(FILE *f, const char *name, const struct eval_report *r)
     for (size_t k = 0; k < r->n_labels && !r->faq; k++)
         json_object_set_new(per, r->labels[k], counts_json(&r->per[k], 0));
     json_object_set_new(o, "per_intent", per);
+    if (r->cal_n) {
+        json_t *bins = json_array();
+        for (int b = 0; b < EVAL_CAL_BINS; b++) {
+            const struct eval_bin *x = &r->cal[b];
+            json_array_append_new(
+                bins, json_pack("{s:f, s:f, s:I, s:f, s:f}", "from", (double)b / EVAL_CAL_BINS, "to",
+                                (double)(b + 1) / EVAL_CAL_BINS, "n", (json_int_t)x->n, "confidence",
+                                x->n ? x->p / (double)x->n : 0, "accuracy", share(x->right, x->n)));
+        }
+        json_object_set_new(o, "calibration",
+                            json_pack("{s:f, s:o, s:f}", "ece", eval_ece(r), "bins", bins, "oos_mean_p",
+                                      r->oos_n ? r->oos_p / r->oos_n : 0));
+    }
+    if (r->n_sweep_clf) {
+        json_t *sw = json_array();
+        for (size_t k = 0; k < r->n_sweep_clf; k++)
+            json_array_append_new(
+                sw, json_pack("{s:f, s:f, s:f, s:f}", "threshold", r->sweep_clf[k].threshold, "automation",
+                              r->sweep_clf[k].automation, "precision", r->sweep_clf[k].precision,
+                              "oos_handoff", r->sweep_clf[k].oos_handoff));
+        json_object_set_new(o, "sweep_classifier", sw);
+    }
     if (r->n_sweep) {
         json_t *sw = json_array();
         for (size_t k = 0; k < r->n_sweep; k++)

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "classify.h"
 #include "kb.h"
 #include "router.h"
 #include "rules.h"
@@ -19,9 +20,15 @@ enum decide_source {
     DECIDE_KB,           /* an article answers */
     DECIDE_CLARIFY,      /* two close candidates: "did you mean A or B?" */
     DECIDE_HANDOFF,      /* the chosen intent's handoff directive holds */
+    /* A stage, never a source: the trained classifier (classify.h). Its
+     * answers are learned from the example lines, so they carry the source
+     * DECIDE_EXAMPLE; explanations name the stage. */
+    DECIDE_CLASSIFIER,
 };
 /* Returns "fallback", "rule", "example", "kb", "clarify" or "handoff". */
 const char *decide_source_name(int source);
+/* The place of stage in the order stages are asked: rule, classifier, example, kb (1..4). */
+int decide_stage_rank(int stage);
 
 /* Thresholds; decide_policy_default() gives the documented defaults. */
 struct decide_policy {
@@ -33,12 +40,19 @@ struct decide_policy {
     int all_stages;           /* 1: run every stage even after one answered (explanations, sweeps) */
     double example_lead;      /* the best example vote must lead the next intent's by this much */
     double kb_lead;           /* the best article's score must lead the next one's by this share */
+    int use_classifier;       /* the classifier stage on (1) or off (0) */
+    double classify_min;      /* classifier probability needed to answer (or the intent's own threshold) */
+    double veto_max;          /* a rule or vote whose intent the classifier gives less than this ... */
+    double veto_known;        /* ... in a message it knows less than this share of ... */
+    double veto_none;         /* ... or when it gives "none of these" at least this: not answered */
+    double vote_veto_max; /* an example vote whose intent the classifier gives less than this: not answered */
+    double classify_agree; /* classifier probability enough when the example vote names the same intent */
 };
 void decide_policy_default(struct decide_policy *p);
 
 /* A candidate as one stage saw it, for explanations and clarifications. */
 struct decide_cand {
-    int stage;         /* DECIDE_RULE, DECIDE_EXAMPLE or DECIDE_KB */
+    int stage;         /* DECIDE_RULE, DECIDE_CLASSIFIER, DECIDE_EXAMPLE or DECIDE_KB */
     long intent;       /* rules_intent() index, or -1 for an article */
     const char *name;  /* intent name (the rule set's) or article id (the decision's hit) */
     const char *title; /* article title (the decision's hit; NULL for intents) */
@@ -47,7 +61,7 @@ struct decide_cand {
     const char *example; /* for an example vote: the nearest example; borrowed from the rule set */
 };
 
-#define DECIDE_MAX_CANDS 12
+#define DECIDE_MAX_CANDS 20
 
 /* The outcome for one message. Its article hits (kb, article) are its own
  * text, whatever the kb is asked next (a reply's {kb:ID} lookup, another
@@ -69,16 +83,27 @@ struct decision {
     struct router_result route; /* the router's own result */
     struct kb_result kb;        /* the article search (n = 0 if not run) */
     struct kb_votes votes;      /* the example vote (n = 0 if not run) */
-    int stage;                  /* the stage that chose the answer (DECIDE_RULE, _EXAMPLE, _KB), 0 if none */
+    struct classify_result cls; /* the classifier (n = 0 if not run) */
+    int stage;     /* the stage that chose the answer (DECIDE_RULE, _CLASSIFIER, _EXAMPLE, _KB), 0 if none */
+    int vetoed;    /* 1 if the classifier stopped a rule or vote that would have answered */
+    int bare_link; /* 1 if the message is one link or address and nothing else */
 };
 
+/* The intent d's stages point to together when none answered: the best
+ * classifier probability plus half the example vote's confidence (the
+ * classifier alone, or the vote alone, when only one ran); -1 when neither
+ * has a candidate. Handoffs and kefu eval's top-1 use it. */
+long decide_guess(const struct decision *d);
+
 /* Per-thread working set: the router scratch and, when given, the kb and
- * examples connections (both may be NULL: those stages are skipped). */
+ * examples connections and the classifier trained from rs (each may be
+ * NULL: that stage is skipped). */
 struct decide_ctx {
     const struct rules *rs;
     struct router_scratch *sc;
     struct kb_examples *ex;
     struct kb *kb;
+    const struct classify *clf;
     struct decide_policy policy;
 };
 

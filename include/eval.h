@@ -62,6 +62,13 @@ struct eval_point {
 
 #define EVAL_SWEEP_POINTS 51
 
+/* One bin of a reliability diagram: lines whose probability falls in it. */
+struct eval_bin {
+    size_t n, right; /* lines, and those whose best intent was right */
+    double p;        /* their summed probability */
+};
+#define EVAL_CAL_BINS 10
+
 /* What one evaluation found; release with eval_report_release(). */
 struct eval_report {
     int faq; /* 1: article retrieval (labels are article ids) */
@@ -75,6 +82,14 @@ struct eval_report {
     size_t n_labels;
     struct eval_point sweep[EVAL_SWEEP_POINTS];
     size_t n_sweep; /* 0 unless a sweep was asked for */
+    /* the classifier's threshold swept from 0 to 1 (classify_agree moving
+     * with it); 0 points without a classifier or a sweep */
+    struct eval_point sweep_clf[EVAL_SWEEP_POINTS];
+    size_t n_sweep_clf;
+    /* reliability of the classifier's best probability over in-scope lines */
+    struct eval_bin cal[EVAL_CAL_BINS];
+    size_t cal_n;        /* in-scope lines the classifier saw */
+    double oos_p, oos_n; /* summed best probability over out-of-scope lines, and their count */
     double seconds;
 };
 
@@ -91,6 +106,8 @@ typedef void (*eval_progress_fn)(void *ctx, size_t done, size_t total);
 int eval_run(struct decide_ctx *ctx, const struct eval_tsv *t, int faq, int sweep, eval_progress_fn progress,
              void *pctx, const char *name, FILE *wrong, struct eval_report *out);
 void eval_report_release(struct eval_report *r);
+/* The expected calibration error of r's bins: sum over bins of n/N * |accuracy - mean p|. */
+double eval_ece(const struct eval_report *r);
 
 /* Prints r as a table for people. */
 void eval_report_print(FILE *f, const char *name, const struct eval_report *r);

@@ -10,6 +10,8 @@ libjansson-dev libcmocka-dev libssl-dev libcurl4-openssl-dev opencc clang libcla
 PKGS="$PKGS libpq-dev postgresql nginx-light"
 # the browser tests (tests/browser/): Debian's Chromium, CJK fonts, and node + npm where node is missing
 PKGS="$PKGS chromium fonts-noto-cjk"
+# the intent classifier (engine/classify_train.c)
+PKGS="$PKGS liblinear-dev"
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 missing() {
@@ -22,6 +24,7 @@ missing() {
     [ -e /usr/share/opencc/TSCharacters.ocd2 ] || { echo opencc-data; return; }
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo postgresql; return; }
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { echo nginx-light; return; }
+    [ -e /usr/include/linear.h ] || { echo liblinear-dev; return; }
     for cmd in chromium node npm; do
         command -v "$cmd" >/dev/null 2>&1 || { echo "$cmd"; return; }
     done

@@ -7,16 +7,20 @@
 #   scripts/quality.sh            # DATA=../shared/data, results in build/quality
 #   DATA=/path/to/data OUT=dir scripts/quality.sh
 #
-# Writes OUT/*.json (one kefu eval --json --sweep object per set),
-# OUT/summary.txt and docs/quality.png (with gnuplot). Nothing from the data
+# Writes OUT/*.json (one kefu eval --json --sweep object per set, and the
+# peer's, bench/peer_linear.c, for the sets with examples), OUT/summary.txt,
+# docs/quality.png and docs/quality-calibration.png (with gnuplot). Nothing from the data
 # sets is written outside OUT.
 set -eu
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-build/quality}
 KEFU=${KEFU:-build/kefu}
+PEER=${PEER:-build/bench/peer_linear}
 PNG=${PNG:-docs/quality.png}
+CAL=${CAL:-docs/quality-calibration.png}
 mkdir -p "$OUT"
 [ -x "$KEFU" ] || make -s "$KEFU"
+[ -x "$PEER" ] || make -s "$PEER"
 
 # Every text of a file as an out-of-scope line (text<TAB>oos).
 as_oos() { cut -f1 "$@" | awk 'NF' | sed 's/$/\toos/'; }
@@ -54,8 +58,22 @@ echo "evaluating" >&2
 "$KEFU" eval --json --sweep --rules rules "$OUT/shop.oos.tsv" >"$OUT/shop.json"
 "$KEFU" eval --json --sweep --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq.queries.tsv" >"$OUT/stackfaq.json"
 "$KEFU" eval --json --sweep --faq "$DATA/cmrc2018_passages/faq.tsv" "$OUT/cmrc2018.queries.tsv" >"$OUT/cmrc2018.json"
-"$KEFU" eval --json --faq "$DATA/stackfaq/faq.tsv" --rules "$OUT/stackfaq_ex.rules" "$OUT/stackfaq_ex.queries.tsv" \
-    >"$OUT/stackfaq_ex.json"
+"$KEFU" eval --json --sweep --faq "$DATA/stackfaq/faq.tsv" --rules "$OUT/stackfaq_ex.rules" \
+    "$OUT/stackfaq_ex.queries.tsv" >"$OUT/stackfaq_ex.json"
+
+# Each stage alone on the intent sets: the classifier without the vote, the vote without the classifier.
+for s in banking77 xsid_zh; do
+    "$KEFU" eval --json --no-examples --rules "$OUT/$s.rules" "$OUT/$s.test.tsv" >"$OUT/$s.clf_only.json"
+    "$KEFU" eval --json --no-classifier --rules "$OUT/$s.rules" "$OUT/$s.test.tsv" >"$OUT/$s.vote_only.json"
+done
+
+# The peer: a plain liblinear logistic regression over tf-idf of the raw text (bench/peer_linear.c),
+# trained on the same splits, tested on the same mixed files, its C by cross-validation and its
+# threshold picked on the test file itself (its best case).
+echo "training and testing the peer" >&2
+"$PEER" "$DATA/banking77/train.tsv" "$OUT/banking77.test.tsv" >"$OUT/banking77.peer.json" 2>/dev/null
+"$PEER" "$DATA/xsid_zh/val.tsv" "$OUT/xsid_zh.test.tsv" >"$OUT/xsid_zh.peer.json" 2>/dev/null
+"$PEER" "$OUT/stackfaq_ex.train.tsv" "$OUT/stackfaq_ex.queries.tsv" >"$OUT/stackfaq_ex.peer.json" 2>/dev/null
 "$KEFU" eval --json --faq "$DATA/stackfaq/faq.tsv" "$OUT/stackfaq_ex.queries.tsv" >"$OUT/stackfaq_half.json"
 
 {
@@ -67,6 +85,38 @@ echo "evaluating" >&2
     done | awk -F'\t' '{ printf "%-12s %6d %6d %6d", $1, $2, $3, $4;
         for (i = 5; i <= 11; i++) if ($i == "-") printf " %9s", "-"; else printf " %8.1f%%", 100 * $i; print "" }'
 } | tee "$OUT/summary.txt"
+
+# kefu against the peer on the sets with examples: top-1, and the most automation any threshold
+# gives at precision >= 95% with oos handoff >= 90% (kefu: over both of its sweeps; the peer: over
+# its threshold), then kefu at its defaults and the classifier's expected calibration error.
+best() { jq '[(.sweep // [])[], (.sweep_classifier // [])[] | select(.precision >= 0.95 and .oos_handoff >= 0.90)
+    | .automation] | max // 0' "$1"; }
+{
+    printf '\n%-12s %4s %11s %11s %12s %12s %12s %7s\n' set lang kefu_top1 peer_top1 kefu_auto@95 peer_auto@95 \
+        kefu_default ece
+    for s in banking77:en xsid_zh:zh stackfaq_ex:en; do
+        set=${s%:*}
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$set" "${s#*:}" "$(jq .accuracy "$OUT/$set.json")" \
+            "$(jq .top1 "$OUT/$set.peer.json")" "$(best "$OUT/$set.json")" "$(jq .best.automation "$OUT/$set.peer.json")" \
+            "$(jq .automation "$OUT/$set.json")" "$(jq '.calibration.ece // 0' "$OUT/$set.json")"
+    done | awk -F'\t' '{ printf "%-12s %4s", $1, $2; for (i = 3; i <= 7; i++) printf " %11.1f%%", 100 * $i;
+        printf " %7.3f\n", $8 }'
+} | tee -a "$OUT/summary.txt"
+
+{
+    printf '\n%-12s %-12s %9s %10s %9s %11s\n' set stages accuracy automation precision oos_handoff
+    for s in banking77 xsid_zh; do
+        for v in "$s:all" "$s.clf_only:classifier" "$s.vote_only:examples"; do
+            jq -r --arg s "$s" --arg v "${v#*:}" '[$s, $v, .accuracy, .automation, .precision, .oos_handoff] | @tsv' \
+                "$OUT/${v%:*}.json"
+        done
+    done | awk -F'\t' '{ printf "%-12s %-12s", $1, $2; for (i = 3; i <= 6; i++) printf " %8.1f%%", 100 * $i; print "" }'
+} | tee -a "$OUT/summary.txt"
+
+# Reliability of the classifier: per bin of its best probability, the share of in-scope lines right.
+for s in banking77 xsid_zh stackfaq_ex; do
+    jq -r '.calibration.bins[] | select(.n > 0) | [.confidence, .accuracy, .n] | @tsv' "$OUT/$s.json" >"$OUT/$s.cal.tsv"
+done
 
 # The curves: one point per threshold, automation against precision.
 for s in banking77 xsid_zh stackfaq cmrc2018; do
@@ -107,4 +157,17 @@ plot "$OUT/banking77.sweep.tsv" using (\$1*2):4 with lines lw 2 lc 1 title "Bank
 unset multiplot
 EOF
     echo "wrote $PNG" >&2
+    gnuplot <<EOF
+set terminal pngcairo size 640,560 font "sans,10" noenhanced
+set output "$CAL"
+set title "Classifier reliability: in-scope lines right, by its best probability"
+set xlabel "probability of the classifier's best intent (bin mean)"
+set ylabel "share of lines whose best intent is right"
+set xrange [0:1]; set yrange [0:1]; set grid; set key bottom right
+plot x with lines dt 2 lc rgb "gray" title "perfect calibration", \\
+     "$OUT/banking77.cal.tsv" using 1:2 with linespoints lw 2 pt 7 lc 1 title "Banking77 (en)", \\
+     "$OUT/xsid_zh.cal.tsv" using 1:2 with linespoints lw 2 pt 7 lc 2 title "xSID (zh)", \\
+     "$OUT/stackfaq_ex.cal.tsv" using 1:2 with linespoints lw 2 pt 7 lc 3 title "StackFAQ + examples (en)"
+EOF
+    echo "wrote $CAL" >&2
 fi

@@ -287,11 +287,13 @@ jq -e '.mode == "faq" and .in_scope == 3 and .oos == 1 and .top1 == 1 and .top3 
 [ $? -eq 2 ] && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q "cannot read '/nonexistent.tsv'" "$tmp/err" &&
     ok eval-missing || no eval-missing "$(cat "$tmp/err")"
 
-# 26. ask: an example-only intent answers from its examples; --explain shows every stage
+# 26. ask: an example-only intent answers from its examples (the classifier trained on them);
+# --explain shows every stage
 # (a kb path that does not exist, whatever a data/ in the checkout holds)
 out=$("$KEFU" ask --json --explain --rules "$tmp/learned.rules" --db "$tmp/no-kb.db" "I think I lost my card" 2>"$tmp/err")
-echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 3
-    and .explain.stages[1].candidates[0].why == "taken" and .explain.stages[2].note == "no knowledge base"' \
+echo "$out" | jq -e '.source == "example" and .intent == "card_lost" and (.explain.stages | length) == 4
+    and .explain.stages[1].stage == "classifier" and .explain.stages[1].candidates[0].why == "taken"
+    and .explain.stages[3].note == "no knowledge base"' \
     >/dev/null 2>&1 && [ "$(wc -l <"$tmp/err")" -eq 1 ] && grep -q 'no knowledge base at' "$tmp/err" &&
     ok ask-examples || no ask-examples "$out $(cat "$tmp/err")"
 out=$("$KEFU" ask --explain --rules "$tmp/learned.rules" --db "$tmp/no-kb.db" "I think I lost my card" 2>/dev/null)
@@ -412,4 +414,16 @@ if [ "$status" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 7 ] && [ ! -s "$tmp/err" 
     ok version
 else
     no version "status $status; $(cat "$tmp/out" "$tmp/err")"
+fi
+
+# 34. the noise set (tests/noise/noise.txt: markup and SQL payloads, keyboard mash, emoji, URLs,
+# bare numbers, true/null, other scripts) is never answered automatically by the bundled install
+"$KEFU" kb import corpus --db "$tmp/noise-kb.db" >/dev/null 2>&1
+"$KEFU" route --db "$tmp/noise-kb.db" <tests/noise/noise.txt >"$tmp/out" 2>"$tmp/err"
+answered=$(paste "$tmp/out" tests/noise/noise.txt | awk -F'\t' '$2 == "rule" || $2 == "example" || $2 == "kb"')
+lines=$(wc -l <"$tmp/out")
+if [ "$lines" -eq "$(wc -l <tests/noise/noise.txt)" ] && [ "$lines" -ge 100 ] && [ -z "$answered" ]; then
+    ok noise-never-answered
+else
+    no noise-never-answered "$lines lines; answered: $answered $(cat "$tmp/err")"
 fi

@@ -376,6 +376,75 @@ static void test_alloc_failures(void **state)
     assert_int_equal(d.source, DECIDE_EXAMPLE);
 }
 
+/* The classifier stage: it answers above its threshold only, and a rule
+ * firing on one known word inside noise is vetoed. */
+static const char *clf_rules = "intent account.password\n"
+                               "  example i forgot my password\n"
+                               "  example reset my password please\n"
+                               "  example cannot sign in, password is wrong\n"
+                               "  match passwd | password\n"
+                               "  reply Use forgot password.\n"
+                               "intent order.track\n"
+                               "  example where is my parcel\n"
+                               "  example track my order\n"
+                               "  example has my package shipped\n"
+                               "  reply See your orders.\n"
+                               "intent card.lost\n"
+                               "  example i lost my credit card\n"
+                               "  example my card was stolen\n"
+                               "  reply Block the card.\n";
+
+static void test_classifier_stage(void **state)
+{
+    struct rules_diag dg;
+    rules_diag_init(&dg);
+    struct rules *rs = NULL;
+    assert_int_equal(rules_load_string("clf.rules", clf_rules, &dg, &rs), 0);
+    rules_diag_release(&dg);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct classify *m = NULL;
+    assert_int_equal(classify_build(rs, &o, &m, NULL), 0);
+    struct router_scratch *sc = router_scratch_create();
+    struct decide_ctx c = {.rs = rs, .sc = sc, .clf = m};
+    decide_policy_default(&c.policy);
+    struct decision d;
+    const char *msg = "where is my parcel";
+    assert_int_equal(decide_message(&c, msg, strlen(msg), &en, &d), 0);
+    assert_int_equal(d.stage, DECIDE_CLASSIFIER);
+    assert_int_equal(d.source, DECIDE_EXAMPLE);
+    assert_string_equal(rules_intent(rs, (size_t)d.intent)->name, "order.track");
+    double p = d.confidence;
+    assert_true(p >= c.policy.classify_min);
+    /* just above its probability: the classifier must not answer */
+    c.policy.classify_min = p + 0.01;
+    assert_int_equal(decide_message(&c, msg, strlen(msg), &en, &d), 0);
+    assert_int_not_equal(d.stage, DECIDE_CLASSIFIER);
+    assert_int_equal(d.source, DECIDE_FALLBACK);
+    decide_policy_default(&c.policy);
+    /* one keyword inside noise: the rule fires, the classifier vetoes it (three classes
+     * share the prior, so the veto level is raised above a third here) */
+    c.policy.veto_max = 0.45;
+    const char *noise = "../../../../etc/passwd?zqxv=wkpl&mmzt=brrk";
+    assert_int_equal(decide_message(&c, noise, strlen(noise), &en, &d), 0);
+    assert_true(d.route.n > 0);
+    assert_int_equal(d.vetoed, 1);
+    assert_int_equal(d.source, DECIDE_FALLBACK);
+    /* a plain question with the keyword still answers by the rule */
+    const char *plain = "i forgot my password";
+    assert_int_equal(decide_message(&c, plain, strlen(plain), &en, &d), 0);
+    assert_int_equal(d.source, DECIDE_RULE);
+    assert_int_equal(d.vetoed, 0);
+    /* without the classifier the noise is answered by the rule: the veto is what stops it */
+    assert_true(d.cls.known >= c.policy.veto_known);
+    c.policy.use_classifier = 0;
+    assert_int_equal(decide_message(&c, noise, strlen(noise), &en, &d), 0);
+    assert_int_equal(d.source, DECIDE_RULE);
+    router_scratch_free(sc);
+    classify_unref(m);
+    rules_unref(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_all_stages),
         cmocka_unit_test(test_locale_and_names),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_classifier_stage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

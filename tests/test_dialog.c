@@ -5,6 +5,7 @@
  * messages, claims and resolves; misses and VIP handoffs; tokens; skills,
  * capacity and transfers; positions and waiting times; business hours;
  * slots asked and filled; restarts; reloads; concurrent customers. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -782,17 +783,34 @@ static void test_history(void **state)
     assert_int_equal(dialog_context(f->d, "bob", b, &ctx), KEFU_EPERM); /* not his queue */
 }
 
-/* 6.3 a reload that fails keeps the running rules; one that compiles replaces them */
-static void test_reload(void **state)
+/* Copies the bundled rules to DIR/rules (the path into rules[0..cap)) and
+ * reopens the dialog on the copy, so a test can edit and reload them. */
+static void reopen_on_copy(struct fixture *f, char *rules, size_t cap)
 {
-    struct fixture *f = *state;
-    char rules[96], cmd[256];
-    snprintf(rules, sizeof rules, "%s/rules", f->dir);
+    char cmd[256];
+    snprintf(rules, cap, "%s/rules", f->dir);
     snprintf(cmd, sizeof cmd, "cp -r rules '%s'", rules);
     assert_int_equal(system(cmd), 0);
     dialog_close(f->d);
     f->cfg.rules_dir = rules;
     open_dialog(f);
+}
+
+/* Reloads the rules, which must compile. */
+static void reload_ok(struct fixture *f)
+{
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(f->d, &diag), 0);
+    rules_diag_release(&diag);
+}
+
+/* 6.3 a reload that fails keeps the running rules; one that compiles replaces them */
+static void test_reload(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], cmd[256];
+    reopen_on_copy(f, rules, sizeof rules);
     char id[40], token[40];
     new_conv(f->d, "rl", "regular", "web", id, token);
     snprintf(cmd, sizeof cmd, "printf 'intent broken\\n  match (\\n' > '%s/zz.rules'", rules);
@@ -808,11 +826,53 @@ static void test_reload(void **state)
     snprintf(cmd, sizeof cmd,
              "printf 'intent test.ping\\n  match ping pong\\n  reply pong!\\n' > '%s/zz.rules'", rules);
     assert_int_equal(system(cmd), 0);
-    rules_diag_init(&diag);
-    assert_int_equal(dialog_reload(f->d, &diag), 0);
-    rules_diag_release(&diag);
+    reload_ok(f);
     r = say(f->d, id, "ping pong", NULL);
     expect_str(r, "reply.text", "pong!");
+    json_decref(r);
+}
+
+/* The model files in dir/models. */
+static int models(const char *dir)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/models", dir);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* 6.3b the classifier is trained once per example set: a restart and a
+ * reload of the same examples load it from data/models, new example lines
+ * train a new one that answers at once */
+static void test_reload_classifier(void **state)
+{
+    struct fixture *f = *state;
+    char rules[96], cmd[320];
+    reopen_on_copy(f, rules, sizeof rules);
+    assert_int_equal(models(f->dir), 1);
+    dialog_close(f->d); /* a restart: loaded, not trained again */
+    open_dialog(f);
+    assert_int_equal(models(f->dir), 1);
+    reload_ok(f);
+    assert_int_equal(models(f->dir), 1);
+    snprintf(cmd, sizeof cmd,
+             "printf 'intent test.zorblax\\n  example how do i polish my zorblax\\n"
+             "  example zorblax polishing tips\\n  example my zorblax lost its shine\\n"
+             "  example best cloth for a zorblax\\n  reply Polish it gently.\\n' > '%s/zz.rules'",
+             rules);
+    assert_int_equal(system(cmd), 0);
+    reload_ok(f);
+    assert_int_equal(models(f->dir), 2);
+    char id[40], token[40];
+    new_conv(f->d, "zb", "regular", "web", id, token);
+    json_t *r = say(f->d, id, "any advice on polishing a zorblax", NULL);
+    expect_str(r, "reply.intent", "test.zorblax");
+    expect_str(r, "reply.text", "Polish it gently.");
     json_decref(r);
 }
 
@@ -1207,6 +1267,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_classifier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clarify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),

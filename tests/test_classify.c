@@ -1,0 +1,325 @@
+/* test_classify.c — the trained classifier: training on a small rule set
+ * written here, predictions and their probabilities, explanations, the
+ * model cache (hit, changed examples, corrupt and truncated files, a file
+ * of another rule set), invalid text and allocation failures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "kefu.h"
+#include "log.h"
+
+static const char *set_a = "intent order.track\n"
+                           "  example where is my parcel\n"
+                           "  example track my order\n"
+                           "  example has my package shipped yet\n"
+                           "  example 我的包裹在哪里\n"
+                           "  example 查一下物流\n"
+                           "intent card.lost\n"
+                           "  example i lost my credit card\n"
+                           "  example my card was stolen\n"
+                           "  example 我的信用卡丢了\n"
+                           "  example 银行卡被偷了\n"
+                           "intent balance\n"
+                           "  example show my account balance\n"
+                           "  example how much money do i have\n"
+                           "  example 我的余额是多少\n"
+                           "intent human\n"
+                           "  match talk to a person\n";
+
+/* set_a with one more example: another key. */
+static const char *set_b = "intent order.track\n"
+                           "  example where is my parcel\n"
+                           "  example track my order\n"
+                           "intent card.lost\n"
+                           "  example i lost my credit card\n"
+                           "  example my card was stolen\n";
+
+static struct rules *load(const char *src)
+{
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct rules *rs = NULL;
+    int rc = rules_load_string("test.rules", src, &d, &rs);
+    if (rc < 0)
+        rules_diag_print(stderr, &d);
+    rules_diag_release(&d);
+    assert_int_equal(rc, 0);
+    return rs;
+}
+
+static const char *top(const struct rules *rs, const struct classify *m, const char *text, double *p)
+{
+    struct classify_result r;
+    assert_int_equal(classify_predict(m, text, strlen(text), &r), 0);
+    assert_true(r.n > 0);
+    double total = 0;
+    for (size_t k = 0; k < r.n; k++) {
+        assert_true(r.cand[k].p >= 0 && r.cand[k].p <= 1);
+        assert_true(k == 0 || r.cand[k].p <= r.cand[k - 1].p);
+        total += r.cand[k].p;
+    }
+    /* three classes, all listed: their sigmoids sum to 1 - none, shared out
+     * over a divisor of at least 0.5 */
+    assert_true(r.none >= 0 && r.none <= 1);
+    double want = (1 - r.none) / 0.5 < 1 ? (1 - r.none) / 0.5 : 1;
+    assert_true(fabs(total - want) < 1e-9);
+    *p = r.cand[0].p;
+    return rules_intent(rs, r.cand[0].intent)->name;
+}
+
+static const struct predict_case {
+    const char *id, *text, *intent;
+} predict_cases[] = {
+    {"1.1", "where is my parcel", "order.track"},
+    {"1.2", "can you track my parcel please", "order.track"},
+    {"1.3", "I think someone stole my card", "card.lost"},
+    {"1.4", "我的卡丢了", "card.lost"},
+    {"1.5", "我的包裹到哪里了", "order.track"},
+    {"1.6", "what is my balance", "balance"},
+    {"1.7", "我的餘額是多少", "balance"}, /* traditional, folded as the router folds it */
+    {"1.8", "TRACK MY ORDER", "order.track"},
+};
+
+static void test_train_predict(void **state)
+{
+    struct rules *rs = load(set_a);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct classify *m = NULL;
+    struct classify_info info;
+    assert_int_equal(classify_build(rs, &o, &m, &info), 0);
+    assert_non_null(m);
+    assert_int_equal(info.cached, 0);
+    assert_int_equal(info.classes, 3); /* human has no examples */
+    assert_true(info.features > 50);
+    for (size_t i = 0; i < sizeof predict_cases / sizeof predict_cases[0]; i++) {
+        const struct predict_case *c = &predict_cases[i];
+        double p;
+        const char *got = top(rs, m, c->text, &p);
+        if (strcmp(got, c->intent) != 0)
+            fail_msg("case %s: '%s' -> %s (%.2f), want %s", c->id, c->text, got, p, c->intent);
+    }
+    /* a training line is the surest */
+    double p_seen, p_mash;
+    top(rs, m, "i lost my credit card", &p_seen);
+    top(rs, m, "qwpoe zxmv", &p_mash);
+    assert_true(p_seen > 0.5);
+    assert_true(p_mash < 0.5); /* nothing known: no class claims it */
+    assert_true(p_seen > p_mash);
+    struct classify_result r;
+    assert_int_equal(classify_predict(m, "", 0, &r), 0); /* no feature: no evidence for any class */
+    assert_int_equal(r.n, 0);
+    assert_true(r.none == 1);
+    assert_int_equal(classify_predict(m, "!!! ???", 7, &r), 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(classify_predict(m, "\xff\xfe", 2, &r), KEFU_EUTF8);
+    classify_unref(m);
+    rules_unref(rs);
+}
+
+static void test_explain(void **state)
+{
+    struct rules *rs = load(set_a);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct classify *m = NULL;
+    assert_int_equal(classify_build(rs, &o, &m, NULL), 0);
+    struct classify_feature f[5];
+    size_t n;
+    long card = rules_find(rs, "card.lost");
+    assert_int_equal(classify_explain(m, "my card was stolen", 18, (uint32_t)card, f, 5, &n), 0);
+    assert_int_equal(n, 5);
+    for (size_t k = 1; k < n; k++)
+        assert_true(fabs(f[k].weight) <= fabs(f[k - 1].weight));
+    int stolen = 0; /* a word only card.lost has is among its heaviest */
+    for (size_t k = 0; k < n; k++)
+        stolen |= strstr(f[k].name, "stol") != NULL || strcmp(f[k].name, "w:card") == 0;
+    assert_true(stolen);
+    assert_true(f[0].weight > 0);
+    long human = rules_find(rs, "human");
+    assert_int_equal(classify_explain(m, "x", 1, (uint32_t)human, f, 5, &n), KEFU_ENOENT);
+    classify_unref(m);
+    rules_unref(rs);
+}
+
+static char cache_dir[64];
+
+static void model_path(const struct classify_info *info, char *path, size_t cap)
+{
+    assert_true(strncmp(info->path, cache_dir, strlen(cache_dir)) == 0);
+    snprintf(path, cap, "%s", info->path);
+}
+
+/* Builds from rs with the cache and returns the top probability of text. */
+static double build_and_score(const struct rules *rs, struct classify_info *info, const char *text)
+{
+    struct classify_opts o;
+    classify_opts_default(&o);
+    o.cache_dir = cache_dir;
+    struct classify *m = NULL;
+    assert_int_equal(classify_build(rs, &o, &m, info), 0);
+    assert_non_null(m);
+    double p;
+    top(rs, m, text, &p);
+    classify_unref(m);
+    return p;
+}
+
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void test_cache(void **state)
+{
+    snprintf(cache_dir, sizeof cache_dir, "/tmp/kefu-classify-XXXXXX");
+    assert_non_null(mkdtemp(cache_dir));
+    struct rules *rs = load(set_a);
+    struct classify_info info;
+    double p1 = build_and_score(rs, &info, "someone stole my card");
+    assert_int_equal(info.cached, 0);
+    char path[4096];
+    model_path(&info, path, sizeof path);
+    long size = file_size(path);
+    assert_true(size > 0);
+    /* unchanged examples: loaded, not trained, the same answer */
+    double p2 = build_and_score(rs, &info, "someone stole my card");
+    assert_int_equal(info.cached, 1);
+    assert_int_equal(info.bad_file, 0);
+    assert_true(p1 == p2);
+    /* other examples: another file, trained */
+    struct rules *rb = load(set_b);
+    build_and_score(rb, &info, "someone stole my card");
+    assert_int_equal(info.cached, 0);
+    assert_string_not_equal(info.path, path);
+    /* a file of set_b renamed to set_a's name is refused by its key, then retrained */
+    assert_int_equal(rename(info.path, path), 0);
+    log_init(LOG_LEVEL_OFF, NULL);
+    double p3 = build_and_score(rs, &info, "someone stole my card");
+    assert_int_equal(info.bad_file, 1);
+    assert_int_equal(info.cached, 0);
+    assert_true(p3 == p1);
+    assert_int_equal(file_size(path), size);
+    rules_unref(rb);
+    rules_unref(rs);
+}
+
+/* Flips one byte at off (from the end when negative) of the file at path. */
+static void flip(const char *path, long off)
+{
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, off, off < 0 ? SEEK_END : SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, -1, SEEK_CUR), 0);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+}
+
+static void test_corrupt_and_truncated(void **state)
+{
+    struct rules *rs = load(set_a);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    o.cache_dir = cache_dir;
+    struct classify_info info;
+    double p = build_and_score(rs, &info, "my balance please");
+    char path[4096];
+    model_path(&info, path, sizeof path);
+    long size = file_size(path);
+    char why[128];
+    struct classify *m = NULL;
+    static const long offsets[] = {0, 9, 40, -30, -1}; /* magic, header, body, weights, checksum */
+    for (size_t k = 0; k < sizeof offsets / sizeof offsets[0]; k++) {
+        flip(path, offsets[k] < 0 ? offsets[k] : offsets[k]);
+        assert_int_equal(classify_load(path, rs, &o, &m, why, sizeof why), KEFU_EINVAL);
+        assert_null(m);
+        assert_true(strlen(why) > 0);
+        assert_true(build_and_score(rs, &info, "my balance please") == p); /* retrained */
+        assert_int_equal(info.bad_file, 1);
+        assert_int_equal(file_size(path), size); /* and rewritten */
+        build_and_score(rs, &info, "my balance please");
+        assert_int_equal(info.cached, 1);
+    }
+    static const long lengths[] = {0, 7, 20, 100};
+    for (size_t k = 0; k < sizeof lengths / sizeof lengths[0]; k++) {
+        long len = lengths[k] == 100 ? size - 1 : lengths[k];
+        assert_int_equal(truncate(path, len), 0);
+        assert_int_equal(classify_load(path, rs, &o, &m, why, sizeof why), KEFU_EINVAL);
+        assert_non_null(strstr(why, len == 0 || len < 20 ? "truncated" : "truncated"));
+        assert_true(build_and_score(rs, &info, "my balance please") == p);
+        assert_int_equal(info.bad_file, 1);
+        assert_int_equal(file_size(path), size);
+    }
+    unlink(path);
+    assert_int_equal(classify_load(path, rs, &o, &m, why, sizeof why), KEFU_ENOENT);
+    rules_unref(rs);
+}
+
+static void test_cleanup(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_too_few_classes(void **state)
+{
+    struct rules *rs = load("intent one\n  example hello there\nintent two\n  match bye\n");
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct classify *m = (struct classify *)1;
+    assert_int_equal(classify_build(rs, &o, &m, NULL), 0);
+    assert_null(m);
+    o.hash_bits = 40;
+    rules_unref(rs);
+    rs = load(set_b);
+    assert_int_equal(classify_build(rs, &o, &m, NULL), KEFU_EINVAL);
+    rules_unref(rs);
+}
+
+static void test_alloc_failures(void **state)
+{
+    struct rules *rs = load(set_a);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    o.hash_bits = 12;
+    int failed = 0;
+    for (long n = 1; n < 400; n++) {
+        struct classify *m = NULL;
+        kefu_alloc_fail_after(n);
+        int rc = classify_build(rs, &o, &m, NULL);
+        struct classify_result r;
+        if (rc == 0 && m)
+            rc = classify_predict(m, "lost card", 9, &r);
+        kefu_alloc_fail_after(0);
+        assert_true(rc == 0 || rc == KEFU_ENOMEM);
+        failed += rc == KEFU_ENOMEM;
+        classify_unref(m);
+    }
+    assert_true(failed > 5);
+    rules_unref(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_predict),  cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_cache),          cmocka_unit_test(test_corrupt_and_truncated),
+        cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_too_few_classes),
+        cmocka_unit_test(test_alloc_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
