@@ -119,9 +119,9 @@ static double num_or(json_t *o, const char *key, double dflt)
 /* One endpoint from its object; NULL with err set. */
 static struct endpoint *ep_read(const char *path, const char *name, json_t *o, char *err, size_t cap)
 {
-    static const char *const keys[] = {"url",        "secret",           "secret_env",     "timeout_s",
-                                       "max_bytes",  "concurrency",      "breaker_failures",
-                                       "breaker_open_s", NULL};
+    static const char *const keys[] = {"url",       "secret",      "secret_env",       "timeout_s",
+                                       "max_bytes", "concurrency", "breaker_failures", "breaker_open_s",
+                                       NULL};
     const char *key;
     json_t *v;
     if (!name_ok(name)) {
@@ -457,7 +457,8 @@ void actions_call(struct actions *a, const char *name, json_t *body, action_done
     int trial, refused = gate_enter(e, &trial);
     if (refused) {
         count(e, refused, 0);
-        finish(done, ctx, refused, refused == OUT_BUSY ? "too many calls in flight" : "breaker open", 0, 0, NULL, 0);
+        finish(done, ctx, refused, refused == OUT_BUSY ? "too many calls in flight" : "breaker open", 0, 0,
+               NULL, 0);
         return;
     }
     char *text = json_dumps(body, JSON_COMPACT);
@@ -546,25 +547,29 @@ int actions_metrics(struct actions *a, struct text_buf *out)
         for (int k = 0; k < N_OUT; k++)
             rc |= metrics_printf(out, "kefu_action_calls_total{action=\"%s\",outcome=\"%s\"} %ld\n", e->name,
                                  out_names[k], atomic_load(&e->calls[k]));
-    rc |= metrics_printf(out, "# HELP kefu_action_duration_seconds Latency of the actions' calls that went out.\n"
-                              "# TYPE kefu_action_duration_seconds histogram\n");
+    rc |= metrics_printf(out,
+                         "# HELP kefu_action_duration_seconds Latency of the actions' calls that went out.\n"
+                         "# TYPE kefu_action_duration_seconds histogram\n");
     for (struct endpoint *e = a->eps; e; e = e->next) {
         long cum = 0;
         for (int b = 0; b <= N_LE; b++) {
             cum += atomic_load(&e->hist[b]);
             if (b < N_LE)
-                rc |= metrics_printf(out, "kefu_action_duration_seconds_bucket{action=\"%s\",le=\"%g\"} %ld\n",
-                                     e->name, le[b], cum);
+                rc |=
+                    metrics_printf(out, "kefu_action_duration_seconds_bucket{action=\"%s\",le=\"%g\"} %ld\n",
+                                   e->name, le[b], cum);
             else
-                rc |= metrics_printf(out, "kefu_action_duration_seconds_bucket{action=\"%s\",le=\"+Inf\"} %ld\n",
+                rc |= metrics_printf(out,
+                                     "kefu_action_duration_seconds_bucket{action=\"%s\",le=\"+Inf\"} %ld\n",
                                      e->name, cum);
         }
         rc |= metrics_printf(out, "kefu_action_duration_seconds_sum{action=\"%s\"} %.6f\n", e->name,
                              atomic_load(&e->sum_us) / 1e6);
         rc |= metrics_printf(out, "kefu_action_duration_seconds_count{action=\"%s\"} %ld\n", e->name, cum);
     }
-    rc |= metrics_printf(out, "# HELP kefu_action_breaker_open 1 while the action's circuit breaker is open.\n"
-                              "# TYPE kefu_action_breaker_open gauge\n");
+    rc |=
+        metrics_printf(out, "# HELP kefu_action_breaker_open 1 while the action's circuit breaker is open.\n"
+                            "# TYPE kefu_action_breaker_open gauge\n");
     for (struct endpoint *e = a->eps; e; e = e->next) {
         pthread_mutex_lock(&e->lock);
         int open = e->open_until > 0;
@@ -626,8 +631,8 @@ int action_field(json_t *result, const char *path, char *buf, size_t cap)
     return 1;
 }
 
-static void flatten(json_t *o, const char *prefix, int depth, struct attr *v, size_t cap, size_t *n, char *buf,
-                    size_t bufcap, size_t *used)
+static void flatten(json_t *o, const char *prefix, int depth, struct attr *v, size_t cap, size_t *n,
+                    char *buf, size_t bufcap, size_t *used)
 {
     const char *key;
     json_t *x;

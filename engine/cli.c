@@ -6,6 +6,7 @@
 #include "cli_int.h"
 
 #include "decide.h"
+#include "demo.h"
 #include "dialog.h"
 #include "eval.h"
 #include "httpc.h"
@@ -1268,6 +1269,7 @@ static void usage(FILE *f)
           "  store copy          move the conversations into PostgreSQL (--from DIR --to URI)\n"
           "  webhook list|replay the webhook outbox: events waiting or dead; send dead ones again\n"
           "  agent add|list|...  agent accounts: a token shown once, disable, rotate (--data DIR)\n"
+          "  demo-orders         the demo shop's order system for the rules' actions (make run starts it)\n"
           "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
           "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
@@ -1484,6 +1486,8 @@ int cli_main(int argc, char **argv)
         return cli_webhook(argc - 1, argv + 1);
     if (strcmp(cmd, "agent") == 0) /* agent accounts: cli_agent.c */
         return cli_agent(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo-orders") == 0) /* the demo shop's order system: demo_orders.c */
+        return demo_orders_main(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

@@ -48,17 +48,17 @@ int cli_action_run(struct actions *a, const struct rules_intent *it, json_t *slo
                    struct cli_action *out)
 {
     const char *locale = attrs_get(conv, "locale");
-    json_t *body = json_pack("{s:s, s:s, s:O, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:{}}", "action", it->action,
-                             "intent", it->name, "slots", slots, "customer", "id",
-                             attrs_get(conv, "customer.id"), "name", attrs_get(conv, "customer.name"), "tier",
-                             attrs_get(conv, "tier"), "conversation", "", "locale", locale, "channel",
-                             attrs_get(conv, "channel"), "attributes");
+    json_t *body =
+        json_pack("{s:s, s:s, s:O, s:{s:s, s:s, s:s}, s:s, s:s, s:s, s:{}}", "action", it->action, "intent",
+                  it->name, "slots", slots, "customer", "id", attrs_get(conv, "customer.id"), "name",
+                  attrs_get(conv, "customer.name"), "tier", attrs_get(conv, "tier"), "conversation", "",
+                  "locale", locale, "channel", attrs_get(conv, "channel"), "attributes");
     if (!body)
         return KEFU_ENOMEM;
     out->ok = actions_call_wait(a, it->action, body, &out->result, out->outcome, sizeof out->outcome,
                                 &out->seconds);
     json_decref(body);
-    action_choose(it, out->ok, out->result, conv, locale, rules_reply_pick(it->replies, it->n_replies, locale, 0),
-                  &out->ch);
+    action_choose(it, out->ok, out->result, conv, locale,
+                  rules_reply_pick(it->replies, it->n_replies, locale, 0), &out->ch);
     return 0;
 }

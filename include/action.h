@@ -61,7 +61,7 @@ int actions_metrics(struct actions *a, struct text_buf *out);
 
 /* What an intent does with its action's answer. */
 struct action_choice {
-    const char *tpl;                     /* the reply template to render (with the result's fields), or NULL */
+    const char *tpl; /* the reply template to render (with the result's fields), or NULL */
     const struct rules_handoff *handoff; /* an `on ... -> handoff` that applies, or NULL */
     int failed_handoff;                  /* the call failed and no `on failed` line says what to do:
                                             hand off with reason action_failed */

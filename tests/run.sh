@@ -38,8 +38,9 @@ tally "$(BUILD="${BUILD:-build}" sh tests/e2e.sh 2>&1)"
 oa=$(BUILD="${BUILD:-build}" node tests/openapi/run.js 2>&1)
 tally "$oa" $? "openapi tests did not run (make openapi-deps?)"
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups, webhooks,
+# the rules' actions against a shop backend,
 # what make install lays down (the systemd unit checked by systemd-analyze), agent accounts
-tally "$(for s in crash iofail privacy backup webhook packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
+tally "$(for s in crash iofail privacy backup webhook actions packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
 # the PostgreSQL store and two nodes on one database, on a throwaway server (tests/pg_lib.sh)
 tally "$(BUILD="${BUILD:-build}" sh tests/pg.sh 2>&1)"
 # hostile input against a real kefu serve
