@@ -964,10 +964,12 @@ static json_t *action_json(const struct rules_intent *it, const struct cli_actio
     json_t *o = json_pack("{s:s, s:b, s:s, s:f, s:O?}", "name", it->action, "ok", act->ok, "outcome",
                           act->outcome, "seconds", act->seconds, "result", act->result);
     if (o && act->ch.failed_handoff)
-        json_object_set_new(o, "handoff", json_pack("{s:s, s:s}", "queue", "general", "reason", "action_failed"));
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", "general", "reason", "action_failed"));
     else if (o && act->ch.handoff)
-        json_object_set_new(o, "handoff", json_pack("{s:s, s:s}", "queue", act->ch.handoff->queue, "priority",
-                                                    rules_priority_name(act->ch.handoff->priority)));
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", act->ch.handoff->queue, "priority",
+                                      rules_priority_name(act->ch.handoff->priority)));
     return o;
 }
 

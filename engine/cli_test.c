@@ -103,8 +103,8 @@ static int parse_args(int argc, char **argv, struct test_opts *o)
 }
 
 /* Opens the dialog on a fresh temporary directory with a test agent. */
-static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, size_t cap, struct actions *acts,
-                       struct dialog **d)
+static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, size_t cap,
+                       struct actions *acts, struct dialog **d)
 {
     unsigned char r[16];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)

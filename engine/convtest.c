@@ -364,8 +364,7 @@ static int run_step(struct dialog *d, const char *agent, const char *conv, const
     int rc = KEFU_EINVAL;
     if (st->kind == STEP_ACTION) { /* from now on in this conversation, the action answers this */
         json_t *v = st->key ? json_loads(st->key, 0, NULL) : NULL;
-        rc = dialog_actions(d) ? actions_stub(dialog_actions(d), st->text, v)
-                               : KEFU_EINVAL;
+        rc = dialog_actions(d) ? actions_stub(dialog_actions(d), st->text, v) : KEFU_EINVAL;
         json_decref(v);
         return rc; /* the last answer stays the one expectations read */
     } else if (st->kind == STEP_SAY) {

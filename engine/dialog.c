@@ -383,7 +383,8 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag)
         return dialog_fail(rc, "cannot load rules from '%s'; the running rules stay", d->rules_dir);
     if (d->actions && !d->actions_lax && rules_check_actions(fresh, actions_known_fn, d->actions, diag) > 0) {
         rules_unref(fresh);
-        return dialog_fail(KEFU_ESYNTAX, "the rules name actions the server does not know; the running rules stay");
+        return dialog_fail(KEFU_ESYNTAX,
+                           "the rules name actions the server does not know; the running rules stay");
     }
     struct kb_examples *ex = NULL;
     if (kb_examples_build(fresh, &ex) < 0)
@@ -929,7 +930,7 @@ struct turn {
     const char *act_tpl; /* the intent's reply when no `on` line applies (borrowed from rs) */
     json_t *act_result;  /* the answer (a reference), NULL when it failed */
     char act_outcome[32];
-    char field[512]; /* a result field as fill() last rendered it */
+    char field[512];                         /* a result field as fill() last rendered it */
     struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
     struct store_batch b;
@@ -2061,7 +2062,8 @@ static void action_answered(void *ctx, const struct action_result *r)
 static void call_action(struct dialog_call *call)
 {
     struct turn *t = &call->t;
-    const char *name = t->act_phase == ACT_PROFILE ? "profile" : rules_intent(t->rs, (size_t)t->act_intent)->action;
+    const char *name =
+        t->act_phase == ACT_PROFILE ? "profile" : rules_intent(t->rs, (size_t)t->act_intent)->action;
     json_t *body = action_body(t, name);
     if (!body) {
         struct action_result r = {.outcome = "error", .error = "out of memory"};

@@ -652,12 +652,12 @@ int dialog_metrics(struct dialog *d, struct text_buf *out)
     struct store_stats ss;
     store_stats(d->st, &ss);
     int rc = put(out,
-               "# TYPE kefu_store_commits_total counter\nkefu_store_commits_total %lld\n"
-               "# TYPE kefu_store_batches_total counter\nkefu_store_batches_total %lld\n"
-               "# TYPE kefu_store_checkpoints_total counter\nkefu_store_checkpoints_total %lld\n"
-               "# TYPE kefu_store_cache_hits_total counter\nkefu_store_cache_hits_total %llu\n"
-               "# TYPE kefu_store_cache_misses_total counter\nkefu_store_cache_misses_total %llu\n",
-               ss.commits, ss.batches, ss.checkpoints, ss.cache_hits, ss.cache_misses);
+                 "# TYPE kefu_store_commits_total counter\nkefu_store_commits_total %lld\n"
+                 "# TYPE kefu_store_batches_total counter\nkefu_store_batches_total %lld\n"
+                 "# TYPE kefu_store_checkpoints_total counter\nkefu_store_checkpoints_total %lld\n"
+                 "# TYPE kefu_store_cache_hits_total counter\nkefu_store_cache_hits_total %llu\n"
+                 "# TYPE kefu_store_cache_misses_total counter\nkefu_store_cache_misses_total %llu\n",
+                 ss.commits, ss.batches, ss.checkpoints, ss.cache_hits, ss.cache_misses);
     return rc < 0 ? rc : actions_metrics(d->actions, out);
 }
 

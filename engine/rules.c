@@ -1253,8 +1253,8 @@ static void parse_line(struct cur *c)
         expect_end(c);
         return;
     }
-    static const char *const body[] = {"example", "match",  "regex", "slot", "reply", "when", "priority",
-                                       "threshold", "handoff", "topic", "action", "on", "set", NULL};
+    static const char *const body[] = {"example",   "match",   "regex", "slot",   "reply", "when", "priority",
+                                       "threshold", "handoff", "topic", "action", "on",    "set",  NULL};
     int known = 0;
     for (int k = 0; body[k]; k++)
         known |= word_is(kw, base, body[k]);

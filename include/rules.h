@@ -115,9 +115,9 @@ struct rules_example {
  * with failed set, when the action failed). Lines whose conditions are
  * written alike share a group: the first group that holds answers. */
 struct rules_on {
-    const struct rules_cond *cond; /* over the result's fields and the attributes; NULL with failed */
-    int failed;                    /* on failed: the call timed out, failed or answered nonsense */
-    int group;                     /* lines with the same condition text share a group number */
+    const struct rules_cond *cond;       /* over the result's fields and the attributes; NULL with failed */
+    int failed;                          /* on failed: the call timed out, failed or answered nonsense */
+    int group;                           /* lines with the same condition text share a group number */
     const struct rules_reply *reply;     /* the reply of this line, or NULL */
     const struct rules_handoff *handoff; /* the handoff of this line, or NULL */
 };
@@ -143,7 +143,7 @@ struct rules_intent {
     const struct rules_handoff *handoffs;
     size_t n_handoffs;
     size_t n_patterns;
-    const char *action; /* the action called once the slots are filled, or NULL */
+    const char *action;     /* the action called once the slots are filled, or NULL */
     const char *action_src; /* the action's source line, for diagnostics */
     int action_line, action_col;
     const struct rules_on *ons;

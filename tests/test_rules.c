@@ -65,11 +65,13 @@ static const struct err_case {
     {"1.34", "intent a\n  action b\n  action c\n", 3, 3, "intent 'a' already has an action"},
     {"1.35", "intent a\n  action Order\n", 2, 10, "expected an action name"},
     {"1.36", "intent a\n  action b\n  on found = true reply y\n", 3, 19, "expected '->' after the condition"},
-    {"1.37", "intent a\n  action b\n  on found = true -> say y\n", 3, 22, "expected 'reply TEXT' or 'handoff"},
+    {"1.37", "intent a\n  action b\n  on found = true -> say y\n", 3, 22,
+     "expected 'reply TEXT' or 'handoff"},
     {"1.38", "intent a\n  action b\n  on failed -> handoff queue\n", 3, 29, "expected a queue name"},
     {"1.39", "intent a\n  action b\n  set s order.status\n", 3, 9, "expected '=' and a field"},
     {"1.40", "intent a\n  action b\n  on found -> reply y\n", 3, 12, "expected =, !=, <, <=, >, >= or in"},
-    {"1.41", "intent a\n  action b\n  on@zh found = true -> reply y\n", 3, 3, "only reply and slot take a @locale"},
+    {"1.41", "intent a\n  action b\n  on@zh found = true -> reply y\n", 3, 3,
+     "only reply and slot take a @locale"},
     {"1.42", "intent a\n  action b\n  on failed -> reply@ZH y\n", 3, 22, "bad locale 'ZH'"},
 };
 
