@@ -1779,8 +1779,9 @@ static void remember_action(struct turn *t, const struct rules_intent *it)
         v = json_object();
         json_object_set_new(t->mem, "actions", v);
     }
-    json_t *r = json_pack("{s:s, s:s, s:O?}", "intent", it->name, "outcome", t->act_outcome, "result",
-                          t->act_ok ? t->act_result : NULL);
+    json_t *r = json_pack("{s:s, s:s}", "intent", it->name, "outcome", t->act_outcome);
+    if (r && t->act_ok && t->act_result) /* no result when the call failed */
+        json_object_set(r, "result", t->act_result);
     if (r)
         json_object_set_new(v, it->action, r);
 }
