@@ -41,6 +41,8 @@ TESTS   += redact
 TESTS   += jit
 # the libcurl client against a local libmicrohttpd server
 TESTS   += httpc
+# the rules' actions: configuration, stubs, the breaker, fields, choices
+TESTS   += action
 # the trained intent classifier
 TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)

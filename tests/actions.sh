@@ -42,6 +42,12 @@ intent shop.stock
   slot  sku /(sku\d{4})/ ask "Which SKU?"
   action stock
   reply Stock of {sku}: {order.status_text}.
+intent shop.warehouse
+  priority 50
+  match warehouse
+  action one_at_a_time
+  on failed -> reply The warehouse cannot say right now.
+  reply The warehouse says {order.status_text}.
 RULES
 SECRET=actsec-0123456789abcdef
 export KEFU_AGENT_TOKENS="alice:tok-alice-0123456789"
@@ -56,8 +62,9 @@ while [ $i -lt 200 ] && ! grep -q '^listening' "$tmp/backend.out"; do sleep 0.05
 B="http://127.0.0.1:$(sed -n 's/^listening //p' "$tmp/backend.out")"
 ep() { printf '"%s": {"url": "%s/%s", "secret": "%s", "timeout_s": 0.5, "breaker_failures": 3, "breaker_open_s": 1}' \
     "$1" "$B" "$2" "$SECRET"; }
-printf '{%s, %s, %s, %s, %s}\n' "$(ep order_status order_status)" "$(ep order_tracking order_tracking)" \
-    "$(ep refund_status refund_status)" "$(ep profile profile)" "$(ep stock order_status)" >"$tmp/actions.json"
+printf '{%s, %s, %s, %s, %s, %s}\n' "$(ep order_status order_status)" "$(ep order_tracking order_tracking)" \
+    "$(ep refund_status refund_status)" "$(ep profile profile)" "$(ep stock order_status)" \
+    "$(ep one_at_a_time order_status | sed 's/}$/, "concurrency": 1}/')" >"$tmp/actions.json"
 printf '{%s, %s, %s}\n' "$(ep order_status order_status)" "$(ep order_tracking order_tracking)" \
     "$(ep profile profile)" >"$tmp/partial.json"
 
@@ -171,6 +178,26 @@ s=$(post "/v1/conversations/$C/claim" '' "$AL")
 jq -e '.reason == "action_failed" and .understood.actions.stock.outcome == "error"
     and .understood.actions.stock.intent == "shop.stock"' "$tmp/b" >/dev/null
 check actions-failed-packet $? "$s $(cat "$tmp/b")"
+mode ok
+
+# 6b. the concurrency limit: while one call waits on a slow backend, the next is refused at once
+mode slow
+conv c-busy-1
+C1=$C T1=$T
+conv c-busy-2
+curl -s -m 10 -o "$tmp/busy1" -X POST -H 'Content-Type: application/json' -H "$T1" \
+    --data-binary '{"text":"ask the warehouse"}' "$URL/v1/conversations/$C1/messages" &
+bg=$!
+sleep 0.15
+t0=$(date +%s%N)
+say "ask the warehouse"
+ms=$((($(date +%s%N) - t0) / 1000000))
+wait "$bg"
+[ "$S" = 200 ] && [ "$R" = "The warehouse cannot say right now." ] &&
+    [ "$(jq -r .reply.text "$tmp/busy1")" = "The warehouse cannot say right now." ] &&
+    curl -s "$URL/metrics" | grep -q '^kefu_action_calls_total{action="one_at_a_time",outcome="busy"} 1$' &&
+    curl -s "$URL/metrics" | grep -q '^kefu_action_calls_total{action="one_at_a_time",outcome="timeout"} 1$'
+check actions-concurrency-limit $? "$S $ms ms $R $(curl -s "$URL/metrics" | grep one_at_a_time)"
 mode ok
 
 # 7. the profile action: a customer the widget calls regular is a VIP for the shop
