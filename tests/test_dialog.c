@@ -1267,16 +1267,18 @@ static void test_actions(void **state)
     reopen_with_actions(f, a, 1);
     char id[40], token[40];
     new_conv(f->d, "act-1", "regular", "web", id, token);
-    json_t *v = json_loads("{\"found\": true, \"order\": {\"status\": \"shipped\", \"carrier\": \"SF Express\", "
-                           "\"tracking\": \"SF1\", \"eta\": \"tomorrow\"}}",
-                           0, NULL);
+    json_t *v =
+        json_loads("{\"found\": true, \"order\": {\"status\": \"shipped\", \"carrier\": \"SF Express\", "
+                   "\"tracking\": \"SF1\", \"eta\": \"tomorrow\"}}",
+                   0, NULL);
     assert_int_equal(actions_stub(a, "order_status", v), 0);
     json_decref(v);
     json_t *r = say(f->d, id, "where is my order KF12345678", NULL);
     expect_str(r, "reply.intent", "order.status");
     expect_str(r, "reply.source", "rule");
-    expect_str(r, "reply.text",
-               "Order KF12345678 has shipped with SF Express (tracking number SF1) and should arrive tomorrow.");
+    expect_str(
+        r, "reply.text",
+        "Order KF12345678 has shipped with SF Express (tracking number SF1) and should arrive tomorrow.");
     expect_str(r, "reply.slots.order_status", "shipped");
     json_decref(r);
     v = json_pack("{s:b}", "found", 0);
@@ -1304,10 +1306,11 @@ static void test_actions(void **state)
     assert_int_equal(dialog_claim(f->d, "amy", id, &ctx), 0);
     expect_str(ctx, "reason", "rule");
     expect_str(ctx, "understood.actions.order_status.outcome", "ok");
-    json_t *res = json_object_get(json_object_get(json_object_get(json_object_get(ctx, "understood"), "actions"),
-                                                  "order_status"),
-                                  "result");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(res, "order"), "status")), "exception");
+    json_t *res = json_object_get(
+        json_object_get(json_object_get(json_object_get(ctx, "understood"), "actions"), "order_status"),
+        "result");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(res, "order"), "status")),
+                        "exception");
     json_decref(ctx);
     /* the profile action: a VIP's first miss goes to the vip queue; asked once per customer */
     v = json_pack("{s:s, s:s, s:{s:s}}", "name", "Wang", "tier", "vip", "attributes", "segment", "wholesale");
@@ -1340,8 +1343,8 @@ static void test_actions(void **state)
     open_dialog(f); /* now it opens */
     char rules[96], cmd[320];
     reopen_on_copy(f, rules, sizeof rules);
-    snprintf(cmd, sizeof cmd, "printf 'intent x.y\\n  match zzqq\\n  action nowhere\\n  reply r\\n' > '%s/zz.rules'",
-             rules);
+    snprintf(cmd, sizeof cmd,
+             "printf 'intent x.y\\n  match zzqq\\n  action nowhere\\n  reply r\\n' > '%s/zz.rules'", rules);
     assert_int_equal(system(cmd), 0);
     rules_diag_init(&diag);
     assert_int_equal(dialog_reload(f->d, &diag), KEFU_ESYNTAX);
