@@ -1720,7 +1720,8 @@ static int turn_end(struct turn *t, int rc)
     return rc < 0 ? rc : 1;
 }
 
-/* 1 when the shop's profile action should tell who this customer is: once per customer id. */
+/* 1 when the shop's profile action should tell who this customer is: once per conversation
+ * (its memory keeps the customer id it asked about). */
 static int wants_profile(struct turn *t)
 {
     return t->d->actions && *t->cu.id && actions_known(t->d->actions, "profile") &&

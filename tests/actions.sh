@@ -210,7 +210,7 @@ n=$(grep -c '"path":"/profile"' "$tmp/backend.log")
 conv c-regular
 say "hello"
 say "where is my order KF12345678"
-[ "$(grep -c '"path":"/profile"' "$tmp/backend.log")" = $((n + 1)) ] # once per customer, not per message
+[ "$(grep -c '"path":"/profile"' "$tmp/backend.log")" = $((n + 1)) ] # once per conversation, not per message
 check actions-profile-once $? "$(grep -c '"path":"/profile"' "$tmp/backend.log") profile calls (was $n)"
 
 # 8. metrics: calls by outcome, latency by action

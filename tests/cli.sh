@@ -475,3 +475,8 @@ printf 'conversation x\n  action order_status answers [1]\n  action order_status
 [ $? -eq 2 ] && grep -q "bad.test:2:3: 'answers' takes a JSON object on the same line" "$tmp/err" &&
     grep -q "bad.test:3:3: an action step is 'action NAME answers {JSON object}' or 'action NAME fails'" "$tmp/err" &&
     ok test-action-step-errors || no test-action-step-errors "$(cat "$tmp/err")"
+# chat takes stubs too: the answer fills the reply of the conversation's order question
+out=$(printf 'where is my order\nKF12345678\n' | "$KEFU" chat --corpus "$tmp/nocorpus" \
+    --stub 'order_status={"found":true,"order":{"status":"paid","eta":"today"}}' 2>&1)
+echo "$out" | grep -q '^kefu (rule, order.status, .*Order KF12345678 is paid and being packed; it leaves our warehouse today.' &&
+    ok chat-action-stub || no chat-action-stub "$out"
