@@ -34,6 +34,8 @@ ENGINE  += abtest
 ENGINE  += kpi
 # outgoing HTTP through libcurl's multi interface (webhooks, actions)
 ENGINE  += httpc
+# the rules' actions: the shop's endpoints, breakers, stubs (through httpc)
+ENGINE  += action cli_action demo_orders
 # the events dialog writes to the store's outbox for webhooks
 ENGINE  += dialog_outbox cli_webhook
 # agent accounts in the store
@@ -49,6 +51,8 @@ TESTS   += redline
 TESTS   += abtest
 # the libcurl client against a local libmicrohttpd server
 TESTS   += httpc
+# the rules' actions: configuration, stubs, the breaker, fields, choices
+TESTS   += action
 # the trained intent classifier
 TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
@@ -146,7 +150,8 @@ valgrind: $(TESTBINS) $(BUILD)/kefu
 run: kefu
 	@if [ -z "$$KEFU_AGENT_TOKENS" ]; then KEFU_AGENT_TOKENS="demo:$$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"; \
 	    echo "kefu: agent token for the console (agent 'demo'): $${KEFU_AGENT_TOKENS#demo:}"; fi; \
-	    export KEFU_AGENT_TOKENS; exec ./kefu serve
+	    export KEFU_AGENT_TOKENS; ./kefu demo-orders --listen 127.0.0.1:8089 & demo=$$!; \
+	    trap 'kill $$demo 2>/dev/null' EXIT INT TERM; ./kefu serve --actions demo/actions.json
 
 # Browser tests: the widget and the console in Debian's headless Chromium, driven by
 # playwright-core from npm (tests/browser/; node_modules is installed once, from the lock).

@@ -6,6 +6,7 @@
 #include "cli_int.h"
 
 #include "decide.h"
+#include "demo.h"
 #include "dialog.h"
 #include "eval.h"
 #include "httpc.h"
@@ -58,6 +59,9 @@ struct opts {
     struct attr extra[16]; /* --attr key=value; keys point into key_buf */
     size_t n_extra;
     char key_buf[16][64];
+    const char *actions; /* --actions FILE */
+    char *stubs[16];     /* --stub NAME=JSON */
+    size_t n_stubs;
 };
 
 int cli_fail(const char *fmt, ...)
@@ -183,6 +187,12 @@ static int parse_opts(int argc, char **argv, const char *accepted, struct opts *
                 return cli_fail("option '%s' takes a number from 0 to 1", a);
             o->th[threshold_index(a)] = v;
             i++;
+        } else if (strcmp(a, "--actions") == 0) {
+            val = &o->actions;
+        } else if (strcmp(a, "--stub") == 0) {
+            if (i + 1 >= argc || o->n_stubs == 16)
+                return cli_fail("--stub takes NAME=JSON (at most 16)");
+            o->stubs[o->n_stubs++] = argv[++i];
         } else if (strcmp(a, "--attr") == 0) {
             const char *kv = i + 1 < argc ? argv[++i] : "";
             const char *eq = strchr(kv, '=');
@@ -234,6 +244,7 @@ struct fill_ctx {
     const struct attrs *a;
     struct kb *kb;
     char tmp[512];
+    json_t *result; /* the action's answer, or NULL */
 };
 
 static const char *fill(void *ctx, const char *name)
@@ -256,6 +267,8 @@ static const char *fill(void *ctx, const char *name)
     for (size_t k = 0; k < f->n_slots; k++)
         if (strcmp(f->slots[k].name, name) == 0)
             return f->slots[k].value;
+    if (f->result && action_field(f->result, name, f->tmp, sizeof f->tmp))
+        return f->tmp;
     snprintf(f->tmp, sizeof f->tmp, "[%s]", name);
     return f->tmp;
 }
@@ -492,6 +505,17 @@ static int cmd_check(struct session *s)
     else
         rc = rules_load_dir(dir, &d, &rs);
     size_t total = 0, bad = 0;
+    struct actions *acts = NULL;
+    if (rc == 0 && o->actions) { /* the server's configuration: every action the rules name must be in it */
+        if (cli_actions_open(o->actions, NULL, 0, &acts)) {
+            rules_diag_release(&d);
+            rules_unref(rs);
+            return 2;
+        }
+        if (rules_check_actions(rs, actions_known_fn, acts, &d) > 0)
+            rc = KEFU_ESYNTAX;
+        actions_free(acts);
+    }
     if (rc == 0)
         bad = check_examples(rs, &d, &total);
     char rl[4096];
@@ -913,7 +937,7 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
     if (it && (ans->ask = missing_slot_ask(it, slots, n_slots, locale)))
         snprintf(ans->text, sizeof ans->text, "%s", ans->ask);
     else if (d->reply) {
-        struct fill_ctx f = {slots, n_slots, a, dc->kb, ""};
+        struct fill_ctx f = {slots, n_slots, a, dc->kb, "", NULL};
         rules_render(d->reply, fill, &f, ans->text, sizeof ans->text);
     } else if (d->source == DECIDE_KB) {
         struct kb_result r = d->kb; /* the search cut no snippet: only the answer shows one */
@@ -931,7 +955,53 @@ static void build_answer(struct decide_ctx *dc, const struct decision *d, const 
              la, ans->quick[0], lb, ans->quick[1]);
 }
 
-static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text)
+/* Calls the chosen intent's action and renders what it chose into ans. */
+static void ask_action(struct decide_ctx *dc, const struct rules_intent *it, const struct router_slot *slots,
+                       size_t n_slots, const struct attrs *a, struct actions *acts, struct answer *ans,
+                       struct cli_action *act)
+{
+    json_t *js = json_object();
+    for (size_t k = 0; k < n_slots; k++)
+        json_object_set_new(js, slots[k].name, json_string(slots[k].value));
+    if (cli_action_run(acts, it, js, a, act) == 0) {
+        struct fill_ctx f = {slots, n_slots, a, dc->kb, "", act->result};
+        ans->text[0] = 0;
+        if (act->ch.tpl)
+            rules_render(act->ch.tpl, fill, &f, ans->text, sizeof ans->text);
+    }
+    json_decref(js);
+}
+
+static void print_action(const struct rules_intent *it, const struct cli_action *act, int explain)
+{
+    if (act->ch.failed_handoff)
+        printf("handoff:     queue general, reason action_failed\n");
+    else if (act->ch.handoff)
+        printf("handoff:     queue %s, priority %s\n", act->ch.handoff->queue,
+               rules_priority_name(act->ch.handoff->priority));
+    if (!explain)
+        return;
+    char *r = act->result ? json_dumps(act->result, JSON_COMPACT) : NULL;
+    printf("action:      %s -> %s in %.1f ms%s%s\n", it->action, act->outcome, act->seconds * 1000,
+           r ? ": " : "", r ? r : "");
+    free(r);
+}
+
+static json_t *action_json(const struct rules_intent *it, const struct cli_action *act)
+{
+    json_t *o = json_pack("{s:s, s:b, s:s, s:f, s:O?}", "name", it->action, "ok", act->ok, "outcome",
+                          act->outcome, "seconds", act->seconds, "result", act->result);
+    if (o && act->ch.failed_handoff)
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", "general", "reason", "action_failed"));
+    else if (o && act->ch.handoff)
+        json_object_set_new(o, "handoff",
+                            json_pack("{s:s, s:s}", "queue", act->ch.handoff->queue, "priority",
+                                      rules_priority_name(act->ch.handoff->priority)));
+    return o;
+}
+
+static int ask_one(struct decide_ctx *dc, const struct opts *o, struct actions *acts, const char *text)
 {
     const struct rules *rs = dc->rs;
     size_t len = strlen(text);
@@ -952,8 +1022,14 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text
         router_slots(rs, dc->sc, (uint32_t)d.intent, text, len, slots, 16, &n_slots);
     struct answer ans;
     build_answer(dc, &d, &a, slots, n_slots, &ans);
+    struct cli_action act = {0};
+    int called = it && !ans.ask && it->action && d.source != DECIDE_HANDOFF;
+    if (called)
+        ask_action(dc, it, slots, n_slots, &a, acts, &ans, &act);
     if (o->json) {
         json_t *j = result_json(dc, &d, &ans, slots, n_slots, o->explain ? text : NULL);
+        if (called)
+            json_object_set_new(j, "action", action_json(it, &act));
         json_object_set_new(j, "locale", json_string(locale));
         if (ans.ask)
             json_object_set_new(j, "asking", json_true());
@@ -961,11 +1037,15 @@ static int ask_one(struct decide_ctx *dc, const struct opts *o, const char *text
         puts(s ? s : "{}");
         free(s);
         json_decref(j);
+        json_decref(act.result);
         return 0;
     }
     print_decision(rs, &d, &ans, slots, n_slots);
+    if (called)
+        print_action(it, &act, o->explain);
     if (o->explain)
         print_explain(dc, &d, text);
+    json_decref(act.result);
     return 0;
 }
 
@@ -973,7 +1053,12 @@ static int cmd_ask(struct session *s)
 {
     if (s->o.n_args != 1)
         return cli_fail("ask needs exactly one message (quote it)");
-    return ask_one(&s->dc, &s->o, s->o.args[0]);
+    struct actions *acts = NULL;
+    int rc = cli_actions_open(s->o.actions, s->o.stubs, s->o.n_stubs, &acts);
+    if (rc == 0)
+        rc = ask_one(&s->dc, &s->o, acts, s->o.args[0]);
+    actions_free(acts);
+    return rc;
 }
 
 /* ---- kefu route ---- */
@@ -1214,6 +1299,7 @@ static void usage(FILE *f)
           "  store copy          move the conversations into PostgreSQL (--from DIR --to URI)\n"
           "  webhook list|replay the webhook outbox: events waiting or dead; send dead ones again\n"
           "  agent add|list|...  agent accounts: a token shown once, disable, rotate (--data DIR)\n"
+          "  demo-orders         the demo shop's order system for the rules' actions (make run starts it)\n"
           "  test [FILES|DIRS]   run conversation tests (default rules/tests/)\n"
           "  learn FILE.tsv      turn labelled lines (text<TAB>label) into example-only rules\n"
           "  eval FILE.tsv       route labelled lines and report accuracy, automation, precision\n\n"
@@ -1229,16 +1315,22 @@ static const struct command {
     int (*run)(struct session *s);
     const char *usage;
 } commands[] = {
-    {"check", " --rules --strict --quiet -q ", 0, cmd_check,
-     "usage: kefu check [--strict] [--quiet] [RULES_DIR | FILE.rules]\n\n"
+    {"check", " --rules --strict --quiet -q --actions ", 0, cmd_check,
+     "usage: kefu check [--strict] [--quiet] [--actions FILE] [RULES_DIR | FILE.rules]\n\n"
+     "With --actions (the server's actions configuration), every 'action NAME' of the\n"
+     "rules must be configured there.\n"
      "Parses and compiles the rules, lints them (duplicates, unknown or unused concepts,\n"
      "shadowed patterns, dangerous regexes) and routes every example line, which must\n"
      "reach its own intent. Exits 1 on errors (and on warnings with --strict).\n"
      "--strict also JIT-compiles every regex once, to warn about those PCRE2's JIT\n"
      "refuses (the server JIT-compiles a regex only once it has run a few times)."},
-    {"ask", " --rules --json --explain --locale --channel --tier --attr --db" STAGE_FLAGS, 1, cmd_ask,
+    {"ask", " --rules --json --explain --locale --channel --tier --attr --db --actions --stub" STAGE_FLAGS, 1,
+     cmd_ask,
      "usage: kefu ask [--explain] [--json] [--locale L] [--channel C] [--tier T] [--attr K=V]...\n"
-     "                [--rules DIR] [--db PATH] TEXT\n\n"
+     "                [--rules DIR] [--db PATH] [--actions FILE] [--stub NAME=JSON|fail]... TEXT\n\n"
+     "An intent with an action calls it once its slots are filled: the endpoint of\n"
+     "--actions FILE, or the answer --stub gives (fail: the call fails); without either\n"
+     "the call fails and the intent's 'on failed' line (or a handoff) answers.\n"
      "Shows what kefu would answer to TEXT and, with --explain, why: the normalized text,\n"
      "the literals the prefilter found, then every stage of the decision (rules, examples,\n"
      "articles, clarify) with each candidate's confidence, threshold and why it was or was\n"
@@ -1424,6 +1516,8 @@ int cli_main(int argc, char **argv)
         return cli_webhook(argc - 1, argv + 1);
     if (strcmp(cmd, "agent") == 0) /* agent accounts: cli_agent.c */
         return cli_agent(argc - 1, argv + 1);
+    if (strcmp(cmd, "demo-orders") == 0) /* the demo shop's order system: demo_orders.c */
+        return demo_orders_main(argc - 1, argv + 1);
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
         if (strcmp(cmd, commands[k].name) == 0)
             return run_command(&commands[k], argc - 1, argv + 1);

@@ -7,6 +7,8 @@
 #include "cli.h"
 #include "cli_int.h"
 
+#include "action.h"
+
 #include "dialog.h"
 #include "kefu.h"
 
@@ -22,17 +24,22 @@
 
 static const char *const usage_chat =
     "usage: kefu chat [--rules DIR] [--corpus DIR] [--locale L] [--channel C] [--tier T]\n"
-    "                 [--hours HH:MM-HH:MM] [--tz-offset MINUTES] [--miss-limit N] [--data DIR]\n\n"
+    "                 [--hours HH:MM-HH:MM] [--tz-offset MINUTES] [--miss-limit N] [--data DIR]\n"
+    "                 [--actions FILE] [--stub NAME=JSON|fail]...\n\n"
     "A conversation with kefu in the terminal, exactly as a customer has it: the bot\n"
     "remembers what was said, asks for missing details, clarifies, and hands off to a\n"
     "person. The conversation lives in a temporary data directory removed at the end,\n"
     "or in DIR with --data (kept, for kefu report).\n"
     "Agent commands: /claim (take the conversation), /agent TEXT (reply as the agent),\n"
-    "/resolve, /new (a new conversation). An empty line or Ctrl-D ends it.";
+    "/resolve, /new (a new conversation). An empty line or Ctrl-D ends it.\n"
+    "The rules' actions call the endpoints of --actions FILE, or answer what --stub says\n"
+    "(fail: the call fails); an action with neither fails.";
 
 struct chat_opts {
-    const char *rules, *corpus, *locale, *channel, *tier, *hours, *data;
+    const char *rules, *corpus, *locale, *channel, *tier, *hours, *data, *actions;
     int tz, miss_limit;
+    char *stubs[16]; /* --stub NAME=JSON */
+    size_t n_stubs;
 };
 
 /* Returns 0, 1 for --help, or 2 after printing an error. */
@@ -47,6 +54,15 @@ static int chat_parse(int argc, char **argv, struct chat_opts *o)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return 1;
+        if (strcmp(argv[i], "--actions") == 0 || strcmp(argv[i], "--stub") == 0) {
+            if (i + 1 >= argc || (argv[i][2] == 's' && o->n_stubs == 16))
+                return cli_fail("option '%s' needs a value (--stub at most 16 times)", argv[i]);
+            if (argv[i][2] == 'a')
+                o->actions = argv[++i];
+            else
+                o->stubs[o->n_stubs++] = argv[++i];
+            continue;
+        }
         int k = 0;
         while (k < 9 && strcmp(argv[i], names[k]) != 0)
             k++;
@@ -68,6 +84,7 @@ static int chat_parse(int argc, char **argv, struct chat_opts *o)
 
 struct chat {
     struct dialog *d;
+    struct actions *acts;
     const struct chat_opts *o;
     char dir[64];
     char conv[64];
@@ -205,6 +222,10 @@ static int chat_open(struct chat *c)
     cfg.tz_offset_min = c->o->tz;
     cfg.miss_limit = c->o->miss_limit;
     cfg.agents = agents;
+    if (cli_actions_open(c->o->actions, c->o->stubs, c->o->n_stubs, &c->acts))
+        return 2;
+    cfg.actions = c->acts;
+    cfg.actions_lax = !c->o->actions; /* with the server's configuration, as strict as the server */
     struct rules_diag diag;
     rules_diag_init(&diag);
     int rc = dialog_open(&cfg, &diag, &c->d);
@@ -220,6 +241,7 @@ static int chat_open(struct chat *c)
 static void chat_close(struct chat *c)
 {
     dialog_close(c->d);
+    actions_free(c->acts);
     if (!*c->dir)
         return;
     const char *files[] = {"kefu.db", "kefu.db-wal", "kefu.db-shm", "kb.db", "kb.db-wal", "kb.db-shm"};

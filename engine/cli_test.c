@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "cli_int.h"
 
+#include "action.h"
 #include "convtest.h"
 #include "dialog.h"
 #include "kefu.h"
@@ -23,12 +24,14 @@
 #define MAX_FILES     256
 
 static const char *const usage_test =
-    "usage: kefu test [-v] [--rules DIR] [--corpus DIR] [FILE.test | DIR]...\n\n"
+    "usage: kefu test [-v] [--rules DIR] [--corpus DIR] [--actions FILE] [FILE.test | DIR]...\n\n"
     "Runs conversation tests (default: every *.test file in rules/tests/) through the real\n"
     "dialog pipeline on a temporary database: customer lines, agent steps, and the expected\n"
     "intent, reply, slots, state and queue after each. Prints each failing conversation with\n"
     "the file:line of every failed expectation (-v lists passing ones too). Exits 0 when all\n"
-    "pass, 1 when one fails, 2 when a file does not parse. The format is in docs/testing.md.";
+    "pass, 1 when one fails, 2 when a file does not parse. The format is in docs/testing.md.\n"
+    "A file says what an action answers ('action NAME answers {...}', 'action NAME fails');\n"
+    "an action it does not stub calls the endpoint of --actions FILE, or fails without one.";
 
 static int name_cmp(const void *a, const void *b)
 {
@@ -70,7 +73,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 struct test_opts {
-    const char *rules, *corpus;
+    const char *rules, *corpus, *actions;
     int verbose;
     char *files[MAX_FILES];
     size_t n_files;
@@ -84,10 +87,10 @@ static int parse_args(int argc, char **argv, struct test_opts *o)
             return puts(usage_test), 1;
         if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
             o->verbose = 1;
-        } else if (strcmp(a, "--rules") == 0 || strcmp(a, "--corpus") == 0) {
+        } else if (strcmp(a, "--rules") == 0 || strcmp(a, "--corpus") == 0 || strcmp(a, "--actions") == 0) {
             if (i + 1 >= argc)
                 return cli_fail("option '%s' needs a value", a);
-            *(a[2] == 'r' ? &o->rules : &o->corpus) = argv[++i];
+            *(a[2] == 'r' ? &o->rules : a[2] == 'c' ? &o->corpus : &o->actions) = argv[++i];
         } else if (a[0] == '-') {
             return cli_fail("unknown option '%s' for 'test' (see kefu test --help)", a);
         } else if (collect(a, o->files, &o->n_files)) {
@@ -100,7 +103,8 @@ static int parse_args(int argc, char **argv, struct test_opts *o)
 }
 
 /* Opens the dialog on a fresh temporary directory with a test agent. */
-static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, size_t cap, struct dialog **d)
+static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, size_t cap,
+                       struct actions *acts, struct dialog **d)
 {
     unsigned char r[16];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
@@ -118,6 +122,8 @@ static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, s
     cfg.corpus_dir = o->corpus;
     cfg.agents = agent_spec;
     cfg.hours = NULL;
+    cfg.actions = acts;
+    cfg.actions_lax = 1; /* the files stub what they need */
     struct rules_diag diag;
     rules_diag_init(&diag);
     int rc = dialog_open(&cfg, &diag, d);
@@ -135,8 +141,11 @@ int cli_test(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     char tmp[] = "/tmp/kefu-test-XXXXXX", agent[128];
     struct dialog *d = NULL;
+    struct actions *acts = NULL;
     if (rc == 0)
-        rc = open_dialog(&o, tmp, agent, sizeof agent, &d);
+        rc = cli_actions_open(o.actions, NULL, 0, &acts);
+    if (rc == 0)
+        rc = open_dialog(&o, tmp, agent, sizeof agent, acts, &d);
     struct convtest_stats st = {0};
     int syntax = 0;
     for (size_t i = 0; rc == 0 && i < o.n_files; i++) {
@@ -156,6 +165,7 @@ int cli_test(int argc, char **argv)
                st.files == 1 ? "" : "s", st.conversations, st.conversations == 1 ? "" : "s", st.checks,
                st.passed, st.failed);
     }
+    actions_free(acts);
     for (size_t i = 0; i < o.n_files; i++)
         free(o.files[i]);
     if (rc)

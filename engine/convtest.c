@@ -5,12 +5,13 @@
  * (the same JSON the HTTP API sends). Format: docs/testing.md. */
 #include "convtest.h"
 
+#include "action.h"
 #include "kefu.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum step_kind { STEP_SAY = 1, STEP_EXPECT, STEP_AGENT, STEP_FEEDBACK };
+enum step_kind { STEP_SAY = 1, STEP_EXPECT, STEP_AGENT, STEP_FEEDBACK, STEP_ACTION };
 enum agent_op { AG_CLAIM = 1, AG_SAYS, AG_TRANSFER, AG_RELEASE, AG_RESOLVE };
 enum expect_op { OP_EQ = 1, OP_NE, OP_HAS, OP_GE, OP_LE, OP_NONE };
 
@@ -185,11 +186,35 @@ static int parse_line(struct convo *c, const char *p, int line, const char **why
         st->text = trimmed(end, strlen(end));
         return !st->text ? KEFU_ENOMEM : r < 1 || r > 5 || (*end && *end != ' ') ? KEFU_EINVAL : 0;
     }
+    if (strncmp(p, "action ", 7) == 0) {
+        *why = "an action step is 'action NAME answers {JSON object}' or 'action NAME fails'";
+        if (!(st = add_step(c, STEP_ACTION, line)))
+            return KEFU_ENOMEM;
+        const char *q = p + 7;
+        while (*q == ' ')
+            q++;
+        size_t n = strcspn(q, " ");
+        if (!n || !(st->text = kefu_strndup(q, n)))
+            return n ? KEFU_ENOMEM : KEFU_EINVAL;
+        q += n;
+        while (*q == ' ')
+            q++;
+        if (strcmp(q, "fails") == 0)
+            return 0;
+        if (strncmp(q, "answers ", 8) != 0)
+            return KEFU_EINVAL;
+        json_t *v = json_loads(q + 8, JSON_REJECT_DUPLICATES, NULL);
+        int ok = json_is_object(v);
+        json_decref(v);
+        if (!ok)
+            return *why = "'answers' takes a JSON object on the same line", KEFU_EINVAL;
+        return (st->key = kefu_strndup(q + 8, strlen(q + 8))) ? 0 : KEFU_ENOMEM;
+    }
     if (strncmp(p, "with ", 5) == 0) {
         *why = "'with' takes key=value pairs (channel, locale, tier, customer, name) before the first step";
         return c->n_steps ? KEFU_EINVAL : parse_with(c, p + 5);
     }
-    *why = "expected '>', '<', 'agent', 'feedback' or 'with'";
+    *why = "expected '>', '<', 'agent', 'action', 'feedback' or 'with'";
     return KEFU_EINVAL;
 }
 
@@ -337,7 +362,12 @@ static int run_step(struct dialog *d, const char *agent, const char *conv, const
 {
     json_t *req = NULL, *out = NULL;
     int rc = KEFU_EINVAL;
-    if (st->kind == STEP_SAY) {
+    if (st->kind == STEP_ACTION) { /* from now on in this conversation, the action answers this */
+        json_t *v = st->key ? json_loads(st->key, 0, NULL) : NULL;
+        rc = dialog_actions(d) ? actions_stub(dialog_actions(d), st->text, v) : KEFU_EINVAL;
+        json_decref(v);
+        return rc; /* the last answer stays the one expectations read */
+    } else if (st->kind == STEP_SAY) {
         req = text_req(st->text);
         rc = dialog_customer_message(d, conv, req, &out);
     } else if (st->kind == STEP_FEEDBACK) {
@@ -385,6 +415,8 @@ static size_t run_convo(struct dialog *d, const char *agent, const char *path, c
                         size_t serial, FILE *out, struct convtest_stats *stats)
 {
     json_t *req = create_req(c, serial), *res = NULL;
+    if (dialog_actions(d))
+        actions_stub_clear(dialog_actions(d)); /* each conversation stubs its own */
     int rc = dialog_conversation_create(d, req, &res);
     json_decref(req);
     if (rc < 0) {

@@ -15,6 +15,7 @@
  * agent side is in dialog_agent.c. */
 #include "dialog_int.h"
 
+#include "action.h"
 #include "agents.h"
 #include "decide.h"
 #include "kefu.h"
@@ -39,7 +40,8 @@
 
 const char *const dialog_src_names[N_SRC] = {"rule",    "example", "kb",    "clarify", "fallback",
                                              "handoff", "queued",  "agent", "feedback"};
-const char *const dialog_why_names[N_WHY] = {"requested", "complaint", "anger", "misses", "tier", "rule"};
+const char *const dialog_why_names[N_WHY] = {"requested", "complaint", "anger",        "misses",
+                                             "tier",      "rule",      "action_failed"};
 
 static _Thread_local char err_buf[256];
 
@@ -379,6 +381,11 @@ int dialog_reload(struct dialog *d, struct rules_diag *diag)
     int rc = rules_load_dir(d->rules_dir, diag, &fresh);
     if (rc < 0)
         return dialog_fail(rc, "cannot load rules from '%s'; the running rules stay", d->rules_dir);
+    if (d->actions && !d->actions_lax && rules_check_actions(fresh, actions_known_fn, d->actions, diag) > 0) {
+        rules_unref(fresh);
+        return dialog_fail(KEFU_ESYNTAX,
+                           "the rules name actions the server does not know; the running rules stay");
+    }
     struct kb_examples *ex = NULL;
     if (kb_examples_build(fresh, &ex) < 0)
         ex = NULL; /* answers still work without the examples stage */
@@ -551,6 +558,8 @@ static int open_parts(struct dialog *d, const struct dialog_config *cfg, struct 
     int rc = rules_load_dir(d->rules_dir, diag, &d->rs);
     if (rc < 0)
         return dialog_fail(rc, "cannot load rules from '%s'", d->rules_dir);
+    if (d->actions && !d->actions_lax && rules_check_actions(d->rs, actions_known_fn, d->actions, diag) > 0)
+        return dialog_fail(KEFU_ESYNTAX, "the rules name actions the server does not know");
     d->rules_loaded_at = dialog_now(d);
     if (kb_examples_build(d->rs, &d->ex) < 0)
         d->ex = NULL;
@@ -598,6 +607,8 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     d->redact = cfg->redact;
     d->now = cfg->now;
     d->now_ctx = cfg->now_ctx;
+    d->actions = cfg->actions;
+    d->actions_lax = cfg->actions_lax;
     d->data_dir = dup_or_null(cfg->data_dir ? cfg->data_dir : "data");
     d->rules_dir = dup_or_null(cfg->rules_dir ? cfg->rules_dir : "rules");
     d->corpus_dir = dup_or_null(cfg->corpus_dir);
@@ -648,6 +659,11 @@ void dialog_close(struct dialog *d)
     free(d->corpus_dir);
     free(d->hours);
     free(d);
+}
+
+struct actions *dialog_actions(struct dialog *d)
+{
+    return d->actions;
 }
 
 /* ---- the queue ---- */
@@ -918,7 +934,14 @@ struct turn {
     char conv[40];     /* the conversation asked for */
     char bot_text[DIALOG_MAX_TEXT * 2 + 514];
     char *memory, *packet, *result;
-    json_t *hfields;                         /* the handoff event's fields, NULL without one */
+    json_t *hfields; /* the handoff event's fields, NULL without one */
+    /* an action the turn waits for: ACT_PROFILE before deciding, ACT_INTENT before answering */
+    int act_phase, act_ok, cu_dirty;
+    long act_intent;
+    const char *act_tpl; /* the intent's reply when no `on` line applies (borrowed from rs) */
+    json_t *act_result;  /* the answer (a reference), NULL when it failed */
+    char act_outcome[32];
+    char field[512];                         /* a result field as fill() last rendered it */
     struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
     struct store_batch b;
@@ -965,7 +988,8 @@ static const char *mem_str(json_t *mem, const char *key)
     return s ? s : "";
 }
 
-/* The attributes the rules' conditions read. */
+/* The attributes the rules' conditions read: ten of the conversation, the rest attr.NAME. */
+#define TURN_ATTRS 32
 static void turn_attrs(struct turn *t, struct attr *v, char *misses, struct attrs *a)
 {
     size_t n = 0;
@@ -980,6 +1004,13 @@ static void turn_attrs(struct turn *t, struct attr *v, char *misses, struct attr
     v[n++] = (struct attr){"customer.id", t->cu.id};
     v[n++] = (struct attr){"customer.name", t->cu.name};
     v[n++] = (struct attr){"customer.tier", t->cu.tier};
+    const char *key; /* attr.NAME from the profile action and `set attr.NAME` lines */
+    json_t *val;
+    json_object_foreach(json_object_get(t->mem, "attrs"), key, val)
+    {
+        if (n < TURN_ATTRS && json_is_string(val))
+            v[n++] = (struct attr){key, json_string_value(val)};
+    }
     a->v = v;
     a->n = n;
 }
@@ -1062,7 +1093,10 @@ static const char *fill(void *ctx, const char *name)
     }
     if (strcmp(name, "customer.name") == 0)
         return t->cu.name;
-    return json_string_value(json_object_get(json_object_get(t->mem, "slots"), name));
+    const char *v = json_string_value(json_object_get(json_object_get(t->mem, "slots"), name));
+    if (!v && t->act_result && action_field(t->act_result, name, t->field, sizeof t->field))
+        return t->field; /* a field of the action's answer, as text */
+    return v;
 }
 
 /* Renders a reply template into t->reply (rules_render() with fill()). */
@@ -1107,7 +1141,6 @@ static void miss(struct turn *t, const char *question)
     }
 }
 
-/* Answers with intent i: asks for a missing slot first, else renders its reply. */
 /* The reply template of intent i's A/B variant for this conversation: the one it was given
  * before (kept in memory as variants.INTENT) while that variant exists, else one drawn by
  * weight from the conversation id; t->variant names it. NULL when the variant has no reply
@@ -1126,6 +1159,10 @@ static const char *variant_reply(struct turn *t, long i)
     return rules_reply_pick_variant(it->replies, it->n_replies, t->locale, v->name, 0);
 }
 
+enum { ACT_NONE, ACT_PROFILE, ACT_INTENT };
+
+/* Answers with intent i: asks for a missing slot first, else renders its
+ * reply, or (an intent with an action) leaves the answer to apply_action(). */
 static void answer_intent(struct turn *t, long i, const char *tpl, int src, double confidence)
 {
     const struct rules_slot *s = missing_slot(t, i);
@@ -1136,12 +1173,17 @@ static void answer_intent(struct turn *t, long i, const char *tpl, int src, doub
     *t->c.pending = 0;
     if (!s && src != SRC_HANDOFF && rules_intent(t->rs, (size_t)i)->n_variants)
         tpl = variant_reply(t, i);
-    if (s)
+    if (s) {
         ask_slot(t, i, s);
-    else if (tpl)
+    } else if (rules_intent(t->rs, (size_t)i)->action && src != SRC_HANDOFF) {
+        t->act_phase = ACT_INTENT; /* the answer waits for the action's result */
+        t->act_intent = i;
+        t->act_tpl = tpl;
+    } else if (tpl) {
         render(t, tpl);
-    else if (src != SRC_HANDOFF)
+    } else if (src != SRC_HANDOFF) {
         miss(t, NULL); /* an intent with nothing to say for this locale has not answered */
+    }
 }
 
 /* Why a rule's handoff fired: the customer asked, complained, or the rule said so. */
@@ -1184,7 +1226,7 @@ static int fill_pending(struct turn *t, const struct decision *dec)
     }
     remember_slots(t, i);
     if (json_object_get(json_object_get(t->mem, "slots"), sname)) {
-        struct attr av[16];
+        struct attr av[TURN_ATTRS];
         char misses[16];
         struct attrs a;
         turn_attrs(t, av, misses, &a);
@@ -1314,7 +1356,7 @@ static int carry_round(const char *topic, const char *prev, const char *slot)
 static void carry_ask(struct turn *t, const char *name, const char *value)
 {
     char prev[64], topic[64];
-    struct attr av[16];
+    struct attr av[TURN_ATTRS];
     char misses[16];
     struct attrs a;
     turn_attrs(t, av, misses, &a);
@@ -1438,7 +1480,7 @@ static void remember_intent(struct turn *t)
 /* The bot's turn: decide, check the triggers, fill the slot, answer. */
 static int bot_turn(struct turn *t)
 {
-    struct attr av[16];
+    struct attr av[TURN_ATTRS];
     char misses[16];
     struct attrs a;
     turn_attrs(t, av, misses, &a);
@@ -1579,7 +1621,7 @@ static void turn_batch(struct turn *t, struct store_batch *b, const struct store
                        const struct store_msg *bm, const char *packet)
 {
     store_batch_init(b);
-    if (*t->cu.id && t->now - t->cu.last_seen >= DIALOG_SEEN_STEP) {
+    if (*t->cu.id && (t->cu_dirty || t->now - t->cu.last_seen >= DIALOG_SEEN_STEP)) {
         t->cu.last_seen = t->now;
         store_put_customer(b, &t->cu);
     }
@@ -1705,6 +1747,166 @@ static int replay(struct turn *t, json_t **out)
     return *out ? 0 : KEFU_ENOMEM;
 }
 
+/* The bot's part of a turn: decide and answer, unless an action must answer first. */
+static int bot_part(struct turn *t)
+{
+    if (!t->w)
+        t->w = dialog_worker_get(t->d);
+    if (t->w && !t->rs)
+        t->rs = rules_ref(t->w->rs); /* ours: the batch names its intents */
+    int rc = t->w ? bot_turn(t) : KEFU_ENOMEM;
+    if (rc == 0 && !t->act_phase && t->handoff)
+        handoff_notice(t);
+    return rc;
+}
+
+/* Ends a turn's run: 2 when it waits for an action, else its batch is
+ * prepared (1) or rc says why not; the working set goes back either way. */
+static int turn_end(struct turn *t, int rc)
+{
+    if (rc == 0 && t->act_phase) {
+        if (t->w)
+            dialog_worker_put(t->d, t->w);
+        t->w = NULL;
+        return 2;
+    }
+    if (rc == 0)
+        rc = prepare_commit(t);
+    if (t->w) /* the working set serves the next message while this one commits */
+        dialog_worker_put(t->d, t->w);
+    t->w = NULL;
+    return rc < 0 ? rc : 1;
+}
+
+/* 1 when the shop's profile action should tell who this customer is: once per conversation
+ * (its memory keeps the customer id it asked about). */
+static int wants_profile(struct turn *t)
+{
+    return t->d->actions && *t->cu.id && actions_known(t->d->actions, "profile") &&
+           strcmp(mem_str(t->mem, "profiled"), t->cu.id) != 0;
+}
+
+/* Copies a profile's string field into dst when it is a short string. */
+static int profile_str(json_t *res, const char *key, char *dst, size_t cap)
+{
+    const char *v = json_string_value(json_object_get(res, key));
+    if (!v || strlen(v) >= cap || !*v)
+        return 0;
+    return action_field(res, key, dst, cap);
+}
+
+/* The memory's attribute object (attr.NAME → text), made on first use. */
+static json_t *mem_attrs(struct turn *t)
+{
+    json_t *a = json_object_get(t->mem, "attrs");
+    if (!json_is_object(a)) {
+        a = json_object();
+        json_object_set_new(t->mem, "attrs", a);
+    }
+    return a;
+}
+
+/* What the profile action said: name, tier and attributes for the rules' conditions. */
+static void apply_profile(struct turn *t)
+{
+    json_t *res = t->act_result;
+    if (!t->act_ok || !res)
+        return; /* the conversation goes on with what the widget said */
+    t->cu_dirty |= profile_str(res, "name", t->cu.name, sizeof t->cu.name);
+    t->cu_dirty |= profile_str(res, "tier", t->cu.tier, sizeof t->cu.tier);
+    const char *key;
+    json_t *v;
+    char name[96], text[256];
+    json_t *attrs = mem_attrs(t);
+    json_object_foreach(json_object_get(res, "attributes"), key, v)
+    {
+        snprintf(name, sizeof name, "attr.%s", key);
+        if (strlen(key) < 64 && json_object_size(attrs) < 16 &&
+            action_field(json_object_get(res, "attributes"), key, text, sizeof text))
+            json_object_set_new(attrs, name, json_string(text));
+    }
+    json_object_set_new(t->mem, "profiled", json_string(t->cu.id));
+    json_decref(t->act_result);
+    t->act_result = NULL;
+}
+
+/* Keeps what the action answered in the memory, for the handoff packet. */
+static void remember_action(struct turn *t, const struct rules_intent *it)
+{
+    json_t *v = json_object_get(t->mem, "actions");
+    if (!json_is_object(v)) {
+        v = json_object();
+        json_object_set_new(t->mem, "actions", v);
+    }
+    json_t *r = json_pack("{s:s, s:s}", "intent", it->name, "outcome", t->act_outcome);
+    if (r && t->act_ok && t->act_result) /* no result when the call failed */
+        json_object_set(r, "result", t->act_result);
+    if (r)
+        json_object_set_new(v, it->action, r);
+}
+
+/* The `set` lines: result fields into slots and attributes. */
+static void apply_sets(struct turn *t, const struct rules_intent *it)
+{
+    char text[256];
+    for (size_t k = 0; k < it->n_sets; k++) {
+        const struct rules_set *st = &it->sets[k];
+        if (!action_field(t->act_result, st->field, text, sizeof text))
+            continue;
+        json_t *into = strncmp(st->name, "attr.", 5) == 0 ? mem_attrs(t) : json_object_get(t->mem, "slots");
+        if (!json_is_object(into)) {
+            into = json_object();
+            json_object_set_new(t->mem, "slots", into);
+        }
+        json_object_set_new(into, st->name, json_string(text));
+    }
+}
+
+/* Answers the intent that waited for its action: the first `on` group that
+ * holds (its reply by locale, or its handoff), else the intent's reply; a
+ * failure without an `on failed` line hands off with reason action_failed. */
+static void apply_action(struct turn *t)
+{
+    const struct rules_intent *it = rules_intent(t->rs, (size_t)t->act_intent);
+    remember_action(t, it);
+    if (t->act_ok)
+        apply_sets(t, it);
+    struct attr av[TURN_ATTRS];
+    char misses[16];
+    struct attrs a;
+    turn_attrs(t, av, misses, &a);
+    struct action_choice ch;
+    action_choose(it, t->act_ok, t->act_result, &a, t->locale, t->act_tpl, &ch);
+    if (ch.failed_handoff) {
+        *t->reply = 0;
+        hand_off(t, WHY_ACTION, "general", RULES_PRIO_NORMAL);
+        return;
+    }
+    if (ch.tpl)
+        render(t, ch.tpl);
+    if (ch.handoff) {
+        *t->c.pending = 0;
+        hand_off(t, t->act_ok ? WHY_RULE : WHY_ACTION, ch.handoff->queue, ch.handoff->priority);
+    } else if (!ch.tpl) {
+        miss(t, NULL); /* nothing to say for this locale */
+    }
+}
+
+/* The JSON an action is called with (new): who asks, about what. */
+static json_t *action_body(struct turn *t, const char *name)
+{
+    json_t *slots = json_object_get(t->mem, "slots"), *attrs = json_object_get(t->mem, "attrs");
+    const char *intent = t->act_phase == ACT_INTENT ? intent_name(t, t->act_intent) : NULL;
+    json_t *b = json_pack("{s:s, s:s?, s:{s:s, s:s, s:s}, s:s, s:s, s:s}", "action", name, "intent", intent,
+                          "customer", "id", t->cu.id, "name", t->cu.name, "tier", t->cu.tier, "conversation",
+                          t->c.id, "locale", t->locale, "channel", t->c.channel);
+    if (b) {
+        json_object_set_new(b, "slots", json_is_object(slots) ? json_deep_copy(slots) : json_object());
+        json_object_set_new(b, "attributes", json_is_object(attrs) ? json_deep_copy(attrs) : json_object());
+    }
+    return b;
+}
+
 /* The whole pipeline for one message of conversation t->c (locked).
  * Returns 1 when t's batch is ready to commit, 0 when t->out is the
  * answer already (a repeated client_id), or a negative KEFU_E* code. */
@@ -1729,19 +1931,31 @@ static int handle_message(struct turn *t)
     }
     if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
         wait_turn(t);
+    } else if (wants_profile(t)) {
+        t->act_phase = ACT_PROFILE; /* ask the shop who this is before deciding */
+        return 2;
     } else {
-        t->w = dialog_worker_get(t->d);
-        t->rs = t->w ? rules_ref(t->w->rs) : NULL; /* ours: the batch names its intents */
-        rc = t->w ? bot_turn(t) : KEFU_ENOMEM;
-        if (rc == 0 && t->handoff)
+        rc = bot_part(t);
+    }
+    return turn_end(t, rc);
+}
+
+/* The rest of a turn that waited for an action, with its result in t. Returns as handle_message(). */
+static int turn_resume(struct turn *t)
+{
+    int rc = 0;
+    if (t->act_phase == ACT_PROFILE) {
+        apply_profile(t);
+        t->act_phase = ACT_NONE;
+        rc = bot_part(t);
+    } else {
+        t->w = dialog_worker_get(t->d); /* for the articles a reply links */
+        t->act_phase = ACT_NONE;
+        apply_action(t);
+        if (t->handoff)
             handoff_notice(t);
     }
-    if (rc == 0)
-        rc = prepare_commit(t);
-    if (t->w) /* the working set serves the next message while this one commits */
-        dialog_worker_put(t->d, t->w);
-    t->w = NULL;
-    return rc < 0 ? rc : 1;
+    return turn_end(t, rc);
 }
 
 static void turn_release(struct turn *t)
@@ -1759,6 +1973,7 @@ static void turn_release(struct turn *t)
     free(t->packet);
     free(t->result);
     json_decref(t->hfields);
+    json_decref(t->act_result);
     dialog_out_release(&t->ev_handoff);
     dialog_out_release(&t->ev_rating);
     store_conv_release(&t->c);
@@ -1790,6 +2005,7 @@ struct dialog_call {
     struct dialog_call *next_wait;
     unsigned stripe;
     int waiting; /* 1: parked behind another call; run it again at finish */
+    int resume;  /* 1: its action answered; finish goes on with the turn */
     dialog_done_fn done;
     void *done_ctx;
     int rc;
@@ -1889,6 +2105,66 @@ static int lock_or_wait(struct dialog_call *call, const char *conv)
     return !b;
 }
 
+/* action_done_fn: the action answered (on httpc's thread, or at once for a
+ * stub or a refusal); the owner's finish goes on with the turn. */
+static void action_answered(void *ctx, const struct action_result *r)
+{
+    struct dialog_call *call = ctx;
+    struct turn *t = &call->t;
+    t->act_ok = r->ok;
+    t->act_result = r->ok ? json_incref(r->result) : NULL;
+    snprintf(t->act_outcome, sizeof t->act_outcome, "%s", r->outcome);
+    call->resume = 1;
+    call->done(call->done_ctx); /* the last touch of call here */
+}
+
+/* Asks the action the turn waits for; the conversation stays busy meanwhile. */
+static void call_action(struct dialog_call *call)
+{
+    struct turn *t = &call->t;
+    const char *name =
+        t->act_phase == ACT_PROFILE ? "profile" : rules_intent(t->rs, (size_t)t->act_intent)->action;
+    json_t *body = action_body(t, name);
+    if (!body) {
+        struct action_result r = {.outcome = "error", .error = "out of memory"};
+        action_answered(call, &r);
+        return;
+    }
+    actions_call(t->d->actions, name, body, action_answered, call);
+    json_decref(body);
+}
+
+/* A busy call that cannot go on: off the busy list, nothing written. */
+static void call_fail_busy(struct dialog_call *call, int rc)
+{
+    call->rc = rc;
+    snprintf(call->err, sizeof call->err, "%s", dialog_error());
+    for (struct dialog_call *w = busy_unlink(call), *next; w; w = next) {
+        next = w->next_wait;
+        w->done(w->done_ctx);
+    }
+    call->done(call->done_ctx);
+}
+
+/* After handle_message() or turn_resume() (stripe locked, call busy when
+ * waiting): submit the batch, ask an action, or end with nothing written. */
+static void call_next(struct dialog_call *call, int rc, int linked)
+{
+    struct turn *t = &call->t;
+    struct dialog *d = t->d;
+    if ((rc == 1 || rc == 2) && !linked)
+        busy_link(call); /* before the submit: the completion may come at once */
+    dialog_unlock(d, t->conv);
+    if (rc == 1)
+        store_submit(d->st, &t->b, turn_committed, call);
+    else if (rc == 2)
+        call_action(call);
+    else if (linked)
+        call_fail_busy(call, rc);
+    else
+        call_done_now(call, rc);
+}
+
 /* Runs the pipeline of a validated call and hands its batch to the store. */
 static void call_run(struct dialog_call *call, const char *conv)
 {
@@ -1900,13 +2176,16 @@ static void call_run(struct dialog_call *call, const char *conv)
     int rc = turn_load(t, conv);
     if (rc == 0)
         rc = handle_message(t);
-    if (rc == 1)
-        busy_link(call); /* before the submit: the completion may come at once */
-    dialog_unlock(d, conv);
-    if (rc == 1)
-        store_submit(d->st, &t->b, turn_committed, call);
-    else
-        call_done_now(call, rc);
+    call_next(call, rc, 0);
+}
+
+/* Goes on with a call whose action answered (it is still on the busy list). */
+static void call_resume(struct dialog_call *call)
+{
+    struct turn *t = &call->t;
+    struct dialog *d = t->d;
+    pthread_mutex_lock(&d->conv_lock[stripe(t->conv)]); /* not dialog_lock(): the busy call is this one */
+    call_next(call, turn_resume(t), 1);
 }
 
 void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
@@ -1953,6 +2232,11 @@ int dialog_message_finish(struct dialog_call *call, json_t **out)
         call_run(call, t->conv);
         return 1;
     }
+    if (call->resume) { /* its action answered: now the answer */
+        call->resume = 0;
+        call_resume(call);
+        return 1;
+    }
     int rc = call->rc;
     if (rc == 0 && t->c.last_seq)
         after_turn(t, t->out);
@@ -1970,6 +2254,15 @@ int dialog_message_finish(struct dialog_call *call, json_t **out)
 void dialog_message_drop(struct dialog_call *call)
 {
     if (call && call->waiting) { /* never ran: nothing of it was written */
+        turn_release(&call->t);
+        free(call);
+        return;
+    }
+    if (call && call->resume) { /* its action answered, nobody waits: write nothing, free the conversation */
+        for (struct dialog_call *w = busy_unlink(call), *next; w; w = next) {
+            next = w->next_wait;
+            w->done(w->done_ctx);
+        }
         turn_release(&call->t);
         free(call);
         return;

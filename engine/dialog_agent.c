@@ -9,6 +9,7 @@
 #include "dialog_int.h"
 
 #include "abtest.h"
+#include "action.h"
 #include "agents.h"
 #include "kefu.h"
 #include "kpi.h"
@@ -85,14 +86,17 @@ static json_t *customer_json(struct dialog *d, const char *id)
                      (json_int_t)cu.last_seen);
 }
 
-/* What the bot understood: the intents with scores, and the slots. */
+/* What the bot understood: the intents with scores, the slots, and what the actions answered. */
 static json_t *understood(const struct store_conv *c)
 {
     json_t *mem = json_loads(c->memory ? c->memory : "{}", 0, NULL);
     json_t *intents = json_object_get(mem, "intents"), *slots = json_object_get(mem, "slots");
+    json_t *actions = json_object_get(mem, "actions");
     json_t *u = json_object();
     json_object_set_new(u, "intents", intents ? json_incref(intents) : json_array());
     json_object_set_new(u, "slots", slots ? json_incref(slots) : json_object());
+    if (json_is_object(actions))
+        json_object_set(u, "actions", actions);
     json_decref(mem);
     return u;
 }
@@ -749,13 +753,14 @@ int dialog_metrics(struct dialog *d, struct text_buf *out)
     redline_metrics(d->rl, out);
     struct store_stats ss;
     store_stats(d->st, &ss);
-    return put(out,
-               "# TYPE kefu_store_commits_total counter\nkefu_store_commits_total %lld\n"
-               "# TYPE kefu_store_batches_total counter\nkefu_store_batches_total %lld\n"
-               "# TYPE kefu_store_checkpoints_total counter\nkefu_store_checkpoints_total %lld\n"
-               "# TYPE kefu_store_cache_hits_total counter\nkefu_store_cache_hits_total %llu\n"
-               "# TYPE kefu_store_cache_misses_total counter\nkefu_store_cache_misses_total %llu\n",
-               ss.commits, ss.batches, ss.checkpoints, ss.cache_hits, ss.cache_misses);
+    int rc = put(out,
+                 "# TYPE kefu_store_commits_total counter\nkefu_store_commits_total %lld\n"
+                 "# TYPE kefu_store_batches_total counter\nkefu_store_batches_total %lld\n"
+                 "# TYPE kefu_store_checkpoints_total counter\nkefu_store_checkpoints_total %lld\n"
+                 "# TYPE kefu_store_cache_hits_total counter\nkefu_store_cache_hits_total %llu\n"
+                 "# TYPE kefu_store_cache_misses_total counter\nkefu_store_cache_misses_total %llu\n",
+                 ss.commits, ss.batches, ss.checkpoints, ss.cache_hits, ss.cache_misses);
+    return rc < 0 ? rc : actions_metrics(d->actions, out);
 }
 
 int dialog_health(struct dialog *d, json_t **out)

@@ -32,7 +32,7 @@ enum {
 };
 extern const char *const dialog_src_names[N_SRC];
 /* Why a conversation was handed to a person. */
-enum { WHY_REQUESTED, WHY_COMPLAINT, WHY_ANGER, WHY_MISSES, WHY_TIER, WHY_RULE, N_WHY };
+enum { WHY_REQUESTED, WHY_COMPLAINT, WHY_ANGER, WHY_MISSES, WHY_TIER, WHY_RULE, WHY_ACTION, N_WHY };
 extern const char *const dialog_why_names[N_WHY];
 
 #define WAIT_BUCKETS 8
@@ -116,6 +116,8 @@ struct dialog {
     int watch_ms, watch_stop, watch_started;
     struct dialog_outbox_target outbox[DIALOG_OUTBOX_MAX]; /* names owned */
     int n_outbox;
+    struct actions *actions; /* borrowed from the config, may be NULL */
+    int actions_lax;         /* unknown actions fail when called instead of refusing the rules */
 };
 
 /* Sets the calling thread's reason and returns code. */

@@ -91,6 +91,7 @@ static void req_finish(struct req *r, CURLcode code, int rc)
         res.error = line;
     } else if (rc == 0 && code != CURLE_OK) {
         res.rc = KEFU_EIO;
+        res.timed_out = code == CURLE_OPERATION_TIMEDOUT;
         snprintf(line, sizeof line, "%s", *r->err ? r->err : curl_easy_strerror(code));
         res.error = line;
     } else if (rc < 0) {
@@ -125,7 +126,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 /* The easy handle of r with every safety setting; 0 or KEFU_ENOMEM. */
-static int req_setup(struct httpc *h, struct req *r, const char *url)
+static int req_setup(struct httpc *h, struct req *r, const char *url, double timeout_s)
 {
     CURL *e = r->easy = curl_easy_init();
     if (!e)
@@ -141,7 +142,7 @@ static int req_setup(struct httpc *h, struct req *r, const char *url)
     bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
     bad |=
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(h->cfg.connect_timeout_s * 1000)) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(h->cfg.timeout_s * 1000)) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000)) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len) != CURLE_OK;
@@ -277,7 +278,7 @@ int httpc_post(struct httpc *h, const struct httpc_request *req, httpc_done_fn d
         return KEFU_ENOMEM;
     r->done = done;
     r->ctx = ctx;
-    r->max = h->cfg.max_response;
+    r->max = req->max_response ? req->max_response : h->cfg.max_response;
     r->len = req->len;
     r->body = kefu_malloc(req->len + 1);
     char ct[160];
@@ -289,7 +290,7 @@ int httpc_post(struct httpc *h, const struct httpc_request *req, httpc_done_fn d
         bad = !(r->headers = append(r->headers, fixed[i]));
     for (size_t i = 0; !bad && req->headers && req->headers[i]; i++)
         bad = !(r->headers = append(r->headers, req->headers[i]));
-    if (bad || req_setup(h, r, req->url) < 0) {
+    if (bad || req_setup(h, r, req->url, req->timeout_s > 0 ? req->timeout_s : h->cfg.timeout_s) < 0) {
         req_free(r);
         return KEFU_ENOMEM;
     }

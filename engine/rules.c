@@ -160,7 +160,8 @@ struct cur {
     const char *line; /* NUL-terminated, kept in b->tmp */
     size_t len, i;
     int lineno;
-    int failed; /* an error was reported on this line */
+    int failed;   /* an error was reported on this line */
+    int any_attr; /* an `on` condition: any name is a field of the action's result */
 };
 
 static struct bpos pos_at(const struct cur *c, size_t i)
@@ -588,7 +589,7 @@ static const struct rules_cond *parse_cmp(struct cur *c)
         err_at(c, at, "expected an attribute name");
         return NULL;
     }
-    if (!attr_known(attr, n)) {
+    if (!c->any_attr && !attr_known(attr, n)) {
         err_at(c, at,
                "unknown attribute '%.*s' (channel, locale, tier, hours, previous_intent, previous_topic, "
                "misses, "
@@ -985,6 +986,9 @@ static int parse_prio_name(const char *s, size_t n)
     return -1;
 }
 
+/* Reads "queue NAME [priority P]" to the end of the line into h; 0 or -1. */
+static int handoff_target(struct cur *c, struct rules_handoff *h);
+
 static void stmt_handoff(struct cur *c, struct bintent *it)
 {
     struct rules_handoff h = {.priority = RULES_PRIO_NORMAL};
@@ -999,18 +1003,31 @@ static void stmt_handoff(struct cur *c, struct bintent *it)
         }
         c->i += 2;
     }
+    if (handoff_target(c, &h) < 0)
+        return;
+    struct rules_handoff *slot =
+        build_push(&c->b->tmp, &it->handoffs, it->n_handoffs, &it->cap_handoffs, sizeof h);
+    if (slot && !c->failed) {
+        *slot = h;
+        it->n_handoffs++;
+    }
+}
+
+static int handoff_target(struct cur *c, struct rules_handoff *hp)
+{
+    struct rules_handoff h = *hp;
     const char *w;
     size_t wat = (skip_ws(c), c->i);
     size_t wn = read_word(c, &w);
     if (!word_is(w, wn, "queue")) {
         err_at(c, wat, "expected 'queue NAME'");
-        return;
+        return -1;
     }
     size_t qat = (skip_ws(c), c->i);
     wn = read_word(c, &w);
     if (wn == 0 || !valid_intent_name(w, wn)) {
         err_at(c, qat, "expected a queue name");
-        return;
+        return -1;
     }
     h.queue = keep_copy(c, w, wn);
     if (!at_end(c)) {
@@ -1018,22 +1035,148 @@ static void stmt_handoff(struct cur *c, struct bintent *it)
         wn = read_word(c, &w);
         if (!word_is(w, wn, "priority")) {
             err_at(c, wat, "expected 'priority low|normal|high|urgent' or the end of the line");
-            return;
+            return -1;
         }
         size_t pat = (skip_ws(c), c->i);
         wn = read_word(c, &w);
         if ((h.priority = parse_prio_name(w, wn)) < 0) {
             err_at(c, pat, "unknown priority '%.*s' (low, normal, high or urgent)", (int)wn, w);
-            return;
+            return -1;
         }
     }
     expect_end(c);
-    struct rules_handoff *slot =
-        build_push(&c->b->tmp, &it->handoffs, it->n_handoffs, &it->cap_handoffs, sizeof h);
-    if (slot && !c->failed) {
-        *slot = h;
-        it->n_handoffs++;
+    *hp = h;
+    return c->failed ? -1 : 0;
+}
+
+/* action NAME: the server-side endpoint called once the slots are filled. */
+static void stmt_action(struct cur *c, struct bintent *it, size_t at)
+{
+    const char *w;
+    size_t wat = (skip_ws(c), c->i);
+    size_t wn = read_word(c, &w);
+    if (wn == 0 || !valid_intent_name(w, wn) || memchr(w, '.', wn)) {
+        err_at(c, wat, "expected an action name (a-z, 0-9, _)");
+        return;
     }
+    if (it->action) {
+        err_at(c, at, "intent '%s' already has an action", it->name);
+        return;
+    }
+    it->action = keep_copy(c, w, wn);
+    it->action_pos = pos_at(c, wat);
+    it->action_pos.src = keep_copy(c, c->line, c->len);
+    expect_end(c);
+}
+
+/* on COND -> reply[@LOCALE] TEXT | on COND -> handoff queue NAME [priority P]; COND may be 'failed'. */
+static void stmt_on(struct cur *c, struct bintent *it, size_t at)
+{
+    struct rules_on on = {0};
+    size_t cat = (skip_ws(c), c->i);
+    if (peek_keyword(c, "failed")) {
+        c->i += 6;
+        on.failed = 1;
+    } else {
+        c->any_attr = 1;
+        on.cond = parse_cond_or(c, 0);
+        c->any_attr = 0;
+        if (!on.cond)
+            return;
+    }
+    size_t cend = c->i;
+    skip_ws(c);
+    if (c->len - c->i < 2 || memcmp(c->line + c->i, "->", 2) != 0) {
+        err_at(c, c->i, "expected '->' after the condition");
+        return;
+    }
+    c->i += 2;
+    const char *w;
+    size_t wat = (skip_ws(c), c->i);
+    size_t wn = read_word(c, &w);
+    const char *at_sign = memchr(w, '@', wn);
+    size_t base = at_sign ? (size_t)(at_sign - w) : wn;
+    if (word_is(w, base, "reply")) {
+        const char *locale = "";
+        if (at_sign) {
+            size_t ln = wn - base - 1;
+            if (!valid_locale(at_sign + 1, ln)) {
+                err_at(c, wat + base + 1, "bad locale '%.*s' (like en, zh or zh-hant)", (int)ln, at_sign + 1);
+                return;
+            }
+            locale = keep_copy(c, at_sign + 1, ln);
+        }
+        size_t n;
+        skip_ws(c);
+        char *text = read_rest(c, &n);
+        if (!text)
+            return;
+        if (n == 0) {
+            err_at(c, wat, "empty reply");
+            return;
+        }
+        struct rules_reply *r = arena_alloc(c->b->keep, sizeof *r);
+        if (!r)
+            return;
+        r->locale = locale;
+        r->text = text;
+        on.reply = r;
+    } else if (word_is(w, wn, "handoff")) {
+        struct rules_handoff *h = arena_alloc(c->b->keep, sizeof *h);
+        if (!h)
+            return;
+        *h = (struct rules_handoff){.priority = RULES_PRIO_NORMAL};
+        if (handoff_target(c, h) < 0)
+            return;
+        on.handoff = h;
+    } else {
+        err_at(c, wat, "expected 'reply TEXT' or 'handoff queue NAME' after '->'");
+        return;
+    }
+    if (c->failed)
+        return;
+    struct arena *t = &c->b->tmp;
+    struct rules_on *slot = build_push(t, &it->ons, it->n_ons, &it->cap_ons, sizeof *slot);
+    const char **txt = build_push(t, &it->on_text, it->n_ons, &it->cap_on_text, sizeof *txt);
+    struct bpos *p = build_push(t, &it->on_pos, it->n_ons, &it->cap_on_pos, sizeof *p);
+    if (!slot || !txt || !p)
+        return;
+    *slot = on;
+    *txt = keep_copy(c, c->line + cat, cend - cat);
+    *p = pos_at(c, at);
+    it->n_ons++;
+}
+
+/* set NAME = FIELD: a slot (or attr.NAME) from the action's result. */
+static void stmt_set(struct cur *c, struct bintent *it)
+{
+    const char *name, *field;
+    size_t nat = (skip_ws(c), c->i);
+    size_t nn = read_word(c, &name);
+    int is_attr = nn > 5 && memcmp(name, "attr.", 5) == 0;
+    if (nn == 0 || !valid_intent_name(name, nn) || (!is_attr && memchr(name, '.', nn))) {
+        err_at(c, nat, "expected a slot name (a-z, 0-9, _) or attr.NAME");
+        return;
+    }
+    skip_ws(c);
+    if (c->i >= c->len || c->line[c->i] != '=') {
+        err_at(c, c->i, "expected '=' and a field of the action's result");
+        return;
+    }
+    c->i++;
+    size_t fat = (skip_ws(c), c->i);
+    size_t fn = read_word(c, &field);
+    if (fn == 0 || !valid_intent_name(field, fn)) {
+        err_at(c, fat, "expected a field of the action's result (like order.status)");
+        return;
+    }
+    expect_end(c);
+    struct rules_set *slot = build_push(&c->b->tmp, &it->sets, it->n_sets, &it->cap_sets, sizeof *slot);
+    if (!slot || c->failed)
+        return;
+    slot->name = keep_copy(c, name, nn);
+    slot->field = keep_copy(c, field, fn);
+    it->n_sets++;
 }
 
 /* variant NAME WEIGHT: an arm of the intent's A/B test. */
@@ -1179,8 +1322,9 @@ static void parse_line(struct cur *c)
         expect_end(c);
         return;
     }
-    static const char *const body[] = {"example",  "match",     "regex",   "slot",  "reply",   "when",
-                                       "priority", "threshold", "handoff", "topic", "variant", NULL};
+    static const char *const body[] = {"example", "match",    "regex",     "slot",    "reply",
+                                       "when",    "priority", "threshold", "handoff", "topic",
+                                       "variant", "action",   "on",        "set",     NULL};
     int known = 0;
     for (int k = 0; body[k]; k++)
         known |= word_is(kw, base, body[k]);
@@ -1205,6 +1349,12 @@ static void parse_line(struct cur *c)
         stmt_handoff(c, it);
     else if (word_is(kw, base, "variant"))
         stmt_variant(c, it, at);
+    else if (word_is(kw, base, "action"))
+        stmt_action(c, it, at);
+    else if (word_is(kw, base, "on"))
+        stmt_on(c, it, at);
+    else if (word_is(kw, base, "set"))
+        stmt_set(c, it);
     else
         stmt_setting(c, it, kw, kn, at);
 }
@@ -1729,6 +1879,34 @@ size_t rules_render(const char *tpl, rules_fill_fn fill, void *ctx, char *buf, s
     }
     buf[o] = 0;
     return o;
+}
+
+int rules_check_actions(const struct rules *rs, int (*known)(void *ctx, const char *name), void *ctx,
+                        struct rules_diag *diag)
+{
+    int n = 0;
+    for (size_t i = 0; i < rs->n_intents; i++) {
+        const struct rules_intent *it = &rs->intents[i];
+        if (!it->action || known(ctx, it->action))
+            continue;
+        rules_diag_add(diag, RULES_ERROR, it->file, it->action_line, it->action_col, it->action_src,
+                       "unknown action '%s' (not in the actions configuration)", it->action);
+        n++;
+    }
+    return n;
+}
+
+int rules_on_pick(const struct rules_intent *it, int failed, const struct attrs *a, size_t *first)
+{
+    for (size_t k = 0; k < it->n_ons; k++) {
+        const struct rules_on *o = &it->ons[k];
+        if (failed ? o->failed : !o->failed && rules_cond_eval(o->cond, a)) {
+            if (first)
+                *first = k;
+            return o->group;
+        }
+    }
+    return -1;
 }
 
 const struct rules_handoff *rules_handoff_for(const struct rules_intent *it, const struct attrs *a)

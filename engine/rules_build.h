@@ -81,6 +81,16 @@ struct bintent {
     size_t n_handoffs, cap_handoffs;
     struct bpat *pats;
     size_t n_pats, cap_pats;
+    const char *action; /* action NAME */
+    struct bpos action_pos;
+    struct rules_on *ons; /* on COND -> ... */
+    size_t n_ons, cap_ons;
+    const char **on_text; /* each on line's condition as written, for its group */
+    size_t cap_on_text;
+    struct bpos *on_pos;
+    size_t cap_on_pos;
+    struct rules_set *sets;
+    size_t n_sets, cap_sets;
 };
 
 struct builder {

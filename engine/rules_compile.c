@@ -469,6 +469,8 @@ static int emit_required(void *ctx, int group, const char *s, size_t n)
 static void check_templates(struct compiler *c, const struct bintent *bi, const char *text,
                             const struct bpos *pos)
 {
+    if (bi->action) /* {order.status}: a field of the action's result, known only when it answers */
+        return;
     for (const char *p = strchr(text, '{'); p; p = strchr(p + 1, '{')) {
         const char *end = strchr(p, '}');
         if (!end) {
@@ -525,6 +527,44 @@ static int check_variants(struct compiler *c, struct bintent *bi, struct rules_i
     return 0;
 }
 
+/* The action, its `on` lines (grouped by condition text) and `set` lines. */
+static int compile_action(struct compiler *c, const struct bintent *bi, struct rules_intent *it)
+{
+    struct rules *rs = c->rs;
+    if (!bi->action) {
+        if (bi->n_ons)
+            build_error(c->b, &bi->on_pos[0], "'on' needs an 'action' line in intent '%s'", bi->name);
+        else if (bi->n_sets)
+            build_error(c->b, &bi->pos, "'set' needs an 'action' line in intent '%s'", bi->name);
+        return 0;
+    }
+    it->action = bi->action;
+    it->action_src = bi->action_pos.src;
+    it->action_line = bi->action_pos.line;
+    it->action_col = bi->action_pos.col;
+    struct rules_on *on = arena_alloc(&rs->arena, (bi->n_ons + 1) * sizeof *on);
+    struct rules_set *st = arena_alloc(&rs->arena, (bi->n_sets + 1) * sizeof *st);
+    if (!on || !st)
+        return c->oom = 1, -1;
+    int groups = 0;
+    for (size_t k = 0; k < bi->n_ons; k++) {
+        on[k] = bi->ons[k];
+        on[k].group = -1;
+        for (size_t j = 0; j < k && on[k].group < 0; j++)
+            if (strcmp(bi->on_text[j], bi->on_text[k]) == 0)
+                on[k].group = on[j].group;
+        if (on[k].group < 0)
+            on[k].group = groups++;
+    }
+    if (bi->n_sets)
+        memcpy(st, bi->sets, bi->n_sets * sizeof *st);
+    it->ons = on;
+    it->n_ons = bi->n_ons;
+    it->sets = st;
+    it->n_sets = bi->n_sets;
+    return 0;
+}
+
 static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index)
 {
     struct rules *rs = c->rs;
@@ -567,7 +607,7 @@ static int compile_intent(struct compiler *c, struct bintent *bi, uint32_t index
 
     for (size_t k = 0; k < bi->n_replies; k++)
         check_templates(c, bi, bi->replies[k].text, &bi->reply_pos[k]);
-    if (check_variants(c, bi, it) < 0)
+    if (check_variants(c, bi, it) < 0 || compile_action(c, bi, it) < 0)
         return -1;
 
     for (size_t k = 0; k < bi->n_slots; k++) {

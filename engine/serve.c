@@ -5,6 +5,8 @@
  * No work happens in a signal handler. docs/operations.md has the flags. */
 #include "serve.h"
 
+#include "action.h"
+
 #include "dialog.h"
 #include "http.h"
 #include "kefu.h"
@@ -31,7 +33,8 @@ struct serve_opts {
     struct webhook_config wc;
     struct dialog_outbox_target hooks[DIALOG_OUTBOX_MAX]; /* --webhook, each with its --webhook-events */
     const char *hook_urls[DIALOG_OUTBOX_MAX];
-    char cors_buf[1024]; /* KEFU_CORS_ORIGINS, split in place */
+    char cors_buf[1024];      /* KEFU_CORS_ORIGINS, split in place */
+    const char *actions_file; /* --actions FILE (or KEFU_ACTIONS): the rules' actions */
 };
 
 static const char *usage_text =
@@ -43,7 +46,8 @@ static const char *usage_text =
     "                  [--webhook-attempts N] [--webhook-backoff S] [--trust-proxy on|off] [--commit "
     "group|each]\n"
     "                  [--log-redact KINDS] [--redact-store KINDS] [--store postgresql://...]\n"
-    "                  [--redlines FILE|off] [--watch-interval S]\n\n"
+    "                  [--redlines FILE|off] [--watch-interval S]\n"
+    "                  [--actions FILE]\n\n"
     "Serves the HTTP API, the widget and the console. Defaults: 127.0.0.1:8080, data in data/,\n"
     "rules in rules/, articles in corpus/, static files in web/, 20 requests/s per address\n"
     "(--rate-limit 0 turns limits off). Environment: KEFU_AGENT_TOKENS (name:token,...),\n"
@@ -57,6 +61,9 @@ static const char *usage_text =
     "A --webhook URL (http:// or https://, up to 8) gets every event, or those its following\n"
     "--webhook-events names (handoff,claim,agent_message,resolve,feedback,redline.breached,\n"
     "redline.cleared,escalated).\n"
+    "--actions FILE (or KEFU_ACTIONS) configures the endpoints the rules' actions call\n"
+    "(JSON: name → url, secret, timeout_s, max_bytes, ...; docs/operations.md); every\n"
+    "action the rules name must be there.\n"
     "SIGHUP reloads the rules; SIGTERM or SIGINT drains and exits.";
 
 static int bad(const char *fmt, const char *arg)
@@ -95,6 +102,7 @@ static int read_env(struct serve_opts *o)
     o->ac.admin_token = getenv("KEFU_ADMIN_TOKEN");
     o->wc.secret = getenv("KEFU_WEBHOOK_SECRET");
     o->dc.store = getenv("KEFU_STORE");
+    o->actions_file = getenv("KEFU_ACTIONS");
     const char *lr = getenv("KEFU_LOG_REDACT"), *rs = getenv("KEFU_REDACT_STORE");
     if (lr && redact_flag(o, "KEFU_LOG_REDACT", lr, 1))
         return 2;
@@ -170,6 +178,8 @@ static int flag(struct serve_opts *o, const char *f, const char *v)
         o->dc.store = v;
     } else if (strcmp(f, "--webhook") == 0 || strcmp(f, "--webhook-events") == 0)
         return webhook_flag(o, f, v);
+    else if (strcmp(f, "--actions") == 0)
+        o->actions_file = v;
     else if (strcmp(f, "--webhook-ca") == 0)
         o->wc.ca_file = v;
     else if (strcmp(f, "--redlines") == 0)
@@ -346,8 +356,16 @@ static int run(struct serve_opts *o, int sfd)
     struct rules_diag diag;
     rules_diag_init(&diag);
     struct dialog *d = NULL;
+    struct actions *acts = NULL;
+    char err[512];
+    if (o->actions_file && actions_load(o->actions_file, err, sizeof err, &acts) < 0) {
+        fprintf(stderr, "kefu: %s\n", err);
+        return 1;
+    }
+    o->dc.actions = acts;
     int rc = dialog_open(&o->dc, &diag, &d);
     if (rc < 0) {
+        actions_free(acts);
         rules_diag_print(stderr, &diag);
         rules_diag_release(&diag);
         fprintf(stderr, "kefu: cannot open the engine (data '%s', rules '%s'): %s: %s\n", o->dc.data_dir,
@@ -361,6 +379,7 @@ static int run(struct serve_opts *o, int sfd)
     struct store *wst = NULL;
     if (o->dc.n_outbox && (rc = start_webhooks(o, &wst, &wh)) != 0) {
         dialog_close(d);
+        actions_free(acts);
         return rc;
     }
     o->ac.webhook = wh;
@@ -371,6 +390,7 @@ static int run(struct serve_opts *o, int sfd)
         webhook_free(wh);
         store_close(wst);
         dialog_close(d);
+        actions_free(acts);
         return 1;
     }
     char url[200];
@@ -388,6 +408,7 @@ static int run(struct serve_opts *o, int sfd)
     webhook_free(wh); /* what is on the wire stays pending, sent after the next start */
     store_close(wst);
     dialog_close(d);
+    actions_free(acts); /* after the dialog: no turn waits for an action any more */
     log_msg(LOG_LEVEL_INFO, "stopped (%d requests cut)", left);
     return 0;
 }

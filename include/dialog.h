@@ -73,6 +73,10 @@ struct dialog_config {
     void *now_ctx;
     const struct dialog_outbox_target *outbox; /* webhook targets (at most DIALOG_OUTBOX_MAX), or NULL */
     int n_outbox;
+    struct actions *actions; /* the rules' actions (action.h), borrowed: close the dialog first; NULL =
+                                none configured (every action fails, the rules are not checked against it) */
+    int actions_lax;         /* 1: the rules may name actions the set does not know (they fail when
+                                called; kefu chat and kefu test, where stubs come later) */
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
@@ -89,6 +93,9 @@ void dialog_close(struct dialog *d);
 /* Compiles the rule directory again and swaps it in only if it compiles;
  * on failure the running set stays and diag says why (KEFU_ESYNTAX). */
 int dialog_reload(struct dialog *d, struct rules_diag *diag);
+
+/* The actions the dialog calls (the config's, borrowed), or NULL; for stubs in kefu test. */
+struct actions *dialog_actions(struct dialog *d);
 
 /* The calling thread's reason for its last failed call; static or thread-local. */
 const char *dialog_error(void);

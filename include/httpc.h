@@ -1,4 +1,4 @@
-/* httpc.h — kefu's outgoing HTTP calls (webhooks; later the rules' actions).
+/* httpc.h — kefu's outgoing HTTP calls (webhooks and the rules' actions).
  * One worker thread drives libcurl's multi interface, so many requests are
  * in flight at once without a thread each; each request ends in exactly one
  * callback on that thread. http:// and https:// only, certificates always
@@ -25,6 +25,8 @@ struct httpc_request {
     const char *body;
     size_t len;
     const char *const *headers; /* "Name: value" lines, NULL-terminated; may be NULL */
+    double timeout_s;           /* this request's total timeout; 0: the client's */
+    size_t max_response;        /* this request's response cap; 0: the client's */
 };
 
 /* How a request ended, borrowed for the callback. */
@@ -35,6 +37,7 @@ struct httpc_result {
     const char *body; /* NUL-terminated, len bytes ("" when none) */
     size_t len;
     const char *error; /* one lowercase line when rc < 0, else "" */
+    int timed_out;     /* rc KEFU_EIO because a timeout passed */
 };
 
 /* Runs once per request on the worker thread (or in httpc_free()); must be short. */

@@ -116,6 +116,23 @@ struct rules_example {
     int line, col;
 };
 
+/* One `on COND -> reply TEXT` or `on COND -> handoff ...` line of an intent
+ * with an action: what to do when the action's result satisfies COND (or,
+ * with failed set, when the action failed). Lines whose conditions are
+ * written alike share a group: the first group that holds answers. */
+struct rules_on {
+    const struct rules_cond *cond;       /* over the result's fields and the attributes; NULL with failed */
+    int failed;                          /* on failed: the call timed out, failed or answered nonsense */
+    int group;                           /* lines with the same condition text share a group number */
+    const struct rules_reply *reply;     /* the reply of this line, or NULL */
+    const struct rules_handoff *handoff; /* the handoff of this line, or NULL */
+};
+/* A `set NAME = FIELD` line: after the action, the result's FIELD becomes
+ * slot NAME (or attribute NAME when it starts with attr.). */
+struct rules_set {
+    const char *name, *field;
+};
+
 /* Everything the rule files say about one intent; borrowed from the rule set. */
 struct rules_intent {
     const char *name, *topic, *file;
@@ -134,6 +151,13 @@ struct rules_intent {
     const struct rules_handoff *handoffs;
     size_t n_handoffs;
     size_t n_patterns;
+    const char *action;     /* the action called once the slots are filled, or NULL */
+    const char *action_src; /* the action's source line, for diagnostics */
+    int action_line, action_col;
+    const struct rules_on *ons;
+    size_t n_ons;
+    const struct rules_set *sets;
+    size_t n_sets;
 };
 
 /* Returns the number of intents in rs. */
@@ -171,6 +195,14 @@ typedef const char *(*rules_fill_fn)(void *ctx, const char *name);
 size_t rules_render(const char *tpl, rules_fill_fn fill, void *ctx, char *buf, size_t cap);
 /* Returns the first handoff of it whose condition holds for a, or NULL. */
 const struct rules_handoff *rules_handoff_for(const struct rules_intent *it, const struct attrs *a);
+/* Reports, as errors at the action line, every intent action that known(ctx, name)
+ * says 0 for (an action missing from the server's configuration). Returns the count. */
+int rules_check_actions(const struct rules *rs, int (*known)(void *ctx, const char *name), void *ctx,
+                        struct rules_diag *diag);
+/* The `on` group that answers: the first line whose condition holds for a (failed:
+ * the first `on failed` line); *lines (may be NULL) gets its first line index. Returns
+ * the group, or -1 when no line applies. */
+int rules_on_pick(const struct rules_intent *it, int failed, const struct attrs *a, size_t *first);
 /* Returns the name of a priority ("low", "normal", "high", "urgent"). */
 const char *rules_priority_name(int priority);
 

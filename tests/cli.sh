@@ -471,3 +471,56 @@ if [ "$lines" -eq "$(wc -l <tests/noise/noise.txt)" ] && [ "$lines" -ge 100 ] &&
 else
     no noise-never-answered "$lines lines; answered: $answered $(cat "$tmp/err")"
 fi
+
+# 35. actions: kefu ask with a stubbed answer (reply, --explain's call line, --json), a stub
+# that fails, an unstubbed action (fails: 'on failed'), bad --stub values, kefu check --actions
+# against demo/actions.json and a configuration without one of the actions, bad configurations,
+# and a .test file whose action step does not parse
+A='order_status={"found":true,"order":{"status":"shipped","carrier":"SF Express","tracking":"SF1","eta":"tomorrow"}}'
+out=$("$KEFU" ask --db "$tmp/none.db" --explain --stub "$A" "where is my order KF12345678" 2>/dev/null)
+echo "$out" | grep -qx 'reply:       Order KF12345678 has shipped with SF Express (tracking number SF1) and should arrive tomorrow.' &&
+    echo "$out" | grep -q '^action:      order_status -> ok in [0-9.]* ms: {"found":true,"order":{"status":"shipped"' &&
+    ok ask-action-stub || no ask-action-stub "$out"
+out=$("$KEFU" ask --db "$tmp/none.db" --json --stub 'order_status={"found":false}' "where is my order KF12345678" 2>/dev/null)
+echo "$out" | jq -e '.action.name == "order_status" and .action.ok and .action.result.found == false
+    and (.reply | startswith("I can'"'"'t find an order KF12345678"))' >/dev/null 2>&1 &&
+    ok ask-action-json || no ask-action-json "$out"
+out=$("$KEFU" ask --db "$tmp/none.db" --explain --stub order_status=fail "where is my order KF12345678" 2>/dev/null)
+out2=$("$KEFU" ask --db "$tmp/none.db" "where is my order KF12345678" 2>/dev/null)
+echo "$out" | grep -q "^reply:       I can't look up order KF12345678 right now" &&
+    echo "$out" | grep -q '^action:      order_status -> error: stubbed to fail' &&
+    echo "$out2" | grep -q "^reply:       I can't look up order KF12345678 right now" &&
+    ok ask-action-fails || no ask-action-fails "$out $out2"
+"$KEFU" ask --stub 'order_status=[1]' "x" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -qx "kefu: --stub order_status: the answer must be a JSON object or 'fail'" "$tmp/err" &&
+    ok ask-stub-bad || no ask-stub-bad "$(cat "$tmp/err")"
+"$KEFU" check --actions demo/actions.json >/dev/null 2>&1 && ok check-actions-demo || no check-actions-demo
+printf '{"order_status": {"url": "http://127.0.0.1:1/x"}, "order_tracking": {"url": "http://127.0.0.1:1/y"}}\n' >"$tmp/acts.json"
+"$KEFU" check --actions "$tmp/acts.json" >/dev/null 2>"$tmp/err"
+st=$?
+l=$(grep -n '^  action    refund_status' rules/returns.rules | cut -d: -f1)
+[ $st -eq 1 ] && grep -qx "rules/returns.rules:$l:13: unknown action 'refund_status' (not in the actions configuration)" "$tmp/err" &&
+    grep -q '^ *\^$' "$tmp/err" && ok check-actions-unknown || no check-actions-unknown "$st $(cat "$tmp/err")"
+printf '{"a": {"url": "http://x/", "timeout_s": 0}}' >"$tmp/acts.json"
+printf '{"a": {"url": "http://x/",\n "tls": 1}}' >"$tmp/acts2.json"
+printf '{"a": \n  {"url": }}' >"$tmp/acts3.json"
+"$KEFU" check --actions "$tmp/acts.json" >/dev/null 2>"$tmp/err1"
+s1=$?
+"$KEFU" check --actions "$tmp/acts2.json" >/dev/null 2>"$tmp/err2"
+s2=$?
+"$KEFU" check --actions "$tmp/acts3.json" >/dev/null 2>"$tmp/err3"
+s3=$?
+[ $s1 -eq 2 ] && grep -q "acts.json: action 'a': timeout_s must be in (0, 60]" "$tmp/err1" &&
+    [ $s2 -eq 2 ] && grep -q "acts2.json: action 'a': unknown key 'tls'" "$tmp/err2" &&
+    [ $s3 -eq 2 ] && grep -q "acts3.json:2:11: unexpected token" "$tmp/err3" &&
+    ok actions-config-errors || no actions-config-errors "$(cat "$tmp/err1" "$tmp/err2" "$tmp/err3")"
+printf 'conversation x\n  action order_status answers [1]\n  action order_status maybe\n' >"$tmp/bad.test"
+"$KEFU" test "$tmp/bad.test" >/dev/null 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q "bad.test:2:3: 'answers' takes a JSON object on the same line" "$tmp/err" &&
+    grep -q "bad.test:3:3: an action step is 'action NAME answers {JSON object}' or 'action NAME fails'" "$tmp/err" &&
+    ok test-action-step-errors || no test-action-step-errors "$(cat "$tmp/err")"
+# chat takes stubs too: the answer fills the reply of the conversation's order question
+out=$(printf 'where is my order\nKF12345678\n' | "$KEFU" chat --corpus "$tmp/nocorpus" \
+    --stub 'order_status={"found":true,"order":{"status":"paid","eta":"today"}}' 2>&1)
+echo "$out" | grep -q '^kefu (rule, order.status, .*Order KF12345678 is paid and being packed; it leaves our warehouse today.' &&
+    ok chat-action-stub || no chat-action-stub "$out"

@@ -43,8 +43,9 @@ tally "$sv" $? "service tests did not run"
 # the Prometheus alerting rules of the red lines (promtool)
 tally "$(sh tests/prometheus.sh 2>&1)"
 # crash safety (kill -9 under load), a full disk, erasure and redaction, online backups, webhooks,
+# the rules' actions against a shop backend,
 # what make install lays down (the systemd unit checked by systemd-analyze), agent accounts
-tally "$(for s in crash iofail privacy backup webhook packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
+tally "$(for s in crash iofail privacy backup webhook actions packaging agents; do BUILD="${BUILD:-build}" sh "tests/$s.sh" 2>&1; done)"
 # the PostgreSQL store and two nodes on one database, on a throwaway server (tests/pg_lib.sh)
 tally "$(BUILD="${BUILD:-build}" sh tests/pg.sh 2>&1)"
 # hostile input against a real kefu serve

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "abtest.h"
+#include "action.h"
 #include "dialog.h"
 #include "kefu.h"
 #include "text.h"
@@ -1622,10 +1623,124 @@ static void test_async_same_conversation(void **state)
     pthread_mutex_destroy(&g.lock);
 }
 
+/* 9.1 actions through the dialog (stubbed answers): the answer fills the reply
+ * and its `set` slot; an unknown order; a failed call answers 'on failed';
+ * a case with a handoff queues with reason rule and the answer in the packet;
+ * the profile action makes the customer a VIP once per customer; rules that
+ * name an action the configuration lacks are refused at open and reload */
+static void reopen_with_actions(struct fixture *f, struct actions *a, int lax)
+{
+    dialog_close(f->d);
+    f->cfg.actions = a;
+    f->cfg.actions_lax = lax;
+    open_dialog(f);
+}
+
+static void test_actions(void **state)
+{
+    struct fixture *f = *state;
+    struct actions *a = NULL;
+    assert_int_equal(actions_create(&a), 0);
+    reopen_with_actions(f, a, 1);
+    char id[40], token[40];
+    new_conv(f->d, "act-1", "regular", "web", id, token);
+    json_t *v =
+        json_loads("{\"found\": true, \"order\": {\"status\": \"shipped\", \"carrier\": \"SF Express\", "
+                   "\"tracking\": \"SF1\", \"eta\": \"tomorrow\"}}",
+                   0, NULL);
+    assert_int_equal(actions_stub(a, "order_status", v), 0);
+    json_decref(v);
+    json_t *r = say(f->d, id, "where is my order KF12345678", NULL);
+    expect_str(r, "reply.intent", "order.status");
+    expect_str(r, "reply.source", "rule");
+    expect_str(
+        r, "reply.text",
+        "Order KF12345678 has shipped with SF Express (tracking number SF1) and should arrive tomorrow.");
+    expect_str(r, "reply.slots.order_status", "shipped");
+    json_decref(r);
+    v = json_pack("{s:b}", "found", 0);
+    actions_stub(a, "order_status", v);
+    json_decref(v);
+    r = say(f->d, id, "KF99999999", NULL); /* the number alone: the same question for it */
+    assert_non_null(strstr(str(r, "reply.text"), "I can't find an order KF99999999"));
+    json_decref(r);
+    actions_stub(a, "order_status", NULL);
+    r = say(f->d, id, "where is my order KF12345678", NULL);
+    assert_non_null(strstr(str(r, "reply.text"), "I can't look up order KF12345678 right now"));
+    expect_str(r, "state", "bot");
+    json_decref(r);
+    /* a held-up order: the reply, then the queue; the agent sees what the system said */
+    v = json_loads("{\"found\": true, \"order\": {\"status\": \"exception\", \"carrier\": \"ZTO\", "
+                   "\"last_scan\": \"no scan for 4 days\"}}",
+                   0, NULL);
+    actions_stub(a, "order_status", v);
+    json_decref(v);
+    r = say(f->d, id, "where is my order KF55556666", NULL);
+    assert_non_null(strstr(str(r, "reply.text"), "held up in transit (no scan for 4 days)"));
+    expect_str(r, "state", "queued");
+    json_decref(r);
+    json_t *ctx;
+    assert_int_equal(dialog_claim(f->d, "amy", id, &ctx), 0);
+    expect_str(ctx, "reason", "rule");
+    expect_str(ctx, "understood.actions.order_status.outcome", "ok");
+    json_t *res = json_object_get(
+        json_object_get(json_object_get(json_object_get(ctx, "understood"), "actions"), "order_status"),
+        "result");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(res, "order"), "status")),
+                        "exception");
+    json_decref(ctx);
+    /* the profile action: a VIP's first miss goes to the vip queue; asked once per customer */
+    v = json_pack("{s:s, s:s, s:{s:s}}", "name", "Wang", "tier", "vip", "attributes", "segment", "wholesale");
+    actions_stub(a, "profile", v);
+    json_decref(v);
+    new_conv(f->d, "act-2", "regular", "web", id, token);
+    r = say(f->d, id, "asdf qwer zxcv", NULL);
+    expect_str(r, "state", "queued");
+    expect_str(r, "queue.name", "vip");
+    json_decref(r);
+    assert_int_equal(dialog_claim(f->d, "amy", id, &ctx), 0);
+    expect_str(ctx, "customer.tier", "vip");
+    expect_str(ctx, "customer.name", "Wang");
+    json_decref(ctx);
+    actions_stub_clear(a);
+    /* strict: the set must know every action the rules name */
+    dialog_close(f->d);
+    f->cfg.actions_lax = 0;
+    struct rules_diag diag;
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_open(&f->cfg, &diag, &f->d), KEFU_ESYNTAX);
+    assert_int_equal(diag.errors, 3); /* order_status, order_tracking, refund_status */
+    assert_non_null(strstr(diag.v[0].text, "unknown action '"));
+    rules_diag_release(&diag);
+    json_t *known = json_object();
+    actions_stub(a, "order_status", known);
+    actions_stub(a, "order_tracking", known);
+    actions_stub(a, "refund_status", known);
+    json_decref(known);
+    open_dialog(f); /* now it opens */
+    char rules[96], cmd[320];
+    reopen_on_copy(f, rules, sizeof rules);
+    snprintf(cmd, sizeof cmd,
+             "printf 'intent x.y\\n  match zzqq\\n  action nowhere\\n  reply r\\n' > '%s/zz.rules'", rules);
+    assert_int_equal(system(cmd), 0);
+    rules_diag_init(&diag);
+    assert_int_equal(dialog_reload(f->d, &diag), KEFU_ESYNTAX);
+    assert_int_equal(diag.errors, 1);
+    assert_int_equal(diag.v[0].line, 3);
+    assert_int_equal(diag.v[0].col, 10);
+    rules_diag_release(&diag);
+    dialog_close(f->d);
+    f->d = NULL;
+    f->cfg.actions = NULL;
+    actions_free(a);
+    open_dialog(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_journey, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_human_phrasings, setup, teardown),

@@ -209,6 +209,17 @@ static void test_redirect_and_cap(void **state)
                      KEFU_ERANGE);
     assert_int_equal(status, 200);
     assert_non_null(strstr(err, "larger than the limit"));
+    /* a request's own cap overrides the client's, both ways */
+    assert_int_equal(
+        httpc_post_wait(h, &(struct httpc_request){.url = u, .body = "b", .len = 1, .max_response = 1 << 20},
+                        &status, err, sizeof err),
+        0);
+    url(u, sizeof u, "http", port, "/echo");
+    assert_int_equal(
+        httpc_post_wait(h,
+                        &(struct httpc_request){.url = u, .body = "0123456789", .len = 10, .max_response = 4},
+                        &status, err, sizeof err),
+        KEFU_ERANGE);
     httpc_free(h);
     MHD_stop_daemon(d);
 }
@@ -244,6 +255,12 @@ static void test_failures(void **state)
     assert_true(now_s() - t0 < 1.4 * slow()); /* before the server's 1.5 s answer */
     assert_int_equal(status, 0);
     assert_non_null(strstr(err, "imed out"));
+    /* a request's own timeout: longer than the client's lets the answer come */
+    assert_int_equal(
+        httpc_post_wait(h, &(struct httpc_request){.url = u, .body = "s", .len = 1, .timeout_s = 5 * slow()},
+                        &status, err, sizeof err),
+        0);
+    assert_int_equal(status, 201);
     url(u, sizeof u, "https", port, "/echo");
     assert_int_equal(httpc_post_wait(h, &(struct httpc_request){.url = u, .body = "t", .len = 1}, &status,
                                      err, sizeof err),

@@ -76,6 +76,19 @@ static const struct err_case {
     {"9.8", "intent a\n  match x\n  variant a 1\n  reply ~ hi\n  reply ~a hi\n", 4, 9,
      "expected a variant name after '~'"},
     {"9.9", "intent a\n  match x\n  variant a 1\n  reply@zh ~a\n  reply ~a hi\n", 4, 3, "empty reply"},
+    /* actions */
+    {"1.33", "intent a\n  match x\n  on found = true -> reply y\n", 3, 3, "'on' needs an 'action' line"},
+    {"1.34", "intent a\n  action b\n  action c\n", 3, 3, "intent 'a' already has an action"},
+    {"1.35", "intent a\n  action Order\n", 2, 10, "expected an action name"},
+    {"1.36", "intent a\n  action b\n  on found = true reply y\n", 3, 19, "expected '->' after the condition"},
+    {"1.37", "intent a\n  action b\n  on found = true -> say y\n", 3, 22,
+     "expected 'reply TEXT' or 'handoff"},
+    {"1.38", "intent a\n  action b\n  on failed -> handoff queue\n", 3, 29, "expected a queue name"},
+    {"1.39", "intent a\n  action b\n  set s order.status\n", 3, 9, "expected '=' and a field"},
+    {"1.40", "intent a\n  action b\n  on found -> reply y\n", 3, 12, "expected =, !=, <, <=, >, >= or in"},
+    {"1.41", "intent a\n  action b\n  on@zh found = true -> reply y\n", 3, 3,
+     "only reply and slot take a @locale"},
+    {"1.42", "intent a\n  action b\n  on failed -> reply@ZH y\n", 3, 22, "bad locale 'ZH'"},
 };
 
 static void test_errors(void **state)
@@ -455,6 +468,79 @@ static void test_variants(void **state)
     rules_diag_release(&d);
 }
 
+/* 12. actions: the directive, `on` groups by condition text, `set`, result fields in
+ * templates, the choice, and unknown names reported at the action's position */
+static int known_b(void *ctx, const char *name)
+{
+    return strcmp(name, (const char *)ctx) == 0;
+}
+
+static void test_actions(void **state)
+{
+    const char *src = "intent order.status\n"
+                      "  match where & order\n"
+                      "  slot order_id /(kf\\d{8})/ ask \"which?\"\n"
+                      "  action order_status\n"
+                      "  on found = false -> reply no order {order_id}\n"
+                      "  on found = false -> reply@zh 没有订单 {order_id}\n"
+                      "  on order.status = shipped and tier = vip -> reply vip {order.eta}\n"
+                      "  on order.status in (lost, stuck) -> handoff queue orders priority high\n"
+                      "  on order.status in (lost, stuck) -> reply let me get a colleague\n"
+                      "  on failed -> reply cannot look now\n"
+                      "  set order_state = order.status\n"
+                      "  set attr.last_status = order.status\n"
+                      "  reply order {order_id} is {order.status}\n";
+    struct rules_diag d;
+    rules_diag_init(&d);
+    struct rules *rs = NULL;
+    assert_int_equal(rules_load_string("t.rules", src, &d, &rs), 0);
+    assert_int_equal(d.errors, 0);
+    const struct rules_intent *it = rules_intent(rs, 0);
+    assert_string_equal(it->action, "order_status");
+    assert_int_equal(it->action_line, 4);
+    assert_int_equal(it->action_col, 10);
+    assert_int_equal(it->n_ons, 6);
+    assert_int_equal(it->ons[0].group, it->ons[1].group);
+    assert_int_equal(it->ons[3].group, it->ons[4].group);
+    assert_true(it->ons[2].group != it->ons[0].group && it->ons[3].group != it->ons[2].group);
+    assert_true(it->ons[5].failed);
+    assert_non_null(it->ons[3].handoff);
+    assert_string_equal(it->ons[3].handoff->queue, "orders");
+    assert_int_equal(it->ons[3].handoff->priority, RULES_PRIO_HIGH);
+    assert_int_equal(it->n_sets, 2);
+    assert_string_equal(it->sets[1].name, "attr.last_status");
+    assert_string_equal(it->sets[1].field, "order.status");
+    /* the first group that holds answers; conversation attributes and result fields together */
+    struct attr nf[] = {{"found", "false"}};
+    struct attr vip[] = {{"tier", "vip"}, {"found", "true"}, {"order.status", "shipped"}};
+    struct attr reg[] = {{"tier", "regular"}, {"found", "true"}, {"order.status", "shipped"}};
+    struct attr lost[] = {{"found", "true"}, {"order.status", "stuck"}};
+    size_t first = 99;
+    assert_int_equal(rules_on_pick(it, 0, &(struct attrs){nf, 1}, &first), it->ons[0].group);
+    assert_int_equal(first, 0);
+    assert_int_equal(rules_on_pick(it, 0, &(struct attrs){vip, 3}, &first), it->ons[2].group);
+    assert_int_equal(rules_on_pick(it, 0, &(struct attrs){reg, 3}, NULL), -1);
+    assert_int_equal(rules_on_pick(it, 0, &(struct attrs){lost, 2}, &first), it->ons[3].group);
+    assert_int_equal(first, 3);
+    assert_int_equal(rules_on_pick(it, 1, &(struct attrs){nf, 1}, &first), it->ons[5].group);
+    /* every action must be known: the error sits at the action's name */
+    assert_int_equal(rules_check_actions(rs, known_b, "order_status", &d), 0);
+    assert_int_equal(rules_check_actions(rs, known_b, "refund_status", &d), 1);
+    assert_int_equal(d.errors, 1);
+    assert_string_equal(d.v[0].file, "t.rules");
+    assert_int_equal(d.v[0].line, 4);
+    assert_int_equal(d.v[0].col, 10);
+    assert_string_equal(d.v[0].text, "unknown action 'order_status' (not in the actions configuration)");
+    assert_non_null(strstr(d.v[0].src, "action order_status"));
+    rules_diag_release(&d);
+    rules_unref(rs);
+    /* without an action, an unknown template name is still an error */
+    rules_diag_init(&d);
+    assert_int_equal(rules_load_string("t.rules", "intent a\n  match x\n  reply {order.eta}\n", &d, &rs),
+                     KEFU_ESYNTAX);
+    rules_diag_release(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_warnings),       cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_bad_utf8_file),
         cmocka_unit_test(test_mutations),      cmocka_unit_test(test_render),
+        cmocka_unit_test(test_actions),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }

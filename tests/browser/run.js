@@ -5,17 +5,19 @@
  * them fails the test that caused it. No test waits on a clock: each waits
  * for what a person would see, with playwright's bounded waits. */
 'use strict';
+const fs = require('fs');
 const http = require('http');
+const os = require('os');
 const path = require('path');
-const { execFileSync } = require('child_process');
-const { AGENT_TOKEN, startServer, launch, api } = require('./lib');
+const { execFileSync, spawn } = require('child_process');
+const { ROOT, AGENT_TOKEN, startServer, launch, api } = require('./lib');
 
 const XSS_IMG = '<img src=x onerror="window.__xss=1;alert(1)">';
 const XSS_SCRIPT = '<script>window.__xss=2;alert(2)</script>';
 const XSS_LINK = 'javascript:alert(3)';
 const XSS_NAME = '<img src=x onerror="alert(\'name\')">Mallory';
 
-let server, shop, shopOrigin;
+let server, shop, shopOrigin, orders, actionsFile;
 const results = [];
 
 /* Records dialogs, page errors and console errors of every page of ctx. */
@@ -102,11 +104,40 @@ function startShop() {
   });
 }
 
+/* kefu demo-orders on a free port and an actions file for the bundled rules pointing at it. */
+function startOrders() {
+  const bin = process.env.KEFU || path.join(ROOT, process.env.BUILD || 'build', 'kefu');
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['demo-orders', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /serving on (http:\/\/\S+)/.exec(out);
+      if (!m) return;
+      const conf = fs.readFileSync(path.join(ROOT, 'demo', 'actions.json'), 'utf8').split('http://127.0.0.1:8089').join(m[1]);
+      actionsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-actions-')), 'actions.json');
+      fs.writeFileSync(actionsFile, conf);
+      resolve(child);
+    });
+    child.on('exit', (code) => reject(new Error('kefu demo-orders exited with ' + code)));
+  });
+}
+
 async function main() {
   server = { url: '' };
   shop = await startShop();
   shopOrigin = 'http://127.0.0.1:' + shop.address().port;
-  server = await startServer(['--cors-origin', shopOrigin]);
+  orders = await startOrders();
+  server = await startServer(['--cors-origin', shopOrigin, '--actions', actionsFile]);
+
+  await test('widget: an order number gets the order\'s status from the shop\'s order system', async (open) => {
+    const p = await page(await open(), '/demo?lang=zh&customer=u-order-status');
+    await openWidget(p);
+    const shipped = await ask(p, '我的订单KF12345678到哪了');
+    assert(shipped === '订单 KF12345678 已发货（顺丰速运，运单号 SF1234567890123），预计明天送达。', 'status: ' + shipped);
+    const unknown = await ask(p, 'KF99999999'); /* the number alone: the same question for that order */
+    assert(unknown.includes('订单 KF99999999 不存在'), 'unknown order: ' + unknown);
+  });
 
   await test('widget: a common question in English gets the rule answer with its article', async (open) => {
     const p = await page(await open(), '/demo?lang=en');
@@ -522,6 +553,8 @@ main().catch((e) => {
 }).then(async () => {
   if (server && server.stop) await server.stop();
   if (shop) shop.close();
+  if (orders) orders.kill('SIGTERM');
+  if (actionsFile) fs.rmSync(path.dirname(actionsFile), { recursive: true, force: true });
   const failed = results.filter((r) => !r).length;
   console.log('# browser: ' + (results.length - failed) + ' passed, ' + failed + ' failed');
   process.exitCode = failed ? 1 : 0;

@@ -63,11 +63,14 @@ static void on_done(void *ctx)
     pthread_mutex_unlock(&done_lock);
 }
 
+/* Waits for the completion and takes it: the next one (a message that runs
+ * again after an action answered or behind another) waits anew. */
 static void wait_done(void)
 {
     pthread_mutex_lock(&done_lock);
     while (!done_flag)
         pthread_cond_wait(&done_cond, &done_lock);
+    done_flag = 0;
     pthread_mutex_unlock(&done_lock);
 }
 
@@ -290,8 +293,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     done_flag = 0;
     api_handle(api, &r, &resp);
     if (resp.push == API_PUSH_COMMIT) {
-        wait_done();
-        api_finish(api, &resp);
+        int rounds = 0;
+        do { /* an action's answer, then the commit: each completion is one finish */
+            wait_done();
+            api_finish(api, &resp);
+        } while (resp.push == API_PUSH_COMMIT && ++rounds < 8);
         MUST(resp.push == API_PUSH_NONE);
     } else if (resp.push == API_PUSH_WAIT) {
         MUST(api_poll(api, resp.conv, resp.after, 1, &resp) == 1);
