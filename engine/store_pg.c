@@ -185,7 +185,8 @@ static const char *const sql[N_STMT] = {
         "DELETE FROM feedback WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_RESPONSES] =
         "DELETE FROM responses WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
-    [W_ERASE_ANSWERS] = "DELETE FROM answers WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
+    [W_ERASE_ANSWERS] =
+        "DELETE FROM answers WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_OUTBOX] = "DELETE FROM outbox WHERE conv IN (SELECT id FROM conversations WHERE customer = $1)",
     [W_ERASE_CONV] = "DELETE FROM conversations WHERE customer = $1",
     [W_ERASE_CUSTOMER] = "DELETE FROM customers WHERE id = $1",
@@ -243,7 +244,8 @@ static const char *const sql[N_STMT] = {
         " FROM answers a WHERE a.at >= $1 GROUP BY a.intent, a.variant ORDER BY a.intent, a.variant",
     [R_KPI] =
         "WITH c AS (SELECT id, channel FROM conversations WHERE created_at >= $1),"
-        " h AS (SELECT v.channel, e.at - (SELECT k.at FROM events k WHERE k.conv = e.conv AND k.kind = 'claim'"
+        " h AS (SELECT v.channel, e.at - (SELECT k.at FROM events k WHERE k.conv = e.conv AND k.kind = "
+        "'claim'"
         " AND k.id < e.id ORDER BY k.id DESC LIMIT 1) AS secs FROM events e JOIN conversations v"
         " ON v.id = e.conv WHERE e.kind = 'resolve' AND e.at >= $1)"
         " SELECT ch.channel, (SELECT count(*) FROM c WHERE c.channel = ch.channel),"
@@ -1198,9 +1200,8 @@ static int pg_counts(struct store_db *db, struct store_counts *out)
     if (rc < 0)
         return rc;
     if (PQntuples(r) == 1) {
-        long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
-                          &out->feedback,  &out->outbox,        &out->agents,   &out->responses,
-                          &out->answers};
+        long long *v[] = {&out->customers, &out->conversations, &out->messages,  &out->events, &out->feedback,
+                          &out->outbox,    &out->agents,        &out->responses, &out->answers};
         for (int k = 0; k < 9; k++)
             *v[k] = col_int(r, 0, k);
     } else
@@ -1209,73 +1210,86 @@ static int pg_counts(struct store_db *db, struct store_counts *out)
     return rc;
 }
 
-static int pg_first_responses(struct store_db *db, long long since, store_response_fn fn, void *ctx)
+/* One of the reports read "from since on": the row's reader and the caller's callback. */
+struct since_call {
+    int (*row)(const PGresult *r, int i, const struct since_call *c); /* non-zero stops */
+    store_response_fn responses;
+    store_variant_fn variants;
+    store_kpi_fn kpi;
+    void *ctx;
+};
+
+/* Runs statement k with $1 = since and hands each row to c->row. */
+static int each_since(struct store_db *db, int k, long long since, const struct since_call *c)
 {
     char s[24];
     const char *v[] = {num(s, since)};
     PGresult *r;
-    int rc = query(db, R_RESPONSES, 1, v, &r);
+    int rc = query(db, k, 1, v, &r);
     if (rc < 0)
         return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct store_response_group g = {
-            .n = col_int(r, i, 2), .avg = strtod(PQgetvalue(r, i, 3), NULL), .max = col_int(r, i, 4)};
-        col_copy(r, i, 0, g.queue, sizeof g.queue);
-        col_copy(r, i, 1, g.channel, sizeof g.channel);
-        if (fn(ctx, &g))
-            break;
-    }
+    for (int i = 0; i < PQntuples(r) && !c->row(r, i, c); i++)
+        ;
     PQclear(r);
     return 0;
+}
+
+static double col_double(const PGresult *r, int row, int i)
+{
+    return strtod(PQgetvalue(r, row, i), NULL);
+}
+
+static int response_row(const PGresult *r, int i, const struct since_call *c)
+{
+    struct store_response_group g = {
+        .n = col_int(r, i, 2), .avg = col_double(r, i, 3), .max = col_int(r, i, 4)};
+    col_copy(r, i, 0, g.queue, sizeof g.queue);
+    col_copy(r, i, 1, g.channel, sizeof g.channel);
+    return c->responses(c->ctx, &g);
+}
+
+static int pg_first_responses(struct store_db *db, long long since, store_response_fn fn, void *ctx)
+{
+    return each_since(db, R_RESPONSES, since,
+                      &(struct since_call){.row = response_row, .responses = fn, .ctx = ctx});
+}
+
+static int variant_row(const PGresult *r, int i, const struct since_call *c)
+{
+    struct store_variant_row v = {.answers = col_int(r, i, 2),
+                                  .contained = col_int(r, i, 3),
+                                  .ratings = col_int(r, i, 4),
+                                  .rating_avg = col_double(r, i, 5)};
+    col_copy(r, i, 0, v.intent, sizeof v.intent);
+    col_copy(r, i, 1, v.variant, sizeof v.variant);
+    return c->variants(c->ctx, &v);
 }
 
 static int pg_variants(struct store_db *db, long long since, store_variant_fn fn, void *ctx)
 {
-    char s[24];
-    const char *v[] = {num(s, since)};
-    PGresult *r;
-    int rc = query(db, R_VARIANTS, 1, v, &r);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct store_variant_row row = {.answers = col_int(r, i, 2),
-                                        .contained = col_int(r, i, 3),
-                                        .ratings = col_int(r, i, 4),
-                                        .rating_avg = strtod(PQgetvalue(r, i, 5), NULL)};
-        col_copy(r, i, 0, row.intent, sizeof row.intent);
-        col_copy(r, i, 1, row.variant, sizeof row.variant);
-        if (fn(ctx, &row))
-            break;
-    }
-    PQclear(r);
-    return 0;
+    return each_since(db, R_VARIANTS, since,
+                      &(struct since_call){.row = variant_row, .variants = fn, .ctx = ctx});
+}
+
+static int kpi_row(const PGresult *r, int i, const struct since_call *c)
+{
+    struct store_kpi_row k = {.conversations = col_int(r, i, 1),
+                              .handled = col_int(r, i, 2),
+                              .answered = col_int(r, i, 3),
+                              .first_contact = col_int(r, i, 4),
+                              .responses = col_int(r, i, 5),
+                              .response_avg = col_double(r, i, 6),
+                              .handled_by_agents = col_int(r, i, 7),
+                              .handling_avg = col_double(r, i, 8),
+                              .ratings = col_int(r, i, 9),
+                              .rating_avg = col_double(r, i, 10)};
+    col_copy(r, i, 0, k.channel, sizeof k.channel);
+    return c->kpi(c->ctx, &k);
 }
 
 static int pg_kpi(struct store_db *db, long long since, store_kpi_fn fn, void *ctx)
 {
-    char s[24];
-    const char *v[] = {num(s, since)};
-    PGresult *r;
-    int rc = query(db, R_KPI, 1, v, &r);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct store_kpi_row k = {.conversations = col_int(r, i, 1),
-                                  .handled = col_int(r, i, 2),
-                                  .answered = col_int(r, i, 3),
-                                  .first_contact = col_int(r, i, 4),
-                                  .responses = col_int(r, i, 5),
-                                  .response_avg = strtod(PQgetvalue(r, i, 6), NULL),
-                                  .handled_by_agents = col_int(r, i, 7),
-                                  .handling_avg = strtod(PQgetvalue(r, i, 8), NULL),
-                                  .ratings = col_int(r, i, 9),
-                                  .rating_avg = strtod(PQgetvalue(r, i, 10), NULL)};
-        col_copy(r, i, 0, k.channel, sizeof k.channel);
-        if (fn(ctx, &k))
-            break;
-    }
-    PQclear(r);
-    return 0;
+    return each_since(db, R_KPI, since, &(struct since_call){.row = kpi_row, .kpi = fn, .ctx = ctx});
 }
 
 /* Calls fn for each outbox row of r (OUTBOX_COLS). */

@@ -1212,9 +1212,9 @@ static int sq_counts(struct store_db *st, struct store_counts *out)
             " (SELECT count(*) FROM responses), (SELECT count(*) FROM answers)",
             -1, &q, NULL) == SQLITE_OK) {
         if (sqlite3_step(q) == SQLITE_ROW) {
-            long long *v[] = {&out->customers, &out->conversations, &out->messages, &out->events,
-                              &out->feedback,  &out->outbox,        &out->agents,   &out->responses,
-                              &out->answers};
+            long long *v[] = {&out->customers, &out->conversations, &out->messages,
+                              &out->events,    &out->feedback,      &out->outbox,
+                              &out->agents,    &out->responses,     &out->answers};
             for (int k = 0; k < 9; k++)
                 *v[k] = sqlite3_column_int64(q, k);
             rc = 0;
@@ -1225,80 +1225,84 @@ static int sq_counts(struct store_db *st, struct store_counts *out)
     return rc;
 }
 
-static int sq_first_responses(struct store_db *st, long long since, store_response_fn fn, void *ctx)
+/* One of the reports read "from since on": the row's reader and the caller's callback. */
+struct since_call {
+    int (*row)(sqlite3_stmt *s, const struct since_call *c); /* non-zero stops */
+    store_response_fn responses;
+    store_variant_fn variants;
+    store_kpi_fn kpi;
+    void *ctx;
+};
+
+/* Runs statement k with ?1 = since on a reader and hands each row to c->row. */
+static int each_since(struct store_db *st, int k, long long since, const struct since_call *c)
 {
-    struct conn *c = reader_get(st);
-    sqlite3_stmt *s = stmt(c, R_RESPONSES);
+    struct conn *r = reader_get(st);
+    sqlite3_stmt *s = stmt(r, k);
     int rc = KEFU_EIO;
     if (s) {
         sqlite3_bind_int64(s, 1, since);
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            struct store_response_group g = {.n = sqlite3_column_int64(s, 2),
-                                             .avg = sqlite3_column_double(s, 3),
-                                             .max = sqlite3_column_int64(s, 4)};
-            snprintf(g.queue, sizeof g.queue, "%s", col_str(s, 0) ? col_str(s, 0) : "");
-            snprintf(g.channel, sizeof g.channel, "%s", col_str(s, 1) ? col_str(s, 1) : "");
-            if (fn(ctx, &g))
-                break;
-        }
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW && !c->row(s, c))
+            ;
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
         sqlite3_reset(s);
     }
-    reader_put(st, c);
+    reader_put(st, r);
     return rc;
+}
+
+static int response_row(sqlite3_stmt *s, const struct since_call *c)
+{
+    struct store_response_group g = {.n = sqlite3_column_int64(s, 2),
+                                     .avg = sqlite3_column_double(s, 3),
+                                     .max = sqlite3_column_int64(s, 4)};
+    col_copy(s, 0, g.queue, sizeof g.queue);
+    col_copy(s, 1, g.channel, sizeof g.channel);
+    return c->responses(c->ctx, &g);
+}
+
+static int sq_first_responses(struct store_db *st, long long since, store_response_fn fn, void *ctx)
+{
+    return each_since(st, R_RESPONSES, since,
+                      &(struct since_call){.row = response_row, .responses = fn, .ctx = ctx});
+}
+
+static int variant_row(sqlite3_stmt *s, const struct since_call *c)
+{
+    struct store_variant_row v = {.answers = sqlite3_column_int64(s, 2),
+                                  .contained = sqlite3_column_int64(s, 3),
+                                  .ratings = sqlite3_column_int64(s, 4),
+                                  .rating_avg = sqlite3_column_double(s, 5)};
+    col_copy(s, 0, v.intent, sizeof v.intent);
+    col_copy(s, 1, v.variant, sizeof v.variant);
+    return c->variants(c->ctx, &v);
 }
 
 static int sq_variants(struct store_db *st, long long since, store_variant_fn fn, void *ctx)
 {
-    struct conn *c = reader_get(st);
-    sqlite3_stmt *s = stmt(c, R_VARIANTS);
-    int rc = KEFU_EIO;
-    if (s) {
-        sqlite3_bind_int64(s, 1, since);
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            struct store_variant_row v = {.answers = sqlite3_column_int64(s, 2),
-                                          .contained = sqlite3_column_int64(s, 3),
-                                          .ratings = sqlite3_column_int64(s, 4),
-                                          .rating_avg = sqlite3_column_double(s, 5)};
-            snprintf(v.intent, sizeof v.intent, "%s", col_str(s, 0) ? col_str(s, 0) : "");
-            snprintf(v.variant, sizeof v.variant, "%s", col_str(s, 1) ? col_str(s, 1) : "");
-            if (fn(ctx, &v))
-                break;
-        }
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
-        sqlite3_reset(s);
-    }
-    reader_put(st, c);
-    return rc;
+    return each_since(st, R_VARIANTS, since,
+                      &(struct since_call){.row = variant_row, .variants = fn, .ctx = ctx});
+}
+
+static int kpi_row(sqlite3_stmt *s, const struct since_call *c)
+{
+    struct store_kpi_row k = {.conversations = sqlite3_column_int64(s, 1),
+                              .handled = sqlite3_column_int64(s, 2),
+                              .answered = sqlite3_column_int64(s, 3),
+                              .first_contact = sqlite3_column_int64(s, 4),
+                              .responses = sqlite3_column_int64(s, 5),
+                              .response_avg = sqlite3_column_double(s, 6),
+                              .handled_by_agents = sqlite3_column_int64(s, 7),
+                              .handling_avg = sqlite3_column_double(s, 8),
+                              .ratings = sqlite3_column_int64(s, 9),
+                              .rating_avg = sqlite3_column_double(s, 10)};
+    col_copy(s, 0, k.channel, sizeof k.channel);
+    return c->kpi(c->ctx, &k);
 }
 
 static int sq_kpi(struct store_db *st, long long since, store_kpi_fn fn, void *ctx)
 {
-    struct conn *c = reader_get(st);
-    sqlite3_stmt *s = stmt(c, R_KPI);
-    int rc = KEFU_EIO;
-    if (s) {
-        sqlite3_bind_int64(s, 1, since);
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            struct store_kpi_row k = {.conversations = sqlite3_column_int64(s, 1),
-                                      .handled = sqlite3_column_int64(s, 2),
-                                      .answered = sqlite3_column_int64(s, 3),
-                                      .first_contact = sqlite3_column_int64(s, 4),
-                                      .responses = sqlite3_column_int64(s, 5),
-                                      .response_avg = sqlite3_column_double(s, 6),
-                                      .handled_by_agents = sqlite3_column_int64(s, 7),
-                                      .handling_avg = sqlite3_column_double(s, 8),
-                                      .ratings = sqlite3_column_int64(s, 9),
-                                      .rating_avg = sqlite3_column_double(s, 10)};
-            snprintf(k.channel, sizeof k.channel, "%s", col_str(s, 0) ? col_str(s, 0) : "");
-            if (fn(ctx, &k))
-                break;
-        }
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KEFU_EIO;
-        sqlite3_reset(s);
-    }
-    reader_put(st, c);
-    return rc;
+    return each_since(st, R_KPI, since, &(struct since_call){.row = kpi_row, .kpi = fn, .ctx = ctx});
 }
 
 /* Calls fn for each outbox row of the prepared statement s. */
