@@ -16,9 +16,9 @@ const CHROMIUM = process.env.KEFU_CHROMIUM || '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-/* Starts kefu serve (with extra arguments, if any); resolves {url, pid, dir,
- * stop()} once it prints its URL. */
-async function startServer(extra) {
+/* Starts kefu serve (with extra arguments and environment, if any); resolves
+ * {url, pid, dir, stop()} once it prints its URL. */
+async function startServer(extra, env) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kefu-browser-'));
   copyDir(path.join(ROOT, 'rules'), path.join(dir, 'rules'));
   copyDir(path.join(__dirname, 'fixture', 'rules'), path.join(dir, 'rules'));
@@ -27,7 +27,7 @@ async function startServer(extra) {
   const bin = process.env.KEFU || path.join(ROOT, process.env.BUILD || 'build', 'kefu');
   const s = await spawnServe(bin, ['serve', '--listen', '127.0.0.1:0', '--data', path.join(dir, 'data'),
     '--rules', path.join(dir, 'rules'), '--corpus', path.join(dir, 'corpus'), '--web', path.join(ROOT, 'web'),
-    '--rate-limit', '0'].concat(extra || []), { KEFU_AGENT_TOKENS: 'alice:' + AGENT_TOKEN });
+    '--rate-limit', '0'].concat(extra || []), Object.assign({ KEFU_AGENT_TOKENS: 'alice:' + AGENT_TOKEN }, env || {}));
   return {
     url: s.url, dir, pid: s.child.pid, stdout: s.stdout,
     stop: async () => { await s.stop(); fs.rmSync(dir, { recursive: true, force: true }); }

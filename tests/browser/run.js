@@ -316,6 +316,59 @@ async function main() {
     }
   });
 
+  await test('accounts: an admin adds an agent (token shown once), who signs in; disabled and rotated tokens are refused', async (open) => {
+    const ADMIN = 'adm-9c8b7a6f5e4d3c2b1a09';
+    const srv = await startServer([], { KEFU_ADMIN_TOKEN: ADMIN });
+    try {
+      const ctx = await open();
+      const team = await ctx.newPage();
+      await team.goto(srv.url + '/console/team.html');
+      await team.locator('#token').fill('not-the-admin-token-at-all');
+      await team.locator('#signin button[type=submit]').click();
+      await team.locator('#signin-error:has-text("not the server")').waitFor();
+      await team.locator('#token').fill(ADMIN);
+      await team.locator('#signin button[type=submit]').click();
+      await team.locator('#app').waitFor();
+      await team.locator('#add-name').fill('mei');
+      await team.locator('#add-skills').fill('general, billing');
+      await team.locator('#add-capacity').fill('3');
+      await team.locator('#add button[type=submit]').click();
+      await team.locator('#new-token:not([hidden])').waitFor();
+      const tok = (await team.locator('#new-token-value').textContent()).trim();
+      assert(tok.length >= 16 && (await team.locator('#new-token-name').textContent()) === 'mei', 'token shown: ' + tok);
+      const row = team.locator('#accounts tr[data-name="mei"]');
+      await row.waitFor();
+      const rowText = await row.textContent();
+      assert(rowText.includes('enabled') && rowText.includes('general, billing') && rowText.includes('3'), 'row: ' + rowText);
+      await team.locator('#new-token-done').click();
+      assert((await team.locator('#new-token-value').textContent()) === '', 'the token is gone once dismissed');
+      /* the new token signs in to the console */
+      const con = await ctx.newPage();
+      await con.goto(srv.url + '/console/');
+      await con.locator('#token').fill(tok);
+      await con.locator('#signin button[type=submit]').click();
+      await con.locator('#app').waitFor();
+      /* disabled: refused at once */
+      await row.locator('button.toggle').click();
+      await team.locator('#accounts tr[data-name="mei"] td.state.disabled').waitFor();
+      assert((await api(srv.url, 'GET', '/v1/queue', null, tok)).status === 401, 'a disabled token is refused');
+      await row.locator('button.toggle').click();
+      await team.locator('#accounts tr[data-name="mei"] td.state.enabled').waitFor();
+      assert((await api(srv.url, 'GET', '/v1/queue', null, tok)).status === 200, 'enabled again, it works');
+      /* rotated: the old token is refused, the new one shown once works */
+      await row.locator('button.rotate').click();
+      await team.locator('#new-token:not([hidden])').waitFor();
+      const tok2 = (await team.locator('#new-token-value').textContent()).trim();
+      assert(tok2 && tok2 !== tok, 'a new token');
+      assert((await api(srv.url, 'GET', '/v1/queue', null, tok)).status === 401, 'the old token is refused after a rotation');
+      assert((await api(srv.url, 'GET', '/v1/queue', null, tok2)).status === 200, 'the new token works');
+      const listed = (await api(srv.url, 'GET', '/v1/admin/agents', null, ADMIN)).json;
+      assert(!JSON.stringify(listed).includes(tok2), 'no token in the list');
+    } finally {
+      await srv.stop();
+    }
+  }, /status of 401/); /* the wrong admin token, and the console's calls with the disabled token */
+
   await test('console: the Today panel lists the running A/B test with its variants', async (open) => {
     const c = (await api(server.url, 'POST', '/v1/conversations', { channel: 'web', customer: { id: 'u-ab' }, locale: 'en' })).json;
     const m = await fetch(server.url + '/v1/conversations/' + c.id + '/messages', {
