@@ -319,8 +319,9 @@ async function main() {
   await test('accounts: an admin adds an agent (token shown once), who signs in; disabled and rotated tokens are refused', async (open) => {
     const ADMIN = 'adm-9c8b7a6f5e4d3c2b1a09';
     const srv = await startServer([], { KEFU_ADMIN_TOKEN: ADMIN });
+    let ctx = null;
     try {
-      const ctx = await open();
+      ctx = await open();
       const team = await ctx.newPage();
       await team.goto(srv.url + '/console/team.html');
       await team.locator('#token').fill('not-the-admin-token-at-all');
@@ -365,6 +366,7 @@ async function main() {
       const listed = (await api(srv.url, 'GET', '/v1/admin/agents', null, ADMIN)).json;
       assert(!JSON.stringify(listed).includes(tok2), 'no token in the list');
     } finally {
+      if (ctx) for (const pg of ctx.pages()) await pg.close(); /* before the server stops: no refused long-poll */
       await srv.stop();
     }
   }, /status of 401/); /* the wrong admin token, and the console's calls with the disabled token */
