@@ -595,6 +595,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_init(&d->conv_lock[i], NULL);
     pthread_mutex_init(&d->busy_lock, NULL);
+    pthread_mutex_init(&d->spare_lock, NULL);
     pthread_mutex_init(&d->notify_lock, NULL);
     pthread_mutex_init(&d->m.fr_lock, NULL);
     pthread_mutex_init(&d->watch_lock, NULL);
@@ -622,6 +623,8 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     return 0;
 }
 
+static void spare_free(struct dialog *d);
+
 void dialog_close(struct dialog *d)
 {
     if (!d)
@@ -642,6 +645,8 @@ void dialog_close(struct dialog *d)
     for (int i = 0; i < CONV_LOCKS; i++)
         pthread_mutex_destroy(&d->conv_lock[i]);
     pthread_mutex_destroy(&d->busy_lock);
+    spare_free(d);
+    pthread_mutex_destroy(&d->spare_lock);
     pthread_mutex_destroy(&d->notify_lock);
     pthread_mutex_destroy(&d->m.fr_lock);
     pthread_mutex_destroy(&d->watch_lock);
@@ -2188,10 +2193,53 @@ static void call_resume(struct dialog_call *call)
     call_next(call, turn_resume(t), 1);
 }
 
+#define SPARE_MAX 64 /* finished calls kept at most */
+
+/* A zeroed call: a spare one, or new (NULL on OOM); give it back with call_free(). */
+static struct dialog_call *call_new(struct dialog *d)
+{
+    pthread_mutex_lock(&d->spare_lock);
+    struct dialog_call *call = d->spare;
+    if (call) {
+        d->spare = call->next_busy;
+        d->n_spare--;
+    }
+    pthread_mutex_unlock(&d->spare_lock);
+    if (!call)
+        return kefu_calloc(1, sizeof *call);
+    memset(call, 0, sizeof *call);
+    return call;
+}
+
+/* Keeps a released call for the next message, or frees it. */
+static void call_free(struct dialog *d, struct dialog_call *call)
+{
+    pthread_mutex_lock(&d->spare_lock);
+    if (d->n_spare < SPARE_MAX) {
+        call->next_busy = d->spare;
+        d->spare = call;
+        d->n_spare++;
+        call = NULL;
+    }
+    pthread_mutex_unlock(&d->spare_lock);
+    free(call);
+}
+
+/* Frees the spare calls (dialog_close()). */
+static void spare_free(struct dialog *d)
+{
+    for (struct dialog_call *c = d->spare, *next; c; c = next) {
+        next = c->next_busy;
+        free(c);
+    }
+    d->spare = NULL;
+    d->n_spare = 0;
+}
+
 void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
                           struct dialog_call **out)
 {
-    struct dialog_call *call = kefu_calloc(1, sizeof *call);
+    struct dialog_call *call = call_new(d);
     *out = call;
     if (!call) {
         done(ctx);
@@ -2247,7 +2295,7 @@ int dialog_message_finish(struct dialog_call *call, json_t **out)
         dialog_fail(rc, "%s", call->err);
     }
     turn_release(t);
-    free(call);
+    call_free(t->d, call);
     return rc;
 }
 
@@ -2255,7 +2303,7 @@ void dialog_message_drop(struct dialog_call *call)
 {
     if (call && call->waiting) { /* never ran: nothing of it was written */
         turn_release(&call->t);
-        free(call);
+        call_free(call->t.d, call);
         return;
     }
     if (call && call->resume) { /* its action answered, nobody waits: write nothing, free the conversation */

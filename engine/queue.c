@@ -1,7 +1,9 @@
 /* queue.c — named queues, agents, claims and positions, in memory.
- * Conversations and agents are two small arrays behind one mutex; every
- * operation is a linear scan, which stays well under a millisecond for the
- * few thousand conversations a shop has waiting at once. The order key is
+ * Conversations and agents are two arrays behind one mutex. A conversation
+ * is found through a hash index of its id (a handoff looks its own up three
+ * times, and a surge leaves thousands waiting); the other operations are
+ * linear scans, which stay well under a millisecond for the few thousand
+ * conversations a shop has waiting at once. The order key is
  * fixed when a conversation starts waiting (see queue.h), so positions are
  * a count of smaller keys in the same queue. */
 #include "queue.h"
@@ -38,6 +40,8 @@ struct queue {
     pthread_mutex_t lock;
     struct item *items;
     size_t n, cap;
+    size_t *slot;   /* open addressing, linear probing: 1 + an index into items, 0 empty */
+    size_t n_slots; /* a power of two, at least twice cap */
     struct agent *agents;
     size_t n_agents, cap_agents;
     long long pushes;
@@ -59,6 +63,7 @@ void queue_free(struct queue *q)
         free(q->agents[i].skills);
     free(q->agents);
     free(q->items);
+    free(q->slot);
     pthread_mutex_destroy(&q->lock);
     free(q);
 }
@@ -71,12 +76,88 @@ static int find_agent(const struct queue *q, const char *name)
     return -1;
 }
 
+static size_t conv_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ^ (h >> 31);
+}
+
+/* The index slot holding conv, or the empty one where it would go. */
+static size_t slot_of(const struct queue *q, const char *conv)
+{
+    size_t m = q->n_slots - 1, k = conv_hash(conv) & m;
+    while (q->slot[k] && strcmp(q->items[q->slot[k] - 1].conv, conv) != 0)
+        k = (k + 1) & m;
+    return k;
+}
+
 static struct item *find_item(struct queue *q, const char *conv)
 {
+    if (!q->n)
+        return NULL;
+    size_t k = slot_of(q, conv);
+    return q->slot[k] ? &q->items[q->slot[k] - 1] : NULL;
+}
+
+/* Indexes items[i] (its id not indexed yet). */
+static void index_add(struct queue *q, size_t i)
+{
+    q->slot[slot_of(q, q->items[i].conv)] = i + 1;
+}
+
+/* Removes items[i] from the index, closing the gap so that every id after
+ * it in its probe run stays reachable (no tombstones). */
+static void index_del(struct queue *q, size_t i)
+{
+    size_t m = q->n_slots - 1, k = slot_of(q, q->items[i].conv);
+    q->slot[k] = 0;
+    for (size_t j = (k + 1) & m; q->slot[j]; j = (j + 1) & m) {
+        size_t home = conv_hash(q->items[q->slot[j] - 1].conv) & m;
+        /* j's entry may move into the gap k unless its home lies cyclically in (k, j] */
+        if ((j > k && (home <= k || home > j)) || (j < k && home <= k && home > j)) {
+            q->slot[k] = q->slot[j];
+            q->slot[j] = 0;
+            k = j;
+        }
+    }
+}
+
+/* Removes items[i]: the last item takes its place. */
+static void remove_item(struct queue *q, size_t i)
+{
+    index_del(q, i);
+    if (i != q->n - 1) {
+        index_del(q, q->n - 1);
+        q->items[i] = q->items[q->n - 1];
+        q->n--;
+        index_add(q, i);
+    } else {
+        q->n--;
+    }
+}
+
+/* Room for one more item (the array and its index). Returns 0 or KEFU_ENOMEM. */
+static int grow(struct queue *q)
+{
+    if (q->n < q->cap)
+        return 0;
+    size_t cap = q->cap ? q->cap * 2 : 64, n_slots = 4 * cap;
+    struct item *v = kefu_realloc(q->items, cap * sizeof *v);
+    if (!v)
+        return KEFU_ENOMEM;
+    q->items = v;
+    size_t *s = kefu_calloc(n_slots, sizeof *s);
+    if (!s)
+        return KEFU_ENOMEM;
+    q->cap = cap;
+    free(q->slot);
+    q->slot = s;
+    q->n_slots = n_slots;
     for (size_t i = 0; i < q->n; i++)
-        if (strcmp(q->items[i].conv, conv) == 0)
-            return &q->items[i];
-    return NULL;
+        index_add(q, i);
+    return 0;
 }
 
 static int serves(const struct agent *a, const char *name)
@@ -181,18 +262,14 @@ static int entry_ok(const struct queue_entry *e)
 static int push_locked(struct queue *q, const struct queue_entry *e)
 {
     struct item *it = find_item(q, e->conv);
-    if (!it && q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        struct item *v = kefu_realloc(q->items, cap * sizeof *v);
-        if (!v)
-            return KEFU_ENOMEM;
-        q->items = v, q->cap = cap;
-    }
+    if (!it && grow(q) < 0)
+        return KEFU_ENOMEM;
     if (!it) {
         it = &q->items[q->n++];
         memset(it, 0, sizeof *it);
         it->agent = -1;
         snprintf(it->conv, sizeof it->conv, "%s", e->conv);
+        index_add(q, q->n - 1);
     }
     unhold(q, it);
     snprintf(it->queue, sizeof it->queue, "%s", e->queue);
@@ -241,7 +318,7 @@ int queue_sync(struct queue *q, const struct queue_entry *e, const char *const *
     for (size_t i = q->n; i-- > 0;) /* gone from the database: claimed away, resolved, erased */
         if (q->items[i].since < keep_since && entry_of(e, n, q->items[i].conv) < 0) {
             unhold(q, &q->items[i]);
-            q->items[i] = q->items[--q->n];
+            remove_item(q, i);
         }
     int rc = 0;
     for (size_t k = 0; k < n && rc == 0; k++) {
@@ -363,7 +440,7 @@ void queue_remove(struct queue *q, const char *conv)
     struct item *it = find_item(q, conv);
     if (it) {
         unhold(q, it);
-        *it = q->items[--q->n];
+        remove_item(q, (size_t)(it - q->items));
     }
     pthread_mutex_unlock(&q->lock);
 }
@@ -374,7 +451,7 @@ static int position_of(const struct queue *q, const struct item *it)
     int pos = 1;
     for (size_t i = 0; i < q->n; i++) {
         const struct item *o = &q->items[i];
-        pos += o != it && o->agent < 0 && strcmp(o->queue, it->queue) == 0 && before(o, it);
+        pos += o->agent < 0 && before(o, it) && strcmp(o->queue, it->queue) == 0; /* it is not before it */
     }
     return pos;
 }

@@ -10,23 +10,24 @@
 #include <string.h>
 
 #define STRIPES 64
+#define WAYS    4 /* slots per set: ids whose hashes meet share a set, not a slot */
 
 struct conv_slot {
-    unsigned long gen; /* moved by every commit that touches an id of this slot */
-    int used;
+    unsigned long used;  /* 0: empty; else its set's clock when last read or filled */
     struct store_conv c; /* c.memory owned */
 };
 
 struct cust_slot {
-    unsigned long gen;
-    int used;
+    unsigned long used;
     struct store_customer c;
 };
 
 struct store_cache {
-    size_t conv_mask, cust_mask;
-    struct conv_slot *convs;
+    size_t conv_mask, cust_mask; /* sets - 1 */
+    struct conv_slot *convs;     /* WAYS slots per set */
     struct cust_slot *custs;
+    unsigned long *conv_gen, *cust_gen;     /* per set: moved by every commit that touches an id of it */
+    unsigned long *conv_clock, *cust_clock; /* per set: the recency stamps of its slots */
     pthread_mutex_t lock[STRIPES];
     atomic_ullong hits, misses;
 };
@@ -47,19 +48,32 @@ static size_t hash(const char *s)
     return h ^ (h >> 29);
 }
 
+static void free_arrays(struct store_cache *sc)
+{
+    free(sc->convs);
+    free(sc->custs);
+    free(sc->conv_gen);
+    free(sc->cust_gen);
+    free(sc->conv_clock);
+    free(sc->cust_clock);
+}
+
 int store_cache_new(size_t conv_slots, size_t cust_slots, struct store_cache **out)
 {
     *out = NULL;
     struct store_cache *sc = kefu_calloc(1, sizeof *sc);
     if (!sc)
         return KEFU_ENOMEM;
-    sc->conv_mask = pow2(conv_slots ? conv_slots : 1) - 1;
-    sc->cust_mask = pow2(cust_slots ? cust_slots : 1) - 1;
-    sc->convs = kefu_calloc(sc->conv_mask + 1, sizeof *sc->convs);
-    sc->custs = kefu_calloc(sc->cust_mask + 1, sizeof *sc->custs);
-    if (!sc->convs || !sc->custs) {
-        free(sc->convs);
-        free(sc->custs);
+    sc->conv_mask = pow2(conv_slots > WAYS ? (conv_slots + WAYS - 1) / WAYS : 1) - 1;
+    sc->cust_mask = pow2(cust_slots > WAYS ? (cust_slots + WAYS - 1) / WAYS : 1) - 1;
+    sc->convs = kefu_calloc((sc->conv_mask + 1) * WAYS, sizeof *sc->convs);
+    sc->custs = kefu_calloc((sc->cust_mask + 1) * WAYS, sizeof *sc->custs);
+    sc->conv_gen = kefu_calloc(sc->conv_mask + 1, sizeof *sc->conv_gen);
+    sc->cust_gen = kefu_calloc(sc->cust_mask + 1, sizeof *sc->cust_gen);
+    sc->conv_clock = kefu_calloc(sc->conv_mask + 1, sizeof *sc->conv_clock);
+    sc->cust_clock = kefu_calloc(sc->cust_mask + 1, sizeof *sc->cust_clock);
+    if (!sc->convs || !sc->custs || !sc->conv_gen || !sc->cust_gen || !sc->conv_clock || !sc->cust_clock) {
+        free_arrays(sc);
         free(sc);
         return KEFU_ENOMEM;
     }
@@ -73,29 +87,67 @@ void store_cache_free(struct store_cache *sc)
 {
     if (!sc)
         return;
-    for (size_t i = 0; i <= sc->conv_mask; i++)
+    for (size_t i = 0; i < (sc->conv_mask + 1) * WAYS; i++)
         free(sc->convs[i].c.memory);
     for (int i = 0; i < STRIPES; i++)
         pthread_mutex_destroy(&sc->lock[i]);
-    free(sc->convs);
-    free(sc->custs);
+    free_arrays(sc);
     free(sc);
 }
 
-static pthread_mutex_t *lock_of(struct store_cache *sc, size_t slot)
+static pthread_mutex_t *lock_of(struct store_cache *sc, size_t set)
 {
-    pthread_mutex_t *m = &sc->lock[slot % STRIPES];
+    pthread_mutex_t *m = &sc->lock[set % STRIPES];
     pthread_mutex_lock(m);
     return m;
+}
+
+/* The slot of id in conversation set k, or NULL; the set's lock held. */
+static struct conv_slot *conv_find(struct store_cache *sc, size_t k, const char *id)
+{
+    struct conv_slot *s = &sc->convs[k * WAYS];
+    for (int i = 0; i < WAYS; i++)
+        if (s[i].used && strcmp(s[i].c.id, id) == 0)
+            return &s[i];
+    return NULL;
+}
+
+/* The slot a new row of set k takes: id's own, an empty one, or the least recently used. */
+static struct conv_slot *conv_victim(struct store_cache *sc, size_t k, const char *id)
+{
+    struct conv_slot *s = conv_find(sc, k, id), *v = &sc->convs[k * WAYS];
+    for (int i = 0; !s && i < WAYS; i++)
+        if (sc->convs[k * WAYS + i].used < v->used)
+            v = &sc->convs[k * WAYS + i];
+    return s ? s : v;
+}
+
+static struct cust_slot *cust_find(struct store_cache *sc, size_t k, const char *id)
+{
+    struct cust_slot *s = &sc->custs[k * WAYS];
+    for (int i = 0; i < WAYS; i++)
+        if (s[i].used && strcmp(s[i].c.id, id) == 0)
+            return &s[i];
+    return NULL;
+}
+
+static struct cust_slot *cust_victim(struct store_cache *sc, size_t k, const char *id)
+{
+    struct cust_slot *s = cust_find(sc, k, id), *v = &sc->custs[k * WAYS];
+    for (int i = 0; !s && i < WAYS; i++)
+        if (sc->custs[k * WAYS + i].used < v->used)
+            v = &sc->custs[k * WAYS + i];
+    return s ? s : v;
 }
 
 int store_cache_get_conv(struct store_cache *sc, const char *id, struct store_conv *out, unsigned long *gen)
 {
     size_t k = hash(id) & sc->conv_mask;
-    struct conv_slot *s = &sc->convs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    int hit = s->used && strcmp(s->c.id, id) == 0;
+    struct conv_slot *s = conv_find(sc, k, id);
+    int hit = s != NULL;
     if (hit) {
+        s->used = ++sc->conv_clock[k];
         *out = s->c;
         size_t n = strlen(s->c.memory);
         if (!(out->memory = malloc(n + 1)))
@@ -103,7 +155,7 @@ int store_cache_get_conv(struct store_cache *sc, const char *id, struct store_co
         else
             memcpy(out->memory, s->c.memory, n + 1);
     }
-    *gen = s->gen;
+    *gen = sc->conv_gen[k];
     pthread_mutex_unlock(m);
     atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
     return hit ? 0 : KEFU_ENOENT;
@@ -112,14 +164,15 @@ int store_cache_get_conv(struct store_cache *sc, const char *id, struct store_co
 int store_cache_get_token(struct store_cache *sc, const char *id, char *token, size_t cap)
 {
     size_t k = hash(id) & sc->conv_mask;
-    struct conv_slot *s = &sc->convs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    int hit = s->used && strcmp(s->c.id, id) == 0;
-    if (hit)
+    struct conv_slot *s = conv_find(sc, k, id);
+    if (s) {
+        s->used = ++sc->conv_clock[k];
         snprintf(token, cap, "%s", s->c.token);
+    }
     pthread_mutex_unlock(m);
-    atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
-    return hit ? 0 : KEFU_ENOENT;
+    atomic_fetch_add_explicit(s ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
+    return s ? 0 : KEFU_ENOENT;
 }
 
 void store_cache_fill_conv(struct store_cache *sc, const struct store_conv *c, unsigned long gen)
@@ -130,13 +183,13 @@ void store_cache_fill_conv(struct store_cache *sc, const struct store_conv *c, u
         return;
     memcpy(mem, c->memory ? c->memory : "{}", n + 1);
     size_t k = hash(c->id) & sc->conv_mask;
-    struct conv_slot *s = &sc->convs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    if (s->gen == gen) { /* no commit touched the slot since the miss */
+    if (sc->conv_gen[k] == gen) { /* no commit touched the set since the miss */
+        struct conv_slot *s = conv_victim(sc, k, c->id);
         free(s->c.memory);
         s->c = *c;
         s->c.memory = mem;
-        s->used = 1;
+        s->used = ++sc->conv_clock[k];
         mem = NULL;
     }
     pthread_mutex_unlock(m);
@@ -150,10 +203,10 @@ void store_cache_wrote_conv(struct store_cache *sc, const struct store_conv *c)
     if (c->memory && (mem = malloc(n + 1)))
         memcpy(mem, c->memory, n + 1);
     size_t k = hash(c->id) & sc->conv_mask;
-    struct conv_slot *s = &sc->convs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    s->gen++;
-    if (s->used && strcmp(s->c.id, c->id) == 0) {
+    sc->conv_gen[k]++;
+    struct conv_slot *s = conv_find(sc, k, c->id);
+    if (s) {
         if (c->memory && !mem) { /* out of memory: forget the row rather than keep it stale */
             free(s->c.memory);
             memset(&s->c, 0, sizeof s->c);
@@ -188,25 +241,26 @@ int store_cache_get_customer(struct store_cache *sc, const char *id, struct stor
                              unsigned long *gen)
 {
     size_t k = hash(id) & sc->cust_mask;
-    struct cust_slot *s = &sc->custs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    int hit = s->used && strcmp(s->c.id, id) == 0;
-    if (hit)
+    struct cust_slot *s = cust_find(sc, k, id);
+    if (s) {
+        s->used = ++sc->cust_clock[k];
         *out = s->c;
-    *gen = s->gen;
+    }
+    *gen = sc->cust_gen[k];
     pthread_mutex_unlock(m);
-    atomic_fetch_add_explicit(hit ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
-    return hit ? 0 : KEFU_ENOENT;
+    atomic_fetch_add_explicit(s ? &sc->hits : &sc->misses, 1, memory_order_relaxed);
+    return s ? 0 : KEFU_ENOENT;
 }
 
 void store_cache_fill_customer(struct store_cache *sc, const struct store_customer *c, unsigned long gen)
 {
     size_t k = hash(c->id) & sc->cust_mask;
-    struct cust_slot *s = &sc->custs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    if (s->gen == gen) {
+    if (sc->cust_gen[k] == gen) {
+        struct cust_slot *s = cust_victim(sc, k, c->id);
         s->c = *c;
-        s->used = 1;
+        s->used = ++sc->cust_clock[k];
     }
     pthread_mutex_unlock(m);
 }
@@ -214,10 +268,10 @@ void store_cache_fill_customer(struct store_cache *sc, const struct store_custom
 void store_cache_wrote_customer(struct store_cache *sc, const char *id)
 {
     size_t k = hash(id) & sc->cust_mask;
-    struct cust_slot *s = &sc->custs[k];
     pthread_mutex_t *m = lock_of(sc, k);
-    s->gen++;
-    if (s->used && strcmp(s->c.id, id) == 0)
+    sc->cust_gen[k]++;
+    struct cust_slot *s = cust_find(sc, k, id);
+    if (s)
         s->used = 0;
     pthread_mutex_unlock(m);
 }
@@ -226,17 +280,20 @@ void store_cache_clear(struct store_cache *sc)
 {
     for (size_t k = 0; k <= sc->conv_mask; k++) {
         pthread_mutex_t *m = lock_of(sc, k);
-        struct conv_slot *s = &sc->convs[k];
-        s->gen++;
-        free(s->c.memory);
-        memset(&s->c, 0, sizeof s->c);
-        s->used = 0;
+        sc->conv_gen[k]++;
+        for (int i = 0; i < WAYS; i++) {
+            struct conv_slot *s = &sc->convs[k * WAYS + i];
+            free(s->c.memory);
+            memset(&s->c, 0, sizeof s->c);
+            s->used = 0;
+        }
         pthread_mutex_unlock(m);
     }
     for (size_t k = 0; k <= sc->cust_mask; k++) {
         pthread_mutex_t *m = lock_of(sc, k);
-        sc->custs[k].gen++;
-        sc->custs[k].used = 0;
+        sc->cust_gen[k]++;
+        for (int i = 0; i < WAYS; i++)
+            sc->custs[k * WAYS + i].used = 0;
         pthread_mutex_unlock(m);
     }
 }

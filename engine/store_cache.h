@@ -5,10 +5,12 @@
  * copies true: after each commit it applies every committed conversation
  * row to its copy and drops the copies of changed customers; an erase
  * drops everything. A reader that missed fills the slot only if no commit
- * touched the slot since it looked (each slot has a generation that every
- * commit touching it moves), so a row read before a commit can never
- * overwrite what that commit wrote. Slots are direct-mapped by a hash of
- * the id and guarded by striped mutexes. */
+ * touched the slot's set since it looked (each set has a generation that
+ * every commit touching it moves), so a row read before a commit can never
+ * overwrite what that commit wrote. A hash of the id picks a set of four
+ * slots; a new row takes an empty one or the least recently used, so ids
+ * whose hashes meet do not evict each other on every read. Sets are
+ * guarded by striped mutexes. */
 #ifndef KEFU_STORE_CACHE_H
 #define KEFU_STORE_CACHE_H
 

@@ -1284,6 +1284,60 @@ static void test_articles(void **state)
     json_decref(ctx);
 }
 
+/* The memory column of conversation id as the file holds it (new). */
+static json_t *stored_memory(struct fixture *f, const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/kefu.db", f->dir);
+    struct store *st;
+    assert_int_equal(store_open(path, &(struct store_opts){.readers = 1, .cache_slots = -1}, &st), 0);
+    struct store_conv c;
+    assert_int_equal(store_get_conv(st, id, &c), 0);
+    json_t *m = json_loads(c.memory, 0, NULL);
+    store_conv_release(&c);
+    store_close(st);
+    assert_non_null(m);
+    return m;
+}
+
+/* 6.5 the memory across turns: every turn's intent is
+ * remembered in order, a slot changed by a later turn does not change an earlier answer,
+ * and a restart (the memory read from its text) carries on the same */
+static void test_memory_turns(void **state)
+{
+    struct fixture *f = *state;
+    char id[40], token[40];
+    new_conv(f->d, "m1", "regular", "web", id, token);
+    json_t *r1 = say(f->d, id, "我的退款什么时候到账 KF12345678", NULL);
+    expect_str(r1, "reply.slots.order_id", "KF12345678");
+    json_t *r2 = say(f->d, id, "我的退款什么时候到账 KF87654321", NULL);
+    expect_str(r2, "reply.slots.order_id", "KF87654321");
+    expect_str(r1, "reply.slots.order_id", "KF12345678"); /* its own copy */
+    json_decref(say(f->d, id, "how long does delivery take", NULL));
+    json_t *m = stored_memory(f, id);
+    json_t *v = json_object_get(m, "intents");
+    assert_int_equal(json_array_size(v), 3);
+    long long seq = 0;
+    for (size_t k = 0; k < 3; k++) {
+        long long s = json_integer_value(json_object_get(json_array_get(v, k), "seq"));
+        assert_true(s > seq);
+        seq = s;
+    }
+    expect_str(json_array_get(v, 0), "intent", str(r1, "reply.intent"));
+    expect_str(m, "slots.order_id", "KF87654321");
+    json_decref(m);
+    dialog_close(f->d);
+    open_dialog(f);
+    json_t *r4 = say(f->d, id, "我的退款什么时候到账", NULL);
+    expect_str(r4, "reply.slots.order_id", "KF87654321"); /* remembered across the restart */
+    m = stored_memory(f, id);
+    assert_int_equal(json_array_size(json_object_get(m, "intents")), 4);
+    json_decref(m);
+    json_decref(r1);
+    json_decref(r2);
+    json_decref(r4);
+}
+
 /* 7.0 a process answering customers is killed with SIGKILL: every answered message is in the file */
 static void test_kill9(void **state)
 {
@@ -1764,6 +1818,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_classifier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_articles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_turns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clarify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),

@@ -316,6 +316,55 @@ static void test_list(void **state)
     queue_free(q);
 }
 
+/* 6.2 thousands waiting: every conversation is found by its id after
+ * removals in scattered order (each moves the last one into its place),
+ * pushes that move conversations between queues, and the index's growth;
+ * positions count the earlier ones of the same queue */
+static void test_many(void **state)
+{
+    (void)state;
+    struct queue *q = fresh();
+    enum { N = 3000 };
+    static int gone[N];
+    char id[16], name[QUEUE_NAME_MAX];
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        push(q, id, i % 2 ? "billing" : "general", 1, 0, 0, 1000 + i);
+        gone[i] = 0;
+    }
+    for (int k = 0; k < N; k++) { /* every third, in an order unrelated to the pushes */
+        int i = (int)((k * 7919L) % N);
+        if (i % 3 == 0) {
+            snprintf(id, sizeof id, "c%d", i);
+            queue_remove(q, id);
+            gone[i] = 1;
+        }
+    }
+    for (int i = 1; i < N; i += 10) { /* moved to the other queue, keeping their time */
+        snprintf(id, sizeof id, "c%d", i);
+        if (!gone[i])
+            push(q, id, i % 2 ? "general" : "billing", 1, 0, 0, 1000 + i);
+    }
+    int ahead[2] = {0, 0}; /* waiting so far in general, billing */
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        int pos;
+        long long wait;
+        if (gone[i]) {
+            assert_int_equal(queue_position(q, id, 5000, &pos, &wait, name), KEFU_ENOENT);
+            continue;
+        }
+        int moved = i % 10 == 1, billing = (i % 2 == 1) != moved;
+        assert_int_equal(queue_position(q, id, 5000, &pos, &wait, name), 0);
+        assert_string_equal(name, billing ? "billing" : "general");
+        assert_int_equal(queue_has(q, id, name, 1000 + i), 1);
+        assert_int_equal(pos, ++ahead[billing]);
+        assert_int_equal(wait, 5000 - (1000 + i));
+    }
+    assert_int_equal(queue_position(q, "c3000", 5000, &(int){0}, &(long long){0}, name), KEFU_ENOENT);
+    queue_free(q);
+}
+
 /* 6.2 allocation failures leave the queue usable */
 static void test_alloc_failure(void **state)
 {
@@ -332,12 +381,19 @@ static void test_alloc_failure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_agents),           cmocka_unit_test(test_order),
-        cmocka_unit_test(test_positions),        cmocka_unit_test(test_skills),
-        cmocka_unit_test(test_capacity),         cmocka_unit_test(test_claim_again),
-        cmocka_unit_test(test_transfer_release), cmocka_unit_test(test_unclaim),
-        cmocka_unit_test(test_assign),           cmocka_unit_test(test_list),
-        cmocka_unit_test(test_alloc_failure),    cmocka_unit_test(test_sync),
+        cmocka_unit_test(test_agents),
+        cmocka_unit_test(test_order),
+        cmocka_unit_test(test_positions),
+        cmocka_unit_test(test_skills),
+        cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_claim_again),
+        cmocka_unit_test(test_transfer_release),
+        cmocka_unit_test(test_unclaim),
+        cmocka_unit_test(test_assign),
+        cmocka_unit_test(test_list),
+        cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_sync),
+        cmocka_unit_test(test_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

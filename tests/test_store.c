@@ -844,6 +844,69 @@ static void test_cache_stale_fill(void **state)
     store_cache_free(sc);
 }
 
+/* 4.5 a cache of four slots is one set of four: four rows stay side by
+ * side, a fifth evicts the least recently used one, and a commit to the
+ * set drops a fill read before it whatever slot it would have taken */
+static void test_cache_sets(void **state)
+{
+    (void)state;
+    struct store_cache *sc;
+    assert_int_equal(store_cache_new(4, 4, &sc), 0);
+    struct store_conv c, got;
+    unsigned long gen;
+    char id[8], tok[40];
+    for (int i = 0; i < 4; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        make_conv(&c, id, "sam", "web");
+        c.memory = "{}";
+        assert_int_equal(store_cache_get_conv(sc, id, &got, &gen), KEFU_ENOENT);
+        store_cache_fill_conv(sc, &c, gen);
+    }
+    for (int i = 0; i < 4; i++) { /* all four kept; s0 read last */
+        snprintf(id, sizeof id, "s%d", 3 - i);
+        assert_int_equal(store_cache_get_token(sc, id, tok, sizeof tok), 0);
+        char want[40];
+        snprintf(want, sizeof want, "tok-%s", id);
+        assert_string_equal(tok, want);
+    }
+    make_conv(&c, "s4", "sam", "web");
+    c.memory = "{\"n\":4}";
+    assert_int_equal(store_cache_get_conv(sc, "s4", &got, &gen), KEFU_ENOENT);
+    store_cache_fill_conv(sc, &c, gen);
+    assert_int_equal(store_cache_get_token(sc, "s3", tok, sizeof tok), KEFU_ENOENT); /* the oldest read */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "s%d", i);
+        assert_int_equal(store_cache_get_token(sc, id, tok, sizeof tok), 0);
+    }
+    assert_int_equal(store_cache_get_conv(sc, "s4", &got, &gen), 0);
+    assert_string_equal(got.memory, "{\"n\":4}");
+    store_conv_release(&got);
+    /* a commit to another id of the set still drops a stale fill */
+    make_conv(&c, "s3", "sam", "web");
+    c.memory = "{}";
+    assert_int_equal(store_cache_get_conv(sc, "s3", &got, &gen), KEFU_ENOENT);
+    struct store_conv other;
+    make_conv(&other, "s1", "sam", "web");
+    other.memory = NULL;
+    store_cache_wrote_conv(sc, &other);
+    store_cache_fill_conv(sc, &c, gen);
+    assert_int_equal(store_cache_get_token(sc, "s3", tok, sizeof tok), KEFU_ENOENT);
+    /* customers: the same sets */
+    struct store_customer cu, cgot;
+    for (int i = 0; i < 5; i++) {
+        memset(&cu, 0, sizeof cu);
+        snprintf(cu.id, sizeof cu.id, "u%d", i);
+        assert_int_equal(store_cache_get_customer(sc, cu.id, &cgot, &gen), KEFU_ENOENT);
+        store_cache_fill_customer(sc, &cu, gen);
+    }
+    assert_int_equal(store_cache_get_customer(sc, "u0", &cgot, &gen), KEFU_ENOENT);
+    assert_int_equal(store_cache_get_customer(sc, "u4", &cgot, &gen), 0);
+    assert_string_equal(cgot.id, "u4");
+    store_cache_wrote_customer(sc, "u4");
+    assert_int_equal(store_cache_get_customer(sc, "u4", &cgot, &gen), KEFU_ENOENT);
+    store_cache_free(sc);
+}
+
 /* What the completions of test_submit record. */
 struct submitted {
     pthread_mutex_t lock;
@@ -1524,6 +1587,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_erase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test(test_cache_stale_fill),
+        cmocka_unit_test(test_cache_sets),
         cmocka_unit_test_setup_teardown(test_outbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agents, setup, teardown),
     };
