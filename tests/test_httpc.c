@@ -92,9 +92,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **state, enum MH
 
 static struct MHD_Daemon *server_start(unsigned *port)
 {
-    struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
+    /* epoll with a pool of threads, as kefu serve runs: in thread-per-connection mode
+     * libmicrohttpd 0.9.75 once read through a NULL pointer in a connection thread, under
+     * valgrind, when the client went away while /slow slept */
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                                            handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                                            MHD_OPTION_THREAD_POOL_SIZE, 8u, MHD_OPTION_END);
     assert_non_null(d);
     *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
     return d;
