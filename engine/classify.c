@@ -34,6 +34,7 @@ void classify_opts_default(struct classify_opts *o)
     o->c = 32;
     o->min_df = 0;
     o->eps = 0;
+    o->threads = 0;
     o->cache_dir = NULL;
 }
 
@@ -44,7 +45,7 @@ int classify_min_df(const struct classify_opts *o, size_t rows)
 
 double classify_eps(const struct classify_opts *o, size_t rows)
 {
-    return o->eps > 0 ? o->eps : rows >= CLASSIFY_LARGE ? 1.0 : 0.5;
+    return o->eps > 0 ? o->eps : rows >= CLASSIFY_LARGE ? 3.0 : 0.1;
 }
 
 /* ---- keys and layout ---- */
@@ -377,7 +378,7 @@ int classify_vector(const struct classify *m, const char *text, size_t len, stru
         return rc;
     }
     if (c.n)
-        qsort(c.b, c.n, sizeof *c.b, cmp_u32); /* c.b is NULL for a message of no feature */
+        qsort(c.b, c.n, sizeof *c.b, cmp_u32);        /* c.b is NULL for a message of no feature */
     double norm = 0, unseen = log(m->rows + 1.0) + 1; /* the idf of a feature no example has */
     v->any = 0;
     for (size_t i = 0; i < c.n;) {
@@ -439,7 +440,10 @@ int classify_predict(const struct classify *m, const char *text, size_t len, str
     out->none = 1;
     struct classify_vec v;
     int rc = classify_vector(m, text, len, &v);
-    if (rc < 0 || !v.any) { /* no feature at all (empty, emoji, punctuation): no evidence, no class */
+    if (rc < 0 || v.n == 0) {
+        /* no feature at all (empty, emoji, punctuation) or none an example
+         * has (keyboard mash): no evidence, no class, only the biases' priors */
+        out->terms = rc < 0 ? 0 : v.terms;
         classify_vec_release(&v);
         return rc;
     }

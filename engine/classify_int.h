@@ -42,7 +42,7 @@ uint64_t classify_fnv(uint64_t h, const void *s, size_t n);
 #include "classify.h"
 
 #define CLASSIFY_MAGIC   "KEFUCLF\n"
-#define CLASSIFY_VERSION 2
+#define CLASSIFY_VERSION 3
 
 /* Example sets of this many lines or more are "large": features seen in
  * one example only are dropped and training stops earlier (the model's

@@ -5,15 +5,19 @@
  * dropped, the rest get an idf. Rows are built by classify_vector(), the
  * function prediction uses, so training and prediction cannot disagree on
  * a feature. liblinear's L2-regularised logistic regression (one-vs-rest)
- * (its dual solver) gives the weights; we keep them as int16 per feature and class. */
+ * (its dual solver), one binary problem per class trained on several
+ * threads, gives the weights; we keep them as int16 per feature and class. */
 #include "classify_int.h"
 
 #include "kefu.h"
 
 #include <linear.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void quiet(const char *s)
 {
@@ -145,22 +149,139 @@ static int build_rows(const struct rules *rs, const struct classify *m, size_t n
     return rc;
 }
 
-/* Copies liblinear's weights into m, int16 per feature and class. */
-static void keep_weights(struct classify *m, const struct model *lm)
+/* ---- one class against the rest, on several threads ----
+ *
+ * liblinear's dual solver visits the rows in an order drawn with rand(),
+ * and one rand() state shared by threads would make the model depend on
+ * their timing. So rand() and srand() are defined here, one state per
+ * thread: liblinear's calls bind to these (the executable's definition
+ * comes first), each class is trained on a binary problem after
+ * srand(class + 1), and the same examples give the same model whatever
+ * the number of threads or their order. kefu itself never calls rand(). */
+
+static _Thread_local uint64_t rand_state = 0x9e3779b97f4a7c15ULL;
+
+void srand(unsigned seed)
 {
-    int label_of[m->n_class ? m->n_class : 1]; /* class → liblinear's label index */
-    for (int j = 0; j < lm->nr_class; j++)
-        label_of[(int)lm->label[j]] = j;
-    for (size_t k = 0; k < m->n_class; k++) {
-        double max = 0;
-        for (size_t f = 0; f < m->n_feat; f++)
-            max = fmax(max, fabs(get_decfun_coef(lm, (int)f + 1, label_of[k])));
-        m->scale[k] = (float)(max > 0 ? max : 1);
-        m->bias[k] = (float)get_decfun_bias(lm, label_of[k]);
-        for (size_t f = 0; f < m->n_feat; f++)
-            m->w[f * m->n_class + k] =
-                (int16_t)lrint(get_decfun_coef(lm, (int)f + 1, label_of[k]) / m->scale[k] * 32767.0);
+    rand_state = 0x9e3779b97f4a7c15ULL * (seed + 1ULL);
+}
+
+int rand(void)
+{
+    /* splitmix64; the top 31 bits, so 0..RAND_MAX as the C library's */
+    uint64_t z = (rand_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (int)((z ^ (z >> 31)) >> 33);
+}
+
+struct pool {
+    const struct rows *r;
+    struct classify *m;
+    struct parameter p;
+    atomic_size_t next; /* the next class to train */
+    atomic_int failed;
+};
+
+/* Trains class k against the rest and copies its weights into m (int16, scaled). */
+static int train_class(struct pool *pl, size_t k, double *y, double *w)
+{
+    const struct rows *r = pl->r;
+    struct classify *m = pl->m;
+    for (int i = 0; i < r->prob.l; i++)
+        y[i] = r->y[i] == (double)k ? 1 : -1;
+    struct problem bin = r->prob;
+    bin.y = y;
+    srand((unsigned)k);
+    struct model *lm = train(&bin, &pl->p);
+    if (!lm || lm->nr_class != 2) {
+        free_and_destroy_model(&lm);
+        return KEFU_EINVAL;
     }
+    int pos = lm->label[0] > 0 ? 0 : 1; /* liblinear's index of the label +1 */
+    double max = 0;
+    for (size_t f = 0; f < m->n_feat; f++) {
+        w[f] = get_decfun_coef(lm, (int)f + 1, pos);
+        max = fmax(max, fabs(w[f]));
+    }
+    m->scale[k] = (float)(max > 0 ? max : 1);
+    m->bias[k] = (float)get_decfun_bias(lm, pos);
+    for (size_t f = 0; f < m->n_feat; f++)
+        m->w[f * m->n_class + k] = (int16_t)lrint(w[f] / m->scale[k] * 32767.0);
+    free_and_destroy_model(&lm);
+    return 0;
+}
+
+/* One thread's share: its own buffers (allocated by the caller, so no
+ * thread but the caller allocates through kefu_malloc()). */
+struct worker {
+    struct pool *pl;
+    double *y, *w;
+};
+
+static void *train_worker(void *arg)
+{
+    struct worker *wk = arg;
+    struct pool *pl = wk->pl;
+    for (size_t k; !atomic_load(&pl->failed) && (k = atomic_fetch_add(&pl->next, 1)) < pl->m->n_class;) {
+        int rc = train_class(pl, k, wk->y, wk->w);
+        if (rc < 0)
+            atomic_store(&pl->failed, rc);
+    }
+    return NULL;
+}
+
+/* The threads o asks for (0: the online processors, at most 4), at most one per class. */
+static int thread_count(const struct classify_opts *o, size_t classes)
+{
+    long n = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    if (o->threads <= 0 && n > 4)
+        n = 4;
+    if ((size_t)n > classes)
+        n = (long)classes;
+    return (int)n;
+}
+
+/* Trains every class of m on r's rows. */
+static int train_classes(const struct classify_opts *o, const struct rows *r, struct classify *m)
+{
+    struct pool pl = {.r = r, .m = m};
+    pl.p =
+        (struct parameter){.solver_type = L2R_LR_DUAL, .eps = classify_eps(o, (size_t)r->prob.l), .C = o->c};
+    atomic_init(&pl.next, 0);
+    atomic_init(&pl.failed, 0);
+    set_print_string_function(quiet);
+    if (check_parameter(&r->prob, &pl.p))
+        return KEFU_EINVAL;
+    enum { MAX_THREADS = 16 };
+    int n = thread_count(o, m->n_class);
+    n = n < MAX_THREADS ? n : MAX_THREADS;
+    struct worker wk[MAX_THREADS] = {{0}};
+    int rc = 0;
+    for (int t = 0; t < n && rc == 0; t++) {
+        wk[t] = (struct worker){.pl = &pl};
+        wk[t].y = kefu_malloc((size_t)(r->prob.l ? r->prob.l : 1) * sizeof *wk[t].y);
+        wk[t].w = kefu_malloc((m->n_feat ? m->n_feat : 1) * sizeof *wk[t].w);
+        if (!wk[t].y || !wk[t].w)
+            rc = KEFU_ENOMEM;
+    }
+    if (rc == 0) {
+        pthread_t th[MAX_THREADS];
+        int started = 0;
+        while (started < n - 1 && pthread_create(&th[started], NULL, train_worker, &wk[started + 1]) == 0)
+            started++;
+        train_worker(&wk[0]); /* this thread trains too */
+        for (int t = 0; t < started; t++)
+            pthread_join(th[t], NULL);
+        rc = atomic_load(&pl.failed);
+    }
+    for (int t = 0; t < n; t++) {
+        free(wk[t].y);
+        free(wk[t].w);
+    }
+    return rc;
 }
 
 int classify_train(const struct rules *rs, const struct classify_opts *o, struct classify **out)
@@ -177,22 +298,8 @@ int classify_train(const struct rules *rs, const struct classify_opts *o, struct
     free(c.seen);
     if (rc == 0)
         rc = build_rows(rs, m, n_rows, &r);
-    if (rc == 0) {
-        /* the dual solver: several times faster than the primal one on these
-         * sparse rows, at the same accuracy (docs/routing.md) */
-        struct parameter p = {.solver_type = L2R_LR_DUAL, .eps = classify_eps(o, n_rows), .C = o->c};
-        set_print_string_function(quiet);
-        const char *bad = check_parameter(&r.prob, &p);
-        /* the dual solver visits rows in rand() order: a fixed seed makes the
-         * same examples give the same model (kefu itself never calls rand()) */
-        srand(1);
-        struct model *lm = bad ? NULL : train(&r.prob, &p);
-        if (lm && lm->nr_class == (int)m->n_class)
-            keep_weights(m, lm);
-        else
-            rc = KEFU_EINVAL;
-        free_and_destroy_model(&lm);
-    }
+    if (rc == 0)
+        rc = train_classes(o, &r, m);
     rows_release(&r);
     if (rc < 0) {
         classify_unref(m);

@@ -19,7 +19,9 @@ struct classify_opts {
     int hash_bits;         /* features hash into 2^hash_bits buckets (12..24) */
     double c;              /* liblinear's C (inverse regularisation) */
     int min_df;            /* a feature kept must occur in this many examples (0: 1, or 2 for large sets) */
-    double eps;            /* liblinear's stopping tolerance (0: 0.5, or 1 for large sets) */
+    double eps;            /* liblinear's stopping tolerance (0: 0.1, or 3 for large sets) */
+    int threads;           /* training threads (0: the online processors, at most 4); not in the key:
+                              any count gives the same model */
     const char *cache_dir; /* where models are cached; NULL: never cached */
 };
 /* Fills o with the documented defaults (docs/routing.md), cache_dir NULL. */
@@ -69,7 +71,8 @@ struct classify_result {
     double known;   /* share of the message's features (tf-idf mass) the examples have: 0..1 */
     unsigned terms; /* distinct words with a letter, and CJK characters, of the message */
 };
-/* Classifies text[0..len) (raw UTF-8). Thread-safe on a shared model.
+/* Classifies text[0..len) (raw UTF-8); a message with no feature the examples
+ * have gets no candidate (n 0, none 1). Thread-safe on a shared model.
  * Returns 0, KEFU_EUTF8 or KEFU_ENOMEM. */
 int classify_predict(const struct classify *m, const char *text, size_t len, struct classify_result *out);
 
