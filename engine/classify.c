@@ -11,7 +11,9 @@
  * Probabilities: liblinear's logistic regression is one-vs-rest, so each
  * class k gives s_k = sigmoid(w_k·x + b_k). The probability of k is
  * s_k / max(1, Σ s): when every class says "not me" the total stays below 1
- * and the rest is the probability that none fits (docs/routing.md). */
+ * and the rest is the probability that none fits (docs/routing.md). The
+ * sigmoids are calibrated: s_k = sigmoid(a (w_k·x + b_k) + b), with a and b
+ * fitted at training on examples held out of the training (classify_train.c). */
 #include "classify.h"
 
 #include "classify_int.h"
@@ -126,9 +128,18 @@ int classify_alloc(size_t n_class, size_t n_feat, int bits, uint64_t key, uint32
     h->key = key;
     h->rows = rows;
     m->rows = rows;
+    h->cal_a = m->cal_a = 1;
+    h->cal_b = m->cal_b = 0;
     layout(m);
     *out = m;
     return 0;
+}
+
+void classify_set_calibration(struct classify *m, double a, double b)
+{
+    struct classify_header *h = m->blob;
+    h->cal_a = m->cal_a = (float)a;
+    h->cal_b = m->cal_b = (float)b;
 }
 
 struct classify *classify_ref(struct classify *m)
@@ -164,6 +175,8 @@ void classify_stats(const struct classify *m, struct classify_info *info)
     info->classes = m->n_class;
     info->features = m->n_feat;
     info->bytes = m->size;
+    info->cal_a = m->cal_a;
+    info->cal_b = m->cal_b;
 }
 
 /* ---- the file ---- */
@@ -247,6 +260,8 @@ static const char *check_body(const struct classify *m, const struct rules *rs)
     for (size_t k = 0; k < m->n_class; k++)
         if (!isfinite(m->scale[k]) || !isfinite(m->bias[k]))
             return "corrupt class table";
+    if (!(m->cal_a > 0 && m->cal_a < 100) || !isfinite(m->cal_b))
+        return "corrupt calibration";
     return NULL;
 }
 
@@ -273,6 +288,8 @@ int classify_load(const char *path, const struct rules *rs, const struct classif
         m->blob = buf; /* same size, same layout */
         buf = NULL;
         layout(m);
+        m->cal_a = h->cal_a;
+        m->cal_b = h->cal_b;
         uint64_t sum;
         memcpy(&sum, (unsigned char *)m->blob + m->size - 8, 8);
         bad = sum != blob_sum(m) ? "checksum mismatch" : check_body(m, rs);
@@ -429,9 +446,17 @@ static void keep_best(struct classify_result *out, uint32_t intent, double p)
         return;
     size_t end = out->n < CLASSIFY_MAX_CANDS ? out->n : CLASSIFY_MAX_CANDS - 1;
     memmove(&out->cand[at + 1], &out->cand[at], (end - at) * sizeof out->cand[0]);
-    out->cand[at] = (struct classify_cand){intent, p};
+    out->cand[at] = (struct classify_cand){intent, p, p};
     if (out->n < CLASSIFY_MAX_CANDS)
         out->n++;
+}
+
+/* The calibrated probability of a raw one p: sigmoid(a logit(p) + b). */
+static double calibrated(const struct classify *m, double p)
+{
+    if (p <= 0 || p >= 1)
+        return p;
+    return 1 / (1 + exp(-(m->cal_a * log(p / (1 - p)) + m->cal_b)));
 }
 
 int classify_predict(const struct classify *m, const char *text, size_t len, struct classify_result *out)
@@ -470,6 +495,8 @@ int classify_predict(const struct classify *m, const char *text, size_t len, str
     double div = total > CLASSIFY_NORM_FLOOR ? total : CLASSIFY_NORM_FLOOR;
     for (size_t k = 0; k < m->n_class; k++)
         keep_best(out, m->cls_intent[k], z[k] / div);
+    for (size_t k = 0; k < out->n; k++)
+        out->cand[k].p = calibrated(m, out->cand[k].p);
     out->none = 1 - (total < 1 ? total : 1);
     out->known = v.known;
     out->terms = v.terms;

@@ -62,12 +62,15 @@ struct classify_header {
     uint32_t version, bits, n_class, n_feat;
     uint32_t rows, pad; /* training examples (for the idf of unseen features) */
     uint64_t key;
+    float cal_a, cal_b; /* the calibration: each class's sigmoid is of cal_a × its score + cal_b */
+    uint32_t pad2[2];
 };
 
 struct classify {
     atomic_int refs;
     int bits;
-    uint32_t rows; /* training examples */
+    uint32_t rows;      /* training examples */
+    float cal_a, cal_b; /* the calibration (classify_train.c), also in the header */
     size_t n_class, n_feat;
     uint32_t *cls_intent; /* class → rules_intent() index */
     float *scale, *bias;  /* per class: weight scale (int16 32767 = scale) and bias */
@@ -87,6 +90,8 @@ int classify_save(const struct classify *m, const char *path);
 uint64_t classify_key(const struct rules *rs, const struct classify_opts *o);
 /* The number of intents with examples (the classes). */
 size_t classify_classes(const struct rules *rs);
+/* Sets m's calibration (header included). */
+void classify_set_calibration(struct classify *m, double a, double b);
 /* Index of bucket among m's kept features, or -1. */
 int classify_find(const struct classify *m, uint32_t bucket);
 

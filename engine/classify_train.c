@@ -188,8 +188,19 @@ static int train_class(struct pool *pl, size_t k, double *y, double *w)
 {
     const struct rows *r = pl->r;
     struct classify *m = pl->m;
-    for (int i = 0; i < r->prob.l; i++)
+    int pos_rows = 0;
+    for (int i = 0; i < r->prob.l; i++) {
         y[i] = r->y[i] == (double)k ? 1 : -1;
+        pos_rows += y[i] > 0;
+    }
+    if (pos_rows == 0 ||
+        pos_rows == r->prob.l) { /* a fold without the class (calibration): it never claims */
+        for (size_t f = 0; f < m->n_feat; f++)
+            m->w[f * m->n_class + k] = 0;
+        m->scale[k] = 1;
+        m->bias[k] = pos_rows ? 30 : -30;
+        return 0;
+    }
     struct problem bin = r->prob;
     bin.y = y;
     srand((unsigned)k);
@@ -284,6 +295,200 @@ static int train_classes(const struct classify_opts *o, const struct rows *r, st
     return rc;
 }
 
+/* ---- calibration ----
+ *
+ * A model's probabilities on new messages are too timid: one-vs-rest
+ * sigmoids shared out over many classes stay low even when the best class
+ * is nearly always right (docs/quality.md). So they are calibrated on
+ * examples the fitting model did not see: for a small set, three folds
+ * (example j of an intent in fold j mod 3), each predicted by a model of
+ * the other two; for a large set (CLASSIFY_LARGE), where that would treble
+ * the training, one model of fold 0 predicts the other folds, with as many
+ * folds as keep fold 0 near CAL_TRAIN rows (three at least). At most
+ * CAL_ROWS held-out rows are used.
+ *
+ * What is fitted: the probability classify_predict() gives the best class
+ * (its sigmoid shared out over the classes) goes through
+ * sigmoid(a logit(p) + b), with a and b that minimise the log loss of
+ * "the best class is the right one" on the held-out rows (Platt scaling
+ * of that probability). The map rises with p, so the order of the
+ * candidates never changes; only their probabilities are true to how
+ * often they are right (docs/quality.md). */
+
+#define CAL_FOLDS 3
+#define CAL_ROWS  2000
+#define CAL_TRAIN 3500
+
+struct held_out {
+    double *z;       /* [row × class]: the fold model's raw scores */
+    uint32_t *truth; /* each row's class */
+    size_t n, cap, n_class;
+};
+
+/* The fold of every row: its index among its intent's examples, mod folds. */
+static void row_folds(const struct rows *r, unsigned char *fold, size_t folds)
+{
+    size_t run = 0;
+    for (int i = 0; i < r->prob.l; i++) {
+        run = i > 0 && r->y[i] == r->y[i - 1] ? run + 1 : 0;
+        fold[i] = (unsigned char)(run % folds);
+    }
+}
+
+/* Trains a model of the rows outside fold (or, with only, of fold only) and
+ * adds the raw scores of the rows it did not see (every one of them when
+ * stride is 1, else every stride-th) to h. */
+static int fold_scores(const struct classify_opts *o, const struct rows *r, const struct classify *m,
+                       const unsigned char *fold, int f, int only, size_t stride, struct held_out *h)
+{
+    size_t l = (size_t)r->prob.l, n = 0;
+    struct rows sub = {0};
+    sub.x = kefu_malloc(l * sizeof *sub.x);
+    sub.y = kefu_malloc(l * sizeof *sub.y);
+    struct classify *fm = NULL;
+    int rc = sub.x && sub.y ? classify_alloc(m->n_class, m->n_feat, m->bits, 0, m->rows, &fm) : KEFU_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < l; i++)
+        if ((fold[i] == f) == (only != 0)) {
+            sub.x[n] = r->x[i];
+            sub.y[n++] = r->y[i];
+        }
+    if (rc == 0) {
+        sub.prob = r->prob;
+        sub.prob.l = (int)n;
+        sub.prob.x = sub.x;
+        sub.prob.y = sub.y;
+        rc = n ? train_classes(o, &sub, fm) : 0;
+    }
+    size_t seen = 0;
+    for (size_t i = 0; rc == 0 && n && i < l; i++) {
+        if ((fold[i] == f) == (only != 0) || seen++ % stride != 0 || h->n == h->cap)
+            continue;
+        double *z = &h->z[h->n * m->n_class];
+        for (size_t k = 0; k < m->n_class; k++)
+            z[k] = fm->bias[k];
+        for (const struct feature_node *x = r->x[i]; x->index != -1; x++)
+            if ((size_t)x->index <= m->n_feat)
+                for (size_t k = 0; k < m->n_class; k++)
+                    z[k] += x->value * fm->w[(size_t)(x->index - 1) * m->n_class + k] * (double)fm->scale[k] /
+                            32767.0;
+        uint32_t t = (uint32_t)r->y[i];
+        if (fm->bias[t] > -30) /* the class had examples in the fold's training */
+            h->truth[h->n++] = t;
+    }
+    classify_unref(fm);
+    free(sub.x);
+    free(sub.y);
+    return rc;
+}
+
+/* Turns h's raw scores into (logit of the best probability, 1 if it is the
+ * right class) pairs, as classify_predict() computes that probability. */
+static void best_points(struct held_out *h, double *lp, unsigned char *right)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const double *z = &h->z[i * h->n_class];
+        double total = 0, best = -1;
+        size_t arg = 0;
+        for (size_t k = 0; k < h->n_class; k++) {
+            double s = 1 / (1 + exp(-z[k]));
+            total += s;
+            if (s > best) {
+                best = s;
+                arg = k;
+            }
+        }
+        double p = best / (total > CLASSIFY_NORM_FLOOR ? total : CLASSIFY_NORM_FLOOR);
+        p = p < 1e-6 ? 1e-6 : p > 1 - 1e-6 ? 1 - 1e-6 : p;
+        lp[i] = log(p / (1 - p));
+        right[i] = arg == h->truth[i];
+    }
+}
+
+struct points {
+    const double *lp;
+    const unsigned char *right;
+    size_t n;
+};
+
+/* The mean log loss of sigmoid(a × lp + b) against right. */
+static double log_loss(const struct points *pt, double a, double b)
+{
+    double sum = 0;
+    for (size_t i = 0; i < pt->n; i++) {
+        double q = 1 / (1 + exp(-(a * pt->lp[i] + b)));
+        q = pt->right[i] ? q : 1 - q;
+        sum -= log(q > 1e-12 ? q : 1e-12);
+    }
+    return pt->n ? sum / (double)pt->n : 0;
+}
+
+/* The minimum of log_loss over a in [lo, hi] (b = other, which 0) or over b (a = other, which 1). */
+static double golden(const struct points *pt, double lo, double hi, double other, int which)
+{
+    const double g = 0.6180339887498949;
+    double x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
+    double f1 = which ? log_loss(pt, other, x1) : log_loss(pt, x1, other);
+    double f2 = which ? log_loss(pt, other, x2) : log_loss(pt, x2, other);
+    for (int it = 0; it < 40; it++) {
+        if (f1 < f2) {
+            hi = x2;
+            x2 = x1;
+            f2 = f1;
+            x1 = hi - g * (hi - lo);
+            f1 = which ? log_loss(pt, other, x1) : log_loss(pt, x1, other);
+        } else {
+            lo = x1;
+            x1 = x2;
+            f1 = f2;
+            x2 = lo + g * (hi - lo);
+            f2 = which ? log_loss(pt, other, x2) : log_loss(pt, x2, other);
+        }
+    }
+    return (lo + hi) / 2;
+}
+
+/* Fits m's calibration on held-out rows of r (see above); leaves a = 1, b = 0 when there are too few. */
+static int calibrate(const struct classify_opts *o, const struct rows *r, struct classify *m)
+{
+    size_t l = (size_t)r->prob.l, large = l >= CLASSIFY_LARGE;
+    /* a large set's fold model learns from about CAL_TRAIN rows at most (a third of Banking77) */
+    size_t folds =
+        large && l / CAL_TRAIN > CAL_FOLDS ? (l / CAL_TRAIN < 200 ? l / CAL_TRAIN : 200) : CAL_FOLDS;
+    size_t held = large ? l - (l + folds - 1) / folds : l;
+    size_t stride = held > CAL_ROWS ? (held + CAL_ROWS - 1) / CAL_ROWS : 1;
+    struct held_out h = {.n_class = m->n_class, .cap = held / stride + 1};
+    unsigned char *fold = kefu_malloc(l ? l : 1);
+    h.z = kefu_malloc(h.cap * m->n_class * sizeof *h.z);
+    h.truth = kefu_malloc(h.cap * sizeof *h.truth);
+    int rc = fold && h.z && h.truth ? 0 : KEFU_ENOMEM;
+    if (rc == 0)
+        row_folds(r, fold, folds);
+    if (rc == 0 && large)
+        rc = fold_scores(o, r, m, fold, 0, 1, stride, &h);
+    for (int f = 0; rc == 0 && !large && f < CAL_FOLDS; f++)
+        rc = fold_scores(o, r, m, fold, f, 0, stride, &h);
+    double *lp = rc == 0 ? kefu_malloc((h.n ? h.n : 1) * sizeof *lp) : NULL;
+    unsigned char *right = lp ? kefu_malloc(h.n ? h.n : 1) : NULL;
+    if (rc == 0 && !right)
+        rc = KEFU_ENOMEM;
+    if (rc == 0 && h.n >= 2 * m->n_class) {
+        best_points(&h, lp, right);
+        struct points pt = {lp, right, h.n};
+        double a = 1, b = 0;
+        for (int round = 0; round < 4; round++) {
+            a = golden(&pt, 0.2, 5, b, 0);
+            b = golden(&pt, -5, 5, a, 1);
+        }
+        classify_set_calibration(m, a, b);
+    }
+    free(lp);
+    free(right);
+    free(fold);
+    free(h.z);
+    free(h.truth);
+    return rc;
+}
+
 int classify_train(const struct rules *rs, const struct classify_opts *o, struct classify **out)
 {
     *out = NULL;
@@ -300,6 +505,8 @@ int classify_train(const struct rules *rs, const struct classify_opts *o, struct
         rc = build_rows(rs, m, n_rows, &r);
     if (rc == 0)
         rc = train_classes(o, &r, m);
+    if (rc == 0)
+        rc = calibrate(o, &r, m);
     rows_release(&r);
     if (rc < 0) {
         classify_unref(m);

@@ -52,10 +52,10 @@ void decide_policy_default(struct decide_policy *p)
     p->use_kb = 1;
     p->all_stages = 0;
     p->use_classifier = 1;
-    p->classify_min = 0.50;
+    p->classify_min = 0.92;
     p->veto_max = 0.15;
     p->veto_known = 0.35;
-    p->classify_agree = 0.20;
+    p->classify_agree = 0.50;
     p->veto_none = 0.50;
     p->vote_veto_max = 0.10;
 }
@@ -90,12 +90,13 @@ static int classified(const struct decide_ctx *c)
     return c->clf && c->policy.use_classifier;
 }
 
-/* The classifier's probability for intent i (0 when not among its best). */
-static double class_p(const struct decision *d, unsigned i)
+/* The classifier's calibrated probability for intent i, or with share its
+ * uncalibrated share of the classes' mass (0 when not among its best). */
+static double class_p(const struct decision *d, unsigned i, int share)
 {
     for (size_t k = 0; k < d->cls.n; k++)
         if (d->cls.cand[k].intent == i)
-            return d->cls.cand[k].p;
+            return share ? d->cls.cand[k].share : d->cls.cand[k].p;
     return 0;
 }
 
@@ -107,7 +108,7 @@ static double class_p(const struct decision *d, unsigned i)
  * hands off (a person, not an automatic answer), are never vetoed. */
 static int vetoed(const struct decide_ctx *c, const struct decision *d, unsigned i, const struct attrs *attrs)
 {
-    if (!classified(c) || !classify_has(c->clf, i) || class_p(d, i) >= c->policy.veto_max)
+    if (!classified(c) || !classify_has(c->clf, i) || class_p(d, i, 1) >= c->policy.veto_max)
         return 0;
     if (rules_handoff_for(rules_intent(c->rs, i), attrs))
         return 0; /* a handoff is no automatic answer: never stopped */
@@ -124,8 +125,8 @@ static int vote_vetoed(const struct decide_ctx *c, const struct decision *d, uns
 {
     if (!classified(c) || !classify_has(c->clf, i))
         return 0;
-    double p = class_p(d, i);
-    return p < c->policy.vote_veto_max || (d->cls.terms < 2 && p < c->policy.classify_agree);
+    return class_p(d, i, 1) < c->policy.vote_veto_max ||
+           (d->cls.terms < 2 && class_p(d, i, 0) < c->policy.classify_agree);
 }
 
 /* 1 if text[0..len) is one link or address and nothing else: no question. */
@@ -395,7 +396,7 @@ long decide_guess(const struct decision *d)
             uint32_t i = pass ? d->votes.v[k].intent : d->cls.cand[k].intent;
             double s = 0;
             for (size_t j = 0; j < d->cls.n; j++)
-                s += d->cls.cand[j].intent == i ? d->cls.cand[j].p : 0;
+                s += d->cls.cand[j].intent == i ? d->cls.cand[j].share : 0;
             for (size_t j = 0; j < d->votes.n; j++)
                 s += d->votes.v[j].intent == i ? 0.5 * d->votes.v[j].confidence : 0;
             if (s > best_s) {

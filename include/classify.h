@@ -29,13 +29,14 @@ void classify_opts_default(struct classify_opts *o);
 
 /* How a model came to be, for logs and tests. */
 struct classify_info {
-    int cached;      /* 1: loaded from the cache, 0: trained */
-    int bad_file;    /* 1: a cached file was corrupt or truncated and was replaced */
-    double train_ms; /* training time (0 when cached) */
-    size_t classes;  /* intents with examples */
-    size_t features; /* features kept */
-    size_t bytes;    /* weights and tables in memory */
-    char path[4096]; /* the cache file ("" without cache_dir) */
+    int cached;          /* 1: loaded from the cache, 0: trained */
+    int bad_file;        /* 1: a cached file was corrupt or truncated and was replaced */
+    double train_ms;     /* training time (0 when cached) */
+    size_t classes;      /* intents with examples */
+    size_t features;     /* features kept */
+    size_t bytes;        /* weights and tables in memory */
+    double cal_a, cal_b; /* the calibration: p = sigmoid(cal_a logit(share) + cal_b) */
+    char path[4096];     /* the cache file ("" without cache_dir) */
 };
 
 /* Builds the classifier for rs's examples: the cached model when its key
@@ -61,7 +62,8 @@ void classify_unref(struct classify *m);
 
 struct classify_cand {
     uint32_t intent; /* rules_intent() index */
-    double p;        /* probability, 0..1: the class's sigmoid / max(sum of all, 0.5) */
+    double p;        /* calibrated probability, 0..1: the share below through the model's calibration curve */
+    double share;    /* the class's sigmoid / max(sum of all, 0.5), uncalibrated (the vetoes' measure) */
 };
 /* The classifier's view of one message: best first. */
 struct classify_result {

@@ -68,7 +68,8 @@ static const char *top(const struct rules *rs, const struct classify *m, const c
     for (size_t k = 0; k < r.n; k++) {
         assert_true(r.cand[k].p >= 0 && r.cand[k].p <= 1);
         assert_true(k == 0 || r.cand[k].p <= r.cand[k - 1].p);
-        total += r.cand[k].p;
+        assert_true(k == 0 || r.cand[k].share <= r.cand[k - 1].share); /* calibration keeps the order */
+        total += r.cand[k].share;
     }
     /* three classes, all listed: their sigmoids sum to 1 - none, shared out
      * over a divisor of at least 0.5 */
@@ -364,6 +365,34 @@ static void test_deterministic(void **state)
     rules_unref(rs);
 }
 
+/* The calibration is fitted on held-out examples (not the identity map),
+ * every candidate's probability is its share through that map, and a line
+ * of unknown words still gets no candidate. */
+static void test_calibration(void **state)
+{
+    char *src = generated_set();
+    struct rules *rs = load(src);
+    free(src);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct classify *m = NULL;
+    struct classify_info info;
+    assert_int_equal(classify_build(rs, &o, &m, &info), 0);
+    assert_true(info.cal_a > 0 && (info.cal_a != 1 || info.cal_b != 0)); /* fitted, not the identity */
+    struct classify_result r;
+    assert_int_equal(classify_predict(m, "order where is my parcel", 24, &r), 0);
+    assert_true(r.n > 1);
+    double a = info.cal_a, b = info.cal_b;
+    for (size_t k = 0; k < r.n; k++) { /* p is sigmoid(a logit(share) + b) */
+        double s = r.cand[k].share, want = 1 / (1 + exp(-(a * log(s / (1 - s)) + b)));
+        assert_true(fabs(r.cand[k].p - want) < 1e-6);
+    }
+    assert_int_equal(classify_predict(m, "qwpoe zxmv", 10, &r), 0);
+    assert_int_equal(r.n, 0);
+    classify_unref(m);
+    rules_unref(rs);
+}
+
 static void test_too_few_classes(void **state)
 {
     struct rules *rs = load("intent one\n  example hello there\nintent two\n  match bye\n");
@@ -405,10 +434,11 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_train_predict),   cmocka_unit_test(test_explain),
-        cmocka_unit_test(test_cache),           cmocka_unit_test(test_corrupt_and_truncated),
-        cmocka_unit_test(test_cleanup),         cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_too_few_classes), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_train_predict),  cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_cache),          cmocka_unit_test(test_corrupt_and_truncated),
+        cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_calibration),    cmocka_unit_test(test_too_few_classes),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
