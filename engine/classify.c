@@ -36,6 +36,7 @@ void classify_opts_default(struct classify_opts *o)
     o->c = 32;
     o->min_df = 0;
     o->eps = 0;
+    o->neg_budget = 0;
     o->threads = 0;
     o->cache_dir = NULL;
 }
@@ -43,6 +44,11 @@ void classify_opts_default(struct classify_opts *o)
 int classify_min_df(const struct classify_opts *o, size_t rows)
 {
     return o->min_df > 0 ? o->min_df : rows >= CLASSIFY_LARGE ? 2 : 1;
+}
+
+size_t classify_neg_budget(const struct classify_opts *o)
+{
+    return o->neg_budget > 0 ? o->neg_budget : 500000;
 }
 
 double classify_eps(const struct classify_opts *o, size_t rows)
@@ -54,9 +60,9 @@ double classify_eps(const struct classify_opts *o, size_t rows)
 
 uint64_t classify_key(const struct rules *rs, const struct classify_opts *o)
 {
-    char set[96];
-    int n = snprintf(set, sizeof set, "kefu classify %d bits=%d c=%.6g min_df=%d eps=%.6g", CLASSIFY_VERSION,
-                     o->hash_bits, o->c, o->min_df, o->eps);
+    char set[128];
+    int n = snprintf(set, sizeof set, "kefu classify %d bits=%d c=%.6g min_df=%d eps=%.6g neg=%zu",
+                     CLASSIFY_VERSION, o->hash_bits, o->c, o->min_df, o->eps, o->neg_budget);
     uint64_t h = classify_fnv(CLASSIFY_FNV_INIT, set, (size_t)n + 1);
     for (size_t i = 0; i < rules_count(rs); i++) {
         const struct rules_intent *it = rules_intent(rs, i);

@@ -42,7 +42,7 @@ uint64_t classify_fnv(uint64_t h, const void *s, size_t n);
 #include "classify.h"
 
 #define CLASSIFY_MAGIC   "KEFUCLF\n"
-#define CLASSIFY_VERSION 3
+#define CLASSIFY_VERSION 4
 
 /* Example sets of this many lines or more are "large": features seen in
  * one example only are dropped and training stops earlier (the model's
@@ -51,6 +51,8 @@ uint64_t classify_fnv(uint64_t h, const void *s, size_t n);
 /* The min_df and eps o gives a set of rows examples. */
 int classify_min_df(const struct classify_opts *o, size_t rows);
 double classify_eps(const struct classify_opts *o, size_t rows);
+/* The row visits per pass beyond which a large set's classes sample their negatives. */
+size_t classify_neg_budget(const struct classify_opts *o);
 
 /* The least divisor of the classes' sigmoids (classify_predict()). */
 #define CLASSIFY_NORM_FLOOR 0.5

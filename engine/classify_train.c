@@ -175,8 +175,124 @@ int rand(void)
     return (int)((z ^ (z >> 31)) >> 33);
 }
 
+/* One thread's buffers (allocated by the caller, so no thread but the
+ * caller allocates through kefu_malloc()). */
+struct bufs {
+    double *y, *w;            /* per row: the binary label; per feature: a weight */
+    float *cen, *score, *tmp; /* a large set's sampling: centroid, per-row score, scratch */
+    struct feature_node **xs; /* the sampled rows */
+    double *ys;               /* and their labels */
+    double rate;
+};
+
+/* ---- the rows a large set's class trains on ----
+ *
+ * Against the rest, a class of a large set (CLASSIFY_LARGE) would visit
+ * every row of every other class in each pass of the solver, and most of
+ * them are far from it: at 150 intents of 100 examples, 14,900 negatives
+ * of which a few hundred shape its boundary. So when the classes together
+ * would visit more than a budget of rows per pass (neg_budget,
+ * 500,000 by default), each class trains on its
+ * own rows and budget / classes others: half of them the rows of
+ * other classes nearest to its centroid (those its boundary is about),
+ * half a fixed draw from the rest, each of which stands for 1 / rate far
+ * rows; the class's bias then gets log(rate), the prior correction for a
+ * sample drawn at that rate, so far messages are scored as the full set
+ * would score them (docs/routing.md has the measurements). The choice
+ * depends only on the rows and the class, never on the thread. */
+/* Whether the classes of r sample their negatives (see above). */
+static int sampled(const struct rows *r, size_t n_class, size_t budget)
+{
+    return (size_t)r->prob.l >= CLASSIFY_LARGE && (size_t)r->prob.l * n_class > budget;
+}
+
+/* The value of the k-th largest of v[0..n) (k < n); reorders v. */
+static float kth_largest(float *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > pivot)
+                i++;
+            while (v[j] < pivot)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i++] = v[j];
+                v[j] = t;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return v[k];
+    }
+    return v[k];
+}
+
+/* A number in [0, 1) drawn from row i and class k alone. */
+static double row_draw(size_t i, size_t k)
+{
+    uint64_t z = (uint64_t)i * 0x9e3779b97f4a7c15ULL + (uint64_t)(k + 1) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return (double)((z ^ (z >> 31)) >> 11) / 9007199254740992.0;
+}
+
+/* Puts class k's rows (labels y) and its sampled negatives into b->xs and b->ys; returns their number. */
+static size_t sample_rows(const struct rows *r, size_t n_feat, size_t n_class, size_t budget, size_t k,
+                          const double *y, struct bufs *b)
+{
+    size_t l = (size_t)r->prob.l, n_neg = 0, n = 0;
+    memset(b->cen, 0, (n_feat + 2) * sizeof *b->cen);
+    for (size_t i = 0; i < l; i++)
+        if (y[i] > 0)
+            for (const struct feature_node *x = r->x[i]; x->index != -1; x++)
+                b->cen[x->index] += (float)x->value;
+    for (size_t i = 0; i < l; i++) {
+        float s = 0;
+        if (y[i] < 0) {
+            for (const struct feature_node *x = r->x[i]; x->index != -1; x++)
+                s += b->cen[x->index] * (float)x->value;
+            b->tmp[n_neg++] = s;
+        }
+        b->score[i] = s;
+    }
+    size_t keep = budget / (n_class ? n_class : 1), hard = keep / 2;
+    hard = n_neg < hard ? n_neg : hard;
+    float thr = hard && hard < n_neg ? kth_largest(b->tmp, n_neg, hard - 1) : -1;
+    size_t above = 0;
+    for (size_t i = 0; i < l; i++)
+        above += y[i] < 0 && b->score[i] > thr;
+    size_t ties = hard - (above < hard ? above : hard); /* rows at thr that count as hard */
+    double rate = n_neg > hard ? (double)(keep - hard) / (double)(n_neg - hard) : 0;
+    rate = rate < 1 ? rate : 1;
+    b->rate = rate;
+    for (size_t i = 0; i < l; i++) {
+        int take = y[i] > 0 || b->score[i] > thr;
+        if (!take && y[i] < 0 && b->score[i] == thr && ties) {
+            ties--;
+            take = 1;
+        } else if (!take && y[i] < 0)
+            take = row_draw(i, k) < rate;
+        if (take) {
+            b->xs[n] = r->x[i];
+            b->ys[n++] = y[i];
+        }
+    }
+    return n;
+}
+
 struct pool {
     const struct rows *r;
+    size_t budget; /* classify_neg_budget() */
     struct classify *m;
     struct parameter p;
     atomic_size_t next; /* the next class to train */
@@ -184,8 +300,9 @@ struct pool {
 };
 
 /* Trains class k against the rest and copies its weights into m (int16, scaled). */
-static int train_class(struct pool *pl, size_t k, double *y, double *w)
+static int train_class(struct pool *pl, size_t k, struct bufs *b)
 {
+    double *y = b->y, *w = b->w;
     const struct rows *r = pl->r;
     struct classify *m = pl->m;
     int pos_rows = 0;
@@ -203,6 +320,11 @@ static int train_class(struct pool *pl, size_t k, double *y, double *w)
     }
     struct problem bin = r->prob;
     bin.y = y;
+    if (sampled(r, m->n_class, pl->budget)) {
+        bin.l = (int)sample_rows(r, m->n_feat, m->n_class, pl->budget, k, y, b);
+        bin.x = b->xs;
+        bin.y = b->ys;
+    }
     srand((unsigned)k);
     struct model *lm = train(&bin, &pl->p);
     if (!lm || lm->nr_class != 2) {
@@ -217,17 +339,18 @@ static int train_class(struct pool *pl, size_t k, double *y, double *w)
     }
     m->scale[k] = (float)(max > 0 ? max : 1);
     m->bias[k] = (float)get_decfun_bias(lm, pos);
+    if (bin.l < r->prob.l && b->rate > 0 && b->rate < 1)
+        m->bias[k] += (float)log(b->rate); /* the far rows stood for 1 / rate rows each */
     for (size_t f = 0; f < m->n_feat; f++)
         m->w[f * m->n_class + k] = (int16_t)lrint(w[f] / m->scale[k] * 32767.0);
     free_and_destroy_model(&lm);
     return 0;
 }
 
-/* One thread's share: its own buffers (allocated by the caller, so no
- * thread but the caller allocates through kefu_malloc()). */
+/* One thread's share and its buffers. */
 struct worker {
     struct pool *pl;
-    double *y, *w;
+    struct bufs b;
 };
 
 static void *train_worker(void *arg)
@@ -235,11 +358,40 @@ static void *train_worker(void *arg)
     struct worker *wk = arg;
     struct pool *pl = wk->pl;
     for (size_t k; !atomic_load(&pl->failed) && (k = atomic_fetch_add(&pl->next, 1)) < pl->m->n_class;) {
-        int rc = train_class(pl, k, wk->y, wk->w);
+        int rc = train_class(pl, k, &wk->b);
         if (rc < 0)
             atomic_store(&pl->failed, rc);
     }
     return NULL;
+}
+
+static void bufs_release(struct bufs *b)
+{
+    free(b->y);
+    free(b->w);
+    free(b->cen);
+    free(b->score);
+    free(b->tmp);
+    free(b->xs);
+    free(b->ys);
+}
+
+/* Allocates b for r's rows and n_feat features (the sampling's only when it samples). */
+static int bufs_init(struct bufs *b, const struct rows *r, size_t n_feat, size_t n_class, size_t budget)
+{
+    size_t rows = r->prob.l ? (size_t)r->prob.l : 1;
+    b->y = kefu_malloc(rows * sizeof *b->y);
+    b->w = kefu_malloc((n_feat ? n_feat : 1) * sizeof *b->w);
+    if (!b->y || !b->w)
+        return KEFU_ENOMEM;
+    if (!sampled(r, n_class, budget))
+        return 0;
+    b->cen = kefu_malloc((n_feat + 2) * sizeof *b->cen);
+    b->score = kefu_malloc(rows * sizeof *b->score);
+    b->tmp = kefu_malloc(rows * sizeof *b->tmp);
+    b->xs = kefu_malloc(rows * sizeof *b->xs);
+    b->ys = kefu_malloc(rows * sizeof *b->ys);
+    return b->cen && b->score && b->tmp && b->xs && b->ys ? 0 : KEFU_ENOMEM;
 }
 
 /* The threads o asks for (0: the online processors, at most 4), at most one per class. */
@@ -258,7 +410,7 @@ static int thread_count(const struct classify_opts *o, size_t classes)
 /* Trains every class of m on r's rows. */
 static int train_classes(const struct classify_opts *o, const struct rows *r, struct classify *m)
 {
-    struct pool pl = {.r = r, .m = m};
+    struct pool pl = {.r = r, .m = m, .budget = classify_neg_budget(o)};
     pl.p =
         (struct parameter){.solver_type = L2R_LR_DUAL, .eps = classify_eps(o, (size_t)r->prob.l), .C = o->c};
     atomic_init(&pl.next, 0);
@@ -273,9 +425,7 @@ static int train_classes(const struct classify_opts *o, const struct rows *r, st
     int rc = 0;
     for (int t = 0; t < n && rc == 0; t++) {
         wk[t] = (struct worker){.pl = &pl};
-        wk[t].y = kefu_malloc((size_t)(r->prob.l ? r->prob.l : 1) * sizeof *wk[t].y);
-        wk[t].w = kefu_malloc((m->n_feat ? m->n_feat : 1) * sizeof *wk[t].w);
-        if (!wk[t].y || !wk[t].w)
+        if (bufs_init(&wk[t].b, r, m->n_feat, m->n_class, pl.budget) < 0)
             rc = KEFU_ENOMEM;
     }
     if (rc == 0) {
@@ -288,10 +438,8 @@ static int train_classes(const struct classify_opts *o, const struct rows *r, st
             pthread_join(th[t], NULL);
         rc = atomic_load(&pl.failed);
     }
-    for (int t = 0; t < n; t++) {
-        free(wk[t].y);
-        free(wk[t].w);
-    }
+    for (int t = 0; t < n; t++)
+        bufs_release(&wk[t].b);
     return rc;
 }
 

@@ -20,6 +20,8 @@ struct classify_opts {
     double c;              /* liblinear's C (inverse regularisation) */
     int min_df;            /* a feature kept must occur in this many examples (0: 1, or 2 for large sets) */
     double eps;            /* liblinear's stopping tolerance (0: 0.1, or 3 for large sets) */
+    size_t neg_budget;     /* rows the classes of a large set visit per pass before each samples its
+                              negatives (0: 500,000; docs/routing.md) */
     int threads;           /* training threads (0: the online processors, at most 4); not in the key:
                               any count gives the same model */
     const char *cache_dir; /* where models are cached; NULL: never cached */

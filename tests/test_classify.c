@@ -282,19 +282,20 @@ static void test_cleanup(void **state)
 
 /* A rule set of 8 intents with 30 generated example lines each: enough rows
  * that the solver's row order (rand()) changes the weights. Caller frees. */
-static char *generated_set(void)
+/* classes intents of n examples each: the intent's own word, then five drawn from all. */
+static char *generated_set_of(int classes, int n)
 {
     static const char *const words[] = {"order",  "card", "refund", "where",   "my",     "is",
                                         "the",    "how",  "parcel", "money",   "change", "address",
                                         "cancel", "help", "please", "account", "login",  "password",
                                         "ship",   "late", "包裹",   "退款",    "密码"};
-    size_t nw = sizeof words / sizeof words[0], cap = 64 * 1024, at = 0;
+    size_t nw = sizeof words / sizeof words[0], cap = (size_t)classes * (size_t)n * 80 + 64, at = 0;
     char *s = malloc(cap);
     assert_non_null(s);
     unsigned x = 12345;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < classes; i++) {
         at += (size_t)snprintf(s + at, cap - at, "intent gen.%d\n", i);
-        for (int e = 0; e < 30; e++) {
+        for (int e = 0; e < n; e++) {
             at += (size_t)snprintf(s + at, cap - at, "  example %s", words[(size_t)i * 2 % nw]);
             for (int w = 0; w < 5; w++) {
                 x = x * 1103515245u + 12345u;
@@ -304,6 +305,11 @@ static char *generated_set(void)
         }
     }
     return s;
+}
+
+static char *generated_set(void)
+{
+    return generated_set_of(8, 30);
 }
 
 /* Reads the file at path into a new buffer; *len gets its size. */
@@ -359,6 +365,64 @@ static void test_deterministic(void **state)
         classify_unref(m);
     }
     free(first);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    rules_unref(rs);
+}
+
+/* A large set whose classes sample their negatives (a small neg_budget
+ * here, 500,000 row visits by default): the same model on any number of
+ * threads, another model than the full set's, and still each intent's own
+ * word wins. */
+static void test_sampled(void **state)
+{
+    char *src = generated_set_of(20, 110); /* 2,200 rows: a large set */
+    struct rules *rs = load(src);
+    free(src);
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/kefu-classify-neg-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    static const struct {
+        size_t budget;
+        int threads;
+    } runs[] = {{10000, 1}, {10000, 2}, {0, 2}};
+    unsigned char *model[3];
+    size_t len[3];
+    double share[3][4];
+    for (size_t t = 0; t < 3; t++) {
+        char sub[128];
+        snprintf(sub, sizeof sub, "%s/%zu", dir, t);
+        struct classify_opts o;
+        classify_opts_default(&o);
+        o.cache_dir = sub;
+        o.neg_budget = runs[t].budget;
+        o.threads = runs[t].threads;
+        struct classify *m = NULL;
+        struct classify_info info;
+        assert_int_equal(classify_build(rs, &o, &m, &info), 0);
+        assert_int_equal(info.classes, 20);
+        model[t] = slurp(info.path, &len[t]);
+        static const char *const own[] = {"order", "card", "refund", "where"}; /* gen.0 .. gen.3's words */
+        for (int i = 0; i < 4; i++) {
+            char text[64], want[16];
+            snprintf(text, sizeof text, "%s %s", own[i], own[i]);
+            snprintf(want, sizeof want, "gen.%d", i == 0 ? 0 : i == 1 ? 12 : i == 2 ? 1 : 13);
+            struct classify_result r;
+            assert_int_equal(classify_predict(m, text, strlen(text), &r), 0);
+            assert_true(r.n > 0);
+            assert_string_equal(rules_intent(rs, r.cand[0].intent)->name, want);
+            share[t][i] = r.cand[0].share;
+        }
+        classify_unref(m);
+    }
+    assert_true(len[0] == len[1] && memcmp(model[0], model[1], len[0]) == 0); /* threads */
+    int differ = 0; /* the sampled model is another model (its file differs by its key anyway) */
+    for (int i = 0; i < 4; i++)
+        differ += fabs(share[0][i] - share[2][i]) > 1e-6;
+    assert_true(differ > 0);
+    for (size_t t = 0; t < 3; t++)
+        free(model[t]);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
@@ -434,11 +498,11 @@ static void test_alloc_failures(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_train_predict),  cmocka_unit_test(test_explain),
-        cmocka_unit_test(test_cache),          cmocka_unit_test(test_corrupt_and_truncated),
-        cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_calibration),    cmocka_unit_test(test_too_few_classes),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_train_predict),   cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_cache),           cmocka_unit_test(test_corrupt_and_truncated),
+        cmocka_unit_test(test_cleanup),         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_sampled),         cmocka_unit_test(test_calibration),
+        cmocka_unit_test(test_too_few_classes), cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
