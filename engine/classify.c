@@ -187,9 +187,24 @@ void classify_stats(const struct classify *m, struct classify_info *info)
 
 /* ---- the file ---- */
 
+/* The file's checksum: 8-byte words in four independent lanes (a multiply
+ * and a shift each), then the tail and the lanes through FNV-1a. A
+ * byte-wise FNV-1a of a megabyte took longer than loading the rules. */
 static uint64_t blob_sum(const struct classify *m)
 {
-    return classify_fnv(CLASSIFY_FNV_INIT, m->blob, m->size - 8);
+    const unsigned char *p = m->blob;
+    size_t n = m->size - 8, i = 0;
+    uint64_t lane[4] = {CLASSIFY_FNV_INIT, 0x9e3779b97f4a7c15ULL, 0xbf58476d1ce4e5b9ULL,
+                        0x94d049bb133111ebULL};
+    for (; i + 32 <= n; i += 32)
+        for (int j = 0; j < 4; j++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * (size_t)j, 8);
+            lane[j] = (lane[j] ^ w) * 0xff51afd7ed558ccdULL;
+            lane[j] ^= lane[j] >> 32;
+        }
+    uint64_t h = classify_fnv(CLASSIFY_FNV_INIT, p + i, n - i);
+    return classify_fnv(h, lane, sizeof lane);
 }
 
 int classify_save(const struct classify *m, const char *path)
