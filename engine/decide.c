@@ -149,7 +149,12 @@ static int bare_link(const char *text, size_t len)
  * lack, so a longer question is never vetoed for being unknown. */
 static int kb_vetoed(const struct decide_ctx *c, const struct decision *d)
 {
-    return d->bare_link || (classified(c) && d->cls.terms < 2 && d->cls.known < c->policy.veto_known);
+    if (d->bare_link || (classified(c) && d->cls.terms < 2 && d->cls.known < c->policy.veto_known))
+        return 1;
+    /* an article that is also an intent with examples (kefu learn names
+     * intents after FAQs) is disowned as that intent's vote would be */
+    long i = d->kb.n ? rules_find(c->rs, d->kb.hit[0].id) : -1;
+    return i >= 0 && vote_vetoed(c, d, (unsigned)i);
 }
 
 /* 1 if the router's top candidate reaches its intent's threshold. */

@@ -445,6 +445,54 @@ static void test_classifier_stage(void **state)
     rules_unref(rs);
 }
 
+/* An article that is also an intent with examples (as kefu learn names
+ * intents after FAQs) is disowned when the classifier disowns that intent,
+ * exactly as its example vote would be; other articles are not. */
+static void test_kb_veto_as_intent(void **state)
+{
+    struct fixture *f = *state;
+    static const char *src = "intent returns\n"
+                             "  example i want to send my item back\n"
+                             "  example how do i return something i bought\n"
+                             "intent card.lost\n"
+                             "  example i lost my credit card\n"
+                             "  example my card was stolen\n"
+                             "intent balance\n"
+                             "  example show my account balance\n"
+                             "  example how much money do i have\n";
+    struct rules_diag dg;
+    rules_diag_init(&dg);
+    struct rules *rs = NULL;
+    assert_int_equal(rules_load_string("faq.rules", src, &dg, &rs), 0);
+    rules_diag_release(&dg);
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct classify *m = NULL;
+    assert_int_equal(classify_build(rs, &o, &m, NULL), 0);
+    struct decide_ctx c = {.rs = rs, .sc = f->sc, .kb = f->kb, .clf = m};
+    decide_policy_default(&c.policy);
+    c.policy.use_examples = 0;
+    c.policy.classify_min = 1.01; /* only the article stage can answer */
+    c.policy.kb_lead = 0;
+    c.policy.kb_min = 0;
+    c.policy.clarify_min = 1.01; /* no question instead */
+    struct decision d;
+    const char *back = "How do I send something back? Start a return within seven days";
+    const char *ship = "How long does delivery take? Parcels arrive within three working days";
+    for (int veto = 0; veto < 2; veto++) {
+        c.policy.vote_veto_max = veto ? 1.01 : 0; /* every share is below 1.01, none below 0 */
+        assert_int_equal(decide_message(&c, back, strlen(back), &en, &d), 0);
+        assert_true(d.kb.n > 0);
+        assert_string_equal(d.kb.hit[0].id, "returns");
+        assert_int_equal(d.source, veto ? DECIDE_FALLBACK : DECIDE_KB);
+        assert_int_equal(decide_message(&c, ship, strlen(ship), &en, &d), 0);
+        assert_int_equal(d.source, DECIDE_KB); /* "shipping" is no intent: never disowned */
+        assert_string_equal(d.article.id, "shipping");
+    }
+    classify_unref(m);
+    rules_unref(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +508,7 @@ int main(void)
         cmocka_unit_test(test_locale_and_names),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_classifier_stage),
+        cmocka_unit_test(test_kb_veto_as_intent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
