@@ -21,11 +21,13 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -159,7 +161,10 @@ void classify_unref(struct classify *m)
 {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
-    free(m->blob);
+    if (m->mapped)
+        munmap(m->blob, m->mapped);
+    else
+        free(m->blob);
     free(m);
 }
 
@@ -226,25 +231,30 @@ int classify_save(const struct classify *m, const char *path)
     return 0;
 }
 
-/* Reads the whole file at path into a new buffer. */
-static int read_file(const char *path, unsigned char **buf, size_t *len)
+/* Maps the whole file at path read-only (pages from the page cache, no
+ * copy and no fresh pages to fault in: a cached model is read on every
+ * start and reload). An empty file gets *buf NULL and *len 0. Model files
+ * are only ever replaced by rename (classify_save()), never rewritten in
+ * place, so a mapping always sees the whole file it was made of. */
+static int map_file(const char *path, unsigned char **buf, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return errno == ENOENT ? KEFU_ENOENT : KEFU_EIO;
     struct stat st;
-    if (fstat(fileno(f), &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > (1ULL << 31)) {
-        fclose(f);
-        return KEFU_EIO;
+    int rc = fstat(fd, &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > (1ULL << 31) ? KEFU_EIO : 0;
+    if (rc == 0 && st.st_size > 0) {
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (p == MAP_FAILED)
+            rc = errno == ENOMEM ? KEFU_ENOMEM : KEFU_EIO;
+        else {
+            *buf = p;
+            *len = (size_t)st.st_size;
+        }
     }
-    *len = (size_t)st.st_size;
-    *buf = kefu_malloc(*len ? *len : 1);
-    int rc = !*buf ? KEFU_ENOMEM : fread(*buf, 1, *len, f) == *len ? 0 : KEFU_EIO;
-    fclose(f);
-    if (rc < 0) {
-        free(*buf);
-        *buf = NULL;
-    }
+    close(fd);
     return rc;
 }
 
@@ -292,7 +302,7 @@ int classify_load(const char *path, const struct rules *rs, const struct classif
     *out = NULL;
     unsigned char *buf;
     size_t len;
-    int rc = read_file(path, &buf, &len);
+    int rc = map_file(path, &buf, &len);
     if (rc < 0) {
         snprintf(why, cap, "%s", rc == KEFU_ENOENT ? "no such file" : kefu_strerror(rc));
         return rc;
@@ -300,22 +310,26 @@ int classify_load(const char *path, const struct rules *rs, const struct classif
     const char *bad = check_header(buf, len, classify_key(rs, o), classify_classes(rs), o->hash_bits);
     struct classify *m = NULL;
     if (!bad) {
-        const struct classify_header *h = (const void *)buf;
-        if ((rc = classify_alloc(h->n_class, h->n_feat, o->hash_bits, h->key, h->rows, &m)) < 0) {
-            free(buf);
-            return rc;
+        if (!(m = kefu_calloc(1, sizeof *m))) {
+            munmap(buf, len);
+            return KEFU_ENOMEM;
         }
-        free(m->blob);
-        m->blob = buf; /* same size, same layout */
-        buf = NULL;
-        layout(m);
+        const struct classify_header *h = (const void *)buf;
+        atomic_init(&m->refs, 1);
+        m->blob = buf; /* the mapping: the header, the arrays and the checksum */
+        m->size = m->mapped = len;
+        m->n_class = h->n_class;
+        m->n_feat = h->n_feat;
+        m->bits = o->hash_bits;
+        m->rows = h->rows;
         m->cal_a = h->cal_a;
         m->cal_b = h->cal_b;
+        layout(m);
         uint64_t sum;
-        memcpy(&sum, (unsigned char *)m->blob + m->size - 8, 8);
+        memcpy(&sum, buf + len - 8, 8);
         bad = sum != blob_sum(m) ? "checksum mismatch" : check_body(m, rs);
-    }
-    free(buf);
+    } else if (buf)
+        munmap(buf, len);
     if (bad) {
         classify_unref(m);
         snprintf(why, cap, "%s", bad);

@@ -81,6 +81,7 @@ struct classify {
     int16_t *w;           /* [feature × class] */
     void *blob;           /* header + body + checksum, owned; the arrays point into it */
     size_t size;
+    size_t mapped; /* a loaded model: blob is a read-only mapping of this size (else malloc'd) */
 };
 
 /* Allocates an empty model of that shape; *out is new. */
