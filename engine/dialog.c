@@ -913,7 +913,8 @@ struct turn {
     struct store_customer cu;
     json_t *mem; /* the conversation's memory: slots, pending, intents */
     const char *text, *client_id;
-    char *redacted; /* the text as redacted (owned), or NULL */
+    const char *cust_id, *cust_name, *cust_tier; /* the message's customer:{id, name?, tier?}, or NULL */
+    char *redacted;                              /* the text as redacted (owned), or NULL */
     size_t len;
     const char *locale;
     char locale_buf[16];
@@ -1784,7 +1785,7 @@ static int turn_end(struct turn *t, int rc)
 }
 
 /* 1 when the shop's profile action should tell who this customer is: once per conversation
- * (its memory keeps the customer id it asked about). */
+ * and customer id (its memory keeps the id it asked about; switch_customer() changes the id). */
 static int wants_profile(struct turn *t)
 {
     return t->d->actions && *t->cu.id && actions_known(t->d->actions, "profile") &&
@@ -1822,17 +1823,53 @@ static void apply_profile(struct turn *t)
     const char *key;
     json_t *v;
     char name[96], text[256];
-    json_t *attrs = mem_attrs(t);
+    json_t *attrs = mem_attrs(t), *keys = json_array();
     json_object_foreach(json_object_get(res, "attributes"), key, v)
     {
         snprintf(name, sizeof name, "attr.%s", key);
         if (strlen(key) < 64 && json_object_size(attrs) < 16 &&
-            action_field(json_object_get(res, "attributes"), key, text, sizeof text))
+            action_field(json_object_get(res, "attributes"), key, text, sizeof text)) {
             json_object_set_new(attrs, name, json_string(text));
+            json_array_append_new(keys, json_string(name));
+        }
     }
+    json_object_set_new(t->mem, "profile_attrs", keys); /* what a new customer id takes back */
     json_object_set_new(t->mem, "profiled", json_string(t->cu.id));
     json_decref(t->act_result);
     t->act_result = NULL;
+}
+
+/* A message naming another customer id (a widget whose visitor logged in):
+ * the conversation is theirs from now on (their profile, their history), the
+ * attributes the previous profile gave are dropped, and wants_profile() asks
+ * the profile action about the new id. A name or tier given is kept with the
+ * customer, as at the conversation's start. */
+static void switch_customer(struct turn *t)
+{
+    if (!t->cust_id)
+        return;
+    if (strcmp(t->cust_id, t->c.customer) != 0) {
+        snprintf(t->c.customer, sizeof t->c.customer, "%s", t->cust_id);
+        if (store_get_customer(t->d->st, t->cust_id, &t->cu) < 0) {
+            memset(&t->cu, 0, sizeof t->cu);
+            snprintf(t->cu.id, sizeof t->cu.id, "%s", t->cust_id);
+            t->cu.first_seen = t->now;
+        }
+        t->cu_dirty = 1;
+        json_t *keys = json_object_get(t->mem, "profile_attrs"), *attrs = json_object_get(t->mem, "attrs"),
+               *k;
+        size_t i;
+        json_array_foreach(keys, i, k) json_object_del(attrs, json_string_value(k));
+        json_object_del(t->mem, "profile_attrs");
+    }
+    if (t->cust_name && *t->cust_name && strcmp(t->cust_name, t->cu.name) != 0) {
+        snprintf(t->cu.name, sizeof t->cu.name, "%s", t->cust_name);
+        t->cu_dirty = 1;
+    }
+    if (t->cust_tier && *t->cust_tier && strcmp(t->cust_tier, t->cu.tier) != 0) {
+        snprintf(t->cu.tier, sizeof t->cu.tier, "%s", t->cust_tier);
+        t->cu_dirty = 1;
+    }
 }
 
 /* Keeps what the action answered in the memory, for the handoff packet. */
@@ -1919,6 +1956,7 @@ static int handle_message(struct turn *t)
 {
     if (replay(t, &t->out) == 0)
         return 0;
+    switch_customer(t);
     t->locale = turn_locale(t);
     snprintf(t->c.locale, sizeof t->c.locale, "%s", t->locale);
     t->intent = -1;
@@ -2236,6 +2274,21 @@ static void spare_free(struct dialog *d)
     d->n_spare = 0;
 }
 
+/* Reads a message's optional customer:{id, name?, tier?} (v borrowed from t->req) into t. */
+static int read_message_customer(struct turn *t, json_t *v)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return dialog_fail(KEFU_EINVAL, "field 'customer' must be an object {id, name?, tier?}");
+    int rc;
+    if ((rc = dialog_req_text(v, "id", sizeof t->cu.id - 1, 1, &t->cust_id)) < 0 ||
+        (rc = dialog_req_text(v, "name", sizeof t->cu.name - 1, 0, &t->cust_name)) < 0 ||
+        (rc = dialog_req_text(v, "tier", sizeof t->cu.tier - 1, 0, &t->cust_tier)) < 0)
+        return rc;
+    return 0;
+}
+
 void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
                           struct dialog_call **out)
 {
@@ -2251,11 +2304,13 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
     t->req = json_incref(req); /* t->text and t->client_id point into it */
     call->done = done;
     call->done_ctx = ctx;
-    int rc = json_is_object(req) ? 0 : dialog_fail(KEFU_EINVAL, "expected {text, client_id?}");
+    int rc = json_is_object(req) ? 0 : dialog_fail(KEFU_EINVAL, "expected {text, client_id?, customer?}");
     if (rc == 0)
         rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &t->text);
     if (rc == 0)
         rc = dialog_req_text(req, "client_id", 64, 0, &t->client_id);
+    if (rc == 0)
+        rc = read_message_customer(t, json_object_get(req, "customer"));
     if (rc == 0)
         rc = dialog_redact(d, &t->text, &t->redacted);
     if (rc == 0 && conv && strlen(conv) >= sizeof t->conv)

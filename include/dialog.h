@@ -120,7 +120,9 @@ int dialog_watch_now(struct dialog *d);
 int dialog_conversation_create(struct dialog *d, json_t *req, json_t **out);
 /* Checks the conversation's token in constant time: 0, KEFU_ENOENT or KEFU_EPERM. */
 int dialog_customer_auth(struct dialog *d, const char *conv, const char *token);
-/* req {text, client_id?} → {reply:{text, source, intent?, confidence, articles?:[{id, title?}],
+/* req {text, client_id?, customer?:{id, name?, tier?}} (a customer id other than the
+ * conversation's makes it that customer's, and the profile action asks again) →
+ * {reply:{text, source, intent?, confidence, articles?:[{id, title?}],
  * quick_replies?, notice?}, state, seq, queue?:{name, position, wait_s}}; the reply is
  * null while queued or with an agent; seq is the last message this call stored;
  * notice says agents are offline (business hours) or busy. source is rule, example,

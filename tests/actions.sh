@@ -7,7 +7,7 @@
 # (or, for an intent without one, a handoff with reason action_failed and the outcome in the
 # packet) with status 200, never a 5xx, and /healthz stays ok; after three failures the
 # breaker opens (no call goes out) and closes after a good trial call; the profile action
-# makes a customer a VIP; /metrics counts calls by outcome and latency by action; kefu
+# makes a customer a VIP, once per conversation and customer id (a message may name a new one); /metrics counts calls by outcome and latency by action; kefu
 # serve refuses rules that name an action its configuration lacks (file:line:col); the
 # demo order system (kefu demo-orders) answers the bundled rules as make run does.
 # Prints "ok NAME" / "not ok NAME". Servers are stopped by their pid.
@@ -212,6 +212,37 @@ say "hello"
 say "where is my order KF12345678"
 [ "$(grep -c '"path":"/profile"' "$tmp/backend.log")" = $((n + 1)) ] # once per conversation, not per message
 check actions-profile-once $? "$(grep -c '"path":"/profile"' "$tmp/backend.log") profile calls (was $n)"
+# a widget that logs its visitor in mid-conversation sends the customer's id with a message: the
+# profile action asks again for the new id (before that message is decided), not again for the
+# same id; the previous profile's attributes go; the conversation is the new customer's
+profiles() { grep -c '"path":"/profile"' "$tmp/backend.log"; }
+# as CUSTOMER TEXT: the customer's message with customer:{id}
+as() {
+    S=$(post "/v1/conversations/$C/messages" "$(jq -cn --arg t "$2" --arg c "$1" '{text:$t, customer:{id:$c}}')" "$T")
+    R=$(jq -r '.reply.text // ""' "$tmp/b")
+}
+conv anon-7
+say "where is my order KF12345678"
+n=$(profiles)
+as vip-login "where is my order KF12345679"
+p1=$(grep '"path":"/profile"' "$tmp/backend.log" | tail -n 1)
+o1=$(grep '"path":"/order_status"' "$tmp/backend.log" | tail -n 1)
+as vip-login "where is my order KF12345670"
+p2=$(profiles)
+as c-login "where is my order KF12345671"
+o3=$(grep '"path":"/order_status"' "$tmp/backend.log" | tail -n 1)
+owner=$(sqlite3 "$tmp/d1/kefu.db" "SELECT customer FROM conversations WHERE id = '$C'" 2>&1)
+[ "$S" = 200 ] && [ "$p2" = $((n + 1)) ] && [ "$(profiles)" = $((n + 2)) ] &&
+    echo "$p1" | jq -e '.body | fromjson | .customer.id == "vip-login"' >/dev/null &&
+    echo "$o1" | jq -e '.body | fromjson | .customer.id == "vip-login" and .customer.tier == "vip"
+        and .attributes["attr.segment"] == "wholesale"' >/dev/null &&
+    echo "$o3" | jq -e '.body | fromjson | .customer.id == "c-login" and .customer.tier == ""
+        and (.attributes | has("attr.segment") | not)' >/dev/null &&
+    [ "$owner" = c-login ]
+check actions-profile-new-customer $? "$S $n $p2 $(profiles) profile calls; owner $owner; $o1; $o3"
+as "" "hello"
+[ "$S" = 400 ] && jq -e '.error.code == "invalid_request"' "$tmp/b" >/dev/null
+check actions-customer-id-empty-refused $? "$S $(cat "$tmp/b")"
 
 # 8. metrics: calls by outcome, latency by action
 curl -s "$URL/metrics" >"$tmp/metrics"
