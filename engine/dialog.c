@@ -610,6 +610,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     d->now_ctx = cfg->now_ctx;
     d->actions = cfg->actions;
     d->actions_lax = cfg->actions_lax;
+    d->show_calls = cfg->show_calls;
     d->data_dir = dup_or_null(cfg->data_dir ? cfg->data_dir : "data");
     d->rules_dir = dup_or_null(cfg->rules_dir ? cfg->rules_dir : "rules");
     d->corpus_dir = dup_or_null(cfg->corpus_dir);
@@ -947,6 +948,9 @@ struct turn {
     const char *act_tpl; /* the intent's reply when no `on` line applies (borrowed from rs) */
     json_t *act_result;  /* the answer (a reference), NULL when it failed */
     char act_outcome[32];
+    double act_seconds;
+    int act_stubbed;
+    json_t *calls; /* the turn's calls, for an answer's "calls" (d->show_calls), or NULL */
     char field[512];                         /* a result field as fill() last rendered it */
     struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
@@ -1564,6 +1568,8 @@ static json_t *turn_result(struct turn *t, long seq)
             json_object_set(reply, "slots", slots);
     }
     json_object_set_new(o, "reply", reply);
+    if (t->calls)
+        json_object_set(o, "calls", t->calls);
     json_object_set_new(o, "state", json_string(store_state_name(t->c.state)));
     json_object_set_new(o, "seq", json_integer(seq));
     if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
@@ -1983,10 +1989,25 @@ static int handle_message(struct turn *t)
     return turn_end(t, rc);
 }
 
+/* Notes the call the turn waited for in t->calls (the command line's d->show_calls). */
+static void note_call(struct turn *t)
+{
+    if (!t->d->show_calls || (!t->calls && !(t->calls = json_array())))
+        return;
+    const char *name =
+        t->act_phase == ACT_PROFILE ? "profile" : rules_intent(t->rs, (size_t)t->act_intent)->action;
+    json_t *c = json_pack("{s:s, s:s, s:f, s:b}", "action", name, "outcome", t->act_outcome, "seconds",
+                          t->act_seconds, "stubbed", t->act_stubbed);
+    if (c && t->act_result)
+        json_object_set(c, "result", t->act_result);
+    json_array_append_new(t->calls, c);
+}
+
 /* The rest of a turn that waited for an action, with its result in t. Returns as handle_message(). */
 static int turn_resume(struct turn *t)
 {
     int rc = 0;
+    note_call(t);
     if (t->act_phase == ACT_PROFILE) {
         apply_profile(t);
         t->act_phase = ACT_NONE;
@@ -2017,6 +2038,7 @@ static void turn_release(struct turn *t)
     free(t->result);
     json_decref(t->hfields);
     json_decref(t->act_result);
+    json_decref(t->calls);
     dialog_out_release(&t->ev_handoff);
     dialog_out_release(&t->ev_rating);
     store_conv_release(&t->c);
@@ -2157,6 +2179,8 @@ static void action_answered(void *ctx, const struct action_result *r)
     t->act_ok = r->ok;
     t->act_result = r->ok ? json_incref(r->result) : NULL;
     snprintf(t->act_outcome, sizeof t->act_outcome, "%s", r->outcome);
+    t->act_seconds = r->seconds;
+    t->act_stubbed = r->stubbed;
     call->resume = 1;
     call->done(call->done_ctx); /* the last touch of call here */
 }

@@ -123,6 +123,7 @@ struct dialog {
     int n_outbox;
     struct actions *actions; /* borrowed from the config, may be NULL */
     int actions_lax;         /* unknown actions fail when called instead of refusing the rules */
+    int show_calls;          /* answers list their turn's action calls (the command line) */
 };
 
 /* Sets the calling thread's reason and returns code. */

@@ -77,6 +77,8 @@ struct dialog_config {
                                 none configured (every action fails, the rules are not checked against it) */
     int actions_lax;         /* 1: the rules may name actions the set does not know (they fail when
                                 called; kefu chat and kefu test, where stubs come later) */
+    int show_calls;          /* 1: each answer lists the actions its turn called, "calls":[{action,
+                                outcome, seconds, stubbed, result?}] (kefu chat, kefu test; not the server) */
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
