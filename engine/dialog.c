@@ -138,14 +138,22 @@ static unsigned stripe(const char *id)
     return h % CONV_LOCKS;
 }
 
-static int busy(struct dialog *d, unsigned k, const char *id);
+static int committing(struct dialog *d, unsigned k, const char *id);
 
+/* A message of id waiting for its action does not hold the caller up (it
+ * could not: its turn resumes under this stripe's lock). That is safe
+ * because actions run only for the bot, so the committed state is then bot
+ * or resolved, and every caller (an agent's call, an escalation) writes
+ * only a conversation queued or with an agent: it answers from the
+ * committed state, as if it came just before that message, and changes
+ * nothing the message's turn read. Another node's change is caught by the
+ * shared store's conditional write (store_conv.was). */
 void dialog_lock(struct dialog *d, const char *id)
 {
     unsigned k = stripe(id);
     pthread_mutex_lock(&d->conv_lock[k]);
     pthread_mutex_lock(&d->busy_lock);
-    while (busy(d, k, id)) /* the previous message of id is committing */
+    while (committing(d, k, id)) /* the previous message of id is committing */
         pthread_cond_wait(&d->busy_cond, &d->busy_lock);
     pthread_mutex_unlock(&d->busy_lock);
 }
@@ -950,8 +958,8 @@ struct turn {
     char act_outcome[32];
     double act_seconds;
     int act_stubbed;
-    json_t *calls; /* the turn's calls, for an answer's "calls" (d->show_calls), or NULL */
-    char field[512];                         /* a result field as fill() last rendered it */
+    json_t *calls;   /* the turn's calls, for an answer's "calls" (d->show_calls), or NULL */
+    char field[512]; /* a result field as fill() last rendered it */
     struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
     struct store_batch b;
@@ -2071,6 +2079,7 @@ struct dialog_call {
     unsigned stripe;
     int waiting; /* 1: parked behind another call; run it again at finish */
     int resume;  /* 1: its action answered; finish goes on with the turn */
+    int acting;  /* 1: on the busy list waiting for its action, nothing submitted (busy_lock) */
     dialog_done_fn done;
     void *done_ctx;
     int rc;
@@ -2086,9 +2095,19 @@ static struct dialog_call *busy_call(struct dialog *d, unsigned k, const char *i
     return NULL;
 }
 
-static int busy(struct dialog *d, unsigned k, const char *id)
+/* 1 when a message of id is committing (not waiting for its action); busy_lock held. */
+static int committing(struct dialog *d, unsigned k, const char *id)
 {
-    return busy_call(d, k, id) != NULL;
+    struct dialog_call *c = busy_call(d, k, id);
+    return c && !c->acting;
+}
+
+/* Marks call (busy, its stripe locked) as waiting for its action or not. */
+static void set_acting(struct dialog_call *call, int on)
+{
+    pthread_mutex_lock(&call->t.d->busy_lock);
+    call->acting = on;
+    pthread_mutex_unlock(&call->t.d->busy_lock);
 }
 
 static void busy_link(struct dialog_call *call)
@@ -2221,6 +2240,8 @@ static void call_next(struct dialog_call *call, int rc, int linked)
     struct dialog *d = t->d;
     if ((rc == 1 || rc == 2) && !linked)
         busy_link(call); /* before the submit: the completion may come at once */
+    if (rc == 2)
+        set_acting(call, 1); /* before the unlock: dialog_lock() must not wait for it */
     dialog_unlock(d, t->conv);
     if (rc == 1)
         store_submit(d->st, &t->b, turn_committed, call);
@@ -2252,6 +2273,7 @@ static void call_resume(struct dialog_call *call)
     struct turn *t = &call->t;
     struct dialog *d = t->d;
     pthread_mutex_lock(&d->conv_lock[stripe(t->conv)]); /* not dialog_lock(): the busy call is this one */
+    set_acting(call, 0);
     call_next(call, turn_resume(t), 1);
 }
 
