@@ -215,6 +215,11 @@ bench-http: $(BUILD)/kefu $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client
 bench-durability: $(BUILD)/kefu
 	BUILD=$(BUILD) bench/http.sh durability
 
+# Messages answered by a rule's action (over HTTP to kefu demo-orders) against the plain rule
+# answer on the same server, in the same run (bench/actions.sh).
+bench-actions: $(BUILD)/kefu
+	BUILD=$(BUILD) bench/actions.sh
+
 # The store scaled out (bench/scale.sh): one node on SQLite against one on PostgreSQL and two
 # nodes on one PostgreSQL, in the same pass, and what a message costs the database.
 bench-scale: $(BUILD)/kefu $(BUILD)/tests/load_client
@@ -224,7 +229,7 @@ bench-scale: $(BUILD)/kefu $(BUILD)/tests/load_client
 # ---- benchmarks: make bench runs every part, then bench/report.sh ------------
 # Each part bench-P writes bench/out/P.json and P.md, draws docs/perf-P*.png and
 # regenerates docs/performance.md and bench/results.json (bench/report.sh).
-BENCH_PARTS = router kb http durability memory scale classify
+BENCH_PARTS = router kb http durability memory scale classify actions
 BENCH_BIN   = router_bench kb_bench gen_corpus classify_bench
 
 bench-deps:

@@ -63,7 +63,7 @@ fi
 
 Every figure on this page comes from \`make bench\` ($took), which runs
 each part below and then \`bench/report.sh\`; a single part re-runs alone with \`make bench-router\`,
-\`bench-kb\`, \`bench-http\`, \`bench-durability\` or \`bench-memory\` (each rewrites its own
+\`bench-kb\`, \`bench-http\`, \`bench-durability\`, \`bench-memory\` or \`bench-actions\` (each rewrites its own
 \`bench/out/PART.json\` and \`.md\`, and this page). The raw figures are in
 [bench/results.json](../bench/results.json). \`make bench-deps\` installs what the benchmarks need
 beyond the build (gnuplot, wrk, and RiveScript from npm into \`bench/node_modules\`).

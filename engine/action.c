@@ -429,6 +429,7 @@ static struct httpc *client(struct actions *a)
 /* A stubbed answer, when name has a stub: 1 (done ran), else 0. */
 static int call_stub(struct actions *a, const char *name, action_done_fn done, void *ctx)
 {
+    double t0 = mono();
     pthread_mutex_lock(&a->lock);
     struct stub *s = find_stub(a, name);
     json_t *res = s ? json_incref(s->result) : NULL;
@@ -437,9 +438,9 @@ static int call_stub(struct actions *a, const char *name, action_done_fn done, v
     if (!found)
         return 0;
     if (res)
-        finish(done, ctx, OUT_OK, NULL, 200, 0, res, 1);
+        finish(done, ctx, OUT_OK, NULL, 200, mono() - t0, res, 1);
     else
-        finish(done, ctx, OUT_ERROR, "stubbed to fail", 0, 0, NULL, 1);
+        finish(done, ctx, OUT_ERROR, "stubbed to fail", 0, mono() - t0, NULL, 1);
     json_decref(res);
     return 1;
 }
@@ -496,7 +497,7 @@ void actions_call(struct actions *a, const char *name, json_t *body, action_done
 struct waiter {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int finished, ok;
+    int finished, ok, stubbed;
     json_t *result;
     char outcome[160];
     double seconds;
@@ -510,13 +511,14 @@ static void wake(void *ctx, const struct action_result *r)
     w->result = r->ok ? json_incref(r->result) : NULL;
     snprintf(w->outcome, sizeof w->outcome, "%s%s%s", r->outcome, *r->error ? ": " : "", r->error);
     w->seconds = r->seconds;
+    w->stubbed = r->stubbed;
     w->finished = 1;
     pthread_cond_signal(&w->cond);
     pthread_mutex_unlock(&w->lock);
 }
 
 int actions_call_wait(struct actions *a, const char *name, json_t *body, json_t **result, char *outcome,
-                      size_t cap, double *seconds)
+                      size_t cap, double *seconds, int *stubbed)
 {
     struct waiter w = {.ok = 0};
     pthread_mutex_init(&w.lock, NULL);
@@ -533,6 +535,8 @@ int actions_call_wait(struct actions *a, const char *name, json_t *body, json_t 
         snprintf(outcome, cap, "%s", w.outcome);
     if (seconds)
         *seconds = w.seconds;
+    if (stubbed)
+        *stubbed = w.stubbed;
     return w.ok;
 }
 

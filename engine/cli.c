@@ -982,15 +982,16 @@ static void print_action(const struct rules_intent *it, const struct cli_action 
     if (!explain)
         return;
     char *r = act->result ? json_dumps(act->result, JSON_COMPACT) : NULL;
-    printf("action:      %s -> %s in %.1f ms%s%s\n", it->action, act->outcome, act->seconds * 1000,
-           r ? ": " : "", r ? r : "");
+    printf("action:      %s (%s) -> %s in %.1f ms%s%s\n", it->action, act->stubbed ? "stub" : "real",
+           act->outcome, act->seconds * 1000, r ? ": " : "", r ? r : "");
     free(r);
 }
 
 static json_t *action_json(const struct rules_intent *it, const struct cli_action *act)
 {
-    json_t *o = json_pack("{s:s, s:b, s:s, s:f, s:O?}", "name", it->action, "ok", act->ok, "outcome",
-                          act->outcome, "seconds", act->seconds, "result", act->result);
+    json_t *o =
+        json_pack("{s:s, s:b, s:s, s:f, s:b, s:O?}", "name", it->action, "ok", act->ok, "outcome",
+                  act->outcome, "seconds", act->seconds, "stubbed", act->stubbed, "result", act->result);
     if (o && act->ch.failed_handoff)
         json_object_set_new(o, "handoff",
                             json_pack("{s:s, s:s}", "queue", "general", "reason", "action_failed"));

@@ -56,7 +56,7 @@ int cli_action_run(struct actions *a, const struct rules_intent *it, json_t *slo
     if (!body)
         return KEFU_ENOMEM;
     out->ok = actions_call_wait(a, it->action, body, &out->result, out->outcome, sizeof out->outcome,
-                                &out->seconds);
+                                &out->seconds, &out->stubbed);
     json_decref(body);
     action_choose(it, out->ok, out->result, conv, locale,
                   rules_reply_pick(it->replies, it->n_replies, locale, 0), &out->ch);

@@ -124,6 +124,24 @@ static void print_list(const char *label, json_t *v, const char *key)
     putchar('\n');
 }
 
+/* Prints the actions a turn called: each one's outcome, latency, whether a
+ * --stub answered it or the endpoint did, and what it answered. */
+static void print_calls(json_t *calls)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        json_t *res = json_object_get(c, "result");
+        char *r = res ? json_dumps(res, JSON_COMPACT) : NULL;
+        printf("   action: %s (%s) -> %s in %.1f ms%s%s\n", json_string_value(json_object_get(c, "action")),
+               json_is_true(json_object_get(c, "stubbed")) ? "stub" : "real",
+               json_string_value(json_object_get(c, "outcome")),
+               json_real_value(json_object_get(c, "seconds")) * 1000, r ? ": " : "", r ? r : "");
+        free(r);
+    }
+}
+
 /* Prints the bot's answer (or its silence) and the conversation's state. */
 static void print_answer(json_t *out)
 {
@@ -142,6 +160,7 @@ static void print_answer(json_t *out)
     } else {
         printf("kefu: (silent: the conversation is %s)\n", state);
     }
+    print_calls(json_object_get(out, "calls"));
     json_t *q = json_object_get(out, "queue");
     if (q)
         printf("   -- %s in queue '%s', position %lld, waiting %llds\n", state,
@@ -226,6 +245,7 @@ static int chat_open(struct chat *c)
         return 2;
     cfg.actions = c->acts;
     cfg.actions_lax = !c->o->actions; /* with the server's configuration, as strict as the server */
+    cfg.show_calls = 1;
     struct rules_diag diag;
     rules_diag_init(&diag);
     int rc = dialog_open(&cfg, &diag, &c->d);

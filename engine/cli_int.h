@@ -23,6 +23,7 @@ struct cli_action {
     json_t *result; /* new, NULL unless ok */
     char outcome[160];
     double seconds;
+    int stubbed; /* 1: a --stub (or a .test file) answered, not the endpoint */
     struct action_choice ch;
 };
 /* Calls it's action with slots (borrowed) as kefu ask's customer (conv's

@@ -124,6 +124,7 @@ static int open_dialog(const struct test_opts *o, char *tmp, char *agent_spec, s
     cfg.hours = NULL;
     cfg.actions = acts;
     cfg.actions_lax = 1; /* the files stub what they need */
+    cfg.show_calls = 1;  /* -v and failures list each message's calls */
     struct rules_diag diag;
     rules_diag_init(&diag);
     int rc = dialog_open(&cfg, &diag, d);

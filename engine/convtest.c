@@ -410,6 +410,25 @@ static json_t *create_req(const struct convo *c, size_t serial)
     return req;
 }
 
+/* Writes the actions the answer res says its turn called (the dialog's show_calls):
+ * outcome, latency, stubbed by the file (or --stub) or a real call, the answer. */
+static void print_calls(FILE *out, const char *path, int line, json_t *res)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(res, "calls"), i, c)
+    {
+        json_t *r = json_object_get(c, "result");
+        char *s = r ? json_dumps(r, JSON_COMPACT) : NULL;
+        fprintf(out, "  %s:%d: action %s (%s) -> %s in %.1f ms%s%s\n", path, line,
+                json_string_value(json_object_get(c, "action")),
+                json_is_true(json_object_get(c, "stubbed")) ? "stub" : "real",
+                json_string_value(json_object_get(c, "outcome")),
+                json_real_value(json_object_get(c, "seconds")) * 1000, s ? ": " : "", s ? s : "");
+        free(s);
+    }
+}
+
 /* Runs conversation c; returns the number of failed checks (a failed call counts). */
 static size_t run_convo(struct dialog *d, const char *agent, const char *path, const struct convo *c,
                         size_t serial, FILE *out, struct convtest_stats *stats)
@@ -438,6 +457,8 @@ static size_t run_convo(struct dialog *d, const char *agent, const char *path, c
                 bad++;
             }
             dead = rc < 0;
+            if (!dead && st->kind == STEP_SAY)
+                print_calls(out, path, st->line, res);
             continue;
         }
         stats->checks++;

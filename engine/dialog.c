@@ -138,14 +138,22 @@ static unsigned stripe(const char *id)
     return h % CONV_LOCKS;
 }
 
-static int busy(struct dialog *d, unsigned k, const char *id);
+static int committing(struct dialog *d, unsigned k, const char *id);
 
+/* A message of id waiting for its action does not hold the caller up (it
+ * could not: its turn resumes under this stripe's lock). That is safe
+ * because actions run only for the bot, so the committed state is then bot
+ * or resolved, and every caller (an agent's call, an escalation) writes
+ * only a conversation queued or with an agent: it answers from the
+ * committed state, as if it came just before that message, and changes
+ * nothing the message's turn read. Another node's change is caught by the
+ * shared store's conditional write (store_conv.was). */
 void dialog_lock(struct dialog *d, const char *id)
 {
     unsigned k = stripe(id);
     pthread_mutex_lock(&d->conv_lock[k]);
     pthread_mutex_lock(&d->busy_lock);
-    while (busy(d, k, id)) /* the previous message of id is committing */
+    while (committing(d, k, id)) /* the previous message of id is committing */
         pthread_cond_wait(&d->busy_cond, &d->busy_lock);
     pthread_mutex_unlock(&d->busy_lock);
 }
@@ -610,6 +618,7 @@ int dialog_open(const struct dialog_config *cfg, struct rules_diag *diag, struct
     d->now_ctx = cfg->now_ctx;
     d->actions = cfg->actions;
     d->actions_lax = cfg->actions_lax;
+    d->show_calls = cfg->show_calls;
     d->data_dir = dup_or_null(cfg->data_dir ? cfg->data_dir : "data");
     d->rules_dir = dup_or_null(cfg->rules_dir ? cfg->rules_dir : "rules");
     d->corpus_dir = dup_or_null(cfg->corpus_dir);
@@ -913,7 +922,8 @@ struct turn {
     struct store_customer cu;
     json_t *mem; /* the conversation's memory: slots, pending, intents */
     const char *text, *client_id;
-    char *redacted; /* the text as redacted (owned), or NULL */
+    const char *cust_id, *cust_name, *cust_tier; /* the message's customer:{id, name?, tier?}, or NULL */
+    char *redacted;                              /* the text as redacted (owned), or NULL */
     size_t len;
     const char *locale;
     char locale_buf[16];
@@ -946,7 +956,10 @@ struct turn {
     const char *act_tpl; /* the intent's reply when no `on` line applies (borrowed from rs) */
     json_t *act_result;  /* the answer (a reference), NULL when it failed */
     char act_outcome[32];
-    char field[512];                         /* a result field as fill() last rendered it */
+    double act_seconds;
+    int act_stubbed;
+    json_t *calls;   /* the turn's calls, for an answer's "calls" (d->show_calls), or NULL */
+    char field[512]; /* a result field as fill() last rendered it */
     struct dialog_out ev_handoff, ev_rating; /* the turn's outbox events */
     struct store_msg cm, bm;
     struct store_batch b;
@@ -1563,6 +1576,8 @@ static json_t *turn_result(struct turn *t, long seq)
             json_object_set(reply, "slots", slots);
     }
     json_object_set_new(o, "reply", reply);
+    if (t->calls)
+        json_object_set(o, "calls", t->calls);
     json_object_set_new(o, "state", json_string(store_state_name(t->c.state)));
     json_object_set_new(o, "seq", json_integer(seq));
     if (t->c.state == STORE_QUEUED || t->c.state == STORE_AGENT) {
@@ -1784,7 +1799,7 @@ static int turn_end(struct turn *t, int rc)
 }
 
 /* 1 when the shop's profile action should tell who this customer is: once per conversation
- * (its memory keeps the customer id it asked about). */
+ * and customer id (its memory keeps the id it asked about; switch_customer() changes the id). */
 static int wants_profile(struct turn *t)
 {
     return t->d->actions && *t->cu.id && actions_known(t->d->actions, "profile") &&
@@ -1822,17 +1837,53 @@ static void apply_profile(struct turn *t)
     const char *key;
     json_t *v;
     char name[96], text[256];
-    json_t *attrs = mem_attrs(t);
+    json_t *attrs = mem_attrs(t), *keys = json_array();
     json_object_foreach(json_object_get(res, "attributes"), key, v)
     {
         snprintf(name, sizeof name, "attr.%s", key);
         if (strlen(key) < 64 && json_object_size(attrs) < 16 &&
-            action_field(json_object_get(res, "attributes"), key, text, sizeof text))
+            action_field(json_object_get(res, "attributes"), key, text, sizeof text)) {
             json_object_set_new(attrs, name, json_string(text));
+            json_array_append_new(keys, json_string(name));
+        }
     }
+    json_object_set_new(t->mem, "profile_attrs", keys); /* what a new customer id takes back */
     json_object_set_new(t->mem, "profiled", json_string(t->cu.id));
     json_decref(t->act_result);
     t->act_result = NULL;
+}
+
+/* A message naming another customer id (a widget whose visitor logged in):
+ * the conversation is theirs from now on (their profile, their history), the
+ * attributes the previous profile gave are dropped, and wants_profile() asks
+ * the profile action about the new id. A name or tier given is kept with the
+ * customer, as at the conversation's start. */
+static void switch_customer(struct turn *t)
+{
+    if (!t->cust_id)
+        return;
+    if (strcmp(t->cust_id, t->c.customer) != 0) {
+        snprintf(t->c.customer, sizeof t->c.customer, "%s", t->cust_id);
+        if (store_get_customer(t->d->st, t->cust_id, &t->cu) < 0) {
+            memset(&t->cu, 0, sizeof t->cu);
+            snprintf(t->cu.id, sizeof t->cu.id, "%s", t->cust_id);
+            t->cu.first_seen = t->now;
+        }
+        t->cu_dirty = 1;
+        json_t *keys = json_object_get(t->mem, "profile_attrs"), *attrs = json_object_get(t->mem, "attrs"),
+               *k;
+        size_t i;
+        json_array_foreach(keys, i, k) json_object_del(attrs, json_string_value(k));
+        json_object_del(t->mem, "profile_attrs");
+    }
+    if (t->cust_name && *t->cust_name && strcmp(t->cust_name, t->cu.name) != 0) {
+        snprintf(t->cu.name, sizeof t->cu.name, "%s", t->cust_name);
+        t->cu_dirty = 1;
+    }
+    if (t->cust_tier && *t->cust_tier && strcmp(t->cust_tier, t->cu.tier) != 0) {
+        snprintf(t->cu.tier, sizeof t->cu.tier, "%s", t->cust_tier);
+        t->cu_dirty = 1;
+    }
 }
 
 /* Keeps what the action answered in the memory, for the handoff packet. */
@@ -1919,6 +1970,7 @@ static int handle_message(struct turn *t)
 {
     if (replay(t, &t->out) == 0)
         return 0;
+    switch_customer(t);
     t->locale = turn_locale(t);
     snprintf(t->c.locale, sizeof t->c.locale, "%s", t->locale);
     t->intent = -1;
@@ -1945,10 +1997,25 @@ static int handle_message(struct turn *t)
     return turn_end(t, rc);
 }
 
+/* Notes the call the turn waited for in t->calls (the command line's d->show_calls). */
+static void note_call(struct turn *t)
+{
+    if (!t->d->show_calls || (!t->calls && !(t->calls = json_array())))
+        return;
+    const char *name =
+        t->act_phase == ACT_PROFILE ? "profile" : rules_intent(t->rs, (size_t)t->act_intent)->action;
+    json_t *c = json_pack("{s:s, s:s, s:f, s:b}", "action", name, "outcome", t->act_outcome, "seconds",
+                          t->act_seconds, "stubbed", t->act_stubbed);
+    if (c && t->act_result)
+        json_object_set(c, "result", t->act_result);
+    json_array_append_new(t->calls, c);
+}
+
 /* The rest of a turn that waited for an action, with its result in t. Returns as handle_message(). */
 static int turn_resume(struct turn *t)
 {
     int rc = 0;
+    note_call(t);
     if (t->act_phase == ACT_PROFILE) {
         apply_profile(t);
         t->act_phase = ACT_NONE;
@@ -1979,6 +2046,7 @@ static void turn_release(struct turn *t)
     free(t->result);
     json_decref(t->hfields);
     json_decref(t->act_result);
+    json_decref(t->calls);
     dialog_out_release(&t->ev_handoff);
     dialog_out_release(&t->ev_rating);
     store_conv_release(&t->c);
@@ -2011,6 +2079,7 @@ struct dialog_call {
     unsigned stripe;
     int waiting; /* 1: parked behind another call; run it again at finish */
     int resume;  /* 1: its action answered; finish goes on with the turn */
+    int acting;  /* 1: on the busy list waiting for its action, nothing submitted (busy_lock) */
     dialog_done_fn done;
     void *done_ctx;
     int rc;
@@ -2026,9 +2095,19 @@ static struct dialog_call *busy_call(struct dialog *d, unsigned k, const char *i
     return NULL;
 }
 
-static int busy(struct dialog *d, unsigned k, const char *id)
+/* 1 when a message of id is committing (not waiting for its action); busy_lock held. */
+static int committing(struct dialog *d, unsigned k, const char *id)
 {
-    return busy_call(d, k, id) != NULL;
+    struct dialog_call *c = busy_call(d, k, id);
+    return c && !c->acting;
+}
+
+/* Marks call (busy, its stripe locked) as waiting for its action or not. */
+static void set_acting(struct dialog_call *call, int on)
+{
+    pthread_mutex_lock(&call->t.d->busy_lock);
+    call->acting = on;
+    pthread_mutex_unlock(&call->t.d->busy_lock);
 }
 
 static void busy_link(struct dialog_call *call)
@@ -2119,6 +2198,8 @@ static void action_answered(void *ctx, const struct action_result *r)
     t->act_ok = r->ok;
     t->act_result = r->ok ? json_incref(r->result) : NULL;
     snprintf(t->act_outcome, sizeof t->act_outcome, "%s", r->outcome);
+    t->act_seconds = r->seconds;
+    t->act_stubbed = r->stubbed;
     call->resume = 1;
     call->done(call->done_ctx); /* the last touch of call here */
 }
@@ -2159,6 +2240,8 @@ static void call_next(struct dialog_call *call, int rc, int linked)
     struct dialog *d = t->d;
     if ((rc == 1 || rc == 2) && !linked)
         busy_link(call); /* before the submit: the completion may come at once */
+    if (rc == 2)
+        set_acting(call, 1); /* before the unlock: dialog_lock() must not wait for it */
     dialog_unlock(d, t->conv);
     if (rc == 1)
         store_submit(d->st, &t->b, turn_committed, call);
@@ -2190,6 +2273,7 @@ static void call_resume(struct dialog_call *call)
     struct turn *t = &call->t;
     struct dialog *d = t->d;
     pthread_mutex_lock(&d->conv_lock[stripe(t->conv)]); /* not dialog_lock(): the busy call is this one */
+    set_acting(call, 0);
     call_next(call, turn_resume(t), 1);
 }
 
@@ -2236,6 +2320,21 @@ static void spare_free(struct dialog *d)
     d->n_spare = 0;
 }
 
+/* Reads a message's optional customer:{id, name?, tier?} (v borrowed from t->req) into t. */
+static int read_message_customer(struct turn *t, json_t *v)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_object(v))
+        return dialog_fail(KEFU_EINVAL, "field 'customer' must be an object {id, name?, tier?}");
+    int rc;
+    if ((rc = dialog_req_text(v, "id", sizeof t->cu.id - 1, 1, &t->cust_id)) < 0 ||
+        (rc = dialog_req_text(v, "name", sizeof t->cu.name - 1, 0, &t->cust_name)) < 0 ||
+        (rc = dialog_req_text(v, "tier", sizeof t->cu.tier - 1, 0, &t->cust_tier)) < 0)
+        return rc;
+    return 0;
+}
+
 void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialog_done_fn done, void *ctx,
                           struct dialog_call **out)
 {
@@ -2251,11 +2350,13 @@ void dialog_message_start(struct dialog *d, const char *conv, json_t *req, dialo
     t->req = json_incref(req); /* t->text and t->client_id point into it */
     call->done = done;
     call->done_ctx = ctx;
-    int rc = json_is_object(req) ? 0 : dialog_fail(KEFU_EINVAL, "expected {text, client_id?}");
+    int rc = json_is_object(req) ? 0 : dialog_fail(KEFU_EINVAL, "expected {text, client_id?, customer?}");
     if (rc == 0)
         rc = dialog_req_text(req, "text", DIALOG_MAX_TEXT, 1, &t->text);
     if (rc == 0)
         rc = dialog_req_text(req, "client_id", 64, 0, &t->client_id);
+    if (rc == 0)
+        rc = read_message_customer(t, json_object_get(req, "customer"));
     if (rc == 0)
         rc = dialog_redact(d, &t->text, &t->redacted);
     if (rc == 0 && conv && strlen(conv) >= sizeof t->conv)

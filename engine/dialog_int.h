@@ -94,8 +94,9 @@ struct dialog {
     pthread_mutex_t workers_lock;
     struct dialog_worker *workers;
     pthread_mutex_t conv_lock[CONV_LOCKS];
-    /* conversations whose customer message is committing (dialog_message_start()),
-     * per stripe; dialog_lock() waits until its conversation is not among them */
+    /* conversations whose customer message is committing or waiting for its action
+     * (dialog_message_start()), per stripe; dialog_lock() waits until its conversation
+     * is not committing there */
     pthread_mutex_t busy_lock;
     pthread_cond_t busy_cond;
     struct dialog_call *busy[CONV_LOCKS];
@@ -123,6 +124,7 @@ struct dialog {
     int n_outbox;
     struct actions *actions; /* borrowed from the config, may be NULL */
     int actions_lax;         /* unknown actions fail when called instead of refusing the rules */
+    int show_calls;          /* answers list their turn's action calls (the command line) */
 };
 
 /* Sets the calling thread's reason and returns code. */
@@ -130,7 +132,9 @@ int dialog_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Current time in unix seconds (the configured clock). */
 long long dialog_now(struct dialog *d);
 /* Locks the stripe of conversation id and waits until no customer message of
- * id is still committing; dialog_unlock() releases the stripe. */
+ * id is still committing (one waiting for its action does not count: the
+ * caller must write only a conversation queued or with an agent, see
+ * dialog.c); dialog_unlock() releases the stripe. */
 void dialog_lock(struct dialog *d, const char *id);
 void dialog_unlock(struct dialog *d, const char *id);
 /* Tells the listener about a committed change (conv NULL: the queue). */

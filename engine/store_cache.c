@@ -212,8 +212,9 @@ void store_cache_wrote_conv(struct store_cache *sc, const struct store_conv *c)
             memset(&s->c, 0, sizeof s->c);
             s->used = 0;
         } else {
-            /* what the upsert changes; id, token, customer, channel and created_at stay */
+            /* what the upsert changes; id, token, channel and created_at stay */
             struct store_conv *d = &s->c;
+            memcpy(d->customer, c->customer, sizeof d->customer);
             memcpy(d->locale, c->locale, sizeof d->locale);
             d->state = c->state;
             memcpy(d->queue, c->queue, sizeof d->queue);

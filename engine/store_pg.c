@@ -159,17 +159,18 @@ static const char *const sql[N_STMT] = {
     [W_CONV] = "INSERT INTO conversations(" CONV_COLS ", packet)"
                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
                " coalesce($18, '{}'), $19)"
-               " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
-               " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
-               " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
-               " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
-               " last_seq = excluded.last_seq, memory = coalesce($18, conversations.memory),"
+               " ON CONFLICT(id) DO UPDATE SET customer = excluded.customer, locale = excluded.locale,"
+               " state = excluded.state, queue = excluded.queue, priority = excluded.priority,"
+               " anger = excluded.anger, agent = excluded.agent, misses = excluded.misses,"
+               " pending = excluded.pending, reason = excluded.reason, updated_at = excluded.updated_at,"
+               " queued_at = excluded.queued_at, last_seq = excluded.last_seq,"
+               " memory = coalesce($18, conversations.memory),"
                " packet = coalesce(excluded.packet, conversations.packet)",
     /* a row read before: changed only while it still holds what was read */
     [W_CONV_IF] = "UPDATE conversations SET locale = $2, state = $3, queue = $4, priority = $5, anger = $6,"
                   " agent = $7, misses = $8, pending = $9, reason = $10, updated_at = $11, queued_at = $12,"
-                  " last_seq = $13, memory = coalesce($14, memory), packet = coalesce($15, packet)"
-                  " WHERE id = $1 AND state = $16 AND agent = $17 AND last_seq = $18",
+                  " last_seq = $13, memory = coalesce($14, memory), packet = coalesce($15, packet),"
+                  " customer = $19 WHERE id = $1 AND state = $16 AND agent = $17 AND last_seq = $18",
     [W_MESSAGE] =
         "INSERT INTO messages(conv, seq, sender, text, source, intent, confidence, client_id, result,"
         " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -566,9 +567,10 @@ static int apply_conv_if(struct conn *w, const struct store_conv *c, const char 
                        packet,
                        num(n[7], c->was.state),
                        c->was.agent,
-                       num(n[8], c->was.last_seq)};
+                       num(n[8], c->was.last_seq),
+                       c->customer};
     PGresult *r;
-    int rc = run(w, W_CONV_IF, 18, v, &r);
+    int rc = run(w, W_CONV_IF, 19, v, &r);
     if (rc < 0)
         return rc;
     rc = strcmp(PQcmdTuples(r), "1") == 0 ? 0 : KEFU_ECONFLICT;

@@ -148,15 +148,16 @@ static const char *const sql[N_STMT] = {
                    " name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE name END,"
                    " tier = CASE WHEN excluded.tier <> '' THEN excluded.tier ELSE tier END,"
                    " last_seen = max(last_seen, excluded.last_seen)",
-    [W_CONV] = "INSERT INTO conversations(" CONV_COLS ", packet)"
-               " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-               "coalesce(?18, '{}'), ?19)"
-               " ON CONFLICT(id) DO UPDATE SET locale = excluded.locale, state = excluded.state,"
-               " queue = excluded.queue, priority = excluded.priority, anger = excluded.anger,"
-               " agent = excluded.agent, misses = excluded.misses, pending = excluded.pending,"
-               " reason = excluded.reason, updated_at = excluded.updated_at, queued_at = excluded.queued_at,"
-               " last_seq = excluded.last_seq, memory = coalesce(?18, memory),"
-               " packet = coalesce(excluded.packet, packet)",
+    [W_CONV] =
+        "INSERT INTO conversations(" CONV_COLS ", packet)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+        "coalesce(?18, '{}'), ?19)"
+        " ON CONFLICT(id) DO UPDATE SET customer = excluded.customer, locale = excluded.locale,"
+        " state = excluded.state, queue = excluded.queue, priority = excluded.priority,"
+        " anger = excluded.anger, agent = excluded.agent, misses = excluded.misses,"
+        " pending = excluded.pending, reason = excluded.reason, updated_at = excluded.updated_at,"
+        " queued_at = excluded.queued_at, last_seq = excluded.last_seq, memory = coalesce(?18, memory),"
+        " packet = coalesce(excluded.packet, packet)",
     [W_MESSAGE] =
         "INSERT INTO messages(conv, seq, sender, text, source, intent, confidence, client_id, result,"
         " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -52,9 +52,10 @@ void actions_stub_clear(struct actions *a);
 /* Calls action name with body (borrowed; sent as compact JSON); done runs once. */
 void actions_call(struct actions *a, const char *name, json_t *body, action_done_fn done, void *ctx);
 /* actions_call() and wait (the command line only): *result gets a new object
- * (NULL unless ok), outcome[cap] and *seconds what happened. Returns 1 when ok. */
+ * (NULL unless ok), outcome[cap], *seconds and *stubbed (1: a stub answered, not
+ * the network) what happened; seconds and stubbed may be NULL. Returns 1 when ok. */
 int actions_call_wait(struct actions *a, const char *name, json_t *body, json_t **result, char *outcome,
-                      size_t cap, double *seconds);
+                      size_t cap, double *seconds, int *stubbed);
 /* Appends kefu_action_calls_total{action,outcome}, the latency histogram
  * kefu_action_duration_seconds{action} and kefu_action_breaker_open{action}. */
 int actions_metrics(struct actions *a, struct text_buf *out);

@@ -77,6 +77,8 @@ struct dialog_config {
                                 none configured (every action fails, the rules are not checked against it) */
     int actions_lax;         /* 1: the rules may name actions the set does not know (they fail when
                                 called; kefu chat and kefu test, where stubs come later) */
+    int show_calls;          /* 1: each answer lists the actions its turn called, "calls":[{action,
+                                outcome, seconds, stubbed, result?}] (kefu chat, kefu test; not the server) */
 };
 /* Fills the defaults above (data "data", rules "rules", corpus "corpus"). */
 void dialog_config_default(struct dialog_config *c);
@@ -120,7 +122,9 @@ int dialog_watch_now(struct dialog *d);
 int dialog_conversation_create(struct dialog *d, json_t *req, json_t **out);
 /* Checks the conversation's token in constant time: 0, KEFU_ENOENT or KEFU_EPERM. */
 int dialog_customer_auth(struct dialog *d, const char *conv, const char *token);
-/* req {text, client_id?} → {reply:{text, source, intent?, confidence, articles?:[{id, title?}],
+/* req {text, client_id?, customer?:{id, name?, tier?}} (a customer id other than the
+ * conversation's makes it that customer's, and the profile action asks again) →
+ * {reply:{text, source, intent?, confidence, articles?:[{id, title?}],
  * quick_replies?, notice?}, state, seq, queue?:{name, position, wait_s}}; the reply is
  * null while queued or with an agent; seq is the last message this call stored;
  * notice says agents are offline (business hours) or busy. source is rule, example,

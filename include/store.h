@@ -139,7 +139,8 @@ struct store_batch {
 void store_batch_init(struct store_batch *b);
 /* Adds or updates a customer (first_seen is kept on update). */
 int store_put_customer(struct store_batch *b, const struct store_customer *c);
-/* Adds or replaces a conversation row; c->memory NULL keeps the stored memory
+/* Adds or updates a conversation row (an update keeps its token, channel and
+ * created_at; its customer may change); c->memory NULL keeps the stored memory
  * ("{}" for a new row); packet (JSON, may be NULL: keep) is the handoff packet. */
 int store_put_conv(struct store_batch *b, const struct store_conv *c, const char *packet);
 /* Appends message m to conv; a repeated (conv, client_id) fails the batch with KEFU_ECONFLICT. */

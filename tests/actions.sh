@@ -6,8 +6,10 @@
 # malformed, non-object, oversized or vanished backend gives the intent's 'on failed' reply
 # (or, for an intent without one, a handoff with reason action_failed and the outcome in the
 # packet) with status 200, never a 5xx, and /healthz stays ok; after three failures the
-# breaker opens (no call goes out) and closes after a good trial call; the profile action
-# makes a customer a VIP; /metrics counts calls by outcome and latency by action; kefu
+# breaker opens (no call goes out) and closes after a good trial call; an agent's call on a
+# conversation whose message waits for its action is answered at once; the profile action
+# makes a customer a VIP, once per conversation and customer id (a message may name a new
+# one); /metrics counts calls by outcome and latency by action; kefu
 # serve refuses rules that name an action its configuration lacks (file:line:col); the
 # demo order system (kefu demo-orders) answers the bundled rules as make run does.
 # Prints "ok NAME" / "not ok NAME". Servers are stopped by their pid.
@@ -48,6 +50,12 @@ intent shop.warehouse
   action one_at_a_time
   on failed -> reply The warehouse cannot say right now.
   reply The warehouse says {order.status_text}.
+intent shop.patient
+  priority 50
+  match patience
+  action patient
+  on failed -> reply The patient system cannot say.
+  reply The patient system answered.
 RULES
 SECRET=actsec-0123456789abcdef
 export KEFU_AGENT_TOKENS="alice:tok-alice-0123456789"
@@ -62,9 +70,10 @@ while [ $i -lt 200 ] && ! grep -q '^listening' "$tmp/backend.out"; do sleep 0.05
 B="http://127.0.0.1:$(sed -n 's/^listening //p' "$tmp/backend.out")"
 ep() { printf '"%s": {"url": "%s/%s", "secret": "%s", "timeout_s": 0.5, "breaker_failures": 3, "breaker_open_s": 1}' \
     "$1" "$B" "$2" "$SECRET"; }
-printf '{%s, %s, %s, %s, %s, %s}\n' "$(ep order_status order_status)" "$(ep order_tracking order_tracking)" \
+printf '{%s, %s, %s, %s, %s, %s, %s}\n' "$(ep order_status order_status)" "$(ep order_tracking order_tracking)" \
     "$(ep refund_status refund_status)" "$(ep profile profile)" "$(ep stock order_status)" \
-    "$(ep one_at_a_time order_status | sed 's/}$/, "concurrency": 1}/')" >"$tmp/actions.json"
+    "$(ep one_at_a_time order_status | sed 's/}$/, "concurrency": 1}/')" \
+    "$(ep patient order_status | sed 's/"timeout_s": 0.5/"timeout_s": 8/')" >"$tmp/actions.json"
 printf '{%s, %s, %s}\n' "$(ep order_status order_status)" "$(ep order_tracking order_tracking)" \
     "$(ep profile profile)" >"$tmp/partial.json"
 
@@ -198,6 +207,30 @@ wait "$bg"
     curl -s "$URL/metrics" | grep -q '^kefu_action_calls_total{action="one_at_a_time",outcome="busy"} 1$' &&
     curl -s "$URL/metrics" | grep -q '^kefu_action_calls_total{action="one_at_a_time",outcome="timeout"} 1$'
 check actions-concurrency-limit $? "$S $ms ms $R $(curl -s "$URL/metrics" | grep one_at_a_time)"
+
+# 6c. an agent's call on a conversation whose message waits for its action (3 s here) does not
+# wait for it (it used to hold the conversation's lock while waiting, and the turn could never
+# resume): it is answered at once from what is committed (a claim or a reply to a conversation
+# with the bot is refused, 409; the context is read), before the customer's answer, which is
+# unchanged
+conv c-patient
+calls_before=$(calls)
+curl -s -m 20 -o "$tmp/patient" -X POST -H 'Content-Type: application/json' -H "$T" \
+    --data-binary '{"text":"patience please"}' "$URL/v1/conversations/$C/messages" >/dev/null &&
+    echo customer >>"$tmp/order" &
+bg=$!
+i=0
+while [ $i -lt 200 ] && [ "$(calls)" -le "$calls_before" ]; do sleep 0.02; i=$((i + 1)); done # the call is out
+cs=$(curl -s -m 20 -o "$tmp/claim" -w '%{http_code}' -X POST -H "$AL" "$URL/v1/conversations/$C/claim")
+ms=$(curl -s -m 20 -o /dev/null -w '%{http_code}' -X POST -H "$AL" -H 'Content-Type: application/json' \
+    --data-binary '{"text":"hello"}' "$URL/v1/conversations/$C/agent-messages")
+echo agent >>"$tmp/order"
+ctx=$(curl -s -m 20 -w ' %{http_code}' -H "$AL" "$URL/v1/conversations/$C")
+wait "$bg"
+[ "$cs" = 409 ] && [ "$ms" = 409 ] && [ "$(cat "$tmp/order" | tr '\n' ' ')" = "agent customer " ] &&
+    [ "$(jq -r .reply.text "$tmp/patient")" = "The patient system answered." ] &&
+    [ "$(jq -r .state "$tmp/patient")" = bot ] && [ "${ctx##* }" = 200 ]
+check actions-agent-does-not-wait $? "claim $cs $(cat "$tmp/claim"); reply $ms; order $(cat "$tmp/order" | tr '\n' ' '); $(cat "$tmp/patient"); ctx ${ctx##* }"
 mode ok
 
 # 7. the profile action: a customer the widget calls regular is a VIP for the shop
@@ -212,6 +245,37 @@ say "hello"
 say "where is my order KF12345678"
 [ "$(grep -c '"path":"/profile"' "$tmp/backend.log")" = $((n + 1)) ] # once per conversation, not per message
 check actions-profile-once $? "$(grep -c '"path":"/profile"' "$tmp/backend.log") profile calls (was $n)"
+# a widget that logs its visitor in mid-conversation sends the customer's id with a message: the
+# profile action asks again for the new id (before that message is decided), not again for the
+# same id; the previous profile's attributes go; the conversation is the new customer's
+profiles() { grep -c '"path":"/profile"' "$tmp/backend.log"; }
+# as CUSTOMER TEXT: the customer's message with customer:{id}
+as() {
+    S=$(post "/v1/conversations/$C/messages" "$(jq -cn --arg t "$2" --arg c "$1" '{text:$t, customer:{id:$c}}')" "$T")
+    R=$(jq -r '.reply.text // ""' "$tmp/b")
+}
+conv anon-7
+say "where is my order KF12345678"
+n=$(profiles)
+as vip-login "where is my order KF12345679"
+p1=$(grep '"path":"/profile"' "$tmp/backend.log" | tail -n 1)
+o1=$(grep '"path":"/order_status"' "$tmp/backend.log" | tail -n 1)
+as vip-login "where is my order KF12345670"
+p2=$(profiles)
+as c-login "where is my order KF12345671"
+o3=$(grep '"path":"/order_status"' "$tmp/backend.log" | tail -n 1)
+owner=$(sqlite3 "$tmp/d1/kefu.db" "SELECT customer FROM conversations WHERE id = '$C'" 2>&1)
+[ "$S" = 200 ] && [ "$p2" = $((n + 1)) ] && [ "$(profiles)" = $((n + 2)) ] &&
+    echo "$p1" | jq -e '.body | fromjson | .customer.id == "vip-login"' >/dev/null &&
+    echo "$o1" | jq -e '.body | fromjson | .customer.id == "vip-login" and .customer.tier == "vip"
+        and .attributes["attr.segment"] == "wholesale"' >/dev/null &&
+    echo "$o3" | jq -e '.body | fromjson | .customer.id == "c-login" and .customer.tier == ""
+        and (.attributes | has("attr.segment") | not)' >/dev/null &&
+    [ "$owner" = c-login ]
+check actions-profile-new-customer $? "$S $n $p2 $(profiles) profile calls; owner $owner; $o1; $o3"
+as "" "hello"
+[ "$S" = 400 ] && jq -e '.error.code == "invalid_request"' "$tmp/b" >/dev/null
+check actions-customer-id-empty-refused $? "$S $(cat "$tmp/b")"
 
 # 8. metrics: calls by outcome, latency by action
 curl -s "$URL/metrics" >"$tmp/metrics"

@@ -479,16 +479,17 @@ fi
 A='order_status={"found":true,"order":{"status":"shipped","carrier":"SF Express","tracking":"SF1","eta":"tomorrow"}}'
 out=$("$KEFU" ask --db "$tmp/none.db" --explain --stub "$A" "where is my order KF12345678" 2>/dev/null)
 echo "$out" | grep -qx 'reply:       Order KF12345678 has shipped with SF Express (tracking number SF1) and should arrive tomorrow.' &&
-    echo "$out" | grep -q '^action:      order_status -> ok in [0-9.]* ms: {"found":true,"order":{"status":"shipped"' &&
+    echo "$out" | grep -q '^action:      order_status (stub) -> ok in [0-9.]* ms: {"found":true,"order":{"status":"shipped"' &&
     ok ask-action-stub || no ask-action-stub "$out"
 out=$("$KEFU" ask --db "$tmp/none.db" --json --stub 'order_status={"found":false}' "where is my order KF12345678" 2>/dev/null)
-echo "$out" | jq -e '.action.name == "order_status" and .action.ok and .action.result.found == false
+echo "$out" | jq -e '.action.name == "order_status" and .action.ok and .action.stubbed == true
+    and .action.result.found == false
     and (.reply | startswith("I can'"'"'t find an order KF12345678"))' >/dev/null 2>&1 &&
     ok ask-action-json || no ask-action-json "$out"
 out=$("$KEFU" ask --db "$tmp/none.db" --explain --stub order_status=fail "where is my order KF12345678" 2>/dev/null)
 out2=$("$KEFU" ask --db "$tmp/none.db" "where is my order KF12345678" 2>/dev/null)
 echo "$out" | grep -q "^reply:       I can't look up order KF12345678 right now" &&
-    echo "$out" | grep -q '^action:      order_status -> error: stubbed to fail' &&
+    echo "$out" | grep -q '^action:      order_status (stub) -> error: stubbed to fail' &&
     echo "$out2" | grep -q "^reply:       I can't look up order KF12345678 right now" &&
     ok ask-action-fails || no ask-action-fails "$out $out2"
 "$KEFU" ask --stub 'order_status=[1]' "x" >/dev/null 2>"$tmp/err"
@@ -519,8 +520,32 @@ printf 'conversation x\n  action order_status answers [1]\n  action order_status
 [ $? -eq 2 ] && grep -q "bad.test:2:3: 'answers' takes a JSON object on the same line" "$tmp/err" &&
     grep -q "bad.test:3:3: an action step is 'action NAME answers {JSON object}' or 'action NAME fails'" "$tmp/err" &&
     ok test-action-step-errors || no test-action-step-errors "$(cat "$tmp/err")"
-# chat takes stubs too: the answer fills the reply of the conversation's order question
+# chat takes stubs too: the answer fills the reply of the conversation's order question, and
+# the call is listed as a stub's
 out=$(printf 'where is my order\nKF12345678\n' | "$KEFU" chat --corpus "$tmp/nocorpus" \
     --stub 'order_status={"found":true,"order":{"status":"paid","eta":"today"}}' 2>&1)
 echo "$out" | grep -q '^kefu (rule, order.status, .*Order KF12345678 is paid and being packed; it leaves our warehouse today.' &&
+    echo "$out" | grep -qx '   action: order_status (stub) -> ok in [0-9.]* ms: {"found":true,"order":{"status":"paid","eta":"today"}}' &&
+    [ "$(echo "$out" | grep -c '^   action: ')" = 1 ] &&
     ok chat-action-stub || no chat-action-stub "$out"
+# kefu test -v lists each message's calls, stubbed by the file
+out=$("$KEFU" test -v rules/tests/order_actions.test 2>/dev/null)
+echo "$out" | grep -q '^  rules/tests/order_actions.test:[0-9]*: action order_status (stub) -> ok in [0-9.]* ms: {"found":false}$' &&
+    echo "$out" | grep -q '^  rules/tests/order_actions.test:[0-9]*: action refund_status (stub) -> ok in ' &&
+    ! echo "$out" | grep -q '(real)' && ok test-v-action-calls || no test-v-action-calls "$out"
+# against a real endpoint (kefu demo-orders on a free loopback port) the same calls are marked real
+"$KEFU" demo-orders --listen 127.0.0.1:0 >"$tmp/demo.out" 2>&1 &
+dpid=$!
+i=0
+while [ $i -lt 200 ] && ! grep -q 'serving on' "$tmp/demo.out"; do sleep 0.05; i=$((i + 1)); done
+D=$(sed -n 's/^kefu demo-orders: serving on //p' "$tmp/demo.out")
+sed "s#http://127.0.0.1:8089#$D#" demo/actions.json >"$tmp/demo.json"
+out=$("$KEFU" ask --db "$tmp/none.db" --explain --actions "$tmp/demo.json" "where is my order KF12345678" 2>/dev/null)
+js=$("$KEFU" ask --db "$tmp/none.db" --json --actions "$tmp/demo.json" "where is my order KF99999999" 2>/dev/null)
+ch=$(printf 'where is my order KF12345678\n' | "$KEFU" chat --corpus "$tmp/nocorpus" --actions "$tmp/demo.json" 2>&1)
+kill "$dpid" 2>/dev/null
+wait "$dpid" 2>/dev/null
+[ -n "$D" ] && echo "$out" | grep -q '^action:      order_status (real) -> ok in [0-9.]* ms: {.*"found":true' &&
+    echo "$js" | jq -e '.action.stubbed == false and .action.ok and .action.result.found == false' >/dev/null 2>&1 &&
+    echo "$ch" | grep -q '^   action: order_status (real) -> ok in [0-9.]* ms: {.*"found":true' &&
+    ok ask-chat-action-real || no ask-chat-action-real "$D | $out | $js | $ch"

@@ -103,7 +103,7 @@ static void test_config(void **state)
     actions_free(NULL);
 }
 
-/* 2. stubs: an answer, a failure, a replacement, clearing; an unknown action fails */
+/* 2. stubs: an answer (marked stubbed), a failure, a replacement, clearing; an unknown action fails */
 static void test_stubs(void **state)
 {
     struct actions *a = NULL;
@@ -111,24 +111,30 @@ static void test_stubs(void **state)
     json_t *body = json_pack("{s:s}", "action", "order_status"), *res = NULL;
     char outcome[160];
     double secs = -1;
-    assert_false(actions_call_wait(a, "order_status", body, &res, outcome, sizeof outcome, &secs));
+    int stubbed = -1;
+    assert_false(actions_call_wait(a, "order_status", body, &res, outcome, sizeof outcome, &secs, &stubbed));
     assert_string_equal(outcome, "unknown: no such action configured");
+    assert_int_equal(stubbed, 0);
     assert_null(res);
     json_t *v = json_pack("{s:b, s:{s:s}}", "found", 1, "order", "status", "shipped");
     assert_int_equal(actions_stub(a, "order_status", v), 0);
     json_object_set_new(v, "found", json_false()); /* the stub holds its own copy */
     assert_true(actions_known(a, "order_status"));
-    assert_true(actions_call_wait(a, "order_status", body, &res, outcome, sizeof outcome, &secs));
+    assert_true(actions_call_wait(a, "order_status", body, &res, outcome, sizeof outcome, &secs, &stubbed));
     assert_string_equal(outcome, "ok");
+    assert_int_equal(stubbed, 1); /* the answer says it came from a stub */
+    assert_true(secs >= 0 && secs < 1);
     assert_true(json_is_true(json_object_get(res, "found")));
     json_decref(res);
     assert_int_equal(actions_stub(a, "order_status", v), 0); /* replaced */
-    assert_true(actions_call_wait(a, "order_status", body, &res, outcome, sizeof outcome, &secs));
+    assert_true(actions_call_wait(a, "order_status", body, &res, outcome, sizeof outcome, &secs, &stubbed));
     assert_true(json_is_false(json_object_get(res, "found")));
     json_decref(res);
     assert_int_equal(actions_stub(a, "refund_status", NULL), 0);
-    assert_false(actions_call_wait(a, "refund_status", body, &res, outcome, sizeof outcome, &secs));
+    stubbed = 0;
+    assert_false(actions_call_wait(a, "refund_status", body, &res, outcome, sizeof outcome, &secs, &stubbed));
     assert_string_equal(outcome, "error: stubbed to fail");
+    assert_int_equal(stubbed, 1);
     assert_null(res);
     actions_stub_clear(a);
     assert_false(actions_known(a, "order_status"));
@@ -163,18 +169,21 @@ static void test_breaker(void **state)
     json_t *body = json_object(), *res = NULL;
     char outcome[160];
     double secs;
+    int stubbed = -1;
     for (int k = 0; k < 2; k++) {
-        assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs));
+        assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs, &stubbed));
         assert_int_equal(strncmp(outcome, "error: ", 7), 0);
+        assert_int_equal(stubbed, 0); /* a real call that went out */
     }
     assert_int_equal(metric(a, "kefu_action_breaker_open{action=\"shop\"} "), 1);
-    assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs));
+    assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs, &stubbed));
     assert_string_equal(outcome, "breaker_open: breaker open");
     assert_true(secs == 0);
     usleep(350 * 1000);
-    assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs)); /* the trial */
+    assert_false(
+        actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs, &stubbed)); /* the trial */
     assert_int_equal(strncmp(outcome, "error: ", 7), 0);
-    assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs));
+    assert_false(actions_call_wait(a, "shop", body, &res, outcome, sizeof outcome, &secs, &stubbed));
     assert_string_equal(outcome, "breaker_open: breaker open");
     assert_int_equal(metric(a, "kefu_action_calls_total{action=\"shop\",outcome=\"error\"} "), 3);
     assert_int_equal(metric(a, "kefu_action_calls_total{action=\"shop\",outcome=\"breaker_open\"} "), 2);

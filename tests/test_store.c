@@ -265,7 +265,7 @@ static int hist_fn(void *ctx, const struct store_conv *c)
     return 0;
 }
 
-/* 1.4 a customer's conversations on every channel, newest first */
+/* 1.4 a customer's conversations on every channel, newest first; one moved to another customer */
 static void test_customer_history(void **state)
 {
     struct fixture *f = *state;
@@ -288,6 +288,23 @@ static void test_customer_history(void **state)
     assert_int_equal(h.n, 3);
     assert_string_equal(h.ids[0], "h2");
     assert_string_equal(h.ids[2], "h0");
+    /* a conversation read and written again with another customer (a visitor who logged in) is theirs */
+    struct store_conv c;
+    assert_int_equal(store_get_conv(st, "h1", &c), 0);
+    snprintf(c.customer, sizeof c.customer, "cust-8");
+    c.updated_at = 1200;
+    put_conv(st, &c);
+    store_conv_release(&c);
+    assert_int_equal(store_get_conv(st, "h1", &c), 0);
+    assert_string_equal(c.customer, "cust-8");
+    assert_string_equal(c.token, "tok-h1");
+    assert_string_equal(c.channel, "app");
+    store_conv_release(&c);
+    struct hist h9 = {0}, h8 = {0};
+    assert_int_equal(store_customer_convs(st, "cust-9", 10, hist_fn, &h9), 0);
+    assert_int_equal(store_customer_convs(st, "cust-8", 10, hist_fn, &h8), 0);
+    assert_int_equal(h9.n, 2);
+    assert_int_equal(h8.n, 2);
     store_close(st);
 }
 
