@@ -1,7 +1,7 @@
 /* dialog_erase.c — erasing one customer (the right to be forgotten).
- * Every conversation stripe is locked for the erase and the messages
- * still committing are waited for, so no write of that customer can land
- * after the delete and put a row back; the store deletes with
+ * Every conversation stripe is locked for the erase once no message is
+ * committing or waiting for its action, so no write of that customer can
+ * land after the delete and put a row back; the store deletes with
  * secure_delete and truncates the WAL;
  * the in-memory queue forgets the conversations. Nothing else in dialog
  * holds customer text between calls. */
@@ -19,18 +19,37 @@ static int collect_conv(void *ctx, const struct store_conv *c)
     return 0;
 }
 
-/* Takes every stripe, then waits until no message is committing: with
- * the stripes held no new one can start (a message links itself as busy
- * under its stripe), and those in flight finish without them. */
+/* 1 while a message of any stripe is on the busy list; busy_lock held. */
+static int any_busy(const struct dialog *d)
+{
+    for (int k = 0; k < CONV_LOCKS; k++)
+        if (d->busy[k])
+            return 1;
+    return 0;
+}
+
+/* Takes every stripe with no message on the busy list. A message that
+ * commits finishes without the stripes; one that waits for its action
+ * resumes under its stripe's lock, so while one does the stripes are let
+ * go and the erase waits for the busy list to empty before it tries again
+ * (at most an action's timeout). Either way no write of the customer can
+ * land after the delete and put a row back. */
 static void lock_all(struct dialog *d)
 {
-    for (int i = 0; i < CONV_LOCKS; i++) /* always in this order: no two erases deadlock */
-        pthread_mutex_lock(&d->conv_lock[i]);
-    pthread_mutex_lock(&d->busy_lock);
-    for (int k = 0; k < CONV_LOCKS; k++)
-        while (d->busy[k])
+    for (;;) {
+        for (int i = 0; i < CONV_LOCKS; i++) /* always in this order: no two erases deadlock */
+            pthread_mutex_lock(&d->conv_lock[i]);
+        pthread_mutex_lock(&d->busy_lock);
+        if (!any_busy(d)) {
+            pthread_mutex_unlock(&d->busy_lock);
+            return;
+        }
+        for (int i = CONV_LOCKS - 1; i >= 0; i--)
+            pthread_mutex_unlock(&d->conv_lock[i]);
+        while (any_busy(d))
             pthread_cond_wait(&d->busy_cond, &d->busy_lock);
-    pthread_mutex_unlock(&d->busy_lock);
+        pthread_mutex_unlock(&d->busy_lock);
+    }
 }
 
 static void unlock_all(struct dialog *d)

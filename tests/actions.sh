@@ -58,8 +58,9 @@ intent shop.patient
   reply The patient system answered.
 RULES
 SECRET=actsec-0123456789abcdef
-export KEFU_AGENT_TOKENS="alice:tok-alice-0123456789"
+export KEFU_AGENT_TOKENS="alice:tok-alice-0123456789" KEFU_ADMIN_TOKEN="adm-actions-0123456789"
 AL="Authorization: Bearer tok-alice-0123456789"
+AD="Authorization: Bearer adm-actions-0123456789"
 
 : >"$tmp/backend.log"
 : >"$tmp/backend.out"
@@ -231,6 +232,29 @@ wait "$bg"
     [ "$(jq -r .reply.text "$tmp/patient")" = "The patient system answered." ] &&
     [ "$(jq -r .state "$tmp/patient")" = bot ] && [ "${ctx##* }" = 200 ]
 check actions-agent-does-not-wait $? "claim $cs $(cat "$tmp/claim"); reply $ms; order $(cat "$tmp/order" | tr '\n' ' '); $(cat "$tmp/patient"); ctx ${ctx##* }"
+
+# 6d. erasing a customer whose message waits for its action (3 s): the erase waits for that
+# turn — which resumes under its conversation's lock, so the erase lets the locks go meanwhile
+# (holding them, it hung, and the turn with it) — and deletes after it: the customer gets the
+# answer, and nothing of them is left or written back
+conv c-erased
+calls_before=$(calls)
+curl -s -m 20 -o "$tmp/erased" -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H "$T" \
+    --data-binary '{"text":"patience please"}' "$URL/v1/conversations/$C/messages" >"$tmp/erased.code" &
+bg=$!
+i=0
+while [ $i -lt 200 ] && [ "$(calls)" -le "$calls_before" ]; do sleep 0.02; i=$((i + 1)); done # the call is out
+es=$(curl -s -m 20 -o "$tmp/erase" -w '%{http_code}' -X POST -H "$AD" -H 'Content-Type: application/json' \
+    --data-binary '{"customer":"c-erased"}' "$URL/v1/admin/erase")
+wait "$bg"
+sleep 0.3 # anything still on its way to the store
+gs=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -H "$AL" "$URL/v1/conversations/$C")
+left=$(sqlite3 "$tmp/d1/kefu.db" "SELECT (SELECT count(*) FROM conversations WHERE customer = 'c-erased') +
+    (SELECT count(*) FROM messages WHERE conv = '$C')" 2>&1)
+[ "$es" = 200 ] && [ "$(jq -r .conversations "$tmp/erase")" = 1 ] && [ "$(jq -r .messages "$tmp/erase")" -ge 2 ] &&
+    [ "$(cat "$tmp/erased.code")" = 200 ] && [ "$(jq -r .reply.text "$tmp/erased")" = "The patient system answered." ] &&
+    [ "$gs" = 404 ] && [ "$left" = 0 ] && healthy
+check actions-erase-waits-for-action $? "erase $es $(cat "$tmp/erase"); message $(cat "$tmp/erased.code"); get $gs; left $left"
 mode ok
 
 # 7. the profile action: a customer the widget calls regular is a VIP for the shop
