@@ -2077,9 +2077,10 @@ struct dialog_call {
     struct dialog_call *waiters;   /* calls of the same conversation that arrived meanwhile */
     struct dialog_call *next_wait;
     unsigned stripe;
-    int waiting; /* 1: parked behind another call; run it again at finish */
-    int resume;  /* 1: its action answered; finish goes on with the turn */
-    int acting;  /* 1: on the busy list waiting for its action, nothing submitted (busy_lock) */
+    int waiting;          /* 1: parked behind another call; run it again at finish */
+    int resume;           /* 1: its action answered; finish goes on with the turn */
+    int acting;           /* 1: on the busy list waiting for its action, nothing submitted (busy_lock) */
+    unsigned long erases; /* d->erases when it went on the busy list */
     dialog_done_fn done;
     void *done_ctx;
     int rc;
@@ -2117,6 +2118,7 @@ static void busy_link(struct dialog_call *call)
     pthread_mutex_lock(&d->busy_lock);
     call->next_busy = d->busy[call->stripe];
     call->waiters = NULL;
+    call->erases = d->erases;
     d->busy[call->stripe] = call;
     pthread_mutex_unlock(&d->busy_lock);
 }
@@ -2187,6 +2189,33 @@ static int lock_or_wait(struct dialog_call *call, const char *conv)
     if (b)
         pthread_mutex_unlock(&d->conv_lock[k]);
     return !b;
+}
+
+/* 1 while a message of any stripe is committing; busy_lock held. */
+static int any_committing(const struct dialog *d)
+{
+    for (int k = 0; k < CONV_LOCKS; k++)
+        for (const struct dialog_call *c = d->busy[k]; c; c = c->next_busy)
+            if (!c->acting)
+                return 1;
+    return 0;
+}
+
+void dialog_lock_all(struct dialog *d)
+{
+    for (int i = 0; i < CONV_LOCKS; i++) /* always in this order: no two erases deadlock */
+        pthread_mutex_lock(&d->conv_lock[i]);
+    pthread_mutex_lock(&d->busy_lock);
+    while (any_committing(d)) /* they finish without the stripes; no new one starts */
+        pthread_cond_wait(&d->busy_cond, &d->busy_lock);
+    d->erases++; /* a message waiting for its action looks again when it resumes */
+    pthread_mutex_unlock(&d->busy_lock);
+}
+
+void dialog_unlock_all(struct dialog *d)
+{
+    for (int i = CONV_LOCKS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&d->conv_lock[i]);
 }
 
 /* action_done_fn: the action answered (on httpc's thread, or at once for a
@@ -2273,8 +2302,19 @@ static void call_resume(struct dialog_call *call)
     struct turn *t = &call->t;
     struct dialog *d = t->d;
     pthread_mutex_lock(&d->conv_lock[stripe(t->conv)]); /* not dialog_lock(): the busy call is this one */
-    set_acting(call, 0);
-    call_next(call, turn_resume(t), 1);
+    pthread_mutex_lock(&d->busy_lock);
+    call->acting = 0;
+    int erased = call->erases != d->erases; /* an erase ran while the action was out */
+    pthread_mutex_unlock(&d->busy_lock);
+    int gone = 0;
+    if (erased) {
+        struct store_conv now;
+        gone = dialog_load(d, t->conv, &now) == KEFU_ENOENT;
+        store_conv_release(&now);
+    }
+    int rc = gone ? dialog_fail(KEFU_ENOENT, "the conversation was erased") /* write nothing back */
+                  : turn_resume(t);
+    call_next(call, rc, 1);
 }
 
 #define SPARE_MAX 64 /* finished calls kept at most */

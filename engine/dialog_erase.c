@@ -1,7 +1,8 @@
 /* dialog_erase.c — erasing one customer (the right to be forgotten).
  * Every conversation stripe is locked for the erase once no message is
- * committing or waiting for its action, so no write of that customer can
- * land after the delete and put a row back; the store deletes with
+ * committing, and a message waiting for its action meanwhile writes nothing
+ * if its conversation is gone when it resumes (dialog_lock_all()), so no
+ * write of that customer can land after the delete and put a row back; the store deletes with
  * secure_delete and truncates the WAL;
  * the in-memory queue forgets the conversations. Nothing else in dialog
  * holds customer text between calls. */
@@ -19,45 +20,6 @@ static int collect_conv(void *ctx, const struct store_conv *c)
     return 0;
 }
 
-/* 1 while a message of any stripe is on the busy list; busy_lock held. */
-static int any_busy(const struct dialog *d)
-{
-    for (int k = 0; k < CONV_LOCKS; k++)
-        if (d->busy[k])
-            return 1;
-    return 0;
-}
-
-/* Takes every stripe with no message on the busy list. A message that
- * commits finishes without the stripes; one that waits for its action
- * resumes under its stripe's lock, so while one does the stripes are let
- * go and the erase waits for the busy list to empty before it tries again
- * (at most an action's timeout). Either way no write of the customer can
- * land after the delete and put a row back. */
-static void lock_all(struct dialog *d)
-{
-    for (;;) {
-        for (int i = 0; i < CONV_LOCKS; i++) /* always in this order: no two erases deadlock */
-            pthread_mutex_lock(&d->conv_lock[i]);
-        pthread_mutex_lock(&d->busy_lock);
-        if (!any_busy(d)) {
-            pthread_mutex_unlock(&d->busy_lock);
-            return;
-        }
-        for (int i = CONV_LOCKS - 1; i >= 0; i--)
-            pthread_mutex_unlock(&d->conv_lock[i]);
-        while (any_busy(d))
-            pthread_cond_wait(&d->busy_cond, &d->busy_lock);
-        pthread_mutex_unlock(&d->busy_lock);
-    }
-}
-
-static void unlock_all(struct dialog *d)
-{
-    for (int i = CONV_LOCKS - 1; i >= 0; i--)
-        pthread_mutex_unlock(&d->conv_lock[i]);
-}
-
 int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, json_t **convs)
 {
     *out = NULL;
@@ -70,7 +32,7 @@ int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, 
     json_t *ids = json_array();
     if (!ids)
         return dialog_fail(KEFU_ENOMEM, "out of memory");
-    lock_all(d);
+    dialog_lock_all(d);
     int rc = store_customer_convs(d->st, customer, 0, collect_conv, ids);
     struct store_erased e;
     memset(&e, 0, sizeof e);
@@ -83,7 +45,7 @@ int dialog_erase_customer(struct dialog *d, const char *customer, json_t **out, 
     if (rc == 0)
         for (size_t i = 0; i < json_array_size(ids); i++)
             queue_remove(d->q, json_string_value(json_array_get(ids, i)));
-    unlock_all(d);
+    dialog_unlock_all(d);
     if (rc < 0) {
         json_decref(ids);
         return dialog_fail(rc, rc == KEFU_EBUSY ? "erased, but the log is still in use; erase again"

@@ -100,6 +100,7 @@ struct dialog {
     pthread_mutex_t busy_lock;
     pthread_cond_t busy_cond;
     struct dialog_call *busy[CONV_LOCKS];
+    unsigned long erases; /* erases so far (busy_lock; dialog_lock_all()) */
     /* finished calls kept for the next messages (a call is ~24 KiB: malloc's
      * large-chunk path and its consolidation were 2-3% of a message) */
     pthread_mutex_t spare_lock;
@@ -136,6 +137,13 @@ long long dialog_now(struct dialog *d);
  * caller must write only a conversation queued or with an agent, see
  * dialog.c); dialog_unlock() releases the stripe. */
 void dialog_lock(struct dialog *d, const char *id);
+/* Locks every conversation for an erase once no message is committing; a
+ * message waiting for its action meanwhile (it resumes under its stripe's
+ * lock, so it is not waited for) finds at its resume that an erase ran,
+ * and writes nothing if its conversation is gone. */
+void dialog_lock_all(struct dialog *d);
+/* Undoes dialog_lock_all(). */
+void dialog_unlock_all(struct dialog *d);
 void dialog_unlock(struct dialog *d, const char *id);
 /* Tells the listener about a committed change (conv NULL: the queue). */
 void dialog_notify(struct dialog *d, const char *conv, long seq);
