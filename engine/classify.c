@@ -78,6 +78,14 @@ uint64_t classify_key(const struct rules *rs, const struct classify_opts *o)
     return h;
 }
 
+int classify_rules_slots(const struct rules *rs)
+{
+    for (size_t i = 0; i < rules_count(rs); i++)
+        if (rules_intent(rs, i)->n_slots)
+            return 1;
+    return 0;
+}
+
 size_t classify_classes(const struct rules *rs)
 {
     size_t n = 0;
@@ -324,6 +332,7 @@ int classify_load(const char *path, const struct rules *rs, const struct classif
         m->rows = h->rows;
         m->cal_a = h->cal_a;
         m->cal_b = h->cal_b;
+        m->slots = classify_rules_slots(rs);
         layout(m);
         uint64_t sum;
         memcpy(&sum, buf + len - 8, 8);
@@ -359,7 +368,10 @@ static int has_letter(const char *s, size_t n)
     return 0;
 }
 
-static void collect_bucket(void *ctx, const char *name, size_t len)
+/* The top bit of a collected bucket: the feature came from a slot-shaped word. */
+#define SLOT_BIT 0x80000000u
+
+static void collect_bucket(void *ctx, const char *name, size_t len, int slot)
 {
     struct collect *c = ctx;
     /* terms: distinct words with a letter ("w:" features) and CJK characters ("z:" 1-grams) */
@@ -385,12 +397,13 @@ static void collect_bucket(void *ctx, const char *name, size_t len)
         c->b = b;
         c->cap = cap;
     }
-    c->b[c->n++] = classify_bucket(name, len, c->bits);
+    c->b[c->n++] = classify_bucket(name, len, c->bits) | (slot ? SLOT_BIT : 0);
 }
 
-static int cmp_u32(const void *a, const void *b)
+/* Orders collected buckets by bucket, the slot bit aside. */
+static int cmp_bucket(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint32_t x = *(const uint32_t *)a & ~SLOT_BIT, y = *(const uint32_t *)b & ~SLOT_BIT;
     return x < y ? -1 : x > y;
 }
 
@@ -418,6 +431,7 @@ int classify_vector(const struct classify *m, const char *text, size_t len, stru
         rc = KEFU_ENOMEM;
     v->n = 0;
     v->any = 0;
+    v->only_slots = 0;
     v->terms = c.terms;
     v->f = NULL;
     v->x = NULL;
@@ -430,30 +444,43 @@ int classify_vector(const struct classify *m, const char *text, size_t len, stru
         return rc;
     }
     if (c.n)
-        qsort(c.b, c.n, sizeof *c.b, cmp_u32);        /* c.b is NULL for a message of no feature */
+        qsort(c.b, c.n, sizeof *c.b, cmp_bucket);     /* c.b is NULL for a message of no feature */
     double norm = 0, unseen = log(m->rows + 1.0) + 1; /* the idf of a feature no example has */
+    double mass = 0, known = 0; /* the mass of features not only from slot-shaped words, and its known part */
     v->any = 0;
     for (size_t i = 0; i < c.n;) {
-        size_t j = i;
-        while (j < c.n && c.b[j] == c.b[i])
-            j++;
-        int f = classify_find(m, c.b[i]);
-        double x = (1 + log((double)(j - i))) * (f >= 0 ? m->idf[f] : unseen);
+        size_t j = i, words = 0; /* occurrences, and those from words that are not slot-shaped */
+        for (; j < c.n && (c.b[j] & ~SLOT_BIT) == (c.b[i] & ~SLOT_BIT); j++)
+            words += !m->slots || !(c.b[j] & SLOT_BIT);
+        /* only from slot-shaped words (an order number, an amount, an address); a
+         * feature other words have too ("ost" of "lost" and of "post@...") counts
+         * their occurrences only */
+        int slot = words == 0;
+        int f = classify_find(m, c.b[i] & ~SLOT_BIT);
+        double x = (1 + log((double)(slot ? j - i : words))) * (f >= 0 ? m->idf[f] : unseen);
         if (f >= 0) {
             v->f[v->n] = (uint32_t)f;
             v->x[v->n++] = x;
         }
-        norm += x * x; /* unknown features weigh in the norm: noise around one known word dilutes it */
+        /* unknown features weigh in the norm: noise around one known word
+         * dilutes it; an unknown order number or amount does not */
+        norm += f >= 0 || !slot ? x * x : 0;
+        if (!slot) {
+            mass += x * x;
+            known += f >= 0 ? x * x : 0;
+        }
         v->any = 1;
         i = j;
     }
     free(c.b);
     norm = norm > 0 ? 1 / sqrt(norm) : 0;
-    v->known = 0;
-    for (size_t i = 0; i < v->n; i++) {
+    for (size_t i = 0; i < v->n; i++)
         v->x[i] *= norm;
-        v->known += v->x[i] * v->x[i];
-    }
+    /* an order number no example has is no sign of another domain: slot-shaped
+     * words count neither for nor against the known share; a message of
+     * nothing else (a bare number) is known 0 */
+    v->known = mass > 0 ? known / mass : 0;
+    v->only_slots = v->any && mass == 0;
     return 0;
 }
 
@@ -500,9 +527,11 @@ int classify_predict(const struct classify *m, const char *text, size_t len, str
     out->none = 1;
     struct classify_vec v;
     int rc = classify_vector(m, text, len, &v);
-    if (rc < 0 || v.n == 0) {
-        /* no feature at all (empty, emoji, punctuation) or none an example
-         * has (keyboard mash): no evidence, no class, only the biases' priors */
+    if (rc < 0 || v.n == 0 || v.only_slots) {
+        /* no feature at all (empty, emoji, punctuation), none an example
+         * has (keyboard mash) or only slot-shaped words (a bare number, an
+         * order id: what to do with it is the dialog's question): no
+         * evidence, no class, only the biases' priors */
         out->terms = rc < 0 ? 0 : v.terms;
         classify_vec_release(&v);
         return rc;
@@ -551,9 +580,10 @@ struct named {
     size_t n, cap;
 };
 
-static void name_feature(void *ctx, const char *name, size_t len)
+static void name_feature(void *ctx, const char *name, size_t len, int slot)
 {
     struct named *e = ctx;
+    (void)slot;
     int f = classify_find(e->m, classify_bucket(name, len, e->m->bits));
     size_t n = len < sizeof e->f[0].name - 1 ? len : sizeof e->f[0].name - 1;
     for (size_t i = 0; i < e->n; i++)

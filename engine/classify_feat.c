@@ -43,8 +43,8 @@ uint32_t classify_bucket(const char *name, size_t len, int bits)
 
 #define WORD_MAX 40 /* longer words are cut for their features */
 
-/* Emits prefix + a + (sep + b). */
-static void emit2(classify_emit_fn emit, void *ctx, const char *prefix, const char *a, size_t alen,
+/* Emits prefix + a + (sep + b), flagged slot. */
+static void emit2(classify_emit_fn emit, void *ctx, int slot, const char *prefix, const char *a, size_t alen,
                   const char *b, size_t blen)
 {
     char buf[2 + 2 * WORD_MAX + 2];
@@ -57,11 +57,11 @@ static void emit2(classify_emit_fn emit, void *ctx, const char *prefix, const ch
         memcpy(buf + n, b, blen);
         n += blen;
     }
-    emit(ctx, buf, n);
+    emit(ctx, buf, n, slot);
 }
 
 /* Character 3-5-grams of "<word>" (bytes; words are ASCII runs mostly). */
-static void char_grams(classify_emit_fn emit, void *ctx, const char *w, size_t len)
+static void char_grams(classify_emit_fn emit, void *ctx, int slot, const char *w, size_t len)
 {
     char b[WORD_MAX + 2];
     b[0] = '<';
@@ -70,13 +70,27 @@ static void char_grams(classify_emit_fn emit, void *ctx, const char *w, size_t l
     size_t n = len + 2;
     for (size_t g = 3; g <= 5; g++)
         for (size_t i = 0; i + g <= n; i++)
-            emit2(emit, ctx, "c:", b + i, g, NULL, 0);
+            emit2(emit, ctx, slot, "c:", b + i, g, NULL, 0);
+}
+
+int classify_slot_word(const char *norm, size_t norm_len, size_t off, size_t len)
+{
+    for (size_t i = off; i < off + len && i < norm_len; i++)
+        if (norm[i] >= '0' && norm[i] <= '9')
+            return 1;
+    size_t from = off, to = off + len;
+    while (from > 0 && norm[from - 1] != ' ')
+        from--;
+    while (to < norm_len && norm[to] != ' ')
+        to++;
+    return memchr(norm + from, '@', to - from) != NULL;
 }
 
 static void word_features(struct classify_scratch *s, classify_emit_fn emit, void *ctx)
 {
     char prev[WORD_MAX], stem[WORD_MAX];
     size_t prev_len = 0;
+    int prev_slot = 0;
     for (size_t k = 0; k < s->toks.n; k++) {
         const struct text_tok *t = &s->toks.v[k];
         if (t->kind != TEXT_TOK_WORD)
@@ -84,12 +98,14 @@ static void word_features(struct classify_scratch *s, classify_emit_fn emit, voi
         const char *w = s->norm.s + t->off;
         size_t len = t->len < WORD_MAX ? t->len : WORD_MAX;
         size_t sl = text_stem(w, len, stem);
-        emit2(emit, ctx, "w:", stem, sl, NULL, 0);
+        int slot = classify_slot_word(s->norm.s, s->norm.len, t->off, t->len);
+        emit2(emit, ctx, slot, "w:", stem, sl, NULL, 0);
         if (prev_len)
-            emit2(emit, ctx, "b:", prev, prev_len, stem, sl);
+            emit2(emit, ctx, slot || prev_slot, "b:", prev, prev_len, stem, sl);
         memcpy(prev, stem, sl);
         prev_len = sl;
-        char_grams(emit, ctx, w, len);
+        prev_slot = slot;
+        char_grams(emit, ctx, slot, w, len);
     }
 }
 
@@ -112,7 +128,7 @@ static void cjk_features(const struct text_buf *norm, classify_emit_fn emit, voi
         run++;
         for (int g = 1; g <= 3 && g <= run; g++) {
             size_t from = start[3 - g];
-            emit2(emit, ctx, "z:", norm->s + from, i - from, NULL, 0);
+            emit2(emit, ctx, 0, "z:", norm->s + from, i - from, NULL, 0);
         }
     }
 }

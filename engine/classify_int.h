@@ -8,8 +8,9 @@
 
 #include "text.h"
 
-/* Receives one feature name (not NUL-terminated) of a message. */
-typedef void (*classify_emit_fn)(void *ctx, const char *name, size_t len);
+/* Receives one feature name (not NUL-terminated) of a message; slot is 1
+ * for the features of a slot-shaped word (classify_slot_word()). */
+typedef void (*classify_emit_fn)(void *ctx, const char *name, size_t len, int slot);
 
 /* Buffers one extraction needs; the caller holds them. */
 struct classify_scratch {
@@ -18,6 +19,12 @@ struct classify_scratch {
 };
 void classify_scratch_init(struct classify_scratch *s);
 void classify_scratch_release(struct classify_scratch *s);
+
+/* 1 if the word at norm[off..off+len) is slot-shaped: it holds a digit (an
+ * order number, an amount, a phone number, a date) or belongs to an e-mail
+ * address (its run of non-space characters holds '@'). Such words are what
+ * the rules' slots capture; an unknown one says nothing about the intent. */
+int classify_slot_word(const char *norm, size_t norm_len, size_t off, size_t len);
 
 /* Calls emit for every feature of text[0..len) in the router's normal form:
  * stemmed words ("w:"), word bigrams ("b:"), character 3-5-grams of each
@@ -42,7 +49,7 @@ uint64_t classify_fnv(uint64_t h, const void *s, size_t n);
 #include "classify.h"
 
 #define CLASSIFY_MAGIC   "KEFUCLF\n"
-#define CLASSIFY_VERSION 4
+#define CLASSIFY_VERSION 5
 
 /* Example sets of this many lines or more are "large": features seen in
  * one example only are dropped and training stops earlier (the model's
@@ -71,7 +78,8 @@ struct classify_header {
 struct classify {
     atomic_int refs;
     int bits;
-    uint32_t rows;      /* training examples */
+    uint32_t rows; /* training examples */
+    int slots;     /* 1 if the rule set has slots: slot-shaped words neither dilute nor count as unknown */
     float cal_a, cal_b; /* the calibration (classify_train.c), also in the header */
     size_t n_class, n_feat;
     uint32_t *cls_intent; /* class → rules_intent() index */
@@ -95,6 +103,8 @@ uint64_t classify_key(const struct rules *rs, const struct classify_opts *o);
 size_t classify_classes(const struct rules *rs);
 /* Sets m's calibration (header included). */
 void classify_set_calibration(struct classify *m, double a, double b);
+/* 1 if some intent of rs has a slot (what classify_vec treats as slot-shaped words then). */
+int classify_rules_slots(const struct rules *rs);
 /* Index of bucket among m's kept features, or -1. */
 int classify_find(const struct classify *m, uint32_t bucket);
 
@@ -104,6 +114,7 @@ struct classify_vec {
     double *x;
     size_t n;
     int any;        /* 1 if the message had any feature, known or not */
+    int only_slots; /* 1 if every feature came from slot-shaped words (a bare number or order id) */
     double known;   /* share of the squared norm on known features, 0..1 */
     unsigned terms; /* distinct words with a letter, and CJK characters, of the message */
 };

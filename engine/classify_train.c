@@ -31,8 +31,9 @@ struct df_count {
     int bits;
 };
 
-static void count_df(void *ctx, const char *name, size_t len)
+static void count_df(void *ctx, const char *name, size_t len, int slot)
 {
+    (void)slot;
     struct df_count *c = ctx;
     uint32_t b = classify_bucket(name, len, c->bits);
     if (c->seen[b] != c->row + 1) {
@@ -649,8 +650,10 @@ int classify_train(const struct rules *rs, const struct classify_opts *o, struct
         rc = feature_table(rs, o, n_rows, &c, &m);
     free(c.df);
     free(c.seen);
-    if (rc == 0)
+    if (rc == 0) {
+        m->slots = classify_rules_slots(rs);
         rc = build_rows(rs, m, n_rows, &r);
+    }
     if (rc == 0)
         rc = train_classes(o, &r, m);
     if (rc == 0)

@@ -2,7 +2,9 @@
  * written here, predictions and their probabilities, explanations, the
  * model cache (hit, changed examples, corrupt and truncated files, a file
  * of another rule set), byte-identical models from the same examples on any
- * number of threads, invalid text and allocation failures. */
+ * number of threads, slot-shaped words (order numbers, digits, e-mail
+ * addresses) that count neither for nor against what is known, invalid
+ * text and allocation failures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,6 +133,75 @@ static void test_train_predict(void **state)
     assert_int_equal(classify_predict(m, "\xff\xfe", 2, &r), KEFU_EUTF8);
     classify_unref(m);
     rules_unref(rs);
+}
+
+/* set_a's classes, with an order number slot: slot-shaped words (digits,
+ * e-mail addresses) count neither for nor against what the examples know. */
+static const char *set_slots = "intent order.track\n"
+                               "  example where is my parcel\n"
+                               "  example track my order KF12345678\n"
+                               "  example has my package shipped yet\n"
+                               "  example 我的包裹在哪里\n"
+                               "  example 订单KF12345678的物流\n"
+                               "  slot order_id /kf\\d{8}/\n"
+                               "intent card.lost\n"
+                               "  example i lost my credit card\n"
+                               "  example my card was stolen\n"
+                               "  example 我的信用卡丢了\n"
+                               "intent balance\n"
+                               "  example show my account balance\n"
+                               "  example how much money do i have\n"
+                               "  example 我的余额是多少\n";
+
+static double known_of(const struct classify *m, const char *text, size_t *n)
+{
+    struct classify_result r;
+    assert_int_equal(classify_predict(m, text, strlen(text), &r), 0);
+    *n = r.n;
+    return r.known;
+}
+
+static void test_slot_words(void **state)
+{
+    struct classify_opts o;
+    classify_opts_default(&o);
+    struct rules *rs = load(set_slots), *plain = load(set_a);
+    struct classify *m = NULL, *mp = NULL;
+    assert_int_equal(classify_build(rs, &o, &m, NULL), 0);
+    assert_int_equal(classify_build(plain, &o, &mp, NULL), 0);
+    size_t n;
+    static const struct slot_case {
+        const char *id, *with, *without;
+    } cases[] = {
+        {"1.1", "where is my parcel KF99999999", "where is my parcel"},
+        {"1.2", "KF99999999的订单在哪", "的订单在哪"},
+        {"1.3", "my card was stolen, call me on 13912345678", "my card was stolen, call me on"},
+        {"1.4", "i lost my credit card, write to li.wei@post.example", "i lost my credit card, write to"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double a = known_of(m, cases[i].with, &n), b = known_of(m, cases[i].without, &n);
+        if (fabs(a - b) > 1e-9)
+            fail_msg("case %s: known %.3f with the slot-shaped word, %.3f without", cases[i].id, a, b);
+    }
+    /* the same order number dilutes a rule set that has no slots */
+    assert_true(known_of(mp, cases[0].with, &n) < known_of(mp, cases[0].without, &n) - 0.1);
+    /* the unknown number does not dilute the order intent's share either */
+    struct classify_result r1, r2;
+    assert_int_equal(classify_predict(m, "where is my parcel KF99999999", 29, &r1), 0);
+    assert_int_equal(classify_predict(m, "where is my parcel", 18, &r2), 0);
+    assert_true(r1.n > 0 && r2.n > 0 && r1.cand[0].intent == r2.cand[0].intent);
+    assert_true(r1.cand[0].share >= r2.cand[0].share - 0.05);
+    /* nothing but slot-shaped words: no evidence, no class, nothing known */
+    static const char *const bare[] = {"KF99999999", "12345", "2026 42", "a@b.com", "139 1234 5678"};
+    for (size_t i = 0; i < sizeof bare / sizeof bare[0]; i++) {
+        double k = known_of(m, bare[i], &n);
+        if (n != 0 || k != 0)
+            fail_msg("'%s': %zu candidates, known %.2f; want none", bare[i], n, k);
+    }
+    classify_unref(m);
+    classify_unref(mp);
+    rules_unref(rs);
+    rules_unref(plain);
 }
 
 static void test_explain(void **state)
@@ -503,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_cleanup),         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_sampled),         cmocka_unit_test(test_calibration),
         cmocka_unit_test(test_too_few_classes), cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_slot_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
