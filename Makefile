@@ -38,11 +38,15 @@ ENGINE  += httpc
 ENGINE  += action cli_action demo_orders
 # the events dialog writes to the store's outbox for webhooks
 ENGINE  += dialog_outbox cli_webhook
+# the conversation's memory read and written without a tree for its intents
+ENGINE  += dialog_mem jsonw
 # agent accounts in the store
 ENGINE  += agents cli_agent
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
+# the conversation's memory codec
+TESTS   += dialog_mem jsonw
 # the lazy JIT of regexes
 TESTS   += jit
 # red lines (rules/redlines.conf)
