@@ -201,7 +201,7 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
 	    rm -rf $$d
 
-# HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff) against
+# HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff; on SQLite and on a throwaway PostgreSQL) against
 # bench/ceiling.c, pinned and unpinned, and the latency at half rate (bench/rate_client.c);
 # bench-durability: group commit against one commit per message. Both write bench/out/P.{json,md}.
 # the plain liblinear model scripts/quality.sh measures kefu against (docs/quality.md)
