@@ -16,7 +16,7 @@ static int grow(struct text_buf *b, size_t n)
 {
     if (b->len + n + 1 <= b->cap)
         return 0;
-    size_t c = b->cap ? b->cap : 256;
+    size_t c = b->cap ? b->cap : 1024; /* an answer or a memory in one allocation */
     while (b->len + n + 1 > c)
         c *= 2;
     char *s = kefu_realloc(b->s, c);
@@ -31,7 +31,12 @@ int jsonw_raw(struct text_buf *b, const char *s, size_t n)
 {
     if (grow(b, n) < 0)
         return KEFU_ENOMEM;
-    memcpy(b->s + b->len, s, n);
+    char *d = b->s + b->len;
+    if (n <= 8) /* most pieces are a brace, a comma or a short key: no call for them */
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    else
+        memcpy(d, s, n);
     b->len += n;
     b->s[b->len] = 0;
     return 0;
