@@ -62,7 +62,8 @@ TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog bench-scale \
-        bench-http bench-kb bench-classify soak bench-durability bench bench-deps bench-memory
+        bench-http bench-kb bench-classify soak bench-durability bench bench-deps bench-memory \
+        bench-callgrind bench-flame
 all: kefu
 
 deps:
@@ -218,6 +219,15 @@ bench-http: $(BUILD)/kefu $(BUILD)/bench/ceiling $(BUILD)/bench/rate_client
 
 bench-durability: $(BUILD)/kefu
 	BUILD=$(BUILD) bench/http.sh durability
+
+# Instructions per message under callgrind (bench/callgrind.sh: stable on a shared machine, for
+# before/after comparisons) and the rule message's flame graph, docs/perf-flame-rule.svg (bench/flame.js).
+bench-callgrind: $(BUILD)/kefu
+	@for t in rule article handoff; do BUILD=$(BUILD) bench/callgrind.sh $$t $(BUILD)/bench/callgrind.$$t.out || exit 1; done
+bench-flame: $(BUILD)/kefu
+	BUILD=$(BUILD) bench/callgrind.sh rule $(BUILD)/bench/callgrind.rule.out
+	node bench/flame.js $(BUILD)/bench/callgrind.rule.out docs/perf-flame-rule.svg \
+	    "POST /v1/conversations/{id}/messages answered by a rule: kefu serve's instructions (callgrind, SQLite store)"
 
 # The store scaled out (bench/scale.sh): one node on SQLite against one on PostgreSQL and two
 # nodes on one PostgreSQL, in the same pass, and what a message costs the database.
