@@ -337,7 +337,7 @@ tsan-run: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client $(BUILD)/tests
 # libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.
 # `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus (tests/fuzz/<target>/);
 # new inputs go to build-fuzz/corpus/<target>/, crashes to build-fuzz/crash-<target>-*.
-FUZZ_TARGETS = text rules kb api
+FUZZ_TARGETS = text rules kb api mem
 FUZZ_TIME   ?= 60
 FUZZ_BUILD   = build-fuzz
 FUZZ_SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

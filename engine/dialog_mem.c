@@ -4,7 +4,8 @@
  * last DIALOG_HIST intents understood, each {intent, confidence, source,
  * seq}). The intents are most of its bytes and a turn only appends to them,
  * so they are kept as the JSON text of each element, cut out of the stored
- * text by a small validating scanner, and written back as they were; only
+ * text by a small scanner that takes exactly what jansson takes (anything
+ * else goes to jansson whole, as before), and written back as they were; only
  * the rest of the object becomes a jansson tree. The stored text keeps its
  * shape, so every other reader (the handoff packet, the agent's context,
  * PostgreSQL) reads it with jansson as before. */
@@ -31,6 +32,25 @@ static const unsigned char stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, ['\\'] = 1,
 };
 
+/* The value of the four hex digits at p, or -1. */
+static long hex4(const char *p, const char *end)
+{
+    if (end - p < 4)
+        return -1;
+    long v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p[k];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
 /* The end of the JSON string starting at p ('"'), or NULL. */
 static const char *skip_string(const char *p, const char *end)
 {
@@ -48,9 +68,17 @@ static const char *skip_string(const char *p, const char *end)
             if (++p >= end)
                 return NULL;
             if (*p == 'u') {
-                for (int k = 0; k < 4; k++)
-                    if (++p >= end || !strchr("0123456789abcdefABCDEF", *p) || !*p)
+                /* what jansson refuses goes to jansson: \u0000 and unpaired surrogates */
+                long u = hex4(p + 1, end);
+                if (u <= 0 || (u >= 0xDC00 && u <= 0xDFFF))
+                    return NULL;
+                p += 4;
+                if (u >= 0xD800 && u <= 0xDBFF) {
+                    long lo = end - p > 2 && p[1] == '\\' && p[2] == 'u' ? hex4(p + 3, end) : -1;
+                    if (lo < 0xDC00 || lo > 0xDFFF)
                         return NULL;
+                    p += 6;
+                }
             } else if (!strchr("\"\\/bfnrt", *p) || !*p) {
                 return NULL;
             }
@@ -59,9 +87,12 @@ static const char *skip_string(const char *p, const char *end)
     return NULL;
 }
 
+/* The end of the JSON number at p, or NULL; NULL too for what jansson
+ * refuses or may (an integer past 18 digits, a real that overflows). */
 static const char *skip_number(const char *p, const char *end)
 {
     const char *s = p;
+    int real = 0;
     if (p < end && *p == '-')
         p++;
     if (p < end && *p == '0')
@@ -77,8 +108,10 @@ static const char *skip_number(const char *p, const char *end)
             p++;
         if (p == d)
             return NULL;
+        real = 1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
+        real = 1;
         p++;
         if (p < end && (*p == '+' || *p == '-'))
             p++;
@@ -88,7 +121,15 @@ static const char *skip_number(const char *p, const char *end)
         if (p == d)
             return NULL;
     }
-    return p > s ? p : NULL;
+    if (!real)
+        return p - s - (*s == '-') <= 18 ? p : NULL;
+    char buf[64];
+    if (p - s >= (long)sizeof buf)
+        return NULL;
+    memcpy(buf, s, (size_t)(p - s));
+    buf[p - s] = 0;
+    double v = strtod(buf, NULL);
+    return isinf(v) ? NULL : p;
 }
 
 /* The end of the JSON value starting at p, or NULL; depth bounds nesting. */
@@ -215,10 +256,12 @@ json_t *dialog_mem_parse(const char *text, struct dialog_hist *h)
     h->n = h->len = 0;
     if (!text)
         text = "{}";
-    const char *end = text + strlen(text), *p = ws(text, end);
+    size_t tlen = strlen(text);
+    const char *end = text + tlen, *p = ws(text, end);
     char *rest = NULL;
     size_t rlen = 0, rcap = 0;
-    int ok = p < end && *p == '{' && put(&rest, &rlen, &rcap, "{", 1) == 0;
+    /* jansson refuses invalid UTF-8 anywhere: so does the fast path */
+    int ok = p < end && *p == '{' && text_utf8_valid(text, tlen) && put(&rest, &rlen, &rcap, "{", 1) == 0;
     if (ok) {
         p = ws(p + 1, end);
         if (p < end && *p == '}')

@@ -89,7 +89,7 @@ int jsonw_string(struct text_buf *b, const char *s, size_t n)
 int jsonw_real(double v, char *buf, size_t cap)
 {
     double k = round(v * 1e4);
-    if (v >= 0 && v <= 1 && !signbit(v) && fabs(v * 1e4 - k) < 1e-7 && cap >= 8) {
+    if (v >= 0 && v <= 1 && !signbit(v) && k / 1e4 == v && cap >= 8) {
         /* four decimals at most (confidences): the digits "%.6g" gives, without printf */
         long q = (long)k;
         char *p = buf;
