@@ -111,7 +111,7 @@ static const char *skip_number(const char *p, const char *end)
         real = 1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
-        real = 1;
+        real = 2; /* only an exponent can take a real past DBL_MAX in 63 characters */
         p++;
         if (p < end && (*p == '+' || *p == '-'))
             p++;
@@ -126,6 +126,8 @@ static const char *skip_number(const char *p, const char *end)
     char buf[64];
     if (p - s >= (long)sizeof buf)
         return NULL;
+    if (real == 1)
+        return p;
     memcpy(buf, s, (size_t)(p - s));
     buf[p - s] = 0;
     double v = strtod(buf, NULL);
@@ -242,7 +244,7 @@ static json_t *parse_tree(const char *text, struct dialog_hist *h)
     size_t i;
     json_array_foreach(v, i, el)
     {
-        char *s = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+        char *s = json_dumps(el, JSON_COMPACT | JSON_ENCODE_ANY); /* every digit: as they were */
         if (s)
             hist_push(h, s, strlen(s));
         free(s);
@@ -260,8 +262,7 @@ json_t *dialog_mem_parse(const char *text, struct dialog_hist *h)
     const char *end = text + tlen, *p = ws(text, end);
     char *rest = NULL;
     size_t rlen = 0, rcap = 0;
-    /* jansson refuses invalid UTF-8 anywhere: so does the fast path */
-    int ok = p < end && *p == '{' && text_utf8_valid(text, tlen) && put(&rest, &rlen, &rcap, "{", 1) == 0;
+    int ok = p < end && *p == '{' && put(&rest, &rlen, &rcap, "{", 1) == 0;
     if (ok) {
         p = ws(p + 1, end);
         if (p < end && *p == '}')
@@ -282,7 +283,8 @@ json_t *dialog_mem_parse(const char *text, struct dialog_hist *h)
                 }
                 if (ke - k == 9 && memcmp(k, "\"intents\"", 9) == 0) {
                     h->n = h->len = 0; /* a repeated key: the last one counts, as in jansson */
-                    if (*v == '[' && hist_scan(h, v, ve) < 0) { /* not an array: no intents */
+                    /* jansson refuses invalid UTF-8: so does this value, which it never sees */
+                    if (!text_utf8_valid(v, (size_t)(ve - v)) || (*v == '[' && hist_scan(h, v, ve) < 0)) {
                         ok = 0;
                         break;
                     }
