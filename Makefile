@@ -38,11 +38,15 @@ ENGINE  += httpc
 ENGINE  += action cli_action demo_orders
 # the events dialog writes to the store's outbox for webhooks
 ENGINE  += dialog_outbox cli_webhook
+# the conversation's memory read and written without a tree for its intents
+ENGINE  += dialog_mem jsonw
 # agent accounts in the store
 ENGINE  += agents cli_agent
 OBJS     = $(ENGINE:%=$(BUILD)/engine/%.o)
 TESTS    = text rules router kb decide store queue dialog http webhook
 TESTS   += redact
+# the conversation's memory codec
+TESTS   += dialog_mem jsonw
 # the lazy JIT of regexes
 TESTS   += jit
 # red lines (rules/redlines.conf)
@@ -58,7 +62,8 @@ TESTS   += classify
 TESTBINS = $(TESTS:%=$(BUILD)/tests/test_%)
 
 .PHONY: all deps test unit asan tsan tsan-run valgrind run install format clean bench-router bench-store bench-dialog bench-scale \
-        bench-http bench-kb bench-classify soak bench-durability bench bench-deps bench-memory
+        bench-http bench-kb bench-classify soak bench-durability bench bench-deps bench-memory \
+        bench-callgrind bench-flame
 all: kefu
 
 deps:
@@ -197,7 +202,7 @@ bench-dialog: $(BUILD)/bench/dialog_bench
 	    $(BUILD)/bench/dialog_bench rules $$d 16 250 && $(BUILD)/bench/dialog_bench rules $$d 16 250 -1; \
 	    rm -rf $$d
 
-# HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff) against
+# HTTP end to end (bench/http.sh): kefu's message endpoint (rule, article, handoff; on SQLite and on a throwaway PostgreSQL) against
 # bench/ceiling.c, pinned and unpinned, and the latency at half rate (bench/rate_client.c);
 # bench-durability: group commit against one commit per message. Both write bench/out/P.{json,md}.
 # the plain liblinear model scripts/quality.sh measures kefu against (docs/quality.md)
@@ -219,6 +224,15 @@ bench-durability: $(BUILD)/kefu
 # answer on the same server, in the same run (bench/actions.sh).
 bench-actions: $(BUILD)/kefu
 	BUILD=$(BUILD) bench/actions.sh
+
+# Instructions per message under callgrind (bench/callgrind.sh: stable on a shared machine, for
+# before/after comparisons) and the rule message's flame graph, docs/perf-flame-rule.svg (bench/flame.js).
+bench-callgrind: $(BUILD)/kefu
+	@for t in rule article handoff; do BUILD=$(BUILD) bench/callgrind.sh $$t $(BUILD)/bench/callgrind.$$t.out || exit 1; done
+bench-flame: $(BUILD)/kefu
+	BUILD=$(BUILD) bench/callgrind.sh rule $(BUILD)/bench/callgrind.rule.out
+	node bench/flame.js $(BUILD)/bench/callgrind.rule.out docs/perf-flame-rule.svg \
+	    "POST /v1/conversations/{id}/messages answered by a rule: kefu serve's instructions (callgrind, SQLite store)"
 
 # The store scaled out (bench/scale.sh): one node on SQLite against one on PostgreSQL and two
 # nodes on one PostgreSQL, in the same pass, and what a message costs the database.
@@ -328,7 +342,7 @@ tsan-run: $(TESTBINS) $(BUILD)/kefu $(BUILD)/tests/hostile_client $(BUILD)/tests
 # libFuzzer targets in tests/fuzz/, built with clang, ASan and UBSan in build-fuzz/.
 # `make fuzz` runs each for FUZZ_TIME seconds on its seed corpus (tests/fuzz/<target>/);
 # new inputs go to build-fuzz/corpus/<target>/, crashes to build-fuzz/crash-<target>-*.
-FUZZ_TARGETS = text rules kb api
+FUZZ_TARGETS = text rules kb api mem
 FUZZ_TIME   ?= 60
 FUZZ_BUILD   = build-fuzz
 FUZZ_SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

@@ -11,7 +11,12 @@
 # pass. Writes bench/out/PART.json and PART.md and draws docs/perf-PART*.png.
 # Bounded: every load run lasts SECS seconds (creating conversations at most
 # ten 2 s runs), servers listen on 127.0.0.1 only and are stopped by pid on exit.
-# Environment: BUILD (build), SECS (4), RUNS (3), CONNS (128).
+# With PostgreSQL installed (scripts/deps.sh), the http part also runs the
+# rule, article and handoff against kefu on a throwaway PostgreSQL on
+# loopback (tests/pg_lib.sh; a fresh database for every server start,
+# pinned to the server's core with it), reported beside SQLite's.
+# Environment: BUILD (build), SECS (4), RUNS (3), CONNS (128), BENCH_PG
+# (1; 0 leaves PostgreSQL out).
 set -eu
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -38,7 +43,11 @@ need jq jq
 [ "$(nproc)" -ge 2 ] || echo "bench: one core only; pinned runs share it" >&2
 
 tmp=$(mktemp -d)
+chmod 711 "$tmp" # the postgres user reaches its data directory inside
 spid=""
+BENCH_PG=${BENCH_PG:-1}
+. tests/pg_lib.sh
+pgdb=0
 stop_server() {
     if [ -n "$spid" ]; then
         kill "$spid" 2>/dev/null || true
@@ -49,7 +58,30 @@ stop_server() {
         spid=""
     fi
 }
-trap 'stop_server; rm -rf "$tmp"' EXIT INT TERM
+trap 'stop_server; pg_stop; rm -rf "$tmp"' EXIT INT TERM
+
+# pg_up: the throwaway PostgreSQL for the http part (BENCH_PG=1); turns BENCH_PG off when none can run
+pg_up() {
+    [ "$BENCH_PG" = 1 ] || return 0
+    pg_start "$tmp/pg" && return 0
+    echo "bench: PostgreSQL left out: ${PG_SKIP:-$PG_ERR}" >&2
+    BENCH_PG=0
+}
+
+# pg_pin CPUS: the PostgreSQL server's processes (the postmaster and its children) on CPUS
+pg_pin() {
+    for p in $PG_PID $(pgrep -P "$PG_PID"); do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
+}
+
+# pg_kefu: kefu on a fresh database of our PostgreSQL, the server's processes pinned as kefu is
+pg_kefu() {
+    pgdb=$((pgdb + 1))
+    pg_sql postgres "CREATE DATABASE bench$pgdb" >/dev/null
+    if [ -n "$spin" ]; then pg_pin 0; else pg_pin 0-$(($(nproc) - 1)); fi
+    export KEFU_STORE="$PG_URI/bench$pgdb"
+    start_kefu
+    unset KEFU_STORE
+}
 
 # server_pin / client_pin: the taskset prefixes of the current mode
 set_mode() {
@@ -157,12 +189,28 @@ finish() {
     if [ -x bench/report.sh ]; then bench/report.sh; fi
 }
 
+# kefu_targets STORE MODE: the rule, article and handoff against kefu on STORE (pg), results in STORE.MODE.*
+kefu_targets() {
+    pg_kefu
+    make_convs 1024 "$tmp/convs"
+    make_convs "$H" "$tmp/hconvs"
+    probe "$tmp/convs" "$RULE_TEXT" rule
+    probe "$tmp/convs" "$ARTICLE_TEXT" kb
+    tail -n +2 "$tmp/hconvs" >"$tmp/hconvs2"
+    probe "$tmp/hconvs" "$HANDOFF_TEXT" handoff
+    load "$1.$2.rule" "$tmp/convs" "$RULE_TEXT" rule
+    load "$1.$2.article" "$tmp/convs" "$ARTICLE_TEXT" kb
+    load "$1.$2.handoff" "$tmp/hconvs2" "$HANDOFF_TEXT" handoff once
+    stop_server
+}
+
 # ---------------------------------------------------------------- part 3 ----
 run_http() {
     # fresh conversations per handoff run, enough for SECS at the rates seen; a run that uses
     # them up is reported as exhausted (wrk divides by the whole -d: a lower bound then)
     H=${HANDOFFS:-$((SECS * 3000))}
     seq 1 1024 | awk '{ print "c" $1, "t" $1 }' >"$tmp/cconvs" # the ceiling reads no id or token
+    pg_up
     for run in $(seq 1 "$RUNS"); do
         for mode in pinned unpinned; do
             set_mode "$mode"
@@ -181,12 +229,23 @@ run_http() {
             load "$mode.article" "$tmp/convs" "$ARTICLE_TEXT" kb
             load "$mode.handoff" "$tmp/hconvs2" "$HANDOFF_TEXT" handoff once
             stop_server
+            if [ "$BENCH_PG" = 1 ]; then kefu_targets pg "$mode"; fi
         done
     done
     # latency at half of kefu's rate (pinned), open loop
     set_mode pinned
     half=$(awk -v r="$(med pinned.rule rps)" 'BEGIN { printf "%d", r / 2 }')
+    half_pg=0
+    [ "$BENCH_PG" = 1 ] && half_pg=$(awk -v r="$(med pg.pinned.rule rps)" 'BEGIN { printf "%d", r / 2 }')
     for run in $(seq 1 "$RUNS"); do
+        if [ "$BENCH_PG" = 1 ]; then
+            pg_kefu
+            make_convs 1024 "$tmp/convs"
+            # shellcheck disable=SC2086
+            $cpin "$BUILD/bench/rate_client" "$port" "$half_pg" "$SECS" "$CONNS" "$tmp/convs" "$RULE_TEXT" >>"$tmp/half.pg"
+            stop_server
+            echo "  half rate $half_pg/s on PostgreSQL: $(tail -1 "$tmp/half.pg")" >&2
+        fi
         start_kefu
         make_convs 1024 "$tmp/convs"
         # shellcheck disable=SC2086
@@ -199,6 +258,11 @@ run_http() {
         echo "  half rate $half/s: kefu $(tail -1 "$tmp/half.kefu")" >&2
     done
     write_http
+}
+
+# half_json FILE: the medians of rate_client's lines in FILE
+half_json() {
+    jq -s '{p50_ms: (map(.p50_ms) | sort | .[length / 2 | floor]), p99_ms: (map(.p99_ms) | sort | .[length / 2 | floor]), p999_ms: (map(.p999_ms) | sort | .[length / 2 | floor]), reached: (map(.reached) | sort | .[length / 2 | floor]), errors: (map(.errors) | add)}' "$1"
 }
 
 # one target's medians as JSON
@@ -227,14 +291,31 @@ write_http() {
             done
             echo "},"
         done
+        if [ "$BENCH_PG" = 1 ]; then
+            echo "\"postgresql\": {\"version\": \"$("$PG_BIN/postgres" --version | awk '{ print $3 }')\","
+            for mode in pinned unpinned; do
+                echo "\"$mode\": {"
+                for t in rule article handoff; do
+                    sep=","
+                    [ $t = handoff ] && sep=""
+                    echo "\"$t\": $(target_json "pg.$mode.$t")$sep"
+                done
+                echo "},"
+            done
+            echo "\"half_rate\": {\"rate\": $half_pg, \"kefu\": $(half_json "$tmp/half.pg")}},"
+        fi
         echo "\"half_rate\": {\"rate\": $half, \"kefu\": $(jq -s '{p50_ms: (map(.p50_ms) | sort | .[length / 2 | floor]), p99_ms: (map(.p99_ms) | sort | .[length / 2 | floor]), p999_ms: (map(.p999_ms) | sort | .[length / 2 | floor]), reached: (map(.reached) | sort | .[length / 2 | floor]), errors: (map(.errors) | add)}' "$tmp/half.kefu"), \"ceiling\": $(jq -s '{p50_ms: (map(.p50_ms) | sort | .[length / 2 | floor]), p99_ms: (map(.p99_ms) | sort | .[length / 2 | floor]), p999_ms: (map(.p999_ms) | sort | .[length / 2 | floor]), reached: (map(.reached) | sort | .[length / 2 | floor]), errors: (map(.errors) | add)}' "$tmp/half.ceiling")}"
         echo '}'
     } | jq '. + {ratios: {pinned: {rule: (.pinned.rule.rps / .pinned.ceiling.rps), article: (.pinned.article.rps / .pinned.ceiling.rps), handoff: (.pinned.handoff.rps / .pinned.ceiling.rps)},
                           unpinned: {rule: (.unpinned.rule.rps / .unpinned.ceiling.rps), article: (.unpinned.article.rps / .unpinned.ceiling.rps), handoff: (.unpinned.handoff.rps / .unpinned.ceiling.rps)}}}
+             | if .postgresql then .postgresql.ratios = {pinned: {rule: (.postgresql.pinned.rule.rps / .pinned.ceiling.rps), article: (.postgresql.pinned.article.rps / .pinned.ceiling.rps), handoff: (.postgresql.pinned.handoff.rps / .pinned.ceiling.rps)},
+                          unpinned: {rule: (.postgresql.unpinned.rule.rps / .unpinned.ceiling.rps), article: (.postgresql.unpinned.article.rps / .unpinned.ceiling.rps), handoff: (.postgresql.unpinned.handoff.rps / .unpinned.ceiling.rps)}} else . end
              | . + {targets: [
                  {what: "message endpoint (rule, pinned) / ceiling", target: ">= 0.25", value: (.ratios.pinned.rule * 1000 | round / 1000), met: (.ratios.pinned.rule >= 0.25)},
                  {what: "message endpoint (rule, unpinned) / ceiling", target: ">= 0.25", value: (.ratios.unpinned.rule * 1000 | round / 1000), met: (.ratios.unpinned.rule >= 0.25)},
-                 {what: "p99 at half of the max rate (ms)", target: "<= 10", value: .half_rate.kefu.p99_ms, met: (.half_rate.kefu.p99_ms <= 10)}]}' \
+                 {what: "p99 at half of the max rate (ms)", target: "<= 10", value: .half_rate.kefu.p99_ms, met: (.half_rate.kefu.p99_ms <= 10)},
+                 {what: "message endpoint (article, pinned) / ceiling", target: ">= 0.15", value: (.ratios.pinned.article * 1000 | round / 1000), met: (.ratios.pinned.article >= 0.15)},
+                 {what: "message endpoint (handoff, pinned) / ceiling", target: ">= 0.15", value: (.ratios.pinned.handoff * 1000 | round / 1000), met: (.ratios.pinned.handoff >= 0.15)}]}' \
         >"$OUT/http.json"
     j="$OUT/http.json"
     g() { jq -r "$1" "$j"; }
@@ -285,6 +366,29 @@ EOF
             echo "| $mode | $(g ".ratios.$mode.rule * 1000 | round / 1000") | $(g ".ratios.$mode.article * 1000 | round / 1000") | $(g ".ratios.$mode.handoff * 1000 | round / 1000") |"
         done
         echo
+        if [ "$(g '.postgresql != null')" = true ]; then
+            echo "**On PostgreSQL** ($(g .postgresql.version), a throwaway server on loopback started as tests/pg_lib.sh does, a fresh database for every kefu start, its processes pinned to core 0 with kefu in the pinned runs; the ceiling is the same run's): the same load against \`kefu serve --store postgresql://...\`."
+            echo
+            echo "| target on PostgreSQL | pinned req/s | p50 ms | p99 ms | p99.9 ms | unpinned req/s | p50 ms | p99 ms | p99.9 ms | errors |"
+            echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            for t in rule article handoff; do
+                case $t in
+                    rule) name="message answered by a rule" ;;
+                    article) name="message answered by an article" ;;
+                    handoff) name="message handed off" ;;
+                esac
+                echo "| $name | $(fmt "$(g ".postgresql.pinned.$t.rps")") | $(g ".postgresql.pinned.$t.p50_ms") | $(g ".postgresql.pinned.$t.p99_ms") | $(g ".postgresql.pinned.$t.p999_ms") | $(fmt "$(g ".postgresql.unpinned.$t.rps")") | $(g ".postgresql.unpinned.$t.p50_ms") | $(g ".postgresql.unpinned.$t.p99_ms") | $(g ".postgresql.unpinned.$t.p999_ms") | $(g "[.postgresql.pinned.$t, .postgresql.unpinned.$t] | map(.non2xx + .socket_errors + .wrong_source) | add") |"
+            done
+            echo
+            echo "| kefu on PostgreSQL / ceiling | rule | article | handoff |"
+            echo "| --- | ---: | ---: | ---: |"
+            for mode in pinned unpinned; do
+                echo "| $mode | $(g ".postgresql.ratios.$mode.rule * 1000 | round / 1000") | $(g ".postgresql.ratios.$mode.article * 1000 | round / 1000") | $(g ".postgresql.ratios.$mode.handoff * 1000 | round / 1000") |"
+            done
+            echo
+            echo "At half of kefu's pinned rule rate on PostgreSQL ($(g .postgresql.half_rate.rate) requests/s, the same open-loop client): p50 $(g .postgresql.half_rate.kefu.p50_ms) ms, p99 $(g .postgresql.half_rate.kefu.p99_ms) ms, p99.9 $(g .postgresql.half_rate.kefu.p999_ms) ms, $(fmt "$(g .postgresql.half_rate.kefu.reached)") req/s reached, $(g .postgresql.half_rate.kefu.errors) errors."
+            echo
+        fi
         echo "**Latency at half of kefu's maximum rate** ($(g .half_rate.rate) requests/s, half the pinned rule median): bench/rate_client.c, an open-loop client of ours (wrk2 is not in Debian) — request *i* is due at start + *i*/rate whatever happened before, goes out on the first idle keep-alive connection, and its latency runs from its due time to the answer's last byte, so a stall counts against every request it delayed. Pinned, $CONNS connections, $SECS s, median of $RUNS runs:"
         echo
         echo "| server | reached req/s | p50 ms | p99 ms | p99.9 ms | errors |"
@@ -293,7 +397,7 @@ EOF
             echo "| $s | $(fmt "$(g ".half_rate.$s.reached")") | $(g ".half_rate.$s.p50_ms") | $(g ".half_rate.$s.p99_ms") | $(g ".half_rate.$s.p999_ms") | $(g ".half_rate.$s.errors") |"
         done
         echo
-        echo "Targets: message endpoint ≥ 0.25× the ceiling — $(g 'if .targets[0].met then "met" else "missed" end') pinned ($(g '.targets[0].value')), $(g 'if .targets[1].met then "met" else "missed" end') unpinned ($(g '.targets[1].value')); p99 ≤ 10 ms at half rate — $(g 'if .targets[2].met then "met" else "missed" end') ($(g .half_rate.kefu.p99_ms) ms)."
+        echo "Targets: message endpoint ≥ 0.25× the ceiling — $(g 'if .targets[0].met then "met" else "missed" end') pinned ($(g '.targets[0].value')), $(g 'if .targets[1].met then "met" else "missed" end') unpinned ($(g '.targets[1].value')); p99 ≤ 10 ms at half rate — $(g 'if .targets[2].met then "met" else "missed" end') ($(g .half_rate.kefu.p99_ms) ms); the article and the handoff ≥ 0.15× — $(g 'if .targets[3].met then "met" else "missed" end') ($(g '.targets[3].value')) and $(g 'if .targets[4].met then "met" else "missed" end') ($(g '.targets[4].value')) pinned."
         echo
         echo "![requests/s per target](perf-http.png)"
         echo

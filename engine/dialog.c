@@ -14,6 +14,7 @@
  * and, while one of them commits, by the busy list (dialog_lock()); the
  * agent side is in dialog_agent.c. */
 #include "dialog_int.h"
+#include "jsonw.h"
 
 #include "action.h"
 #include "agents.h"
@@ -920,7 +921,8 @@ struct turn {
     struct dialog *d;
     struct store_conv c;
     struct store_customer cu;
-    json_t *mem; /* the conversation's memory: slots, pending, intents */
+    json_t *mem;             /* the conversation's memory without its intents: slots, variants, ... */
+    struct dialog_hist hist; /* the memory's intents (dialog_mem.c) */
     const char *text, *client_id;
     const char *cust_id, *cust_name, *cust_tier; /* the message's customer:{id, name?, tier?}, or NULL */
     char *redacted;                              /* the text as redacted (owned), or NULL */
@@ -1483,16 +1485,8 @@ static void remember_intent(struct turn *t)
     intent_topic(t, t->intent, topic, sizeof topic);
     json_object_set_new(t->mem, "last_intent", json_string(intent_name(t, t->intent)));
     json_object_set_new(t->mem, "last_topic", json_string(topic));
-    json_t *v = json_object_get(t->mem, "intents");
-    if (!json_is_array(v)) {
-        v = json_array();
-        json_object_set_new(t->mem, "intents", v);
-    }
-    if (json_array_size(v) >= 20)
-        json_array_remove(v, 0);
-    json_array_append_new(v, json_pack("{s:s, s:f, s:s, s:I}", "intent", intent_name(t, t->intent),
-                                       "confidence", shown(t->confidence), "source", dialog_src_names[t->src],
-                                       "seq", (json_int_t)(t->c.last_seq + 1)));
+    dialog_hist_add(&t->hist, intent_name(t, t->intent), shown(t->confidence), dialog_src_names[t->src],
+                    t->c.last_seq + 1);
 }
 
 /* The bot's turn: decide, check the triggers, fill the slot, answer. */
@@ -1690,12 +1684,12 @@ static int prepare_commit(struct turn *t)
     if (bot)
         snprintf(t->bot_text, sizeof t->bot_text, "%s%s%s", t->reply, *t->notice ? "\n" : "", t->notice);
     remember_quick(t, bot ? seq + 1 : 0);
-    t->memory = json_dumps(t->mem, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    t->memory = dialog_mem_dump(t->mem, &t->hist);
     t->c.memory = t->memory;
     t->packet = t->handoff ? handoff_packet(t, bot ? t->bot_text : NULL) : NULL;
     t->out = turn_result(t, bot ? seq + 1 : seq);
     /* kept only where a retry can ask for it again: with its client_id */
-    t->result = t->out && t->client_id ? json_dumps(t->out, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    t->result = t->out && t->client_id ? jsonw_dumps(t->out) : NULL;
     t->c.last_seq = bot ? seq + 1 : seq;
     t->c.updated_at = t->now;
     const char *src = dialog_src_names[t->src], *intent = intent_name(t, t->intent);
@@ -2036,6 +2030,7 @@ static void turn_release(struct turn *t)
         dialog_worker_put(t->d, t->w);
     rules_unref(t->rs);
     json_decref(t->mem);
+    dialog_hist_release(&t->hist);
     json_decref(t->quick);
     json_decref(t->articles);
     json_decref(t->out);
@@ -2060,12 +2055,8 @@ static int turn_load(struct turn *t, const char *id)
     if (rc < 0)
         return rc;
     store_get_customer(t->d->st, t->c.customer, &t->cu);
-    t->mem = json_loads(t->c.memory ? t->c.memory : "{}", 0, NULL);
-    store_conv_release(&t->c); /* t->mem is the memory from now on */
-    if (!json_is_object(t->mem)) {
-        json_decref(t->mem);
-        t->mem = json_object();
-    }
+    t->mem = dialog_mem_parse(t->c.memory, &t->hist);
+    store_conv_release(&t->c); /* t->mem and t->hist are the memory from now on */
     return t->mem ? 0 : KEFU_ENOMEM;
 }
 

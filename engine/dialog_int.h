@@ -213,4 +213,21 @@ void dialog_outbox_free(struct dialog *d);
 /* The localized system text for key in locale; static. */
 const char *dialog_say(const char *locale, const char *key);
 
+/* The intents a conversation's memory keeps ("intents"), each as its JSON
+ * text: element i is buf[off[i] .. off[i + 1]) (the last ends at len). */
+#define DIALOG_HIST 20
+struct dialog_hist {
+    char *buf;
+    size_t len, cap, n, off[DIALOG_HIST];
+};
+/* Reads the stored memory text (NULL: empty) into a new object without
+ * "intents" and h (emptied first; free with dialog_hist_release()). */
+json_t *dialog_mem_parse(const char *text, struct dialog_hist *h);
+/* Appends an intent understood to h, the oldest out past DIALOG_HIST; 0 or KEFU_ENOMEM. */
+int dialog_hist_add(struct dialog_hist *h, const char *intent, double confidence, const char *source,
+                    long long seq);
+/* The memory's text: mem with h as its "intents" (new string, NULL when out of memory). */
+char *dialog_mem_dump(json_t *mem, const struct dialog_hist *h);
+void dialog_hist_release(struct dialog_hist *h); /* frees h's text; h stays usable */
+
 #endif

@@ -19,6 +19,7 @@
  * never fall between "nothing new" and the suspension. Static files come
  * from the web directory, confined to it. api.c does everything else. */
 #include "http.h"
+#include "jsonw.h"
 
 #include "kefu.h"
 #include "log.h"
@@ -391,7 +392,7 @@ static enum MHD_Result send_resp(struct req *r)
     char *body = NULL;
     size_t n = 0;
     if (a->json) {
-        body = json_dumps(a->json, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        body = jsonw_dumps(a->json); /* the bytes json_dumps writes, faster */
         n = body ? strlen(body) : 0;
     } else if (a->text.len) {
         body = a->text.s;

@@ -56,7 +56,7 @@ tally "$(BUILD="${BUILD:-build}" sh tests/hostile.sh 2>&1)"
 # shortens the wall time)
 if [ -n "${KEFU_TEST_FULL:-}" ]; then
     fzout=$(mktemp)
-    FUZZ_BUILD="${FUZZ_BUILD:-build-fuzz}" sh tests/fuzz.sh smoke text rules kb api >"$fzout" 2>&1 &
+    FUZZ_BUILD="${FUZZ_BUILD:-build-fuzz}" sh tests/fuzz.sh smoke text rules kb api mem >"$fzout" 2>&1 &
     fzpid=$!
     vg=$(sh tests/valgrind.sh "$@" 2>&1)
     wait "$fzpid"
