@@ -65,20 +65,6 @@ start_kefu() {
     [ -n "$url" ] || { cat "$tmp/log" >&2; echo "bench: kefu serve did not start" >&2; exit 1; }
 }
 
-# make_convs N FILE: N conversations (or what ten 2 s wrk runs give) as "id token" lines
-make_convs() {
-    : >"$2"
-    tries=0
-    while [ "$(wc -l <"$2")" -lt "$1" ] && [ $tries -lt 10 ]; do
-        per=$((($1 - $(wc -l <"$2") + 1) / 2))
-        wrk -t2 -c16 -d2s -s bench/create.lua "$url" -- "$2.part" "$per" >/dev/null
-        cat "$2".part.* >>"$2" 2>/dev/null || true
-        rm -f "$2".part.*
-        tries=$((tries + 1))
-    done
-    [ -s "$2" ] || { echo "bench: no conversations were created" >&2; exit 1; }
-}
-
 # say TEXT: one message on the first conversation; prints the answer
 say() {
     c=$(head -1 "$tmp/convs")

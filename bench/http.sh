@@ -122,24 +122,6 @@ start_ceiling() {
     url="http://127.0.0.1:$port"
 }
 
-# make_convs N FILE: N conversations (or as many as ten 2 s wrk runs give) as "id token" lines.
-# wrk runs for its whole -d even when create.lua's threads stop early, so the runs are short
-# and repeated until N are made.
-make_convs() {
-    rm -f "$2" "$2".part.*
-    : >"$2"
-    tries=0
-    while [ "$(wc -l <"$2")" -lt "$1" ] && [ $tries -lt 10 ]; do
-        per=$((($1 - $(wc -l <"$2") + 1) / 2))
-        # shellcheck disable=SC2086
-        $cpin wrk -t2 -c16 -d2s -s bench/create.lua "$url" -- "$2.part" "$per" >/dev/null
-        cat "$2".part.* >>"$2" 2>/dev/null || true
-        rm -f "$2".part.*
-        tries=$((tries + 1))
-    done
-    [ -s "$2" ] || { echo "bench: no conversations were created" >&2; exit 1; }
-}
-
 # load NAME CONVFILE TEXT SOURCE [once]: one wrk run, its RESULT line appended to $tmp/NAME
 load() {
     extra=""
@@ -189,18 +171,18 @@ finish() {
     if [ -x bench/report.sh ]; then bench/report.sh; fi
 }
 
-# kefu_targets STORE MODE: the rule, article and handoff against kefu on STORE (pg), results in STORE.MODE.*
-kefu_targets() {
-    pg_kefu
+# kefu_loads PREFIX: the rule, article and handoff against the kefu started, results in
+# PREFIX.rule, PREFIX.article and PREFIX.handoff; stops it
+kefu_loads() {
     make_convs 1024 "$tmp/convs"
     make_convs "$H" "$tmp/hconvs"
     probe "$tmp/convs" "$RULE_TEXT" rule
     probe "$tmp/convs" "$ARTICLE_TEXT" kb
     tail -n +2 "$tmp/hconvs" >"$tmp/hconvs2"
     probe "$tmp/hconvs" "$HANDOFF_TEXT" handoff
-    load "$1.$2.rule" "$tmp/convs" "$RULE_TEXT" rule
-    load "$1.$2.article" "$tmp/convs" "$ARTICLE_TEXT" kb
-    load "$1.$2.handoff" "$tmp/hconvs2" "$HANDOFF_TEXT" handoff once
+    load "$1.rule" "$tmp/convs" "$RULE_TEXT" rule
+    load "$1.article" "$tmp/convs" "$ARTICLE_TEXT" kb
+    load "$1.handoff" "$tmp/hconvs2" "$HANDOFF_TEXT" handoff once
     stop_server
 }
 
@@ -219,17 +201,11 @@ run_http() {
             load "$mode.ceiling" "$tmp/cconvs" "$RULE_TEXT" rule
             stop_server
             start_kefu
-            make_convs 1024 "$tmp/convs"
-            make_convs "$H" "$tmp/hconvs"
-            probe "$tmp/convs" "$RULE_TEXT" rule
-            probe "$tmp/convs" "$ARTICLE_TEXT" kb
-            tail -n +2 "$tmp/hconvs" >"$tmp/hconvs2"
-            probe "$tmp/hconvs" "$HANDOFF_TEXT" handoff
-            load "$mode.rule" "$tmp/convs" "$RULE_TEXT" rule
-            load "$mode.article" "$tmp/convs" "$ARTICLE_TEXT" kb
-            load "$mode.handoff" "$tmp/hconvs2" "$HANDOFF_TEXT" handoff once
-            stop_server
-            if [ "$BENCH_PG" = 1 ]; then kefu_targets pg "$mode"; fi
+            kefu_loads "$mode"
+            if [ "$BENCH_PG" = 1 ]; then
+                pg_kefu
+                kefu_loads "pg.$mode"
+            fi
         done
     done
     # latency at half of kefu's rate (pinned), open loop

@@ -55,3 +55,22 @@ plot() {
 plot_head() {
     printf 'set terminal pngcairo size 800,450 font "sans,10"\nset output "%s"\nset grid lc rgb "#dddddd"\nset key top right\n' "$1"
 }
+
+# make_convs N FILE: N conversations on the server at $url (or as many as ten 2 s wrk runs
+# give) as "id token" lines; wrk runs under $cpin when the caller pins it.
+# wrk runs for its whole -d even when create.lua's threads stop early, so the runs are short
+# and repeated until N are made.
+make_convs() {
+    rm -f "$2" "$2".part.*
+    : >"$2"
+    tries=0
+    while [ "$(wc -l <"$2")" -lt "$1" ] && [ $tries -lt 10 ]; do
+        per=$((($1 - $(wc -l <"$2") + 1) / 2))
+        # shellcheck disable=SC2086
+        ${cpin:-} wrk -t2 -c16 -d2s -s bench/create.lua "$url" -- "$2.part" "$per" >/dev/null
+        cat "$2".part.* >>"$2" 2>/dev/null || true
+        rm -f "$2".part.*
+        tries=$((tries + 1))
+    done
+    [ -s "$2" ] || { echo "bench: no conversations were created" >&2; exit 1; }
+}

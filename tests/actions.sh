@@ -324,12 +324,7 @@ wait "$pid" 2>/dev/null
 pid=""
 
 # 9. the bundled shop: kefu demo-orders answers the bundled rules (what make run starts)
-"$KEFU" demo-orders --listen 127.0.0.1:0 >"$tmp/demo.out" 2>&1 &
-dpid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q 'serving on' "$tmp/demo.out"; do sleep 0.05; i=$((i + 1)); done
-D=$(sed -n 's/^kefu demo-orders: serving on //p' "$tmp/demo.out")
-sed "s#http://127.0.0.1:8089#$D#" demo/actions.json >"$tmp/demo.json"
+demo_orders "$tmp/demo.json"
 serve "$tmp/out" "$tmp/log" --data "$tmp/d2" --corpus "$tmp/corpus" --rate-limit 0 --actions "$tmp/demo.json" ||
     { no actions-demo-serve "$(cat "$tmp/log")"; exit 0; }
 conv demo-1

@@ -6,8 +6,7 @@ KEFU="${BUILD:-build}/kefu"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-ok() { echo "ok $1"; }
-no() { echo "not ok $1"; [ $# -gt 1 ] && printf '  %s\n' "$2"; }
+. tests/lib.sh
 
 # 1. the bundled rules check clean: every example routes to its own intent
 if "$KEFU" check rules >"$tmp/out" 2>"$tmp/err"; then
@@ -534,12 +533,7 @@ echo "$out" | grep -q '^  rules/tests/order_actions.test:[0-9]*: action order_st
     echo "$out" | grep -q '^  rules/tests/order_actions.test:[0-9]*: action refund_status (stub) -> ok in ' &&
     ! echo "$out" | grep -q '(real)' && ok test-v-action-calls || no test-v-action-calls "$out"
 # against a real endpoint (kefu demo-orders on a free loopback port) the same calls are marked real
-"$KEFU" demo-orders --listen 127.0.0.1:0 >"$tmp/demo.out" 2>&1 &
-dpid=$!
-i=0
-while [ $i -lt 200 ] && ! grep -q 'serving on' "$tmp/demo.out"; do sleep 0.05; i=$((i + 1)); done
-D=$(sed -n 's/^kefu demo-orders: serving on //p' "$tmp/demo.out")
-sed "s#http://127.0.0.1:8089#$D#" demo/actions.json >"$tmp/demo.json"
+demo_orders "$tmp/demo.json"
 out=$("$KEFU" ask --db "$tmp/none.db" --explain --actions "$tmp/demo.json" "where is my order KF12345678" 2>/dev/null)
 js=$("$KEFU" ask --db "$tmp/none.db" --json --actions "$tmp/demo.json" "where is my order KF99999999" 2>/dev/null)
 ch=$(printf 'where is my order KF12345678\n' | "$KEFU" chat --corpus "$tmp/nocorpus" --actions "$tmp/demo.json" 2>&1)

@@ -28,3 +28,14 @@ serve() {
     URL=$(sed -n 's/^kefu: serving on //p' "$_out")
     [ -n "$URL" ]
 }
+
+# demo_orders JSON: starts `kefu demo-orders` on a free loopback port in the background and writes
+# JSON, demo/actions.json pointed at it; sets dpid and D (its URL, empty when it did not start)
+demo_orders() {
+    "$KEFU" demo-orders --listen 127.0.0.1:0 >"$1.out" 2>&1 &
+    dpid=$!
+    _i=0
+    while [ $_i -lt 200 ] && ! grep -q 'serving on' "$1.out"; do sleep 0.05; _i=$((_i + 1)); done
+    D=$(sed -n 's/^kefu demo-orders: serving on //p' "$1.out")
+    sed "s#http://127.0.0.1:8089#$D#" demo/actions.json >"$1"
+}
