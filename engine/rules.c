@@ -1655,10 +1655,22 @@ const struct rules_intent *rules_intent(const struct rules *rs, size_t i)
 
 long rules_find(const struct rules *rs, const char *name)
 {
-    for (size_t k = 0; k < rs->n_intents; k++)
-        if (strcmp(rs->intents[k].name, name) == 0)
-            return (long)k;
-    return -1;
+    if (!rs->by_name) {
+        for (size_t k = 0; k < rs->n_intents; k++)
+            if (strcmp(rs->intents[k].name, name) == 0)
+                return (long)k;
+        return -1;
+    }
+    size_t lo = 0, hi = rs->n_intents; /* the first in name order not below name */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(rs->intents[rs->by_name[mid]].name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < rs->n_intents && strcmp(rs->intents[rs->by_name[lo]].name, name) == 0 ? (long)rs->by_name[lo]
+                                                                                      : -1;
 }
 
 double rules_default_threshold(const struct rules *rs)

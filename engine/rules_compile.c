@@ -892,8 +892,9 @@ static int nameref_cmp(const void *a, const void *b)
 }
 
 /* Reports every intent and concept name defined twice, at the later one (sorted, not pairwise:
- * a rule set of 10,000 intents would otherwise cost 50 million comparisons). */
-static void lint_names(struct builder *b)
+ * a rule set of 10,000 intents would otherwise cost 50 million comparisons), and keeps the
+ * intents' sorted order in rs->by_name for rules_find(). */
+static void lint_names(struct builder *b, struct rules *rs)
 {
     size_t n = b->n_intents > b->n_concepts ? b->n_intents : b->n_concepts;
     struct nameref *v = arena_alloc(&b->tmp, (n + 1) * sizeof *v);
@@ -903,6 +904,9 @@ static void lint_names(struct builder *b)
         v[k] = (struct nameref){b->intents[k].name, k};
     if (b->n_intents > 1)
         qsort(v, b->n_intents, sizeof *v, nameref_cmp);
+    if ((rs->by_name = arena_alloc(&rs->arena, (b->n_intents + 1) * sizeof *rs->by_name)))
+        for (size_t k = 0; k < b->n_intents; k++)
+            rs->by_name[k] = (uint32_t)v[k].i; /* equal names in file order: the first defined first */
     for (size_t k = 1, first = 0; k < b->n_intents; k++) {
         if (strcmp(v[k].name, v[first].name) != 0) {
             first = k;
@@ -984,7 +988,7 @@ int rules_compile(struct builder *b, struct rules *rs)
     text_toks_init(&c.toks);
     rs->default_threshold = b->default_threshold;
     rs->max_groups = 1;
-    lint_names(b);
+    lint_names(b, rs);
     rs->n_intents = b->n_intents;
     rs->intents = arena_alloc(&rs->arena, (b->n_intents + 1) * sizeof *rs->intents);
     size_t n_slots = 0;

@@ -108,6 +108,7 @@ struct rules {
 
     struct rules_intent *intents;
     size_t n_intents;
+    uint32_t *by_name; /* intent indexes in name order (rules_find()); NULL: none kept */
 
     struct lit *lits;
     size_t n_lits;

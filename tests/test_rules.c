@@ -158,6 +158,31 @@ static const char *full = "# a comment\n"
                           "  match hello | hi | 你好\n"
                           "  reply Hello {customer.name}!\n";
 
+/* rules_find() over intents whose file order is not their name order: each one
+ * at its own index; names before, between and after them, and a prefix, are -1. */
+static void test_find_by_name(void **state)
+{
+    (void)state;
+    char src[8192];
+    size_t at = 0;
+    for (int k = 0; k < 60; k++) /* i.37, i.74, i.11, ... : 37 is prime to 100 */
+        at += (size_t)snprintf(src + at, sizeof src - at, "intent i.%02d\n  match w%d\n", (k * 37) % 100, k);
+    struct rules_diag d;
+    struct rules *rs;
+    assert_int_equal(compile(src, &d, &rs), 0);
+    assert_int_equal(rules_count(rs), 60);
+    for (size_t k = 0; k < 60; k++)
+        assert_int_equal(rules_find(rs, rules_intent(rs, k)->name), (long)k);
+    assert_int_equal(rules_find(rs, "a"), -1);
+    assert_int_equal(rules_find(rs, "z"), -1);
+    assert_int_equal(rules_find(rs, "i."), -1);
+    assert_int_equal(rules_find(rs, "i.00x"), -1);
+    assert_int_equal(rules_find(rs, "i.01"), -1); /* 1 * 37 ... never 1 in the first 60 */
+    assert_int_equal(rules_find(rs, ""), -1);
+    rules_unref(rs);
+    rules_diag_release(&d);
+}
+
 static void test_full_intent(void **state)
 {
     (void)state;
@@ -544,13 +569,13 @@ static void test_actions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),         cmocka_unit_test(test_caret),
-        cmocka_unit_test(test_variants),       cmocka_unit_test(test_full_intent),
-        cmocka_unit_test(test_conditions),     cmocka_unit_test(test_witness),
-        cmocka_unit_test(test_warnings),       cmocka_unit_test(test_refcount),
-        cmocka_unit_test(test_alloc_failures), cmocka_unit_test(test_bad_utf8_file),
-        cmocka_unit_test(test_mutations),      cmocka_unit_test(test_render),
-        cmocka_unit_test(test_actions),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_caret),
+        cmocka_unit_test(test_variants),      cmocka_unit_test(test_find_by_name),
+        cmocka_unit_test(test_full_intent),   cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_witness),       cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_refcount),      cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_bad_utf8_file), cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_render),        cmocka_unit_test(test_actions),
     };
     return cmocka_run_group_tests_name("rules", tests, NULL, NULL);
 }
