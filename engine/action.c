@@ -164,24 +164,26 @@ static struct endpoint *ep_read(const char *path, const char *name, json_t *o, c
     e->secret = secret && *secret ? kefu_strndup(secret, strlen(secret)) : NULL;
     e->timeout_s = num_or(o, "timeout_s", 2);
     double mb = num_or(o, "max_bytes", 64 * 1024);
-    e->concurrency = (int)num_or(o, "concurrency", 64);
-    e->breaker_failures = (int)num_or(o, "breaker_failures", 5);
+    double conc = num_or(o, "concurrency", 64), fails = num_or(o, "breaker_failures", 5);
     e->breaker_open_s = num_or(o, "breaker_open_s", 10);
     if (!e->name || !e->url || (secret && *secret && !e->secret)) {
         snprintf(err, cap, "out of memory");
         ep_free(e);
         return NULL;
     }
-    if (e->timeout_s <= 0 || e->timeout_s > 60 || mb < 2 || mb > 16 * 1024 * 1024 || e->concurrency < 1 ||
-        e->breaker_failures < 1 || e->breaker_open_s <= 0) {
+    if (!(e->timeout_s > 0 && e->timeout_s <= 60) || !(mb >= 2 && mb <= 16 * 1024 * 1024) ||
+        !(conc >= 1 && conc <= 100000) || !(fails >= 1 && fails <= 100000) ||
+        !(e->breaker_open_s > 0 && e->breaker_open_s <= 86400)) {
         snprintf(err, cap,
-                 "%s: action '%s': timeout_s must be in (0, 60], max_bytes in [2, 16777216], concurrency, "
-                 "breaker_failures and breaker_open_s positive",
+                 "%s: action '%s': timeout_s must be in (0, 60], max_bytes in [2, 16777216], concurrency and "
+                 "breaker_failures in [1, 100000], breaker_open_s in (0, 86400]",
                  path, name);
         ep_free(e);
         return NULL;
     }
     e->max_bytes = (size_t)mb;
+    e->concurrency = (int)conc;
+    e->breaker_failures = (int)fails;
     return e;
 }
 

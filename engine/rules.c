@@ -1238,7 +1238,8 @@ static void stmt_setting(struct cur *c, struct bintent *it, const char *kw, size
             err_at(c, at, "intent '%s' already has a priority", it->name);
         else if (v != floor(v) || v < -100 || v > 100)
             err_at(c, vat, "priority must be a whole number from -100 to 100");
-        it->priority = (int)v;
+        else
+            it->priority = (int)v;
         it->has_priority = 1;
     } else if (word_is(kw, kn, "threshold")) {
         double v;

@@ -150,7 +150,7 @@ static int number(const char *flag, const char *v, double lo, double hi, double 
 {
     char *end;
     double x = v ? strtod(v, &end) : 0;
-    if (!v || !*v || *end || x < lo || x > hi)
+    if (!v || !*v || *end || !(x >= lo && x <= hi))
         return bad("%s needs a number in range", flag);
     *out = x;
     return 0;

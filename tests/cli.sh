@@ -514,6 +514,14 @@ s3=$?
     [ $s2 -eq 2 ] && grep -q "acts2.json: action 'a': unknown key 'tls'" "$tmp/err2" &&
     [ $s3 -eq 2 ] && grep -q "acts3.json:2:11: unexpected token" "$tmp/err3" &&
     ok actions-config-errors || no actions-config-errors "$(cat "$tmp/err1" "$tmp/err2" "$tmp/err3")"
+# serve's numeric flags refuse what is not a number in range (nan passed range checks once)
+"$KEFU" serve --threads nan >/dev/null 2>"$tmp/err1"
+s1=$?
+"$KEFU" serve --miss-limit 1e300 >/dev/null 2>"$tmp/err2"
+s2=$?
+[ $s1 -eq 2 ] && grep -qx "kefu: --threads needs a number in range" "$tmp/err1" &&
+    [ $s2 -eq 2 ] && grep -qx "kefu: --miss-limit needs a number in range" "$tmp/err2" &&
+    ok serve-flag-numbers || no serve-flag-numbers "$(cat "$tmp/err1" "$tmp/err2")"
 printf 'conversation x\n  action order_status answers [1]\n  action order_status maybe\n' >"$tmp/bad.test"
 "$KEFU" test "$tmp/bad.test" >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "bad.test:2:3: 'answers' takes a JSON object on the same line" "$tmp/err" &&

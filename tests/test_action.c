@@ -71,6 +71,12 @@ static const struct conf_case {
     {"1.11", "{\"a\": 1}", KEFU_EINVAL, "action 'a' must be an object"},
     {"1.12", "{\"a\": {\"url\": \"http://h/\"},\n \"a\": {\"url\": \"http://h/\"}}", KEFU_ESYNTAX, ":2:"},
     {"1.13", "{\"a\": {\"url\": \"http://h/\"", KEFU_ESYNTAX, ":1:"},
+    {"1.14", "{\"a\": {\"url\": \"http://h/\", \"concurrency\": 1e300}}", KEFU_EINVAL,
+     "concurrency and breaker_failures in [1, 100000]"},
+    {"1.15", "{\"a\": {\"url\": \"http://h/\", \"breaker_failures\": 0.5}}", KEFU_EINVAL,
+     "concurrency and breaker_failures in [1, 100000]"},
+    {"1.16", "{\"a\": {\"url\": \"http://h/\", \"breaker_open_s\": 1e9}}", KEFU_EINVAL,
+     "breaker_open_s in (0, 86400]"},
 };
 
 static void test_config(void **state)

@@ -42,6 +42,7 @@ static const struct err_case {
     {"1.14", "intent a\n  regex /abc\n", 2, 9, "unterminated regex"},
     {"1.15", "intent a\n  regex /abc/g\n", 2, 14, "unknown regex flag 'g'"},
     {"1.16", "intent a\n  priority 500\n", 2, 12, "priority must be a whole number"},
+    {"1.16b", "intent a\n  priority 1e300\n", 2, 12, "priority must be a whole number"},
     {"1.17", "intent a\n  threshold 1.5\n", 2, 13, "threshold must be between 0 and 1"},
     {"1.18", "intent a\n  when planet = mars\n", 2, 8, "unknown attribute 'planet'"},
     {"1.19", "intent a\n  handoff queue\n", 2, 16, "expected a queue name"},
